@@ -1,0 +1,46 @@
+# Angzarr Mesh: `make` is the front door. `make dev` runs it, `make test`
+# tests it; both install what a fresh machine lacks first (`make deps`).
+SHELL := /bin/bash
+GO ?= go
+TOOLS := $(CURDIR)/build/tools
+export PATH := $(TOOLS):$(PATH)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/angzarr-mesh/angzarr/internal/version.Version=$(VERSION)
+# The race detector and a generous timeout: CI runs this on 2 cores.
+TESTFLAGS ?= -race -timeout 25m
+
+.PHONY: all deps build proto test test-go lint bench clean
+
+all: build
+
+## deps: install missing Debian packages (redis-server, protoc, ...) and the pinned Go tools
+deps:
+	@./scripts/deps.sh
+
+## build: build the angzarr CLI into build/angzarr
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o build/angzarr ./cmd/angzarr
+
+## proto: regenerate the Go code beside every .proto
+proto: deps
+	./scripts/protogen.sh
+
+## lint: gofmt, go vet, staticcheck
+lint: deps
+	@fmt=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	  if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	staticcheck ./...
+
+## test: everything CI runs: lint, then unit and integration tests with -race
+test: deps lint test-go
+
+test-go:
+	$(GO) test $(TESTFLAGS) ./...
+
+## bench: benchmarks that print their figures beside a baseline from the same run
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+clean:
+	rm -rf build
