@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/angzarr-mesh/angzarr/internal/version.Version=$(VERSION
 # The race detector and a generous timeout: CI runs this on 2 cores.
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build proto test test-go lint bench clean
+.PHONY: all deps build filter proto test test-go lint bench clean
 
 all: build
 
@@ -20,6 +20,10 @@ deps:
 ## build: build the angzarr CLI into build/angzarr
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o build/angzarr ./cmd/angzarr
+
+## filter: build the Wasm filter into build/angzarr-filter.wasm (standard Go, wasip1 reactor)
+filter:
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o build/angzarr-filter.wasm ./filter/cmd/angzarr-filter
 
 ## proto: regenerate the Go code beside every .proto
 proto: deps

@@ -35,7 +35,10 @@ const (
 type BusinessLogicClient interface {
 	// Decide on a command. Return the new events (pages need no sequence; the
 	// framework numbers them) and optionally snapshot_state, or a gRPC error to
-	// reject the command (nothing is stored).
+	// reject the command (nothing is stored). A CommandBook with no pages
+	// asks for no decision: answer an empty EventBook (the framework uses such
+	// no-op calls when it must answer without a new decision, e.g. Record or an
+	// idempotent repeat).
 	Handle(ctx context.Context, in *ContextualCommand, opts ...grpc.CallOption) (*EventBook, error)
 }
 
@@ -66,7 +69,10 @@ func (c *businessLogicClient) Handle(ctx context.Context, in *ContextualCommand,
 type BusinessLogicServer interface {
 	// Decide on a command. Return the new events (pages need no sequence; the
 	// framework numbers them) and optionally snapshot_state, or a gRPC error to
-	// reject the command (nothing is stored).
+	// reject the command (nothing is stored). A CommandBook with no pages
+	// asks for no decision: answer an empty EventBook (the framework uses such
+	// no-op calls when it must answer without a new decision, e.g. Record or an
+	// idempotent repeat).
 	Handle(context.Context, *ContextualCommand) (*EventBook, error)
 	mustEmbedUnimplementedBusinessLogicServer()
 }
