@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/angzarr-mesh/angzarr/internal/version.Version=$(VERSION
 # The race detector and a generous timeout: CI runs this on 2 cores.
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build filter proto test test-go lint bench clean
+.PHONY: all deps build filter proto test test-go test-python lint bench clean
 
 all: build
 
@@ -37,10 +37,14 @@ lint: deps
 	staticcheck ./...
 
 ## test: everything CI runs: lint, then unit and integration tests with -race
-test: deps lint test-go
+test: deps lint test-go test-python
 
 test-go:
 	$(GO) test $(TESTFLAGS) ./...
+
+# Debian's python3 (with python3-grpcio), not a pyenv one earlier on PATH.
+test-python:
+	/usr/bin/python3 -m unittest discover -s examples/python/customer -t examples/python/customer
 
 ## bench: benchmarks that print their figures beside a baseline from the same run
 bench: deps

@@ -1,0 +1,39 @@
+package sagas
+
+import (
+	"fmt"
+
+	"github.com/angzarr-mesh/angzarr/examples/go/customer"
+	"github.com/angzarr-mesh/angzarr/examples/go/roots"
+	"github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/proto/examples"
+	"github.com/angzarr-mesh/angzarr/sdk"
+)
+
+// LoyaltyEarnName is the loyalty-earn saga's name.
+const LoyaltyEarnName = "loyalty-earn"
+
+// LoyaltyEarn credits the points a completed order earned to its customer.
+func LoyaltyEarn() *sdk.Saga {
+	s := sdk.NewSaga(LoyaltyEarnName)
+	sdk.React(s, func(order *angzarr.Cover, e *examples.OrderCompleted) ([]*angzarr.CommandBook, error) {
+		if e.LoyaltyPointsEarned <= 0 {
+			return nil, nil
+		}
+		cmd, err := sdk.Command(customer.Domain, roots.Parse(e.CustomerId), order.GetCorrelationId(), &examples.AddLoyaltyPoints{
+			Points: e.LoyaltyPointsEarned,
+			Reason: fmt.Sprintf("earned by order %s", orderID(order)),
+		})
+		return []*angzarr.CommandBook{cmd}, err
+	})
+	return s
+}
+
+// orderID is an order's id: its root in canonical string form.
+func orderID(order *angzarr.Cover) string {
+	id, err := sdk.RootID(order.GetRoot())
+	if err != nil {
+		return ""
+	}
+	return id.String()
+}

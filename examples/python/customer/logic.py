@@ -1,0 +1,68 @@
+"""The customer domain's business logic: customers and their loyalty points."""
+import gen_path  # noqa: F401  (puts the generated stubs on sys.path)
+from aggregate import Aggregate, invalid, precondition
+from examples import customer_pb2 as pb
+
+DOMAIN = "customer"
+
+
+def apply(state, event):
+    """Folds one event into the state."""
+    if isinstance(event, pb.CustomerCreated):
+        state.name, state.email = event.name, event.email
+    elif isinstance(event, pb.LoyaltyPointsAdded):
+        state.loyalty_points, state.lifetime_points = event.new_balance, event.new_lifetime_points
+    elif isinstance(event, pb.LoyaltyPointsRedeemed):
+        state.loyalty_points = event.new_balance
+
+
+def exists(state):
+    return state.name != ""
+
+
+def create(state, cmd):
+    if exists(state):
+        raise precondition("customer already exists")
+    if not cmd.name:
+        raise invalid("customer name is required")
+    if not cmd.email:
+        raise invalid("customer email is required")
+    return [pb.CustomerCreated(name=cmd.name, email=cmd.email)]
+
+
+def add_points(state, cmd):
+    if not exists(state):
+        raise precondition("customer does not exist")
+    if cmd.points <= 0:
+        raise invalid("points must be positive, got %d" % cmd.points)
+    return [pb.LoyaltyPointsAdded(
+        points=cmd.points,
+        new_balance=state.loyalty_points + cmd.points,
+        reason=cmd.reason,
+        new_lifetime_points=state.lifetime_points + cmd.points,
+    )]
+
+
+def redeem_points(state, cmd):
+    if not exists(state):
+        raise precondition("customer does not exist")
+    if cmd.points <= 0:
+        raise invalid("points must be positive, got %d" % cmd.points)
+    if cmd.points > state.loyalty_points:
+        raise precondition("insufficient points: balance %d, asked %d" % (state.loyalty_points, cmd.points))
+    return [pb.LoyaltyPointsRedeemed(
+        points=cmd.points,
+        new_balance=state.loyalty_points - cmd.points,
+        redemption_type=cmd.redemption_type,
+    )]
+
+
+def logic():
+    """The customer domain's business logic."""
+    return Aggregate(
+        DOMAIN,
+        pb.CustomerState,
+        apply,
+        {pb.CreateCustomer: create, pb.AddLoyaltyPoints: add_points, pb.RedeemLoyaltyPoints: redeem_points},
+        [pb.CustomerCreated, pb.LoyaltyPointsAdded, pb.LoyaltyPointsRedeemed],
+    )

@@ -1,0 +1,145 @@
+"""The customer rules of DOMAINS.md, given / when / then.
+
+    /usr/bin/python3 -m unittest discover -s examples/python/customer -t examples/python/customer
+"""
+import unittest
+
+import grpc
+
+import gen_path  # noqa: F401
+import logic
+from aggregate import Rejection
+from angzarr import types_pb2
+from examples import customer_pb2 as pb
+
+CREATED = pb.CustomerCreated(name="Ann", email="ann@example.com")
+
+
+def contextual(given, when, snapshot=None, snapshot_sequence=0):
+    """A ContextualCommand: history `given` (numbered after the snapshot),
+    command `when`."""
+    cc = types_pb2.ContextualCommand()
+    cover = types_pb2.Cover(domain=logic.DOMAIN, correlation_id="test")
+    cover.root.value = bytes(range(16))
+    cc.events.cover.CopyFrom(cover)
+    cc.command.cover.CopyFrom(cover)
+    if snapshot is not None:
+        cc.events.snapshot.sequence = snapshot_sequence
+        cc.events.snapshot.state.Pack(snapshot)
+    for i, event in enumerate(given):
+        page = cc.events.pages.add()
+        page.num = snapshot_sequence + i
+        page.event.Pack(event)
+    page = cc.command.pages.add()
+    page.sequence = snapshot_sequence + len(given)
+    page.command.Pack(when)
+    return cc
+
+
+class Case(unittest.TestCase):
+    """Given / when / then against the customer logic."""
+
+    def then_events(self, given, when, *want, **kw):
+        book = logic.logic().handle(contextual(given, when, **kw))
+        got = []
+        for page in book.pages:
+            event = logic.logic().unpack_event(page.event)
+            self.assertIsNotNone(event, page.event.type_url)
+            got.append(event)
+        self.assertEqual(got, list(want))
+        self.assertEqual(book.cover.correlation_id, "test")
+
+    def then_rejected(self, given, when, code, phrase):
+        with self.assertRaises(Rejection) as caught:
+            logic.logic().handle(contextual(given, when))
+        self.assertEqual(caught.exception.code, code)
+        self.assertIn(phrase.lower(), caught.exception.message.lower())
+
+
+INVALID, PRECONDITION = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION
+
+
+class CreateTest(Case):
+    def test_create(self):
+        self.then_events([], pb.CreateCustomer(name="Ann", email="ann@example.com"), CREATED)
+
+    def test_create_when_it_exists(self):
+        self.then_rejected([CREATED], pb.CreateCustomer(name="Bob", email="b@x"), PRECONDITION, "already exists")
+
+    def test_empty_name(self):
+        self.then_rejected([], pb.CreateCustomer(email="ann@example.com"), INVALID, "name")
+
+    def test_empty_email(self):
+        self.then_rejected([], pb.CreateCustomer(name="Ann"), INVALID, "email")
+
+
+class AddTest(Case):
+    def test_balance_accumulates_50_then_30_to_80(self):
+        self.then_events(
+            [CREATED, pb.LoyaltyPointsAdded(points=50, new_balance=50, new_lifetime_points=50)],
+            pb.AddLoyaltyPoints(points=30, reason="order"),
+            pb.LoyaltyPointsAdded(points=30, new_balance=80, reason="order", new_lifetime_points=80))
+
+    def test_missing_customer(self):
+        self.then_rejected([], pb.AddLoyaltyPoints(points=10), PRECONDITION, "does not exist")
+
+    def test_zero_points(self):
+        self.then_rejected([CREATED], pb.AddLoyaltyPoints(points=0), INVALID, "positive")
+
+    def test_negative_points(self):
+        self.then_rejected([CREATED], pb.AddLoyaltyPoints(points=-5), INVALID, "positive")
+
+
+class RedeemTest(Case):
+    def test_redeem(self):
+        self.then_events(
+            [CREATED, pb.LoyaltyPointsAdded(points=100, new_balance=100, new_lifetime_points=100)],
+            pb.RedeemLoyaltyPoints(points=30, redemption_type="discount"),
+            pb.LoyaltyPointsRedeemed(points=30, new_balance=70, redemption_type="discount"))
+
+    def test_more_than_the_balance(self):
+        self.then_rejected(
+            [CREATED, pb.LoyaltyPointsAdded(points=20, new_balance=20, new_lifetime_points=20)],
+            pb.RedeemLoyaltyPoints(points=21), PRECONDITION, "insufficient points")
+
+    def test_missing_customer(self):
+        self.then_rejected([], pb.RedeemLoyaltyPoints(points=1), PRECONDITION, "does not exist")
+
+    def test_zero_points(self):
+        self.then_rejected([CREATED], pb.RedeemLoyaltyPoints(points=0), INVALID, "positive")
+
+    def test_negative_points(self):
+        self.then_rejected([CREATED], pb.RedeemLoyaltyPoints(points=-1), INVALID, "positive")
+
+
+class LifetimeTest(Case):
+    def test_redemptions_never_lower_lifetime_points(self):
+        """+100, +50, -30 as commands: balance 120, lifetime 150."""
+        agg, history = logic.logic(), [CREATED]
+        for cmd in [pb.AddLoyaltyPoints(points=100), pb.AddLoyaltyPoints(points=50), pb.RedeemLoyaltyPoints(points=30)]:
+            for page in agg.handle(contextual(history, cmd)).pages:
+                history.append(agg.unpack_event(page.event))
+        state = agg.rebuild(contextual(history, pb.AddLoyaltyPoints(points=1)).events)
+        self.assertEqual((state.loyalty_points, state.lifetime_points), (120, 150))
+
+
+class RunnerTest(Case):
+    def test_state_from_a_snapshot(self):
+        self.then_events(
+            [pb.LoyaltyPointsAdded(points=5, new_balance=105, new_lifetime_points=205)],
+            pb.AddLoyaltyPoints(points=1),
+            pb.LoyaltyPointsAdded(points=1, new_balance=106, new_lifetime_points=206),
+            snapshot=pb.CustomerState(name="Ann", email="a@x", loyalty_points=100, lifetime_points=200),
+            snapshot_sequence=7)
+
+    def test_unknown_command(self):
+        self.then_rejected([], pb.CustomerCreated(name="x"), INVALID, "no handler")
+
+    def test_no_pages_is_a_no_op(self):
+        cc = contextual([CREATED], pb.AddLoyaltyPoints(points=1))
+        del cc.command.pages[:]
+        self.assertEqual(len(logic.logic().handle(cc).pages), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
