@@ -17,6 +17,7 @@ verbs to send commands and read events.`,
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newProxyCmd(),
 	)
 	return root
 }

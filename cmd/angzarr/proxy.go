@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/angzarr-mesh/angzarr/wasmhost"
+)
+
+// newProxyCmd is `angzarr proxy`: the local proxy-wasm host (wasmhost)
+// running the filter .wasm the way Envoy does.
+func newProxyCmd() *cobra.Command {
+	var (
+		cfg          wasmhost.Config
+		pluginConfig string
+		vmConfig     string
+		clusters     []string
+		profile      string
+	)
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run the Wasm filter in a local h2c gRPC proxy (proxy-wasm host, Envoy semantics)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.WASIProfile = wasmhost.WASIProfile(profile)
+			if pluginConfig != "" {
+				b, err := os.ReadFile(pluginConfig)
+				if err != nil {
+					return fmt.Errorf("plugin config: %w", err)
+				}
+				cfg.Plugin.Configuration = b
+			}
+			if vmConfig != "" {
+				b, err := os.ReadFile(vmConfig)
+				if err != nil {
+					return fmt.Errorf("vm config: %w", err)
+				}
+				cfg.Plugin.VMConfiguration = b
+			}
+			cfg.Clusters = map[string]string{}
+			for _, c := range clusters {
+				name, addr, err := wasmhost.ParseCluster(c)
+				if err != nil {
+					return err
+				}
+				cfg.Clusters[name] = addr
+			}
+			cfg.Logger = slog.Default()
+			h, err := wasmhost.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return h.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:15001", "h2c listen address")
+	f.StringVar(&cfg.Upstream, "upstream", "", "upstream HOST:PORT (HTTP/2 prior knowledge)")
+	f.StringVar(&cfg.FilterPath, "filter", "", "path of the filter .wasm")
+	f.StringVar(&pluginConfig, "plugin-config", "", "file with the plugin configuration (buffer 7)")
+	f.StringVar(&vmConfig, "vm-config", "", "file with the VM configuration (buffer 6)")
+	f.StringArrayVar(&clusters, "cluster", nil, "callout cluster NAME=HOST:PORT (repeatable)")
+	f.StringVar(&cfg.AdminListen, "admin-listen", "", "admin listen address (/stats/prometheus, /ready)")
+	f.BoolVar(&cfg.FailOpen, "fail-open", false, "pass traffic through when the plugin fails (default: fail closed)")
+	f.StringVar(&profile, "wasi-profile", string(wasmhost.WASIEnvoyCurrent), "WASI profile: envoy-1.33 or envoy-current")
+	f.IntVar(&cfg.VMs, "vms", runtime.GOMAXPROCS(0), "number of VMs (one per worker)")
+	f.StringVar(&cfg.Plugin.RootID, "root-id", "", "plugin root id")
+	f.StringVar(&cfg.Plugin.Name, "plugin-name", "angzarr", "plugin name")
+	f.StringVar(&cfg.Plugin.VMID, "vm-id", "", "plugin vm id (scope of shared data and queues)")
+	f.StringVar(&cfg.NodeID, "node-id", "", "node id (property node.id)")
+	_ = cmd.MarkFlagRequired("upstream")
+	_ = cmd.MarkFlagRequired("filter")
+	return cmd
+}

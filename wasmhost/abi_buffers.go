@@ -1,0 +1,131 @@
+package wasmhost
+
+// Buffer host functions. Bodies are visible during their body callback and,
+// once a body callback returned PAUSE, while they stay buffered (also from
+// callout callbacks after proxy_set_effective_context) — otherwise
+// NOT_FOUND. The plugin configuration (7) is readable only during
+// proxy_on_configure, the VM configuration (6) always; the callout buffers
+// (4, 5) during their callbacks. set_buffer_bytes follows Envoy's
+// Buffer::copyFrom: start=0,size=0 prepends; start=0,size>=len replaces the
+// whole buffer; start>=len appends; anything else is BAD_ARGUMENT; the
+// read-only buffers answer BAD_ARGUMENT.
+
+// bufferFor returns the buffer's bytes, whether it exists now, and a setter
+// for the mutable ones.
+func (v *vm) bufferFor(t bufferType) ([]byte, bool, func([]byte)) {
+	s := v.contextStream()
+	switch t {
+	case bufferRequestBody:
+		if s != nil && s.reqBodyVisible {
+			return s.reqBody, true, func(b []byte) { s.reqBody = b }
+		}
+	case bufferResponseBody:
+		if s != nil && s.respBodyVisible {
+			return s.respBody, true, func(b []byte) { s.respBody = b }
+		}
+	case bufferHTTPCallResponse:
+		if v.httpResp != nil {
+			return v.httpResp.body, true, nil
+		}
+	case bufferGRPCReceive:
+		if v.grpcRecvSet {
+			return v.grpcRecv, true, nil
+		}
+	case bufferVMConfiguration:
+		return v.gen.plugin.VMConfiguration, true, nil
+	case bufferPluginConfig:
+		if v.configuring {
+			return v.gen.plugin.Configuration, true, nil
+		}
+	case bufferCallData:
+		return v.callData, true, nil
+	}
+	return nil, false, nil
+}
+
+// proxy_get_buffer_bytes(buffer_type, start, max_size, return_ptr, return_size)
+func abiGetBufferBytes(v *vm, s []uint64) {
+	t := bufferType(s[0])
+	if t > bufferTypeMax {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	buf, ok, _ := v.bufferFor(t)
+	if !ok {
+		setStatus(s, statusNotFound)
+		return
+	}
+	start, length := uint64(uint32(s[1])), uint64(uint32(s[2]))
+	size := uint64(len(buf))
+	switch {
+	case start > size:
+		length = 0
+	case start+length > size:
+		length = size - start
+	}
+	if length == 0 {
+		if !v.writeU32(uint32(s[3]), 0) || !v.writeU32(uint32(s[4]), 0) {
+			setStatus(s, statusInvalidMemoryAccess)
+			return
+		}
+		setStatus(s, statusOK)
+		return
+	}
+	setStatus(s, v.copyOut(buf[start:start+length], uint32(s[3]), uint32(s[4])))
+}
+
+// proxy_get_buffer_status(buffer_type, return_length_ptr, return_flags_ptr)
+func abiGetBufferStatus(v *vm, s []uint64) {
+	t := bufferType(s[0])
+	if t > bufferTypeMax {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	buf, ok, _ := v.bufferFor(t)
+	if !ok {
+		setStatus(s, statusNotFound)
+		return
+	}
+	if !v.writeU32(uint32(s[1]), uint32(len(buf))) || !v.writeU32(uint32(s[2]), 0) {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_set_buffer_bytes(buffer_type, start, size, buffer_ptr, buffer_size)
+func abiSetBufferBytes(v *vm, s []uint64) {
+	t := bufferType(s[0])
+	if t > bufferTypeMax {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	buf, ok, set := v.bufferFor(t)
+	if !ok {
+		setStatus(s, statusNotFound)
+		return
+	}
+	data, ok := v.readBytes(uint32(s[3]), uint32(s[4]))
+	if !ok {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	if set == nil {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	start, length := uint64(uint32(s[1])), uint64(uint32(s[2]))
+	size := uint64(len(buf))
+	switch {
+	case start == 0 && length == 0:
+		set(append(data, buf...))
+	case start == 0 && length >= size:
+		set(data)
+	case start != 0 && start >= size:
+		set(append(buf, data...))
+	default:
+		setStatus(s, statusBadArgument)
+		return
+	}
+	setStatus(s, statusOK)
+}

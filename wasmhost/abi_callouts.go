@@ -1,0 +1,237 @@
+package wasmhost
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Callout host functions. Callouts belong to the root context: their
+// results are delivered as proxy_on_http_call_response / proxy_on_grpc_*
+// on the root context id, on the VM that made them, even after the stream
+// that triggered them finished. Clusters are Config.Clusters.
+
+// proxy_http_call(upstream_ptr, upstream_size, headers_ptr, headers_size,
+// body_ptr, body_size, trailers_ptr, trailers_size, timeout_ms, return_token_ptr)
+func abiHTTPCall(v *vm, s []uint64) {
+	cluster, ok1 := v.readString(uint32(s[0]), uint32(s[1]))
+	hdrs, ok2 := v.read(uint32(s[2]), uint32(s[3]))
+	body, ok3 := v.readBytes(uint32(s[4]), uint32(s[5]))
+	trl, ok4 := v.read(uint32(s[6]), uint32(s[7]))
+	if !ok1 || !ok2 || !ok3 || !ok4 || !v.writeU32(uint32(s[9]), 0) {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	timeout := int32(uint32(s[8]))
+	if timeout < 0 {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	addr, ok := v.gen.h.cluster(cluster)
+	if !ok {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	headers := &headerMap{}
+	headers.setPairs(decodePairs(hdrs))
+	for _, k := range []string{":path", ":method", ":authority"} {
+		if _, ok := headers.get(k); !ok {
+			setStatus(s, statusBadArgument)
+			return
+		}
+	}
+	trailers := &headerMap{}
+	trailers.setPairs(decodePairs(trl))
+	token := v.newHTTPToken()
+	c := v.startCallout(token, calloutHTTP)
+	v.writeU32(uint32(s[9]), token)
+	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers, timeout: time.Duration(timeout) * time.Millisecond}
+	v.gen.h.goBackground(func() { v.runHTTPCall(c, req) })
+	setStatus(s, statusOK)
+}
+
+// proxy_grpc_call(service_ptr, service_size, service_name_ptr,
+// service_name_size, method_ptr, method_size, initial_metadata_ptr,
+// initial_metadata_size, message_ptr, message_size, timeout_ms,
+// return_token_ptr). "service" is a cluster name or a serialised
+// envoy.config.core.v3.GrpcService naming one (envoy_grpc.cluster_name).
+// Success delivers proxy_on_grpc_receive only; failure proxy_on_grpc_close
+// only, with the message readable through proxy_get_status (Envoy's
+// GrpcCallClientHandler).
+func abiGRPCCall(v *vm, s []uint64) {
+	service, ok1 := v.readBytes(uint32(s[0]), uint32(s[1]))
+	svcName, ok2 := v.readString(uint32(s[2]), uint32(s[3]))
+	method, ok3 := v.readString(uint32(s[4]), uint32(s[5]))
+	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
+	msg, ok5 := v.readBytes(uint32(s[8]), uint32(s[9]))
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	addr, st := v.resolveGRPCService(service)
+	if st != statusOK {
+		setStatus(s, st)
+		return
+	}
+	metadata := &headerMap{}
+	metadata.setPairs(decodePairs(md))
+	token := v.newGRPCToken(true)
+	if !v.writeU32(uint32(s[11]), token) {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	c := v.startCallout(token, calloutGRPCCall)
+	req := grpcRequest{addr: addr, path: "/" + svcName + "/" + method, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
+	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, msg) })
+	setStatus(s, statusOK)
+}
+
+// proxy_grpc_stream(service_ptr, service_size, service_name_ptr,
+// service_name_size, method_ptr, method_size, initial_metadata_ptr,
+// initial_metadata_size, return_token_ptr)
+func abiGRPCStream(v *vm, s []uint64) {
+	service, ok1 := v.readBytes(uint32(s[0]), uint32(s[1]))
+	svcName, ok2 := v.readString(uint32(s[2]), uint32(s[3]))
+	method, ok3 := v.readString(uint32(s[4]), uint32(s[5]))
+	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	addr, st := v.resolveGRPCService(service)
+	if st != statusOK {
+		setStatus(s, st)
+		return
+	}
+	metadata := &headerMap{}
+	metadata.setPairs(decodePairs(md))
+	token := v.newGRPCToken(false)
+	if !v.writeU32(uint32(s[8]), token) {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	c := v.startCallout(token, calloutGRPCStream)
+	c.stream = newGRPCStreamState()
+	req := grpcRequest{addr: addr, path: "/" + svcName + "/" + method, metadata: metadata}
+	v.gen.h.goBackground(func() { v.runGRPCStream(c, req) })
+	setStatus(s, statusOK)
+}
+
+// proxy_grpc_send(token, message_ptr, message_size, end_stream)
+func abiGRPCSend(v *vm, s []uint64) {
+	token := uint32(s[0])
+	msg, ok := v.readBytes(uint32(s[1]), uint32(s[2]))
+	if !ok {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	if token%2 == 1 {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	c, found := v.callouts[token]
+	if !found || c.kind != calloutGRPCStream {
+		setStatus(s, statusNotFound)
+		return
+	}
+	c.stream.send(msg, uint32(s[3]) != 0)
+	if uint32(s[3]) != 0 {
+		c.localClosed = true
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_grpc_cancel(token): abort; no further callbacks for it.
+func abiGRPCCancel(v *vm, s []uint64) {
+	token := uint32(s[0])
+	c, found := v.callouts[token]
+	if !found || c.kind == calloutHTTP {
+		setStatus(s, statusNotFound)
+		return
+	}
+	c.cancel()
+	delete(v.callouts, token)
+	setStatus(s, statusOK)
+}
+
+// proxy_grpc_close(token): a call is cancelled; a stream is half-closed
+// (no more messages) and keeps delivering until the server closes it.
+func abiGRPCClose(v *vm, s []uint64) {
+	token := uint32(s[0])
+	c, found := v.callouts[token]
+	if !found || c.kind == calloutHTTP {
+		setStatus(s, statusNotFound)
+		return
+	}
+	if c.kind == calloutGRPCCall {
+		c.cancel()
+		delete(v.callouts, token)
+	} else {
+		c.stream.send(nil, true)
+		c.localClosed = true
+		if c.remoteClosed {
+			delete(v.callouts, token)
+		}
+	}
+	setStatus(s, statusOK)
+}
+
+// resolveGRPCService maps proxy_grpc_call's service argument to a cluster
+// address: a cluster name, else a GrpcService proto naming one.
+// PARSE_FAILURE when neither resolves, as in Envoy.
+func (v *vm) resolveGRPCService(service []byte) (string, status) {
+	if addr, ok := v.gen.h.cluster(string(service)); ok {
+		return addr, statusOK
+	}
+	if name, ok := envoyGRPCClusterName(service); ok {
+		if addr, ok := v.gen.h.cluster(name); ok {
+			return addr, statusOK
+		}
+		return "", statusBadArgument
+	}
+	return "", statusParseFailure
+}
+
+// envoyGRPCClusterName extracts GrpcService.envoy_grpc.cluster_name (fields
+// 1 and 1) from a serialised GrpcService.
+func envoyGRPCClusterName(b []byte) (string, bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			inner, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", false
+			}
+			for len(inner) > 0 {
+				num2, typ2, m := protowire.ConsumeTag(inner)
+				if m < 0 {
+					return "", false
+				}
+				inner = inner[m:]
+				if num2 == 1 && typ2 == protowire.BytesType {
+					name, m := protowire.ConsumeBytes(inner)
+					if m < 0 {
+						return "", false
+					}
+					return string(name), true
+				}
+				m = protowire.ConsumeFieldValue(num2, typ2, inner)
+				if m < 0 {
+					return "", false
+				}
+				inner = inner[m:]
+			}
+			return "", false
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+	}
+	return "", false
+}

@@ -1,0 +1,113 @@
+package wasmhost
+
+// Shared data and shared queue host functions (scoped by the plugin's vm_id).
+
+// proxy_get_shared_data(key_ptr, key_size, return_value_ptr, return_value_size, return_cas_ptr)
+func abiGetSharedData(v *vm, s []uint64) {
+	key, ok := v.readString(uint32(s[0]), uint32(s[1]))
+	if !ok {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	val, found := v.gen.h.shared.get(v.gen.plugin.VMID, key)
+	if !found {
+		setStatus(s, statusNotFound)
+		return
+	}
+	if st := v.copyOut(val.value, uint32(s[2]), uint32(s[3])); st != statusOK {
+		setStatus(s, st)
+		return
+	}
+	if !v.writeU32(uint32(s[4]), val.cas) {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_set_shared_data(key_ptr, key_size, value_ptr, value_size, cas)
+func abiSetSharedData(v *vm, s []uint64) {
+	key, ok1 := v.readString(uint32(s[0]), uint32(s[1]))
+	val, ok2 := v.readBytes(uint32(s[2]), uint32(s[3]))
+	if !ok1 || !ok2 {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	setStatus(s, v.gen.h.shared.set(v.gen.plugin.VMID, key, val, uint32(s[4])))
+}
+
+// proxy_register_shared_queue(name_ptr, name_size, return_queue_id_ptr)
+func abiRegisterSharedQueue(v *vm, s []uint64) {
+	name, ok := v.readString(uint32(s[0]), uint32(s[1]))
+	if !ok {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	id := v.gen.h.shared.register(v.gen.plugin.VMID, name, v)
+	if !v.writeU32(uint32(s[2]), id) {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_resolve_shared_queue(vm_id_ptr, vm_id_size, name_ptr, name_size, return_queue_id_ptr)
+func abiResolveSharedQueue(v *vm, s []uint64) {
+	vmID, ok1 := v.readString(uint32(s[0]), uint32(s[1]))
+	name, ok2 := v.readString(uint32(s[2]), uint32(s[3]))
+	if !ok1 || !ok2 {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	if vmID == "" {
+		vmID = v.gen.plugin.VMID
+	}
+	id, found := v.gen.h.shared.resolve(vmID, name)
+	if !found {
+		setStatus(s, statusNotFound)
+		return
+	}
+	if !v.writeU32(uint32(s[4]), id) {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_dequeue_shared_queue(queue_id, return_payload_ptr, return_payload_size)
+func abiDequeueSharedQueue(v *vm, s []uint64) {
+	item, st := v.gen.h.shared.dequeue(uint32(s[0]))
+	if st != statusOK {
+		setStatus(s, st)
+		return
+	}
+	setStatus(s, v.copyOut(item, uint32(s[1]), uint32(s[2])))
+}
+
+// proxy_enqueue_shared_queue(queue_id, payload_ptr, payload_size): the
+// owning VM's root context gets proxy_on_queue_ready asynchronously (posted
+// onto that VM, never called re-entrantly).
+func abiEnqueueSharedQueue(v *vm, s []uint64) {
+	item, ok := v.readBytes(uint32(s[1]), uint32(s[2]))
+	if !ok {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	id := uint32(s[0])
+	owner, st := v.gen.h.shared.enqueue(id, item)
+	if st != statusOK {
+		setStatus(s, st)
+		return
+	}
+	if owner != nil {
+		v.gen.h.goBackground(func() {
+			owner.mu.Lock()
+			defer owner.mu.Unlock()
+			if owner.closed || owner.failed {
+				return
+			}
+			owner.callExport("proxy_on_queue_ready", owner.rootID, uint64(owner.rootID), uint64(id))
+		})
+	}
+	setStatus(s, statusOK)
+}

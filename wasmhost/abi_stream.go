@@ -1,0 +1,112 @@
+package wasmhost
+
+// Stream control host functions. Their effects happen after the current
+// call into the VM returns (the waiting proxy goroutine needs the VM lock),
+// which is Envoy's "after VM call action" deferral.
+
+// proxy_continue_stream(stream_type): resume a paused request or response.
+// Upstream continuation is UNIMPLEMENTED (as in Envoy); downstream is a
+// no-op for HTTP streams.
+func abiContinueStream(v *vm, s []uint64) {
+	t := streamType(s[0])
+	if t > streamTypeMax {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	st := v.contextStream()
+	switch t {
+	case streamRequest:
+		if st != nil {
+			st.reqContinued = true
+			st.cond.Broadcast()
+		}
+	case streamResponse:
+		if st != nil {
+			st.respContinued = true
+			st.cond.Broadcast()
+		}
+	case streamUpstream:
+		setStatus(s, statusUnimplemented)
+		return
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_close_stream(stream_type): reset the HTTP stream (Envoy's
+// resetStream); the downstream sees RST_STREAM.
+func abiCloseStream(v *vm, s []uint64) {
+	t := streamType(s[0])
+	if t > streamTypeMax {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	if st := v.contextStream(); st != nil && (t == streamRequest || t == streamResponse) {
+		st.reset = true
+		st.cond.Broadcast()
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_send_local_response(status_code, details_ptr, details_size,
+// body_ptr, body_size, headers_ptr, headers_size, grpc_status)
+func abiSendLocalResponse(v *vm, s []uint64) {
+	details, ok1 := v.readString(uint32(s[1]), uint32(s[2]))
+	body, ok2 := v.readString(uint32(s[3]), uint32(s[4]))
+	hdrs, ok3 := v.read(uint32(s[5]), uint32(s[6]))
+	if !ok1 || !ok2 || !ok3 {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	lr := &localReply{
+		code:       int(uint32(s[0])),
+		body:       body,
+		headers:    decodePairs(hdrs),
+		grpcStatus: int(int32(uint32(s[7]))),
+		details:    details,
+	}
+	if st := v.contextStream(); st != nil && st.local == nil {
+		st.local = lr
+		st.cond.Broadcast()
+	}
+	setStatus(s, statusOK)
+}
+
+// proxy_set_effective_context(context_id): later host calls in this
+// callback act on that context. BAD_ARGUMENT when it does not exist (e.g.
+// the stream already finished).
+func abiSetEffectiveContext(v *vm, s []uint64) {
+	id := uint32(s[0])
+	if _, ok := v.streams[id]; !ok && id != v.rootID {
+		setStatus(s, statusBadArgument)
+		return
+	}
+	v.effective = id
+	setStatus(s, statusOK)
+}
+
+// proxy_done(): the root context finished the work it asked to finish after
+// proxy_on_done returned false. NOT_FOUND when nothing was pending.
+func abiDone(v *vm, s []uint64) {
+	if !v.rootDone {
+		setStatus(s, statusNotFound)
+		return
+	}
+	v.rootDone = false
+	close(v.rootDoneCh)
+	setStatus(s, statusOK)
+}
+
+// proxy_call_foreign_function(name_ptr, name_size, args_ptr, args_size,
+// return_results_ptr, return_results_size): the host registers no foreign
+// functions, so every name is NOT_FOUND (Envoy's answer for unknown names).
+func abiCallForeignFunction(v *vm, s []uint64) {
+	if _, ok := v.read(uint32(s[0]), uint32(s[1])); !ok {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	if _, ok := v.read(uint32(s[2]), uint32(s[3])); !ok {
+		setStatus(s, statusInvalidMemoryAccess)
+		return
+	}
+	setStatus(s, statusNotFound)
+}

@@ -1,0 +1,500 @@
+package wasmhost
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// calloutKind tells the three kinds of root-context callouts apart.
+type calloutKind uint8
+
+const (
+	calloutHTTP calloutKind = iota
+	calloutGRPCCall
+	calloutGRPCStream
+)
+
+// callout is one outstanding http_call / grpc_call / grpc_stream. It runs
+// on its own goroutine; results are posted back onto the VM (under v.mu).
+type callout struct {
+	token        uint32
+	kind         calloutKind
+	ctx          context.Context
+	cancel       context.CancelFunc
+	stream       *grpcStreamState
+	localClosed  bool
+	remoteClosed bool
+}
+
+// calloutReply is the response of an http_call, visible to the plugin
+// during proxy_on_http_call_response (maps 6 and 7, buffer 4).
+type calloutReply struct {
+	headers  *headerMap
+	trailers *headerMap
+	body     []byte
+}
+
+// maxCalloutBody bounds a buffered callout response (Envoy buffers the
+// whole response too).
+const maxCalloutBody = 64 << 20
+
+func (v *vm) newHTTPToken() uint32 {
+	for {
+		t := v.nextHTTPToken
+		v.nextHTTPToken++
+		if t == 0 {
+			continue
+		}
+		if _, used := v.callouts[calloutKey(t, calloutHTTP)]; !used {
+			return t
+		}
+	}
+}
+
+// newGRPCToken returns an odd token for calls and an even one for streams,
+// as Envoy does.
+func (v *vm) newGRPCToken(call bool) uint32 {
+	for {
+		t := v.nextGRPCToken
+		v.nextGRPCToken++
+		if t == 0 || (t%2 == 1) != call {
+			continue
+		}
+		if _, used := v.callouts[t]; !used {
+			return t
+		}
+	}
+}
+
+// startCallout registers a callout (mu held). HTTP call tokens and gRPC
+// tokens come from separate counters, so they are keyed apart.
+func (v *vm) startCallout(token uint32, kind calloutKind) *callout {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel}
+	v.callouts[calloutKey(token, kind)] = c
+	return c
+}
+
+// calloutKey keeps HTTP tokens apart from gRPC tokens in one map.
+func calloutKey(token uint32, kind calloutKind) uint32 {
+	if kind == calloutHTTP {
+		return token | 1<<31
+	}
+	return token
+}
+
+// cancelCallouts aborts every callout (mu held); no callbacks follow.
+func (v *vm) cancelCallouts() {
+	for k, c := range v.callouts {
+		c.cancel()
+		delete(v.callouts, k)
+	}
+}
+
+// deliver runs f on the VM if the callout is still registered.
+func (v *vm) deliver(c *callout, f func()) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed || v.failed {
+		return
+	}
+	if cur, ok := v.callouts[calloutKey(c.token, c.kind)]; !ok || cur != c {
+		return
+	}
+	f()
+}
+
+type httpCallRequest struct {
+	addr     string
+	headers  *headerMap
+	body     []byte
+	trailers *headerMap
+	timeout  time.Duration
+}
+
+// runHTTPCall performs an http_call and posts the result. Like Envoy's
+// async client, an unreachable cluster or a timeout is a successful call
+// with a 503 / 504 local reply; a reset after response headers is a
+// failure (status BROKEN_CONNECTION, message "reset", no headers).
+func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
+	defer c.cancel()
+	ctx := c.ctx
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	reply, failed := v.doHTTPCall(ctx, r)
+	if c.ctx.Err() != nil {
+		return // cancelled by the host
+	}
+	v.deliver(c, func() {
+		delete(v.callouts, calloutKey(c.token, c.kind))
+		if failed {
+			v.statusCode, v.statusMsg = uint32(statusBrokenConnection), "reset"
+			v.callExport("proxy_on_http_call_response", v.rootID, uint64(v.rootID), uint64(c.token), 0, 0, 0)
+			v.statusCode, v.statusMsg = 0, ""
+			return
+		}
+		v.httpResp = reply
+		v.callExport("proxy_on_http_call_response", v.rootID, uint64(v.rootID), uint64(c.token),
+			uint64(len(reply.headers.kv)), uint64(len(reply.body)), uint64(len(reply.trailers.kv)))
+		v.httpResp = nil
+	})
+}
+
+func localCalloutReply(code int, body string) *calloutReply {
+	h := &headerMap{}
+	h.add(":status", strconv.Itoa(code))
+	h.add("content-length", strconv.Itoa(len(body)))
+	h.add("content-type", "text/plain")
+	return &calloutReply{headers: h, trailers: &headerMap{}, body: []byte(body)}
+}
+
+func (v *vm) doHTTPCall(ctx context.Context, r httpCallRequest) (*calloutReply, bool) {
+	path, _ := r.headers.get(":path")
+	method, _ := r.headers.get(":method")
+	authority, _ := r.headers.get(":authority")
+	u, err := url.ParseRequestURI(path)
+	if err != nil {
+		return localCalloutReply(http.StatusBadRequest, "invalid path"), false
+	}
+	u.Scheme, u.Host = "http", r.addr
+	var body io.Reader = http.NoBody
+	if len(r.body) > 0 {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return localCalloutReply(http.StatusBadRequest, err.Error()), false
+	}
+	req.Host = authority
+	r.headers.toHTTP(req.Header)
+	if len(r.body) > 0 {
+		req.ContentLength = int64(len(r.body))
+	}
+	if len(r.trailers.kv) > 0 {
+		req.Trailer = http.Header{}
+		r.trailers.toHTTP(req.Trailer)
+	}
+	resp, err := v.gen.h.callouts.RoundTrip(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return localCalloutReply(http.StatusGatewayTimeout, "upstream request timeout"), false
+		}
+		return localCalloutReply(http.StatusServiceUnavailable, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"), false
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCalloutBody))
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return localCalloutReply(http.StatusGatewayTimeout, "upstream request timeout"), false
+		}
+		return nil, true
+	}
+	return &calloutReply{
+		headers:  responseHeaderMap(resp.StatusCode, resp.Header),
+		trailers: trailerMap(resp.Trailer),
+		body:     data,
+	}, false
+}
+
+type grpcRequest struct {
+	addr     string
+	path     string
+	metadata *headerMap
+	timeout  time.Duration
+}
+
+// grpc status codes used by the host.
+const (
+	grpcOK               = 0
+	grpcDeadlineExceeded = 4
+	grpcInternal         = 13
+	grpcUnavailable      = 14
+)
+
+func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+r.addr+r.path, body)
+	if err != nil {
+		return nil, err
+	}
+	r.metadata.toHTTP(req.Header)
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	if r.timeout > 0 {
+		req.Header.Set("Grpc-Timeout", strconv.FormatInt(r.timeout.Milliseconds(), 10)+"m")
+	}
+	return req, nil
+}
+
+// grpcFrame prefixes msg with the gRPC length-prefix (uncompressed).
+func grpcFrame(msg []byte) []byte {
+	b := make([]byte, 5+len(msg))
+	binary.BigEndian.PutUint32(b[1:], uint32(len(msg)))
+	copy(b[5:], msg)
+	return b
+}
+
+// readGRPCMessage reads one length-prefixed message; io.EOF at a boundary.
+func readGRPCMessage(r io.Reader) ([]byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, errors.New("truncated gRPC frame")
+		}
+		return nil, err
+	}
+	if hdr[0] != 0 {
+		return nil, errors.New("compressed gRPC message not supported")
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxCalloutBody {
+		return nil, errors.New("gRPC message too large")
+	}
+	msg := make([]byte, n)
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return nil, errors.New("truncated gRPC frame")
+	}
+	return msg, nil
+}
+
+// grpcResult extracts status and message from trailers (or, for a
+// trailers-only response, headers).
+func grpcResult(resp *http.Response) (uint32, string) {
+	get := func(k string) string {
+		if v := resp.Trailer.Get(k); v != "" {
+			return v
+		}
+		return resp.Header.Get(k)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return uint32(httpToGRPCStatus(resp.StatusCode)), fmt.Sprintf("HTTP status %d", resp.StatusCode)
+	}
+	st := get("Grpc-Status")
+	if st == "" {
+		return grpcInternal, "missing grpc-status"
+	}
+	n, err := strconv.ParseUint(st, 10, 32)
+	if err != nil {
+		return grpcInternal, "invalid grpc-status"
+	}
+	msg, err := url.PathUnescape(get("Grpc-Message"))
+	if err != nil {
+		msg = get("Grpc-Message")
+	}
+	return uint32(n), msg
+}
+
+func (v *vm) runGRPCCall(c *callout, r grpcRequest, msg []byte) {
+	defer c.cancel()
+	ctx := c.ctx
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	code, text, reply := v.doGRPCCall(ctx, r, msg)
+	if c.ctx.Err() != nil {
+		return
+	}
+	v.deliver(c, func() {
+		delete(v.callouts, calloutKey(c.token, c.kind))
+		if code == grpcOK {
+			v.grpcRecv, v.grpcRecvSet = reply, true
+			v.callExport("proxy_on_grpc_receive", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(reply)))
+			v.grpcRecv, v.grpcRecvSet = nil, false
+			return
+		}
+		v.statusCode, v.statusMsg = code, text
+		v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
+		v.statusCode, v.statusMsg = 0, ""
+	})
+}
+
+func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, msg []byte) (uint32, string, []byte) {
+	timedOut := func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
+	req, err := r.httpRequest(ctx, bytes.NewReader(grpcFrame(msg)))
+	if err != nil {
+		return grpcInternal, err.Error(), nil
+	}
+	req.ContentLength = int64(5 + len(msg))
+	resp, err := v.gen.h.callouts.RoundTrip(req)
+	if err != nil {
+		if timedOut() {
+			return grpcDeadlineExceeded, "upstream request timeout", nil
+		}
+		return grpcUnavailable, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", nil
+	}
+	defer resp.Body.Close()
+	var reply []byte
+	var readErr error
+	if resp.Body != http.NoBody {
+		reply, readErr = readGRPCMessage(resp.Body)
+		if readErr == nil {
+			_, readErr = io.Copy(io.Discard, io.LimitReader(resp.Body, maxCalloutBody))
+		} else if errors.Is(readErr, io.EOF) {
+			reply, readErr = nil, nil
+		}
+	}
+	if readErr != nil {
+		if timedOut() {
+			return grpcDeadlineExceeded, "upstream request timeout", nil
+		}
+		return grpcInternal, readErr.Error(), nil
+	}
+	code, text := grpcResult(resp)
+	if code == grpcOK && reply == nil {
+		return grpcInternal, "", nil
+	}
+	return code, text, reply
+}
+
+// grpcStreamState queues messages the plugin sends on a gRPC stream; a
+// writer goroutine drains it into the request body, so grpc_send never
+// blocks the VM.
+type grpcStreamState struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  [][]byte
+	closed bool // end of stream requested
+}
+
+func newGRPCStreamState() *grpcStreamState {
+	g := &grpcStreamState{}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *grpcStreamState) send(msg []byte, end bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	if msg != nil {
+		g.queue = append(g.queue, grpcFrame(msg))
+	}
+	if end {
+		g.closed = true
+	}
+	g.cond.Broadcast()
+}
+
+// writeTo copies queued frames to w until end of stream or ctx is done.
+func (g *grpcStreamState) writeTo(ctx context.Context, w *io.PipeWriter) {
+	stop := context.AfterFunc(ctx, func() {
+		g.mu.Lock()
+		g.closed = true
+		g.cond.Broadcast()
+		g.mu.Unlock()
+	})
+	defer stop()
+	for {
+		g.mu.Lock()
+		for len(g.queue) == 0 && !g.closed {
+			g.cond.Wait()
+		}
+		q := g.queue
+		g.queue = nil
+		end := g.closed
+		g.mu.Unlock()
+		for _, f := range q {
+			if _, err := w.Write(f); err != nil {
+				return
+			}
+		}
+		if end {
+			_ = w.Close()
+			return
+		}
+	}
+}
+
+// runGRPCStream runs a bidirectional gRPC stream and posts initial
+// metadata, each message, trailing metadata and the close onto the VM.
+func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
+	defer c.cancel()
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.stream.writeTo(c.ctx, pw)
+	}()
+	defer func() {
+		c.cancel()
+		pw.CloseWithError(context.Canceled)
+		<-writerDone
+	}()
+	closeWith := func(code uint32, text string) {
+		if c.ctx.Err() != nil {
+			return
+		}
+		v.deliver(c, func() {
+			c.remoteClosed = true
+			if c.localClosed {
+				delete(v.callouts, calloutKey(c.token, c.kind))
+			}
+			v.statusCode, v.statusMsg = code, text
+			v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
+			v.statusCode, v.statusMsg = 0, ""
+		})
+	}
+	req, err := r.httpRequest(c.ctx, pr)
+	if err != nil {
+		closeWith(grpcInternal, err.Error())
+		return
+	}
+	resp, err := v.gen.h.callouts.RoundTrip(req)
+	if err != nil {
+		closeWith(grpcUnavailable, "upstream connect error or disconnect/reset before headers. reset reason: connection failure")
+		return
+	}
+	defer resp.Body.Close()
+	if resp.Body != http.NoBody {
+		md := responseHeaderMap(resp.StatusCode, resp.Header)
+		v.deliver(c, func() {
+			v.grpcInitMeta = md
+			v.callExport("proxy_on_grpc_receive_initial_metadata", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(md.kv)))
+			v.grpcInitMeta = nil
+		})
+		for {
+			msg, err := readGRPCMessage(resp.Body)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					closeWith(grpcInternal, err.Error())
+					return
+				}
+				break
+			}
+			v.deliver(c, func() {
+				v.grpcRecv, v.grpcRecvSet = msg, true
+				v.callExport("proxy_on_grpc_receive", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(msg)))
+				v.grpcRecv, v.grpcRecvSet = nil, false
+			})
+		}
+	}
+	trailers := resp.Trailer
+	if resp.Body == http.NoBody {
+		trailers = resp.Header
+	}
+	tm := trailerMap(trailers)
+	v.deliver(c, func() {
+		v.grpcTrailMeta = tm
+		v.callExport("proxy_on_grpc_receive_trailing_metadata", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(tm.kv)))
+		v.grpcTrailMeta = nil
+	})
+	code, text := grpcResult(resp)
+	closeWith(code, strings.TrimSpace(text))
+}

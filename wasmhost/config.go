@@ -1,0 +1,171 @@
+package wasmhost
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// WASIProfile names the set of WASI functions (and their behaviour) a given
+// Envoy version offers to Wasm modules.
+type WASIProfile string
+
+const (
+	// WASIEnvoy133 is the WASI of Envoy 1.33 (proxy-wasm-cpp-host before
+	// #533): 18 functions, poll_oneoff answers ENOSYS, and a module importing
+	// anything else fails to load with "missing import".
+	WASIEnvoy133 WASIProfile = "envoy-1.33"
+	// WASIEnvoyCurrent is the WASI of Envoy main with proxy-wasm-cpp-host
+	// #533: all of wasi_snapshot_preview1 exists (mostly as stubs) and
+	// poll_oneoff succeeds with zero events.
+	WASIEnvoyCurrent WASIProfile = "envoy-current"
+)
+
+// Plugin is the replaceable part of the configuration: the module and what
+// Envoy's Wasm filter config carries with it. Host.UpdatePlugin swaps it live.
+type Plugin struct {
+	// Module is the .wasm binary. Required unless Config.FilterPath is set.
+	Module []byte
+	// Name is the plugin name (Envoy's plugin "name"; property plugin_name,
+	// and the "plugin" attribute of every log line). Default "angzarr".
+	Name string
+	// RootID is the root id (property plugin_root_id). Default "".
+	RootID string
+	// VMID is the vm_id (property plugin_vm_id); shared data and shared
+	// queues are scoped by it. Default "".
+	VMID string
+	// Configuration is the plugin configuration, readable as buffer 7
+	// during proxy_on_configure. Default empty.
+	Configuration []byte
+	// VMConfiguration is the VM configuration, readable as buffer 6 and
+	// whose size proxy_on_vm_start receives. Default empty.
+	VMConfiguration []byte
+	// Env is the environment visible through WASI environ_get (Envoy's
+	// vm_config.environment_variables). Default none.
+	Env map[string]string
+}
+
+// Config configures a Host. The zero value of every optional field is a
+// sensible default, documented per field.
+type Config struct {
+	// Plugin is the module and its configuration.
+	Plugin Plugin
+	// FilterPath is read into Plugin.Module when Plugin.Module is empty.
+	FilterPath string
+	// Upstream is the HOST:PORT every proxied stream goes to, over HTTP/2
+	// with prior knowledge (h2c). Required to serve traffic.
+	Upstream string
+	// Clusters maps cluster names usable by proxy_http_call and
+	// proxy_grpc_call to HOST:PORT (HTTP/2 prior knowledge). Default none.
+	Clusters map[string]string
+	// FailOpen passes traffic through unfiltered when the plugin fails
+	// (trap, no healthy VM). Default false: fail closed, the stream gets
+	// UNAVAILABLE (HTTP 503) and the VM is replaced.
+	FailOpen bool
+	// WASIProfile selects the Envoy WASI profile. Default WASIEnvoyCurrent.
+	WASIProfile WASIProfile
+	// VMs is the number of VMs in the pool (Envoy runs one per worker).
+	// Default runtime.GOMAXPROCS(0).
+	VMs int
+	// Listen is the h2c listen address used by Run. Default "127.0.0.1:15001".
+	Listen string
+	// AdminListen is the admin listen address used by Run (serves
+	// /stats/prometheus and /ready). Default "" (no admin listener).
+	AdminListen string
+	// NodeID, NodeCluster and NodeMetadata are the Envoy node identity,
+	// visible as properties node.id, node.cluster and node.metadata.
+	NodeID       string
+	NodeCluster  string
+	NodeMetadata map[string]any
+	// Logger receives the host's logs and the plugin's (proxy_log, stdout,
+	// stderr) with attribute plugin=<name>. Default slog.Default().
+	Logger *slog.Logger
+	// LogLevel is the level proxy_get_log_level reports and below which
+	// plugin logs are dropped. Default slog.LevelInfo.
+	LogLevel slog.Level
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	if out.Plugin.Name == "" {
+		out.Plugin.Name = "angzarr"
+	}
+	if out.WASIProfile == "" {
+		out.WASIProfile = WASIEnvoyCurrent
+	}
+	if out.VMs <= 0 {
+		out.VMs = runtime.GOMAXPROCS(0)
+	}
+	if out.Listen == "" {
+		out.Listen = "127.0.0.1:15001"
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	return out
+}
+
+// loadModule fills Plugin.Module from FilterPath when needed.
+func (c *Config) loadModule() error {
+	if len(c.Plugin.Module) > 0 || c.FilterPath == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.FilterPath)
+	if err != nil {
+		return fmt.Errorf("wasmhost: read filter: %w", err)
+	}
+	c.Plugin.Module = b
+	return nil
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Plugin.Module) == 0 && c.FilterPath == "" {
+		errs = append(errs, errors.New("wasmhost: a filter module is required (FilterPath or Plugin.Module)"))
+	}
+	if c.Upstream == "" {
+		errs = append(errs, errors.New("wasmhost: Upstream HOST:PORT is required"))
+	} else if _, _, err := net.SplitHostPort(c.Upstream); err != nil {
+		errs = append(errs, fmt.Errorf("wasmhost: Upstream %q: %w", c.Upstream, err))
+	}
+	switch c.WASIProfile {
+	case "", WASIEnvoy133, WASIEnvoyCurrent:
+	default:
+		errs = append(errs, fmt.Errorf("wasmhost: unknown WASI profile %q (want %s or %s)", c.WASIProfile, WASIEnvoy133, WASIEnvoyCurrent))
+	}
+	if c.VMs < 0 {
+		errs = append(errs, fmt.Errorf("wasmhost: VMs must not be negative, got %d", c.VMs))
+	}
+	errs = append(errs, validateClusters(c.Clusters)...)
+	return errors.Join(errs...)
+}
+
+func validateClusters(clusters map[string]string) []error {
+	var errs []error
+	for name, addr := range clusters {
+		if name == "" {
+			errs = append(errs, errors.New("wasmhost: cluster with empty name"))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("wasmhost: cluster %q address %q: %w", name, addr, err))
+		}
+	}
+	return errs
+}
+
+// ParseCluster parses a NAME=HOST:PORT cluster flag value.
+func ParseCluster(s string) (name, addr string, err error) {
+	name, addr, ok := strings.Cut(s, "=")
+	if !ok || name == "" || addr == "" {
+		return "", "", fmt.Errorf("wasmhost: cluster %q: want NAME=HOST:PORT", s)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", "", fmt.Errorf("wasmhost: cluster %q: %w", s, err)
+	}
+	return name, addr, nil
+}

@@ -1,0 +1,128 @@
+// Package wasmhost is a proxy-wasm host on wazero: an HTTP/2 (h2c) gRPC
+// proxy that loads the very same .wasm Envoy would load and implements the
+// proxy-wasm ABI 0.2.1 with Envoy's semantics. It is the local runtime
+// (`angzarr proxy`) and the harness of the end-to-end tests; it is not a
+// production proxy.
+//
+// # API
+//
+//	h, err := wasmhost.New(ctx, wasmhost.Config{
+//		Plugin:   wasmhost.Plugin{Module: wasm, Configuration: pluginJSON},
+//		Upstream: "127.0.0.1:9000",                         // business logic
+//		Clusters: map[string]string{"eventsvc": "127.0.0.1:9100"},
+//	})
+//	defer h.Close()
+//	go h.ServeAdmin(ctx, adminListener) // /stats/prometheus, /ready
+//	err = h.Serve(ctx, listener)        // until ctx is done
+//
+// Run(ctx) does both on Config.Listen / Config.AdminListen. Host is also an
+// http.Handler. UpdatePlugin swaps module and configuration live (new
+// streams use the new VMs, running streams finish on the old ones) and
+// SetClusters replaces the callout clusters: the hooks for xDS/ECDS.
+// Package wasmhosttest starts a Host on 127.0.0.1:0 in tests and builds Go
+// proxy-wasm modules with the standard toolchain.
+//
+// # Loading (Envoy's WasmBase::load / startVm)
+//
+//   - The module must export proxy_abi_version_0_2_0 or _0_2_1
+//     (proxy_get_log_level is importable by 0.2.1 modules only).
+//   - Every import must be a host function of module env or of the WASI
+//     profile, with the same signature; otherwise the load fails with
+//     "missing import: <module>.<name>" / "import type mismatch: …".
+//   - An allocator is required: malloc is preferred over
+//     proxy_on_memory_allocate.
+//   - _initialize then main (or __main_void) if exported, else _start, all
+//     under Envoy's initialisation allow-list; allocation runs under the
+//     allocation allow-list. A host call outside the list traps
+//     ("restricted_callback: … called during _initialize").
+//   - Then proxy_on_context_create(root, 0), proxy_on_vm_start(root,
+//     vm_config_size) and proxy_on_configure(root, plugin_config_size); a
+//     false result fails New / UpdatePlugin (ErrVMStartFailed,
+//     ErrConfigureFailed): a refused configuration is never served.
+//
+// # WASI profiles
+//
+// envoy-1.33: the 18 functions of proxy-wasm-cpp-host before #533,
+// poll_oneoff answers ENOSYS, the narrower allow-lists. envoy-current
+// (default): all of wasi_snapshot_preview1 as cpp-host #533 provides it
+// (mostly stubs: fd_read ENOSYS, fd_filestat_get BADF, path_filestat_get
+// ENOTSUP, path_open NOENT; path_link and path_symlink with cpp-host's
+// signatures), poll_oneoff succeeds with zero events. fd_write to stdout and
+// stderr is logged (info / error); proc_exit only logs, as in Envoy. The
+// module sees no arguments and Plugin.Env as its environment.
+//
+// # VMs and concurrency
+//
+// Config.VMs VMs (default GOMAXPROCS), one per Envoy worker, all from one
+// compilation (wazero compiler, process-wide compilation cache). A stream
+// stays on one VM. A VM is single-threaded: every call into it — stream
+// callbacks, callout results, ticks, queue notifications — holds the VM's
+// lock; callouts run on their own goroutines and post their results back
+// onto the VM. A trap fails the VM: its streams get UNAVAILABLE (HTTP 503),
+// or pass through unfiltered with FailOpen, and the pool starts a
+// replacement VM.
+//
+// # Streams (Envoy's Wasm HTTP filter)
+//
+//   - Request headers include :authority, :path, :method, :scheme; response
+//     headers :status. Keys are lower-case, repeated keys separate entries.
+//   - Headers PAUSE stops everything: no body callbacks until
+//     proxy_continue_stream. Body PAUSE buffers; body_size is the total
+//     buffered; the buffer goes on with CONTINUE, or with continue_stream
+//     after a PAUSE at end of stream. Trailers PAUSE holds trailers and any
+//     buffered body. A body callback at end of stream may add trailers.
+//   - A map or body is visible only in its own callback and while paused
+//     after it (also from callout callbacks with
+//     proxy_set_effective_context); otherwise maps answer BAD_ARGUMENT and
+//     bodies NOT_FOUND. So request headers (and request.* properties) are
+//     gone once the request continued, as in Envoy.
+//   - proxy_send_local_response: for a gRPC request a trailers-only reply
+//     (HTTP 200, grpc-status given or mapped from the HTTP code,
+//     grpc-message = the body, percent-encoded); otherwise the HTTP code and
+//     body. Sent while the request is processed it runs through the
+//     plugin's response callbacks (as Envoy encodes local replies through
+//     the filter chain); sent during the response it replaces the response
+//     if no header went downstream yet, else the stream is reset.
+//   - proxy_close_stream resets the stream. Per stream, the host calls
+//     proxy_on_log, proxy_on_done, proxy_on_delete (Envoy's order).
+//   - An unreachable upstream is Envoy's local reply 503 / UNAVAILABLE
+//     "upstream connect error or disconnect/reset before headers…", which
+//     the plugin sees in proxy_on_response_headers.
+//
+// # Callouts
+//
+// proxy_http_call and proxy_grpc_call / proxy_grpc_stream go to
+// Config.Clusters over HTTP/2 with prior knowledge. Results arrive on the
+// root context. http_call: an unknown cluster or missing :method, :path or
+// :authority is BAD_ARGUMENT; timeouts and connection failures are
+// delivered as 504 / 503 responses, a reset after headers as a call with no
+// headers and proxy_get_status BROKEN_CONNECTION "reset". grpc_call (odd
+// tokens): service is a cluster name or a serialised GrpcService; success
+// delivers proxy_on_grpc_receive only, failure proxy_on_grpc_close only
+// (message via proxy_get_status) — Envoy's behaviour. grpc_stream (even
+// tokens) delivers initial metadata, each message, trailing metadata, close.
+//
+// # Properties (documented subset of Envoy's attributes)
+//
+// plugin_name, plugin_root_id, plugin_vm_id; node.id, node.cluster,
+// node.metadata[.KEY…] (Config.Node*); request.path, request.url_path,
+// request.host, request.scheme, request.method, request.id (x-request-id),
+// request.headers[.NAME] (while request headers are available),
+// request.protocol; response.code, response.headers[.NAME] (while response
+// headers are available); source.address, source.port,
+// destination.address, destination.port. Values are serialised like
+// Envoy's: strings raw, integers 8-byte little-endian, node metadata
+// numbers as 8-byte doubles, maps in the pairs encoding. proxy_set_property
+// stores per stream; reading the same path returns it.
+//
+// # Other host functions
+//
+// Metrics: counters, gauges, histograms shared by name across VMs, exported
+// at /stats/prometheus without prefix (Envoy's wasmcustom namespace) plus
+// wasmhost_* host metrics. Shared data (with CAS) and shared queues are
+// process-wide per vm_id; proxy_on_queue_ready goes to the root context of
+// the VM that registered the queue last. proxy_set_tick_period_milliseconds
+// drives proxy_on_tick. proxy_log and stdout/stderr go to Config.Logger with
+// attribute plugin=<name>. proxy_call_foreign_function knows no function
+// (NOT_FOUND); continue_stream(upstream) is UNIMPLEMENTED.
+package wasmhost

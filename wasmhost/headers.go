@@ -1,0 +1,149 @@
+package wasmhost
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// headerMap is an ordered multimap with lower-case keys, like Envoy's
+// HeaderMap: pseudo-headers first, repeated keys as separate entries.
+type headerMap struct {
+	kv [][2]string
+}
+
+// get returns the first value of k (Envoy returns only the first).
+func (m *headerMap) get(k string) (string, bool) {
+	k = strings.ToLower(k)
+	for _, p := range m.kv {
+		if p[0] == k {
+			return p[1], true
+		}
+	}
+	return "", false
+}
+
+func (m *headerMap) add(k, v string) { m.kv = append(m.kv, [2]string{strings.ToLower(k), v}) }
+
+// set replaces the first entry of k and removes the others, or appends.
+func (m *headerMap) set(k, v string) {
+	k = strings.ToLower(k)
+	out := m.kv[:0]
+	found := false
+	for _, p := range m.kv {
+		if p[0] == k {
+			if found {
+				continue
+			}
+			found = true
+			p[1] = v
+		}
+		out = append(out, p)
+	}
+	m.kv = out
+	if !found {
+		m.kv = append(m.kv, [2]string{k, v})
+	}
+}
+
+func (m *headerMap) remove(k string) {
+	k = strings.ToLower(k)
+	out := m.kv[:0]
+	for _, p := range m.kv {
+		if p[0] != k {
+			out = append(out, p)
+		}
+	}
+	m.kv = out
+}
+
+// setPairs replaces the whole map.
+func (m *headerMap) setPairs(pairs [][2]string) {
+	m.kv = m.kv[:0]
+	for _, p := range pairs {
+		m.add(p[0], p[1])
+	}
+}
+
+// byteSize is Envoy's HeaderMap::byteSize: the sum of key and value lengths.
+func (m *headerMap) byteSize() int {
+	n := 0
+	for _, p := range m.kv {
+		n += len(p[0]) + len(p[1])
+	}
+	return n
+}
+
+// appendHTTP appends the entries of h, keys lower-cased and sorted for a
+// stable order (Go's http.Header does not keep wire order).
+func (m *headerMap) appendHTTP(h http.Header) {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lk := strings.ToLower(k)
+		for _, v := range h[k] {
+			m.kv = append(m.kv, [2]string{lk, v})
+		}
+	}
+}
+
+// toHTTP converts the regular (non-pseudo) entries to an http.Header,
+// skipping hop-by-hop and framing headers the proxy manages itself.
+func (m *headerMap) toHTTP(dst http.Header) {
+	for _, p := range m.kv {
+		if strings.HasPrefix(p[0], ":") || hopHeader(p[0]) {
+			continue
+		}
+		dst[http.CanonicalHeaderKey(p[0])] = append(dst[http.CanonicalHeaderKey(p[0])], p[1])
+	}
+}
+
+func hopHeader(k string) bool {
+	switch k {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "content-length", "trailer", "host":
+		return true
+	}
+	return false
+}
+
+// requestHeaderMap builds Envoy's view of a downstream request's headers.
+func requestHeaderMap(r *http.Request) *headerMap {
+	m := &headerMap{kv: make([][2]string, 0, 4+len(r.Header))}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	m.kv = append(m.kv,
+		[2]string{":authority", r.Host},
+		[2]string{":path", r.URL.RequestURI()},
+		[2]string{":method", r.Method},
+		[2]string{":scheme", scheme},
+	)
+	m.appendHTTP(r.Header)
+	if r.ContentLength > 0 {
+		if _, ok := m.get("content-length"); !ok {
+			m.add("content-length", itoa(r.ContentLength))
+		}
+	}
+	return m
+}
+
+// responseHeaderMap builds Envoy's view of response headers.
+func responseHeaderMap(code int, h http.Header) *headerMap {
+	m := &headerMap{kv: make([][2]string, 0, 1+len(h))}
+	m.kv = append(m.kv, [2]string{":status", itoa(int64(code))})
+	m.appendHTTP(h)
+	return m
+}
+
+func trailerMap(h http.Header) *headerMap {
+	m := &headerMap{}
+	m.appendHTTP(h)
+	return m
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

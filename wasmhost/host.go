@@ -1,0 +1,337 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// Host is a proxy-wasm host: an h2c gRPC proxy running one plugin in a pool
+// of VMs. Create it with New, serve with Serve (or Run), and Close it.
+type Host struct {
+	cfg     Config
+	log     *slog.Logger
+	profile profileSpec
+	cache   wazero.CompilationCache
+	funcs   map[string]map[string]hostFunc
+
+	gen      atomic.Pointer[generation]
+	clusters atomic.Pointer[map[string]string]
+	updateMu sync.Mutex
+
+	upstream *http.Transport // to Config.Upstream
+	callouts *http.Transport // to clusters
+	shared   *sharedStore
+	metrics  *metricsRegistry
+
+	bg      sync.WaitGroup // background goroutines (callouts, ticks, closes)
+	closing chan struct{}
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// New loads the plugin and starts its VMs. It fails like Envoy would refuse
+// the configuration: a module that does not load (*LoadError), a VM that
+// does not start (ErrVMStartFailed) or a configuration the plugin rejects
+// (ErrConfigureFailed).
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.loadModule(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	h := &Host{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		profile: profileFor(cfg.WASIProfile),
+		cache:   sharedCompilationCache(),
+		shared:  newSharedStore(),
+		metrics: newMetricsRegistry(),
+		closing: make(chan struct{}),
+	}
+	h.funcs = map[string]map[string]hostFunc{}
+	add := func(fs []hostFunc) {
+		for _, f := range fs {
+			if h.funcs[f.module] == nil {
+				h.funcs[f.module] = map[string]hostFunc{}
+			}
+			h.funcs[f.module][f.name] = f
+		}
+	}
+	add(envFunctions())
+	add(wasiFunctions(moduleWASI, h.profile))
+	add(wasiFunctions(moduleWASIUnstable, h.profile))
+	clusters := copyClusters(cfg.Clusters)
+	h.clusters.Store(&clusters)
+	h.upstream = newH2CTransport()
+	h.callouts = newH2CTransport()
+	g, err := newGeneration(ctx, h, cfg.Plugin)
+	if err != nil {
+		return nil, err
+	}
+	h.gen.Store(g)
+	h.metrics.vmsCreated.Add(int64(cfg.VMs))
+	return h, nil
+}
+
+func (h *Host) hostFunctions() map[string]map[string]hostFunc { return h.funcs }
+
+func copyClusters(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
+
+// newH2CTransport returns a client transport speaking HTTP/2 with prior
+// knowledge over cleartext.
+func newH2CTransport() *http.Transport {
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Transport{
+		Protocols:           &protocols,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		HTTP2:               &http.HTTP2Config{MaxConcurrentStreams: 1000},
+	}
+}
+
+// UpdatePlugin loads a new module and/or configuration and switches new
+// streams to it once all its VMs are configured; streams already running
+// finish on the previous VMs, which are closed afterwards. On error the
+// current plugin stays in place. (The control plane's ECDS updates use it.)
+func (h *Host) UpdatePlugin(ctx context.Context, p Plugin) error {
+	h.updateMu.Lock()
+	defer h.updateMu.Unlock()
+	if h.isClosed() {
+		return ErrClosed
+	}
+	if p.Name == "" {
+		p.Name = "angzarr"
+	}
+	if len(p.Module) == 0 {
+		return errors.New("wasmhost: UpdatePlugin needs a module")
+	}
+	g, err := newGeneration(ctx, h, p)
+	if err != nil {
+		return err
+	}
+	old := h.gen.Swap(g)
+	h.metrics.vmsCreated.Add(int64(h.cfg.VMs))
+	if old != nil {
+		old.retire()
+	}
+	h.log.Info("wasm plugin updated", "plugin", p.Name)
+	return nil
+}
+
+// SetClusters replaces the callout clusters (NAME -> HOST:PORT). Callouts
+// already running keep their connection.
+func (h *Host) SetClusters(clusters map[string]string) error {
+	if errs := validateClusters(clusters); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	c := copyClusters(clusters)
+	h.clusters.Store(&c)
+	return nil
+}
+
+func (h *Host) cluster(name string) (string, bool) {
+	addr, ok := (*h.clusters.Load())[name]
+	return addr, ok
+}
+
+// ServeHTTP proxies one request; Host is an http.Handler so it can also be
+// mounted on a server of the caller's own.
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.metrics.streams.Add(1)
+	h.metrics.activeStreams.Add(1)
+	defer h.metrics.activeStreams.Add(-1)
+	var g *generation
+	for {
+		g = h.gen.Load()
+		if g == nil || g.acquire() {
+			break
+		}
+		// Lost a race with UpdatePlugin: retry on the new generation.
+	}
+	if g == nil {
+		http.Error(w, "wasmhost closed", http.StatusServiceUnavailable)
+		return
+	}
+	defer g.release()
+
+	actx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	v, err := g.pool.acquire(actx)
+	cancel()
+	p := &proxyStream{h: h, w: w, r: r}
+	if err != nil {
+		h.log.Warn("no wasm VM for stream", "err", err)
+		// A placeholder VM that never runs: the stream bypasses the plugin.
+		v = &vm{gen: g}
+		p.v, p.s = v, newStream(v, r)
+		if !h.cfg.FailOpen {
+			p.writeDirect(failReply())
+			return
+		}
+		p.s.bypass = true
+	} else {
+		defer g.pool.release(v)
+		p.v, p.s = v, newStream(v, r)
+	}
+	if p.run() {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// Serve accepts h2c (and HTTP/1.1) connections on ln and proxies them until
+// ctx is done; it then shuts the server down gracefully and returns nil.
+func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
+	return serveHTTP(ctx, ln, h, h.log)
+}
+
+// ServeAdmin serves the admin endpoints on ln until ctx is done:
+// /stats/prometheus (metrics in Prometheus text format, plugin metrics
+// named as Envoy exports them) and /ready.
+func (h *Host) ServeAdmin(ctx context.Context, ln net.Listener) error {
+	return serveHTTP(ctx, ln, h.AdminHandler(), h.log)
+}
+
+func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger) error {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:           handler,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 30 * time.Second,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Run listens on Config.Listen (and Config.AdminListen if set) and serves
+// until ctx is done, then closes the host.
+func (h *Host) Run(ctx context.Context) error {
+	defer h.Close()
+	ln, err := net.Listen("tcp", h.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("wasmhost: listen %s: %w", h.cfg.Listen, err)
+	}
+	h.log.Info("wasmhost proxy listening", "addr", ln.Addr().String(), "upstream", h.cfg.Upstream, "plugin", h.cfg.Plugin.Name)
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if h.cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", h.cfg.AdminListen)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("wasmhost: admin listen %s: %w", h.cfg.AdminListen, err)
+		}
+		h.log.Info("wasmhost admin listening", "addr", aln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.ServeAdmin(ctx, aln); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	err = h.Serve(ctx, ln)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// goBackground runs f on a goroutine Close waits for.
+func (h *Host) goBackground(f func()) {
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		f()
+	}()
+}
+
+func (h *Host) isClosed() bool {
+	h.closeMu.Lock()
+	defer h.closeMu.Unlock()
+	return h.closed
+}
+
+// Close stops the VMs (proxy_on_done / proxy_on_delete on each root
+// context), cancels callouts and releases everything. Stop serving first.
+func (h *Host) Close() error {
+	h.closeMu.Lock()
+	if h.closed {
+		h.closeMu.Unlock()
+		return nil
+	}
+	h.closed = true
+	close(h.closing)
+	h.closeMu.Unlock()
+	h.updateMu.Lock()
+	g := h.gen.Swap(nil)
+	h.updateMu.Unlock()
+	if g != nil {
+		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+		g.shutdown(context.Background())
+	}
+	h.bg.Wait()
+	h.upstream.CloseIdleConnections()
+	h.callouts.CloseIdleConnections()
+	return nil
+}
+
+var (
+	compilationCacheOnce sync.Once
+	compilationCache     wazero.CompilationCache
+)
+
+// sharedCompilationCache is the process-wide in-memory compilation cache:
+// a module is compiled once per process, whatever the number of VMs,
+// plugin generations or hosts (Envoy also compiles a module once and clones
+// it per worker).
+func sharedCompilationCache() wazero.CompilationCache {
+	compilationCacheOnce.Do(func() { compilationCache = wazero.NewCompilationCache() })
+	return compilationCache
+}

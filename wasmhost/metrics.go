@@ -1,0 +1,147 @@
+package wasmhost
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// metricsRegistry owns every metric of the host: the plugin's (defined with
+// proxy_define_metric, shared by name across VMs like Envoy's stats) and the
+// host's own. It renders them in Prometheus text format the way Envoy's
+// /stats/prometheus does: plugin metrics live in Envoy's "wasmcustom"
+// namespace, which is exported without the "envoy_" prefix, so a plugin
+// counter "angzarr_commands" is exported as angzarr_commands.
+type metricsRegistry struct {
+	mu     sync.Mutex
+	plugin map[string]*metric // by type+name
+
+	streams       atomic.Int64
+	activeStreams atomic.Int64
+	vmFailures    atomic.Int64
+	vmsCreated    atomic.Int64
+}
+
+func newMetricsRegistry() *metricsRegistry {
+	return &metricsRegistry{plugin: map[string]*metric{}}
+}
+
+// histogramBuckets are Envoy's default histogram bucket bounds.
+var histogramBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+
+// metric is one plugin-defined counter, gauge or histogram.
+type metric struct {
+	typ   metricType
+	name  string
+	value atomic.Int64 // counter (as uint64) or gauge
+
+	hmu     sync.Mutex
+	buckets []uint64
+	sum     float64
+	count   uint64
+}
+
+func (r *metricsRegistry) define(t metricType, name string) *metric {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := strconv.Itoa(int(t)) + "/" + name
+	m, ok := r.plugin[key]
+	if !ok {
+		m = &metric{typ: t, name: name}
+		if t == metricHistogram {
+			m.buckets = make([]uint64, len(histogramBuckets))
+		}
+		r.plugin[key] = m
+	}
+	return m
+}
+
+func (m *metric) record(v uint64) {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	for i, b := range histogramBuckets {
+		if float64(v) <= b {
+			m.buckets[i]++
+		}
+	}
+	m.sum += float64(v)
+	m.count++
+}
+
+// sanitizeMetricName maps a stat name to a Prometheus name: any character
+// outside [a-zA-Z0-9_] becomes '_'. Names not starting with [a-zA-Z_] are
+// not exported (Envoy skips them too).
+func sanitizeMetricName(name string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return "", false
+	}
+	return s, true
+}
+
+func formatFloat(f float64) string {
+	if math.IsInf(f, 1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// writePrometheus renders every metric.
+func (r *metricsRegistry) writePrometheus(w io.Writer) {
+	r.mu.Lock()
+	ms := make([]*metric, 0, len(r.plugin))
+	for _, m := range r.plugin {
+		ms = append(ms, m)
+	}
+	r.mu.Unlock()
+	sort.Slice(ms, func(i, j int) bool {
+		return ms[i].name < ms[j].name || (ms[i].name == ms[j].name && ms[i].typ < ms[j].typ)
+	})
+	for _, m := range ms {
+		name, ok := sanitizeMetricName(m.name)
+		if !ok {
+			continue
+		}
+		switch m.typ {
+		case metricCounter:
+			fmt.Fprintf(w, "# TYPE %s counter\n%s{} %d\n", name, name, uint64(m.value.Load()))
+		case metricGauge:
+			fmt.Fprintf(w, "# TYPE %s gauge\n%s{} %d\n", name, name, m.value.Load())
+		case metricHistogram:
+			m.hmu.Lock()
+			fmt.Fprintf(w, "# TYPE %s histogram\n", name)
+			for i, b := range histogramBuckets {
+				fmt.Fprintf(w, "%s_bucket{le=\"%s\"} %d\n", name, formatFloat(b), m.buckets[i])
+			}
+			fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n", name, m.count)
+			fmt.Fprintf(w, "%s_sum{} %s\n%s_count{} %d\n", name, formatFloat(m.sum), name, m.count)
+			m.hmu.Unlock()
+		}
+	}
+	host := []struct {
+		name, typ string
+		v         int64
+	}{
+		{"wasmhost_streams_total", "counter", r.streams.Load()},
+		{"wasmhost_active_streams", "gauge", r.activeStreams.Load()},
+		{"wasmhost_vm_failures_total", "counter", r.vmFailures.Load()},
+		{"wasmhost_vms_created_total", "counter", r.vmsCreated.Load()},
+	}
+	for _, m := range host {
+		fmt.Fprintf(w, "# TYPE %s %s\n%s{} %d\n", m.name, m.typ, m.name, m.v)
+	}
+}

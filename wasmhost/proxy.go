@@ -1,0 +1,538 @@
+package wasmhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+)
+
+// proxyStream drives one downstream request through the plugin to the
+// upstream and back, with Envoy's filter semantics:
+//
+//   - request headers: PAUSE stops everything (no body callbacks) until
+//     proxy_continue_stream(request); the headers are then sent upstream as
+//     the plugin left them;
+//   - request/response body: PAUSE buffers; body_size is the total buffered;
+//     the buffer is forwarded on CONTINUE (or on continue_stream after a
+//     PAUSE at end of stream);
+//   - trailers: PAUSE holds the trailers and any buffered body;
+//   - a local reply sent while the request is processed runs through the
+//     response callbacks (Envoy encodes local replies through the filter
+//     chain); one sent while the response is processed replaces the
+//     response if no header went downstream yet, else resets the stream.
+//
+// The handler goroutine runs the request headers and the whole response; a
+// second goroutine pumps the request body (gRPC streams are full duplex).
+type proxyStream struct {
+	h *Host
+	s *stream
+	v *vm
+	w http.ResponseWriter
+	r *http.Request
+
+	upCtx    context.Context
+	upCancel context.CancelFunc
+	upReq    *http.Request
+	pr       *io.PipeReader
+	pw       *io.PipeWriter
+	pumpDone chan struct{}
+
+	wroteHeaders bool
+}
+
+var errInterrupted = errors.New("wasmhost: stream interrupted by the plugin")
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// run proxies the stream; it reports whether the downstream stream must be
+// reset (the caller panics with http.ErrAbortHandler after cleanup).
+func (p *proxyStream) run() (abort bool) {
+	s, v, r := p.s, p.v, p.r
+	stop := context.AfterFunc(r.Context(), func() {
+		v.mu.Lock()
+		s.cancelled = true
+		s.cond.Broadcast()
+		v.mu.Unlock()
+	})
+	defer stop()
+	p.upCtx, p.upCancel = context.WithCancel(r.Context())
+	defer p.cleanup()
+
+	v.mu.Lock()
+	if !s.bypass {
+		s.create()
+	}
+	eos := r.Body == nil || r.Body == http.NoBody
+	s.reqHeaders = requestHeaderMap(r)
+	s.reqContinued = false
+	res := s.callback("proxy_on_request_headers", uint64(len(s.reqHeaders.kv)), b2u(eos))
+	o := s.outcome()
+	if o == proceed && !s.bypass && res != actionContinue && res != actionContinueDontEnd {
+		if !s.await(streamRequest) {
+			o = s.outcome()
+		}
+	}
+	hdrs := s.reqHeaders
+	s.reqHeaders = nil
+	lr := s.local
+	v.mu.Unlock()
+
+	switch o {
+	case gone:
+		return false
+	case resetIt:
+		return true
+	case failIt:
+		return p.writeDirect(failReply())
+	case sendLocal:
+		return p.respondLocal(lr)
+	}
+
+	if err := p.newUpstreamRequest(hdrs, eos); err != nil {
+		return p.respondLocal(&localReply{code: http.StatusBadRequest, body: err.Error(), grpcStatus: -1})
+	}
+	if !eos {
+		p.pumpDone = make(chan struct{})
+		go p.pumpRequest()
+	}
+	resp, err := p.h.upstream.RoundTrip(p.upReq)
+	if err != nil {
+		v.mu.Lock()
+		o := s.outcome()
+		lr := s.local
+		v.mu.Unlock()
+		switch o {
+		case gone:
+			return false
+		case resetIt:
+			return true
+		case failIt:
+			return p.writeDirect(failReply())
+		case sendLocal:
+			return p.respondLocal(lr)
+		}
+		if r.Context().Err() != nil {
+			return false
+		}
+		reason := "connection failure"
+		if !errors.Is(err, context.Canceled) && !isDialError(err) {
+			reason = "remote reset"
+		}
+		return p.respondLocal(upstreamFailReply(reason))
+	}
+	defer resp.Body.Close()
+	src := &response{code: resp.StatusCode, header: resp.Header}
+	if resp.Body != http.NoBody {
+		src.body = resp.Body
+		src.trailer = func() http.Header { return resp.Trailer }
+	}
+	return p.respond(src)
+}
+
+// cleanup stops the upstream exchange and the request pump, then finishes
+// the stream's context (proxy_on_log/done/delete).
+func (p *proxyStream) cleanup() {
+	p.upCancel()
+	if p.pumpDone != nil {
+		_ = p.r.Body.Close()
+		p.pr.CloseWithError(errInterrupted)
+		<-p.pumpDone
+	}
+	p.v.mu.Lock()
+	p.s.finish()
+	p.v.mu.Unlock()
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// newUpstreamRequest builds the upstream request from the headers as the
+// plugin left them.
+func (p *proxyStream) newUpstreamRequest(hdrs *headerMap, eos bool) error {
+	path, _ := hdrs.get(":path")
+	method, _ := hdrs.get(":method")
+	authority, _ := hdrs.get(":authority")
+	if method == "" {
+		method = http.MethodGet
+	}
+	u, err := url.ParseRequestURI(path)
+	if err != nil {
+		return err
+	}
+	u.Scheme = "http"
+	u.Host = p.h.cfg.Upstream
+	var body io.Reader
+	if !eos {
+		p.pr, p.pw = io.Pipe()
+		body = p.pr
+	}
+	req, err := http.NewRequestWithContext(p.upCtx, method, u.String(), body)
+	if err != nil {
+		return err
+	}
+	if eos {
+		req.Body = http.NoBody
+	}
+	req.Host = authority
+	hdrs.toHTTP(req.Header)
+	if cl, ok := hdrs.get("content-length"); ok && !eos {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			req.ContentLength = n
+		}
+	}
+	if len(p.r.Trailer) > 0 {
+		req.Trailer = http.Header{}
+		for k := range p.r.Trailer {
+			req.Trailer[k] = nil
+		}
+	}
+	p.upReq = req
+	return nil
+}
+
+// pumpRequest delivers the request body (and trailers) to the plugin and
+// forwards what it lets through upstream.
+func (p *proxyStream) pumpRequest() {
+	defer close(p.pumpDone)
+	v := p.v
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := p.r.Body.Read(buf)
+		if err != nil && err != io.EOF {
+			p.pw.CloseWithError(err)
+			return
+		}
+		eof := err == io.EOF
+		hasTrailers := eof && nonEmpty(p.r.Trailer)
+		v.mu.Lock()
+		out, o := p.requestBody(buf[:n], eof && !hasTrailers)
+		var trailers *headerMap
+		if o == proceed && hasTrailers {
+			var more []byte
+			more, trailers, o = p.requestTrailers()
+			out = append(out, more...)
+		}
+		v.mu.Unlock()
+		if o != proceed {
+			// The handler goroutine sees the outcome once its upstream
+			// exchange is cancelled.
+			p.upCancel()
+			p.pw.CloseWithError(errInterrupted)
+			return
+		}
+		if len(out) > 0 {
+			if _, err := p.pw.Write(out); err != nil {
+				return
+			}
+		}
+		if eof {
+			if trailers != nil && p.upReq.Trailer != nil {
+				for _, kv := range trailers.kv {
+					k := http.CanonicalHeaderKey(kv[0])
+					if _, declared := p.upReq.Trailer[k]; declared {
+						p.upReq.Trailer[k] = append(p.upReq.Trailer[k], kv[1])
+					}
+				}
+			}
+			p.pw.Close()
+			return
+		}
+	}
+}
+
+func nonEmpty(h http.Header) bool {
+	for _, v := range h {
+		if len(v) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// requestBody runs proxy_on_request_body for a chunk (lock held) and
+// returns the bytes to forward.
+func (p *proxyStream) requestBody(chunk []byte, eos bool) ([]byte, outcome) {
+	s := p.s
+	if s.bypass {
+		out := append(s.reqBody, chunk...)
+		s.reqBody = nil
+		return out, proceed
+	}
+	s.reqBody = append(s.reqBody, chunk...)
+	s.reqBodyVisible = true
+	s.reqContinued = false
+	res := s.callback("proxy_on_request_body", uint64(len(s.reqBody)), b2u(eos))
+	if o := s.outcome(); o != proceed {
+		return nil, o
+	}
+	if s.bypass || res == actionContinue {
+		out := s.reqBody
+		s.reqBody, s.reqBodyVisible = nil, false
+		return out, proceed
+	}
+	if res >= dataStopIterationNoBuffer {
+		s.reqBody = s.reqBody[:len(s.reqBody)-len(chunk)]
+	}
+	if !eos {
+		return nil, proceed
+	}
+	if !s.await(streamRequest) {
+		if o := s.outcome(); o != proceed {
+			return nil, o
+		}
+	}
+	out := s.reqBody
+	s.reqBody, s.reqBodyVisible = nil, false
+	return out, proceed
+}
+
+// requestTrailers runs proxy_on_request_trailers (lock held); it returns
+// any body still buffered and the trailers to send.
+func (p *proxyStream) requestTrailers() ([]byte, *headerMap, outcome) {
+	s := p.s
+	s.reqTrailers = trailerMap(p.r.Trailer)
+	if !s.bypass {
+		s.reqContinued = false
+		res := s.callback("proxy_on_request_trailers", uint64(len(s.reqTrailers.kv)))
+		o := s.outcome()
+		if o == proceed && !s.bypass && res != actionContinue {
+			if !s.await(streamRequest) {
+				o = s.outcome()
+			}
+		}
+		if o != proceed {
+			return nil, nil, o
+		}
+	}
+	out := s.reqBody
+	s.reqBody, s.reqBodyVisible = nil, false
+	t := s.reqTrailers
+	s.reqTrailers = nil
+	return out, t, proceed
+}
+
+// response is an upstream response or a rendered local reply.
+type response struct {
+	code    int
+	header  http.Header
+	body    io.Reader // nil: headers end the stream
+	trailer func() http.Header
+	local   bool
+}
+
+// respondLocal sends a local reply through the response callbacks, as
+// Envoy does for replies sent while the request is being processed.
+func (p *proxyStream) respondLocal(lr *localReply) bool {
+	code, h, body := lr.response(p.s.isGRPC)
+	src := &response{code: code, header: h, local: true}
+	if len(body) > 0 {
+		src.body = bytes.NewReader(body)
+	}
+	return p.respond(src)
+}
+
+// writeDirect writes a local reply straight downstream, bypassing the
+// plugin; after response headers went out it can only reset.
+func (p *proxyStream) writeDirect(lr *localReply) bool {
+	if p.wroteHeaders {
+		return true
+	}
+	code, h, body := lr.response(p.s.isGRPC)
+	dst := p.w.Header()
+	for k, vs := range h {
+		dst[k] = vs
+	}
+	p.wroteHeaders = true
+	p.w.WriteHeader(code)
+	if len(body) > 0 {
+		_, _ = p.w.Write(body)
+	}
+	return false
+}
+
+// respond runs the response callbacks and writes the response downstream.
+func (p *proxyStream) respond(src *response) bool {
+	s, v := p.s, p.v
+	v.mu.Lock()
+	eos := src.body == nil
+	s.respHeaders = responseHeaderMap(src.code, src.header)
+	s.respContinued = false
+	res := s.callback("proxy_on_response_headers", uint64(len(s.respHeaders.kv)), b2u(eos))
+	o := s.outcome()
+	if o == proceed && !s.bypass && res != actionContinue && res != actionContinueDontEnd {
+		if !s.await(streamResponse) {
+			o = s.outcome()
+		}
+	}
+	hdrs := s.respHeaders
+	s.respHeaders = nil
+	lr := s.local
+	v.mu.Unlock()
+	switch o {
+	case gone:
+		return false
+	case resetIt:
+		return true
+	case failIt:
+		return p.writeDirect(failReply())
+	case sendLocal:
+		return p.writeDirect(lr)
+	}
+	p.writeHeaders(hdrs, eos)
+	if eos {
+		return false
+	}
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	flusher, _ := p.w.(http.Flusher)
+	for {
+		n, err := src.body.Read(buf)
+		if err != nil && err != io.EOF {
+			// Upstream reset (or our own cancellation) mid-response.
+			return true
+		}
+		eof := err == io.EOF
+		var tr http.Header
+		if eof && src.trailer != nil {
+			tr = src.trailer()
+		}
+		hasTrailers := nonEmpty(tr)
+		v.mu.Lock()
+		out, trailers, o := p.responseBody(buf[:n], eof && !hasTrailers)
+		if o == proceed && hasTrailers {
+			var more []byte
+			more, trailers, o = p.responseTrailers(tr)
+			out = append(out, more...)
+		}
+		v.mu.Unlock()
+		switch o {
+		case gone:
+			return false
+		case resetIt, sendLocal, failIt:
+			// Headers already went downstream: Envoy resets.
+			return true
+		}
+		if len(out) > 0 {
+			if _, err := p.w.Write(out); err != nil {
+				return false
+			}
+			if !eos && !eof && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if eof {
+			if trailers != nil {
+				dst := p.w.Header()
+				for _, kv := range trailers.kv {
+					if hopHeader(kv[0]) || len(kv[0]) == 0 || kv[0][0] == ':' {
+						continue
+					}
+					k := http.TrailerPrefix + http.CanonicalHeaderKey(kv[0])
+					dst[k] = append(dst[k], kv[1])
+				}
+			}
+			return false
+		}
+	}
+}
+
+// writeHeaders sends the response headers downstream.
+func (p *proxyStream) writeHeaders(hdrs *headerMap, eos bool) {
+	code := http.StatusOK
+	if st, ok := hdrs.get(":status"); ok {
+		if n, err := strconv.Atoi(st); err == nil && n >= 100 && n <= 999 {
+			code = n
+		}
+	}
+	dst := p.w.Header()
+	hdrs.toHTTP(dst)
+	p.wroteHeaders = true
+	p.w.WriteHeader(code)
+	if !eos {
+		if f, ok := p.w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+}
+
+// responseBody runs proxy_on_response_body for a chunk (lock held); it
+// returns the bytes to write and trailers the plugin created at the end.
+func (p *proxyStream) responseBody(chunk []byte, eos bool) ([]byte, *headerMap, outcome) {
+	s := p.s
+	if s.bypass {
+		out := append(s.respBody, chunk...)
+		s.respBody = nil
+		return out, nil, proceed
+	}
+	s.respBody = append(s.respBody, chunk...)
+	s.respBodyVisible = true
+	s.addRespTrailers = eos
+	s.respContinued = false
+	res := s.callback("proxy_on_response_body", uint64(len(s.respBody)), b2u(eos))
+	s.addRespTrailers = false
+	if o := s.outcome(); o != proceed {
+		return nil, nil, o
+	}
+	if !s.bypass && res != actionContinue {
+		if res >= dataStopIterationNoBuffer {
+			s.respBody = s.respBody[:len(s.respBody)-len(chunk)]
+		}
+		if !eos {
+			return nil, nil, proceed
+		}
+		if !s.await(streamResponse) {
+			if o := s.outcome(); o != proceed {
+				return nil, nil, o
+			}
+		}
+	}
+	out := s.respBody
+	s.respBody, s.respBodyVisible = nil, false
+	t := s.respTrailers
+	s.respTrailers = nil
+	return out, t, proceed
+}
+
+// responseTrailers runs proxy_on_response_trailers (lock held); it returns
+// any body still buffered and the trailers to send.
+func (p *proxyStream) responseTrailers(tr http.Header) ([]byte, *headerMap, outcome) {
+	s := p.s
+	s.respTrailers = trailerMap(tr)
+	if !s.bypass {
+		s.respContinued = false
+		res := s.callback("proxy_on_response_trailers", uint64(len(s.respTrailers.kv)))
+		o := s.outcome()
+		if o == proceed && !s.bypass && res != actionContinue {
+			if !s.await(streamResponse) {
+				o = s.outcome()
+			}
+		}
+		if o != proceed {
+			return nil, nil, o
+		}
+	}
+	out := s.respBody
+	s.respBody, s.respBodyVisible = nil, false
+	t := s.respTrailers
+	s.respTrailers = nil
+	return out, t, proceed
+}

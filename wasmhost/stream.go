@@ -1,0 +1,188 @@
+package wasmhost
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// stream is the HTTP context of one proxied request on one VM: what the
+// plugin can see and change, and the pause/continue state the proxy waits
+// on. All fields are guarded by the VM lock (v.mu); cond uses it.
+type stream struct {
+	v      *vm
+	id     uint32
+	cond   *sync.Cond
+	req    *http.Request
+	isGRPC bool
+
+	// Header maps visible to the plugin. As in Envoy they are nil (host
+	// calls answer BAD_ARGUMENT) outside the callback that delivered them
+	// and the pause that followed it.
+	reqHeaders   *headerMap
+	reqTrailers  *headerMap
+	respHeaders  *headerMap
+	respTrailers *headerMap
+	// addTrailers: the last body callback (end_of_stream) may create
+	// trailers by writing to the trailer map, as Envoy's addDecodedTrailers.
+	addReqTrailers  bool
+	addRespTrailers bool
+
+	// Buffered bodies and whether buffer ops may touch them.
+	reqBody         []byte
+	respBody        []byte
+	reqBodyVisible  bool
+	respBodyVisible bool
+
+	reqContinued  bool // proxy_continue_stream(request) since the last request callback
+	respContinued bool
+	local         *localReply // proxy_send_local_response
+	reset         bool        // proxy_close_stream
+	cancelled     bool        // downstream went away
+	bypass        bool        // plugin failed and FailOpen: no more callbacks
+	created       bool        // proxy_on_context_create done
+	props         map[string][]byte
+}
+
+func newStream(v *vm, r *http.Request) *stream {
+	s := &stream{v: v, req: r, cond: sync.NewCond(&v.mu)}
+	s.isGRPC = strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+	return s
+}
+
+// outcome is what the proxy must do after a callback or a pause.
+type outcome uint8
+
+const (
+	proceed   outcome = iota // go on (possibly bypassing the failed plugin)
+	sendLocal                // a local reply is pending
+	resetIt                  // reset the stream
+	failIt                   // plugin failed, fail closed
+	gone                     // downstream cancelled
+)
+
+// outcome inspects the stream with the lock held.
+func (s *stream) outcome() outcome {
+	switch {
+	case s.cancelled:
+		return gone
+	case s.local != nil:
+		return sendLocal
+	case s.reset:
+		return resetIt
+	case s.v.failed || s.v.closed:
+		if s.v.gen.h.cfg.FailOpen {
+			s.bypass = true
+			return proceed
+		}
+		return failIt
+	}
+	return proceed
+}
+
+// callback calls a stream callback with the lock held; args exclude the
+// context id. It returns the callback's result, 0 when the stream bypasses
+// the plugin.
+func (s *stream) callback(name string, args ...uint64) uint32 {
+	if s.bypass {
+		return actionContinue
+	}
+	all := make([]uint64, 0, 1+len(args))
+	all = append(all, uint64(s.id))
+	all = append(all, args...)
+	r, _ := s.v.callExport(name, s.id, all...)
+	return uint32(r)
+}
+
+// await blocks with the lock held until dir is continued (true) or the
+// stream is interrupted (false; see outcome).
+func (s *stream) await(dir streamType) bool {
+	for {
+		if s.cancelled || s.local != nil || s.reset || s.v.failed || s.v.closed {
+			return false
+		}
+		if dir == streamRequest && s.reqContinued {
+			s.reqContinued = false
+			return true
+		}
+		if dir == streamResponse && s.respContinued {
+			s.respContinued = false
+			return true
+		}
+		s.cond.Wait()
+	}
+}
+
+// create registers the stream on its VM and calls proxy_on_context_create.
+func (s *stream) create() {
+	v := s.v
+	s.id = v.allocID()
+	v.streams[s.id] = s
+	if v.failed || v.closed {
+		return
+	}
+	s.created = true
+	v.callExport("proxy_on_context_create", s.id, uint64(s.id), uint64(v.rootID))
+}
+
+// finish runs proxy_on_log, proxy_on_done and proxy_on_delete (Envoy's order
+// for HTTP streams: access log, then filter destruction) and forgets the
+// stream, after which proxy_set_effective_context on it is BAD_ARGUMENT.
+func (s *stream) finish() {
+	v := s.v
+	if s.created && !s.bypass && !v.failed && !v.closed {
+		s.reqHeaders, s.reqTrailers, s.respHeaders, s.respTrailers = nil, nil, nil, nil
+		s.reqBodyVisible, s.respBodyVisible = false, false
+		v.callExport("proxy_on_log", s.id, uint64(s.id))
+		v.callExport("proxy_on_done", s.id, uint64(s.id))
+		v.callExport("proxy_on_delete", s.id, uint64(s.id))
+	}
+	delete(v.streams, s.id)
+}
+
+// headerMapFor returns the map of type t as the current context sees it;
+// mutable reports whether it may be changed.
+func (v *vm) headerMapFor(t mapType, mutable bool) *headerMap {
+	s := v.contextStream()
+	switch t {
+	case mapRequestHeaders:
+		if s != nil {
+			return s.reqHeaders
+		}
+	case mapRequestTrailers:
+		if s != nil {
+			if s.reqTrailers == nil && mutable && s.addReqTrailers {
+				s.reqTrailers = &headerMap{}
+			}
+			return s.reqTrailers
+		}
+	case mapResponseHeaders:
+		if s != nil {
+			return s.respHeaders
+		}
+	case mapResponseTrailers:
+		if s != nil {
+			if s.respTrailers == nil && mutable && s.addRespTrailers {
+				s.respTrailers = &headerMap{}
+			}
+			return s.respTrailers
+		}
+	case mapGRPCInitialMetadata:
+		if !mutable {
+			return v.grpcInitMeta
+		}
+	case mapGRPCTrailingMetadata:
+		if !mutable {
+			return v.grpcTrailMeta
+		}
+	case mapHTTPCallResponseHeaders:
+		if !mutable && v.httpResp != nil {
+			return v.httpResp.headers
+		}
+	case mapHTTPCallResponseTrailers:
+		if !mutable && v.httpResp != nil {
+			return v.httpResp.trailers
+		}
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module angzarr.test/wasmhostplugin
+
+go 1.26
