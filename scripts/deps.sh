@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 declare -a wanted=(
   "redis-server:redis-server"
   "redis-cli:redis-tools"
+  "redis-benchmark:redis-tools"
   "protoc:protobuf-compiler"
   "grpc_python_plugin:protobuf-compiler-grpc"
   "/usr/bin/python3:python3"

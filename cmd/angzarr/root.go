@@ -18,6 +18,7 @@ verbs to send commands and read events.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newProxyCmd(),
+		newEventsvcCmd(),
 	)
 	return root
 }

@@ -238,7 +238,9 @@ type AppendResponse struct {
 	NextSequence uint32 `protobuf:"varint,2,opt,name=next_sequence,json=nextSequence,proto3" json:"next_sequence,omitempty"`
 	// True when the idempotency key had been applied before and nothing was
 	// stored by this call.
-	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// Where the appended pages sit in the domain's durable log.
+	Position      *LogPosition `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +294,13 @@ func (x *AppendResponse) GetDuplicate() bool {
 		return x.Duplicate
 	}
 	return false
+}
+
+func (x *AppendResponse) GetPosition() *LogPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
 }
 
 // Error detail of an ABORTED append: the expected sequence was stale.
@@ -358,11 +367,187 @@ func (x *SequenceConflict) GetNextSequence() uint32 {
 	return 0
 }
 
+// Which part of a domain's durable log to read.
+type ReadLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain whose log is read.
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	// The partition, from 0 to ReadLogResponse.partitions - 1.
+	Partition uint32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Entries with an offset strictly greater than this one are returned (0:
+	// from the start).
+	After uint64 `protobuf:"varint,3,opt,name=after,proto3" json:"after,omitempty"`
+	// The most entries returned; the server's default (and cap) when 0.
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogRequest) Reset() {
+	*x = ReadLogRequest{}
+	mi := &file_angzarr_eventstore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogRequest) ProtoMessage() {}
+
+func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_eventstore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
+func (*ReadLogRequest) Descriptor() ([]byte, []int) {
+	return file_angzarr_eventstore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReadLogRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *ReadLogRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReadLogRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ReadLogRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// Entries of a domain's durable log.
+type ReadLogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One book per append (or per aggregate run), in log order, each with its
+	// position set.
+	Books []*EventBook `protobuf:"bytes,1,rep,name=books,proto3" json:"books,omitempty"`
+	// How many partitions the domain's log has.
+	Partitions    uint32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogResponse) Reset() {
+	*x = ReadLogResponse{}
+	mi := &file_angzarr_eventstore_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogResponse) ProtoMessage() {}
+
+func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_eventstore_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogResponse.ProtoReflect.Descriptor instead.
+func (*ReadLogResponse) Descriptor() ([]byte, []int) {
+	return file_angzarr_eventstore_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReadLogResponse) GetBooks() []*EventBook {
+	if x != nil {
+		return x.Books
+	}
+	return nil
+}
+
+func (x *ReadLogResponse) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+// Which aggregate roots to list.
+type ListRootsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain; every domain when empty.
+	Domain        string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRootsRequest) Reset() {
+	*x = ListRootsRequest{}
+	mi := &file_angzarr_eventstore_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRootsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRootsRequest) ProtoMessage() {}
+
+func (x *ListRootsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_eventstore_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRootsRequest.ProtoReflect.Descriptor instead.
+func (*ListRootsRequest) Descriptor() ([]byte, []int) {
+	return file_angzarr_eventstore_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListRootsRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
 var File_angzarr_eventstore_proto protoreflect.FileDescriptor
 
 const file_angzarr_eventstore_proto_rawDesc = "" +
 	"\n" +
-	"\x18angzarr/eventstore.proto\x12\aangzarr\x1a\x13angzarr/types.proto\x1a\x19google/protobuf/any.proto\"\\\n" +
+	"\x18angzarr/eventstore.proto\x12\aangzarr\x1a\x13angzarr/query.proto\x1a\x13angzarr/types.proto\x1a\x19google/protobuf/any.proto\"\\\n" +
 	"\vLoadRequest\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\"\x8a\x01\n" +
@@ -375,19 +560,34 @@ const file_angzarr_eventstore_proto_rawDesc = "" +
 	"\x11expected_sequence\x18\x02 \x01(\rR\x10expectedSequence\x12(\n" +
 	"\x05pages\x18\x03 \x03(\v2\x12.angzarr.EventPageR\x05pages\x12;\n" +
 	"\x0esnapshot_state\x18\x04 \x01(\v2\x14.google.protobuf.AnyR\rsnapshotState\x12'\n" +
-	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"{\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"\xad\x01\n" +
 	"\x0eAppendResponse\x12&\n" +
 	"\x04book\x18\x01 \x01(\v2\x12.angzarr.EventBookR\x04book\x12#\n" +
 	"\rnext_sequence\x18\x02 \x01(\rR\fnextSequence\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\x8a\x01\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x120\n" +
+	"\bposition\x18\x04 \x01(\v2\x14.angzarr.LogPositionR\bposition\"\x8a\x01\n" +
 	"\x10SequenceConflict\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12+\n" +
 	"\x11expected_sequence\x18\x02 \x01(\rR\x10expectedSequence\x12#\n" +
-	"\rnext_sequence\x18\x03 \x01(\rR\fnextSequence2|\n" +
+	"\rnext_sequence\x18\x03 \x01(\rR\fnextSequence\"r\n" +
+	"\x0eReadLogRequest\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"[\n" +
+	"\x0fReadLogResponse\x12(\n" +
+	"\x05books\x18\x01 \x03(\v2\x12.angzarr.EventBookR\x05books\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\rR\n" +
+	"partitions\"*\n" +
+	"\x10ListRootsRequest\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain2\xfc\x01\n" +
 	"\n" +
 	"EventStore\x123\n" +
 	"\x04Load\x12\x14.angzarr.LoadRequest\x1a\x15.angzarr.LoadResponse\x129\n" +
-	"\x06Append\x12\x16.angzarr.AppendRequest\x1a\x17.angzarr.AppendResponseB7Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarrb\x06proto3"
+	"\x06Append\x12\x16.angzarr.AppendRequest\x1a\x17.angzarr.AppendResponse\x12<\n" +
+	"\aReadLog\x12\x17.angzarr.ReadLogRequest\x1a\x18.angzarr.ReadLogResponse\x12@\n" +
+	"\tListRoots\x12\x19.angzarr.ListRootsRequest\x1a\x16.angzarr.AggregateRoot0\x01B7Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarrb\x06proto3"
 
 var (
 	file_angzarr_eventstore_proto_rawDescOnce sync.Once
@@ -401,36 +601,47 @@ func file_angzarr_eventstore_proto_rawDescGZIP() []byte {
 	return file_angzarr_eventstore_proto_rawDescData
 }
 
-var file_angzarr_eventstore_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_angzarr_eventstore_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_angzarr_eventstore_proto_goTypes = []any{
 	(*LoadRequest)(nil),      // 0: angzarr.LoadRequest
 	(*LoadResponse)(nil),     // 1: angzarr.LoadResponse
 	(*AppendRequest)(nil),    // 2: angzarr.AppendRequest
 	(*AppendResponse)(nil),   // 3: angzarr.AppendResponse
 	(*SequenceConflict)(nil), // 4: angzarr.SequenceConflict
-	(*Cover)(nil),            // 5: angzarr.Cover
-	(*EventBook)(nil),        // 6: angzarr.EventBook
-	(*EventPage)(nil),        // 7: angzarr.EventPage
-	(*anypb.Any)(nil),        // 8: google.protobuf.Any
+	(*ReadLogRequest)(nil),   // 5: angzarr.ReadLogRequest
+	(*ReadLogResponse)(nil),  // 6: angzarr.ReadLogResponse
+	(*ListRootsRequest)(nil), // 7: angzarr.ListRootsRequest
+	(*Cover)(nil),            // 8: angzarr.Cover
+	(*EventBook)(nil),        // 9: angzarr.EventBook
+	(*EventPage)(nil),        // 10: angzarr.EventPage
+	(*anypb.Any)(nil),        // 11: google.protobuf.Any
+	(*LogPosition)(nil),      // 12: angzarr.LogPosition
+	(*AggregateRoot)(nil),    // 13: angzarr.AggregateRoot
 }
 var file_angzarr_eventstore_proto_depIdxs = []int32{
-	5,  // 0: angzarr.LoadRequest.cover:type_name -> angzarr.Cover
-	6,  // 1: angzarr.LoadResponse.book:type_name -> angzarr.EventBook
+	8,  // 0: angzarr.LoadRequest.cover:type_name -> angzarr.Cover
+	9,  // 1: angzarr.LoadResponse.book:type_name -> angzarr.EventBook
 	3,  // 2: angzarr.LoadResponse.prior:type_name -> angzarr.AppendResponse
-	5,  // 3: angzarr.AppendRequest.cover:type_name -> angzarr.Cover
-	7,  // 4: angzarr.AppendRequest.pages:type_name -> angzarr.EventPage
-	8,  // 5: angzarr.AppendRequest.snapshot_state:type_name -> google.protobuf.Any
-	6,  // 6: angzarr.AppendResponse.book:type_name -> angzarr.EventBook
-	5,  // 7: angzarr.SequenceConflict.cover:type_name -> angzarr.Cover
-	0,  // 8: angzarr.EventStore.Load:input_type -> angzarr.LoadRequest
-	2,  // 9: angzarr.EventStore.Append:input_type -> angzarr.AppendRequest
-	1,  // 10: angzarr.EventStore.Load:output_type -> angzarr.LoadResponse
-	3,  // 11: angzarr.EventStore.Append:output_type -> angzarr.AppendResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	8,  // 3: angzarr.AppendRequest.cover:type_name -> angzarr.Cover
+	10, // 4: angzarr.AppendRequest.pages:type_name -> angzarr.EventPage
+	11, // 5: angzarr.AppendRequest.snapshot_state:type_name -> google.protobuf.Any
+	9,  // 6: angzarr.AppendResponse.book:type_name -> angzarr.EventBook
+	12, // 7: angzarr.AppendResponse.position:type_name -> angzarr.LogPosition
+	8,  // 8: angzarr.SequenceConflict.cover:type_name -> angzarr.Cover
+	9,  // 9: angzarr.ReadLogResponse.books:type_name -> angzarr.EventBook
+	0,  // 10: angzarr.EventStore.Load:input_type -> angzarr.LoadRequest
+	2,  // 11: angzarr.EventStore.Append:input_type -> angzarr.AppendRequest
+	5,  // 12: angzarr.EventStore.ReadLog:input_type -> angzarr.ReadLogRequest
+	7,  // 13: angzarr.EventStore.ListRoots:input_type -> angzarr.ListRootsRequest
+	1,  // 14: angzarr.EventStore.Load:output_type -> angzarr.LoadResponse
+	3,  // 15: angzarr.EventStore.Append:output_type -> angzarr.AppendResponse
+	6,  // 16: angzarr.EventStore.ReadLog:output_type -> angzarr.ReadLogResponse
+	13, // 17: angzarr.EventStore.ListRoots:output_type -> angzarr.AggregateRoot
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_eventstore_proto_init() }
@@ -438,6 +649,7 @@ func file_angzarr_eventstore_proto_init() {
 	if File_angzarr_eventstore_proto != nil {
 		return
 	}
+	file_angzarr_query_proto_init()
 	file_angzarr_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -445,7 +657,7 @@ func file_angzarr_eventstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_angzarr_eventstore_proto_rawDesc), len(file_angzarr_eventstore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,8 +23,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EventStore_Load_FullMethodName   = "/angzarr.EventStore/Load"
-	EventStore_Append_FullMethodName = "/angzarr.EventStore/Append"
+	EventStore_Load_FullMethodName      = "/angzarr.EventStore/Load"
+	EventStore_Append_FullMethodName    = "/angzarr.EventStore/Append"
+	EventStore_ReadLog_FullMethodName   = "/angzarr.EventStore/ReadLog"
+	EventStore_ListRoots_FullMethodName = "/angzarr.EventStore/ListRoots"
 )
 
 // EventStoreClient is the client API for EventStore service.
@@ -39,6 +41,12 @@ type EventStoreClient interface {
 	// Append events if the aggregate's next sequence is the expected one
 	// (ABORTED with a SequenceConflict detail otherwise). All pages or none.
 	Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error)
+	// Read a domain's durable log (one partition) after a position, in append
+	// order: what asynchronous fan-out delivers from.
+	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error)
+	// List the aggregate roots of one domain, or of every domain, sorted by
+	// domain and root.
+	ListRoots(ctx context.Context, in *ListRootsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AggregateRoot], error)
 }
 
 type eventStoreClient struct {
@@ -69,6 +77,35 @@ func (c *eventStoreClient) Append(ctx context.Context, in *AppendRequest, opts .
 	return out, nil
 }
 
+func (c *eventStoreClient) ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadLogResponse)
+	err := c.cc.Invoke(ctx, EventStore_ReadLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *eventStoreClient) ListRoots(ctx context.Context, in *ListRootsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AggregateRoot], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventStore_ServiceDesc.Streams[0], EventStore_ListRoots_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ListRootsRequest, AggregateRoot]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventStore_ListRootsClient = grpc.ServerStreamingClient[AggregateRoot]
+
 // EventStoreServer is the server API for EventStore service.
 // All implementations must embed UnimplementedEventStoreServer
 // for forward compatibility.
@@ -81,6 +118,12 @@ type EventStoreServer interface {
 	// Append events if the aggregate's next sequence is the expected one
 	// (ABORTED with a SequenceConflict detail otherwise). All pages or none.
 	Append(context.Context, *AppendRequest) (*AppendResponse, error)
+	// Read a domain's durable log (one partition) after a position, in append
+	// order: what asynchronous fan-out delivers from.
+	ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error)
+	// List the aggregate roots of one domain, or of every domain, sorted by
+	// domain and root.
+	ListRoots(*ListRootsRequest, grpc.ServerStreamingServer[AggregateRoot]) error
 	mustEmbedUnimplementedEventStoreServer()
 }
 
@@ -96,6 +139,12 @@ func (UnimplementedEventStoreServer) Load(context.Context, *LoadRequest) (*LoadR
 }
 func (UnimplementedEventStoreServer) Append(context.Context, *AppendRequest) (*AppendResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Append not implemented")
+}
+func (UnimplementedEventStoreServer) ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadLog not implemented")
+}
+func (UnimplementedEventStoreServer) ListRoots(*ListRootsRequest, grpc.ServerStreamingServer[AggregateRoot]) error {
+	return status.Error(codes.Unimplemented, "method ListRoots not implemented")
 }
 func (UnimplementedEventStoreServer) mustEmbedUnimplementedEventStoreServer() {}
 func (UnimplementedEventStoreServer) testEmbeddedByValue()                    {}
@@ -154,6 +203,35 @@ func _EventStore_Append_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventStore_ReadLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventStoreServer).ReadLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventStore_ReadLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventStoreServer).ReadLog(ctx, req.(*ReadLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EventStore_ListRoots_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListRootsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EventStoreServer).ListRoots(m, &grpc.GenericServerStream[ListRootsRequest, AggregateRoot]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventStore_ListRootsServer = grpc.ServerStreamingServer[AggregateRoot]
+
 // EventStore_ServiceDesc is the grpc.ServiceDesc for EventStore service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -169,7 +247,17 @@ var EventStore_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Append",
 			Handler:    _EventStore_Append_Handler,
 		},
+		{
+			MethodName: "ReadLog",
+			Handler:    _EventStore_ReadLog_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ListRoots",
+			Handler:       _EventStore_ListRoots_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "angzarr/eventstore.proto",
 }

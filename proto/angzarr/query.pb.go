@@ -38,7 +38,10 @@ type Query struct {
 	//	*Query_Range
 	//	*Query_Sequences
 	//	*Query_Temporal
-	Selection     isQuery_Selection `protobuf_oneof:"selection"`
+	Selection isQuery_Selection `protobuf_oneof:"selection"`
+	// Synchronize on a whole domain: resume after these log positions (one per
+	// partition; a partition not listed is replayed from its start).
+	After         []*LogPosition `protobuf:"bytes,6,rep,name=after,proto3" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -110,6 +113,13 @@ func (x *Query) GetTemporal() *TemporalQuery {
 		if x, ok := x.Selection.(*Query_Temporal); ok {
 			return x.Temporal
 		}
+	}
+	return nil
+}
+
+func (x *Query) GetAfter() []*LogPosition {
+	if x != nil {
+		return x.After
 	}
 	return nil
 }
@@ -386,12 +396,13 @@ var File_angzarr_query_proto protoreflect.FileDescriptor
 
 const file_angzarr_query_proto_rawDesc = "" +
 	"\n" +
-	"\x13angzarr/query.proto\x12\aangzarr\x1a\x13angzarr/types.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x01\n" +
+	"\x13angzarr/query.proto\x12\aangzarr\x1a\x13angzarr/types.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n" +
 	"\x05Query\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12.\n" +
 	"\x05range\x18\x03 \x01(\v2\x16.angzarr.SequenceRangeH\x00R\x05range\x124\n" +
 	"\tsequences\x18\x04 \x01(\v2\x14.angzarr.SequenceSetH\x00R\tsequences\x124\n" +
-	"\btemporal\x18\x05 \x01(\v2\x16.angzarr.TemporalQueryH\x00R\btemporalB\v\n" +
+	"\btemporal\x18\x05 \x01(\v2\x16.angzarr.TemporalQueryH\x00R\btemporal\x12*\n" +
+	"\x05after\x18\x06 \x03(\v2\x14.angzarr.LogPositionR\x05afterB\v\n" +
 	"\tselection\"J\n" +
 	"\rSequenceRange\x12\x14\n" +
 	"\x05lower\x18\x01 \x01(\rR\x05lower\x12\x19\n" +
@@ -433,29 +444,31 @@ var file_angzarr_query_proto_goTypes = []any{
 	(*TemporalQuery)(nil),         // 3: angzarr.TemporalQuery
 	(*AggregateRoot)(nil),         // 4: angzarr.AggregateRoot
 	(*Cover)(nil),                 // 5: angzarr.Cover
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*UUID)(nil),                  // 7: angzarr.UUID
-	(*emptypb.Empty)(nil),         // 8: google.protobuf.Empty
-	(*EventBook)(nil),             // 9: angzarr.EventBook
+	(*LogPosition)(nil),           // 6: angzarr.LogPosition
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*UUID)(nil),                  // 8: angzarr.UUID
+	(*emptypb.Empty)(nil),         // 9: google.protobuf.Empty
+	(*EventBook)(nil),             // 10: angzarr.EventBook
 }
 var file_angzarr_query_proto_depIdxs = []int32{
-	5, // 0: angzarr.Query.cover:type_name -> angzarr.Cover
-	1, // 1: angzarr.Query.range:type_name -> angzarr.SequenceRange
-	2, // 2: angzarr.Query.sequences:type_name -> angzarr.SequenceSet
-	3, // 3: angzarr.Query.temporal:type_name -> angzarr.TemporalQuery
-	6, // 4: angzarr.TemporalQuery.as_of_time:type_name -> google.protobuf.Timestamp
-	7, // 5: angzarr.AggregateRoot.root:type_name -> angzarr.UUID
-	0, // 6: angzarr.EventQuery.GetEvents:input_type -> angzarr.Query
-	0, // 7: angzarr.EventQuery.Synchronize:input_type -> angzarr.Query
-	8, // 8: angzarr.EventQuery.GetAggregateRoots:input_type -> google.protobuf.Empty
-	9, // 9: angzarr.EventQuery.GetEvents:output_type -> angzarr.EventBook
-	9, // 10: angzarr.EventQuery.Synchronize:output_type -> angzarr.EventBook
-	4, // 11: angzarr.EventQuery.GetAggregateRoots:output_type -> angzarr.AggregateRoot
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5,  // 0: angzarr.Query.cover:type_name -> angzarr.Cover
+	1,  // 1: angzarr.Query.range:type_name -> angzarr.SequenceRange
+	2,  // 2: angzarr.Query.sequences:type_name -> angzarr.SequenceSet
+	3,  // 3: angzarr.Query.temporal:type_name -> angzarr.TemporalQuery
+	6,  // 4: angzarr.Query.after:type_name -> angzarr.LogPosition
+	7,  // 5: angzarr.TemporalQuery.as_of_time:type_name -> google.protobuf.Timestamp
+	8,  // 6: angzarr.AggregateRoot.root:type_name -> angzarr.UUID
+	0,  // 7: angzarr.EventQuery.GetEvents:input_type -> angzarr.Query
+	0,  // 8: angzarr.EventQuery.Synchronize:input_type -> angzarr.Query
+	9,  // 9: angzarr.EventQuery.GetAggregateRoots:input_type -> google.protobuf.Empty
+	10, // 10: angzarr.EventQuery.GetEvents:output_type -> angzarr.EventBook
+	10, // 11: angzarr.EventQuery.Synchronize:output_type -> angzarr.EventBook
+	4,  // 12: angzarr.EventQuery.GetAggregateRoots:output_type -> angzarr.AggregateRoot
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_query_proto_init() }

@@ -368,6 +368,9 @@ type EventBook struct {
 	// Set by business logic to ask the framework to store a new snapshot of the
 	// state after these pages.
 	SnapshotState *anypb.Any `protobuf:"bytes,5,opt,name=snapshot_state,json=snapshotState,proto3" json:"snapshot_state,omitempty"`
+	// Where the book sits in its domain's durable log; set on books read from
+	// the log (EventStore.ReadLog, Synchronize on a whole domain).
+	Position      *LogPosition `protobuf:"bytes,6,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +433,70 @@ func (x *EventBook) GetSnapshotState() *anypb.Any {
 	return nil
 }
 
+func (x *EventBook) GetPosition() *LogPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+// A place in a domain's durable, ordered event log. The log is split into
+// partitions (an aggregate always lives in the same one); offsets grow within
+// a partition and say nothing across partitions.
+type LogPosition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partition, from 0 to the domain's partition count - 1.
+	Partition uint32 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The entry's offset within the partition (the first entry has offset 1).
+	Offset        uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogPosition) Reset() {
+	*x = LogPosition{}
+	mi := &file_angzarr_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogPosition) ProtoMessage() {}
+
+func (x *LogPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogPosition.ProtoReflect.Descriptor instead.
+func (*LogPosition) Descriptor() ([]byte, []int) {
+	return file_angzarr_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LogPosition) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *LogPosition) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 // One command addressed to an aggregate.
 type CommandPage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -444,7 +511,7 @@ type CommandPage struct {
 
 func (x *CommandPage) Reset() {
 	*x = CommandPage{}
-	mi := &file_angzarr_types_proto_msgTypes[5]
+	mi := &file_angzarr_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +523,7 @@ func (x *CommandPage) String() string {
 func (*CommandPage) ProtoMessage() {}
 
 func (x *CommandPage) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[5]
+	mi := &file_angzarr_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +536,7 @@ func (x *CommandPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandPage.ProtoReflect.Descriptor instead.
 func (*CommandPage) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{5}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CommandPage) GetSequence() uint32 {
@@ -508,7 +575,7 @@ type CommandBook struct {
 
 func (x *CommandBook) Reset() {
 	*x = CommandBook{}
-	mi := &file_angzarr_types_proto_msgTypes[6]
+	mi := &file_angzarr_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +587,7 @@ func (x *CommandBook) String() string {
 func (*CommandBook) ProtoMessage() {}
 
 func (x *CommandBook) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[6]
+	mi := &file_angzarr_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +600,7 @@ func (x *CommandBook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandBook.ProtoReflect.Descriptor instead.
 func (*CommandBook) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{6}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CommandBook) GetCover() *Cover {
@@ -587,7 +654,7 @@ type SagaCommandOrigin struct {
 
 func (x *SagaCommandOrigin) Reset() {
 	*x = SagaCommandOrigin{}
-	mi := &file_angzarr_types_proto_msgTypes[7]
+	mi := &file_angzarr_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +666,7 @@ func (x *SagaCommandOrigin) String() string {
 func (*SagaCommandOrigin) ProtoMessage() {}
 
 func (x *SagaCommandOrigin) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[7]
+	mi := &file_angzarr_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +679,7 @@ func (x *SagaCommandOrigin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SagaCommandOrigin.ProtoReflect.Descriptor instead.
 func (*SagaCommandOrigin) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{7}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SagaCommandOrigin) GetSagaName() string {
@@ -650,7 +717,7 @@ type ContextualCommand struct {
 
 func (x *ContextualCommand) Reset() {
 	*x = ContextualCommand{}
-	mi := &file_angzarr_types_proto_msgTypes[8]
+	mi := &file_angzarr_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +729,7 @@ func (x *ContextualCommand) String() string {
 func (*ContextualCommand) ProtoMessage() {}
 
 func (x *ContextualCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[8]
+	mi := &file_angzarr_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +742,7 @@ func (x *ContextualCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContextualCommand.ProtoReflect.Descriptor instead.
 func (*ContextualCommand) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{8}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ContextualCommand) GetEvents() *EventBook {
@@ -705,7 +772,7 @@ type CommandResponse struct {
 
 func (x *CommandResponse) Reset() {
 	*x = CommandResponse{}
-	mi := &file_angzarr_types_proto_msgTypes[9]
+	mi := &file_angzarr_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +784,7 @@ func (x *CommandResponse) String() string {
 func (*CommandResponse) ProtoMessage() {}
 
 func (x *CommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[9]
+	mi := &file_angzarr_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +797,7 @@ func (x *CommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResponse.ProtoReflect.Descriptor instead.
 func (*CommandResponse) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{9}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CommandResponse) GetEvents() *EventBook {
@@ -764,7 +831,7 @@ type Projection struct {
 
 func (x *Projection) Reset() {
 	*x = Projection{}
-	mi := &file_angzarr_types_proto_msgTypes[10]
+	mi := &file_angzarr_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +843,7 @@ func (x *Projection) String() string {
 func (*Projection) ProtoMessage() {}
 
 func (x *Projection) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[10]
+	mi := &file_angzarr_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +856,7 @@ func (x *Projection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Projection.ProtoReflect.Descriptor instead.
 func (*Projection) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{10}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Projection) GetCover() *Cover {
@@ -831,7 +898,7 @@ type SagaResponse struct {
 
 func (x *SagaResponse) Reset() {
 	*x = SagaResponse{}
-	mi := &file_angzarr_types_proto_msgTypes[11]
+	mi := &file_angzarr_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +910,7 @@ func (x *SagaResponse) String() string {
 func (*SagaResponse) ProtoMessage() {}
 
 func (x *SagaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[11]
+	mi := &file_angzarr_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +923,7 @@ func (x *SagaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SagaResponse.ProtoReflect.Descriptor instead.
 func (*SagaResponse) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{11}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SagaResponse) GetCommands() []*CommandBook {
@@ -879,7 +946,7 @@ type SyncCommandBook struct {
 
 func (x *SyncCommandBook) Reset() {
 	*x = SyncCommandBook{}
-	mi := &file_angzarr_types_proto_msgTypes[12]
+	mi := &file_angzarr_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +958,7 @@ func (x *SyncCommandBook) String() string {
 func (*SyncCommandBook) ProtoMessage() {}
 
 func (x *SyncCommandBook) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_types_proto_msgTypes[12]
+	mi := &file_angzarr_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +971,7 @@ func (x *SyncCommandBook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncCommandBook.ProtoReflect.Descriptor instead.
 func (*SyncCommandBook) Descriptor() ([]byte, []int) {
-	return file_angzarr_types_proto_rawDescGZIP(), []int{12}
+	return file_angzarr_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SyncCommandBook) GetCommand() *CommandBook {
@@ -942,12 +1009,16 @@ const file_angzarr_types_proto_rawDesc = "" +
 	"\bsequence\"R\n" +
 	"\bSnapshot\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\rR\bsequence\x12*\n" +
-	"\x05state\x18\x03 \x01(\v2\x14.google.protobuf.AnyR\x05state\"\xc7\x01\n" +
+	"\x05state\x18\x03 \x01(\v2\x14.google.protobuf.AnyR\x05state\"\xf9\x01\n" +
 	"\tEventBook\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12-\n" +
 	"\bsnapshot\x18\x02 \x01(\v2\x11.angzarr.SnapshotR\bsnapshot\x12(\n" +
 	"\x05pages\x18\x03 \x03(\v2\x12.angzarr.EventPageR\x05pages\x12;\n" +
-	"\x0esnapshot_state\x18\x05 \x01(\v2\x14.google.protobuf.AnyR\rsnapshotState\"Y\n" +
+	"\x0esnapshot_state\x18\x05 \x01(\v2\x14.google.protobuf.AnyR\rsnapshotState\x120\n" +
+	"\bposition\x18\x06 \x01(\v2\x14.angzarr.LogPositionR\bposition\"C\n" +
+	"\vLogPosition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\"Y\n" +
 	"\vCommandPage\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\rR\bsequence\x12.\n" +
 	"\acommand\x18\x03 \x01(\v2\x14.google.protobuf.AnyR\acommand\"\xee\x01\n" +
@@ -999,7 +1070,7 @@ func file_angzarr_types_proto_rawDescGZIP() []byte {
 }
 
 var file_angzarr_types_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_angzarr_types_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_angzarr_types_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_angzarr_types_proto_goTypes = []any{
 	(SyncMode)(0),                 // 0: angzarr.SyncMode
 	(*UUID)(nil),                  // 1: angzarr.UUID
@@ -1007,45 +1078,47 @@ var file_angzarr_types_proto_goTypes = []any{
 	(*EventPage)(nil),             // 3: angzarr.EventPage
 	(*Snapshot)(nil),              // 4: angzarr.Snapshot
 	(*EventBook)(nil),             // 5: angzarr.EventBook
-	(*CommandPage)(nil),           // 6: angzarr.CommandPage
-	(*CommandBook)(nil),           // 7: angzarr.CommandBook
-	(*SagaCommandOrigin)(nil),     // 8: angzarr.SagaCommandOrigin
-	(*ContextualCommand)(nil),     // 9: angzarr.ContextualCommand
-	(*CommandResponse)(nil),       // 10: angzarr.CommandResponse
-	(*Projection)(nil),            // 11: angzarr.Projection
-	(*SagaResponse)(nil),          // 12: angzarr.SagaResponse
-	(*SyncCommandBook)(nil),       // 13: angzarr.SyncCommandBook
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 15: google.protobuf.Any
+	(*LogPosition)(nil),           // 6: angzarr.LogPosition
+	(*CommandPage)(nil),           // 7: angzarr.CommandPage
+	(*CommandBook)(nil),           // 8: angzarr.CommandBook
+	(*SagaCommandOrigin)(nil),     // 9: angzarr.SagaCommandOrigin
+	(*ContextualCommand)(nil),     // 10: angzarr.ContextualCommand
+	(*CommandResponse)(nil),       // 11: angzarr.CommandResponse
+	(*Projection)(nil),            // 12: angzarr.Projection
+	(*SagaResponse)(nil),          // 13: angzarr.SagaResponse
+	(*SyncCommandBook)(nil),       // 14: angzarr.SyncCommandBook
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 16: google.protobuf.Any
 }
 var file_angzarr_types_proto_depIdxs = []int32{
 	1,  // 0: angzarr.Cover.root:type_name -> angzarr.UUID
-	14, // 1: angzarr.EventPage.created_at:type_name -> google.protobuf.Timestamp
-	15, // 2: angzarr.EventPage.event:type_name -> google.protobuf.Any
-	15, // 3: angzarr.Snapshot.state:type_name -> google.protobuf.Any
+	15, // 1: angzarr.EventPage.created_at:type_name -> google.protobuf.Timestamp
+	16, // 2: angzarr.EventPage.event:type_name -> google.protobuf.Any
+	16, // 3: angzarr.Snapshot.state:type_name -> google.protobuf.Any
 	2,  // 4: angzarr.EventBook.cover:type_name -> angzarr.Cover
 	4,  // 5: angzarr.EventBook.snapshot:type_name -> angzarr.Snapshot
 	3,  // 6: angzarr.EventBook.pages:type_name -> angzarr.EventPage
-	15, // 7: angzarr.EventBook.snapshot_state:type_name -> google.protobuf.Any
-	15, // 8: angzarr.CommandPage.command:type_name -> google.protobuf.Any
-	2,  // 9: angzarr.CommandBook.cover:type_name -> angzarr.Cover
-	6,  // 10: angzarr.CommandBook.pages:type_name -> angzarr.CommandPage
-	8,  // 11: angzarr.CommandBook.saga_origin:type_name -> angzarr.SagaCommandOrigin
-	2,  // 12: angzarr.SagaCommandOrigin.triggering_aggregate:type_name -> angzarr.Cover
-	5,  // 13: angzarr.ContextualCommand.events:type_name -> angzarr.EventBook
-	7,  // 14: angzarr.ContextualCommand.command:type_name -> angzarr.CommandBook
-	5,  // 15: angzarr.CommandResponse.events:type_name -> angzarr.EventBook
-	11, // 16: angzarr.CommandResponse.projections:type_name -> angzarr.Projection
-	2,  // 17: angzarr.Projection.cover:type_name -> angzarr.Cover
-	15, // 18: angzarr.Projection.projection:type_name -> google.protobuf.Any
-	7,  // 19: angzarr.SagaResponse.commands:type_name -> angzarr.CommandBook
-	7,  // 20: angzarr.SyncCommandBook.command:type_name -> angzarr.CommandBook
-	0,  // 21: angzarr.SyncCommandBook.sync_mode:type_name -> angzarr.SyncMode
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	16, // 7: angzarr.EventBook.snapshot_state:type_name -> google.protobuf.Any
+	6,  // 8: angzarr.EventBook.position:type_name -> angzarr.LogPosition
+	16, // 9: angzarr.CommandPage.command:type_name -> google.protobuf.Any
+	2,  // 10: angzarr.CommandBook.cover:type_name -> angzarr.Cover
+	7,  // 11: angzarr.CommandBook.pages:type_name -> angzarr.CommandPage
+	9,  // 12: angzarr.CommandBook.saga_origin:type_name -> angzarr.SagaCommandOrigin
+	2,  // 13: angzarr.SagaCommandOrigin.triggering_aggregate:type_name -> angzarr.Cover
+	5,  // 14: angzarr.ContextualCommand.events:type_name -> angzarr.EventBook
+	8,  // 15: angzarr.ContextualCommand.command:type_name -> angzarr.CommandBook
+	5,  // 16: angzarr.CommandResponse.events:type_name -> angzarr.EventBook
+	12, // 17: angzarr.CommandResponse.projections:type_name -> angzarr.Projection
+	2,  // 18: angzarr.Projection.cover:type_name -> angzarr.Cover
+	16, // 19: angzarr.Projection.projection:type_name -> google.protobuf.Any
+	8,  // 20: angzarr.SagaResponse.commands:type_name -> angzarr.CommandBook
+	8,  // 21: angzarr.SyncCommandBook.command:type_name -> angzarr.CommandBook
+	0,  // 22: angzarr.SyncCommandBook.sync_mode:type_name -> angzarr.SyncMode
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_types_proto_init() }
@@ -1063,7 +1136,7 @@ func file_angzarr_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_angzarr_types_proto_rawDesc), len(file_angzarr_types_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc"
+)
+
+func newEventsvcCmd() *cobra.Command {
+	var (
+		cfg   eventsvc.Config
+		level slog.Level
+	)
+	cmd := &cobra.Command{
+		Use:   "eventsvc",
+		Short: "Run the event service (EventQuery and EventStore over gRPC)",
+		Long: `eventsvc serves angzarr.EventQuery and angzarr.EventStore over gRPC, with
+gRPC health and server reflection, on a SQLite file or on Redis / Redis Cluster:
+
+  angzarr eventsvc --store sqlite:./events.db
+  angzarr eventsvc --store redis://127.0.0.1:6379/0 --listen :1313 --metrics-listen :9090
+  angzarr eventsvc --store redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return eventsvc.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Store, "store", "sqlite:angzarr-events.db", "store URL: sqlite:PATH | redis://HOST:PORT/DB | redis+cluster://H1:P1,H2:P2,...")
+	f.StringVar(&cfg.Listen, "listen", eventsvc.DefaultListen, "gRPC listen address")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
+	f.IntVar(&cfg.Limits.MaxPages, "max-pages", 0, "most pages per append (0: 1000)")
+	f.IntVar(&cfg.Limits.MaxEventBytes, "max-event-bytes", 0, "largest event or snapshot in bytes (0: 1 MiB)")
+	f.Uint32Var(&cfg.RedisPartitions, "redis-partitions", 0, "log partitions per domain on Redis, fixed once data exists (0: 16)")
+	f.DurationVar(&cfg.PollInterval, "poll-interval", 0, "how often subscriptions look for appends through other replicas (0: 200ms)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "graceful stop bound (0: 10s)")
+	f.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	return cmd
+}

@@ -1,0 +1,144 @@
+package eventsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	promclient "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	promexp "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/server"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Run listens on cfg.Listen and serves until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	addr := cfg.Listen
+	if addr == "" {
+		addr = DefaultListen
+	}
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("eventsvc: listen: %w", err)
+	}
+	return Serve(ctx, lis, cfg)
+}
+
+// Serve serves gRPC on lis (which it closes) until ctx is done, then stops
+// gracefully: new calls are refused, running calls may finish within
+// cfg.ShutdownTimeout, open subscriptions are then cut.
+func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
+	defer lis.Close()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+
+	reg := promclient.NewRegistry()
+	exp, err := promexp.New(promexp.WithRegisterer(reg))
+	if err != nil {
+		return fmt.Errorf("eventsvc: metrics: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	defer mp.Shutdown(context.Background()) //nolint:errcheck // best effort at exit
+
+	st, err := OpenStore(ctx, cfg.Store, cfg.Limits, cfg.RedisPartitions)
+	if err != nil {
+		return fmt.Errorf("eventsvc: open store: %w", err)
+	}
+	defer st.Close()
+
+	srv, err := server.New(st, server.Options{Limits: cfg.Limits, PollInterval: cfg.PollInterval, Logger: log, MeterProvider: mp})
+	if err != nil {
+		return err
+	}
+	// Reused stream workers spare a goroutine (and its stack growth) per call.
+	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
+	srv.Register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	for _, name := range []string{"", pb.EventQuery_ServiceDesc.ServiceName, pb.EventStore_ServiceDesc.ServiceName} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	reflection.Register(g)
+
+	errc := make(chan error, 2)
+	var metricsSrv *http.Server
+	if cfg.MetricsListen != "" {
+		mlis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("eventsvc: metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		log.Info("eventsvc metrics", "addr", mlis.Addr().String())
+		go func() {
+			if err := metricsSrv.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("eventsvc: metrics: %w", err)
+			}
+		}()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	log.Info("eventsvc serving", "addr", lis.Addr().String(), "store", redact(cfg.Store))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	case runErr = <-served:
+		if runErr != nil {
+			runErr = fmt.Errorf("eventsvc: serve: %w", runErr)
+		}
+	}
+	log.Info("eventsvc stopping")
+	hs.Shutdown()
+	srv.Shutdown() // ends open subscriptions, which GracefulStop would wait for
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(cfg.ShutdownTimeout):
+		g.Stop()
+		<-stopped
+	}
+	if metricsSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = metricsSrv.Shutdown(sctx)
+		cancel()
+	}
+	return runErr
+}
+
+// redact hides a password in a store URL for logs.
+func redact(s string) string {
+	u, err := ParseStoreURL(s)
+	if err != nil || u.Password == "" {
+		return s
+	}
+	return u.Kind + "://***@" + strings.Join(u.Addrs, ",")
+}

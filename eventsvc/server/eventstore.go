@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Append implements angzarr.EventStore.
+func (s *Server) Append(ctx context.Context, req *pb.AppendRequest) (*pb.AppendResponse, error) {
+	start := time.Now()
+	r, err := appendRequest(req, s.limits)
+	if err == nil {
+		var resp *pb.AppendResponse
+		resp, err = s.doAppend(ctx, r)
+		if err == nil {
+			o := "ok"
+			if resp.GetDuplicate() {
+				o = "duplicate"
+			}
+			s.metrics.observe(ctx, s.metrics.appends, s.metrics.appendSeconds, start, o)
+			return resp, nil
+		}
+	}
+	s.metrics.observe(ctx, s.metrics.appends, s.metrics.appendSeconds, start, outcome(err))
+	return nil, s.fail(ctx, "Append", err)
+}
+
+func (s *Server) doAppend(ctx context.Context, r *store.AppendRequest) (*pb.AppendResponse, error) {
+	res, err := s.store.Append(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Duplicate && len(res.Pages) > 0 {
+		s.metrics.events.Add(ctx, int64(len(res.Pages)))
+		s.notify.notify(r.Aggregate.Domain)
+	}
+	return &pb.AppendResponse{
+		Book:         &pb.EventBook{Cover: r.Aggregate.Cover(r.CorrelationID), Pages: res.Pages},
+		NextSequence: res.Next,
+		Duplicate:    res.Duplicate,
+		Position:     res.Position,
+	}, nil
+}
+
+// Load implements angzarr.EventStore.
+func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadResponse, error) {
+	start := time.Now()
+	agg, err := loadRequest(req)
+	if err != nil {
+		s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))
+		return nil, s.fail(ctx, "Load", err)
+	}
+	l, err := s.store.Load(ctx, agg, req.GetIdempotencyKey())
+	s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))
+	if err != nil {
+		return nil, s.fail(ctx, "Load", err)
+	}
+	resp := &pb.LoadResponse{
+		Book:         &pb.EventBook{Cover: agg.Cover(req.GetCover().GetCorrelationId()), Snapshot: l.Snapshot, Pages: l.Pages},
+		NextSequence: l.Next,
+	}
+	if p := l.Prior; p != nil {
+		resp.Prior = &pb.AppendResponse{
+			Book:         &pb.EventBook{Cover: agg.Cover(req.GetCover().GetCorrelationId()), Pages: p.Pages},
+			NextSequence: p.Next,
+			Duplicate:    true,
+			Position:     p.Position,
+		}
+	}
+	return resp, nil
+}
+
+// ReadLog implements angzarr.EventStore.
+func (s *Server) ReadLog(ctx context.Context, req *pb.ReadLogRequest) (*pb.ReadLogResponse, error) {
+	limit, err := readLogRequest(req, s.store.Partitions())
+	if err != nil {
+		return nil, s.fail(ctx, "ReadLog", err)
+	}
+	books, err := s.store.ReadLog(ctx, req.GetDomain(), req.GetPartition(), req.GetAfter(), limit)
+	if err != nil {
+		return nil, s.fail(ctx, "ReadLog", err)
+	}
+	return &pb.ReadLogResponse{Books: books, Partitions: s.store.Partitions()}, nil
+}

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Limits bound what one request may carry. Requests beyond them are refused
+// with an *InvalidError naming the limit.
+type Limits struct {
+	// MaxPages is the most pages one append may carry. Default 1000, at most
+	// HardMaxPages.
+	MaxPages int
+	// MaxEventBytes is the largest encoded event (and snapshot state) in
+	// bytes. Default 1 MiB.
+	MaxEventBytes int
+}
+
+// HardMaxPages is the most pages any append may carry, whatever the limits
+// say (a Lua script's argument count is bounded).
+const HardMaxPages = 4000
+
+// Limit defaults.
+const (
+	DefaultMaxPages      = 1000
+	DefaultMaxEventBytes = 1 << 20
+	// MaxDomainLen, MaxCorrelationLen and MaxIdempotencyKeyLen bound the
+	// identifiers stored with events.
+	MaxDomainLen         = 128
+	MaxCorrelationLen    = 256
+	MaxIdempotencyKeyLen = 256
+)
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxPages == 0 {
+		l.MaxPages = DefaultMaxPages
+	}
+	if l.MaxEventBytes == 0 {
+		l.MaxEventBytes = DefaultMaxEventBytes
+	}
+	return l
+}
+
+// Validate reports every problem with the limits.
+func (l Limits) Validate() error {
+	var errs []error
+	if l.MaxPages < 0 || l.MaxPages > HardMaxPages {
+		errs = append(errs, fmt.Errorf("max pages %d: must be between 1 and %d", l.MaxPages, HardMaxPages))
+	}
+	if l.MaxEventBytes < 0 {
+		errs = append(errs, fmt.Errorf("max event bytes %d: must be positive", l.MaxEventBytes))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,70 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Load implements store.Loader with one read-only Lua script.
+func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	if err := store.ValidateDomain("cover.domain", agg.Domain); err != nil {
+		return nil, err
+	}
+	k := s.keys(agg)
+	v, err := s.pipe.run(ctx, loadScript, []string{k.events, k.snap, k.idem}, idempotencyKey)
+	if err != nil {
+		return nil, wrap("load", err)
+	}
+	reply, _ := v.([]any)
+	if len(reply) != 6 {
+		return nil, fmt.Errorf("redis load: unexpected reply %v", reply)
+	}
+	next, _ := reply[0].(int64)
+	snap, _ := reply[1].(string)
+	from, _ := reply[2].(int64)
+	out := &store.Loaded{Next: uint32(next)}
+	if snap != "" {
+		seq, state, ok := strings.Cut(snap, " ")
+		n, err := strconv.ParseUint(seq, 10, 32)
+		st := &anypb.Any{}
+		if !ok || err != nil || proto.Unmarshal([]byte(state), st) != nil {
+			return nil, fmt.Errorf("redis load: corrupt snapshot of %s", agg)
+		}
+		out.Snapshot = &pb.Snapshot{Sequence: uint32(n), State: st}
+	}
+	if out.Pages, err = decodePages(uint32(from), strings1(reply[3])); err != nil {
+		return nil, wrap("decode pages", err)
+	}
+	if prior, _ := reply[4].(string); prior != "" {
+		f := strings.Fields(prior)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("redis load: corrupt idempotency record %q", prior)
+		}
+		first, _ := strconv.ParseUint(f[0], 10, 32)
+		nx, _ := strconv.ParseUint(f[2], 10, 32)
+		off, _ := strconv.ParseUint(f[3], 10, 64)
+		out.Prior = &store.AppendResult{First: uint32(first), Next: uint32(nx), Duplicate: true, Position: &pb.LogPosition{Partition: k.p, Offset: off}}
+		if out.Prior.Pages, err = decodePages(uint32(first), strings1(reply[5])); err != nil {
+			return nil, wrap("decode prior pages", err)
+		}
+	}
+	return out, nil
+}
+
+// strings1 converts a script's array reply of strings.
+func strings1(v any) []string {
+	raws, _ := v.([]any)
+	out := make([]string, len(raws))
+	for i, r := range raws {
+		out[i], _ = r.(string)
+	}
+	return out
+}

@@ -1,0 +1,197 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Range implements store.Reader with one LRANGE.
+func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventPage, error) {
+	if err := store.ValidateDomain("cover.domain", agg.Domain); err != nil {
+		return nil, err
+	}
+	stop := int64(hi)
+	if hi == math.MaxUint32 {
+		stop = -1
+	}
+	raws, err := s.c.LRange(ctx, s.keys(agg).events, int64(lo), stop).Result()
+	if err != nil {
+		return nil, wrap("read events", err)
+	}
+	pages, err := decodePages(lo, raws)
+	return pages, wrap("decode events", err)
+}
+
+// domainList returns the known domains, sorted.
+func (s *Store) domainList(ctx context.Context) ([]string, error) {
+	ds, err := s.c.SMembers(ctx, "az:domains").Result()
+	if err != nil {
+		return nil, wrap("read domains", err)
+	}
+	slices.Sort(ds)
+	return ds, nil
+}
+
+// corrRef is one append in a correlation index.
+type corrRef struct {
+	agg      store.Aggregate
+	p        uint32
+	ts       int64
+	idx      int
+	first, n uint32
+	pagesCmd *goredis.StringSliceCmd
+}
+
+// ByCorrelation implements store.Reader: it reads the correlation index of
+// every partition of every domain (pipelined) and merges them by the
+// appends' server time; within a partition the index order is kept.
+func (s *Store) ByCorrelation(ctx context.Context, correlationID string) ([]*pb.EventBook, error) {
+	if correlationID == "" {
+		return nil, store.Invalid("cover.correlation_id", "required")
+	}
+	domains, err := s.domainList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type part struct {
+		domain string
+		p      uint32
+		cmd    *goredis.StringSliceCmd
+	}
+	var parts []part
+	pipe := s.c.Pipeline()
+	for _, d := range domains {
+		for p := uint32(0); p < s.partitions; p++ {
+			parts = append(parts, part{d, p, pipe.LRange(ctx, "az:corr:"+tag(d, p)+":"+correlationID, 0, -1)})
+		}
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrap("read correlation index", err)
+	}
+	var refs []*corrRef
+	for _, pt := range parts {
+		for i, e := range pt.cmd.Val() {
+			if len(e) < 16 {
+				return nil, fmt.Errorf("redis: corrupt correlation entry %q", e)
+			}
+			f := strings.Fields(e[16:])
+			if len(f) != 3 {
+				return nil, fmt.Errorf("redis: corrupt correlation entry %q", e)
+			}
+			ts, err1 := strconv.ParseInt(f[0], 10, 64)
+			first, err2 := strconv.ParseUint(f[1], 10, 32)
+			n, err3 := strconv.ParseUint(f[2], 10, 32)
+			if err1 != nil || err2 != nil || err3 != nil {
+				return nil, fmt.Errorf("redis: corrupt correlation entry %q", e)
+			}
+			refs = append(refs, &corrRef{
+				agg: store.Aggregate{Domain: pt.domain, Root: uuid.UUID([]byte(e[:16]))},
+				p:   pt.p, ts: ts, idx: i, first: uint32(first), n: uint32(n),
+			})
+		}
+	}
+	slices.SortStableFunc(refs, func(a, b *corrRef) int {
+		if a.ts != b.ts {
+			return cmpInt(a.ts, b.ts)
+		}
+		if c := strings.Compare(a.agg.Domain, b.agg.Domain); c != 0 {
+			return c
+		}
+		if a.p != b.p {
+			return cmpInt(a.p, b.p)
+		}
+		return cmpInt(a.idx, b.idx)
+	})
+	pipe = s.c.Pipeline()
+	for _, r := range refs {
+		r.pagesCmd = pipe.LRange(ctx, eventsKey(r.agg.Domain, r.p, r.agg.Root[:]), int64(r.first), int64(r.first+r.n-1))
+	}
+	if len(refs) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, wrap("read correlated events", err)
+		}
+	}
+	var books []*pb.EventBook
+	var last store.Aggregate
+	for _, r := range refs {
+		pages, err := decodePages(r.first, r.pagesCmd.Val())
+		if err != nil {
+			return nil, wrap("decode events", err)
+		}
+		if len(books) == 0 || r.agg != last {
+			books = append(books, &pb.EventBook{Cover: r.agg.Cover(correlationID)})
+			last = r.agg
+		}
+		b := books[len(books)-1]
+		b.Pages = append(b.Pages, pages...)
+	}
+	return books, nil
+}
+
+func cmpInt[T int | int64 | uint32](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Roots implements store.Reader.
+func (s *Store) Roots(ctx context.Context, domain string) ([]store.Aggregate, error) {
+	domains := []string{domain}
+	if domain == "" {
+		var err error
+		if domains, err = s.domainList(ctx); err != nil {
+			return nil, err
+		}
+	}
+	type part struct {
+		domain string
+		cmd    *goredis.StringSliceCmd
+	}
+	var parts []part
+	pipe := s.c.Pipeline()
+	for _, d := range domains {
+		for p := uint32(0); p < s.partitions; p++ {
+			parts = append(parts, part{d, pipe.SMembers(ctx, "az:roots:"+tag(d, p))})
+		}
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrap("read roots", err)
+	}
+	var out []store.Aggregate
+	for _, pt := range parts {
+		for _, r := range pt.cmd.Val() {
+			if len(r) != 16 {
+				return nil, fmt.Errorf("redis: corrupt root %q", r)
+			}
+			out = append(out, store.Aggregate{Domain: pt.domain, Root: uuid.UUID([]byte(r))})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Aggregate) int {
+		if c := strings.Compare(a.Domain, b.Domain); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Root[:], b.Root[:])
+	})
+	return out, nil
+}

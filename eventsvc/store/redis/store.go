@@ -1,0 +1,205 @@
+package redis
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// DefaultPartitions is the default number of log partitions per domain.
+const DefaultPartitions = 16
+
+// Options configure the Redis store.
+type Options struct {
+	// Addrs are host:port addresses: one server, or seed nodes of a cluster.
+	Addrs []string
+	// Cluster selects Redis Cluster mode.
+	Cluster bool
+	// DB is the database number (single server only). Default 0.
+	DB int
+	// Username and Password authenticate, when set.
+	Username, Password string
+	// Partitions is the number of log partitions per domain, fixed once the
+	// store holds data. Default DefaultPartitions.
+	Partitions uint32
+	// PoolSize is the number of connections per server. Default 64.
+	PoolSize int
+	// Limits bound appends; zero fields take their defaults.
+	Limits store.Limits
+}
+
+// Validate reports every problem with the options.
+func (o Options) Validate() error {
+	var errs []error
+	if len(o.Addrs) == 0 {
+		errs = append(errs, errors.New("redis: no address"))
+	}
+	if len(o.Addrs) > 1 && !o.Cluster {
+		errs = append(errs, errors.New("redis: several addresses need cluster mode"))
+	}
+	if o.Cluster && o.DB != 0 {
+		errs = append(errs, errors.New("redis: a cluster has only database 0"))
+	}
+	if o.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("redis: %d partitions: at most 1024", o.Partitions))
+	}
+	if err := o.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the Redis event store.
+type Store struct {
+	c          goredis.UniversalClient
+	partitions uint32
+	limits     store.Limits
+	domains    sync.Map // domains known to be in az:domains
+	pipe       *pipeliner
+}
+
+// Open connects and checks the partition layout.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Partitions == 0 {
+		opts.Partitions = DefaultPartitions
+	}
+	if opts.PoolSize == 0 {
+		opts.PoolSize = 64
+	}
+	var c goredis.UniversalClient
+	if opts.Cluster {
+		c = goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs: opts.Addrs, Username: opts.Username, Password: opts.Password,
+			PoolSize: opts.PoolSize, MaxRetries: -1, MaxRedirects: 8,
+			DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		})
+	} else {
+		c = goredis.NewClient(&goredis.Options{
+			Addr: opts.Addrs[0], DB: opts.DB, Username: opts.Username, Password: opts.Password,
+			PoolSize: opts.PoolSize, MaxRetries: -1,
+			DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		})
+	}
+	s := &Store{c: c, partitions: opts.Partitions, limits: opts.Limits.WithDefaults()}
+	if err := s.checkLayout(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	s.pipe = newPipeliner(c)
+	return s, nil
+}
+
+// checkLayout records the partition count on first use and refuses a
+// different one later: the keys of existing aggregates depend on it.
+func (s *Store) checkLayout(ctx context.Context) error {
+	want := strconv.FormatUint(uint64(s.partitions), 10)
+	if err := s.c.HSetNX(ctx, "az:meta", "partitions", want).Err(); err != nil {
+		return wrap("record layout", err)
+	}
+	got, err := s.c.HGet(ctx, "az:meta", "partitions").Result()
+	if err != nil {
+		return wrap("read layout", err)
+	}
+	if got != want {
+		return fmt.Errorf("redis: the store was laid out with %s partitions, not %s", got, want)
+	}
+	return nil
+}
+
+// Partitions implements store.LogReader.
+func (s *Store) Partitions() uint32 { return s.partitions }
+
+// Close stops the pipeline workers and closes the connections.
+func (s *Store) Close() error {
+	s.pipe.close()
+	return s.c.Close()
+}
+
+// partition maps a root to its partition.
+func (s *Store) partition(agg store.Aggregate) uint32 {
+	h := fnv.New32a()
+	h.Write(agg.Root[:])
+	return h.Sum32() % s.partitions
+}
+
+// tag is the hash tag shared by every key of a domain partition.
+func tag(domain string, p uint32) string {
+	return "{" + domain + ":" + strconv.FormatUint(uint64(p), 10) + "}"
+}
+
+// aggKeys are the keys of one aggregate.
+type aggKeys struct {
+	p                                     uint32
+	events, snap, idem, log, roots, corrs string // corrs is the correlation key prefix
+}
+
+func (s *Store) keys(agg store.Aggregate) aggKeys {
+	p := s.partition(agg)
+	t := tag(agg.Domain, p)
+	root := hex.EncodeToString(agg.Root[:])
+	return aggKeys{
+		p:      p,
+		events: "az:ev:" + t + ":" + root,
+		snap:   "az:snap:" + t + ":" + root,
+		idem:   "az:idem:" + t + ":" + root,
+		log:    "az:log:" + t,
+		roots:  "az:roots:" + t,
+		corrs:  "az:corr:" + t + ":",
+	}
+}
+
+func eventsKey(domain string, p uint32, root []byte) string {
+	return "az:ev:" + tag(domain, p) + ":" + hex.EncodeToString(root)
+}
+
+// registerDomain adds the domain to az:domains once per process, before its
+// first append here (a listed domain without events is harmless; an
+// unlisted domain with events would be missed by ByCorrelation and Roots).
+func (s *Store) registerDomain(ctx context.Context, domain string) error {
+	if _, ok := s.domains.Load(domain); ok {
+		return nil
+	}
+	if err := s.c.SAdd(ctx, "az:domains", domain).Err(); err != nil {
+		return wrap("register domain", err)
+	}
+	s.domains.Store(domain, true)
+	return nil
+}
+
+// wrap classifies a Redis error: context errors pass through, server
+// replies that mean "not now" and every connection problem become
+// store.ErrUnavailable, other server replies are internal errors.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY"} {
+			if strings.HasPrefix(msg, p) {
+				return store.Unavailable(fmt.Errorf("redis %s: %w", op, err))
+			}
+		}
+		return fmt.Errorf("redis %s: %w", op, err)
+	}
+	return store.Unavailable(fmt.Errorf("redis %s: %w", op, err))
+}

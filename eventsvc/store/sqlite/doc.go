@@ -1,0 +1,17 @@
+// Package sqlite is the embedded event store backend on modernc.org/sqlite
+// (pure Go): one database file in WAL mode with synchronous=FULL, so an
+// acknowledged append survives a crash of the process or the machine.
+//
+// Every append is one IMMEDIATE (writer) transaction: the compare on the
+// aggregate's next sequence, the idempotency record, the pages, the snapshot
+// and the aggregate's new next sequence commit together or not at all.
+// Writers are serialised through a single connection; readers use a pool and
+// see committed state only.
+//
+// The durable per-domain log is the events table itself: its
+// AUTOINCREMENT key is a global append order, so the log has one partition
+// whose offsets are that key (gaps between offsets of one domain are other
+// domains' events). Because writes are serialised, a reader never sees an
+// offset before every smaller offset has been committed: a cursor over the
+// log misses nothing.
+package sqlite

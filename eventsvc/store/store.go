@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Store is a storage backend of the event service.
+type Store interface {
+	Appender
+	Loader
+	Reader
+	LogReader
+	// Close releases the backend's connections.
+	Close() error
+}
+
+// Appender stores new events.
+type Appender interface {
+	// Append stores the request's pages (all or none) if the aggregate's next
+	// sequence is the expected one, or returns a *ConflictError.
+	Append(ctx context.Context, req *AppendRequest) (*AppendResult, error)
+}
+
+// Loader loads an aggregate's current history.
+type Loader interface {
+	// Load returns the latest snapshot, the events after it and the next
+	// sequence; with a non-empty idempotencyKey also the earlier append made
+	// with that key (Loaded.Prior), if any.
+	Load(ctx context.Context, agg Aggregate, idempotencyKey string) (*Loaded, error)
+}
+
+// Reader answers event queries.
+type Reader interface {
+	// Range returns the aggregate's pages with lo <= sequence <= hi, in
+	// sequence order (hi may be math.MaxUint32 for "to the end").
+	Range(ctx context.Context, agg Aggregate, lo, hi uint32) ([]*pb.EventPage, error)
+	// ByCorrelation returns every page stored with the correlation id, across
+	// aggregates and domains, in append order, as books of consecutive pages
+	// of one aggregate (cover.correlation_id set).
+	ByCorrelation(ctx context.Context, correlationID string) ([]*pb.EventBook, error)
+	// Roots lists the aggregates of a domain, or of every domain when domain
+	// is empty, sorted by domain and root.
+	Roots(ctx context.Context, domain string) ([]Aggregate, error)
+}
+
+// LogReader reads the durable per-domain log.
+type LogReader interface {
+	// Partitions is the number of partitions of every domain's log.
+	Partitions() uint32
+	// ReadLog returns up to limit log entries of one partition of a domain's
+	// log with an offset greater than after, in log order, each as a book
+	// with its position set.
+	ReadLog(ctx context.Context, domain string, partition uint32, after uint64, limit int) ([]*pb.EventBook, error)
+}
+
+// Aggregate identifies one aggregate: a root within a domain.
+type Aggregate struct {
+	// Domain is the aggregate type, e.g. "order".
+	Domain string
+	// Root is the aggregate's id.
+	Root uuid.UUID
+}
+
+// String renders the aggregate as domain/root.
+func (a Aggregate) String() string { return a.Domain + "/" + a.Root.String() }
+
+// Cover returns the protocol cover of the aggregate with a correlation id.
+func (a Aggregate) Cover(correlationID string) *pb.Cover {
+	return &pb.Cover{Domain: a.Domain, Root: &pb.UUID{Value: a.Root[:]}, CorrelationId: correlationID}
+}
+
+// AppendRequest is one compare-and-append.
+type AppendRequest struct {
+	// Aggregate is the aggregate appended to.
+	Aggregate Aggregate
+	// CorrelationID is stored with every page.
+	CorrelationID string
+	// Expected is the next sequence the caller based its decision on.
+	Expected uint32
+	// Pages are the events; see the package documentation for num and force.
+	Pages []*pb.EventPage
+	// Snapshot, when set, is stored as the state after the appended pages.
+	Snapshot *anypb.Any
+	// IdempotencyKey, when set, makes a repeat of the append a no-op that
+	// returns the original result.
+	IdempotencyKey string
+}
+
+// Checked reports whether the expected sequence is enforced: false only when
+// every page is a force page.
+func (r *AppendRequest) Checked() bool {
+	for _, p := range r.Pages {
+		if _, force := p.GetSequence().(*pb.EventPage_Force); !force {
+			return true
+		}
+	}
+	return len(r.Pages) == 0
+}
+
+// AppendResult is what an append stored.
+type AppendResult struct {
+	// Pages are the stored pages with num and created_at set.
+	Pages []*pb.EventPage
+	// First is the sequence of the first stored page.
+	First uint32
+	// Next is the aggregate's next sequence after the append.
+	Next uint32
+	// Duplicate is true when the idempotency key had been applied before.
+	Duplicate bool
+	// Position is where the append sits in the domain's log (zero offset when
+	// nothing was logged: a snapshot-only append).
+	Position *pb.LogPosition
+}
+
+// Loaded is an aggregate's current history.
+type Loaded struct {
+	// Snapshot is the latest snapshot, nil when there is none.
+	Snapshot *pb.Snapshot
+	// Pages are the events after the snapshot (all events without one).
+	Pages []*pb.EventPage
+	// Next is the sequence the next appended event will get.
+	Next uint32
+	// Prior is the earlier append with the requested idempotency key.
+	Prior *AppendResult
+}
+
+// Micros converts a store timestamp in microseconds since the Unix epoch.
+func Micros(us int64) time.Time { return time.UnixMicro(us).UTC() }

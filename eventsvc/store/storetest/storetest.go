@@ -1,0 +1,619 @@
+// Package storetest is the conformance suite every event store backend
+// passes: Run(t, newStore) exercises the semantics documented in package
+// store against a real backend.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// NewStore returns a store for one test. Tests use fresh domains, so a store
+// may share its storage with other tests; the suite closes nothing, the
+// constructor registers its own cleanup.
+type NewStore func(t *testing.T) store.Store
+
+// Run runs the whole suite against the backend.
+func Run(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"AppendAndLoad", testAppendAndLoad},
+		{"Conflict", testConflict},
+		{"InvalidNum", testInvalidNum},
+		{"Force", testForce},
+		{"Snapshot", testSnapshot},
+		{"Idempotency", testIdempotency},
+		{"Select", testSelect},
+		{"Correlation", testCorrelation},
+		{"Roots", testRoots},
+		{"Log", testLog},
+		{"Limits", testLimits},
+		{"ConcurrentSameExpected", testConcurrentSameExpected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+// Domain returns a domain name unique to this test run.
+func Domain(t testing.TB) string {
+	return "d" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+}
+
+// Event returns an event payload with text.
+func Event(text string) *anypb.Any {
+	a, err := anypb.New(wrapperspb.String(text))
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+// Pages returns n sequenced pages numbered from first, with payloads
+// prefix-<seq>.
+func Pages(first uint32, n int, prefix string) []*pb.EventPage {
+	out := make([]*pb.EventPage, n)
+	for i := range out {
+		seq := first + uint32(i)
+		out[i] = &pb.EventPage{Sequence: &pb.EventPage_Num{Num: seq}, Event: Event(fmt.Sprintf("%s-%d", prefix, seq))}
+	}
+	return out
+}
+
+// Text returns the payload text of a page made by Pages or Event.
+func Text(t testing.TB, p *pb.EventPage) string {
+	t.Helper()
+	var s wrapperspb.StringValue
+	if err := p.GetEvent().UnmarshalTo(&s); err != nil {
+		t.Fatalf("page %d: %v", p.GetNum(), err)
+	}
+	return s.GetValue()
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func newAgg(t *testing.T) store.Aggregate {
+	return store.Aggregate{Domain: Domain(t), Root: uuid.New()}
+}
+
+func mustAppend(t *testing.T, s store.Store, req *store.AppendRequest) *store.AppendResult {
+	t.Helper()
+	res, err := s.Append(ctx(t), req)
+	if err != nil {
+		t.Fatalf("append to %s at %d: %v", req.Aggregate, req.Expected, err)
+	}
+	return res
+}
+
+// checkSeqs fails unless pages are numbered first, first+1, ... with texts
+// prefix-<seq> and a creation time.
+func checkSeqs(t *testing.T, pages []*pb.EventPage, first uint32, n int, prefix string) {
+	t.Helper()
+	if len(pages) != n {
+		t.Fatalf("got %d pages, want %d", len(pages), n)
+	}
+	for i, p := range pages {
+		want := first + uint32(i)
+		if _, ok := p.GetSequence().(*pb.EventPage_Num); !ok || p.GetNum() != want {
+			t.Fatalf("page %d: sequence %v, want num %d", i, p.GetSequence(), want)
+		}
+		if prefix != "" {
+			if got := Text(t, p); got != fmt.Sprintf("%s-%d", prefix, want) {
+				t.Fatalf("page %d: payload %q, want %s-%d", i, got, prefix, want)
+			}
+		}
+		if p.GetCreatedAt() == nil || p.GetCreatedAt().AsTime().Before(time.Now().Add(-time.Hour)) {
+			t.Fatalf("page %d: created_at %v not set by the store", i, p.GetCreatedAt())
+		}
+	}
+}
+
+func testAppendAndLoad(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	l, err := s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Next != 0 || len(l.Pages) != 0 || l.Snapshot != nil || l.Prior != nil {
+		t.Fatalf("new aggregate loaded as %+v", l)
+	}
+	res := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, CorrelationID: "c1", Pages: Pages(0, 3, "a")})
+	if res.First != 0 || res.Next != 3 || res.Duplicate {
+		t.Fatalf("first append: %+v", res)
+	}
+	checkSeqs(t, res.Pages, 0, 3, "a")
+	// Pages without a sequence are numbered by the store.
+	res = mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 3, Pages: []*pb.EventPage{{Event: Event("a-3")}, {Event: Event("a-4")}}})
+	if res.First != 3 || res.Next != 5 {
+		t.Fatalf("second append: %+v", res)
+	}
+	l, err = s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Next != 5 || l.Snapshot != nil {
+		t.Fatalf("load: next %d snapshot %v", l.Next, l.Snapshot)
+	}
+	checkSeqs(t, l.Pages, 0, 5, "a")
+	if !l.Pages[3].GetCreatedAt().AsTime().Equal(res.Pages[0].GetCreatedAt().AsTime()) {
+		t.Fatalf("created_at differs between append result %v and load %v", res.Pages[0].GetCreatedAt(), l.Pages[3].GetCreatedAt())
+	}
+}
+
+func testConflict(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 2, "a")})
+	for _, expected := range []uint32{0, 1, 3, 100} {
+		_, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: expected, Pages: Pages(expected, 1, "x")})
+		var ce *store.ConflictError
+		if !errors.As(err, &ce) || !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("expected %d: got %v, want a conflict", expected, err)
+		}
+		if ce.Next != 2 || ce.Expected != expected || ce.Aggregate != agg {
+			t.Fatalf("conflict %+v, want next 2 expected %d", ce, expected)
+		}
+	}
+	// A snapshot-only append is checked too.
+	_, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: 1, Snapshot: Event("s")})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale snapshot-only append: %v", err)
+	}
+	l, err := s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot != nil {
+		t.Fatal("conflicting append stored a snapshot")
+	}
+	checkSeqs(t, l.Pages, 0, 2, "a")
+}
+
+func testInvalidNum(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	pages := Pages(0, 3, "a")
+	pages[2].Sequence = &pb.EventPage_Num{Num: 7}
+	_, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Pages: pages})
+	var ie *store.InvalidError
+	if !errors.As(err, &ie) || ie.Field != "pages[2].num" {
+		t.Fatalf("got %v, want invalid pages[2].num", err)
+	}
+	l, err := s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Next != 0 || len(l.Pages) != 0 {
+		t.Fatalf("an invalid append stored %d pages", len(l.Pages))
+	}
+}
+
+func testForce(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 2, "a")})
+	force := func(text string) *pb.EventPage {
+		return &pb.EventPage{Sequence: &pb.EventPage_Force{Force: true}, Event: Event(text)}
+	}
+	// Only force pages: appended at the end whatever the expected sequence.
+	res := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 0, Pages: []*pb.EventPage{force("a-2"), force("a-3")}})
+	if res.First != 2 || res.Next != 4 {
+		t.Fatalf("force append: %+v", res)
+	}
+	checkSeqs(t, res.Pages, 2, 2, "a")
+	// A force page beside a sequenced one does not lift the check.
+	_, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: 1, Pages: []*pb.EventPage{force("x"), {Event: Event("y")}}})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("mixed append with stale expected: %v", err)
+	}
+	res = mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: []*pb.EventPage{force("a-4"), {Sequence: &pb.EventPage_Num{Num: 5}, Event: Event("a-5")}}})
+	checkSeqs(t, res.Pages, 4, 2, "a")
+	l, err := s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, l.Pages, 0, 6, "a")
+}
+
+func testSnapshot(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	res := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 3, "a"), Snapshot: Event("state@3")})
+	if res.Next != 3 {
+		t.Fatalf("next %d", res.Next)
+	}
+	l, err := s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot.GetSequence() != 3 || !proto.Equal(l.Snapshot.GetState(), Event("state@3")) || len(l.Pages) != 0 || l.Next != 3 {
+		t.Fatalf("after snapshot: snapshot %v, %d pages, next %d", l.Snapshot, len(l.Pages), l.Next)
+	}
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 3, Pages: Pages(3, 2, "a")})
+	l, err = s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot.GetSequence() != 3 || l.Next != 5 {
+		t.Fatalf("snapshot %v next %d", l.Snapshot, l.Next)
+	}
+	checkSeqs(t, l.Pages, 3, 2, "a")
+	// A later snapshot replaces it; a snapshot-only append covers everything.
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Snapshot: Event("state@5")})
+	l, err = s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot.GetSequence() != 5 || !proto.Equal(l.Snapshot.GetState(), Event("state@5")) || len(l.Pages) != 0 || l.Next != 5 {
+		t.Fatalf("after snapshot-only append: %v, %d pages, next %d", l.Snapshot, len(l.Pages), l.Next)
+	}
+	// The history itself is still all there.
+	all, err := store.Select(ctx(t), s, agg, store.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, all, 0, 5, "a")
+}
+
+func testIdempotency(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	first := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 2, "a"), IdempotencyKey: "k1", CorrelationID: "c"})
+	if first.Duplicate {
+		t.Fatal("first append reported duplicate")
+	}
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 2, Pages: Pages(2, 1, "a")})
+	// The repeat carries a stale expected sequence: it is still a duplicate,
+	// not a conflict, and stores nothing.
+	again := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 2, "zz"), IdempotencyKey: "k1"})
+	if !again.Duplicate || again.First != 0 || again.Next != 2 {
+		t.Fatalf("repeat: %+v", again)
+	}
+	checkSeqs(t, again.Pages, 0, 2, "a")
+	for i := range again.Pages {
+		if !proto.Equal(again.Pages[i], first.Pages[i]) {
+			t.Fatalf("repeat page %d = %v, want %v", i, again.Pages[i], first.Pages[i])
+		}
+	}
+	if again.Position.GetOffset() != first.Position.GetOffset() || again.Position.GetPartition() != first.Position.GetPartition() {
+		t.Fatalf("repeat position %v, want %v", again.Position, first.Position)
+	}
+	l, err := s.Load(ctx(t), agg, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Next != 3 || l.Prior == nil || !l.Prior.Duplicate || l.Prior.Next != 2 {
+		t.Fatalf("load with key: next %d prior %+v", l.Next, l.Prior)
+	}
+	checkSeqs(t, l.Prior.Pages, 0, 2, "a")
+	if l, err = s.Load(ctx(t), agg, "unknown"); err != nil || l.Prior != nil {
+		t.Fatalf("load with unknown key: prior %v err %v", l.Prior, err)
+	}
+	// Keys are per aggregate.
+	other := newAgg(t)
+	if res := mustAppend(t, s, &store.AppendRequest{Aggregate: other, Pages: Pages(0, 1, "b"), IdempotencyKey: "k1"}); res.Duplicate {
+		t.Fatal("a key of another aggregate counted as duplicate")
+	}
+	// A conflicting append does not record its key.
+	if _, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: 0, Pages: Pages(0, 1, "x"), IdempotencyKey: "k2"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale append with new key: %v", err)
+	}
+	res := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 3, Pages: Pages(3, 1, "a"), IdempotencyKey: "k2"})
+	if res.Duplicate || res.First != 3 {
+		t.Fatalf("append with key after its conflict: %+v", res)
+	}
+	// A snapshot-only append with a key is idempotent as well.
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Snapshot: Event("s"), IdempotencyKey: "k3"})
+	if res := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Snapshot: Event("s"), IdempotencyKey: "k3"}); !res.Duplicate || res.Next != 4 || len(res.Pages) != 0 {
+		t.Fatalf("repeat of snapshot-only append: %+v", res)
+	}
+}
+
+func testSelect(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 5, "a")})
+	// Make sure the next append gets a later creation time.
+	cut := time.Now()
+	for !time.Now().After(cut.Add(2 * time.Millisecond)) {
+		time.Sleep(time.Millisecond) // the store's clock must move on; not a readiness wait
+	}
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Pages: Pages(5, 5, "a")})
+	l, err := s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asOf := l.Pages[4].GetCreatedAt().AsTime()
+	cases := []struct {
+		name string
+		sel  store.Selection
+		want []uint32
+	}{
+		{"all", store.All(), []uint32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		{"range", store.Selection{Lo: 3, Hi: 6}, []uint32{3, 4, 5, 6}},
+		{"range open", store.Selection{Lo: 8, Hi: math.MaxUint32}, []uint32{8, 9}},
+		{"range past end", store.Selection{Lo: 20, Hi: math.MaxUint32}, nil},
+		{"set", store.Selection{Set: []uint32{9, 2, 40, 4}}, []uint32{2, 4, 9}},
+		{"empty set", store.Selection{Set: []uint32{}}, nil},
+		{"as of sequence", store.Selection{Lo: 0, Hi: 6}, []uint32{0, 1, 2, 3, 4, 5, 6}},
+		{"as of time", store.Selection{Lo: 0, Hi: math.MaxUint32, AsOf: asOf}, []uint32{0, 1, 2, 3, 4}},
+		{"before everything", store.Selection{Lo: 0, Hi: math.MaxUint32, AsOf: time.Unix(1, 0)}, nil},
+	}
+	for _, tc := range cases {
+		pages, err := store.Select(ctx(t), s, agg, tc.sel)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []uint32
+		for _, p := range pages {
+			got = append(got, p.GetNum())
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// An unknown aggregate has no events.
+	if pages, err := store.Select(ctx(t), s, newAgg(t), store.All()); err != nil || len(pages) != 0 {
+		t.Fatalf("unknown aggregate: %d pages, %v", len(pages), err)
+	}
+}
+
+func testCorrelation(t *testing.T, s store.Store) {
+	cid := "corr-" + uuid.NewString()
+	a, b := newAgg(t), store.Aggregate{Domain: Domain(t), Root: uuid.New()}
+	c := store.Aggregate{Domain: a.Domain, Root: uuid.New()}
+	mustAppend(t, s, &store.AppendRequest{Aggregate: a, CorrelationID: cid, Pages: Pages(0, 2, "a")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: b, CorrelationID: "other", Pages: Pages(0, 1, "b")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: b, Expected: 1, CorrelationID: cid, Pages: Pages(1, 2, "b")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: c, CorrelationID: cid, Pages: Pages(0, 1, "c")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: a, Expected: 2, CorrelationID: cid, Pages: Pages(2, 1, "a")})
+	books, err := s.ByCorrelation(ctx(t), cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, bk := range books {
+		if bk.GetCover().GetCorrelationId() != cid {
+			t.Fatalf("book cover %v", bk.GetCover())
+		}
+		for _, p := range bk.GetPages() {
+			got = append(got, Text(t, p))
+		}
+	}
+	want := []string{"a-0", "a-1", "b-1", "b-2", "c-0", "a-2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("by correlation: %v, want %v", got, want)
+	}
+	if books[0].GetCover().GetDomain() != a.Domain || string(books[0].GetCover().GetRoot().GetValue()) != string(a.Root[:]) {
+		t.Fatalf("first book cover %v, want %s", books[0].GetCover(), a)
+	}
+	if books, err := s.ByCorrelation(ctx(t), "nobody-"+uuid.NewString()); err != nil || len(books) != 0 {
+		t.Fatalf("unknown correlation: %v %v", books, err)
+	}
+}
+
+func testRoots(t *testing.T, s store.Store) {
+	d1, d2 := Domain(t), Domain(t)
+	want := map[store.Aggregate]bool{}
+	for i := 0; i < 5; i++ {
+		for _, d := range []string{d1, d2} {
+			agg := store.Aggregate{Domain: d, Root: uuid.New()}
+			mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 1, "r")})
+			mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 1, Pages: Pages(1, 1, "r")})
+			want[agg] = true
+		}
+	}
+	roots, err := s.Roots(ctx(t), d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roots) != 5 {
+		t.Fatalf("domain %s: %d roots, want 5", d1, len(roots))
+	}
+	for i, r := range roots {
+		if r.Domain != d1 || !want[r] {
+			t.Fatalf("unexpected root %v", r)
+		}
+		if i > 0 && strings.Compare(string(roots[i-1].Root[:]), string(r.Root[:])) >= 0 {
+			t.Fatalf("roots not sorted: %v", roots)
+		}
+	}
+	all, err := s.Roots(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, r := range all {
+		if want[r] {
+			seen++
+		}
+	}
+	if seen != 10 {
+		t.Fatalf("all roots: found %d of 10 of this test's aggregates among %d", seen, len(all))
+	}
+}
+
+func testLog(t *testing.T, s store.Store) {
+	domain := Domain(t)
+	aggs := make([]store.Aggregate, 6)
+	next := make([]uint32, len(aggs))
+	for i := range aggs {
+		aggs[i] = store.Aggregate{Domain: domain, Root: uuid.New()}
+	}
+	positions := map[uint32][]uint64{}
+	for round := 0; round < 4; round++ {
+		for i, agg := range aggs {
+			res := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: next[i], CorrelationID: fmt.Sprint("c", round), Pages: Pages(next[i], 1+i%3, agg.Root.String())})
+			next[i] = res.Next
+			p := res.Position.GetPartition()
+			if p >= s.Partitions() {
+				t.Fatalf("partition %d of %d", p, s.Partitions())
+			}
+			if prev := positions[p]; len(prev) > 0 && res.Position.GetOffset() <= prev[len(prev)-1] {
+				t.Fatalf("partition %d: offset %d after %d", p, res.Position.GetOffset(), prev[len(prev)-1])
+			}
+			positions[p] = append(positions[p], res.Position.GetOffset())
+		}
+	}
+	// Another domain's events never show up.
+	mustAppend(t, s, &store.AppendRequest{Aggregate: newAgg(t), Pages: Pages(0, 1, "x")})
+
+	// Read every partition in small batches from the start: every page once,
+	// each aggregate in order.
+	seen := map[uuid.UUID]uint32{}
+	total := 0
+	for p := uint32(0); p < s.Partitions(); p++ {
+		var after uint64
+		for {
+			books, err := s.ReadLog(ctx(t), domain, p, after, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(books) == 0 {
+				break
+			}
+			if len(books) > 3 {
+				t.Fatalf("limit 3 returned %d entries", len(books))
+			}
+			for _, b := range books {
+				if b.GetPosition().GetPartition() != p || b.GetPosition().GetOffset() <= after {
+					t.Fatalf("position %v after %d in partition %d", b.GetPosition(), after, p)
+				}
+				after = b.GetPosition().GetOffset()
+				if b.GetCover().GetDomain() != domain || !strings.HasPrefix(b.GetCover().GetCorrelationId(), "c") {
+					t.Fatalf("cover %v", b.GetCover())
+				}
+				root := uuid.UUID(b.GetCover().GetRoot().GetValue())
+				for _, pg := range b.GetPages() {
+					if pg.GetNum() != seen[root] {
+						t.Fatalf("%s: got sequence %d, want %d", root, pg.GetNum(), seen[root])
+					}
+					if Text(t, pg) != fmt.Sprintf("%s-%d", root, pg.GetNum()) {
+						t.Fatalf("payload %q", Text(t, pg))
+					}
+					seen[root]++
+					total++
+				}
+			}
+		}
+	}
+	want := 0
+	for i, agg := range aggs {
+		if seen[agg.Root] != next[i] {
+			t.Fatalf("%s: log has %d events, want %d", agg, seen[agg.Root], next[i])
+		}
+		want += int(next[i])
+	}
+	if total != want {
+		t.Fatalf("log has %d events, want %d", total, want)
+	}
+	// Reading after the last position returns nothing.
+	for p, offs := range positions {
+		if books, err := s.ReadLog(ctx(t), domain, p, offs[len(offs)-1], 10); err != nil || len(books) != 0 {
+			t.Fatalf("after the end of partition %d: %d books, %v", p, len(books), err)
+		}
+	}
+	if _, err := s.ReadLog(ctx(t), domain, s.Partitions(), 0, 10); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("partition out of range: %v", err)
+	}
+}
+
+func testLimits(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	cases := []struct {
+		name  string
+		req   *store.AppendRequest
+		field string
+	}{
+		{"bad domain", &store.AppendRequest{Aggregate: store.Aggregate{Domain: "a{b}", Root: uuid.New()}, Pages: Pages(0, 1, "a")}, "cover.domain"},
+		{"empty domain", &store.AppendRequest{Aggregate: store.Aggregate{Root: uuid.New()}, Pages: Pages(0, 1, "a")}, "cover.domain"},
+		{"no pages", &store.AppendRequest{Aggregate: agg}, "pages"},
+		{"too many pages", &store.AppendRequest{Aggregate: agg, Pages: Pages(0, store.DefaultMaxPages+1, "a")}, "pages"},
+		{"no event", &store.AppendRequest{Aggregate: agg, Pages: []*pb.EventPage{{}}}, "pages[0].event"},
+		{"event too large", &store.AppendRequest{Aggregate: agg, Pages: []*pb.EventPage{{Event: Event(strings.Repeat("x", store.DefaultMaxEventBytes))}}}, "pages[0].event"},
+		{"snapshot too large", &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 1, "a"), Snapshot: Event(strings.Repeat("x", store.DefaultMaxEventBytes))}, "snapshot_state"},
+		{"long key", &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 1, "a"), IdempotencyKey: strings.Repeat("k", 300)}, "idempotency_key"},
+		{"bad correlation", &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 1, "a"), CorrelationID: "\xff"}, "cover.correlation_id"},
+	}
+	for _, tc := range cases {
+		_, err := s.Append(ctx(t), tc.req)
+		var ie *store.InvalidError
+		if !errors.As(err, &ie) || ie.Field != tc.field {
+			t.Errorf("%s: got %v, want an invalid %s", tc.name, err, tc.field)
+		}
+	}
+	if l, err := s.Load(ctx(t), agg, ""); err != nil || l.Next != 0 {
+		t.Fatalf("invalid appends stored something: next %d, %v", l.Next, err)
+	}
+	// The largest allowed append goes through whole.
+	res := mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, store.DefaultMaxPages, "a")})
+	if res.Next != store.DefaultMaxPages {
+		t.Fatalf("next %d", res.Next)
+	}
+}
+
+// testConcurrentSameExpected: 64 writers append at the same expected
+// sequence; exactly one wins, every other gets a conflict naming the
+// winner's next sequence, and the history has no gap and no duplicate.
+func testConcurrentSameExpected(t *testing.T, s store.Store) {
+	const writers = 64
+	agg := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 2, "seed")})
+	var (
+		wg        sync.WaitGroup
+		start     = make(chan struct{})
+		mu        sync.Mutex
+		winners   []int
+		conflicts int
+		others    []error
+	)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: 2, Pages: Pages(2, 2, fmt.Sprint("w", w))})
+			mu.Lock()
+			defer mu.Unlock()
+			var ce *store.ConflictError
+			switch {
+			case err == nil:
+				winners = append(winners, w)
+			case errors.As(err, &ce) && ce.Next == 4:
+				conflicts++
+			default:
+				others = append(others, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(winners) != 1 || conflicts != writers-1 || len(others) != 0 {
+		t.Fatalf("winners %v, conflicts %d, other errors %v", winners, conflicts, others)
+	}
+	l, err := s.Load(ctx(t), agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Next != 4 {
+		t.Fatalf("next %d, want 4", l.Next)
+	}
+	checkSeqs(t, l.Pages[:2], 0, 2, "seed")
+	checkSeqs(t, l.Pages[2:], 2, 2, fmt.Sprint("w", winners[0]))
+}
