@@ -262,6 +262,21 @@ func TestABI(t *testing.T) {
 		wantFacts(t, e, "buffered_resp_body status=0 len=*", "replace_body=0", "replace_trailer=0", "continue_resp=0")
 	})
 
+	t.Run("upstream headers ending the stream arrive with end_of_stream", func(t *testing.T) {
+		// A gRPC trailers-only answer (a business rejection) must reach
+		// proxy_on_response_headers with end_of_stream=1, as in Envoy, even
+		// when the plugin would buffer a body.
+		resp := e.do(t, "resp-eos", http.MethodGet, "/trailers-only", "", nil)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || len(body) != 0 || resp.Header.Get("Grpc-Status") != "5" || resp.Header.Get("Grpc-Message") != "not here" {
+			t.Errorf("trailers-only = %v %v body %q err %v", resp.StatusCode, resp.Header, body, err)
+		}
+		wantFacts(t, e, "resp_headers eos=1")
+		resp = e.do(t, "resp-eos", http.MethodGet, "/echo", "", nil)
+		readEcho(t, resp)
+		wantFacts(t, e, "resp_headers eos=0")
+	})
+
 	t.Run("trailers created in the last body callback", func(t *testing.T) {
 		resp := e.do(t, "trailer-create", http.MethodGet, "/echo", "", nil)
 		_, _ = io.ReadAll(resp.Body)

@@ -189,7 +189,8 @@ type echoReply struct {
 }
 
 // startUpstream starts the test upstream on 127.0.0.1:0 (h2c and HTTP/1):
-// gRPC requests go to TestService, /delay?ms=N sleeps and answers
+// gRPC requests go to TestService, /trailers-only ends the stream with its
+// headers (grpc-status 5), /delay?ms=N sleeps and answers
 // "delayed", anything else is echoed as JSON (with trailer X-Echo-Trailer
 // when the request has x-want-trailer).
 func startUpstream(t testing.TB) string {
@@ -199,6 +200,12 @@ func startUpstream(t testing.TB) string {
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			gs.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/trailers-only" {
+			// Headers that end the stream, as a gRPC error without a message.
+			w.Header().Set("Grpc-Status", "5")
+			w.Header().Set("Grpc-Message", "not here")
 			return
 		}
 		if r.URL.Path == "/delay" {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -77,6 +79,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func Decode(raw []byte) (*Config, error) {
 	c := &Config{}
 	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := checkKeys(raw); err != nil {
+			return nil, fmt.Errorf("plugin configuration: %w", err)
+		}
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(c); err != nil {
@@ -91,6 +96,28 @@ func Decode(raw []byte) (*Config, error) {
 		return nil, fmt.Errorf("plugin configuration: %w", err)
 	}
 	return c, nil
+}
+
+// checkKeys refuses keys that differ from a field name only by case, which
+// encoding/json would otherwise accept.
+func checkKeys(raw []byte) error {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return nil // not an object: the strict decoder reports it
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	var errs []error
+	for k := range keys {
+		if !known[k] {
+			errs = append(errs, fmt.Errorf("json: unknown field %q (names are case-sensitive)", k))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) applyDefaults() {

@@ -31,6 +31,7 @@ func TestDecode(t *testing.T) {
 				}
 			}},
 		{name: "unknown key", in: `{"domain":"order"}`, wantErr: []string{"unknown field", "domain"}},
+		{name: "key in the wrong case", in: `{"Domains":["order"]}`, wantErr: []string{"unknown field", "Domains", "case-sensitive"}},
 		{name: "trailing data", in: `{} {}`, wantErr: []string{"trailing"}},
 		{name: "bad duration", in: `{"event_service_timeout":"soon"}`, wantErr: []string{"duration"}},
 		{name: "numeric duration refused", in: `{"event_service_timeout":5}`, wantErr: []string{"string"}},

@@ -352,6 +352,8 @@ func onResponseHeaders(id, n, eos uint32) uint32 {
 		st("req_map_in_response", s)
 		_, s = getProperty("request", "path")
 		st("request_path_in_response", s)
+	case "resp-eos":
+		t("resp_headers eos=" + strconv.Itoa(int(eos)))
 	case "resp-trailers-pause", "trailer-create":
 		replaceHeader(mapRespHeaders, "content-length", "")
 		removeHeader(mapRespHeaders, "content-length")
@@ -368,6 +370,10 @@ func onResponseBody(id, size, eos uint32) uint32 {
 	switch c.kase {
 	case "resp-trailers-pause":
 		return 1
+	case "resp-eos": // buffer the whole body, release it at its end
+		if eos == 0 {
+			return 1
+		}
 	case "trailer-create":
 		if eos == 1 {
 			st("create_trailer", addHeader(mapRespTrailers, "x-created", "by-plugin"))

@@ -1,0 +1,139 @@
+package filter
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
+	"github.com/angzarr-mesh/angzarr/filter/wire"
+)
+
+// appendPages asks the event service to append pages at s.expected, stamped
+// with the stream's cover (and so its correlation id). onOK runs with the
+// stored result, onConflict when the expected sequence was stale; every
+// other failure ends the command with UNAVAILABLE (nothing was stored).
+func (s *Stream) appendPages(pages []*wire.EventPage, snapshot []byte, onOK func(*wire.AppendResponse), onConflict func()) {
+	req := &wire.AppendRequest{
+		Cover:            s.cover,
+		ExpectedSequence: s.expected,
+		Pages:            pages,
+		SnapshotState:    snapshot,
+		IdempotencyKey:   s.idemKey,
+	}
+	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Append", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
+		func(s *Stream, msg []byte, st *Status) {
+			if st != nil {
+				if st.Code == Aborted {
+					s.p.metrics.conflict(s.domain)
+					onConflict()
+					return
+				}
+				s.fail(eventServiceStatus("append", st), OutcomeUnavailable)
+				return
+			}
+			resp, err := wire.DecodeAppendResponse(msg)
+			if err != nil {
+				s.fail(statusf(Unavailable, "event service: undecodable AppendResponse: %v", err), OutcomeUnavailable)
+				return
+			}
+			onOK(resp)
+		})
+	if st != nil {
+		s.fail(st, OutcomeUnavailable)
+	}
+}
+
+// reportConflict reloads the aggregate to learn its current sequence and
+// answers ABORTED with it.
+func (s *Stream) reportConflict(why string) {
+	want := s.expected
+	s.load(func(resp *wire.LoadResponse) {
+		s.fail(conflictStatus(s.cover, want, resp.NextSequence, why), OutcomeAborted)
+	})
+}
+
+// appendDecision numbers the logic's events from s.expected and appends
+// them; on a conflict an auto_resequence command is retried.
+func (s *Stream) appendDecision(book *wire.EventBook) {
+	if len(book.Pages) == 0 && book.SnapshotState == nil {
+		// The command decided nothing: nothing to store.
+		s.respond(wire.CommandResponse(nil, s.cover), OutcomeOK)
+		return
+	}
+	for i, p := range book.Pages {
+		if !p.Force {
+			p.HasNum, p.Num = true, s.expected+uint32(i)
+		}
+		p.CreatedAt = nil // the event service stamps the time
+	}
+	s.appendPages(book.Pages, book.SnapshotState, func(resp *wire.AppendResponse) {
+		o := OutcomeOK
+		if resp.Duplicate {
+			o = OutcomeDuplicate
+		}
+		s.respond(wire.CommandResponse(resp.Book, s.cover), o)
+	}, s.onDecisionConflict)
+}
+
+// onDecisionConflict retries an auto_resequence command (reload, run the
+// logic again by callout, append) or answers ABORTED.
+func (s *Stream) onDecisionConflict() {
+	if !s.cmd.AutoResequence {
+		s.reportConflict("")
+		return
+	}
+	if s.retries >= s.p.cfg.MaxRetries {
+		s.reportConflict("gave up after " + strconv.Itoa(s.retries) + " retries: ")
+		return
+	}
+	s.retries++
+	s.p.metrics.retry(s.domain)
+	s.load(func(resp *wire.LoadResponse) {
+		if prior := resp.Prior; prior != nil {
+			// An earlier attempt (or a twin) already applied the key.
+			s.respond(wire.CommandResponse(prior.Book, s.cover), OutcomeDuplicate)
+			return
+		}
+		s.expected = resp.NextSequence
+		for _, p := range s.cmd.Pages {
+			p.Sequence = s.expected
+		}
+		s.callLogic(wire.ContextualCommand(resp.Book, s.cover, s.cmd))
+	})
+}
+
+// callLogic runs the business logic again by callout and appends its new
+// decision; a rejection ends the command with the logic's status.
+func (s *Stream) callLogic(cc []byte) {
+	st := s.p.call(s, s.p.cfg.BusinessLogicCluster, logicService, "Handle", cc, time.Duration(s.p.cfg.BusinessLogicTimeout),
+		func(s *Stream, msg []byte, st *Status) {
+			if st != nil {
+				s.fail(st, OutcomeRejected)
+				return
+			}
+			book, err := wire.DecodeEventBook(msg)
+			if err != nil {
+				s.fail(statusf(Internal, "business logic answered an undecodable EventBook: %v", err), OutcomeError)
+				return
+			}
+			s.appendDecision(book)
+		})
+	if st != nil {
+		s.fail(st, OutcomeUnavailable)
+	}
+}
+
+// respond replaces the upstream response with resp (an encoded
+// CommandResponse) and an OK status.
+func (s *Stream) respond(resp []byte, o Outcome) {
+	h := s.host()
+	if err := h.SetBuffer(ResponseBody, grpcframe.Encode(resp)); err != nil {
+		s.fail(statusf(Internal, "replace response body: %v", err), OutcomeError)
+		return
+	}
+	_ = h.ReplaceHeader(ResponseTrailers, "grpc-status", "0")
+	_ = h.RemoveHeader(ResponseTrailers, "grpc-message")
+	_ = h.RemoveHeader(ResponseTrailers, "grpc-status-details-bin")
+	s.finish(o)
+	s.resume(StreamResponse)
+}

@@ -1,0 +1,209 @@
+//go:build !wasip1
+
+package filter_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/filter/e2e"
+	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
+	"github.com/angzarr-mesh/angzarr/filter/internal/directsvc"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wasmbuild"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wasmdrive"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/wasmhost"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// loadDuration is how long each load run lasts.
+const loadDuration = 5 * time.Second
+
+// commandsPerAggregate bounds each aggregate's history, so both paths load
+// similar, short histories.
+const commandsPerAggregate = 100
+
+// loadResult is one load run's figures.
+type loadResult struct {
+	n        int
+	elapsed  time.Duration
+	p50, p99 time.Duration
+}
+
+func (r loadResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// runLoad sends counter commands from clients goroutines for d, each client
+// on its own aggregates (sequence known, no conflicts).
+func runLoad(b *testing.B, cl pb.BusinessCoordinatorClient, clients int, d time.Duration) loadResult {
+	b.Helper()
+	var mu sync.Mutex
+	var lats []time.Duration
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			var mine []time.Duration
+			root := make([]byte, 16)
+			for i := 0; time.Now().Before(deadline); i++ {
+				seq := uint32(i % commandsPerAggregate)
+				if seq == 0 {
+					if _, err := rand.Read(root); err != nil {
+						errs <- err
+						return
+					}
+				}
+				cmd := &pb.CommandBook{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: append([]byte(nil), root...)}},
+					Pages: []*pb.CommandPage{counter.Command(1, seq)}}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				t0 := time.Now()
+				_, err := cl.Handle(ctx, cmd)
+				cancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lats = append(lats, mine...)
+			mu.Unlock()
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	r := loadResult{n: len(lats), elapsed: elapsed}
+	if len(lats) > 0 {
+		r.p50 = lats[len(lats)/2]
+		r.p99 = lats[len(lats)*99/100]
+	}
+	return r
+}
+
+var (
+	buildOnce sync.Once
+	wasmFile  string
+	buildErr  error
+)
+
+func filterWasm(b *testing.B) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "angzarr-bench-*")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		wasmFile, buildErr = wasmbuild.Build(dir)
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	return wasmFile
+}
+
+// BenchmarkCommandPath compares the full command path (client → wasmhost +
+// filter → eventsvc on Redis → counter logic) with a hand-written service
+// doing the same work directly on the same Redis, at 1 and 16 clients.
+func BenchmarkCommandPath(b *testing.B) {
+	s := e2e.Start(b, e2e.Options{Profile: wasmhost.WASIEnvoy133, Filter: filterWasm(b), Config: config.Config{}})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct := directsvc.New(s.Redis)
+	defer direct.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- directsvc.Serve(ctx, lis, direct) }()
+	defer func() { cancel(); <-done }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	directCl := pb.NewBusinessCoordinatorClient(conn)
+
+	for i := 0; i < b.N; i++ {
+		// Warm up both paths (connections, VM compilation, Redis scripts).
+		runLoad(b, s.Coordinator(), 4, 300*time.Millisecond)
+		runLoad(b, directCl, 4, 300*time.Millisecond)
+		fmt.Printf("\nCommand path vs direct Redis service (counter, %v per run, histories <= %d events)\n", loadDuration, commandsPerAggregate)
+		fmt.Printf("%-8s %-9s %10s %10s %10s   %s\n", "clients", "path", "cmds/s", "p50", "p99", "ratio (angzarr/direct)")
+		for _, clients := range []int{1, 16} {
+			full := runLoad(b, s.Coordinator(), clients, loadDuration)
+			base := runLoad(b, directCl, clients, loadDuration)
+			fmt.Printf("%-8d %-9s %10.0f %10v %10v\n", clients, "angzarr", full.rate(), full.p50.Round(time.Microsecond), full.p99.Round(time.Microsecond))
+			fmt.Printf("%-8d %-9s %10.0f %10v %10v   throughput %.2f, p50 +%v\n", clients, "direct", base.rate(),
+				base.p50.Round(time.Microsecond), base.p99.Round(time.Microsecond), full.rate()/base.rate(), (full.p50 - base.p50).Round(time.Microsecond))
+			b.ReportMetric(full.rate(), fmt.Sprintf("angzarr-cmds/s@%d", clients))
+			b.ReportMetric(base.rate(), fmt.Sprintf("direct-cmds/s@%d", clients))
+			b.ReportMetric(full.rate()/base.rate(), fmt.Sprintf("ratio@%d", clients))
+		}
+	}
+}
+
+// BenchmarkFilterModule drives the built module directly (no network) to
+// measure the CPU the filter itself costs per command and its heap after
+// 100,000 commands (or as many as fit in about 60 s, reported).
+func BenchmarkFilterModule(b *testing.B) {
+	bin, err := os.ReadFile(filterWasm(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		d, err := wasmdrive.New(context.Background(), bin, []byte(`{"domains":["counter"]}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		const target = 100000
+		deadline := time.Now().Add(60 * time.Second)
+		root := make([]byte, 16)
+		var agg *wasmdrive.Aggregate
+		var at10k uint64
+		n := 0
+		for ; n < target && time.Now().Before(deadline); n++ {
+			seq := uint32(n % commandsPerAggregate)
+			if seq == 0 {
+				copy(root, fmt.Sprintf("%016d", n))
+				agg = &wasmdrive.Aggregate{}
+			}
+			cmd := &pb.CommandBook{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: append([]byte(nil), root...)}},
+				Pages: []*pb.CommandPage{counter.Command(1, seq)}}
+			if _, code, err := d.Handle(agg, cmd); err != nil || code != 0 {
+				b.Fatalf("command %d: %d %v", n, code, err)
+			}
+			if n == 10000 {
+				at10k = d.Gauges["angzarr.filter.heap_live_bytes"]
+			}
+		}
+		perCmd := d.WasmTime / time.Duration(n)
+		live := d.Gauges["angzarr.filter.heap_live_bytes"]
+		fmt.Printf("\nFilter module alone (wazero compiler, no network): %d commands", n)
+		if n < target {
+			fmt.Printf(" (stopped at 60 s, short of %d)", target)
+		}
+		fmt.Printf("\n  wasm CPU per command: %v (all proxy_on_* callbacks of one Handle)\n", perCmd)
+		fmt.Printf("  Go heap live after GC: %d KiB at 10k commands, %d KiB at %d; runtime memory %d KiB; linear memory %d KiB\n",
+			at10k/1024, live/1024, n, d.Gauges["angzarr.filter.runtime_memory_bytes"]/1024, d.MemoryBytes()/1024)
+		b.ReportMetric(float64(perCmd.Nanoseconds())/1000, "wasm-µs/cmd")
+		b.ReportMetric(float64(live), "heap-live-bytes")
+		d.Close()
+	}
+}

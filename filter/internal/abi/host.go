@@ -1,0 +1,186 @@
+//go:build wasip1
+
+package abi
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/angzarr-mesh/angzarr/filter"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// proxy_status_t values the binding tells apart.
+const (
+	statusOK          = 0
+	statusNotFound    = 1
+	statusBadArgument = 2
+	statusEmpty       = 7
+)
+
+// StatusError is a host function's failure.
+type StatusError struct {
+	Func   string
+	Status uint32
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%s: proxy status %d", e.Func, e.Status) }
+
+func check(fn string, st uint32) error {
+	if st == statusOK {
+		return nil
+	}
+	return &StatusError{Func: fn, Status: st}
+}
+
+// host implements filter.Host with the proxy-wasm host functions.
+type host struct{}
+
+var _ filter.Host = host{}
+
+func (host) Log(level filter.LogLevel, msg string) {
+	proxyLog(uint32(level), sptr(msg), uint32(len(msg)))
+}
+
+func (host) Now() time.Time {
+	var ns int64
+	if proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&ns)) != statusOK {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+func (host) GetHeader(m filter.MapType, key string) (string, bool) {
+	var addr, size uint32
+	if proxyGetHeaderMapValue(uint32(m), sptr(key), uint32(len(key)), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != statusOK {
+		return "", false
+	}
+	return string(take(addr, size)), true
+}
+
+func (host) ReplaceHeader(m filter.MapType, key, value string) error {
+	return check("proxy_replace_header_map_value",
+		proxyReplaceHeaderMapValue(uint32(m), sptr(key), uint32(len(key)), sptr(value), uint32(len(value))))
+}
+
+func (host) RemoveHeader(m filter.MapType, key string) error {
+	return check("proxy_remove_header_map_value", proxyRemoveHeaderMapValue(uint32(m), sptr(key), uint32(len(key))))
+}
+
+func (host) GetBuffer(b filter.BufferType, start, size int) ([]byte, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	var addr, n uint32
+	st := proxyGetBufferBytes(uint32(b), uint32(start), uint32(size), unsafe.Pointer(&addr), unsafe.Pointer(&n))
+	if st == statusNotFound || st == statusEmpty {
+		return nil, nil
+	}
+	if err := check("proxy_get_buffer_bytes", st); err != nil {
+		return nil, err
+	}
+	return take(addr, n), nil
+}
+
+func (host) SetBuffer(b filter.BufferType, data []byte) error {
+	// Replacing the whole buffer needs start 0 and a length of at least
+	// the current size.
+	var size, flags uint32
+	if st := proxyGetBufferStatus(uint32(b), unsafe.Pointer(&size), unsafe.Pointer(&flags)); st != statusOK && st != statusNotFound {
+		return check("proxy_get_buffer_status", st)
+	}
+	return check("proxy_set_buffer_bytes", proxySetBufferBytes(uint32(b), 0, size, ptr(data), uint32(len(data))))
+}
+
+func (host) SendLocalReply(c filter.Code, message string, headers [][2]string) error {
+	const details = "angzarr_filter"
+	pairs := encodePairs(headers)
+	return check("proxy_send_local_response", proxySendLocalResponse(200, sptr(details), uint32(len(details)),
+		sptr(message), uint32(len(message)), ptr(pairs), uint32(len(pairs)), int32(c)))
+}
+
+func (host) ContinueStream(s filter.StreamType) error {
+	return check("proxy_continue_stream", proxyContinueStream(uint32(s)))
+}
+
+func (host) GrpcCall(cluster, service, method string, message []byte, timeout time.Duration) (uint32, error) {
+	var token uint32
+	target := grpcService(cluster)
+	st := proxyGrpcCall(ptr(target), uint32(len(target)), sptr(service), uint32(len(service)),
+		sptr(method), uint32(len(method)), nil, 0, ptr(message), uint32(len(message)),
+		uint32(timeout/time.Millisecond), unsafe.Pointer(&token))
+	return token, check("proxy_grpc_call", st)
+}
+
+func (host) SetEffectiveContext(id uint32) error {
+	switch st := proxySetEffectiveContext(id); st {
+	case statusOK:
+		return nil
+	case statusBadArgument, statusNotFound:
+		return filter.ErrStreamGone
+	default:
+		return check("proxy_set_effective_context", st)
+	}
+}
+
+func (host) DefineMetric(t filter.MetricType, name string) (uint32, error) {
+	var id uint32
+	st := proxyDefineMetric(uint32(t), sptr(name), uint32(len(name)), unsafe.Pointer(&id))
+	return id, check("proxy_define_metric", st)
+}
+
+func (host) IncrementMetric(id uint32, delta int64) error {
+	return check("proxy_increment_metric", proxyIncrementMetric(id, delta))
+}
+
+func (host) RecordMetric(id uint32, v uint64) error {
+	return check("proxy_record_metric", proxyRecordMetric(id, v))
+}
+
+// callStatus returns the status of the callout being delivered.
+func callStatus() (filter.Code, string) {
+	var code, addr, size uint32
+	if proxyGetStatus(unsafe.Pointer(&code), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != statusOK {
+		return filter.Unknown, ""
+	}
+	return filter.Code(code), string(take(addr, size))
+}
+
+// grpcService encodes envoy.config.core.v3.GrpcService{envoy_grpc:
+// {cluster_name}}. Envoy also accepts a bare cluster name, but only when
+// the name does not happen to parse as a GrpcService message; the encoded
+// form is unambiguous.
+func grpcService(cluster string) []byte {
+	inner := protowire.AppendTag(nil, 1, protowire.BytesType) // EnvoyGrpc.cluster_name
+	inner = protowire.AppendString(inner, cluster)
+	out := protowire.AppendTag(nil, 1, protowire.BytesType) // GrpcService.envoy_grpc
+	return protowire.AppendBytes(out, inner)
+}
+
+// encodePairs serializes header pairs the proxy-wasm way: count, then (key
+// length, value length) per pair, then NUL-terminated keys and values, all
+// little-endian u32.
+func encodePairs(h [][2]string) []byte {
+	if len(h) == 0 {
+		return nil
+	}
+	n := 4 + 8*len(h)
+	for _, kv := range h {
+		n += len(kv[0]) + len(kv[1]) + 2
+	}
+	out := make([]byte, 4+8*len(h), n)
+	binary.LittleEndian.PutUint32(out, uint32(len(h)))
+	for i, kv := range h {
+		binary.LittleEndian.PutUint32(out[4+8*i:], uint32(len(kv[0])))
+		binary.LittleEndian.PutUint32(out[8+8*i:], uint32(len(kv[1])))
+	}
+	for _, kv := range h {
+		out = append(out, kv[0]...)
+		out = append(out, 0)
+		out = append(out, kv[1]...)
+		out = append(out, 0)
+	}
+	return out
+}

@@ -1,0 +1,27 @@
+//go:build !wasip1
+
+// Package wasmbuild builds the filter's .wasm for tests and benchmarks, the
+// way `make filter` does, into a directory the caller owns.
+package wasmbuild
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// Package is the filter's main package.
+const Package = "github.com/angzarr-mesh/angzarr/filter/cmd/angzarr-filter"
+
+// Build compiles the filter into dir/angzarr-filter.wasm and returns the
+// path. It must run inside the module (any test's working directory is).
+func Build(dir string) (string, error) {
+	out := filepath.Join(dir, "angzarr-filter.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, Package)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build filter: %v\n%s", err, b)
+	}
+	return out, nil
+}

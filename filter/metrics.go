@@ -1,0 +1,110 @@
+package filter
+
+import (
+	"fmt"
+	rtmetrics "runtime/metrics"
+	"time"
+)
+
+// Outcome is how a command ended, the label of the commands counter.
+type Outcome string
+
+// Command outcomes.
+const (
+	OutcomeOK            Outcome = "ok"
+	OutcomeDuplicate     Outcome = "duplicate"
+	OutcomeInvalid       Outcome = "invalid"
+	OutcomeAborted       Outcome = "aborted"
+	OutcomeRejected      Outcome = "rejected"
+	OutcomeUnavailable   Outcome = "unavailable"
+	OutcomeDenied        Outcome = "denied"
+	OutcomeTooLarge      Outcome = "too_large"
+	OutcomeUnimplemented Outcome = "unimplemented"
+	OutcomeError         Outcome = "error"
+)
+
+// Metric names. Envoy turns the dots into its stat hierarchy; the domain and
+// outcome are name segments because proxy-wasm metrics carry no tags.
+const (
+	metricCommands  = "angzarr.commands.%s.%s"        // domain, outcome: counter
+	metricLatency   = "angzarr.command_latency_us.%s" // domain: histogram (µs)
+	metricConflicts = "angzarr.conflicts.%s"          // domain: counter
+	metricRetries   = "angzarr.retries.%s"            // domain: counter
+	// The module's Go heap, sampled every heapSampleEvery commands: live
+	// bytes after the last GC, and all memory the Go runtime mapped.
+	metricHeapLive  = "angzarr.filter.heap_live_bytes"      // gauge
+	metricHeapTotal = "angzarr.filter.runtime_memory_bytes" // gauge
+)
+
+// heapSampleEvery is how many finished commands pass between heap samples.
+const heapSampleEvery = 256
+
+// metrics owns the filter's instruments. They are defined on first use
+// (never during _initialize, where proxy_define_metric would trap the VM)
+// and cached by name.
+type metrics struct {
+	host     Host
+	ids      map[string]uint32
+	finished uint64
+	samples  []rtmetrics.Sample
+}
+
+func newMetrics(h Host) *metrics { return &metrics{host: h, ids: map[string]uint32{}} }
+
+// id returns the metric's id, defining it the first time.
+func (m *metrics) id(t MetricType, name string) (uint32, bool) {
+	if id, ok := m.ids[name]; ok {
+		return id, true
+	}
+	id, err := m.host.DefineMetric(t, name)
+	if err != nil {
+		m.host.Log(LogWarn, "angzarr: cannot define metric "+name+": "+err.Error())
+		return 0, false
+	}
+	m.ids[name] = id
+	return id, true
+}
+
+func (m *metrics) inc(name string) {
+	if id, ok := m.id(MetricCounter, name); ok {
+		_ = m.host.IncrementMetric(id, 1)
+	}
+}
+
+// command counts a finished command and records its latency.
+func (m *metrics) command(domain string, o Outcome, d time.Duration) {
+	if domain == "" {
+		domain = "unknown"
+	}
+	m.inc(fmt.Sprintf(metricCommands, domain, string(o)))
+	if id, ok := m.id(MetricHistogram, fmt.Sprintf(metricLatency, domain)); ok && d >= 0 {
+		_ = m.host.RecordMetric(id, uint64(d/time.Microsecond))
+	}
+	m.finished++
+	if m.finished%heapSampleEvery == 1 {
+		m.sampleHeap()
+	}
+}
+
+// sampleHeap records the module's heap gauges (runtime/metrics does not
+// stop the world).
+func (m *metrics) sampleHeap() {
+	if m.samples == nil {
+		m.samples = []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"}}
+	}
+	rtmetrics.Read(m.samples)
+	for i, name := range []string{metricHeapLive, metricHeapTotal} {
+		if m.samples[i].Value.Kind() != rtmetrics.KindUint64 {
+			continue
+		}
+		if id, ok := m.id(MetricGauge, name); ok {
+			_ = m.host.RecordMetric(id, m.samples[i].Value.Uint64())
+		}
+	}
+}
+
+// conflict counts a write conflict reported by the event service.
+func (m *metrics) conflict(domain string) { m.inc(fmt.Sprintf(metricConflicts, domain)) }
+
+// retry counts a transparent reload-and-retry of an auto_resequence command.
+func (m *metrics) retry(domain string) { m.inc(fmt.Sprintf(metricRetries, domain)) }

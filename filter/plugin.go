@@ -1,0 +1,160 @@
+package filter
+
+import (
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/filter/config"
+)
+
+// Plugin is the filter's root context: the configuration, the live streams
+// and the callouts in flight. Callout results arrive here and are routed to
+// their stream. A Plugin is used from one goroutine (the VM's).
+type Plugin struct {
+	host     Host
+	cfg      *config.Config
+	streams  map[uint32]*Stream
+	callouts map[uint32]pendingCall
+	metrics  *metrics
+	random   func() uint64
+}
+
+// pendingCall is a callout waiting for its result.
+type pendingCall struct {
+	stream uint32
+	what   string // "EventStore/Load", for messages
+	done   func(s *Stream, msg []byte, st *Status)
+}
+
+// NewPlugin returns a root context with the pass-through configuration; the
+// host calls Configure before any stream starts.
+func NewPlugin(h Host) *Plugin {
+	cfg, _ := config.Decode(nil)
+	return &Plugin{
+		host:     h,
+		cfg:      cfg,
+		streams:  map[uint32]*Stream{},
+		callouts: map[uint32]pendingCall{},
+		metrics:  newMetrics(h),
+		random:   defaultRandom,
+	}
+}
+
+// SetRandom replaces the source of correlation ids (tests).
+func (p *Plugin) SetRandom(r func() uint64) { p.random = r }
+
+// Config returns the configuration in force.
+func (p *Plugin) Config() *config.Config { return p.cfg }
+
+// Configure decodes and applies the plugin configuration. On error the old
+// configuration stays, one line is logged and the error is returned (the
+// binding then fails proxy_on_configure).
+func (p *Plugin) Configure(raw []byte) error {
+	cfg, err := config.Decode(raw)
+	if err != nil {
+		p.host.Log(LogError, "angzarr filter: bad configuration: "+err.Error())
+		return err
+	}
+	p.cfg = cfg
+	if cfg.PassThrough() {
+		p.host.Log(LogInfo, "angzarr filter: configured as pass-through (no domains)")
+	} else {
+		p.host.Log(LogInfo, "angzarr filter: serving domains "+joinDomains(cfg.Domains))
+	}
+	return nil
+}
+
+func joinDomains(ds []string) string {
+	out := ""
+	for i, d := range ds {
+		if i > 0 {
+			out += ","
+		}
+		out += d
+	}
+	return out
+}
+
+// NewStream creates the state of a new HTTP stream (context id).
+func (p *Plugin) NewStream(id uint32) *Stream {
+	s := &Stream{p: p, id: id}
+	p.streams[id] = s
+	return s
+}
+
+// Stream returns a live stream by context id.
+func (p *Plugin) Stream(id uint32) (*Stream, bool) {
+	s, ok := p.streams[id]
+	return s, ok
+}
+
+// DeleteStream forgets a stream; results of its callouts still in flight
+// are dropped when they arrive.
+func (p *Plugin) DeleteStream(id uint32) {
+	if s, ok := p.streams[id]; ok {
+		s.gone()
+		delete(p.streams, id)
+	}
+}
+
+// Streams is the number of live streams (tests, leak checks).
+func (p *Plugin) Streams() int { return len(p.streams) }
+
+// Callouts is the number of callouts in flight (tests, leak checks).
+func (p *Plugin) Callouts() int { return len(p.callouts) }
+
+// call starts a unary gRPC callout for stream s; done runs with the answer
+// (or the failure) once it arrives, with s as the effective context.
+func (p *Plugin) call(s *Stream, cluster, service, method string, b []byte, timeout time.Duration,
+	done func(s *Stream, msg []byte, st *Status)) *Status {
+	token, err := p.host.GrpcCall(cluster, service, method, b, timeout)
+	if err != nil {
+		return statusf(Unavailable, "cannot call %s/%s on cluster %q: %v", service, method, cluster, err)
+	}
+	p.callouts[token] = pendingCall{stream: s.id, what: service + "/" + method, done: done}
+	return nil
+}
+
+// OnGrpcReceive delivers a callout's response message of size bytes (read
+// from the gRPC receive buffer).
+func (p *Plugin) OnGrpcReceive(token uint32, size int) {
+	c, ok := p.callouts[token]
+	if !ok {
+		return
+	}
+	delete(p.callouts, token)
+	msg, err := p.host.GetBuffer(GrpcReceive, 0, size)
+	st := (*Status)(nil)
+	if err != nil {
+		st = statusf(Unavailable, "%s: cannot read the response: %v", c.what, err)
+	}
+	p.deliver(c, msg, st)
+}
+
+// OnGrpcClose delivers a callout's end. A callout whose response was
+// already delivered is finished; otherwise it failed with code and message.
+func (p *Plugin) OnGrpcClose(token uint32, code Code, message string) {
+	c, ok := p.callouts[token]
+	if !ok {
+		return
+	}
+	delete(p.callouts, token)
+	if code == OK {
+		p.deliver(c, nil, statusf(Unavailable, "%s: the call ended without a response", c.what))
+		return
+	}
+	p.deliver(c, nil, &Status{Code: code, Message: message})
+}
+
+// deliver switches to the callout's stream and runs its continuation; a
+// result for a stream that is gone is dropped.
+func (p *Plugin) deliver(c pendingCall, msg []byte, st *Status) {
+	s, ok := p.streams[c.stream]
+	if !ok {
+		return
+	}
+	if err := p.host.SetEffectiveContext(c.stream); err != nil {
+		p.DeleteStream(c.stream)
+		return
+	}
+	c.done(s, msg, st)
+}

@@ -1,0 +1,276 @@
+package filter
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
+	"github.com/angzarr-mesh/angzarr/filter/wire"
+)
+
+// OnRequestHeaders decides whether the stream is a command, rewrites it to
+// the business logic and lets the body come (pausing here would stop the
+// body callbacks).
+func (s *Stream) OnRequestHeaders(endOfStream bool) Action {
+	s.enter()
+	return s.leave(s.onRequestHeaders(endOfStream))
+}
+
+func (s *Stream) onRequestHeaders(endOfStream bool) Action {
+	if s.p.cfg.PassThrough() {
+		return Continue
+	}
+	path, _ := s.host().GetHeader(RequestHeaders, ":path")
+	switch path {
+	case PathHandle:
+		s.kind = kindHandle
+	case PathHandleSync:
+		s.kind = kindHandleSync
+	case PathRecord:
+		s.kind = kindRecord
+	default:
+		if strings.HasPrefix(path, businessLogicPrefix) {
+			s.kind = kindHandle // counted as a command for metrics
+			s.start = s.host().Now()
+			s.fail(statusf(PermissionDenied, "%s is internal to the aggregate's pod: call angzarr.BusinessCoordinator instead", path), OutcomeDenied)
+			return Pause
+		}
+		return Continue
+	}
+	s.start = s.host().Now()
+	if err := s.host().ReplaceHeader(RequestHeaders, ":path", PathLogicHandle); err != nil {
+		s.fail(statusf(Internal, "rewrite :path: %v", err), OutcomeError)
+		return Pause
+	}
+	_ = s.host().RemoveHeader(RequestHeaders, "content-length")
+	if endOfStream {
+		s.fail(statusf(InvalidArgument, "%s request has no body", path), OutcomeInvalid)
+		return Pause
+	}
+	return Continue
+}
+
+// OnRequestBody buffers the request until its end, then processes it.
+func (s *Stream) OnRequestBody(size int, endOfStream bool) Action {
+	s.enter()
+	return s.leave(s.onRequestBody(size, endOfStream))
+}
+
+func (s *Stream) onRequestBody(size int, endOfStream bool) Action {
+	if s.kind == kindNone || s.requestDone || s.localReply {
+		return Continue
+	}
+	s.reqSize = size
+	if size > s.p.cfg.MaxBodyBytes {
+		s.requestDone = true
+		s.fail(statusf(ResourceExhausted, "request body of %d bytes exceeds the limit of %d bytes", size, s.p.cfg.MaxBodyBytes), OutcomeTooLarge)
+		return Pause
+	}
+	if !endOfStream {
+		return Pause
+	}
+	s.processRequest()
+	return Pause
+}
+
+// OnRequestTrailers processes a request whose body ended before trailers.
+func (s *Stream) OnRequestTrailers() Action {
+	s.enter()
+	if s.kind == kindNone || s.requestDone || s.localReply {
+		return s.leave(Continue)
+	}
+	s.processRequest()
+	return s.leave(Pause)
+}
+
+// processRequest decodes and validates the buffered request and starts its
+// first callout.
+func (s *Stream) processRequest() {
+	s.requestDone = true
+	body, err := s.host().GetBuffer(RequestBody, 0, s.reqSize)
+	if err != nil {
+		s.fail(statusf(Internal, "read request body: %v", err), OutcomeError)
+		return
+	}
+	msg, err := grpcframe.Decode(body)
+	if err != nil {
+		if errors.Is(err, grpcframe.ErrCompressed) {
+			s.fail(statusf(Unimplemented, "compressed gRPC messages are not supported by the Angzarr filter: send the request without grpc-encoding"), OutcomeUnimplemented)
+			return
+		}
+		s.fail(statusf(InvalidArgument, "malformed gRPC request: %v", err), OutcomeInvalid)
+		return
+	}
+	switch s.kind {
+	case kindHandle:
+		cmd, err := wire.DecodeCommandBook(msg)
+		if err != nil {
+			s.fail(statusf(InvalidArgument, "request is not an angzarr.CommandBook: %v", err), OutcomeInvalid)
+			return
+		}
+		s.startCommand(cmd)
+	case kindHandleSync:
+		scb, err := wire.DecodeSyncCommandBook(msg)
+		if err != nil {
+			s.fail(statusf(InvalidArgument, "request is not an angzarr.SyncCommandBook: %v", err), OutcomeInvalid)
+			return
+		}
+		if scb.Command != nil && scb.Command.Cover != nil {
+			s.domain = scb.Command.Cover.Domain
+		}
+		if scb.SyncMode != 0 {
+			s.fail(statusf(Unimplemented, "HandleSync with %s is not implemented yet (synchronous projectors and saga cascade come with fan-out); use SYNC_MODE_NONE or Handle", wire.SyncModeName(scb.SyncMode)), OutcomeUnimplemented)
+			return
+		}
+		if scb.Command == nil {
+			s.fail(statusf(InvalidArgument, "SyncCommandBook has no command"), OutcomeInvalid)
+			return
+		}
+		s.startCommand(scb.Command)
+	case kindRecord:
+		book, err := wire.DecodeEventBook(msg)
+		if err != nil {
+			s.fail(statusf(InvalidArgument, "request is not an angzarr.EventBook: %v", err), OutcomeInvalid)
+			return
+		}
+		s.startRecord(book)
+	}
+}
+
+// setCorrelation keeps the cover's correlation id or generates one.
+func (s *Stream) setCorrelation(cover *wire.Cover) {
+	if cover.CorrelationID == "" {
+		cover.CorrelationID = newUUIDv4(s.p.random)
+	}
+	s.correlation = cover.CorrelationID
+	s.cover = &wire.Cover{Domain: cover.Domain, Root: cover.Root, CorrelationID: s.correlation}
+}
+
+// idempotencyKey is the book's key, or one derived from its saga origin (a
+// saga's command for a given triggering event takes effect at most once).
+func idempotencyKey(cmd *wire.CommandBook) string {
+	if cmd.IdempotencyKey != "" {
+		return cmd.IdempotencyKey
+	}
+	o := cmd.SagaOrigin
+	if o == nil || o.SagaName == "" {
+		return ""
+	}
+	var dom string
+	var r []byte
+	if t := o.TriggeringAggregate; t != nil {
+		dom, r = t.Domain, t.Root
+	}
+	return "saga:" + o.SagaName + ":" + dom + ":" + rootString(r) + ":" + strconv.FormatUint(uint64(o.TriggeringEventSequence), 10)
+}
+
+// startCommand validates a command and loads its aggregate.
+func (s *Stream) startCommand(cmd *wire.CommandBook) {
+	if cmd.Cover != nil {
+		s.domain = cmd.Cover.Domain
+	}
+	if st := validateCommand(s.p.cfg, cmd); st != nil {
+		s.fail(st, OutcomeInvalid)
+		return
+	}
+	s.setCorrelation(cmd.Cover)
+	s.cmd = cmd
+	s.idemKey = idempotencyKey(cmd)
+	s.load(s.onCommandLoaded)
+}
+
+// load asks the event service for the aggregate's history.
+func (s *Stream) load(then func(resp *wire.LoadResponse)) {
+	req := &wire.LoadRequest{Cover: s.cover.Key(), IdempotencyKey: s.idemKey}
+	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Load", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
+		func(s *Stream, msg []byte, st *Status) {
+			if st != nil {
+				s.fail(eventServiceStatus("load", st), OutcomeUnavailable)
+				return
+			}
+			resp, err := wire.DecodeLoadResponse(msg)
+			if err != nil {
+				s.fail(statusf(Unavailable, "event service: undecodable LoadResponse: %v", err), OutcomeUnavailable)
+				return
+			}
+			then(resp)
+		})
+	if st != nil {
+		s.fail(st, OutcomeUnavailable)
+	}
+}
+
+// eventServiceStatus maps an event-service failure to the command's answer.
+func eventServiceStatus(op string, st *Status) *Status {
+	switch st.Code {
+	case InvalidArgument:
+		return statusf(InvalidArgument, "event service refused the %s: %s", op, st.Message)
+	default:
+		return statusf(Unavailable, "event service %s failed (%d): %s", op, st.Code, st.Message)
+	}
+}
+
+// onCommandLoaded decides what to forward to the logic once the aggregate
+// is loaded: the ContextualCommand, or a probe for an idempotent repeat.
+func (s *Stream) onCommandLoaded(resp *wire.LoadResponse) {
+	if prior := resp.Prior; prior != nil {
+		s.forwardProbe(wire.CommandResponse(prior.Book, s.cover), OutcomeDuplicate)
+		return
+	}
+	next := resp.NextSequence
+	if want := s.cmd.Pages[0].Sequence; !s.cmd.AutoResequence && want != next {
+		s.fail(conflictStatus(s.cover, want, next, ""), OutcomeAborted)
+		return
+	}
+	s.expected = next
+	s.forward(wire.ContextualCommand(resp.Book, s.cover, s.cmd))
+}
+
+// forward replaces the request body with msg, framed, and lets the request
+// go to the business logic.
+func (s *Stream) forward(msg []byte) {
+	if err := s.host().SetBuffer(RequestBody, grpcframe.Encode(msg)); err != nil {
+		s.fail(statusf(Internal, "replace request body: %v", err), OutcomeError)
+		return
+	}
+	s.resume(StreamRequest)
+}
+
+// forwardProbe sends the logic a no-op command (no pages) and remembers the
+// answer (an encoded CommandResponse) that replaces its response.
+func (s *Stream) forwardProbe(answer []byte, o Outcome) {
+	s.probe, s.probeOutcome = answer, o
+	s.forward(wire.ContextualCommand(nil, s.cover, &wire.CommandBook{Cover: s.cover}))
+}
+
+// startRecord validates an EventBook for Record and appends it right away,
+// in the request phase, so that failures are local replies.
+func (s *Stream) startRecord(book *wire.EventBook) {
+	if book.Cover != nil {
+		s.domain = book.Cover.Domain
+	}
+	if st := validateRecord(s.p.cfg, book); st != nil {
+		s.fail(st, OutcomeInvalid)
+		return
+	}
+	s.setCorrelation(book.Cover)
+	if p := book.Pages[0]; p.HasNum {
+		s.expected = p.Num
+	}
+	for i, p := range book.Pages {
+		if !p.HasNum && !p.Force {
+			p.HasNum, p.Num = true, s.expected+uint32(i)
+		}
+	}
+	s.appendPages(book.Pages, book.SnapshotState, func(resp *wire.AppendResponse) {
+		o := OutcomeOK
+		if resp.Duplicate {
+			o = OutcomeDuplicate
+		}
+		s.forwardProbe(wire.CommandResponse(resp.Book, s.cover), o)
+	}, func() {
+		s.reportConflict("")
+	})
+}

@@ -1,0 +1,154 @@
+package filter
+
+import (
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/filter/wire"
+)
+
+// Paths the filter serves and protects.
+const (
+	PathHandle          = "/angzarr.BusinessCoordinator/Handle"
+	PathHandleSync      = "/angzarr.BusinessCoordinator/HandleSync"
+	PathRecord          = "/angzarr.BusinessCoordinator/Record"
+	PathLogicHandle     = "/angzarr.BusinessLogic/Handle"
+	businessLogicPrefix = "/angzarr.BusinessLogic/"
+	logicService        = "angzarr.BusinessLogic"
+	eventStoreService   = "angzarr.EventStore"
+)
+
+// kind is which coordinator method a stream carries.
+type kind int
+
+const (
+	kindNone kind = iota // not a command: pass through
+	kindHandle
+	kindHandleSync
+	kindRecord
+)
+
+// Stream is one HTTP stream's state machine: its callbacks return the action
+// for the host, and callout continuations resume it.
+type Stream struct {
+	p    *Plugin
+	id   uint32
+	kind kind
+
+	// start is when the request headers arrived (latency).
+	start time.Time
+	// inCallback is set while a stream callback runs: resuming then means
+	// returning Continue rather than calling ContinueStream.
+	inCallback bool
+	// resumeNow is set by resume() during a callback.
+	resumeNow bool
+	// requestDone: the request body was processed (or refused).
+	requestDone bool
+	// inResponse: the upstream response has started, errors now go into
+	// the trailers instead of a local reply.
+	inResponse bool
+	// localReply: the filter answered the request itself; the response
+	// callbacks that follow belong to that reply and pass through.
+	localReply bool
+	// finished: the outcome was recorded.
+	finished bool
+	// closed: the host ended the stream.
+	closed bool
+
+	reqSize  int
+	respSize int
+	respBig  bool
+
+	domain      string
+	cover       *wire.Cover // domain + root + correlation id
+	cmd         *wire.CommandBook
+	correlation string
+	idemKey     string
+	// expected is the aggregate sequence the next append expects.
+	expected uint32
+	retries  int
+	// probe, when set, is the answer (an encoded CommandResponse) to send
+	// instead of the upstream's: the request forwarded to the logic is a
+	// no-op probe.
+	probe        []byte
+	probeOutcome Outcome
+}
+
+// ID is the stream's context id.
+func (s *Stream) ID() uint32 { return s.id }
+
+// host is a shortcut.
+func (s *Stream) host() Host { return s.p.host }
+
+// enter and leave bracket a stream callback; leave turns a resume
+// requested during the callback into the callback's result.
+func (s *Stream) enter() { s.inCallback, s.resumeNow = true, false }
+
+func (s *Stream) leave(a Action) Action {
+	s.inCallback = false
+	if s.resumeNow {
+		s.resumeNow = false
+		return Continue
+	}
+	return a
+}
+
+// resume continues the paused direction.
+func (s *Stream) resume(dir StreamType) {
+	if s.inCallback {
+		s.resumeNow = true
+		return
+	}
+	if err := s.host().ContinueStream(dir); err != nil {
+		s.host().Log(LogWarn, "angzarr: continue stream: "+err.Error())
+	}
+}
+
+// finish records the command's outcome once.
+func (s *Stream) finish(o Outcome) {
+	if s.finished || s.kind == kindNone {
+		return
+	}
+	s.finished = true
+	s.p.metrics.command(s.domain, o, s.host().Now().Sub(s.start))
+}
+
+// fail ends the command with an error status: a local reply during the
+// request phase, rewritten trailers once the response has started.
+func (s *Stream) fail(st *Status, o Outcome) {
+	s.finish(o)
+	if !s.inResponse {
+		s.localReply = true
+		var hdrs [][2]string
+		if s.correlation != "" {
+			hdrs = append(hdrs, [2]string{CorrelationHeader, s.correlation})
+		}
+		if d := st.detailsHeader(); d != "" {
+			hdrs = append(hdrs, [2]string{"grpc-status-details-bin", d})
+		}
+		if err := s.host().SendLocalReply(st.Code, st.Message, hdrs); err != nil {
+			s.host().Log(LogWarn, "angzarr: local reply: "+err.Error())
+		}
+		return
+	}
+	h := s.host()
+	_ = h.SetBuffer(ResponseBody, nil)
+	_ = h.ReplaceHeader(ResponseTrailers, "grpc-status", grpcStatusHeader(st.Code))
+	_ = h.ReplaceHeader(ResponseTrailers, "grpc-message", encodeGrpcMessage(st.Message))
+	if d := st.detailsHeader(); d != "" {
+		_ = h.ReplaceHeader(ResponseTrailers, "grpc-status-details-bin", d)
+	} else {
+		_ = h.RemoveHeader(ResponseTrailers, "grpc-status-details-bin")
+	}
+	s.resume(StreamResponse)
+}
+
+// gone marks the stream ended by the host.
+func (s *Stream) gone() {
+	if !s.finished && s.kind != kindNone {
+		s.finish(OutcomeError)
+	}
+	s.closed = true
+}
+
+// OnDone is proxy_on_done: the host is finishing the stream.
+func (s *Stream) OnDone() {}

@@ -1,0 +1,232 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// ErrMalformed reports bytes that are not a valid encoding of the message.
+var ErrMalformed = errors.New("malformed protobuf message")
+
+// field is one decoded field: its number, wire type, the value (varint or
+// the bytes of a length-delimited field) and its raw encoding (tag included).
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+	v   uint64
+	b   []byte
+	raw []byte
+}
+
+// errWrongType marks a known field number with an unexpected wire type;
+// like protobuf, walk then keeps the field as an unknown one.
+var errWrongType = errors.New("wrong wire type")
+
+// walk calls fn for every field of b, in order. Fields fn refuses with
+// errWrongType go to *unknown (dropped when unknown is nil).
+func walk(what string, b []byte, unknown *[]byte, fn func(f field) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("%w: %s: bad tag: %v", ErrMalformed, what, protowire.ParseError(n))
+		}
+		f := field{num: num, typ: typ}
+		var m int
+		switch typ {
+		case protowire.VarintType:
+			f.v, m = protowire.ConsumeVarint(b[n:])
+		case protowire.BytesType:
+			f.b, m = protowire.ConsumeBytes(b[n:])
+		default:
+			m = protowire.ConsumeFieldValue(num, typ, b[n:])
+		}
+		if m < 0 {
+			return fmt.Errorf("%w: %s: field %d: %v", ErrMalformed, what, num, protowire.ParseError(m))
+		}
+		f.raw = b[:n+m]
+		if err := fn(f); err == errWrongType {
+			if unknown != nil {
+				*unknown = append(*unknown, f.raw...)
+			}
+		} else if err != nil {
+			return err
+		}
+		b = b[n+m:]
+	}
+	return nil
+}
+
+// wrongType reports a known field with an unexpected wire type.
+func wrongType(string, field) error { return errWrongType }
+
+// anyBytes returns a length-delimited field holding a google.protobuf.Any,
+// checked.
+func anyBytes(what string, f field) ([]byte, error) {
+	b, err := bytesOf(what, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAny(what, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// str returns a length-delimited field as a string, checking UTF-8 as
+// proto3 requires.
+func str(what string, f field) (string, error) {
+	if f.typ != protowire.BytesType {
+		return "", wrongType(what, f)
+	}
+	if !utf8.Valid(f.b) {
+		return "", fmt.Errorf("%w: %s: field %d is not valid UTF-8", ErrMalformed, what, f.num)
+	}
+	return string(f.b), nil
+}
+
+// bytesOf returns a length-delimited field's bytes, never nil (nil means
+// absent in this package).
+func bytesOf(what string, f field) ([]byte, error) {
+	if f.typ != protowire.BytesType {
+		return nil, wrongType(what, f)
+	}
+	if f.b == nil {
+		return []byte{}, nil
+	}
+	return f.b, nil
+}
+
+// u32 returns a varint field as uint32 (truncating like protobuf does).
+func u32(what string, f field) (uint32, error) {
+	if f.typ != protowire.VarintType {
+		return 0, wrongType(what, f)
+	}
+	return uint32(f.v), nil
+}
+
+// boolean returns a varint field as bool.
+func boolean(what string, f field) (bool, error) {
+	if f.typ != protowire.VarintType {
+		return false, wrongType(what, f)
+	}
+	return f.v != 0, nil
+}
+
+// merged concatenates raw bytes of a repeated occurrence of a message field
+// (protobuf merges them).
+func merged(prev, next []byte) []byte {
+	if prev == nil {
+		return next
+	}
+	out := make([]byte, 0, len(prev)+len(next))
+	return append(append(out, prev...), next...)
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if v == nil {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+func appendNonEmptyBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	return appendBytes(b, num, v)
+}
+
+func appendUint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+func appendBool(b []byte, num protowire.Number, v bool) []byte {
+	if !v {
+		return b
+	}
+	return appendUint(b, num, 1)
+}
+
+// appendMessage writes an embedded message from its encoder.
+func appendMessage(b []byte, num protowire.Number, enc func([]byte) []byte) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	// Reserve one length byte, encode, then fix up the length.
+	at := len(b)
+	b = append(b, 0)
+	b = enc(b)
+	n := len(b) - at - 1
+	if n < 0x80 {
+		b[at] = byte(n)
+		return b
+	}
+	size := protowire.SizeVarint(uint64(n))
+	b = append(b, make([]byte, size-1)...)
+	copy(b[at+size:], b[at+1:at+1+n])
+	protowire.AppendVarint(b[at:at], uint64(n))
+	return b
+}
+
+// protowireAppendVarintField writes a varint field even when it is zero (a
+// oneof member's presence is its encoding).
+func protowireAppendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+// setStr, setU32 and setBoolean store a decoded field only when it decodes
+// (a field of the wrong wire type must leave the value alone).
+func setStr(dst *string, what string, f field) error {
+	v, err := str(what, f)
+	if err == nil {
+		*dst = v
+	}
+	return err
+}
+
+func setU32(dst *uint32, what string, f field) error {
+	v, err := u32(what, f)
+	if err == nil {
+		*dst = v
+	}
+	return err
+}
+
+func setBoolean(dst *bool, what string, f field) error {
+	v, err := boolean(what, f)
+	if err == nil {
+		*dst = v
+	}
+	return err
+}
+
+// checkAny verifies that b is a well-formed google.protobuf.Any (type_url a
+// UTF-8 string, value bytes), as the generated code would on decode.
+func checkAny(what string, b []byte) error {
+	return walk(what, b, nil, func(f field) error {
+		switch f.num {
+		case 1:
+			var s string
+			return setStr(&s, what+".type_url", f)
+		case 2:
+			_, err := bytesOf(what+".value", f)
+			return err
+		}
+		return nil
+	})
+}

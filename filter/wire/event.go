@@ -1,0 +1,121 @@
+package wire
+
+// EventPage is angzarr.EventPage.
+type EventPage struct {
+	// Num is the page's sequence when HasNum.
+	Num    uint32
+	HasNum bool
+	// Force is the force-write flag when set (the other arm of the oneof).
+	Force bool
+	// CreatedAt and Event are the raw Timestamp and Any (nil when absent).
+	CreatedAt []byte
+	Event     []byte
+	unknown   []byte
+}
+
+// EventBook is angzarr.EventBook.
+type EventBook struct {
+	Cover *Cover
+	// Snapshot and SnapshotState are raw (nil when absent).
+	Snapshot      []byte
+	Pages         []*EventPage
+	SnapshotState []byte
+	unknown       []byte
+}
+
+// DecodeEventBook decodes an angzarr.EventBook.
+func DecodeEventBook(b []byte) (*EventBook, error) {
+	eb := &EventBook{}
+	var coverRaw []byte
+	err := walk("EventBook", b, &eb.unknown, func(f field) error {
+		var err error
+		var raw []byte
+		switch f.num {
+		case 1:
+			if raw, err = bytesOf("EventBook.cover", f); err == nil {
+				coverRaw = merged(coverRaw, raw)
+			}
+		case 2:
+			if raw, err = bytesOf("EventBook.snapshot", f); err == nil {
+				eb.Snapshot = merged(eb.Snapshot, raw)
+			}
+		case 3:
+			if raw, err = bytesOf("EventBook.pages", f); err == nil {
+				var p *EventPage
+				if p, err = decodeEventPage(raw); err == nil {
+					eb.Pages = append(eb.Pages, p)
+				}
+			}
+		case 5:
+			if raw, err = anyBytes("EventBook.snapshot_state", f); err == nil {
+				eb.SnapshotState = merged(eb.SnapshotState, raw)
+			}
+		default:
+			eb.unknown = append(eb.unknown, f.raw...)
+		}
+		return err
+	})
+	if err == nil && coverRaw != nil {
+		eb.Cover, err = DecodeCover(coverRaw)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return eb, nil
+}
+
+func decodeEventPage(b []byte) (*EventPage, error) {
+	p := &EventPage{}
+	err := walk("EventPage", b, &p.unknown, func(f field) error {
+		var err error
+		var raw []byte
+		switch f.num {
+		case 1:
+			if err = setU32(&p.Num, "EventPage.num", f); err == nil {
+				p.HasNum, p.Force = true, false
+			}
+		case 2:
+			if err = setBoolean(&p.Force, "EventPage.force", f); err == nil {
+				p.HasNum = false
+			}
+		case 3:
+			if raw, err = bytesOf("EventPage.created_at", f); err == nil {
+				p.CreatedAt = merged(p.CreatedAt, raw)
+			}
+		case 4:
+			if raw, err = anyBytes("EventPage.event", f); err == nil {
+				p.Event = merged(p.Event, raw)
+			}
+		default:
+			p.unknown = append(p.unknown, f.raw...)
+		}
+		return err
+	})
+	return p, err
+}
+
+// Append encodes the book onto b.
+func (eb *EventBook) Append(b []byte) []byte {
+	if eb.Cover != nil {
+		b = appendMessage(b, 1, eb.Cover.Append)
+	}
+	b = appendBytes(b, 2, eb.Snapshot)
+	for _, p := range eb.Pages {
+		b = appendMessage(b, 3, p.Append)
+	}
+	b = appendBytes(b, 5, eb.SnapshotState)
+	return append(b, eb.unknown...)
+}
+
+// Append encodes the page onto b.
+func (p *EventPage) Append(b []byte) []byte {
+	switch {
+	case p.HasNum:
+		b = protowireAppendVarintField(b, 1, uint64(p.Num))
+	case p.Force:
+		b = appendBool(b, 2, true)
+	}
+	b = appendBytes(b, 3, p.CreatedAt)
+	b = appendBytes(b, 4, p.Event)
+	return append(b, p.unknown...)
+}

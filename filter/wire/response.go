@@ -1,0 +1,49 @@
+package wire
+
+// The messages the filter builds for the business logic and the client.
+
+// ContextualCommand encodes angzarr.ContextualCommand from the loaded book
+// (raw; nil for none) and the command. cover, when set, is merged into the
+// book's cover (protobuf merges repeated occurrences of a message field),
+// so the history is never decoded.
+func ContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
+	var b []byte
+	b = appendMessage(b, 1, func(b []byte) []byte {
+		b = append(b, bookRaw...)
+		if cover != nil {
+			b = appendMessage(b, 1, cover.Append)
+		}
+		return b
+	})
+	if cmd != nil {
+		b = appendMessage(b, 2, cmd.Append)
+	}
+	return b
+}
+
+// CommandResponse encodes angzarr.CommandResponse{events} from a raw
+// EventBook; cover, when set, is merged into the book's cover.
+func CommandResponse(bookRaw []byte, cover *Cover) []byte {
+	return appendMessage(nil, 1, func(b []byte) []byte {
+		if cover != nil {
+			b = appendMessage(b, 1, cover.Append)
+		}
+		return append(b, bookRaw...)
+	})
+}
+
+// Any encodes a google.protobuf.Any.
+func Any(typeURL string, value []byte) []byte {
+	b := appendString(nil, 1, typeURL)
+	return appendNonEmptyBytes(b, 2, value)
+}
+
+// RPCStatus encodes a google.rpc.Status with raw Any details.
+func RPCStatus(code int32, message string, details ...[]byte) []byte {
+	b := appendUint(nil, 1, uint64(uint32(code)))
+	b = appendString(b, 2, message)
+	for _, d := range details {
+		b = appendBytes(b, 3, d)
+	}
+	return b
+}
