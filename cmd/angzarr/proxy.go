@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
 
@@ -20,13 +21,36 @@ func newProxyCmd() *cobra.Command {
 		vmConfig     string
 		clusters     []string
 		profile      string
+		xds          string
+		domain       string
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
 		Short: "Run the Wasm filter in a local h2c gRPC proxy (proxy-wasm host, Envoy semantics)",
-		Args:  cobra.NoArgs,
+		Long: `Run the Wasm filter in a local h2c gRPC proxy that implements the
+proxy-wasm ABI the way Envoy does.
+
+Static: --upstream, --filter, --plugin-config and --cluster configure it.
+With --xds HOST:PORT --node ID it takes the filter module, its plugin
+configuration, the upstream and the clusters from the control plane, as
+Envoy does, and applies every change live.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.WASIProfile = wasmhost.WASIProfile(profile)
+			cfg.Logger = slog.Default()
+			if xds != "" {
+				if cfg.Upstream != "" || cfg.FilterPath != "" || pluginConfig != "" || len(clusters) > 0 {
+					return fmt.Errorf("--xds takes the upstream, filter, plugin config and clusters from the control plane: drop --upstream, --filter, --plugin-config and --cluster")
+				}
+				var md map[string]any
+				if domain != "" {
+					md = map[string]any{"ANGZARR_DOMAIN": domain}
+				}
+				return xdsproxy.Run(cmd.Context(), xdsproxy.Config{XDS: xds, Node: cfg.NodeID, Metadata: md, Host: cfg})
+			}
+			if cfg.Upstream == "" || cfg.FilterPath == "" {
+				return fmt.Errorf("--upstream and --filter are required (or --xds HOST:PORT --node ID)")
+			}
 			if pluginConfig != "" {
 				b, err := os.ReadFile(pluginConfig)
 				if err != nil {
@@ -49,7 +73,6 @@ func newProxyCmd() *cobra.Command {
 				}
 				cfg.Clusters[name] = addr
 			}
-			cfg.Logger = slog.Default()
 			h, err := wasmhost.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -71,8 +94,10 @@ func newProxyCmd() *cobra.Command {
 	f.StringVar(&cfg.Plugin.RootID, "root-id", "", "plugin root id")
 	f.StringVar(&cfg.Plugin.Name, "plugin-name", "angzarr", "plugin name")
 	f.StringVar(&cfg.Plugin.VMID, "vm-id", "", "plugin vm id (scope of shared data and queues)")
-	f.StringVar(&cfg.NodeID, "node-id", "", "node id (property node.id)")
-	_ = cmd.MarkFlagRequired("upstream")
-	_ = cmd.MarkFlagRequired("filter")
+	f.StringVar(&cfg.NodeID, "node", "", "node id (property node.id; with --xds, the workload the control plane maps to a domain)")
+	f.StringVar(&cfg.NodeID, "node-id", "", "alias of --node")
+	_ = f.MarkHidden("node-id")
+	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the filter, plugin config, upstream and clusters over xDS")
+	f.StringVar(&domain, "domain", "", "with --xds: the domain this proxy serves (node metadata ANGZARR_DOMAIN), when the topology does not map the node id")
 	return cmd
 }

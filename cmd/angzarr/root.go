@@ -19,6 +19,7 @@ verbs to send commands and read events.`,
 		newVersionCmd(),
 		newProxyCmd(),
 		newEventsvcCmd(),
+		newControlplaneCmd(),
 	)
 	return root
 }

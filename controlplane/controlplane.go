@@ -1,0 +1,298 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+)
+
+// DefaultListen is the default xDS address.
+const DefaultListen = ":18000"
+
+// Config configures the control plane. At least one source is required:
+// a topology file, Kubernetes, or both (the file declares, annotated
+// workloads add to it).
+type Config struct {
+	// Topology is the path of the topology YAML file. It is watched: a
+	// saved change is pushed as a new version within a second. Optional
+	// when Kubernetes is set.
+	Topology string
+	// Kubernetes enables the Kubernetes source: "in-cluster", or the path
+	// of a kubeconfig file. "" disables it unless KubernetesClient is set.
+	Kubernetes string
+	// KubernetesClient is used instead of connecting with Kubernetes (the
+	// tests pass client-go's fake clientset).
+	KubernetesClient kubernetes.Interface
+	// Namespace limits the Kubernetes source to one namespace; "" watches
+	// every namespace.
+	Namespace string
+	// EventService is the event service's host:port when there is no
+	// topology file (Kubernetes only). Ignored with a topology file.
+	EventService string
+	// Listen is the xDS gRPC address. Default ":18000".
+	Listen string
+	// MetricsListen is the address of the Prometheus /metrics endpoint
+	// (OpenTelemetry metrics through the Prometheus exporter). "" disables
+	// it.
+	MetricsListen string
+	// Filter says where proxies load the Wasm module from and which port
+	// a standalone Envoy's ingress listens on.
+	Filter Options
+	// ServeModule is the path of a filter module the control plane serves
+	// itself over HTTP at /filter.wasm on ServeModuleListen (Filter.WasmURL
+	// then points at it). With a URL and no Filter.WasmSHA256, the digest
+	// is computed from this file. Optional.
+	ServeModule string
+	// ServeModuleListen is the address the module is served on. Default
+	// ":8080" when ServeModule is set.
+	ServeModuleListen string
+	// PollInterval is how often the topology file is checked. Default
+	// 200ms.
+	PollInterval time.Duration
+	// Logger receives the control plane's logs. Default slog.Default().
+	Logger *slog.Logger
+	// MeterProvider receives the metrics. Default: the Prometheus exporter
+	// when MetricsListen is set, else the global provider. When set,
+	// MetricsListen is not served (the caller exports).
+	MeterProvider metric.MeterProvider
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	kube := c.Kubernetes != "" || c.KubernetesClient != nil
+	if c.Topology == "" && !kube {
+		errs = append(errs, errors.New("no source: give a topology file, Kubernetes, or both"))
+	}
+	if c.Topology == "" && kube {
+		if err := checkAddress(c.EventService); err != nil {
+			errs = append(errs, fmt.Errorf("event service (needed without a topology file): %w", err))
+		}
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, errors.New("poll interval: must not be negative"))
+	}
+	if err := c.Filter.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ControlPlane reconciles its sources into xDS snapshots and serves them.
+type ControlPlane struct {
+	cfg  Config
+	log  *slog.Logger
+	pub  *Publisher
+	kube kubernetes.Interface
+
+	mu        sync.Mutex
+	file      *Topology  // last good topology file
+	workloads []Workload // last Kubernetes workloads
+	haveFile  bool
+	haveKube  bool
+	lastErr   error
+}
+
+// New validates the configuration and builds a control plane. It connects
+// to Kubernetes when asked to, but starts nothing.
+func New(cfg Config) (*ControlPlane, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = otel.GetMeterProvider()
+	}
+	cp := &ControlPlane{cfg: cfg, log: cfg.Logger, kube: cfg.KubernetesClient}
+	if cp.kube == nil && cfg.Kubernetes != "" {
+		k, err := NewKubernetesClient(cfg.Kubernetes)
+		if err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+		cp.kube = k
+	}
+	var pub *Publisher
+	m, err := newMetrics(cfg.MeterProvider, func() int64 { return pub.connectedNodes() })
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: metrics: %w", err)
+	}
+	pub = newPublisher(cfg.Logger, cfg.Filter, m)
+	cp.pub = pub
+	return cp, nil
+}
+
+// Publisher is the control plane's cache layer.
+func (cp *ControlPlane) Publisher() *Publisher { return cp.pub }
+
+// LastError is the problem with the last topology the sources produced
+// (nil when it was applied).
+func (cp *ControlPlane) LastError() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.lastErr
+}
+
+// Serve runs the sources and serves xDS on lis until ctx is done.
+func (cp *ControlPlane) Serve(ctx context.Context, lis net.Listener) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if cp.cfg.Topology != "" {
+		g.Go(func() error {
+			watchFile(ctx, cp.cfg.Topology, cp.cfg.PollInterval, cp.fileChanged)
+			return nil
+		})
+	}
+	if cp.kube != nil {
+		g.Go(func() error {
+			err := watchKubernetes(ctx, cp.kube, cp.cfg.Namespace, cp.log, cp.workloadsChanged)
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("kubernetes source: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return serveXDS(ctx, lis, cp.pub) })
+	return g.Wait()
+}
+
+// Run serves the control plane on cfg.Listen (metrics on
+// cfg.MetricsListen, the filter module on cfg.ServeModuleListen) until ctx
+// is done.
+func Run(ctx context.Context, cfg Config) error {
+	var module []byte
+	if cfg.ServeModule != "" {
+		var sum string
+		var err error
+		if module, sum, err = moduleDigest(cfg.ServeModule); err != nil {
+			return fmt.Errorf("controlplane: %w", err)
+		}
+		if cfg.Filter.WasmURL != "" && cfg.Filter.WasmSHA256 == "" {
+			cfg.Filter.WasmSHA256 = sum
+		}
+		if cfg.ServeModuleListen == "" {
+			cfg.ServeModuleListen = ":8080"
+		}
+	}
+	var shutdownMetrics func(context.Context) error
+	var metricsLis net.Listener
+	var registry *prometheus.Registry
+	if cfg.MetricsListen != "" && cfg.MeterProvider == nil {
+		var err error
+		metricsLis, err = net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("controlplane: metrics listener: %w", err)
+		}
+		cfg.MeterProvider, registry, shutdownMetrics, err = prometheusProvider()
+		if err != nil {
+			metricsLis.Close()
+			return fmt.Errorf("controlplane: %w", err)
+		}
+	}
+	cp, err := New(cfg)
+	if err != nil {
+		if metricsLis != nil {
+			metricsLis.Close()
+		}
+		return err
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		if metricsLis != nil {
+			metricsLis.Close()
+		}
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	cp.log.Info("control plane serving xDS", "addr", lis.Addr().String(), "topology", cfg.Topology,
+		"kubernetes", cfg.Kubernetes != "" || cfg.KubernetesClient != nil)
+	g, gctx := errgroup.WithContext(ctx)
+	if metricsLis != nil {
+		cp.log.Info("metrics", "addr", metricsLis.Addr().String(), "path", "/metrics")
+		g.Go(func() error { return serveMetrics(gctx, metricsLis, registry, shutdownMetrics) })
+	}
+	if module != nil {
+		mlis, err := net.Listen("tcp", cfg.ServeModuleListen)
+		if err != nil {
+			lis.Close()
+			if metricsLis != nil {
+				metricsLis.Close()
+			}
+			return fmt.Errorf("controlplane: module listener: %w", err)
+		}
+		cp.log.Info("serving the filter module", "addr", mlis.Addr().String(), "path", ModulePath, "sha256", cfg.Filter.WasmSHA256)
+		g.Go(func() error { return serveModule(gctx, mlis, module) })
+	}
+	g.Go(func() error { return cp.Serve(gctx, lis) })
+	return g.Wait()
+}
+
+// fileChanged decodes a new version of the topology file.
+func (cp *ControlPlane) fileChanged(data []byte, err error) {
+	if err != nil {
+		cp.reject(context.Background(), fmt.Errorf("topology file %s: %w", cp.cfg.Topology, err))
+		return
+	}
+	t, err := DecodeTopology(data)
+	if err != nil {
+		cp.reject(context.Background(), fmt.Errorf("topology file %s: %w", cp.cfg.Topology, err))
+		return
+	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.file, cp.haveFile = t, true
+	cp.reconcileLocked(context.Background())
+}
+
+// workloadsChanged takes the annotated Kubernetes workloads.
+func (cp *ControlPlane) workloadsChanged(ws []Workload) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.workloads, cp.haveKube = ws, true
+	cp.reconcileLocked(context.Background())
+}
+
+// reconcileLocked merges the sources and applies the result, once every
+// enabled source has reported (so no annotated workload is ever served as
+// pass-through merely because its source was slower).
+func (cp *ControlPlane) reconcileLocked(ctx context.Context) {
+	if (cp.cfg.Topology != "" && !cp.haveFile) || (cp.kube != nil && !cp.haveKube) {
+		return
+	}
+	base := cp.file
+	if base == nil {
+		base = &Topology{APIVersion: TopologyAPIVersion, Kind: TopologyKind,
+			Metadata: Metadata{Name: "kubernetes"}, EventService: EventService{Address: cp.cfg.EventService}}
+	}
+	merged := mergeWorkloads(base, cp.workloads)
+	version, err := cp.pub.Apply(ctx, merged)
+	if err != nil {
+		cp.lastErr = err
+		cp.log.Error("topology rejected; the last good configuration keeps serving", "version", version, "err", err)
+		return
+	}
+	cp.lastErr = nil
+	cp.log.Info("topology applied", "version", version, "domains", len(merged.Domains),
+		"sagas", len(merged.Sagas), "projectors", len(merged.Projectors), "workloads", len(cp.workloads))
+}
+
+// reject records a topology that could not even be decoded.
+func (cp *ControlPlane) reject(ctx context.Context, err error) {
+	cp.pub.metrics.snapshots.Add(ctx, 1, resultAttr(resultRejected))
+	cp.mu.Lock()
+	cp.lastErr = err
+	cp.mu.Unlock()
+	cp.log.Error("topology rejected; the last good configuration keeps serving", "version", cp.pub.Version(), "err", err)
+}

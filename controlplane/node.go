@@ -1,0 +1,145 @@
+package controlplane
+
+import (
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Node metadata keys the control plane reads. Istio puts NAMESPACE,
+// WORKLOAD_NAME, LABELS and ISTIO_VERSION in every sidecar's node metadata,
+// and every ISTIO_META_<KEY> variable of the proxy as <KEY> (settable with
+// the proxy.istio.io/config annotation's proxyMetadata).
+const (
+	// MetaDomain names the node's domain explicitly (ISTIO_META_ANGZARR_DOMAIN
+	// on Istio; node.metadata.ANGZARR_DOMAIN on a standalone Envoy).
+	MetaDomain = "ANGZARR_DOMAIN"
+	// DomainAnnotation is the annotation (and label) that enables a
+	// workload and names its domain.
+	DomainAnnotation = "angzarr.io/domain"
+
+	metaIstioVersion = "ISTIO_VERSION"
+	metaNamespace    = "NAMESPACE"
+	metaWorkload     = "WORKLOAD_NAME"
+	metaLabels       = "LABELS"
+)
+
+// Identity is what the control plane knows about a connected node.
+type Identity struct {
+	// Flavour of the proxy (Istio sidecar or standalone).
+	Flavour Flavour
+	// Namespace of the workload ("" when unknown or standalone).
+	Namespace string
+	// Workload name: Istio's WORKLOAD_NAME, else the node id.
+	Workload string
+	// Domain the workload serves, or "" for none.
+	Domain string
+	// Source says how the domain was found: "metadata", "label",
+	// "workload" or "" (none).
+	Source string
+}
+
+// Class is the configuration class the node receives.
+func (id Identity) Class() Class { return Class{Flavour: id.Flavour, Domain: id.Domain} }
+
+// workloadIndex maps workloads to the domain they serve.
+type workloadIndex struct {
+	exact  map[WorkloadRef]string
+	byName map[string]map[string]bool // workload name -> domains
+}
+
+// indexWorkloads builds the workload index of a topology.
+func indexWorkloads(t *Topology) workloadIndex {
+	idx := workloadIndex{exact: map[WorkloadRef]string{}, byName: map[string]map[string]bool{}}
+	for i := range t.Domains {
+		for _, w := range t.Domains[i].workloads() {
+			idx.exact[w] = t.Domains[i].Name
+			if idx.byName[w.Name] == nil {
+				idx.byName[w.Name] = map[string]bool{}
+			}
+			idx.byName[w.Name][t.Domains[i].Name] = true
+		}
+	}
+	return idx
+}
+
+// lookup finds the domain of a workload: an exact namespace/name entry
+// first, then a name-only one (any namespace); a node that reports no
+// namespace (a standalone proxy) matches a workload of that name in any
+// namespace when the name is unambiguous.
+func (idx workloadIndex) lookup(namespace, name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	if namespace != "" {
+		if d, ok := idx.exact[WorkloadRef{Name: name, Namespace: namespace}]; ok {
+			return d, true
+		}
+	}
+	if d, ok := idx.exact[WorkloadRef{Name: name}]; ok {
+		return d, true
+	}
+	if namespace == "" && len(idx.byName[name]) == 1 {
+		for d := range idx.byName[name] {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// Identify maps an Envoy node to its workload and domain.
+//
+// The flavour is Istio when the node carries ISTIO_VERSION metadata or an
+// Istio node id (sidecar~ip~pod.namespace~domain), else standalone. The
+// domain is, in order: the ANGZARR_DOMAIN metadata; the angzarr.io/domain
+// label in Istio's LABELS; the workload (NAMESPACE and WORKLOAD_NAME, or the
+// node id of a standalone proxy) looked up among the topology's and the
+// Kubernetes source's workloads. A node with none of these serves no domain.
+// A domain named explicitly is kept even when the topology lacks it: such a
+// node gets no configuration until the domain exists (fail closed).
+func Identify(node *core.Node, idx workloadIndex) Identity {
+	md := node.GetMetadata().GetFields()
+	id := Identity{Flavour: FlavourEnvoy}
+	if str(md, metaIstioVersion) != "" || strings.HasPrefix(node.GetId(), "sidecar~") {
+		id.Flavour = FlavourIstio
+	}
+	id.Namespace = str(md, metaNamespace)
+	id.Workload = str(md, metaWorkload)
+	if id.Workload == "" && id.Flavour == FlavourEnvoy {
+		id.Workload = node.GetId()
+	}
+	if id.Namespace == "" && id.Flavour == FlavourIstio {
+		// sidecar~10.0.0.1~pod-abc.namespace~namespace.svc.cluster.local
+		if parts := strings.Split(node.GetId(), "~"); len(parts) == 4 {
+			if _, ns, ok := strings.Cut(parts[2], "."); ok {
+				id.Namespace = ns
+			}
+		}
+	}
+	switch {
+	case str(md, MetaDomain) != "":
+		id.Domain, id.Source = str(md, MetaDomain), "metadata"
+	case label(md, DomainAnnotation) != "":
+		id.Domain, id.Source = label(md, DomainAnnotation), "label"
+	default:
+		if d, ok := idx.lookup(id.Namespace, id.Workload); ok {
+			id.Domain, id.Source = d, "workload"
+		}
+	}
+	return id
+}
+
+func str(md map[string]*structpb.Value, key string) string {
+	return strings.TrimSpace(md[key].GetStringValue())
+}
+
+func label(md map[string]*structpb.Value, key string) string {
+	return strings.TrimSpace(md[metaLabels].GetStructValue().GetFields()[key].GetStringValue())
+}
+
+// ClassOf is the configuration class the control plane gives node under
+// topology t.
+func ClassOf(node *core.Node, t *Topology) Class {
+	return Identify(node, indexWorkloads(t)).Class()
+}

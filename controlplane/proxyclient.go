@@ -1,0 +1,187 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"strconv"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+)
+
+// ProxyConfig is the configuration a proxy without Envoy (`angzarr proxy
+// --xds`) takes from the control plane, as Envoy would: the Wasm filter
+// with its plugin configuration (ECDS) and the clusters it calls (CDS).
+type ProxyConfig struct {
+	// FilterVersion and ClustersVersion are the xDS versions of the two
+	// parts.
+	FilterVersion, ClustersVersion string
+	// Filter is the extension config named FilterName.
+	Filter *Filter
+	// Clusters maps cluster names to HOST:PORT, for every cluster with one
+	// socket-address endpoint (the logic is ClusterLogic, the event
+	// service ClusterEventService).
+	Clusters map[string]string
+}
+
+// ProxyClient is the xDS client of a proxy without Envoy. Over one ADS
+// stream it subscribes to every cluster and to the extension config
+// FilterName, and calls Apply with each new complete configuration (once
+// both parts have arrived, then on every change of either). A
+// configuration Apply accepts is ACKed; one that does not decode, or that
+// Apply refuses, is NACKed with the error and the proxy keeps the previous
+// one. A broken stream is reopened with backoff.
+type ProxyClient struct {
+	// Conn is a connection to the control plane. Required.
+	Conn grpc.ClientConnInterface
+	// Node identifies the proxy: its id is the workload name (or carries
+	// ANGZARR_DOMAIN metadata). Required.
+	Node *core.Node
+	// Apply installs a configuration; an error NACKs it. Required.
+	Apply func(context.Context, ProxyConfig) error
+	// Logger receives the client's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Run watches the control plane until ctx is done (then it returns nil).
+func (c *ProxyClient) Run(ctx context.Context) error {
+	if c.Conn == nil || c.Node == nil || c.Apply == nil {
+		return errors.New("controlplane: ProxyClient needs Conn, Node and Apply")
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var applied ProxyConfig
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := c.stream(ctx, &applied)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		log.Warn("xDS stream ended; reconnecting", "node", c.Node.GetId(), "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// stream runs one ADS stream; applied is the last accepted configuration.
+func (c *ProxyClient) stream(ctx context.Context, applied *ProxyConfig) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := discovery.NewAggregatedDiscoveryServiceClient(c.Conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	names := map[string][]string{resource.ClusterType: nil, resource.ExtensionConfigType: {FilterName}}
+	acked := map[string]string{
+		resource.ClusterType:         applied.ClustersVersion,
+		resource.ExtensionConfigType: applied.FilterVersion,
+	}
+	first := true
+	for _, typ := range []string{resource.ClusterType, resource.ExtensionConfigType} {
+		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: acked[typ]}
+		if first {
+			req.Node, first = c.Node, false
+		}
+		if err := s.Send(req); err != nil {
+			return err
+		}
+	}
+	next := *applied
+	for {
+		resp, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		typ := resp.GetTypeUrl()
+		cand := next
+		switch typ {
+		case resource.ExtensionConfigType:
+			err = decodeFilterResponse(resp, &cand)
+		case resource.ClusterType:
+			err = decodeClustersResponse(resp, &cand)
+		default:
+			err = fmt.Errorf("unexpected type %s", typ)
+		}
+		if err == nil && cand.Filter != nil && cand.Clusters != nil {
+			err = c.Apply(ctx, cand)
+		}
+		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], ResponseNonce: resp.GetNonce()}
+		if err != nil {
+			req.VersionInfo = acked[typ]
+			req.ErrorDetail = &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+		} else {
+			next = cand
+			if next.Filter != nil && next.Clusters != nil {
+				*applied = next
+			}
+			acked[typ] = resp.GetVersionInfo()
+			req.VersionInfo = acked[typ]
+		}
+		if err := s.Send(req); err != nil {
+			return err
+		}
+	}
+}
+
+func decodeFilterResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig) error {
+	for _, a := range resp.GetResources() {
+		tec := &core.TypedExtensionConfig{}
+		if err := a.UnmarshalTo(tec); err != nil {
+			return fmt.Errorf("extension config: %w", err)
+		}
+		if tec.GetName() != FilterName {
+			continue
+		}
+		f, err := DecodeFilter(tec)
+		if err != nil {
+			return err
+		}
+		cfg.Filter, cfg.FilterVersion = f, resp.GetVersionInfo()
+		return nil
+	}
+	return fmt.Errorf("no extension config %q in the response", FilterName)
+}
+
+func decodeClustersResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig) error {
+	out := map[string]string{}
+	for _, a := range resp.GetResources() {
+		c := &cluster.Cluster{}
+		if err := a.UnmarshalTo(c); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		eps := c.GetLoadAssignment().GetEndpoints()
+		if len(eps) != 1 || len(eps[0].GetLbEndpoints()) != 1 {
+			continue
+		}
+		sa := eps[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+		if sa == nil {
+			continue // an internal listener's cluster: not for this proxy
+		}
+		out[c.GetName()] = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
+	}
+	if _, ok := out[ClusterEventService]; !ok {
+		return fmt.Errorf("no %s cluster in the response", ClusterEventService)
+	}
+	cfg.Clusters, cfg.ClustersVersion = maps.Clone(out), resp.GetVersionInfo()
+	return nil
+}

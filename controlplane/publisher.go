@@ -1,0 +1,276 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Publisher owns the xDS caches: a snapshot cache keyed by node id for the
+// Envoy resource types, and a LinearCache for the fan-out subscriptions,
+// behind one MuxCache. Apply translates and verifies a topology and, only
+// if it is good, pushes it to every connected node; a bad one is rejected
+// and the last good configuration keeps serving.
+type Publisher struct {
+	log     *slog.Logger
+	opts    Options
+	metrics *metrics
+
+	snapshots cache.SnapshotCache
+	fanout    *cache.LinearCache // angzarr.Subscription, one per subscriber
+	fanoutAll *cache.LinearCache // angzarr.FanoutConfig, one resource
+	mux       *cache.MuxCache
+
+	mu      sync.Mutex
+	current *Translation
+	index   workloadIndex
+	nodes   map[string]*trackedNode // by node id
+	streams map[int64]string        // stream id -> node id
+	applied chan struct{}           // closed on the first applied topology
+}
+
+// trackedNode is a node with at least one open stream.
+type trackedNode struct {
+	node    *core.Node
+	id      Identity
+	streams int
+}
+
+// nodeIDHash keys snapshots by node id: each node gets its own entry,
+// pointing at its class's (shared, immutable) snapshot.
+type nodeIDHash struct{}
+
+func (nodeIDHash) ID(node *core.Node) string { return node.GetId() }
+
+// newPublisher creates the caches.
+func newPublisher(log *slog.Logger, opts Options, m *metrics) *Publisher {
+	p := &Publisher{
+		log:       log,
+		opts:      opts,
+		metrics:   m,
+		snapshots: cache.NewSnapshotCache(true, nodeIDHash{}, slogAdapter{log}),
+		fanout:    cache.NewLinearCache(SubscriptionTypeURL, cache.WithLogger(slogAdapter{log})),
+		fanoutAll: cache.NewLinearCache(FanoutTypeURL, cache.WithLogger(slogAdapter{log})),
+		nodes:     map[string]*trackedNode{},
+		streams:   map[int64]string{},
+		applied:   make(chan struct{}),
+	}
+	classify := func(typeURL string) string {
+		switch typeURL {
+		case SubscriptionTypeURL, FanoutTypeURL:
+			return typeURL
+		}
+		return "envoy"
+	}
+	p.mux = &cache.MuxCache{
+		Classify:      func(r *cache.Request) string { return classify(r.GetTypeUrl()) },
+		ClassifyDelta: func(r *cache.DeltaRequest) string { return classify(r.GetTypeUrl()) },
+		Caches: map[string]cache.Cache{
+			"envoy": p.snapshots, SubscriptionTypeURL: p.fanout, FanoutTypeURL: p.fanoutAll,
+		},
+	}
+	return p
+}
+
+// Cache is the cache the xDS server serves from.
+func (p *Publisher) Cache() cache.Cache { return p.mux }
+
+// Version is the version of the configuration being served ("" before the
+// first good topology).
+func (p *Publisher) Version() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.current == nil {
+		return ""
+	}
+	return p.current.Version
+}
+
+// Applied is closed once a first topology has been applied.
+func (p *Publisher) Applied() <-chan struct{} { return p.applied }
+
+// Apply translates, verifies and publishes a topology. It returns the
+// version served afterwards and, for a rejected topology, an error naming
+// every problem (the previous version keeps serving).
+func (p *Publisher) Apply(ctx context.Context, t *Topology) (string, error) {
+	start := time.Now()
+	tr, err := Translate(t, p.opts)
+	if err == nil {
+		err = VerifyTranslation(tr)
+	}
+	if err != nil {
+		p.metrics.snapshots.Add(ctx, 1, resultAttr(resultRejected))
+		return p.Version(), fmt.Errorf("topology rejected, still serving version %q: %w", p.Version(), err)
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	unchanged := p.current != nil && p.current.Version == tr.Version
+	if !unchanged {
+		p.current = tr
+	}
+	// Workloads may move between domains without changing any resource
+	// (an annotation added in Kubernetes): re-identify every node.
+	p.index = indexWorkloads(t)
+	var errs []error
+	for nodeID, n := range p.nodes {
+		before := n.id.Class()
+		n.id = Identify(n.node, p.index)
+		if unchanged && n.id.Class() == before {
+			continue
+		}
+		if n.id.Class() != before {
+			p.log.Info("node moved", "node", nodeID, "from", before.String(), "to", n.id.Class().String())
+		}
+		if err := p.setNodeSnapshotLocked(ctx, nodeID, n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if unchanged {
+		p.metrics.snapshots.Add(ctx, 1, resultAttr(resultUnchanged))
+		return tr.Version, errors.Join(errs...)
+	}
+	if err := p.publishFanout(tr.Fanout); err != nil {
+		errs = append(errs, err)
+	}
+	select {
+	case <-p.applied:
+	default:
+		close(p.applied)
+	}
+	p.metrics.snapshots.Add(ctx, 1, resultAttr(resultApplied))
+	p.metrics.translate.Record(ctx, time.Since(start).Seconds())
+	return tr.Version, errors.Join(errs...)
+}
+
+// setNodeSnapshotLocked points the node at its class's snapshot. A node
+// whose class does not exist (a domain named in its metadata that the
+// topology lacks) keeps what it had, or gets nothing: fail closed.
+func (p *Publisher) setNodeSnapshotLocked(ctx context.Context, nodeID string, n *trackedNode) error {
+	if p.current == nil {
+		return nil
+	}
+	s, ok := p.current.Snapshots[n.id.Class()]
+	if !ok {
+		p.log.Warn("node claims a domain the topology lacks; it gets no new configuration until the domain exists",
+			"node", nodeID, "domain", n.id.Domain, "source", n.id.Source)
+		return nil
+	}
+	// A shallow copy per node: resources and version maps are shared and
+	// read-only.
+	cp := *s
+	if err := p.snapshots.SetSnapshot(ctx, nodeID, &cp); err != nil {
+		return fmt.Errorf("node %s: %w", nodeID, err)
+	}
+	return nil
+}
+
+// publishFanout updates the LinearCaches: the whole configuration when it
+// changed, and the subscriptions that changed or are gone.
+func (p *Publisher) publishFanout(fc *angzarr.FanoutConfig) error {
+	if old, ok := p.fanoutAll.GetResources()[FanoutName]; !ok || !proto.Equal(old, fc) {
+		if err := p.fanoutAll.UpdateResource(FanoutName, fc); err != nil {
+			return err
+		}
+	}
+	have := p.fanout.GetResources()
+	update := map[string]types.Resource{}
+	for _, s := range fc.GetSubscriptions() {
+		if old, ok := have[s.GetName()]; !ok || !proto.Equal(old, s) {
+			update[s.GetName()] = s
+		}
+		delete(have, s.GetName())
+	}
+	var del []string
+	for name := range have {
+		del = append(del, name)
+	}
+	if len(update) == 0 && len(del) == 0 {
+		return nil
+	}
+	return p.fanout.UpdateResources(update, del)
+}
+
+// streamRequest records the node of a stream on its first request and
+// gives the node its snapshot before the watch is created.
+func (p *Publisher) streamRequest(ctx context.Context, streamID int64, node *core.Node) {
+	if node == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, known := p.streams[streamID]; known {
+		return
+	}
+	nodeID := node.GetId()
+	p.streams[streamID] = nodeID
+	n, ok := p.nodes[nodeID]
+	if ok {
+		n.streams++
+		return
+	}
+	n = &trackedNode{node: node, id: Identify(node, p.index), streams: 1}
+	p.nodes[nodeID] = n
+	p.log.Info("node connected", "node", nodeID, "flavour", n.id.Flavour, "namespace", n.id.Namespace,
+		"workload", n.id.Workload, "domain", n.id.Domain, "domain_source", n.id.Source)
+	if err := p.setNodeSnapshotLocked(ctx, nodeID, n); err != nil {
+		p.log.Error("set snapshot", "node", nodeID, "err", err)
+	}
+}
+
+// streamClosed forgets the node when its last stream closes.
+func (p *Publisher) streamClosed(streamID int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nodeID, ok := p.streams[streamID]
+	if !ok {
+		return
+	}
+	delete(p.streams, streamID)
+	n := p.nodes[nodeID]
+	if n == nil {
+		return
+	}
+	if n.streams--; n.streams <= 0 {
+		delete(p.nodes, nodeID)
+		p.snapshots.ClearSnapshot(nodeID)
+		p.log.Info("node disconnected", "node", nodeID)
+	}
+}
+
+// connectedNodes is the number of nodes with an open stream.
+func (p *Publisher) connectedNodes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return int64(len(p.nodes))
+}
+
+// identity returns what is known about a connected node.
+func (p *Publisher) identity(nodeID string) (Identity, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, ok := p.nodes[nodeID]
+	if !ok {
+		return Identity{}, false
+	}
+	return n.id, true
+}
+
+// slogAdapter lets go-control-plane log through slog (debug and info at
+// debug level: the cache is chatty).
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Debugf(format string, args ...any) { a.l.Debug(fmt.Sprintf(format, args...)) }
+func (a slogAdapter) Infof(format string, args ...any)  { a.l.Debug(fmt.Sprintf(format, args...)) }
+func (a slogAdapter) Warnf(format string, args ...any)  { a.l.Warn(fmt.Sprintf(format, args...)) }
+func (a slogAdapter) Errorf(format string, args ...any) { a.l.Error(fmt.Sprintf(format, args...)) }

@@ -1,0 +1,125 @@
+package controlplane
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// No Kubernetes API server runs here: these tests use client-go's fake
+// clientset, which serves the same typed API and watch semantics the
+// informers use, from memory.
+
+func deployment(ns, name string, ann map[string]string, port int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Annotations: ann, Labels: map[string]string{"app": name}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name:  "logic",
+					Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9102}, {Name: "grpc", ContainerPort: port}},
+				}}},
+			},
+		},
+	}
+}
+
+// TestAnnotatedWorkloads reads Deployments and pods the way Istio names
+// workloads.
+func TestAnnotatedWorkloads(t *testing.T) {
+	yes := true
+	ds := []*appsv1.Deployment{
+		deployment("shop", "order", map[string]string{DomainAnnotation: "order"}, 50051),
+		deployment("shop", "web", nil, 8080),
+		deployment("shop", "bad", map[string]string{DomainAnnotation: "Not_A_Name"}, 1),
+		deployment("billing", "invoice", map[string]string{DomainAnnotation: "invoice", PortAnnotation: "9000",
+			ServiceAnnotation: "invoices.billing.svc.cluster.local"}, 1),
+	}
+	ps := []*corev1.Pod{
+		{ // a pod of the order Deployment: represented by the Deployment
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "order-5d8c7-abcde",
+				Labels:          map[string]string{"pod-template-hash": "5d8c7"},
+				Annotations:     map[string]string{DomainAnnotation: "order"},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "order-5d8c7", Controller: &yes}}},
+		},
+		{ // a StatefulSet's pod
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "ledger-0",
+				Annotations:     map[string]string{DomainAnnotation: "ledger", PortAnnotation: "7000"},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "StatefulSet", Name: "ledger", Controller: &yes}}},
+		},
+		{ // a bare pod with the domain as a label
+			ObjectMeta: metav1.ObjectMeta{Namespace: "lab", Name: "probe", Labels: map[string]string{DomainAnnotation: "probe"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Ports: []corev1.ContainerPort{{ContainerPort: 8000}}}}},
+		},
+	}
+	got := annotatedWorkloads(ds, ps, slog.New(slog.DiscardHandler))
+	want := []Workload{
+		{Namespace: "billing", Name: "invoice", Domain: "invoice", Service: "invoices.billing.svc.cluster.local", Port: 9000},
+		{Namespace: "lab", Name: "probe", Domain: "probe", Service: "probe.lab.svc.cluster.local", Port: 8000},
+		{Namespace: "shop", Name: "ledger", Domain: "ledger", Service: "ledger.shop.svc.cluster.local", Port: 7000},
+		{Namespace: "shop", Name: "order", Domain: "order", Service: "order.shop.svc.cluster.local", Port: 50051},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("workloads\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestKubernetesSource: annotating a Deployment is all a team does; the
+// control plane (with the fake clientset) maps the Istio sidecar of that
+// workload to the domain and pushes its filter, live.
+func TestKubernetesSource(t *testing.T) {
+	checkLeaks(t)
+	ctx := context.Background()
+	kube := fake.NewClientset(deployment("billing", "invoice", map[string]string{DomainAnnotation: "invoice"}, 9000))
+	tp := startPlane(t, shopYAML(t), kube)
+
+	// A domain declared only by an annotation.
+	s := ecdsStream(t, tp.conn, istioNode("invoice-7c-x", "billing", "invoice", nil))
+	s.subscribe(resource.ExtensionConfigType, FilterName)
+	r := s.next(resource.ExtensionConfigType, wait)
+	p := pluginOf(t, r, FilterName)
+	if !slices.Equal(p.Domains, []string{"invoice"}) || p.BusinessLogicCluster != "inbound|9000||" {
+		t.Errorf("annotated workload got %+v", p)
+	}
+	s.ack(r)
+
+	// A workload without the annotation is pass-through until annotated.
+	web := ecdsStream(t, tp.conn, istioNode("web-1", "shop", "web", nil))
+	web.subscribe(resource.ExtensionConfigType, FilterName)
+	wr := web.next(resource.ExtensionConfigType, wait)
+	if p := pluginOf(t, wr, FilterName); !p.PassThrough() {
+		t.Fatalf("unannotated workload got %+v", p)
+	}
+	web.ack(wr)
+	if _, err := kube.AppsV1().Deployments("shop").Create(ctx,
+		deployment("shop", "web", map[string]string{DomainAnnotation: "cart"}, 50051), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wr = web.next(resource.ExtensionConfigType, wait)
+	if p := pluginOf(t, wr, FilterName); !slices.Equal(p.Domains, []string{"cart"}) {
+		t.Errorf("after annotating, the web workload got %+v, want the cart domain", p)
+	}
+	web.ack(wr)
+
+	// Removing the annotation returns it to pass-through.
+	d, err := kube.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(d.Spec.Template.Annotations, DomainAnnotation)
+	if _, err := kube.AppsV1().Deployments("shop").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wr = web.next(resource.ExtensionConfigType, wait)
+	if p := pluginOf(t, wr, FilterName); !p.PassThrough() {
+		t.Errorf("after removing the annotation: %+v", p)
+	}
+}

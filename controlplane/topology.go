@@ -1,0 +1,288 @@
+package controlplane
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/angzarr-mesh/angzarr/filter/config"
+)
+
+// The version and kind every topology document declares.
+const (
+	TopologyAPIVersion = "angzarr.io/v1alpha1"
+	TopologyKind       = "Topology"
+)
+
+// Topology is the declarative description of an Angzarr Mesh deployment:
+// where the event service is, which domains exist and which service
+// implements each, and the sagas and projectors fed by the event service.
+// It is written in YAML (see examples/topology.yaml) and decoded strictly by
+// DecodeTopology.
+type Topology struct {
+	// APIVersion must be "angzarr.io/v1alpha1".
+	APIVersion string `json:"apiVersion"`
+	// Kind must be "Topology".
+	Kind string `json:"kind"`
+	// Metadata names the topology.
+	Metadata Metadata `json:"metadata,omitempty"`
+	// EventService is where the event service listens.
+	EventService EventService `json:"eventService"`
+	// Defaults apply to every domain that does not override them.
+	Defaults Defaults `json:"defaults,omitempty"`
+	// Domains are the aggregates' domains, each served by one business-logic
+	// service. Kubernetes workloads annotated `angzarr.io/domain` add to them.
+	Domains []Domain `json:"domains,omitempty"`
+	// Projectors consume the events of some domains and keep read models.
+	Projectors []Projector `json:"projectors,omitempty"`
+	// Sagas consume the events of source domains and send commands to
+	// target domains.
+	Sagas []Saga `json:"sagas,omitempty"`
+}
+
+// Metadata names a topology document.
+type Metadata struct {
+	// Name of the topology, for logs. Optional.
+	Name string `json:"name,omitempty"`
+}
+
+// EventService locates the event service (angzarr.EventStore over HTTP/2).
+type EventService struct {
+	// Address is host:port of the event service, e.g.
+	// "angzarr-eventsvc.angzarr-system.svc.cluster.local:9090". Required.
+	Address string `json:"address"`
+}
+
+// Defaults are the filter settings that apply unless a domain overrides
+// them. Zero means the filter's own default (filter/config).
+type Defaults struct {
+	// EventServiceTimeout bounds each event-service callout. Default 5s.
+	EventServiceTimeout config.Duration `json:"eventServiceTimeout,omitempty"`
+	// BusinessLogicTimeout bounds each business-logic call. Default 10s.
+	BusinessLogicTimeout config.Duration `json:"businessLogicTimeout,omitempty"`
+	// MaxRetries bounds the reload-and-retry loop on write conflicts.
+	// Default 8.
+	MaxRetries int `json:"maxRetries,omitempty"`
+	// MaxBodyBytes is the largest body the filter buffers. Default 4 MiB.
+	MaxBodyBytes int `json:"maxBodyBytes,omitempty"`
+	// SnapshotEvery hints how many events an aggregate may accumulate before
+	// a snapshot is worth storing; 0 means never. Not yet carried to the
+	// filter (its configuration has no field for it).
+	SnapshotEvery int `json:"snapshotEvery,omitempty"`
+}
+
+// Domain is one aggregate domain and the service that implements its
+// business logic (angzarr.BusinessLogic).
+type Domain struct {
+	// Name of the domain, as in Cover.domain: lower-case letters, digits
+	// and '-', starting with a letter. Required, unique.
+	Name string `json:"name"`
+	// Service is the host name of the business-logic service, e.g.
+	// "order.shop.svc.cluster.local". Required.
+	Service string `json:"service"`
+	// Port is the business logic's gRPC port, the container port (an Istio
+	// sidecar's inbound cluster for the logic is named after it:
+	// inbound|<port>||). Required.
+	Port int `json:"port"`
+	// Workloads are the Kubernetes workloads (or standalone node ids) that
+	// serve the domain. Default: one workload named after the domain, in
+	// any namespace. Kubernetes annotations add to them.
+	Workloads []WorkloadRef `json:"workloads,omitempty"`
+	// MaxRetries overrides Defaults.MaxRetries for this domain.
+	MaxRetries int `json:"maxRetries,omitempty"`
+	// BusinessLogicTimeout overrides Defaults.BusinessLogicTimeout.
+	BusinessLogicTimeout config.Duration `json:"businessLogicTimeout,omitempty"`
+	// SnapshotEvery overrides Defaults.SnapshotEvery.
+	SnapshotEvery int `json:"snapshotEvery,omitempty"`
+}
+
+// WorkloadRef names a workload: a Kubernetes Deployment (Istio's
+// WORKLOAD_NAME) in a namespace, or the node id of a standalone Envoy or
+// `angzarr proxy`.
+type WorkloadRef struct {
+	// Name of the workload. Required.
+	Name string `json:"name"`
+	// Namespace of the workload; empty matches any namespace.
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// Projector is a read model fed by the events of some domains.
+type Projector struct {
+	// Name of the projector; unique among sagas and projectors. Required.
+	Name string `json:"name"`
+	// Address is host:port of its angzarr.Projector service. Required.
+	Address string `json:"address"`
+	// Domains whose events it consumes. At least one, each declared.
+	Domains []string `json:"domains"`
+	// Synchronous projectors are also called on the command path
+	// (SIMPLE/CASCADE) so the response can carry their projection.
+	Synchronous bool `json:"synchronous,omitempty"`
+	// StartPosition for a projector without a checkpoint: "earliest"
+	// (default for projectors) or "latest".
+	StartPosition string `json:"startPosition,omitempty"`
+}
+
+// Saga reacts to the events of source domains with commands to target
+// domains.
+type Saga struct {
+	// Name of the saga; unique among sagas and projectors. Required.
+	Name string `json:"name"`
+	// Address is host:port of its angzarr.Saga service. Required.
+	Address string `json:"address"`
+	// Sources are the domains whose events it consumes. At least one.
+	Sources []string `json:"sources"`
+	// Targets are the domains its commands go to. At least one.
+	Targets []string `json:"targets"`
+	// StartPosition for a saga without a checkpoint: "earliest" or
+	// "latest" (default for sagas).
+	StartPosition string `json:"startPosition,omitempty"`
+}
+
+// Start positions accepted in the topology.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+// DecodeTopology parses a YAML (or JSON) topology strictly and validates it.
+// Every problem is reported at once, joined into one error: every unknown
+// or duplicate field with its path, the first type mismatch, and every
+// validation problem.
+func DecodeTopology(data []byte) (*Topology, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	if len(bytes.TrimSpace(js)) == 0 || bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
+		return nil, errors.New("topology: empty document")
+	}
+	var errs []error
+	var generic any
+	if err := json.Unmarshal(js, &generic); err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	errs = append(errs, unknownFields(generic, reflect.TypeOf(Topology{}), "")...)
+	t := &Topology{}
+	if err := json.Unmarshal(js, t); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			errs = append(errs, fmt.Errorf("%s: cannot be %s, want %s", te.Field, te.Value, te.Type))
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	if err := t.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("invalid topology:\n%w", err)
+	}
+	return t, nil
+}
+
+// unknownFields walks decoded JSON against the Go type it will be decoded
+// into and reports every key the type does not have, with its path.
+func unknownFields(v any, t reflect.Type, path string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var errs []error
+	switch val := v.(type) {
+	case map[string]any:
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		fields := jsonFields(t)
+		keys := make([]string, 0, len(val))
+		for k := range val {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			p := joinPath(path, k)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: unknown field", p))
+				continue
+			}
+			errs = append(errs, unknownFields(val[k], ft, p)...)
+		}
+	case []any:
+		if t.Kind() != reflect.Slice {
+			return nil
+		}
+		for i, e := range val {
+			errs = append(errs, unknownFields(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return errs
+}
+
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// domain returns the declared domain with that name.
+func (t *Topology) domain(name string) (*Domain, bool) {
+	for i := range t.Domains {
+		if t.Domains[i].Name == name {
+			return &t.Domains[i], true
+		}
+	}
+	return nil, false
+}
+
+// workloads returns the domain's workloads, defaulting to one named after
+// the domain.
+func (d *Domain) workloads() []WorkloadRef {
+	if len(d.Workloads) == 0 {
+		return []WorkloadRef{{Name: d.Name}}
+	}
+	return d.Workloads
+}
+
+// clone returns a deep copy, so merging Kubernetes workloads never mutates
+// the decoded file topology.
+func (t *Topology) clone() *Topology {
+	c := *t
+	c.Domains = slices.Clone(t.Domains)
+	for i := range c.Domains {
+		c.Domains[i].Workloads = slices.Clone(c.Domains[i].Workloads)
+	}
+	c.Projectors = slices.Clone(t.Projectors)
+	for i := range c.Projectors {
+		c.Projectors[i].Domains = slices.Clone(c.Projectors[i].Domains)
+	}
+	c.Sagas = slices.Clone(t.Sagas)
+	for i := range c.Sagas {
+		c.Sagas[i].Sources = slices.Clone(c.Sagas[i].Sources)
+		c.Sagas[i].Targets = slices.Clone(c.Sagas[i].Targets)
+	}
+	return &c
+}

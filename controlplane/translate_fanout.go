@@ -1,0 +1,54 @@
+package controlplane
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// translateFanout lists every saga and projector as the subscription the
+// event service's dispatcher needs, sorted by name.
+func translateFanout(t *Topology) *angzarr.FanoutConfig {
+	fc := &angzarr.FanoutConfig{}
+	for _, p := range t.Projectors {
+		fc.Subscriptions = append(fc.Subscriptions, &angzarr.Subscription{
+			Name:          p.Name,
+			Kind:          angzarr.SubscriberKind_SUBSCRIBER_KIND_PROJECTOR,
+			Address:       p.Address,
+			Cluster:       projectorCluster(p.Name),
+			SourceDomains: sorted(p.Domains),
+			Synchronous:   p.Synchronous,
+			StartPosition: startPosition(p.StartPosition, angzarr.StartPosition_START_POSITION_EARLIEST),
+		})
+	}
+	for _, s := range t.Sagas {
+		fc.Subscriptions = append(fc.Subscriptions, &angzarr.Subscription{
+			Name:          s.Name,
+			Kind:          angzarr.SubscriberKind_SUBSCRIBER_KIND_SAGA,
+			Address:       s.Address,
+			Cluster:       sagaCluster(s.Name),
+			SourceDomains: sorted(s.Sources),
+			TargetDomains: sorted(s.Targets),
+			StartPosition: startPosition(s.StartPosition, angzarr.StartPosition_START_POSITION_LATEST),
+		})
+	}
+	sort.Slice(fc.Subscriptions, func(i, j int) bool { return fc.Subscriptions[i].Name < fc.Subscriptions[j].Name })
+	return fc
+}
+
+func startPosition(s string, def angzarr.StartPosition) angzarr.StartPosition {
+	switch s {
+	case StartEarliest:
+		return angzarr.StartPosition_START_POSITION_EARLIEST
+	case StartLatest:
+		return angzarr.StartPosition_START_POSITION_LATEST
+	}
+	return def
+}
+
+func sorted(in []string) []string {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return out
+}
