@@ -23,9 +23,10 @@ type Host struct {
 	cache   wazero.CompilationCache
 	funcs   map[string]map[string]hostFunc
 
-	gen      atomic.Pointer[generation]
-	clusters atomic.Pointer[map[string]string]
-	updateMu sync.Mutex
+	gen          atomic.Pointer[generation]
+	clusters     atomic.Pointer[map[string]string]
+	upstreamAddr atomic.Pointer[string] // HOST:PORT of the upstream; SetUpstream replaces it
+	updateMu     sync.Mutex
 
 	upstream *http.Transport // to Config.Upstream
 	callouts *http.Transport // to clusters
@@ -73,6 +74,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	add(wasiFunctions(moduleWASIUnstable, h.profile))
 	clusters := copyClusters(cfg.Clusters)
 	h.clusters.Store(&clusters)
+	upstream := cfg.Upstream
+	h.upstreamAddr.Store(&upstream)
 	h.upstream = newH2CTransport()
 	h.callouts = newH2CTransport()
 	g, err := newGeneration(ctx, h, cfg.Plugin)
@@ -147,6 +150,20 @@ func (h *Host) SetClusters(clusters map[string]string) error {
 	h.clusters.Store(&c)
 	return nil
 }
+
+// SetUpstream moves the upstream (the business logic) to addr: streams that
+// start afterwards go there, streams already running finish where they
+// started. (The control plane's CDS updates use it.)
+func (h *Host) SetUpstream(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("wasmhost: Upstream %q: %w", addr, err)
+	}
+	h.upstreamAddr.Store(&addr)
+	return nil
+}
+
+// upstreamHost is the current upstream HOST:PORT.
+func (h *Host) upstreamHost() string { return *h.upstreamAddr.Load() }
 
 func (h *Host) cluster(name string) (string, bool) {
 	addr, ok := (*h.clusters.Load())[name]
@@ -246,7 +263,7 @@ func (h *Host) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("wasmhost: listen %s: %w", h.cfg.Listen, err)
 	}
-	h.log.Info("wasmhost proxy listening", "addr", ln.Addr().String(), "upstream", h.cfg.Upstream, "plugin", h.cfg.Plugin.Name)
+	h.log.Info("wasmhost proxy listening", "addr", ln.Addr().String(), "upstream", h.upstreamHost(), "plugin", h.cfg.Plugin.Name)
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	ctx, cancel := context.WithCancel(ctx)

@@ -192,7 +192,7 @@ func (p *proxyStream) newUpstreamRequest(hdrs *headerMap, eos bool) error {
 		return err
 	}
 	u.Scheme = "http"
-	u.Host = p.h.cfg.Upstream
+	u.Host = p.h.upstreamHost()
 	var body io.Reader
 	if !eos {
 		p.pr, p.pw = io.Pipe()

@@ -279,3 +279,27 @@ func scrape(t *testing.T, admin string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// SetUpstream moves new streams to another upstream without a restart.
+func TestSetUpstream(t *testing.T) {
+	e := newEnv(t)
+	c := grpcClient(t, e.proxy.Addr)
+	if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proxy.Host.SetUpstream("no-port"); err == nil {
+		t.Fatal("SetUpstream accepted an address without a port")
+	}
+	if err := e.proxy.Host.SetUpstream("127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("after moving to a closed port: %v, want UNAVAILABLE", err)
+	}
+	if err := e.proxy.Host.SetUpstream(startUpstream(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatalf("after moving to a new upstream: %v", err)
+	}
+}

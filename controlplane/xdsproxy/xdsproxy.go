@@ -6,8 +6,9 @@
 //
 // The first configuration creates the wasmhost Host (its upstream is the
 // cluster controlplane.ClusterLogic); later ones swap the plugin
-// (Host.UpdatePlugin: new streams use the new VMs) and the clusters
-// (Host.SetClusters). A configuration that cannot be applied is NACKed and
+// (Host.UpdatePlugin: new streams use the new VMs), the clusters
+// (Host.SetClusters) and the upstream when the business logic moved
+// (Host.SetUpstream). A configuration that cannot be applied is NACKed and
 // the previous one keeps running.
 package xdsproxy
 
@@ -181,11 +182,15 @@ func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
 		p.host, p.upstream = h, upstream
 		p.serve(h)
 	} else {
-		if upstream != p.upstream {
-			return fmt.Errorf("the business logic moved from %s to %s: restart the proxy (wasmhost cannot switch its upstream live)", p.upstream, upstream)
-		}
 		if err := p.host.SetClusters(pc.Clusters); err != nil {
 			return err
+		}
+		if upstream != p.upstream {
+			if err := p.host.SetUpstream(upstream); err != nil {
+				return err
+			}
+			p.log.Info("business logic moved", "from", p.upstream, "to", upstream)
+			p.upstream = upstream
 		}
 		if err := p.host.UpdatePlugin(ctx, plugin); err != nil {
 			return err
