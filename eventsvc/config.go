@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 )
 
@@ -34,6 +35,30 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// Fanout is a fan-out configuration file: an angzarr.FanoutConfig in
+	// YAML or protojson (subscriptions and domain coordinator addresses),
+	// re-read when it changes. Default: none, nothing is fanned out.
+	Fanout string
+	// FanoutSource, when set, delivers the fan-out configuration instead of
+	// the Fanout file (the control plane's xDS source will be one).
+	FanoutSource fanout.Source
+	// FanoutMaxAttempts is how many times an event is delivered to a
+	// subscriber before it goes to the dead-letter log. Default 5.
+	FanoutMaxAttempts int
+	// FanoutBackoff is the wait after a failed delivery; it doubles per
+	// attempt. Default 100ms.
+	FanoutBackoff time.Duration
+	// FanoutBackoffMax caps the wait between delivery attempts. Default 10s.
+	FanoutBackoffMax time.Duration
+}
+
+// fanoutOptions are the dispatcher's options from the configuration.
+func (c Config) fanoutOptions() fanout.Options {
+	return fanout.Options{
+		MaxAttempts: c.FanoutMaxAttempts, BackoffBase: c.FanoutBackoff, BackoffMax: c.FanoutBackoffMax,
+		PollInterval: c.PollInterval, Logger: c.Logger,
+	}
 }
 
 // DefaultListen is the default gRPC listen address.
@@ -62,6 +87,12 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("poll interval %v: must not be negative", c.PollInterval))
+	}
+	if c.Fanout != "" && c.FanoutSource != nil {
+		errs = append(errs, errors.New("fanout: a file and a source are both set"))
+	}
+	if err := c.fanoutOptions().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must not be negative", c.ShutdownTimeout))

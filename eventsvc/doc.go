@@ -1,6 +1,10 @@
 // Package eventsvc is the event service: a gRPC server (angzarr.EventQuery,
-// angzarr.EventStore, health, reflection) over a pluggable store, with
-// OpenTelemetry metrics served in Prometheus format.
+// angzarr.EventStore, angzarr.CommandGateway, angzarr.FanoutAdmin, health,
+// reflection) over a pluggable store, with OpenTelemetry metrics served in
+// Prometheus format. Its fan-out dispatcher (package fanout) delivers every
+// domain's log to sagas and projectors; the CommandGateway executes commands
+// through the domains' coordinators it knows from the same configuration and
+// streams what they cause.
 //
 //	cfg := eventsvc.Config{Store: "sqlite:/var/lib/angzarr/events.db", Listen: ":1313"}
 //	err := eventsvc.Run(ctx, cfg) // until ctx is done, then a graceful stop

@@ -14,13 +14,16 @@ import (
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	promexp "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/server"
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -70,16 +73,27 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	}
 	defer st.Close()
 
-	srv, err := server.New(st, server.Options{Limits: cfg.Limits, PollInterval: cfg.PollInterval, Logger: log, MeterProvider: mp})
+	disp, src, err := newDispatcher(st, cfg, log, mp)
+	if err != nil {
+		return err
+	}
+	dctx, dcancel := context.WithCancel(ctx)
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- disp.Run(dctx, src) }()
+	defer func() { dcancel(); <-dispatched }() // before the store closes
+
+	srv, err := server.New(fanout.NotifyingStore{Store: st, D: disp}, server.Options{Limits: cfg.Limits, PollInterval: cfg.PollInterval, Logger: log, MeterProvider: mp})
 	if err != nil {
 		return err
 	}
 	// Reused stream workers spare a goroutine (and its stack growth) per call.
 	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 	srv.Register(g)
+	disp.Admin().Register(g)
+	srv.NewGateway(disp).Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
-	for _, name := range []string{"", pb.EventQuery_ServiceDesc.ServiceName, pb.EventStore_ServiceDesc.ServiceName} {
+	for _, name := range []string{"", pb.EventQuery_ServiceDesc.ServiceName, pb.EventStore_ServiceDesc.ServiceName, pb.FanoutAdmin_ServiceDesc.ServiceName, pb.CommandGateway_ServiceDesc.ServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(g)
@@ -114,6 +128,11 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		if runErr != nil {
 			runErr = fmt.Errorf("eventsvc: serve: %w", runErr)
 		}
+	case runErr = <-dispatched:
+		dispatched <- runErr // for the deferred wait
+		if runErr != nil {
+			runErr = fmt.Errorf("eventsvc: fanout: %w", runErr)
+		}
 	}
 	log.Info("eventsvc stopping")
 	hs.Shutdown()
@@ -141,4 +160,29 @@ func redact(s string) string {
 		return s
 	}
 	return u.Kind + "://***@" + strings.Join(u.Addrs, ",")
+}
+
+// newDispatcher returns the fan-out dispatcher over st and the source of
+// its configuration (nil when none is configured: the dispatcher then
+// delivers nothing but its admin service still lists dead letters). A
+// configuration file is loaded once here so that a bad one fails the start.
+func newDispatcher(st store.Store, cfg Config, log *slog.Logger, mp metric.MeterProvider) (*fanout.Dispatcher, fanout.Source, error) {
+	fst, ok := st.(fanout.Store)
+	if !ok {
+		return nil, nil, fmt.Errorf("eventsvc: the %T store cannot keep fan-out checkpoints", st)
+	}
+	opts := cfg.fanoutOptions()
+	opts.Logger, opts.MeterProvider = log, mp
+	disp, err := fanout.New(fst, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	src := cfg.FanoutSource
+	if cfg.Fanout != "" {
+		if _, err := fanout.LoadFile(cfg.Fanout); err != nil {
+			return nil, nil, fmt.Errorf("eventsvc: %w", err)
+		}
+		src = fanout.FileSource{Path: cfg.Fanout, Logger: log}
+	}
+	return disp, src, nil
 }

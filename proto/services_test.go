@@ -73,6 +73,12 @@ func TestDescriptorSetHasEveryRPC(t *testing.T) {
 		"EventQuery.Synchronize":                    {"stream .angzarr.Query", "stream .angzarr.EventBook"},
 		"EventQuery.GetAggregateRoots":              {".google.protobuf.Empty", "stream .angzarr.AggregateRoot"},
 		"EventStore.Load":                           {".angzarr.LoadRequest", ".angzarr.LoadResponse"},
+		"EventStore.ReadLog":                        {".angzarr.ReadLogRequest", ".angzarr.ReadLogResponse"},
+		"EventStore.ListRoots":                      {".angzarr.ListRootsRequest", "stream .angzarr.AggregateRoot"},
+		"FanoutAdmin.ListDeadLetters":               {".angzarr.ListDeadLettersRequest", ".angzarr.ListDeadLettersResponse"},
+		"FanoutAdmin.ReplayDeadLetters":             {".angzarr.ReplayDeadLettersRequest", ".angzarr.ReplayDeadLettersResponse"},
+		"FanoutAdmin.ResetSubscriber":               {".angzarr.ResetSubscriberRequest", ".angzarr.SubscriberProgress"},
+		"FanoutAdmin.GetSubscriberProgress":         {".angzarr.GetSubscriberProgressRequest", ".angzarr.SubscriberProgress"},
 		"EventStore.Append":                         {".angzarr.AppendRequest", ".angzarr.AppendResponse"},
 	}
 	var names []string

@@ -16,13 +16,17 @@ func newEventsvcCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "eventsvc",
-		Short: "Run the event service (EventQuery and EventStore over gRPC)",
+		Short: "Run the event service (EventQuery, EventStore and fan-out over gRPC)",
 		Long: `eventsvc serves angzarr.EventQuery and angzarr.EventStore over gRPC, with
-gRPC health and server reflection, on a SQLite file or on Redis / Redis Cluster:
+gRPC health and server reflection, on a SQLite file or on Redis / Redis Cluster.
+With --fanout it delivers every domain's events to the configured sagas and
+projectors (at least once, retried with backoff, dead-lettered after
+--fanout-max-attempts; see angzarr dlq and angzarr replay):
 
   angzarr eventsvc --store sqlite:./events.db
   angzarr eventsvc --store redis://127.0.0.1:6379/0 --listen :1313 --metrics-listen :9090
-  angzarr eventsvc --store redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379`,
+  angzarr eventsvc --store redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379
+  angzarr eventsvc --store sqlite:./events.db --fanout fanout.yaml --fanout-max-attempts 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -38,6 +42,10 @@ gRPC health and server reflection, on a SQLite file or on Redis / Redis Cluster:
 	f.Uint32Var(&cfg.RedisPartitions, "redis-partitions", 0, "log partitions per domain on Redis, fixed once data exists (0: 16)")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", 0, "how often subscriptions look for appends through other replicas (0: 200ms)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "graceful stop bound (0: 10s)")
+	f.StringVar(&cfg.Fanout, "fanout", "", "fan-out configuration file (angzarr.FanoutConfig as YAML or JSON: sagas, projectors, domain addresses), re-read on change")
+	f.IntVar(&cfg.FanoutMaxAttempts, "fanout-max-attempts", 0, "deliveries of an event to a subscriber before it is dead-lettered (0: 5)")
+	f.DurationVar(&cfg.FanoutBackoff, "fanout-backoff", 0, "wait after a failed delivery, doubling per attempt (0: 100ms)")
+	f.DurationVar(&cfg.FanoutBackoffMax, "fanout-backoff-max", 0, "longest wait between delivery attempts (0: 10s)")
 	f.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	return cmd
 }

@@ -20,6 +20,8 @@ verbs to send commands and read events.`,
 		newProxyCmd(),
 		newEventsvcCmd(),
 		newControlplaneCmd(),
+		newDLQCmd(),
+		newReplayCmd(),
 	)
 	return root
 }

@@ -44,8 +44,14 @@ func StartConfig(t testing.TB, cfg eventsvc.Config) string {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- eventsvc.Serve(ctx, lis, cfg) }()
+	// Serve's result goes to the cleanup (done) and to WaitReady (exited),
+	// so a service that fails to start fails the test instead of hanging it.
+	done, exited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		err := eventsvc.Serve(ctx, lis, cfg)
+		done <- err
+		exited <- err
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -53,7 +59,7 @@ func StartConfig(t testing.TB, cfg eventsvc.Config) string {
 		}
 	})
 	addr := lis.Addr().String()
-	if err := WaitReady(addr, 30*time.Second, done); err != nil {
+	if err := WaitReady(addr, 30*time.Second, exited); err != nil {
 		t.Fatal(err)
 	}
 	return addr

@@ -32,9 +32,16 @@ func (s *Store) ReadLog(ctx context.Context, domain string, partition uint32, af
 	if err != nil {
 		return nil, wrap("read log", err)
 	}
+	return s.logBooks(ctx, domain, partition, msgs)
+}
+
+// logBooks turns log stream entries into books with their pages (read in
+// one pipeline, same slot).
+func (s *Store) logBooks(ctx context.Context, domain string, partition uint32, msgs []goredis.XMessage) ([]*pb.EventBook, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
+	var err error
 	books := make([]*pb.EventBook, len(msgs))
 	cmds := make([]*goredis.StringSliceCmd, len(msgs))
 	firsts := make([]uint32, len(msgs))

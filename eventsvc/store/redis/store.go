@@ -16,7 +16,11 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.Checkpointer = (*Store)(nil)
+	_ store.DeadLetters  = (*Store)(nil)
+)
 
 // DefaultPartitions is the default number of log partitions per domain.
 const DefaultPartitions = 16

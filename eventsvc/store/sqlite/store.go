@@ -12,7 +12,11 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.Checkpointer = (*Store)(nil)
+	_ store.DeadLetters  = (*Store)(nil)
+)
 
 // Store is the SQLite event store.
 type Store struct {
@@ -63,6 +67,19 @@ CREATE TABLE IF NOT EXISTS idempotency (
 	pos       INTEGER NOT NULL,
 	PRIMARY KEY (domain, root, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+	subscriber TEXT    NOT NULL,
+	domain     TEXT    NOT NULL,
+	part       INTEGER NOT NULL,
+	after_pos  INTEGER NOT NULL,
+	PRIMARY KEY (subscriber, domain, part)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	subscriber TEXT    NOT NULL,
+	record     BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_subscriber ON dead_letters (subscriber, id);
 `
 
 // Open opens (creating if needed) the database file at path.

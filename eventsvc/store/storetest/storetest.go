@@ -45,6 +45,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Log", testLog},
 		{"Limits", testLimits},
 		{"ConcurrentSameExpected", testConcurrentSameExpected},
+		{"Checkpoints", testCheckpoints},
+		{"DeadLetters", testDeadLetters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

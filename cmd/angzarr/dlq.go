@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// adminFlags are the connection flags of the fan-out admin verbs.
+type adminFlags struct {
+	addr    string
+	timeout time.Duration
+}
+
+func (a *adminFlags) register(cmd *cobra.Command, timeout time.Duration) {
+	cmd.Flags().StringVar(&a.addr, "addr", eventsvc.DefaultListen, "event service HOST:PORT")
+	cmd.Flags().DurationVar(&a.timeout, "timeout", timeout, "give up after this long")
+}
+
+// dial connects to the event service's FanoutAdmin.
+func (a *adminFlags) dial(ctx context.Context) (pb.FanoutAdminClient, context.Context, func(), error) {
+	conn, err := grpc.NewClient(a.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	return pb.NewFanoutAdminClient(conn), ctx, func() { cancel(); conn.Close() }, nil
+}
+
+func newDLQCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "List and replay the fan-out's dead letters",
+		Long: `Events a saga or projector failed to handle after the last attempt are parked
+in the event service's dead-letter log with the error. List them, fix the
+subscriber, then replay them: each one delivered leaves the log.
+
+  angzarr dlq list --addr 127.0.0.1:1313
+  angzarr dlq replay --subscriber order-summary            # all of them
+  angzarr dlq replay --subscriber order-summary 12 13      # by id`,
+	}
+	cmd.AddCommand(newDLQListCmd(), newDLQReplayCmd())
+	return cmd
+}
+
+func newDLQListCmd() *cobra.Command {
+	var (
+		a          adminFlags
+		subscriber string
+		limit      uint32
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, ctx, done, err := a.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := client.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Subscriber: subscriber, Limit: limit})
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSUBSCRIBER\tAGGREGATE\tSEQUENCES\tATTEMPTS\tDEAD AT\tERROR")
+			for _, dl := range resp.GetDeadLetters() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", dl.GetId(), dl.GetSubscriber(), aggregate(dl.GetBook().GetCover()),
+					sequences(dl.GetBook()), dl.GetAttempts(), dl.GetDeadAt().AsTime().Format(time.RFC3339), oneLine(dl.GetError()))
+			}
+			return tw.Flush()
+		},
+	}
+	a.register(cmd, 30*time.Second)
+	cmd.Flags().StringVar(&subscriber, "subscriber", "", "only this subscriber's (default: every subscriber's)")
+	cmd.Flags().Uint32Var(&limit, "limit", 0, "most dead letters listed (0: 1000)")
+	return cmd
+}
+
+func newDLQReplayCmd() *cobra.Command {
+	var (
+		a          adminFlags
+		subscriber string
+	)
+	cmd := &cobra.Command{
+		Use:   "replay --subscriber NAME [ID...]",
+		Short: "Deliver dead letters to their subscriber again",
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			if subscriber == "" {
+				return errors.New("--subscriber is required")
+			}
+			client, ctx, done, err := a.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := client.ReplayDeadLetters(ctx, &pb.ReplayDeadLettersRequest{Subscriber: subscriber, Ids: ids})
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for _, r := range resp.GetResults() {
+				if r.GetDelivered() {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\tdelivered\n", r.GetId())
+				} else {
+					failed++
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\tfailed: %s\n", r.GetId(), oneLine(r.GetError()))
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d replayed, %d delivered, %d failed\n", len(resp.GetResults()), len(resp.GetResults())-failed, failed)
+			if failed > 0 {
+				return fmt.Errorf("%d dead letters failed again and stay in the log", failed)
+			}
+			return nil
+		},
+	}
+	a.register(cmd, 5*time.Minute)
+	cmd.Flags().StringVar(&subscriber, "subscriber", "", "the subscriber whose dead letters are replayed (required)")
+	return cmd
+}
+
+// aggregate renders a cover as domain/root.
+func aggregate(c *pb.Cover) string {
+	if v := c.GetRoot().GetValue(); len(v) == 16 {
+		return fmt.Sprintf("%s/%x-%x-%x-%x-%x", c.GetDomain(), v[0:4], v[4:6], v[6:8], v[8:10], v[10:16])
+	}
+	return c.GetDomain() + "/?"
+}
+
+// sequences renders a book's page sequences as FIRST-LAST.
+func sequences(b *pb.EventBook) string {
+	p := b.GetPages()
+	switch len(p) {
+	case 0:
+		return "-"
+	case 1:
+		return fmt.Sprint(p[0].GetNum())
+	}
+	return fmt.Sprintf("%d-%d", p[0].GetNum(), p[len(p)-1].GetNum())
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,59 @@
+// Package fanout is the event service's asynchronous fan-out: a Dispatcher
+// reads each source domain's durable log once per subscriber and delivers
+// the EventBooks to projectors (angzarr.Projector/Handle) and sagas
+// (angzarr.Saga/HandleSync), and executes the commands sagas return against
+// the target domain's angzarr.BusinessCoordinator/Handle (in the mesh, that
+// domain's own filter).
+//
+//	d, err := fanout.New(st, fanout.Options{MaxAttempts: 5})
+//	err = d.Run(ctx, fanout.FileSource{Path: "fanout.yaml"})
+//
+// # Guarantees
+//
+//   - At least once delivery: a subscriber's progress is a durable
+//     checkpoint per (subscriber, domain, partition) in the event store
+//     (store.Checkpointer: consumer groups on Redis, a table on SQLite),
+//     committed only after every entry of a fetched batch was handled.
+//     After a crash the uncommitted entries are delivered again.
+//   - Exactly-once effects: projectors get pages with their sequences and
+//     skip what they have seen; every saga command carries a
+//     SagaCommandOrigin (saga, triggering cover, triggering event sequence),
+//     auto_resequence and an idempotency key derived from the origin and the
+//     command's index (IdempotencyKey), so a redelivered command is applied
+//     once by the target's store. Sagas get one page per call, so the
+//     origin names the exact triggering event.
+//   - Order: one partition is read in order by one worker; within a batch,
+//     different aggregates are delivered in parallel (Options.Concurrency),
+//     each aggregate's entries in order. Partitions and subscribers run in
+//     parallel.
+//   - Failures: a failed delivery is retried with exponential backoff
+//     (Options.BackoffBase doubling up to BackoffMax, with jitter); after
+//     Options.MaxAttempts the entry is parked in the dead-letter log
+//     (store.DeadLetters) with the error and the subscriber moves on (an
+//     entry of several pages is split first, so only failing events are
+//     parked). A saga
+//     command for a domain outside the saga's target_domains is refused and
+//     parked at once (*RefusedError). Dead letters are listed and replayed
+//     through the FanoutAdmin gRPC service (Admin), which also rebuilds a
+//     subscriber from position 0 (ResetSubscriber). A replayed dead letter
+//     arrives after the later events of its aggregate: a projector that
+//     skips pages below the next sequence it expects will skip it too.
+//
+// A subscriber without a checkpoint starts at the beginning of the log
+// (START_POSITION_EARLIEST, the default for projectors) or at its end
+// (LATEST, the default for sagas).
+//
+// # Configuration
+//
+// Subscriptions and the domains' coordinator addresses arrive as
+// angzarr.FanoutConfig through a Source and are applied live: new
+// subscribers start, removed ones stop, changed ones restart from their
+// checkpoints. FileSource reads a file (YAML or protojson) and re-reads it
+// when it changes. The control plane's xDS resource is the other source
+// still to come: it will implement Source the same way.
+//
+// Workers wake on Notify (appends made through this process, see
+// NotifyingStore) and poll every Options.PollInterval for appends made
+// elsewhere. One dispatcher per store is assumed: a partition is consumed
+// by a single consumer to keep its order.
+package fanout

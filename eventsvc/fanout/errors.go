@@ -1,0 +1,40 @@
+package fanout
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrRefused is matched (errors.Is) by every *RefusedError.
+var ErrRefused = errors.New("saga command refused")
+
+// RefusedError says a saga returned a command the dispatcher will not
+// execute (a domain outside its target_domains, no cover): retrying cannot
+// help, so the triggering event is dead-lettered at once.
+type RefusedError struct {
+	// Saga is the saga's name.
+	Saga string
+	// Index is the command's index in the saga's response.
+	Index int
+	// Reason says what is wrong with the command.
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("saga %s: command %d refused: %s", e.Saga, e.Index, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// ErrUnknownSubscriber is returned by admin operations on a subscriber that
+// is not in the current configuration.
+var ErrUnknownSubscriber = errors.New("unknown subscriber")
+
+// ErrNoEndpoint says a saga command targets a domain whose coordinator
+// address is not (yet) in the configuration; the delivery is retried.
+var ErrNoEndpoint = errors.New("no coordinator address for domain")
+
+// ErrNotProjector is returned when a rebuild is asked of a saga: its
+// commands were executed already, only projectors are rebuilt.
+var ErrNotProjector = errors.New("only projectors can be rebuilt")

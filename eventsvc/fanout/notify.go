@@ -1,0 +1,25 @@
+package fanout
+
+import (
+	"context"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+)
+
+// NotifyingStore wraps the store the event service's gRPC server appends
+// through, so that every stored append wakes the dispatcher's workers of
+// its domain at once instead of at their next poll.
+type NotifyingStore struct {
+	store.Store
+	// D is the dispatcher to notify.
+	D *Dispatcher
+}
+
+// Append implements store.Appender and notifies after a stored append.
+func (s NotifyingStore) Append(ctx context.Context, req *store.AppendRequest) (*store.AppendResult, error) {
+	res, err := s.Store.Append(ctx, req)
+	if err == nil && !res.Duplicate && len(res.Pages) > 0 {
+		s.D.Notify(req.Aggregate.Domain)
+	}
+	return res, err
+}

@@ -1,0 +1,139 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// runner runs one subscriber: a worker per source domain and partition.
+type runner struct {
+	sub    *pb.Subscription
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// start starts sub's workers under the dispatcher's Run context. The caller
+// holds d.mu.
+func (d *Dispatcher) start(sub *pb.Subscription) *runner {
+	ctx, cancel := context.WithCancel(d.base)
+	r := &runner{sub: sub, cancel: cancel}
+	dl := d.deliverer(sub)
+	for _, domain := range sub.GetSourceDomains() {
+		for p := uint32(0); p < d.st.Partitions(); p++ {
+			w := &worker{d: d, sub: sub, dl: dl, domain: domain, partition: p}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				w.run(ctx)
+			}()
+		}
+	}
+	return r
+}
+
+// stop cancels the workers and waits for them. Entries they fetched and
+// did not commit are delivered again by the next run.
+func (r *runner) stop() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// worker reads one partition of one domain's log for one subscriber, in
+// order: fetch a batch, deliver it, commit it.
+type worker struct {
+	d         *Dispatcher
+	sub       *pb.Subscription
+	dl        deliverer
+	domain    string
+	partition uint32
+}
+
+func (w *worker) run(ctx context.Context) {
+	wake := w.d.wake.subscribe(w.domain)
+	defer wake.close()
+	if !w.open(ctx) {
+		return
+	}
+	idle := time.NewTimer(w.d.opts.PollInterval)
+	defer idle.Stop()
+	failures := 0
+	for ctx.Err() == nil {
+		books, err := w.d.st.Fetch(ctx, w.sub.GetName(), w.domain, w.partition, w.d.opts.BatchSize)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			w.d.log.Warn("fanout fetch failed", "subscriber", w.sub.GetName(), "domain", w.domain, "partition", w.partition, "err", err)
+			if errors.Is(err, store.ErrNoCheckpoint) && !w.open(ctx) {
+				return
+			}
+			w.d.backoff.sleep(ctx, failures)
+			continue
+		}
+		failures = 0
+		if len(books) == 0 {
+			idle.Reset(w.d.opts.PollInterval)
+			select {
+			case <-wake.C:
+			case <-idle.C:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		offsets := w.handle(ctx, books)
+		if ctx.Err() != nil {
+			return // not committed: delivered again by the next run
+		}
+		if !w.commit(ctx, offsets) {
+			return
+		}
+	}
+}
+
+// handle delivers a batch: aggregates in parallel, each aggregate's books
+// in order. It returns the batch's offsets once every book was delivered or
+// dead-lettered (or ctx is done).
+func (w *worker) handle(ctx context.Context, books []*pb.EventBook) []uint64 {
+	offsets := make([]uint64, len(books))
+	var order []string
+	groups := map[string][]*pb.EventBook{}
+	for i, b := range books {
+		offsets[i] = b.GetPosition().GetOffset()
+		k := string(b.GetCover().GetRoot().GetValue())
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], b)
+	}
+	run := func(group []*pb.EventBook) {
+		for _, b := range group {
+			if ctx.Err() != nil {
+				return
+			}
+			w.deliver(ctx, b)
+		}
+	}
+	if len(order) == 1 {
+		run(groups[order[0]])
+		return offsets
+	}
+	sem := make(chan struct{}, w.d.opts.Concurrency)
+	var wg sync.WaitGroup
+	for _, k := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			run(groups[k])
+		}()
+	}
+	wg.Wait()
+	return offsets
+}

@@ -1,0 +1,42 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// ErrNoCheckpoint is returned when a subscriber reads or commits a partition
+// it has no checkpoint on (OpenCheckpoint was not called).
+var ErrNoCheckpoint = errors.New("no checkpoint")
+
+// Checkpointer keeps each fan-out subscriber's durable progress through the
+// partitions of a domain's log, so delivery resumes where it stopped after a
+// restart or a crash. Subscriber names follow the rules of domain names.
+//
+// The protocol is fetch, handle, commit: Fetch returns entries the subscriber
+// has not committed, in log order; the caller handles them and commits the
+// whole batch before it fetches again. Entries fetched but never committed
+// (a crash) are returned again by the next Fetch: delivery is at least once.
+type Checkpointer interface {
+	// OpenCheckpoint makes sure the subscriber has a checkpoint on the
+	// partition. A new checkpoint starts before the first entry of the log,
+	// or after its current last entry when latest is set; an existing one is
+	// kept. It reports whether it created one.
+	OpenCheckpoint(ctx context.Context, subscriber, domain string, partition uint32, latest bool) (bool, error)
+	// Fetch returns up to about limit entries after the subscriber's
+	// checkpoint, in log order, each as a book with its position set (like
+	// ReadLog). ErrNoCheckpoint without a checkpoint.
+	Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]*pb.EventBook, error)
+	// Commit records that the subscriber handled the entries at offsets,
+	// which are all of the entries of the last Fetch.
+	Commit(ctx context.Context, subscriber, domain string, partition uint32, offsets []uint64) error
+	// Progress reports the subscriber's checkpoint on the partition and the
+	// partition's last offset; ErrNoCheckpoint without a checkpoint.
+	Progress(ctx context.Context, subscriber, domain string, partition uint32) (*pb.PartitionProgress, error)
+	// ResetCheckpoint moves the subscriber's checkpoint on the partition
+	// before the first entry of the log (a rebuild), forgetting entries it
+	// fetched and did not commit; it creates the checkpoint if needed.
+	ResetCheckpoint(ctx context.Context, subscriber, domain string, partition uint32) error
+}
