@@ -36,7 +36,8 @@ func TestXDSEndToEnd(t *testing.T) {
 	envoy.subscribe(resource.ClusterType)
 	cds := envoy.next(resource.ClusterType, wait)
 	if got, want := resourceNames(t, cds), []string{"angzarr-eventsvc", "angzarr-logic", "angzarr-projector-order-summary",
-		"angzarr-saga-cancellation", "angzarr-saga-fulfillment", "angzarr-saga-loyalty-earn"}; !sameSet(got, want) {
+		"angzarr-saga-cancellation", "angzarr-saga-fulfillment", "angzarr-saga-loyalty-earn",
+		"angzarr-coordinator-customer", "angzarr-coordinator-fulfillment", "angzarr-coordinator-inventory"}; !sameSet(got, want) {
 		t.Errorf("clusters %v, want %v", got, want)
 	}
 	envoy.ack(cds)

@@ -73,8 +73,8 @@ type Defaults struct {
 	// MaxBodyBytes is the largest body the filter buffers. Default 4 MiB.
 	MaxBodyBytes int `json:"maxBodyBytes,omitempty"`
 	// SnapshotEvery hints how many events an aggregate may accumulate before
-	// a snapshot is worth storing; 0 means never. Not yet carried to the
-	// filter (its configuration has no field for it).
+	// a snapshot is worth storing; 0 means never. Carried to the filter
+	// (snapshot_every), which does not act on it yet.
 	SnapshotEvery int `json:"snapshotEvery,omitempty"`
 }
 
@@ -101,6 +101,21 @@ type Domain struct {
 	BusinessLogicTimeout config.Duration `json:"businessLogicTimeout,omitempty"`
 	// SnapshotEvery overrides Defaults.SnapshotEvery.
 	SnapshotEvery int `json:"snapshotEvery,omitempty"`
+	// Coordinator is host:port of the domain's angzarr.BusinessCoordinator
+	// (its filter in front of the logic): where the event service's
+	// dispatcher and CASCADE commands send the domain's saga commands.
+	// Default service:port, which is right under Istio (the service's
+	// inbound sidecar runs the filter); set it for standalone proxies
+	// (`angzarr proxy`, a standalone Envoy), whose ingress has its own port.
+	Coordinator string `json:"coordinator,omitempty"`
+}
+
+// coordinator returns host and port of the domain's BusinessCoordinator.
+func (d *Domain) coordinator() (string, uint32) {
+	if d.Coordinator != "" {
+		return splitAddress(d.Coordinator)
+	}
+	return d.Service, uint32(d.Port)
 }
 
 // WorkloadRef names a workload: a Kubernetes Deployment (Istio's

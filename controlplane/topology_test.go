@@ -41,7 +41,7 @@ domains:
   - {name: cart, service: cart.shop, port: 70000, colour: red}
   - {name: cart, service: cart2.shop, port: 1}
   - {name: a, service: a, port: 1, workloads: [{name: w}]}
-  - {name: b, service: b, port: 1, workloads: [{name: w}, {namespace: x}]}
+  - {name: b, service: b, port: 1, workloads: [{name: w}, {namespace: x}], coordinator: "b-proxy"}
 projectors:
   - {name: summary, address: "s:1", domains: [], startPosition: middle}
   - {name: summary, address: "s", domains: [cart, ghost, cart]}
@@ -66,6 +66,7 @@ sagas:
 				`domains[2].name: duplicate domain "cart"`,
 				`domains[4].workloads[0]: workload w already serves domain "a"`,
 				"domains[4].workloads[1].name: required",
+				`domains[4].coordinator: "b-proxy" is not host:port`,
 				"projectors[0].domains: at least one domain required",
 				`projectors[0].startPosition: must be "earliest" or "latest", got "middle"`,
 				`projectors[1].name: duplicate subscriber "summary"`,

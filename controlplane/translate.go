@@ -61,6 +61,10 @@ func domainListener(d string) string     { return "angzarr-domain-" + d }
 func sagaCluster(n string) string        { return "angzarr-saga-" + n }
 func projectorCluster(n string) string   { return "angzarr-projector-" + n }
 
+// coordinatorCluster is, on a standalone sidecar, the cluster of domain d's
+// BusinessCoordinator (Domain.Coordinator).
+func coordinatorCluster(d string) string { return "angzarr-coordinator-" + d }
+
 // Flavour says how a node consumes configuration, which decides the
 // cluster names in the filter's plugin configuration and which resources
 // it gets.
@@ -219,7 +223,11 @@ func Translate(t *Topology, o Options) (*Translation, error) {
 		}
 	}
 	tr.Fanout = translateFanout(t)
-	h, err := hashMessages(subscriptionsAsMessages(tr.Fanout.GetSubscriptions()))
+	fanoutMsgs := subscriptionsAsMessages(tr.Fanout.GetSubscriptions())
+	for _, d := range tr.Fanout.GetDomains() {
+		fanoutMsgs = append(fanoutMsgs, d)
+	}
+	h, err := hashMessages(fanoutMsgs)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +257,7 @@ func translateClass(t *Topology, o Options, c Class, cs *clusterSet) (classResou
 			return nil, err
 		}
 		res[types.ExtensionConfig] = []types.Resource{ecds}
-		res[types.Cluster] = cs.sidecar(d)
+		res[types.Cluster] = cs.sidecar(t, d)
 		l, r, err := sidecarListener(o)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"net"
+	"slices"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -22,11 +23,13 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 type clusterSet struct {
 	common []types.Resource // event service, subscribers, Wasm source
 	logic  map[string]*cluster.Cluster
-	all    []types.Resource
+	// coordinators reach each domain's sidecar ingress (CASCADE), by domain.
+	coordinators map[string]*cluster.Cluster
+	all          []types.Resource
 }
 
 func newClusterSet(t *Topology, o Options) *clusterSet {
-	cs := &clusterSet{logic: map[string]*cluster.Cluster{}}
+	cs := &clusterSet{logic: map[string]*cluster.Cluster{}, coordinators: map[string]*cluster.Cluster{}}
 	host, port := splitAddress(t.EventService.Address)
 	cs.common = append(cs.common, h2Cluster(ClusterEventService, host, port))
 	for _, s := range t.Sagas {
@@ -51,6 +54,8 @@ func newClusterSet(t *Topology, o Options) *clusterSet {
 	}
 	cs.all = append(cs.all, cs.common...)
 	for _, d := range t.Domains {
+		ch, cp := d.coordinator()
+		cs.coordinators[d.Name] = h2Cluster(coordinatorCluster(d.Name), ch, cp)
 		cs.logic[d.Name] = h2Cluster(ClusterLogic, d.Service, uint32(d.Port))
 		cs.all = append(cs.all,
 			h2Cluster(domainLogicCluster(d.Name), d.Service, uint32(d.Port)),
@@ -59,11 +64,35 @@ func newClusterSet(t *Topology, o Options) *clusterSet {
 	return cs
 }
 
-// sidecar returns the clusters of a proxy beside d's business logic.
-func (cs *clusterSet) sidecar(d *Domain) []types.Resource {
+// sidecar returns the clusters of a proxy beside d's business logic: the
+// common ones, the local logic and the coordinators of the domains that
+// the sagas fed by d target (where its CASCADE commands go).
+func (cs *clusterSet) sidecar(t *Topology, d *Domain) []types.Resource {
 	out := make([]types.Resource, 0, len(cs.common)+1)
 	out = append(out, cs.common...)
+	for _, target := range cascadeTargets(t, d.Name) {
+		if c, ok := cs.coordinators[target]; ok {
+			out = append(out, c)
+		}
+	}
 	return append(out, cs.logic[d.Name])
+}
+
+// cascadeTargets lists, sorted, the target domains of the sagas whose
+// sources include domain.
+func cascadeTargets(t *Topology, domain string) []string {
+	var out []string
+	for _, s := range t.Sagas {
+		if slices.Contains(s.Sources, domain) {
+			for _, target := range s.Targets {
+				if !slices.Contains(out, target) {
+					out = append(out, target)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // gateway returns the clusters of a standalone Envoy fronting every domain.

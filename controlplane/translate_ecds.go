@@ -3,6 +3,7 @@ package controlplane
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
@@ -18,9 +19,21 @@ import (
 // only type the ECDS config_discovery of the filter accepts.
 const WasmTypeURL = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 
+// clusterNames names, for one flavour of node, the clusters the filter
+// calls a projector, a saga and a domain's coordinator through.
+type clusterNames struct {
+	projector   func(p *Projector) string
+	saga        func(s *Saga) string
+	coordinator func(d *Domain) string
+}
+
 // pluginConfig is the filter's plugin configuration for a workload serving
-// domain ("" for pass-through), naming the clusters it calls out to.
-func pluginConfig(t *Topology, domain, eventCluster, logicCluster string) *config.Config {
+// domain ("" for pass-through), naming the clusters it calls out to: the
+// event service, the logic, and for the sync modes the domain's
+// synchronous projectors, the sagas fed by it and the coordinators of
+// their target domains (the domains its CASCADE commands reach directly;
+// each of those domains' filters has the coordinators of the next hop).
+func pluginConfig(t *Topology, domain, eventCluster, logicCluster string, names clusterNames) *config.Config {
 	c := &config.Config{
 		EventServiceCluster:  eventCluster,
 		BusinessLogicCluster: logicCluster,
@@ -28,17 +41,69 @@ func pluginConfig(t *Topology, domain, eventCluster, logicCluster string) *confi
 		EventServiceTimeout:  t.Defaults.EventServiceTimeout,
 		BusinessLogicTimeout: t.Defaults.BusinessLogicTimeout,
 		MaxBodyBytes:         t.Defaults.MaxBodyBytes,
+		SnapshotEvery:        t.Defaults.SnapshotEvery,
 	}
-	if d, ok := t.domain(domain); ok {
-		c.Domains = []string{d.Name}
-		if d.MaxRetries != 0 {
-			c.MaxRetries = d.MaxRetries
+	d, ok := t.domain(domain)
+	if !ok {
+		return c
+	}
+	c.Domains = []string{d.Name}
+	if d.MaxRetries != 0 {
+		c.MaxRetries = d.MaxRetries
+	}
+	if d.BusinessLogicTimeout != 0 {
+		c.BusinessLogicTimeout = d.BusinessLogicTimeout
+	}
+	if d.SnapshotEvery != 0 {
+		c.SnapshotEvery = d.SnapshotEvery
+	}
+	for i := range t.Projectors {
+		p := &t.Projectors[i]
+		if p.Synchronous && slices.Contains(p.Domains, d.Name) {
+			c.SyncProjectors = append(c.SyncProjectors, config.Projector{Name: p.Name, Cluster: names.projector(p)})
 		}
-		if d.BusinessLogicTimeout != 0 {
-			c.BusinessLogicTimeout = d.BusinessLogicTimeout
+	}
+	for i := range t.Sagas {
+		s := &t.Sagas[i]
+		if !slices.Contains(s.Sources, d.Name) {
+			continue
+		}
+		c.Sagas = append(c.Sagas, config.Saga{Name: s.Name, Cluster: names.saga(s), Targets: sorted(s.Targets)})
+		for _, target := range s.Targets {
+			if td, ok := t.domain(target); ok {
+				if c.Coordinators == nil {
+					c.Coordinators = map[string]string{}
+				}
+				c.Coordinators[target] = names.coordinator(td)
+			}
 		}
 	}
 	return c
+}
+
+// istioNames: Istio's outbound clusters of the subscribers' and the
+// domains' services (a domain's service reaches its pod's inbound sidecar,
+// which runs that domain's filter).
+var istioNames = clusterNames{
+	projector:   func(p *Projector) string { return istioOutbound(splitAddress(p.Address)) },
+	saga:        func(s *Saga) string { return istioOutbound(splitAddress(s.Address)) },
+	coordinator: func(d *Domain) string { return istioOutbound(d.coordinator()) },
+}
+
+// sidecarNames: the clusters the control plane serves a standalone sidecar
+// (a coordinator is Domain.Coordinator: the other domain's proxy).
+var sidecarNames = clusterNames{
+	projector:   func(p *Projector) string { return projectorCluster(p.Name) },
+	saga:        func(s *Saga) string { return sagaCluster(s.Name) },
+	coordinator: func(d *Domain) string { return coordinatorCluster(d.Name) },
+}
+
+// gatewayNames: on a gateway a coordinator is the domain's internal
+// listener, where its filter runs.
+var gatewayNames = clusterNames{
+	projector:   sidecarNames.projector,
+	saga:        sidecarNames.saga,
+	coordinator: func(d *Domain) string { return domainListener(d.Name) },
 }
 
 // istioFilter is the ECDS resource for an Istio sidecar of a workload
@@ -54,19 +119,19 @@ func istioFilter(t *Topology, o Options, domain string) (*core.TypedExtensionCon
 		h, p, _ := urlHostPort(o.WasmURL)
 		wasmCluster = istioOutbound(h, p)
 	}
-	return wasmExtension(FilterName, o, wasmCluster, pluginConfig(t, domain, istioOutbound(host, port), logic))
+	return wasmExtension(FilterName, o, wasmCluster, pluginConfig(t, domain, istioOutbound(host, port), logic, istioNames))
 }
 
 // sidecarFilter is the ECDS resource for a standalone Envoy or `angzarr
 // proxy` beside the business logic of d.
 func sidecarFilter(t *Topology, o Options, d *Domain) (*core.TypedExtensionConfig, error) {
-	return wasmExtension(FilterName, o, ClusterWasmSource, pluginConfig(t, d.Name, ClusterEventService, ClusterLogic))
+	return wasmExtension(FilterName, o, ClusterWasmSource, pluginConfig(t, d.Name, ClusterEventService, ClusterLogic, sidecarNames))
 }
 
 // gatewayFilter is the ECDS resource of d's internal listener on a
 // standalone Envoy that fronts every domain.
 func gatewayFilter(t *Topology, o Options, d *Domain) (*core.TypedExtensionConfig, error) {
-	return wasmExtension(domainFilterName(d.Name), o, ClusterWasmSource, pluginConfig(t, d.Name, ClusterEventService, domainLogicCluster(d.Name)))
+	return wasmExtension(domainFilterName(d.Name), o, ClusterWasmSource, pluginConfig(t, d.Name, ClusterEventService, domainLogicCluster(d.Name), gatewayNames))
 }
 
 // wasmExtension packs the Wasm filter (module, fail-closed policy, plugin

@@ -1,8 +1,10 @@
 package controlplane
 
 import (
+	"net"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -34,6 +36,17 @@ func translateFanout(t *Topology) *angzarr.FanoutConfig {
 		})
 	}
 	sort.Slice(fc.Subscriptions, func(i, j int) bool { return fc.Subscriptions[i].Name < fc.Subscriptions[j].Name })
+	// Where each domain's coordinator (its filter) is: Domain.Coordinator,
+	// by default the service, whose inbound sidecar runs the filter.
+	for i := range t.Domains {
+		d := &t.Domains[i]
+		host, port := d.coordinator()
+		fc.Domains = append(fc.Domains, &angzarr.DomainEndpoint{
+			Domain:  d.Name,
+			Address: net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10)),
+		})
+	}
+	sort.Slice(fc.Domains, func(i, j int) bool { return fc.Domains[i].Domain < fc.Domains[j].Domain })
 	return fc
 }
 

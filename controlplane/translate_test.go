@@ -21,6 +21,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/angzarr-mesh/angzarr/filter/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -191,6 +193,65 @@ func TestTranslateIsPure(t *testing.T) {
 	}
 }
 
+// TestCoordinatorAddress: a domain's coordinator address reaches the
+// fan-out configuration, the standalone sidecars' clusters and the Istio
+// plugin configuration; the gateway uses its internal listener.
+func TestCoordinatorAddress(t *testing.T) {
+	top := loadShop(t)
+	d, _ := top.domain("customer")
+	d.Coordinator = "customer-proxy.shop:10000"
+	tr, err := Translate(top, Options{WasmFile: testWasmFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyTranslation(tr); err != nil {
+		t.Fatal(err)
+	}
+	var fan string
+	for _, e := range tr.Fanout.GetDomains() {
+		if e.GetDomain() == "customer" {
+			fan = e.GetAddress()
+		}
+	}
+	if fan != "customer-proxy.shop:10000" || len(tr.Fanout.GetDomains()) != len(top.Domains) {
+		t.Fatalf("fan-out domains %v", tr.Fanout.GetDomains())
+	}
+	plugin := func(c Class) *config.Config {
+		for _, r := range tr.Snapshots[c].Resources[types.ExtensionConfig].Items {
+			f, err := DecodeFilter(r.Resource.(*core.TypedExtensionConfig))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Name == FilterName || f.Name == domainFilterName("order") {
+				return f.Config
+			}
+		}
+		t.Fatalf("%s: no order filter", c)
+		return nil
+	}
+	for c, want := range map[Class]string{
+		{FlavourIstio, "order"}: "outbound|10000||customer-proxy.shop",
+		{FlavourEnvoy, "order"}: "angzarr-coordinator-customer",
+		{FlavourEnvoy, ""}:      "angzarr-domain-customer",
+	} {
+		pc := plugin(c)
+		if got, _ := pc.Coordinator("customer"); got != want {
+			t.Errorf("%s: customer coordinator %q, want %q", c, got, want)
+		}
+		if len(pc.Sagas) != 3 || len(pc.SyncProjectors) != 1 || pc.SyncProjectors[0].Name != "order-summary" {
+			t.Errorf("%s: sagas %v, projectors %v", c, pc.Sagas, pc.SyncProjectors)
+		}
+	}
+	cl := tr.Snapshots[Class{FlavourEnvoy, "order"}].GetResources(cdsType)["angzarr-coordinator-customer"]
+	sa := cl.(*cluster.Cluster).GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+	if sa.GetAddress() != "customer-proxy.shop" || sa.GetPortValue() != 10000 {
+		t.Fatalf("coordinator cluster %v", sa)
+	}
+	if pc := plugin(Class{FlavourIstio, "cart"}); len(pc.Sagas) != 0 || len(pc.Coordinators) != 0 || len(pc.SyncProjectors) != 0 {
+		t.Fatalf("cart: %+v", pc)
+	}
+}
+
 // TestVerifyRejectsBrokenSnapshots breaks translated snapshots in the ways
 // verification must catch and expects each to be reported.
 func TestVerifyRejectsBrokenSnapshots(t *testing.T) {
@@ -210,6 +271,10 @@ func TestVerifyRejectsBrokenSnapshots(t *testing.T) {
 			s := tr.Snapshots[Class{FlavourEnvoy, "cart"}]
 			delete(s.Resources[types.Cluster].Items, ClusterEventService)
 		}, `refers to cluster "angzarr-eventsvc"`},
+		{"coordinator cluster missing for a saga target", func(tr *Translation) {
+			s := tr.Snapshots[Class{FlavourEnvoy, "order"}]
+			delete(s.Resources[types.Cluster].Items, coordinatorCluster("customer"))
+		}, `(coordinator of customer) refers to cluster "angzarr-coordinator-customer"`},
 		{"route configuration missing", func(tr *Translation) {
 			s := tr.Snapshots[Class{FlavourEnvoy, "cart"}]
 			delete(s.Resources[types.Route].Items, ListenerIngress)

@@ -78,6 +78,11 @@ func (t *Topology) Validate() error {
 		if dom.SnapshotEvery < 0 {
 			add(p+".snapshotEvery", "must not be negative, got %d", dom.SnapshotEvery)
 		}
+		if dom.Coordinator != "" {
+			if err := checkAddress(dom.Coordinator); err != nil {
+				add(p+".coordinator", "%v", err)
+			}
+		}
 		for j, w := range dom.Workloads {
 			wp := fmt.Sprintf("%s.workloads[%d]", p, j)
 			if w.Name == "" {

@@ -109,6 +109,15 @@ func verifySnapshot(c Class, s *cache.Snapshot, memo map[types.Resource]error) e
 		if !pc.PassThrough() {
 			needCluster(fmt.Sprintf("extension config %q (event service)", name), pc.EventServiceCluster)
 			needCluster(fmt.Sprintf("extension config %q (business logic)", name), pc.BusinessLogicCluster)
+			for _, p := range pc.SyncProjectors {
+				needCluster(fmt.Sprintf("extension config %q (projector %s)", name, p.Name), p.Cluster)
+			}
+			for _, sg := range pc.Sagas {
+				needCluster(fmt.Sprintf("extension config %q (saga %s)", name, sg.Name), sg.Cluster)
+			}
+			for _, d := range sortedKeys(pc.Coordinators) {
+				needCluster(fmt.Sprintf("extension config %q (coordinator of %s)", name, d), pc.Coordinators[d])
+			}
 		}
 		if remote != "" {
 			needCluster(fmt.Sprintf("extension config %q (module source)", name), remote)
@@ -244,4 +253,13 @@ func typeName(t types.ResponseType) string {
 		return "extension config"
 	}
 	return fmt.Sprintf("resource type %d", t)
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

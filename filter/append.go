@@ -57,7 +57,7 @@ func (s *Stream) reportConflict(why string) {
 func (s *Stream) appendDecision(book *wire.EventBook) {
 	if len(book.Pages) == 0 && book.SnapshotState == nil {
 		// The command decided nothing: nothing to store.
-		s.respond(wire.CommandResponse(nil, s.cover), OutcomeOK)
+		s.complete(nil, OutcomeOK)
 		return
 	}
 	for i, p := range book.Pages {
@@ -71,7 +71,7 @@ func (s *Stream) appendDecision(book *wire.EventBook) {
 		if resp.Duplicate {
 			o = OutcomeDuplicate
 		}
-		s.respond(wire.CommandResponse(resp.Book, s.cover), o)
+		s.complete(resp.Book, o)
 	}, s.onDecisionConflict)
 }
 
@@ -91,7 +91,7 @@ func (s *Stream) onDecisionConflict() {
 	s.load(func(resp *wire.LoadResponse) {
 		if prior := resp.Prior; prior != nil {
 			// An earlier attempt (or a twin) already applied the key.
-			s.respond(wire.CommandResponse(prior.Book, s.cover), OutcomeDuplicate)
+			s.complete(prior.Book, OutcomeDuplicate)
 			return
 		}
 		s.expected = resp.NextSequence

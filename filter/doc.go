@@ -17,4 +17,52 @@
 // the business logic a no-op probe — a ContextualCommand whose CommandBook
 // has no pages, which the logic answers with an empty EventBook — and
 // replace the probe's answer.
+//
+// # Sync modes (HandleSync)
+//
+// SYNC_MODE_SIMPLE: once the events are stored, the filter calls every
+// synchronous projector of the domain (config sync_projectors,
+// angzarr.Projector/HandleSync, in parallel) with the stored EventBook —
+// the cover with the correlation id, the pages with their sequences — and
+// answers CommandResponse{events, projections}. Sagas stay asynchronous:
+// the event service's dispatcher delivers the events to them.
+//
+// SYNC_MODE_CASCADE: also, for each stored page (one page per call, as the
+// dispatcher does) and each saga fed by the domain (config sagas), the
+// filter calls angzarr.Saga/HandleSync and executes the returned commands
+// one after the other through the target domain's coordinator
+// (angzarr.BusinessCoordinator/HandleSync with CASCADE, config
+// coordinators): in the mesh that call passes through the target domain's
+// own filter, which stores, runs its own projectors and cascades in turn.
+// Each command gets what the dispatcher gives it — saga_origin, auto_resequence,
+// the trigger's correlation id and the idempotency key
+// internal/sagakey.Key(saga, trigger domain, root, sequence, index) — so
+// the dispatcher's later delivery of the same event to the same saga is a
+// no-op. The response carries the command's events, the events every
+// cascaded command stored (CommandResponse.cascade, in execution order) and
+// the projections of all of them (this domain's first, then the cascade's in
+// execution order). The cascade travels in request metadata:
+// x-angzarr-cascade-depth (saga hops; the client's command is 0) and
+// x-angzarr-cascade-path (the aggregates already in it, "domain/root"). A
+// command deeper than max_cascade_depth, or for an aggregate already on its
+// path (a cycle), is refused with FAILED_PRECONDITION naming the path,
+// before anything is stored for it.
+//
+// Failures after the append. Once a sync command's events are stored they
+// stay stored and are delivered asynchronously like any other events; the
+// failure of a projector, a saga or a cascaded command cannot undo them.
+// The filter then answers with the failing part's own status code (e.g.
+// UNAVAILABLE for an unreachable projector, the target logic's
+// FAILED_PRECONDITION for a rejected cascaded command) and a message that
+// starts with "the command's events were stored (domain/root sequences
+// a-b)" and names what failed; grpc-status-details-bin carries an
+// angzarr.CommandResponse with everything stored and projected so far.
+// Why an error rather than OK with fewer projections: a caller that asked
+// for SIMPLE or CASCADE relies on the read model or the cascade being done
+// when the call returns; answering OK would let it read stale data without
+// knowing. Why not hide the stored events: the caller must be able to tell
+// "nothing happened" from "happened, not yet projected" — the message and
+// the details say so. A caller that retries such a command must give it an
+// idempotency_key: the retry then stores nothing new and re-runs the
+// synchronous part (every step of it is idempotent).
 package filter

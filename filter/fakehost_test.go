@@ -43,6 +43,7 @@ type fakeCall struct {
 	cluster, service, method string
 	msg                      []byte
 	timeout                  time.Duration
+	metadata                 [][2]string
 }
 
 func newFakeHost() *fakeHost {
@@ -130,13 +131,13 @@ func (h *fakeHost) ContinueStream(s StreamType) error {
 	return nil
 }
 
-func (h *fakeHost) GrpcCall(cluster, service, method string, msg []byte, timeout time.Duration) (uint32, error) {
+func (h *fakeHost) GrpcCall(cluster, service, method string, md [][2]string, msg []byte, timeout time.Duration) (uint32, error) {
 	if h.failCall {
 		return 0, errors.New("cluster not found")
 	}
 	h.nextToken++
 	h.calls = append(h.calls, &fakeCall{token: h.nextToken, stream: h.current, cluster: cluster, service: service,
-		method: method, msg: append([]byte(nil), msg...), timeout: timeout})
+		method: method, msg: append([]byte(nil), msg...), timeout: timeout, metadata: md})
 	return h.nextToken, nil
 }
 

@@ -107,9 +107,12 @@ type harness struct {
 	beforeCall func(c *fakeCall) bool
 	// mangleResponse, when set, rewrites the logic's framed answer.
 	mangleResponse func([]byte) []byte
-	nextID         uint32
-	logicCalls     int
-	seenByLogic    []*pb.ContextualCommand
+	// extra, when set, answers callouts to other services (projectors,
+	// sagas, coordinators); ok false means not handled.
+	extra       func(c *fakeCall) (out proto.Message, st *Status, ok bool)
+	nextID      uint32
+	logicCalls  int
+	seenByLogic []*pb.ContextualCommand
 }
 
 func newHarness(t *testing.T, cfg string) *harness {
@@ -176,7 +179,13 @@ func (hs *harness) pump() {
 			hs.logicCalls++
 			out, st = hs.logic(req)
 		default:
-			hs.t.Fatalf("unexpected callout %s/%s", c.service, c.method)
+			ok := false
+			if hs.extra != nil {
+				out, st, ok = hs.extra(c)
+			}
+			if !ok {
+				hs.t.Fatalf("unexpected callout %s/%s", c.service, c.method)
+			}
 		}
 		hs.h.current = 0 // callout results arrive on the root context
 		if st != nil {
@@ -210,7 +219,10 @@ func frame(t *testing.T, m proto.Message) []byte {
 }
 
 // send runs one request with a raw body through the filter.
-func (hs *harness) send(path string, body []byte) result {
+func (hs *harness) send(path string, body []byte) result { return hs.sendWith(path, body, nil) }
+
+// sendWith runs one request with extra request headers.
+func (hs *harness) sendWith(path string, body []byte, extraHeaders [][2]string) result {
 	t := hs.t
 	id := hs.nextID
 	hs.nextID++
@@ -218,6 +230,9 @@ func (hs *harness) send(path string, body []byte) result {
 	fs := hs.h.stream(id)
 	hs.h.current = id
 	fs.maps[RequestHeaders] = map[string]string{":path": path, ":method": "POST", "content-type": "application/grpc", "content-length": strconv.Itoa(len(body))}
+	for _, kv := range extraHeaders {
+		fs.maps[RequestHeaders][kv[0]] = kv[1]
+	}
 	defer hs.p.DeleteStream(id)
 
 	var res result

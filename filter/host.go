@@ -97,9 +97,10 @@ type Host interface {
 	// ContinueStream resumes a paused direction of the stream.
 	ContinueStream(s StreamType) error
 
-	// GrpcCall starts a unary gRPC callout to cluster; the result arrives on
-	// the root context with the returned token.
-	GrpcCall(cluster, service, method string, message []byte, timeout time.Duration) (uint32, error)
+	// GrpcCall starts a unary gRPC callout to cluster with initial metadata
+	// (may be nil); the result arrives on the root context with the
+	// returned token.
+	GrpcCall(cluster, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error)
 	// SetEffectiveContext selects the stream the next calls act on. It
 	// fails (ErrStreamGone) when the stream is gone.
 	SetEffectiveContext(contextID uint32) error

@@ -339,18 +339,22 @@ func TestCommandPath(t *testing.T) {
 				t.Fatalf("touched %v", fs.maps[RequestHeaders])
 			}
 		}},
-		{"HandleSync NONE works like Handle; SIMPLE and CASCADE are UNIMPLEMENTED", counterConfig, func(t *testing.T, hs *harness) {
+		{"HandleSync NONE works like Handle; SIMPLE and CASCADE without subscribers too", counterConfig, func(t *testing.T, hs *harness) {
 			r := hs.send(PathHandleSync, frame(t, &pb.SyncCommandBook{Command: cmd(1, 0, 2)}))
 			wantCode(t, r, OK, "")
 			if len(r.resp.GetEvents().GetPages()) != 1 {
 				t.Fatalf("%v", r)
 			}
-			for _, m := range []pb.SyncMode{pb.SyncMode_SYNC_MODE_SIMPLE, pb.SyncMode_SYNC_MODE_CASCADE} {
-				r := hs.send(PathHandleSync, frame(t, &pb.SyncCommandBook{Command: cmd(1, 1, 2), SyncMode: m}))
-				wantCode(t, r, Unimplemented, m.String())
+			for i, m := range []pb.SyncMode{pb.SyncMode_SYNC_MODE_SIMPLE, pb.SyncMode_SYNC_MODE_CASCADE} {
+				r := hs.send(PathHandleSync, frame(t, &pb.SyncCommandBook{Command: cmd(1, uint32(1+i), 2), SyncMode: m}))
+				wantCode(t, r, OK, "")
+				if len(r.resp.GetEvents().GetPages()) != 1 || len(r.resp.GetProjections()) != 0 || len(r.resp.GetCascade()) != 0 {
+					t.Fatalf("%s: %v", m, r)
+				}
 			}
+			wantCode(t, hs.send(PathHandleSync, frame(t, &pb.SyncCommandBook{Command: cmd(1, 3, 2), SyncMode: 7})), InvalidArgument, "unknown sync mode SyncMode(7)")
 			wantCode(t, hs.send(PathHandleSync, frame(t, &pb.SyncCommandBook{})), InvalidArgument, "no command")
-			if len(hs.stored(1)) != 1 {
+			if len(hs.stored(1)) != 3 {
 				t.Fatal("stored")
 			}
 		}},

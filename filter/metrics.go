@@ -21,6 +21,12 @@ const (
 	OutcomeTooLarge      Outcome = "too_large"
 	OutcomeUnimplemented Outcome = "unimplemented"
 	OutcomeError         Outcome = "error"
+	// OutcomeSyncFailed: the command's events were stored, but its
+	// synchronous part (a projector, a saga, a cascaded command) failed.
+	OutcomeSyncFailed Outcome = "sync_failed"
+	// OutcomeCascadeRefused: a cascaded command exceeded the depth limit or
+	// revisited an aggregate of its cascade; nothing was stored.
+	OutcomeCascadeRefused Outcome = "cascade_refused"
 )
 
 // Metric names. Envoy turns the dots into its stat hierarchy; the domain and
@@ -30,6 +36,13 @@ const (
 	metricLatency   = "angzarr.command_latency_us.%s" // domain: histogram (µs)
 	metricConflicts = "angzarr.conflicts.%s"          // domain: counter
 	metricRetries   = "angzarr.retries.%s"            // domain: counter
+	// Sync modes.
+	metricProjectorCalls   = "angzarr.sync_projector_calls.%s.%s"    // projector, ok|error: counter
+	metricProjectorLatency = "angzarr.sync_projector_latency_us.%s"  // projector: histogram (µs)
+	metricSagaCalls        = "angzarr.sync_saga_calls.%s.%s"         // saga, ok|error: counter
+	metricCascadeDepth     = "angzarr.cascade_depth.%s"              // domain: histogram of the depth each CASCADE command ran at
+	metricCascadeHop       = "angzarr.cascade_command_latency_us.%s" // target domain: histogram (µs) of one cascaded command
+	metricCascadeRefused   = "angzarr.cascade_refused.%s.%s"         // domain, depth|cycle: counter
 	// The module's Go heap, sampled every heapSampleEvery commands: live
 	// bytes after the last GC, and all memory the Go runtime mapped.
 	metricHeapLive  = "angzarr.filter.heap_live_bytes"      // gauge
@@ -108,3 +121,45 @@ func (m *metrics) conflict(domain string) { m.inc(fmt.Sprintf(metricConflicts, d
 
 // retry counts a transparent reload-and-retry of an auto_resequence command.
 func (m *metrics) retry(domain string) { m.inc(fmt.Sprintf(metricRetries, domain)) }
+
+// okLabel is the label of a call's outcome.
+func okLabel(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "error"
+}
+
+func (m *metrics) histogram(name string, v uint64) {
+	if id, ok := m.id(MetricHistogram, name); ok {
+		_ = m.host.RecordMetric(id, v)
+	}
+}
+
+// projector counts a synchronous projector call and records its latency.
+func (m *metrics) projector(name string, ok bool, d time.Duration) {
+	m.inc(fmt.Sprintf(metricProjectorCalls, name, okLabel(ok)))
+	if d >= 0 {
+		m.histogram(fmt.Sprintf(metricProjectorLatency, name), uint64(d/time.Microsecond))
+	}
+}
+
+// saga counts a synchronous saga call.
+func (m *metrics) saga(name string, ok bool) { m.inc(fmt.Sprintf(metricSagaCalls, name, okLabel(ok))) }
+
+// cascadeDepth records the depth a CASCADE command ran at.
+func (m *metrics) cascadeDepth(domain string, depth int) {
+	m.histogram(fmt.Sprintf(metricCascadeDepth, domain), uint64(depth))
+}
+
+// cascadeHop records the latency of one cascaded command.
+func (m *metrics) cascadeHop(target string, d time.Duration) {
+	if d >= 0 {
+		m.histogram(fmt.Sprintf(metricCascadeHop, target), uint64(d/time.Microsecond))
+	}
+}
+
+// cascadeRefused counts a cascaded command refused for depth or a cycle.
+func (m *metrics) cascadeRefused(domain, why string) {
+	m.inc(fmt.Sprintf(metricCascadeRefused, domain, why))
+}

@@ -106,7 +106,13 @@ func (p *Plugin) Callouts() int { return len(p.callouts) }
 // (or the failure) once it arrives, with s as the effective context.
 func (p *Plugin) call(s *Stream, cluster, service, method string, b []byte, timeout time.Duration,
 	done func(s *Stream, msg []byte, st *Status)) *Status {
-	token, err := p.host.GrpcCall(cluster, service, method, b, timeout)
+	return p.callMD(s, cluster, service, method, nil, b, timeout, done)
+}
+
+// callMD is call with initial metadata.
+func (p *Plugin) callMD(s *Stream, cluster, service, method string, md [][2]string, b []byte, timeout time.Duration,
+	done func(s *Stream, msg []byte, st *Status)) *Status {
+	token, err := p.host.GrpcCall(cluster, service, method, md, b, timeout)
 	if err != nil {
 		return statusf(Unavailable, "cannot call %s/%s on cluster %q: %v", service, method, cluster, err)
 	}

@@ -2,12 +2,12 @@ package filter
 
 import (
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
 	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/internal/sagakey"
 )
 
 // OnRequestHeaders decides whether the stream is a command, rewrites it to
@@ -28,6 +28,7 @@ func (s *Stream) onRequestHeaders(endOfStream bool) Action {
 		s.kind = kindHandle
 	case PathHandleSync:
 		s.kind = kindHandleSync
+		s.readCascadeHeaders()
 	case PathRecord:
 		s.kind = kindRecord
 	default:
@@ -120,10 +121,11 @@ func (s *Stream) processRequest() {
 		if scb.Command != nil && scb.Command.Cover != nil {
 			s.domain = scb.Command.Cover.Domain
 		}
-		if scb.SyncMode != 0 {
-			s.fail(statusf(Unimplemented, "HandleSync with %s is not implemented yet (synchronous projectors and saga cascade come with fan-out); use SYNC_MODE_NONE or Handle", wire.SyncModeName(scb.SyncMode)), OutcomeUnimplemented)
+		if scb.SyncMode < syncNone || scb.SyncMode > syncCascade {
+			s.fail(statusf(InvalidArgument, "unknown sync mode %s: use SYNC_MODE_NONE, SYNC_MODE_SIMPLE or SYNC_MODE_CASCADE", wire.SyncModeName(scb.SyncMode)), OutcomeInvalid)
 			return
 		}
+		s.syncMode = scb.SyncMode
 		if scb.Command == nil {
 			s.fail(statusf(InvalidArgument, "SyncCommandBook has no command"), OutcomeInvalid)
 			return
@@ -150,6 +152,11 @@ func (s *Stream) setCorrelation(cover *wire.Cover) {
 
 // idempotencyKey is the book's key, or one derived from its saga origin (a
 // saga's command for a given triggering event takes effect at most once).
+// The derivation is sagakey.Key with index 0: a book without an explicit
+// key does not say which of the saga's commands for the event it is, so
+// two such commands of one saga for one event to the same aggregate would
+// share a key. The event service's dispatcher and the CASCADE sync mode
+// always set the key explicitly (with the command's index).
 func idempotencyKey(cmd *wire.CommandBook) string {
 	if cmd.IdempotencyKey != "" {
 		return cmd.IdempotencyKey
@@ -163,7 +170,7 @@ func idempotencyKey(cmd *wire.CommandBook) string {
 	if t := o.TriggeringAggregate; t != nil {
 		dom, r = t.Domain, t.Root
 	}
-	return "saga:" + o.SagaName + ":" + dom + ":" + rootString(r) + ":" + strconv.FormatUint(uint64(o.TriggeringEventSequence), 10)
+	return sagakey.Key(o.SagaName, dom, r, o.TriggeringEventSequence, 0)
 }
 
 // startCommand validates a command and loads its aggregate.
@@ -174,6 +181,12 @@ func (s *Stream) startCommand(cmd *wire.CommandBook) {
 	if st := validateCommand(s.p.cfg, cmd); st != nil {
 		s.fail(st, OutcomeInvalid)
 		return
+	}
+	if s.syncMode == syncCascade {
+		if st, o := s.checkCascade(cmd.Cover); st != nil {
+			s.fail(st, o)
+			return
+		}
 	}
 	s.setCorrelation(cmd.Cover)
 	s.cmd = cmd
@@ -216,6 +229,7 @@ func eventServiceStatus(op string, st *Status) *Status {
 // is loaded: the ContextualCommand, or a probe for an idempotent repeat.
 func (s *Stream) onCommandLoaded(resp *wire.LoadResponse) {
 	if prior := resp.Prior; prior != nil {
+		s.probeBook = prior.Book
 		s.forwardProbe(wire.CommandResponse(prior.Book, s.cover), OutcomeDuplicate)
 		return
 	}

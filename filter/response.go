@@ -84,6 +84,10 @@ func (s *Stream) onResponseTrailers() Action {
 	}
 	h := s.host()
 	if s.probe != nil {
+		if s.kind == kindHandleSync && s.syncMode != syncNone {
+			s.complete(s.probeBook, s.probeOutcome)
+			return Pause
+		}
 		s.respond(s.probe, s.probeOutcome)
 		return Pause
 	}

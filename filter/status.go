@@ -45,6 +45,10 @@ type Status struct {
 	// Conflict, when set, is packed into grpc-status-details-bin as an
 	// angzarr.SequenceConflict.
 	Conflict *wire.SequenceConflict
+	// Partial, when set, is an encoded angzarr.CommandResponse packed into
+	// grpc-status-details-bin: what a sync-mode command stored before its
+	// synchronous part failed.
+	Partial []byte
 }
 
 // Error implements error.
@@ -68,13 +72,23 @@ func conflictStatus(cover *wire.Cover, expected, next uint32, why string) *Statu
 // sequenceConflictType is the type URL of the ABORTED detail.
 const sequenceConflictType = "type.googleapis.com/angzarr.SequenceConflict"
 
+// commandResponseType is the type URL of a sync failure's partial result.
+const commandResponseType = "type.googleapis.com/angzarr.CommandResponse"
+
 // detailsHeader encodes s as a grpc-status-details-bin value ("" when s has
 // no details).
 func (s *Status) detailsHeader() string {
-	if s.Conflict == nil {
+	var details [][]byte
+	if s.Conflict != nil {
+		details = append(details, wire.Any(sequenceConflictType, s.Conflict.Marshal()))
+	}
+	if s.Partial != nil {
+		details = append(details, wire.Any(commandResponseType, s.Partial))
+	}
+	if len(details) == 0 {
 		return ""
 	}
-	b := wire.RPCStatus(int32(s.Code), s.Message, wire.Any(sequenceConflictType, s.Conflict.Marshal()))
+	b := wire.RPCStatus(int32(s.Code), s.Message, details...)
 	return base64.RawStdEncoding.EncodeToString(b)
 }
 

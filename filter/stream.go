@@ -71,6 +71,20 @@ type Stream struct {
 	// no-op probe.
 	probe        []byte
 	probeOutcome Outcome
+	// probeBook is the raw EventBook of an idempotent repeat, for the sync
+	// modes.
+	probeBook []byte
+
+	// syncMode is the HandleSync request's angzarr.SyncMode.
+	syncMode int32
+	// cascadeDepthHdr and cascadePathHdr are the request's cascade
+	// metadata; depth and path their parsed values (CASCADE only).
+	cascadeDepthHdr string
+	cascadePathHdr  string
+	depth           int
+	path            []string
+	// sync is the synchronous part in progress.
+	sync *syncRun
 }
 
 // ID is the stream's context id.

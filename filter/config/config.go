@@ -23,6 +23,12 @@ const (
 	DefaultEventServiceTimeout  = 5 * time.Second
 	DefaultBusinessLogicTimeout = 10 * time.Second
 	DefaultMaxBodyBytes         = 4 << 20
+	DefaultMaxCascadeDepth      = 8
+	DefaultProjectorTimeout     = 5 * time.Second
+	DefaultSagaTimeout          = 10 * time.Second
+	DefaultCascadeTimeout       = 30 * time.Second
+	// MaxCascadeDepthLimit is the largest max_cascade_depth accepted.
+	MaxCascadeDepthLimit = 64
 )
 
 // Config is the filter's plugin configuration for one workload.
@@ -48,6 +54,76 @@ type Config struct {
 	// MaxBodyBytes is the largest request or response body the filter
 	// buffers; larger ones are refused with RESOURCE_EXHAUSTED. Default 4 MiB.
 	MaxBodyBytes int `json:"max_body_bytes,omitempty"`
+
+	// SyncProjectors are the synchronous projectors of the workload's
+	// domains: a HandleSync command in SIMPLE or CASCADE mode calls each
+	// (angzarr.Projector/HandleSync) with the stored events and returns
+	// their projections. Default none.
+	SyncProjectors []Projector `json:"sync_projectors,omitempty"`
+	// Sagas are the sagas fed by the workload's domains. CASCADE calls each
+	// (angzarr.Saga/HandleSync) and executes the commands it returns through
+	// the target domains' coordinators; other modes leave sagas to the
+	// event service's asynchronous dispatcher. Default none.
+	Sagas []Saga `json:"sagas,omitempty"`
+	// Coordinators maps every domain a cascade may reach to the cluster of
+	// its angzarr.BusinessCoordinator (which runs that domain's own filter).
+	// Every saga target must have one. Default none.
+	Coordinators map[string]string `json:"coordinators,omitempty"`
+	// MaxCascadeDepth bounds how many saga hops a CASCADE command may take
+	// (the client's command is depth 0); a deeper command is refused with
+	// FAILED_PRECONDITION. Default 8, at most 64.
+	MaxCascadeDepth int `json:"max_cascade_depth,omitempty"`
+	// ProjectorTimeout bounds each synchronous projector call. Default 5s.
+	ProjectorTimeout Duration `json:"projector_timeout,omitempty"`
+	// SagaTimeout bounds each synchronous saga call. Default 10s.
+	SagaTimeout Duration `json:"saga_timeout,omitempty"`
+	// CascadeTimeout bounds each cascaded command (the call to a target
+	// domain's coordinator, including that domain's own cascade). Default
+	// 30s.
+	CascadeTimeout Duration `json:"cascade_timeout,omitempty"`
+	// SnapshotEvery is the topology's snapshot hint: how many events an
+	// aggregate may accumulate before a snapshot is worth storing (0:
+	// never). The filter carries it but does not act on it yet: snapshots
+	// are stored when the business logic returns snapshot_state.
+	SnapshotEvery int `json:"snapshot_every,omitempty"`
+}
+
+// Projector is a synchronous projector the filter calls on the command
+// path.
+type Projector struct {
+	// Name of the projector, as in the topology (Projection.projector).
+	// Required, unique.
+	Name string `json:"name"`
+	// Cluster of its angzarr.Projector service. Required.
+	Cluster string `json:"cluster"`
+}
+
+// Saga is a saga the filter calls synchronously in CASCADE.
+type Saga struct {
+	// Name of the saga, as in the topology (SagaCommandOrigin.saga_name).
+	// Required, unique.
+	Name string `json:"name"`
+	// Cluster of its angzarr.Saga service. Required.
+	Cluster string `json:"cluster"`
+	// Targets are the domains its commands may go to; a command for any
+	// other domain fails the cascade. At least one.
+	Targets []string `json:"targets"`
+}
+
+// Coordinator returns the cluster of domain's BusinessCoordinator.
+func (c *Config) Coordinator(domain string) (string, bool) {
+	cl, ok := c.Coordinators[domain]
+	return cl, ok && cl != ""
+}
+
+// MayTarget reports whether the saga may send commands to domain.
+func (s *Saga) MayTarget(domain string) bool {
+	for _, t := range s.Targets {
+		if t == domain {
+			return true
+		}
+	}
+	return false
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string
@@ -99,25 +175,40 @@ func Decode(raw []byte) (*Config, error) {
 }
 
 // checkKeys refuses keys that differ from a field name only by case, which
-// encoding/json would otherwise accept.
+// encoding/json would otherwise accept, at the top level and in the
+// sync_projectors and sagas entries.
 func checkKeys(raw []byte) error {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &keys); err != nil {
 		return nil // not an object: the strict decoder reports it
 	}
+	errs := unknownKeys("", keys, reflect.TypeOf(Config{}))
+	for field, t := range map[string]reflect.Type{"sync_projectors": reflect.TypeOf(Projector{}), "sagas": reflect.TypeOf(Saga{})} {
+		var list []map[string]json.RawMessage
+		if json.Unmarshal(keys[field], &list) != nil {
+			continue // absent or mistyped: the strict decoder reports it
+		}
+		for i, obj := range list {
+			errs = append(errs, unknownKeys(fmt.Sprintf("%s[%d].", field, i), obj, t)...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unknownKeys lists the keys of obj that are not json names of t's fields.
+func unknownKeys(path string, obj map[string]json.RawMessage, t reflect.Type) []error {
 	known := map[string]bool{}
-	t := reflect.TypeOf(Config{})
 	for i := 0; i < t.NumField(); i++ {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		known[name] = true
 	}
 	var errs []error
-	for k := range keys {
+	for k := range obj {
 		if !known[k] {
-			errs = append(errs, fmt.Errorf("json: unknown field %q (names are case-sensitive)", k))
+			errs = append(errs, fmt.Errorf("json: unknown field %q (names are case-sensitive)", path+k))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (c *Config) applyDefaults() {
@@ -138,6 +229,18 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxCascadeDepth == 0 {
+		c.MaxCascadeDepth = DefaultMaxCascadeDepth
+	}
+	if c.ProjectorTimeout == 0 {
+		c.ProjectorTimeout = Duration(DefaultProjectorTimeout)
+	}
+	if c.SagaTimeout == 0 {
+		c.SagaTimeout = Duration(DefaultSagaTimeout)
+	}
+	if c.CascadeTimeout == 0 {
+		c.CascadeTimeout = Duration(DefaultCascadeTimeout)
 	}
 }
 
@@ -166,7 +269,77 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: must be positive, got %d", c.MaxBodyBytes))
 	}
+	errs = append(errs, c.validateSync()...)
 	return errors.Join(errs...)
+}
+
+// validateSync checks the fields of the sync modes.
+func (c *Config) validateSync() []error {
+	var errs []error
+	names := map[string]bool{}
+	for i, p := range c.SyncProjectors {
+		switch {
+		case p.Name == "":
+			errs = append(errs, fmt.Errorf("sync_projectors[%d]: empty name", i))
+		case names["p/"+p.Name]:
+			errs = append(errs, fmt.Errorf("sync_projectors[%d]: duplicate projector %q", i, p.Name))
+		}
+		names["p/"+p.Name] = true
+		if p.Cluster == "" {
+			errs = append(errs, fmt.Errorf("sync_projectors[%d] (%s): empty cluster", i, p.Name))
+		}
+	}
+	for i, s := range c.Sagas {
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("sagas[%d]: empty name", i))
+		case names["s/"+s.Name]:
+			errs = append(errs, fmt.Errorf("sagas[%d]: duplicate saga %q", i, s.Name))
+		}
+		names["s/"+s.Name] = true
+		if s.Cluster == "" {
+			errs = append(errs, fmt.Errorf("sagas[%d] (%s): empty cluster", i, s.Name))
+		}
+		if len(s.Targets) == 0 {
+			errs = append(errs, fmt.Errorf("sagas[%d] (%s): no target domains", i, s.Name))
+		}
+		for _, t := range s.Targets {
+			if _, ok := c.Coordinator(t); !ok {
+				errs = append(errs, fmt.Errorf("sagas[%d] (%s): target domain %q has no entry in coordinators", i, s.Name, t))
+			}
+		}
+	}
+	// Sorted by domain, so the message is stable (an insertion sort: a
+	// handful of entries, and no sort package in the Wasm module).
+	domains := make([]string, 0, len(c.Coordinators))
+	for d := range c.Coordinators {
+		i := len(domains)
+		domains = append(domains, d)
+		for ; i > 0 && domains[i-1] > d; i-- {
+			domains[i] = domains[i-1]
+		}
+		domains[i] = d
+	}
+	for _, d := range domains {
+		if cl := c.Coordinators[d]; d == "" || cl == "" {
+			errs = append(errs, fmt.Errorf("coordinators: domain %q has cluster %q: both must be set", d, cl))
+		}
+	}
+	if c.MaxCascadeDepth < 0 || c.MaxCascadeDepth > MaxCascadeDepthLimit {
+		errs = append(errs, fmt.Errorf("max_cascade_depth: must be 1-%d, got %d", MaxCascadeDepthLimit, c.MaxCascadeDepth))
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"projector_timeout", c.ProjectorTimeout}, {"saga_timeout", c.SagaTimeout}, {"cascade_timeout", c.CascadeTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", d.name))
+		}
+	}
+	if c.SnapshotEvery < 0 {
+		errs = append(errs, fmt.Errorf("snapshot_every: must be >= 0, got %d", c.SnapshotEvery))
+	}
+	return errs
 }
 
 // Serves reports whether the workload serves the domain.

@@ -38,6 +38,38 @@ func TestDecode(t *testing.T) {
 		{name: "all problems at once", in: `{"domains":["a","","a"],"max_retries":-1,"max_body_bytes":-5}`,
 			wantErr: []string{"domains[1]: empty", "domains[2]: duplicate", "max_retries", "max_body_bytes"}},
 		{name: "not json", in: `domains: [a]`, wantErr: []string{"plugin configuration"}},
+		{name: "sync defaults", in: `{"domains":["order"]}`, check: func(t *testing.T, c *Config) {
+			if c.MaxCascadeDepth != DefaultMaxCascadeDepth || time.Duration(c.ProjectorTimeout) != DefaultProjectorTimeout ||
+				time.Duration(c.SagaTimeout) != DefaultSagaTimeout || time.Duration(c.CascadeTimeout) != DefaultCascadeTimeout {
+				t.Fatalf("sync defaults not applied: %+v", c)
+			}
+		}},
+		{name: "sync fields", in: `{"domains":["order"],"sync_projectors":[{"name":"order-summary","cluster":"p"}],
+			"sagas":[{"name":"loyalty-earn","cluster":"s","targets":["customer"]}],"coordinators":{"customer":"c"},
+			"max_cascade_depth":3,"projector_timeout":"1s","saga_timeout":"2s","cascade_timeout":"3s","snapshot_every":100}`,
+			check: func(t *testing.T, c *Config) {
+				if len(c.SyncProjectors) != 1 || c.SyncProjectors[0].Cluster != "p" || !c.Sagas[0].MayTarget("customer") ||
+					c.Sagas[0].MayTarget("order") || c.MaxCascadeDepth != 3 || time.Duration(c.CascadeTimeout) != 3*time.Second ||
+					c.SnapshotEvery != 100 {
+					t.Fatalf("fields: %+v", c)
+				}
+				if cl, ok := c.Coordinator("customer"); !ok || cl != "c" {
+					t.Fatalf("coordinator: %q %v", cl, ok)
+				}
+				if _, ok := c.Coordinator("order"); ok {
+					t.Fatal("coordinator for order")
+				}
+			}},
+		{name: "nested key in the wrong case", in: `{"sagas":[{"Name":"x","cluster":"c","targets":["a"]}],"coordinators":{"a":"b"}}`,
+			wantErr: []string{"sagas[0].Name", "case-sensitive"}},
+		{name: "nested unknown key", in: `{"sync_projectors":[{"name":"x","cluster":"c","domains":["a"]}]}`,
+			wantErr: []string{"sync_projectors[0].domains"}},
+		{name: "sync problems at once", in: `{"sync_projectors":[{"name":"","cluster":""},{"name":"a","cluster":"c"},{"name":"a","cluster":"c"}],
+			"sagas":[{"name":"s","cluster":"","targets":[]},{"name":"t","cluster":"c","targets":["nowhere"]}],"coordinators":{"x":""},
+			"max_cascade_depth":65,"saga_timeout":"-1s","snapshot_every":-1}`,
+			wantErr: []string{"sync_projectors[0]: empty name", "sync_projectors[0] (): empty cluster", "sync_projectors[2]: duplicate",
+				"sagas[0] (s): empty cluster", "sagas[0] (s): no target", "sagas[1] (t): target domain \"nowhere\" has no entry",
+				"coordinators: domain \"x\"", "max_cascade_depth", "saga_timeout", "snapshot_every"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

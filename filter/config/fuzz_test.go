@@ -12,6 +12,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"domains":["order"],"max_retries":3,"event_service_timeout":"250ms","max_body_bytes":1024}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"domains":[""]}`))
+	f.Add([]byte(`{"domains":["order"],"sync_projectors":[{"name":"p","cluster":"c"}],"sagas":[{"name":"s","cluster":"c","targets":["x"]}],` +
+		`"coordinators":{"x":"cx"},"max_cascade_depth":3,"cascade_timeout":"1s","snapshot_every":10}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c, err := Decode(raw)
 		if err != nil {

@@ -160,17 +160,20 @@ func TestCommandPath(t *testing.T) {
 				if _, err := cl.HandleSync(ctxT(t), &pb.SyncCommandBook{Command: command(root, 0, 1)}); err != nil {
 					t.Fatal(err)
 				}
-				_, err := cl.HandleSync(ctxT(t), &pb.SyncCommandBook{Command: command(root, 1, 1), SyncMode: pb.SyncMode_SYNC_MODE_SIMPLE})
-				wantCode(t, err, codes.Unimplemented)
+				// SIMPLE without synchronous projectors configured: the events.
+				sr, err := cl.HandleSync(ctxT(t), &pb.SyncCommandBook{Command: command(root, 1, 1), SyncMode: pb.SyncMode_SYNC_MODE_SIMPLE})
+				if err != nil || len(sr.GetEvents().GetPages()) != 1 || len(sr.GetProjections()) != 0 {
+					t.Fatalf("SIMPLE: %v %v", sr, err)
+				}
 				resp, err := cl.Record(ctxT(t), &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: root}},
-					Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 1}, Event: counter.Event(40).Event}}})
+					Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 2}, Event: counter.Event(40).Event}}})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if p := resp.GetEvents().GetPages(); len(p) != 1 || p[0].GetNum() != 1 {
+				if p := resp.GetEvents().GetPages(); len(p) != 1 || p[0].GetNum() != 2 {
 					t.Fatalf("record answered %v", resp)
 				}
-				if pages := stored(t, s, root); len(pages) != 2 || sum(t, pages) != 41 {
+				if pages := stored(t, s, root); len(pages) != 3 || sum(t, pages) != 42 {
 					t.Fatalf("stored %v", pages)
 				}
 			})

@@ -765,7 +765,9 @@ type CommandResponse struct {
 	// The events the command produced, as stored (with sequences and times).
 	Events *EventBook `protobuf:"bytes,1,opt,name=events,proto3" json:"events,omitempty"`
 	// Results of synchronous projectors (SIMPLE and CASCADE sync modes).
-	Projections   []*Projection `protobuf:"bytes,2,rep,name=projections,proto3" json:"projections,omitempty"`
+	Projections []*Projection `protobuf:"bytes,2,rep,name=projections,proto3" json:"projections,omitempty"`
+	// Events stored in other aggregates by a CASCADE command, in execution order.
+	Cascade       []*EventBook `protobuf:"bytes,3,rep,name=cascade,proto3" json:"cascade,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -810,6 +812,13 @@ func (x *CommandResponse) GetEvents() *EventBook {
 func (x *CommandResponse) GetProjections() []*Projection {
 	if x != nil {
 		return x.Projections
+	}
+	return nil
+}
+
+func (x *CommandResponse) GetCascade() []*EventBook {
+	if x != nil {
+		return x.Cascade
 	}
 	return nil
 }
@@ -1035,10 +1044,11 @@ const file_angzarr_types_proto_rawDesc = "" +
 	"\x19triggering_event_sequence\x18\x03 \x01(\rR\x17triggeringEventSequence\"o\n" +
 	"\x11ContextualCommand\x12*\n" +
 	"\x06events\x18\x01 \x01(\v2\x12.angzarr.EventBookR\x06events\x12.\n" +
-	"\acommand\x18\x02 \x01(\v2\x14.angzarr.CommandBookR\acommand\"t\n" +
+	"\acommand\x18\x02 \x01(\v2\x14.angzarr.CommandBookR\acommand\"\xa2\x01\n" +
 	"\x0fCommandResponse\x12*\n" +
 	"\x06events\x18\x01 \x01(\v2\x12.angzarr.EventBookR\x06events\x125\n" +
-	"\vprojections\x18\x02 \x03(\v2\x13.angzarr.ProjectionR\vprojections\"\xa2\x01\n" +
+	"\vprojections\x18\x02 \x03(\v2\x13.angzarr.ProjectionR\vprojections\x12,\n" +
+	"\acascade\x18\x03 \x03(\v2\x12.angzarr.EventBookR\acascade\"\xa2\x01\n" +
 	"\n" +
 	"Projection\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12\x1c\n" +
@@ -1109,16 +1119,17 @@ var file_angzarr_types_proto_depIdxs = []int32{
 	8,  // 15: angzarr.ContextualCommand.command:type_name -> angzarr.CommandBook
 	5,  // 16: angzarr.CommandResponse.events:type_name -> angzarr.EventBook
 	12, // 17: angzarr.CommandResponse.projections:type_name -> angzarr.Projection
-	2,  // 18: angzarr.Projection.cover:type_name -> angzarr.Cover
-	16, // 19: angzarr.Projection.projection:type_name -> google.protobuf.Any
-	8,  // 20: angzarr.SagaResponse.commands:type_name -> angzarr.CommandBook
-	8,  // 21: angzarr.SyncCommandBook.command:type_name -> angzarr.CommandBook
-	0,  // 22: angzarr.SyncCommandBook.sync_mode:type_name -> angzarr.SyncMode
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	5,  // 18: angzarr.CommandResponse.cascade:type_name -> angzarr.EventBook
+	2,  // 19: angzarr.Projection.cover:type_name -> angzarr.Cover
+	16, // 20: angzarr.Projection.projection:type_name -> google.protobuf.Any
+	8,  // 21: angzarr.SagaResponse.commands:type_name -> angzarr.CommandBook
+	8,  // 22: angzarr.SyncCommandBook.command:type_name -> angzarr.CommandBook
+	0,  // 23: angzarr.SyncCommandBook.sync_mode:type_name -> angzarr.SyncMode
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_types_proto_init() }

@@ -105,11 +105,15 @@ func (host) ContinueStream(s filter.StreamType) error {
 	return check("proxy_continue_stream", proxyContinueStream(uint32(s)))
 }
 
-func (host) GrpcCall(cluster, service, method string, message []byte, timeout time.Duration) (uint32, error) {
+func (host) GrpcCall(cluster, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error) {
 	var token uint32
 	target := grpcService(cluster)
+	var md []byte
+	if len(metadata) > 0 {
+		md = encodePairs(metadata)
+	}
 	st := proxyGrpcCall(ptr(target), uint32(len(target)), sptr(service), uint32(len(service)),
-		sptr(method), uint32(len(method)), nil, 0, ptr(message), uint32(len(message)),
+		sptr(method), uint32(len(method)), ptr(md), uint32(len(md)), ptr(message), uint32(len(message)),
 		uint32(timeout/time.Millisecond), unsafe.Pointer(&token))
 	return token, check("proxy_grpc_call", st)
 }

@@ -15,7 +15,7 @@ from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61ngzarr/types.proto\x12\x07\x61ngzarr\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x04UUID\x12\r\n\x05value\x18\x01 \x01(\x0c\"L\n\x05\x43over\x12\x1b\n\x04root\x18\x01 \x01(\x0b\x32\r.angzarr.UUID\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\"\x8c\x01\n\tEventPage\x12\r\n\x03num\x18\x01 \x01(\rH\x00\x12\x0f\n\x05\x66orce\x18\x02 \x01(\x08H\x00\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x14.google.protobuf.AnyB\n\n\x08sequence\"A\n\x08Snapshot\x12\x10\n\x08sequence\x18\x02 \x01(\r\x12#\n\x05state\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\"\xc8\x01\n\tEventBook\x12\x1d\n\x05\x63over\x18\x01 \x01(\x0b\x32\x0e.angzarr.Cover\x12#\n\x08snapshot\x18\x02 \x01(\x0b\x32\x11.angzarr.Snapshot\x12!\n\x05pages\x18\x03 \x03(\x0b\x32\x12.angzarr.EventPage\x12,\n\x0esnapshot_state\x18\x05 \x01(\x0b\x32\x14.google.protobuf.Any\x12&\n\x08position\x18\x06 \x01(\x0b\x32\x14.angzarr.LogPosition\"0\n\x0bLogPosition\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x01(\x04\"F\n\x0b\x43ommandPage\x12\x10\n\x08sequence\x18\x01 \x01(\r\x12%\n\x07\x63ommand\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\"\xb4\x01\n\x0b\x43ommandBook\x12\x1d\n\x05\x63over\x18\x01 \x01(\x0b\x32\x0e.angzarr.Cover\x12#\n\x05pages\x18\x02 \x03(\x0b\x32\x14.angzarr.CommandPage\x12/\n\x0bsaga_origin\x18\x04 \x01(\x0b\x32\x1a.angzarr.SagaCommandOrigin\x12\x17\n\x0f\x61uto_resequence\x18\x05 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"w\n\x11SagaCommandOrigin\x12\x11\n\tsaga_name\x18\x01 \x01(\t\x12,\n\x14triggering_aggregate\x18\x02 \x01(\x0b\x32\x0e.angzarr.Cover\x12!\n\x19triggering_event_sequence\x18\x03 \x01(\r\"^\n\x11\x43ontextualCommand\x12\"\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x12.angzarr.EventBook\x12%\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x14.angzarr.CommandBook\"_\n\x0f\x43ommandResponse\x12\"\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x12.angzarr.EventBook\x12(\n\x0bprojections\x18\x02 \x03(\x0b\x32\x13.angzarr.Projection\"z\n\nProjection\x12\x1d\n\x05\x63over\x18\x01 \x01(\x0b\x32\x0e.angzarr.Cover\x12\x11\n\tprojector\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\r\x12(\n\nprojection\x18\x04 \x01(\x0b\x32\x14.google.protobuf.Any\"6\n\x0cSagaResponse\x12&\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x14.angzarr.CommandBook\"^\n\x0fSyncCommandBook\x12%\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x14.angzarr.CommandBook\x12$\n\tsync_mode\x18\x02 \x01(\x0e\x32\x11.angzarr.SyncMode*K\n\x08SyncMode\x12\x12\n\x0eSYNC_MODE_NONE\x10\x00\x12\x14\n\x10SYNC_MODE_SIMPLE\x10\x01\x12\x15\n\x11SYNC_MODE_CASCADE\x10\x02\x42\x37Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarrb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61ngzarr/types.proto\x12\x07\x61ngzarr\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x04UUID\x12\r\n\x05value\x18\x01 \x01(\x0c\"L\n\x05\x43over\x12\x1b\n\x04root\x18\x01 \x01(\x0b\x32\r.angzarr.UUID\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\"\x8c\x01\n\tEventPage\x12\r\n\x03num\x18\x01 \x01(\rH\x00\x12\x0f\n\x05\x66orce\x18\x02 \x01(\x08H\x00\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x14.google.protobuf.AnyB\n\n\x08sequence\"A\n\x08Snapshot\x12\x10\n\x08sequence\x18\x02 \x01(\r\x12#\n\x05state\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\"\xc8\x01\n\tEventBook\x12\x1d\n\x05\x63over\x18\x01 \x01(\x0b\x32\x0e.angzarr.Cover\x12#\n\x08snapshot\x18\x02 \x01(\x0b\x32\x11.angzarr.Snapshot\x12!\n\x05pages\x18\x03 \x03(\x0b\x32\x12.angzarr.EventPage\x12,\n\x0esnapshot_state\x18\x05 \x01(\x0b\x32\x14.google.protobuf.Any\x12&\n\x08position\x18\x06 \x01(\x0b\x32\x14.angzarr.LogPosition\"0\n\x0bLogPosition\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x01(\x04\"F\n\x0b\x43ommandPage\x12\x10\n\x08sequence\x18\x01 \x01(\r\x12%\n\x07\x63ommand\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\"\xb4\x01\n\x0b\x43ommandBook\x12\x1d\n\x05\x63over\x18\x01 \x01(\x0b\x32\x0e.angzarr.Cover\x12#\n\x05pages\x18\x02 \x03(\x0b\x32\x14.angzarr.CommandPage\x12/\n\x0bsaga_origin\x18\x04 \x01(\x0b\x32\x1a.angzarr.SagaCommandOrigin\x12\x17\n\x0f\x61uto_resequence\x18\x05 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"w\n\x11SagaCommandOrigin\x12\x11\n\tsaga_name\x18\x01 \x01(\t\x12,\n\x14triggering_aggregate\x18\x02 \x01(\x0b\x32\x0e.angzarr.Cover\x12!\n\x19triggering_event_sequence\x18\x03 \x01(\r\"^\n\x11\x43ontextualCommand\x12\"\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x12.angzarr.EventBook\x12%\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x14.angzarr.CommandBook\"\x84\x01\n\x0f\x43ommandResponse\x12\"\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x12.angzarr.EventBook\x12(\n\x0bprojections\x18\x02 \x03(\x0b\x32\x13.angzarr.Projection\x12#\n\x07\x63\x61scade\x18\x03 \x03(\x0b\x32\x12.angzarr.EventBook\"z\n\nProjection\x12\x1d\n\x05\x63over\x18\x01 \x01(\x0b\x32\x0e.angzarr.Cover\x12\x11\n\tprojector\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\r\x12(\n\nprojection\x18\x04 \x01(\x0b\x32\x14.google.protobuf.Any\"6\n\x0cSagaResponse\x12&\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x14.angzarr.CommandBook\"^\n\x0fSyncCommandBook\x12%\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x14.angzarr.CommandBook\x12$\n\tsync_mode\x18\x02 \x01(\x0e\x32\x11.angzarr.SyncMode*K\n\x08SyncMode\x12\x12\n\x0eSYNC_MODE_NONE\x10\x00\x12\x14\n\x10SYNC_MODE_SIMPLE\x10\x01\x12\x15\n\x11SYNC_MODE_CASCADE\x10\x02\x42\x37Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarrb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'angzarr.types_pb2', globals())
@@ -23,8 +23,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarr'
-  _SYNCMODE._serialized_start=1501
-  _SYNCMODE._serialized_end=1576
+  _SYNCMODE._serialized_start=1539
+  _SYNCMODE._serialized_end=1614
   _UUID._serialized_start=92
   _UUID._serialized_end=113
   _COVER._serialized_start=115
@@ -45,12 +45,12 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _SAGACOMMANDORIGIN._serialized_end=1030
   _CONTEXTUALCOMMAND._serialized_start=1032
   _CONTEXTUALCOMMAND._serialized_end=1126
-  _COMMANDRESPONSE._serialized_start=1128
-  _COMMANDRESPONSE._serialized_end=1223
-  _PROJECTION._serialized_start=1225
-  _PROJECTION._serialized_end=1347
-  _SAGARESPONSE._serialized_start=1349
-  _SAGARESPONSE._serialized_end=1403
-  _SYNCCOMMANDBOOK._serialized_start=1405
-  _SYNCCOMMANDBOOK._serialized_end=1499
+  _COMMANDRESPONSE._serialized_start=1129
+  _COMMANDRESPONSE._serialized_end=1261
+  _PROJECTION._serialized_start=1263
+  _PROJECTION._serialized_end=1385
+  _SAGARESPONSE._serialized_start=1387
+  _SAGARESPONSE._serialized_end=1441
+  _SYNCCOMMANDBOOK._serialized_start=1443
+  _SYNCCOMMANDBOOK._serialized_end=1537
 # @@protoc_insertion_point(module_scope)
