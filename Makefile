@@ -21,6 +21,15 @@ deps:
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o build/angzarr ./cmd/angzarr
 
+## dev: the local mesh: event service, control plane, a proxy per domain, the example shop (Ctrl-C stops it)
+.PHONY: dev demo
+dev: deps filter build
+	build/angzarr dev
+
+## demo: a scripted walk through the shop against a running `make dev`
+demo: build
+	./scripts/demo.sh
+
 ## filter: build the Wasm filter into build/angzarr-filter.wasm (standard Go, wasip1 reactor)
 filter:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o build/angzarr-filter.wasm ./filter/cmd/angzarr-filter

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -23,13 +24,25 @@ type adminFlags struct {
 }
 
 func (a *adminFlags) register(cmd *cobra.Command, timeout time.Duration) {
-	cmd.Flags().StringVar(&a.addr, "addr", eventsvc.DefaultListen, "event service HOST:PORT")
+	cmd.Flags().StringVar(&a.addr, "addr", "", "event service HOST:PORT (default: the local mesh's, from .angzarr/endpoints.json, else "+eventsvc.DefaultListen+")")
 	cmd.Flags().DurationVar(&a.timeout, "timeout", timeout, "give up after this long")
+}
+
+// eventService is --addr, or the running local mesh's event service, or the
+// event service's default address.
+func (a *adminFlags) eventService() string {
+	if a.addr != "" {
+		return a.addr
+	}
+	if f, err := endpoints.Read(""); err == nil && f.EventService != "" {
+		return f.EventService
+	}
+	return eventsvc.DefaultListen
 }
 
 // dial connects to the event service's FanoutAdmin.
 func (a *adminFlags) dial(ctx context.Context) (pb.FanoutAdminClient, context.Context, func(), error) {
-	conn, err := grpc.NewClient(a.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(a.eventService(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -45,6 +58,7 @@ func newDLQCmd() *cobra.Command {
 in the event service's dead-letter log with the error. List them, fix the
 subscriber, then replay them: each one delivered leaves the log.
 
+  angzarr dlq list                                         # the local mesh's
   angzarr dlq list --addr 127.0.0.1:1313
   angzarr dlq replay --subscriber order-summary            # all of them
   angzarr dlq replay --subscriber order-summary 12 13      # by id`,

@@ -28,6 +28,7 @@ domain's log; the event service then delivers the whole history to it again
 or skips what it has). A progress bar on stderr follows the rebuild until the
 projector reaches the end the logs had when it started.
 
+  angzarr replay --projector order-summary                 # the local mesh's
   angzarr replay --projector order-summary --addr 127.0.0.1:1313`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

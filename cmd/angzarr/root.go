@@ -22,6 +22,9 @@ verbs to send commands and read events.`,
 		newControlplaneCmd(),
 		newDLQCmd(),
 		newReplayCmd(),
+		newDevCmd(),
+		newSendCmd(),
+		newEventsCmd(),
 	)
 	return root
 }
