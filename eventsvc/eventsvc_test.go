@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,28 +34,7 @@ import (
 // angzarrBin is the CLI built by TestMain for the subprocess tests.
 var angzarrBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eventsvc-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	angzarrBin, err = eventsvctest.BuildBinary(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(eventsvctest.RunWithBinary(m, &angzarrBin)) }
 
 // backends returns a store URL per backend kind, each on a fresh store.
 func backends(t *testing.T) map[string]func(t *testing.T) string {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
 )
 
@@ -145,4 +147,29 @@ func (p *Process) start() error {
 	p.cmd, p.exited, p.addr = cmd, died, addr
 	p.mu.Unlock()
 	return nil
+}
+
+// RunWithBinary is a TestMain body for packages whose tests run the CLI as a
+// subprocess: it builds angzarr into a temp dir, stores its path in *bin,
+// runs the tests, fails them on leaked goroutines (goleak) when they passed,
+// and returns the exit code for os.Exit.
+func RunWithBinary(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "angzarr-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = BuildBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	return code
 }

@@ -2,7 +2,6 @@ package fanout_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -33,28 +31,7 @@ import (
 // angzarrBin is the CLI built by TestMain for the crash test.
 var angzarrBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fanout-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	angzarrBin, err = eventsvctest.BuildBinary(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(eventsvctest.RunWithBinary(m, &angzarrBin)) }
 
 // fullStore is a backend as the event service has it.
 type fullStore interface {
