@@ -28,20 +28,7 @@ import (
 
 var wasmPath string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "angzarr-e2e-*")
-	if err != nil {
-		panic(err)
-	}
-	wasmPath, err = wasmbuild.Build(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(wasmbuild.Run(m, &wasmPath)) }
 
 var profiles = []wasmhost.WASIProfile{wasmhost.WASIEnvoy133, wasmhost.WASIEnvoyCurrent}
 

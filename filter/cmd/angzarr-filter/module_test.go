@@ -21,20 +21,7 @@ import (
 
 var wasmPath string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "angzarr-filter-*")
-	if err != nil {
-		panic(err)
-	}
-	wasmPath, err = wasmbuild.Build(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(wasmbuild.Run(m, &wasmPath)) }
 
 const i32, i64 = api.ValueTypeI32, api.ValueTypeI64
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // Package is the filter's main package.
@@ -24,4 +25,21 @@ func Build(dir string) (string, error) {
 		return "", fmt.Errorf("build filter: %v\n%s", err, b)
 	}
 	return out, nil
+}
+
+// Run is a TestMain body for packages that need the built filter: it builds
+// it into a temp dir, stores the module's path in *path, runs the tests and
+// returns the exit code for os.Exit.
+func Run(m *testing.M, path *string) int {
+	dir, err := os.MkdirTemp("", "angzarr-filter-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *path, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
