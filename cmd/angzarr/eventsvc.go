@@ -1,11 +1,17 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 )
 
@@ -13,6 +19,8 @@ func newEventsvcCmd() *cobra.Command {
 	var (
 		cfg   eventsvc.Config
 		level slog.Level
+		xds   string
+		node  string
 	)
 	cmd := &cobra.Command{
 		Use:   "eventsvc",
@@ -26,10 +34,26 @@ projectors (at least once, retried with backoff, dead-lettered after
   angzarr eventsvc --store sqlite:./events.db
   angzarr eventsvc --store redis://127.0.0.1:6379/0 --listen :1313 --metrics-listen :9090
   angzarr eventsvc --store redis+cluster://10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379
-  angzarr eventsvc --store sqlite:./events.db --fanout fanout.yaml --fanout-max-attempts 8`,
+  angzarr eventsvc --store sqlite:./events.db --fanout fanout.yaml --fanout-max-attempts 8
+  angzarr eventsvc --store redis://127.0.0.1:6379/0 --xds 127.0.0.1:18000   # fan-out from the control plane
+
+It also serves angzarr.CommandGateway: commands executed through the domains'
+coordinators named by the fan-out configuration, streaming what they cause.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if xds != "" {
+				if cfg.Fanout != "" {
+					return errors.New("--xds and --fanout both configure the fan-out: choose one")
+				}
+				conn, err := grpc.NewClient(xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
+				if err != nil {
+					return fmt.Errorf("--xds: %w", err)
+				}
+				defer conn.Close()
+				cfg.FanoutSource = &controlplane.FanoutClient{Conn: conn, Node: &core.Node{Id: node, Cluster: "angzarr-eventsvc"},
+					Logger: cfg.Logger.With("component", "fanout-xds")}
+			}
 			return eventsvc.Run(cmd.Context(), cfg)
 		},
 	}
@@ -46,6 +70,8 @@ projectors (at least once, retried with backoff, dead-lettered after
 	f.IntVar(&cfg.FanoutMaxAttempts, "fanout-max-attempts", 0, "deliveries of an event to a subscriber before it is dead-lettered (0: 5)")
 	f.DurationVar(&cfg.FanoutBackoff, "fanout-backoff", 0, "wait after a failed delivery, doubling per attempt (0: 100ms)")
 	f.DurationVar(&cfg.FanoutBackoffMax, "fanout-backoff-max", 0, "longest wait between delivery attempts (0: 10s)")
+	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the fan-out configuration (angzarr.FanoutConfig) over xDS, live")
+	f.StringVar(&node, "node", "angzarr-eventsvc", "with --xds: this replica's node id")
 	f.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	return cmd
 }
