@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 )
@@ -35,6 +37,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives logs. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider provides the spans of the gRPC server, the store and
+	// the fan-out. Default: the global one (otel.GetTracerProvider, set up
+	// by internal/telemetry in the binaries).
+	TracerProvider trace.TracerProvider
 
 	// Fanout is a fan-out configuration file: an angzarr.FanoutConfig in
 	// YAML or protojson (subscriptions and domain coordinator addresses),
@@ -57,7 +63,7 @@ type Config struct {
 func (c Config) fanoutOptions() fanout.Options {
 	return fanout.Options{
 		MaxAttempts: c.FanoutMaxAttempts, BackoffBase: c.FanoutBackoff, BackoffMax: c.FanoutBackoffMax,
-		PollInterval: c.PollInterval, Logger: c.Logger,
+		PollInterval: c.PollInterval, Logger: c.Logger, TracerProvider: c.TracerProvider,
 	}
 }
 

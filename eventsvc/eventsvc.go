@@ -13,9 +13,13 @@ import (
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
+	"go.opentelemetry.io/otel"
 	promexp "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -24,6 +28,8 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/server"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	"github.com/angzarr-mesh/angzarr/eventsvc/store/instrumented"
+	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -67,11 +73,15 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	defer mp.Shutdown(context.Background()) //nolint:errcheck // best effort at exit
 
-	st, err := OpenStore(ctx, cfg.Store, cfg.Limits, cfg.RedisPartitions)
+	raw, err := OpenStore(ctx, cfg.Store, cfg.Limits, cfg.RedisPartitions)
 	if err != nil {
 		return fmt.Errorf("eventsvc: open store: %w", err)
 	}
-	defer st.Close()
+	defer raw.Close()
+	st, err := instrument(raw, cfg, mp)
+	if err != nil {
+		return err
+	}
 
 	disp, src, err := newDispatcher(st, cfg, log, mp)
 	if err != nil {
@@ -87,7 +97,11 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		return err
 	}
 	// Reused stream workers spare a goroutine (and its stack growth) per call.
-	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
+	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		// Server spans continue the caller's W3C trace context; health checks
+		// are left out.
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tracerProvider(cfg)), otelgrpc.WithMeterProvider(mp),
+			otelgrpc.WithPropagators(telemetry.Propagator()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))
 	srv.Register(g)
 	disp.Admin().Register(g)
 	srv.NewGateway(disp).Register(g)
@@ -160,6 +174,28 @@ func redact(s string) string {
 		return s
 	}
 	return u.Kind + "://***@" + strings.Join(u.Addrs, ",")
+}
+
+// tracerProvider is the configured tracer provider or the global one.
+func tracerProvider(cfg Config) trace.TracerProvider {
+	if cfg.TracerProvider != nil {
+		return cfg.TracerProvider
+	}
+	return otel.GetTracerProvider()
+}
+
+// instrument wraps the backend in the storage metrics and spans (the
+// store's Instrumented decorator, applied here at composition time).
+func instrument(st store.Store, cfg Config, mp metric.MeterProvider) (*instrumented.Store, error) {
+	b, ok := st.(instrumented.Backend)
+	if !ok {
+		return nil, fmt.Errorf("eventsvc: the %T store cannot keep fan-out checkpoints", st)
+	}
+	kind := "unknown"
+	if u, err := ParseStoreURL(cfg.Store); err == nil {
+		kind = strings.TrimSuffix(u.Kind, "+cluster")
+	}
+	return instrumented.New(b, kind, instrumented.Options{MeterProvider: mp, TracerProvider: tracerProvider(cfg)})
 }
 
 // newDispatcher returns the fan-out dispatcher over st and the source of

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,7 +13,7 @@ func newControlplaneCmd() *cobra.Command {
 	var (
 		cfg    controlplane.Config
 		filter string
-		level  slog.Level
+		logs   logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "controlplane",
@@ -35,7 +33,15 @@ for standalone Envoy, and the fan-out subscriptions for the event service.
 			} else {
 				cfg.Filter.WasmFile = filter
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			var err error
+			if cfg.Logger, err = logs.logger(); err != nil {
+				return err
+			}
+			stop, err := startTelemetry(cmd.Context(), "angzarr-controlplane", nil, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			return controlplane.Run(cmd.Context(), cfg)
 		},
 	}
@@ -52,7 +58,7 @@ for standalone Envoy, and the fan-out subscriptions for the event service.
 	f.StringVar(&cfg.ServeModuleListen, "serve-filter-listen", ":8080", "address for --serve-filter")
 	f.Uint32Var(&cfg.Filter.IngressPort, "ingress-port", controlplane.DefaultIngressPort, "port of a standalone Envoy's ingress listener")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", controlplane.DefaultPollInterval, "how often the topology file is checked")
-	f.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	logs.add(f)
 	_ = cmd.MarkFlagRequired("filter-wasm")
 	return cmd
 }

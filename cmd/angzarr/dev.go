@@ -1,8 +1,7 @@
 package main
 
 import (
-	"log/slog"
-	"os"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +13,8 @@ func newDevCmd() *cobra.Command {
 	var (
 		cfg   devmesh.Config
 		ports []string
-		level slog.Level
+		logs  logFlags
+		otel  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -46,7 +46,19 @@ NAME=PORT moves one component (e.g. --port eventsvc=1313).
 				cfg.Ports[name] = port
 			}
 			cfg.Out = cmd.OutOrStdout()
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			var err error
+			if cfg.Logger, err = logs.logger(); err != nil {
+				return err
+			}
+			var console io.Writer
+			if otel {
+				console = cmd.ErrOrStderr()
+			}
+			stop, err := startTelemetry(cmd.Context(), "angzarr-dev", console, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			return devmesh.Run(cmd.Context(), cfg)
 		},
 	}
@@ -61,6 +73,7 @@ NAME=PORT moves one component (e.g. --port eventsvc=1313).
 	f.StringVar(&cfg.PythonCustomer, "python-customer", devmesh.DefaultPythonCustomer, "the Python customer's server script")
 	f.IntVar(&cfg.ProxyVMs, "proxy-vms", 1, "Wasm VMs per proxy")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", devmesh.DefaultReadyTimeout, "how long every component may take to become ready")
-	f.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	logs.add(f)
+	f.BoolVar(&otel, "otel", false, "print every span to stderr, one line each (OTLP export is configured by OTEL_EXPORTER_OTLP_ENDPOINT as for every command)")
 	return cmd
 }

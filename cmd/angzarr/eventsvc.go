@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/spf13/cobra"
@@ -17,10 +15,10 @@ import (
 
 func newEventsvcCmd() *cobra.Command {
 	var (
-		cfg   eventsvc.Config
-		level slog.Level
-		xds   string
-		node  string
+		cfg  eventsvc.Config
+		logs logFlags
+		xds  string
+		node string
 	)
 	cmd := &cobra.Command{
 		Use:   "eventsvc",
@@ -41,7 +39,15 @@ It also serves angzarr.CommandGateway: commands executed through the domains'
 coordinators named by the fan-out configuration, streaming what they cause.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			var err error
+			if cfg.Logger, err = logs.logger(); err != nil {
+				return err
+			}
+			stop, err := startTelemetry(cmd.Context(), "angzarr-eventsvc", nil, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			if xds != "" {
 				if cfg.Fanout != "" {
 					return errors.New("--xds and --fanout both configure the fan-out: choose one")
@@ -72,6 +78,6 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 	f.DurationVar(&cfg.FanoutBackoffMax, "fanout-backoff-max", 0, "longest wait between delivery attempts (0: 10s)")
 	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the fan-out configuration (angzarr.FanoutConfig) over xDS, live")
 	f.StringVar(&node, "node", "angzarr-eventsvc", "with --xds: this replica's node id")
-	f.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	logs.add(f)
 	return cmd
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"runtime"
 
@@ -23,6 +22,7 @@ func newProxyCmd() *cobra.Command {
 		profile      string
 		xds          string
 		domain       string
+		logs         logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -37,7 +37,15 @@ Envoy does, and applies every change live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.WASIProfile = wasmhost.WASIProfile(profile)
-			cfg.Logger = slog.Default()
+			var err error
+			if cfg.Logger, err = logs.logger(); err != nil {
+				return err
+			}
+			stop, err := startTelemetry(cmd.Context(), "angzarr-proxy", nil, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			if xds != "" {
 				if cfg.Upstream != "" || cfg.FilterPath != "" || pluginConfig != "" || len(clusters) > 0 {
 					return fmt.Errorf("--xds takes the upstream, filter, plugin config and clusters from the control plane: drop --upstream, --filter, --plugin-config and --cluster")
@@ -98,6 +106,7 @@ Envoy does, and applies every change live.`,
 	f.StringVar(&cfg.NodeID, "node-id", "", "alias of --node")
 	_ = f.MarkHidden("node-id")
 	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the filter, plugin config, upstream and clusters over xDS")
+	logs.add(f)
 	f.StringVar(&domain, "domain", "", "with --xds: the domain this proxy serves (node metadata ANGZARR_DOMAIN), when the topology does not map the node id")
 	return cmd
 }

@@ -24,6 +24,7 @@ func (w *worker) park(ctx context.Context, book *pb.EventBook, cause error, atte
 		id, err := w.d.st.AddDeadLetter(ctx, dl)
 		if err == nil {
 			w.d.metrics.deadLetter(ctx, w.sub.GetName())
+			w.d.metrics.compensation(ctx, w.sub, w.domain, cause)
 			w.d.log.Warn("fanout dead letter", "subscriber", w.sub.GetName(), "id", id, "domain", w.domain,
 				"position", book.GetPosition(), "attempts", attempts, "err", cause)
 			return

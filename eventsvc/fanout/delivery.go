@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -48,29 +51,60 @@ func (w *worker) deliver(ctx context.Context, book *pb.EventBook) {
 
 // attempt delivers book until it succeeds, MaxAttempts were made, the
 // error is a refusal, or ctx is done; it returns the number of attempts
-// and the last error.
+// and the last error. It runs in the span saga.orchestrate (sagas) or
+// projector.handle (projectors), continuing the trace of the append when
+// this process made it; a saga's attempts after the first run in child
+// spans saga.retry, a projector's are span events.
 func (w *worker) attempt(ctx context.Context, book *pb.EventBook) (int, error) {
 	name := w.sub.GetName()
+	saga := w.sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA
+	spanName := spanProjector
+	if saga {
+		spanName = spanSagaOrchestrate
+	}
+	ctx, span := w.d.tracer.Start(w.d.deliveryContext(ctx, book), spanName,
+		trace.WithAttributes(append(bookAttrs(book), attribute.String("subscriber", name))...))
+	start := time.Now()
+	done := func(attempts int, err error) (int, error) {
+		w.d.metrics.handled(ctx, w.sub, w.domain, time.Since(start), attempts, err)
+		span.SetAttributes(attribute.Int("attempts", attempts))
+		endSpan(span, err)
+		return attempts, err
+	}
 	for attempt := 1; ; attempt++ {
-		err := w.dl.deliver(ctx, book)
+		actx := ctx
+		var retry trace.Span
+		if attempt > 1 {
+			if saga {
+				actx, retry = w.d.tracer.Start(ctx, spanSagaRetry, trace.WithAttributes(append(bookAttrs(book), attribute.String("subscriber", name), attribute.Int("attempt", attempt))...))
+			} else {
+				span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt)))
+			}
+		}
+		err := w.dl.deliver(actx, book)
+		if retry != nil {
+			endSpan(retry, err)
+		}
 		if err == nil {
 			w.d.metrics.delivered(ctx, name, "ok")
 			if pages := book.GetPages(); len(pages) > 0 {
-				w.d.metrics.lag(ctx, name, time.Since(pages[len(pages)-1].GetCreatedAt().AsTime()))
+				since := time.Since(pages[len(pages)-1].GetCreatedAt().AsTime())
+				w.d.metrics.lag(ctx, name, since)
+				w.d.metrics.published(ctx, w.sub, w.domain, since)
 			}
-			return attempt, nil
+			return done(attempt, nil)
 		}
 		if ctx.Err() != nil {
-			return attempt, err
+			return done(attempt, err)
 		}
 		if errors.Is(err, ErrRefused) || attempt >= w.d.opts.MaxAttempts {
 			w.d.metrics.delivered(ctx, name, "failed")
-			return attempt, err
+			return done(attempt, err)
 		}
 		w.d.metrics.delivered(ctx, name, "retry")
-		w.d.log.Debug("fanout delivery failed", "subscriber", name, "domain", w.domain, "position", book.GetPosition(), "attempt", attempt, "err", err)
+		w.d.log.DebugContext(ctx, "fanout delivery failed", "subscriber", name, "domain", w.domain, "position", book.GetPosition(), "attempt", attempt, "err", err)
 		if !w.d.backoff.sleep(ctx, attempt) {
-			return attempt, err
+			return done(attempt, err)
 		}
 	}
 }

@@ -5,16 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -57,6 +63,11 @@ type Options struct {
 	Logger *slog.Logger
 	// MeterProvider provides the metric instruments. Default: no metrics.
 	MeterProvider metric.MeterProvider
+	// TracerProvider provides the spans (saga.orchestrate, projector.handle,
+	// ...) and, through the gRPC client stats handler added to every
+	// connection, the client spans and W3C trace-context headers of the
+	// calls to subscribers and coordinators. Default: the global one.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports every problem with the options.
@@ -105,6 +116,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
 	return o
 }
 
@@ -114,6 +128,8 @@ type Dispatcher struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	tracer  trace.Tracer
+	links   *traceLinks
 	backoff backoff
 	conns   *conns
 	wake    *waker
@@ -135,10 +151,17 @@ func New(st Store, opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	mp := opts.MeterProvider
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	dial := append(slices.Clip(opts.DialOptions), grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+		otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithMeterProvider(mp), otelgrpc.WithPropagators(telemetry.Propagator()))))
 	return &Dispatcher{
 		st: st, opts: opts, log: opts.Logger, metrics: m,
+		tracer: opts.TracerProvider.Tracer(tracerName), links: newTraceLinks(traceLinkCapacity),
 		backoff: backoff{base: opts.BackoffBase, max: opts.BackoffMax},
-		conns:   newConns(opts.DialOptions), wake: newWaker(),
+		conns:   newConns(dial), wake: newWaker(),
 		runners: map[string]*runner{},
 	}, nil
 }

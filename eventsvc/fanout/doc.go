@@ -39,6 +39,18 @@
 //     arrives after the later events of its aggregate: a projector that
 //     skips pages below the next sequence it expects will skip it too.
 //
+// # Telemetry
+//
+// Each delivery of a log entry runs in a span, saga.orchestrate (with a
+// child saga.retry per attempt after the first and orchestration.execute
+// per saga command) or projector.handle, carrying domain, root and
+// correlation_id; the gRPC calls to subscribers and coordinators send the
+// W3C trace context on. When the entry was appended through this process
+// (NotifyingStore), the delivery continues the append's trace. Metrics:
+// angzarr.saga.duration, angzarr.saga.retry.total,
+// angzarr.saga.compensation.total, angzarr.projector.duration,
+// angzarr.bus.publish.duration (docs/observability.md).
+//
 // A subscriber without a checkpoint starts at the beginning of the log
 // (START_POSITION_EARLIEST, the default for projectors) or at its end
 // (LATEST, the default for sagas).

@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
 // metrics are the dispatcher's OpenTelemetry instruments.
@@ -15,6 +17,12 @@ type metrics struct {
 	deadLetters metric.Int64Counter
 	sagaCmds    metric.Int64Counter
 	lagSeconds  metric.Float64Histogram
+
+	sagaDuration      metric.Float64Histogram
+	sagaRetries       metric.Int64Counter
+	sagaCompensations metric.Int64Counter
+	projectorDuration metric.Float64Histogram
+	busPublish        metric.Float64Histogram
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -40,7 +48,64 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30)); err != nil {
 		return nil, err
 	}
+	durations := metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+	if ms.sagaDuration, err = m.Float64Histogram("angzarr.saga.duration", metric.WithUnit("s"), durations,
+		metric.WithDescription("Saga delivery of one log entry, every attempt and the commands included, by saga, source domain and outcome (ok, failed).")); err != nil {
+		return nil, err
+	}
+	if ms.sagaRetries, err = m.Int64Counter("angzarr.saga.retry.total",
+		metric.WithDescription("Saga delivery attempts after the first, by saga and source domain.")); err != nil {
+		return nil, err
+	}
+	if ms.sagaCompensations, err = m.Int64Counter("angzarr.saga.compensation.total",
+		metric.WithDescription("Saga triggers given up and parked in the dead-letter log, whose effects need compensating out of band, by saga, source domain and reason.")); err != nil {
+		return nil, err
+	}
+	if ms.projectorDuration, err = m.Float64Histogram("angzarr.projector.duration", metric.WithUnit("s"), durations,
+		metric.WithDescription("Projector delivery of one log entry, every attempt included, by projector, source domain and outcome (ok, failed).")); err != nil {
+		return nil, err
+	}
+	if ms.busPublish, err = m.Float64Histogram("angzarr.bus.publish.duration", metric.WithUnit("s"), durations,
+		metric.WithDescription("Time from an event's append to the log to its successful delivery, by subscriber, kind and source domain.")); err != nil {
+		return nil, err
+	}
 	return &ms, nil
+}
+
+// handled records one delivery of a log entry to sub (every attempt): its
+// duration and, for sagas, the retries.
+func (m *metrics) handled(ctx context.Context, sub *pb.Subscription, domain string, d time.Duration, attempts int, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed"
+	}
+	name := attribute.String("subscriber", sub.GetName())
+	dom := attribute.String("domain", domain)
+	if sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
+		m.sagaDuration.Record(ctx, d.Seconds(), metric.WithAttributes(name, dom, attribute.String("outcome", outcome)))
+		if attempts > 1 {
+			m.sagaRetries.Add(ctx, int64(attempts-1), metric.WithAttributes(name, dom))
+		}
+		return
+	}
+	m.projectorDuration.Record(ctx, d.Seconds(), metric.WithAttributes(name, dom, attribute.String("outcome", outcome)))
+}
+
+// published records the time from an event's append to its delivery.
+func (m *metrics) published(ctx context.Context, sub *pb.Subscription, domain string, d time.Duration) {
+	kind := "projector"
+	if sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
+		kind = "saga"
+	}
+	m.busPublish.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("subscriber", sub.GetName()), attribute.String("kind", kind), attribute.String("domain", domain)))
+}
+
+// compensation counts a saga trigger parked in the dead-letter log.
+func (m *metrics) compensation(ctx context.Context, sub *pb.Subscription, domain string, cause error) {
+	if sub.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
+		return
+	}
+	m.sagaCompensations.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", sub.GetName()), attribute.String("domain", domain), attribute.String("reason", errorCode(cause))))
 }
 
 func (m *metrics) delivered(ctx context.Context, subscriber, outcome string) {

@@ -8,7 +8,8 @@ import (
 
 // NotifyingStore wraps the store the event service's gRPC server appends
 // through, so that every stored append wakes the dispatcher's workers of
-// its domain at once instead of at their next poll.
+// its domain at once instead of at their next poll, and its deliveries
+// continue the append's trace (Dispatcher.Appended).
 type NotifyingStore struct {
 	store.Store
 	// D is the dispatcher to notify.
@@ -19,6 +20,7 @@ type NotifyingStore struct {
 func (s NotifyingStore) Append(ctx context.Context, req *store.AppendRequest) (*store.AppendResult, error) {
 	res, err := s.Store.Append(ctx, req)
 	if err == nil && !res.Duplicate && len(res.Pages) > 0 {
+		s.D.Appended(ctx, req.Aggregate.Domain, res.Position)
 		s.D.Notify(req.Aggregate.Domain)
 	}
 	return res, err

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/angzarr-mesh/angzarr/internal/sagakey"
+	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -48,9 +51,18 @@ func (s *sagaDelivery) deliver(ctx context.Context, book *pb.EventBook) error {
 	return nil
 }
 
-// execute sends one command to its domain's coordinator.
-func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook) error {
+// execute sends one command to its domain's coordinator, in the span
+// orchestration.execute.
+func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook) (err error) {
 	domain := cmd.GetCover().GetDomain()
+	ctx, span := s.d.tracer.Start(ctx, spanExecute, trace.WithAttributes(
+		attribute.String("domain", domain),
+		attribute.String("root", rootString(cmd.GetCover().GetRoot())),
+		attribute.String(telemetry.CorrelationKey, cmd.GetCover().GetCorrelationId()),
+		attribute.String("saga", s.sub.GetName()),
+		attribute.String("idempotency_key", cmd.GetIdempotencyKey()),
+	))
+	defer func() { endSpan(span, err) }()
 	addr, err := s.d.endpoint(domain)
 	if err != nil {
 		return fmt.Errorf("saga %s: %w", s.sub.GetName(), err)

@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
 // Append implements angzarr.EventStore.
 func (s *Server) Append(ctx context.Context, req *pb.AppendRequest) (*pb.AppendResponse, error) {
 	start := time.Now()
+	ctx = telemetry.WithCorrelationID(ctx, req.GetCover().GetCorrelationId())
 	r, err := appendRequest(req, s.limits)
 	if err == nil {
 		var resp *pb.AppendResponse
@@ -48,6 +50,7 @@ func (s *Server) doAppend(ctx context.Context, r *store.AppendRequest) (*pb.Appe
 // Load implements angzarr.EventStore.
 func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadResponse, error) {
 	start := time.Now()
+	ctx = telemetry.WithCorrelationID(ctx, req.GetCover().GetCorrelationId())
 	agg, err := loadRequest(req)
 	if err != nil {
 		s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))

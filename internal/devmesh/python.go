@@ -53,7 +53,9 @@ func (c Config) startPython(ctx context.Context, addr string, log *slog.Logger) 
 	lis.Close()
 
 	cmd := exec.CommandContext(ctx, c.Python, c.PythonCustomer, "--listen", addr)
-	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	// Its own service name for OpenTelemetry, should it export (the OTLP
+	// endpoint, if any, is inherited).
+	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1", "OTEL_SERVICE_NAME=customer")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	setParentDeathSignal(cmd)
