@@ -103,16 +103,18 @@ func (p *Plugin) Streams() int { return len(p.streams) }
 func (p *Plugin) Callouts() int { return len(p.callouts) }
 
 // call starts a unary gRPC callout for stream s; done runs with the answer
-// (or the failure) once it arrives, with s as the effective context.
+// (or the failure) once it arrives, with s as the effective context. Every
+// callout carries the stream's trace context (readTraceHeaders) as
+// metadata.
 func (p *Plugin) call(s *Stream, cluster, service, method string, b []byte, timeout time.Duration,
 	done func(s *Stream, msg []byte, st *Status)) *Status {
 	return p.callMD(s, cluster, service, method, nil, b, timeout, done)
 }
 
-// callMD is call with initial metadata.
+// callMD is call with initial metadata (the trace context is added).
 func (p *Plugin) callMD(s *Stream, cluster, service, method string, md [][2]string, b []byte, timeout time.Duration,
 	done func(s *Stream, msg []byte, st *Status)) *Status {
-	token, err := p.host.GrpcCall(cluster, service, method, md, b, timeout)
+	token, err := p.host.GrpcCall(cluster, service, method, s.withTrace(md), b, timeout)
 	if err != nil {
 		return statusf(Unavailable, "cannot call %s/%s on cluster %q: %v", service, method, cluster, err)
 	}

@@ -41,6 +41,7 @@ func (s *Stream) onRequestHeaders(endOfStream bool) Action {
 		return Continue
 	}
 	s.start = s.host().Now()
+	s.readTraceHeaders()
 	if err := s.host().ReplaceHeader(RequestHeaders, ":path", PathLogicHandle); err != nil {
 		s.fail(statusf(Internal, "rewrite :path: %v", err), OutcomeError)
 		return Pause
@@ -196,7 +197,9 @@ func (s *Stream) startCommand(cmd *wire.CommandBook) {
 
 // load asks the event service for the aggregate's history.
 func (s *Stream) load(then func(resp *wire.LoadResponse)) {
-	req := &wire.LoadRequest{Cover: s.cover.Key(), IdempotencyKey: s.idemKey}
+	// The cover keeps the correlation id: the event service's spans and
+	// logs of the load carry it.
+	req := &wire.LoadRequest{Cover: s.cover, IdempotencyKey: s.idemKey}
 	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Load", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
 		func(s *Stream, msg []byte, st *Status) {
 			if st != nil {

@@ -85,6 +85,9 @@ type Stream struct {
 	path            []string
 	// sync is the synchronous part in progress.
 	sync *syncRun
+	// trace is the client's W3C trace context (traceparent, tracestate,
+	// baggage), sent as metadata on every callout of the stream.
+	trace [][2]string
 }
 
 // ID is the stream's context id.

@@ -23,6 +23,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -40,6 +41,10 @@ type Options struct {
 	// Logs, when set, receives wasmhost and plugin logs (default: warnings
 	// to t.Log).
 	Logs io.Writer
+	// TracerProvider, when set, is the event service's.
+	TracerProvider trace.TracerProvider
+	// Logic is the counter business logic (default: a plain one).
+	Logic *counter.Service
 }
 
 // Stack is one running deployment: redis, event service, counter logic and
@@ -70,7 +75,7 @@ func Start(t testing.TB, o Options) *Stack {
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	s.Redis = testredis.Start(t)
-	s.esCfg = eventsvc.Config{Store: "redis://" + s.Redis + "/0", Logger: logger}
+	s.esCfg = eventsvc.Config{Store: "redis://" + s.Redis + "/0", Logger: logger, TracerProvider: o.TracerProvider}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +91,11 @@ func Start(t testing.TB, o Options) *Stack {
 	s.Logic = llis.Addr().String()
 	lctx, lcancel := context.WithCancel(context.Background())
 	ldone := make(chan error, 1)
-	go func() { ldone <- counter.Serve(lctx, llis, &counter.Service{}) }()
+	logic := o.Logic
+	if logic == nil {
+		logic = &counter.Service{}
+	}
+	go func() { ldone <- counter.Serve(lctx, llis, logic) }()
 	t.Cleanup(func() {
 		lcancel()
 		<-ldone

@@ -94,12 +94,18 @@ type Service struct {
 	pb.UnimplementedBusinessLogicServer
 	// SnapshotEvery asks for a snapshot every so many events (0: never).
 	SnapshotEvery int
+	// Seen, when set, is called with each Handle call's context (tests:
+	// the request's metadata).
+	Seen func(ctx context.Context, cc *pb.ContextualCommand)
 }
 
 var _ pb.BusinessLogicServer = (*Service)(nil)
 
 // Handle implements angzarr.BusinessLogic/Handle.
-func (s *Service) Handle(_ context.Context, cc *pb.ContextualCommand) (*pb.EventBook, error) {
+func (s *Service) Handle(ctx context.Context, cc *pb.ContextualCommand) (*pb.EventBook, error) {
+	if s.Seen != nil {
+		s.Seen(ctx, cc)
+	}
 	return Decide(cc, s.SnapshotEvery)
 }
 
