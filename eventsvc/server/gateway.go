@@ -63,7 +63,7 @@ func (g *Gateway) ExecuteStream(cmd *pb.CommandBook, stream pb.CommandGateway_Ex
 }
 
 // ExecuteStreamResponseCount executes the command and streams until count
-// books were sent.
+// events (pages) were sent.
 func (g *Gateway) ExecuteStreamResponseCount(req *pb.ExecuteStreamCountRequest, stream pb.CommandGateway_ExecuteStreamResponseCountServer) error {
 	if req.GetCount() == 0 {
 		return g.s.fail(stream.Context(), "ExecuteStreamResponseCount", store.Invalid("count", "must be positive"))
@@ -145,7 +145,9 @@ func (g *Gateway) execute(stream bookStream, cmd *pb.CommandBook, count int, d t
 				if err := stream.Send(b); err != nil {
 					return err
 				}
-				if sent++; count > 0 && sent >= count {
+				// Count events, not books: how pages are grouped into books
+				// depends on when the feed reads them.
+				if sent += len(b.GetPages()); count > 0 && sent >= count {
 					return nil
 				}
 			}

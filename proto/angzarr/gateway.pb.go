@@ -24,12 +24,13 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// A command to execute, streaming until count books have been received.
+// A command to execute, streaming until count events have been received.
 type ExecuteStreamCountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The command to execute.
 	Command *CommandBook `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
-	// How many event books to stream before the server ends the stream.
+	// How many events (pages, however they are grouped into books) to stream
+	// before the server ends the stream; the last book may carry more.
 	Count         uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -36,7 +36,7 @@ type CommandGatewayClient interface {
 	// Send a command and stream its events (and the events it causes) until
 	// the client leaves.
 	ExecuteStream(ctx context.Context, in *CommandBook, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventBook], error)
-	// Stream until a number of event books has been received.
+	// Stream until a number of events has been received.
 	ExecuteStreamResponseCount(ctx context.Context, in *ExecuteStreamCountRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventBook], error)
 	// Stream for a given duration.
 	ExecuteStreamResponseTime(ctx context.Context, in *ExecuteStreamTimeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventBook], error)
@@ -117,7 +117,7 @@ type CommandGatewayServer interface {
 	// Send a command and stream its events (and the events it causes) until
 	// the client leaves.
 	ExecuteStream(*CommandBook, grpc.ServerStreamingServer[EventBook]) error
-	// Stream until a number of event books has been received.
+	// Stream until a number of events has been received.
 	ExecuteStreamResponseCount(*ExecuteStreamCountRequest, grpc.ServerStreamingServer[EventBook]) error
 	// Stream for a given duration.
 	ExecuteStreamResponseTime(*ExecuteStreamTimeRequest, grpc.ServerStreamingServer[EventBook]) error
