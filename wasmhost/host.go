@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -343,6 +344,20 @@ var (
 	compilationCacheOnce sync.Once
 	compilationCache     wazero.CompilationCache
 )
+
+// compileLocks holds one mutex per module (by sha256): hosts that load the
+// same module at once (angzarr dev starts a proxy per domain) wait for the
+// first compile and then hit the shared cache instead of compiling in
+// parallel.
+var compileLocks sync.Map // [32]byte -> *sync.Mutex
+
+// compile compiles module in rt, once per process for equal bytes.
+func compile(ctx context.Context, rt wazero.Runtime, module []byte) (wazero.CompiledModule, error) {
+	mu, _ := compileLocks.LoadOrStore(sha256.Sum256(module), &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	return rt.CompileModule(ctx, module)
+}
 
 // sharedCompilationCache is the process-wide in-memory compilation cache:
 // a module is compiled once per process, whatever the number of VMs,

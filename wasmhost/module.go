@@ -46,7 +46,7 @@ func newGeneration(ctx context.Context, h *Host, p Plugin) (*generation, error) 
 	if err := registerHostModules(ctx, g.rt, funcs, h.profile); err != nil {
 		return nil, err
 	}
-	compiled, err := g.rt.CompileModule(ctx, p.Module)
+	compiled, err := compile(ctx, g.rt, p.Module)
 	if err != nil {
 		return nil, &LoadError{Reason: "Failed to load Wasm bytecode", Err: err}
 	}
