@@ -130,6 +130,10 @@ type Dispatcher struct {
 	metrics *metrics
 	tracer  trace.Tracer
 	links   *traceLinks
+	// linking is held (read) by each append through NotifyingStore from
+	// before its commit until its trace link is recorded; settle waits for
+	// those in flight.
+	linking sync.RWMutex
 	backoff backoff
 	conns   *conns
 	wake    *waker

@@ -142,6 +142,16 @@ func (d *Dispatcher) Appended(ctx context.Context, domain string, position *pb.L
 	d.links.put(traceKey{domain, position.GetPartition(), position.GetOffset()}, sc)
 }
 
+// settle waits until the appends in flight through this process have
+// recorded their trace links: a worker calls it after a fetch, because an
+// entry it fetched may have been committed by an append that has not
+// recorded its link yet.
+func (d *Dispatcher) settle() {
+	d.linking.Lock()
+	//lint:ignore SA2001 an empty critical section is the point: it waits for the appends holding the read lock
+	d.linking.Unlock()
+}
+
 // deliveryContext returns ctx with the trace context of the append that
 // stored book (when this process remembers it) as the remote parent, and
 // the book's correlation id for the logs.

@@ -87,6 +87,7 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
+		w.d.settle()
 		offsets := w.handle(ctx, books)
 		if ctx.Err() != nil {
 			return // not committed: delivered again by the next run
