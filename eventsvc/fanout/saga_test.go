@@ -148,6 +148,9 @@ func TestSagaCommandsExecutedOnce(t *testing.T) {
 		for _, s := range cfg.GetSubscriptions() {
 			eventually(t, 10*time.Second, s.GetName()+"'s checkpoints", func() bool {
 				p, err := admin.GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: s.GetName()})
+				if status.Code(err) == codes.NotFound {
+					return false // the dispatcher has not applied its configuration yet
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
