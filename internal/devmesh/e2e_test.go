@@ -361,10 +361,13 @@ func TestDevMeshEndToEnd(t *testing.T) {
 	if want := []string{"examples.CustomerCreated", "examples.LoyaltyPointsAdded", "examples.LoyaltyPointsAdded"}; !equal(got, want) {
 		t.Errorf("customer events after restart %v, want %v", got, want)
 	}
-	// HandleSync without waiting (SIMPLE and CASCADE need the filter's sync
-	// modes, not implemented yet).
+	// HandleSync: NONE answers with the events; SIMPLE also with the
+	// synchronous order-summary projection.
 	if out := e.run("send", "customer", "bob-e2e", "CreateCustomer", `{"name":"Bob","email":"bob@example.com"}`, "--sync", "none"); !strings.Contains(out, "examples.CustomerCreated") {
 		t.Errorf("send --sync none printed:\n%s", out)
+	}
+	if out := e.run("send", "order", "order-e2e-sync", "CreateOrder", `{"customerId":"bob-e2e","items":[{"productId":"mug-e2e","name":"Mug","quantity":1,"unitPriceCents":1250}]}`, "--sync", "simple"); !strings.Contains(out, "examples.OrderCreated") || !strings.Contains(out, "order-summary") {
+		t.Errorf("send --sync simple printed no order-summary projection:\n%s", out)
 	}
 	e.run("send", "order", "order-e2e-2", "CreateOrder", `{"customerId":"alice-e2e","items":[{"productId":"mug-e2e","name":"Mug","quantity":1,"unitPriceCents":1250}]}`)
 	e.run("send", "order", "order-e2e-2", "SubmitPayment", `{"paymentMethod":"card","amountCents":1250}`, "--expect-sequence", "1")
