@@ -54,7 +54,12 @@
 // # VMs and concurrency
 //
 // Config.VMs VMs (default GOMAXPROCS), one per Envoy worker, all from one
-// compilation (wazero compiler, process-wide compilation cache). A stream
+// compilation (wazero compiler, process-wide compilation cache). As Envoy
+// gives each downstream connection to one worker, Serve gives each
+// connection one VM (round-robin at accept) and runs all its streams there,
+// so a plugin's per-VM state (the angzarr filter's aggregate cache) sees a
+// client's whole conversation; streams served through ServeHTTP on another
+// server, or whose VM is being replaced, go to the least busy VM. A stream
 // stays on one VM. A VM is single-threaded: every call into it — stream
 // callbacks, callout results, ticks, queue notifications — holds the VM's
 // lock; callouts run on their own goroutines and post their results back

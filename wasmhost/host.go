@@ -30,6 +30,9 @@ type Host struct {
 	updateMu     sync.Mutex
 
 	upstream *http.Transport // to Config.Upstream
+	// connSeq numbers accepted downstream connections: connection i is
+	// served by worker (VM slot) i mod VMs.
+	connSeq  atomic.Uint64
 	callouts *http.Transport // to clusters
 	shared   *sharedStore
 	metrics  *metricsRegistry
@@ -192,7 +195,11 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.release()
 
 	actx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	v, err := g.pool.acquire(actx)
+	worker, ok := r.Context().Value(connWorkerKey{}).(int)
+	if !ok {
+		worker = -1
+	}
+	v, err := g.pool.acquire(actx, worker)
 	cancel()
 	p := &proxyStream{h: h, w: w, r: r}
 	if err != nil {
@@ -217,17 +224,23 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Serve accepts h2c (and HTTP/1.1) connections on ln and proxies them until
 // ctx is done; it then shuts the server down gracefully and returns nil.
 func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
-	return serveHTTP(ctx, ln, h, h.log)
+	return serveHTTP(ctx, ln, h, h.log, func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connWorkerKey{}, int(h.connSeq.Add(1)-1))
+	})
 }
+
+// connWorkerKey keys the worker (VM slot) of a downstream connection in its
+// requests' contexts.
+type connWorkerKey struct{}
 
 // ServeAdmin serves the admin endpoints on ln until ctx is done:
 // /stats/prometheus (metrics in Prometheus text format, plugin metrics
 // named as Envoy exports them) and /ready.
 func (h *Host) ServeAdmin(ctx context.Context, ln net.Listener) error {
-	return serveHTTP(ctx, ln, h.AdminHandler(), h.log)
+	return serveHTTP(ctx, ln, h.AdminHandler(), h.log, nil)
 }
 
-func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger, connContext func(context.Context, net.Conn) context.Context) error {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -237,6 +250,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, log *
 		ReadHeaderTimeout: 30 * time.Second,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext:       connContext,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -8,8 +8,11 @@ import (
 )
 
 // pool holds one VM per worker, like Envoy's per-worker VMs. A stream is
-// bound to one VM for its whole life; new streams go to the healthy VM with
-// the fewest streams. A VM that fails is replaced in the background by a
+// bound to one VM for its whole life. As in Envoy, where a downstream
+// connection belongs to one worker, the streams of a connection accepted by
+// Serve go to that connection's VM (its worker, chosen round-robin at
+// accept); other streams, and those whose VM is being replaced, go to the
+// healthy VM with the fewest streams. A VM that fails is replaced in the background by a
 // freshly started one, while its own streams fail (or pass through).
 type pool struct {
 	g      *generation
@@ -40,9 +43,10 @@ func newPool(ctx context.Context, g *generation, n int) (*pool, error) {
 	return p, nil
 }
 
-// acquire returns a healthy VM for a new stream, waiting (bounded by ctx)
-// while replacements start.
-func (p *pool) acquire(ctx context.Context) (*vm, error) {
+// acquire returns a healthy VM for a new stream: the one of worker when it
+// is healthy (worker < 0: none preferred), else the least busy, waiting
+// (bounded by ctx) while replacements start.
+func (p *pool) acquire(ctx context.Context, worker int) (*vm, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
@@ -55,16 +59,15 @@ func (p *pool) acquire(ctx context.Context) (*vm, error) {
 		if p.closed {
 			return nil, ErrClosed
 		}
-		var best *vm
 		n := len(p.slots)
-		for i := 0; i < n; i++ {
-			v := p.slots[(p.next+i)%n]
-			if v == nil || v.isFailed() {
-				continue
-			}
-			if best == nil || v.active < best.active {
+		var best *vm
+		if worker >= 0 {
+			if v := p.slots[worker%n]; v != nil && !v.isFailed() {
 				best = v
 			}
+		}
+		if best == nil {
+			best = p.leastBusy()
 		}
 		if best != nil {
 			p.next = (p.next + 1) % n
@@ -79,6 +82,23 @@ func (p *pool) acquire(ctx context.Context) (*vm, error) {
 		}
 		p.cond.Wait()
 	}
+}
+
+// leastBusy is the healthy VM with the fewest streams (nil if none); ties
+// rotate (mu held).
+func (p *pool) leastBusy() *vm {
+	var best *vm
+	n := len(p.slots)
+	for i := 0; i < n; i++ {
+		v := p.slots[(p.next+i)%n]
+		if v == nil || v.isFailed() {
+			continue
+		}
+		if best == nil || v.active < best.active {
+			best = v
+		}
+	}
+	return best
 }
 
 // release ends a stream on v.
