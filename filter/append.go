@@ -23,6 +23,9 @@ func (s *Stream) appendPages(pages []*wire.EventPage, snapshot []byte, onOK func
 	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Append", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
 		func(s *Stream, msg []byte, st *Status) {
 			if st != nil {
+				// Refused, failed or timed out (perhaps stored after all):
+				// the cached history is in doubt.
+				s.p.cache.drop(cacheKey(s.cover))
 				if st.Code == Aborted {
 					s.p.metrics.conflict(s.domain)
 					onConflict()
@@ -33,14 +36,37 @@ func (s *Stream) appendPages(pages []*wire.EventPage, snapshot []byte, onOK func
 			}
 			resp, err := wire.DecodeAppendResponse(msg)
 			if err != nil {
+				s.p.cache.drop(cacheKey(s.cover))
 				s.fail(statusf(Unavailable, "event service: undecodable AppendResponse: %v", err), OutcomeUnavailable)
 				return
 			}
+			s.cacheAppended(pages, snapshot, resp)
 			onOK(resp)
 		})
 	if st != nil {
 		s.fail(st, OutcomeUnavailable)
 	}
+}
+
+// cacheAppended adds the pages just stored to the cached history, or drops
+// it when the append leaves it unclear what a load would now answer: a
+// Record, a snapshot, forced sequences, a duplicate.
+func (s *Stream) cacheAppended(pages []*wire.EventPage, snapshot []byte, resp *wire.AppendResponse) {
+	key := cacheKey(s.cover)
+	keep := s.kind != kindRecord && snapshot == nil && !resp.Duplicate
+	for _, p := range pages {
+		keep = keep && !p.Force
+	}
+	if !keep {
+		s.p.cache.drop(key)
+		return
+	}
+	stored, err := wire.PageFields(resp.Book)
+	if err != nil {
+		s.p.cache.drop(key)
+		return
+	}
+	s.p.cache.extend(key, s.expected, stored, resp.NextSequence)
 }
 
 // reportConflict reloads the aggregate to learn its current sequence and
@@ -57,6 +83,10 @@ func (s *Stream) reportConflict(why string) {
 func (s *Stream) appendDecision(book *wire.EventBook) {
 	if len(book.Pages) == 0 && book.SnapshotState == nil {
 		// The command decided nothing: nothing to store.
+		if s.fromCache {
+			s.verifyCached(func() { s.complete(nil, OutcomeOK) })
+			return
+		}
 		s.complete(nil, OutcomeOK)
 		return
 	}

@@ -41,10 +41,12 @@ type loadResult struct {
 
 func (r loadResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
-// runLoad sends counter commands from clients goroutines for d, each client
-// on its own aggregates (sequence known, no conflicts).
-func runLoad(b *testing.B, cl pb.BusinessCoordinatorClient, clients int, d time.Duration) loadResult {
+// runLoad sends counter commands from one goroutine per client for d, each
+// client on its own connection and its own aggregates (sequence known, no
+// conflicts).
+func runLoad(b *testing.B, cls []pb.BusinessCoordinatorClient, d time.Duration) loadResult {
 	b.Helper()
+	clients := len(cls)
 	var mu sync.Mutex
 	var lats []time.Duration
 	var wg sync.WaitGroup
@@ -69,7 +71,7 @@ func runLoad(b *testing.B, cl pb.BusinessCoordinatorClient, clients int, d time.
 					Pages: []*pb.CommandPage{counter.Command(1, seq)}}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				t0 := time.Now()
-				_, err := cl.Handle(ctx, cmd)
+				_, err := cls[c].Handle(ctx, cmd)
 				cancel()
 				if err != nil {
 					errs <- err
@@ -118,6 +120,23 @@ func filterWasm(b *testing.B) string {
 	return wasmFile
 }
 
+// dialClients opens n connections to addr, one client on each: like n
+// client processes. (Behind Envoy, the streams of one connection all run on
+// the worker that accepted it; wasmhost does the same.)
+func dialClients(b *testing.B, addr string, n int) []pb.BusinessCoordinatorClient {
+	b.Helper()
+	cls := make([]pb.BusinessCoordinatorClient, n)
+	for i := range cls {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		cls[i] = pb.NewBusinessCoordinatorClient(conn)
+	}
+	return cls
+}
+
 // BenchmarkCommandPath compares the full command path (client → wasmhost +
 // filter → eventsvc on Redis → counter logic) with a hand-written service
 // doing the same work directly on the same Redis, at 1 and 16 clients.
@@ -133,22 +152,19 @@ func BenchmarkCommandPath(b *testing.B) {
 	done := make(chan error, 1)
 	go func() { done <- directsvc.Serve(ctx, lis, direct) }()
 	defer func() { cancel(); <-done }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	directCl := pb.NewBusinessCoordinatorClient(conn)
+	const maxClients = 16
+	fullCls := dialClients(b, s.Proxy, maxClients)
+	directCls := dialClients(b, lis.Addr().String(), maxClients)
 
 	for i := 0; i < b.N; i++ {
 		// Warm up both paths (connections, VM compilation, Redis scripts).
-		runLoad(b, s.Coordinator(), 4, 300*time.Millisecond)
-		runLoad(b, directCl, 4, 300*time.Millisecond)
+		runLoad(b, fullCls, 300*time.Millisecond)
+		runLoad(b, directCls, 300*time.Millisecond)
 		fmt.Printf("\nCommand path vs direct Redis service (counter, %v per run, histories <= %d events)\n", loadDuration, commandsPerAggregate)
 		fmt.Printf("%-8s %-9s %10s %10s %10s   %s\n", "clients", "path", "cmds/s", "p50", "p99", "ratio (angzarr/direct)")
 		for _, clients := range []int{1, 16} {
-			full := runLoad(b, s.Coordinator(), clients, loadDuration)
-			base := runLoad(b, directCl, clients, loadDuration)
+			full := runLoad(b, fullCls[:clients], loadDuration)
+			base := runLoad(b, directCls[:clients], loadDuration)
 			fmt.Printf("%-8d %-9s %10.0f %10v %10v\n", clients, "angzarr", full.rate(), full.p50.Round(time.Microsecond), full.p99.Round(time.Microsecond))
 			fmt.Printf("%-8d %-9s %10.0f %10v %10v   throughput %.2f, p50 +%v\n", clients, "direct", base.rate(),
 				base.p50.Round(time.Microsecond), base.p99.Round(time.Microsecond), full.rate()/base.rate(), (full.p50 - base.p50).Round(time.Microsecond))
@@ -161,14 +177,27 @@ func BenchmarkCommandPath(b *testing.B) {
 
 // BenchmarkFilterModule drives the built module directly (no network) to
 // measure the CPU the filter itself costs per command and its heap after
-// 100,000 commands (or as many as fit in about 60 s, reported).
+// 100,000 commands (or as many as fit in about 60 s, reported), with the
+// aggregate cache off (every command loads; the heap must stay flat) and
+// on (the default; the heap grows to the cache's bound, then stays).
 func BenchmarkFilterModule(b *testing.B) {
 	bin, err := os.ReadFile(filterWasm(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < b.N; i++ {
-		d, err := wasmdrive.New(context.Background(), bin, []byte(`{"domains":["counter"]}`))
+		for _, c := range []struct{ name, cfg string }{
+			{"cache-off", `{"domains":["counter"],"aggregate_cache_bytes":-1}`},
+			{"cache-on", `{"domains":["counter"]}`},
+		} {
+			filterModuleRun(b, bin, c.name, c.cfg)
+		}
+	}
+}
+
+func filterModuleRun(b *testing.B, bin []byte, name, cfg string) {
+	{
+		d, err := wasmdrive.New(context.Background(), bin, []byte(cfg))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -195,15 +224,15 @@ func BenchmarkFilterModule(b *testing.B) {
 		}
 		perCmd := d.WasmTime / time.Duration(n)
 		live := d.Gauges["angzarr.filter.heap_live_bytes"]
-		fmt.Printf("\nFilter module alone (wazero compiler, no network): %d commands", n)
+		fmt.Printf("\nFilter module alone, %s (wazero compiler, no network): %d commands", name, n)
 		if n < target {
 			fmt.Printf(" (stopped at 60 s, short of %d)", target)
 		}
 		fmt.Printf("\n  wasm CPU per command: %v (all proxy_on_* callbacks of one Handle)\n", perCmd)
 		fmt.Printf("  Go heap live after GC: %d KiB at 10k commands, %d KiB at %d; runtime memory %d KiB; linear memory %d KiB\n",
 			at10k/1024, live/1024, n, d.Gauges["angzarr.filter.runtime_memory_bytes"]/1024, d.MemoryBytes()/1024)
-		b.ReportMetric(float64(perCmd.Nanoseconds())/1000, "wasm-µs/cmd")
-		b.ReportMetric(float64(live), "heap-live-bytes")
+		b.ReportMetric(float64(perCmd.Nanoseconds())/1000, "wasm-µs/cmd-"+name)
+		b.ReportMetric(float64(live), "heap-live-bytes-"+name)
 		d.Close()
 	}
 }

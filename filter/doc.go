@@ -18,6 +18,16 @@
 // has no pages, which the logic answers with an empty EventBook — and
 // replace the probe's answer.
 //
+// # Aggregate cache
+//
+// Each VM keeps the histories of the aggregates it wrote last (aggCache,
+// bounded by aggregate_cache_bytes): a command that states its expected
+// sequence, has no idempotency key and finds an entry at that sequence goes
+// to the logic without a load. A stale entry cannot change an answer: the
+// append at the stale sequence conflicts (ABORTED after a fresh load), and
+// a decision that stores nothing (a rejection, an empty decision) is
+// checked against a fresh load before it is answered.
+//
 // # Sync modes (HandleSync)
 //
 // SYNC_MODE_SIMPLE: once the events are stored, the filter calls every

@@ -16,6 +16,8 @@ type Plugin struct {
 	callouts map[uint32]pendingCall
 	metrics  *metrics
 	random   func() uint64
+	// cache holds recently written histories (nil when switched off).
+	cache *aggCache
 }
 
 // pendingCall is a callout waiting for its result.
@@ -55,6 +57,9 @@ func (p *Plugin) Configure(raw []byte) error {
 		return err
 	}
 	p.cfg = cfg
+	// A new configuration starts with an empty cache (it may serve other
+	// domains, or bound the cache differently).
+	p.cache = newAggCache(cfg.AggregateCacheBytes)
 	if cfg.PassThrough() {
 		p.host.Log(LogInfo, "angzarr filter: configured as pass-through (no domains)")
 	} else {

@@ -192,7 +192,50 @@ func (s *Stream) startCommand(cmd *wire.CommandBook) {
 	s.setCorrelation(cmd.Cover)
 	s.cmd = cmd
 	s.idemKey = idempotencyKey(cmd)
+	if s.startFromCache() {
+		return
+	}
 	s.load(s.onCommandLoaded)
+}
+
+// startFromCache forwards the command with the cached history instead of
+// loading it, when the cache may be used for it (see aggCache).
+func (s *Stream) startFromCache() bool {
+	if s.idemKey != "" || s.cmd.AutoResequence {
+		return false
+	}
+	e, ok := s.p.cache.get(cacheKey(s.cover))
+	if !ok || e.next != s.cmd.Pages[0].Sequence {
+		return false
+	}
+	s.fromCache = true
+	s.expected = e.next
+	s.forward(wire.ContextualCommand(e.book, s.cover, s.cmd))
+	return true
+}
+
+// verifyCached checks a decision made on the cached history that stores
+// nothing (a business rejection, an empty decision), which no write
+// conflict would catch: a fresh load decides whether it stands (current
+// runs) or the command's expected sequence was stale (ABORTED).
+func (s *Stream) verifyCached(current func()) {
+	s.fromCache = false
+	s.load(func(resp *wire.LoadResponse) {
+		if resp.NextSequence != s.expected {
+			s.fail(conflictStatus(s.cover, s.expected, resp.NextSequence, ""), OutcomeAborted)
+			return
+		}
+		current()
+	})
+}
+
+// verifyRejection passes a business rejection of a command decided on the
+// cached history on once verifyCached confirms the history was current.
+func (s *Stream) verifyRejection() {
+	s.verifyCached(func() {
+		s.finish(OutcomeRejected)
+		s.resume(StreamResponse)
+	})
 }
 
 // load asks the event service for the aggregate's history.
@@ -210,6 +253,9 @@ func (s *Stream) load(then func(resp *wire.LoadResponse)) {
 			if err != nil {
 				s.fail(statusf(Unavailable, "event service: undecodable LoadResponse: %v", err), OutcomeUnavailable)
 				return
+			}
+			if resp.Prior == nil {
+				s.p.cache.put(cacheKey(s.cover), resp.Book, resp.NextSequence)
 			}
 			then(resp)
 		})

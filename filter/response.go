@@ -23,6 +23,7 @@ func (s *Stream) onResponseHeaders(endOfStream bool) Action {
 		_ = h.ReplaceHeader(ResponseHeaders, CorrelationHeader, s.correlation)
 	}
 	if endOfStream {
+		s.trailersOnly = true
 		code, _ := h.GetHeader(ResponseHeaders, "grpc-status")
 		if s.probe != nil {
 			// The answer is already decided, but a trailers-only response
@@ -33,6 +34,10 @@ func (s *Stream) onResponseHeaders(endOfStream bool) Action {
 				"business logic refused the no-op probe (a CommandBook without pages must be answered with an empty EventBook): status "+code+": "+msg))
 			s.finish(OutcomeError)
 			return Continue
+		}
+		if s.fromCache && code != "0" && code != "" {
+			s.verifyRejection()
+			return Pause
 		}
 		s.finish(rejectionOutcome(code))
 	}
@@ -94,6 +99,10 @@ func (s *Stream) onResponseTrailers() Action {
 	code, _ := h.GetHeader(ResponseTrailers, "grpc-status")
 	if code != "0" {
 		// A business rejection: pass it through, nothing stored.
+		if s.fromCache {
+			s.verifyRejection()
+			return Pause
+		}
 		s.finish(OutcomeRejected)
 		return Continue
 	}

@@ -66,6 +66,11 @@ type Stream struct {
 	// expected is the aggregate sequence the next append expects.
 	expected uint32
 	retries  int
+	// fromCache: the logic decided on the cached history (aggCache), not
+	// on a fresh load.
+	fromCache bool
+	// trailersOnly: the logic's response ended with its headers.
+	trailersOnly bool
 	// probe, when set, is the answer (an encoded CommandResponse) to send
 	// instead of the upstream's: the request forwarded to the logic is a
 	// no-op probe.
@@ -148,13 +153,19 @@ func (s *Stream) fail(st *Status, o Outcome) {
 		return
 	}
 	h := s.host()
-	_ = h.SetBuffer(ResponseBody, nil)
-	_ = h.ReplaceHeader(ResponseTrailers, "grpc-status", grpcStatusHeader(st.Code))
-	_ = h.ReplaceHeader(ResponseTrailers, "grpc-message", encodeGrpcMessage(st.Message))
-	if d := st.detailsHeader(); d != "" {
-		_ = h.ReplaceHeader(ResponseTrailers, "grpc-status-details-bin", d)
+	// A trailers-only response carries its status in the headers.
+	m := ResponseTrailers
+	if s.trailersOnly {
+		m = ResponseHeaders
 	} else {
-		_ = h.RemoveHeader(ResponseTrailers, "grpc-status-details-bin")
+		_ = h.SetBuffer(ResponseBody, nil)
+	}
+	_ = h.ReplaceHeader(m, "grpc-status", grpcStatusHeader(st.Code))
+	_ = h.ReplaceHeader(m, "grpc-message", encodeGrpcMessage(st.Message))
+	if d := st.detailsHeader(); d != "" {
+		_ = h.ReplaceHeader(m, "grpc-status-details-bin", d)
+	} else {
+		_ = h.RemoveHeader(m, "grpc-status-details-bin")
 	}
 	s.resume(StreamResponse)
 }

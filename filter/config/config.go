@@ -27,6 +27,9 @@ const (
 	DefaultProjectorTimeout     = 5 * time.Second
 	DefaultSagaTimeout          = 10 * time.Second
 	DefaultCascadeTimeout       = 30 * time.Second
+	DefaultAggregateCacheBytes  = 4 << 20
+	// MaxAggregateCacheBytes bounds aggregate_cache_bytes (per VM).
+	MaxAggregateCacheBytes = 1 << 30
 	// MaxCascadeDepthLimit is the largest max_cascade_depth accepted.
 	MaxCascadeDepthLimit = 64
 )
@@ -86,6 +89,13 @@ type Config struct {
 	// never). The filter carries it but does not act on it yet: snapshots
 	// are stored when the business logic returns snapshot_state.
 	SnapshotEvery int `json:"snapshot_every,omitempty"`
+	// AggregateCacheBytes bounds the histories the filter keeps in memory
+	// (per VM, so per Envoy worker) to skip the event-service load of an
+	// aggregate it just wrote; -1 switches the cache off. Default 4 MiB.
+	// The cache never changes an answer: a stale entry shows up as a write
+	// conflict or a rejection, both of which are checked against a fresh
+	// load (see the filter package documentation).
+	AggregateCacheBytes int `json:"aggregate_cache_bytes,omitempty"`
 }
 
 // Projector is a synchronous projector the filter calls on the command
@@ -242,6 +252,9 @@ func (c *Config) applyDefaults() {
 	if c.CascadeTimeout == 0 {
 		c.CascadeTimeout = Duration(DefaultCascadeTimeout)
 	}
+	if c.AggregateCacheBytes == 0 {
+		c.AggregateCacheBytes = DefaultAggregateCacheBytes
+	}
 }
 
 // Validate reports every problem of the configuration at once.
@@ -265,6 +278,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BusinessLogicTimeout < 0 {
 		errs = append(errs, errors.New("business_logic_timeout: must be positive"))
+	}
+	if c.AggregateCacheBytes < -1 || c.AggregateCacheBytes > MaxAggregateCacheBytes {
+		errs = append(errs, fmt.Errorf("aggregate_cache_bytes: must be -1 (off) or between 1 and %d, got %d", MaxAggregateCacheBytes, c.AggregateCacheBytes))
 	}
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: must be positive, got %d", c.MaxBodyBytes))

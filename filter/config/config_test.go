@@ -60,6 +60,17 @@ func TestDecode(t *testing.T) {
 					t.Fatal("coordinator for order")
 				}
 			}},
+		{name: "aggregate cache default", in: `{"domains":["order"]}`, check: func(t *testing.T, c *Config) {
+			if c.AggregateCacheBytes != DefaultAggregateCacheBytes {
+				t.Fatalf("aggregate_cache_bytes %d, want %d", c.AggregateCacheBytes, DefaultAggregateCacheBytes)
+			}
+		}},
+		{name: "aggregate cache off", in: `{"domains":["order"],"aggregate_cache_bytes":-1}`, check: func(t *testing.T, c *Config) {
+			if c.AggregateCacheBytes != -1 {
+				t.Fatalf("aggregate_cache_bytes %d, want -1", c.AggregateCacheBytes)
+			}
+		}},
+		{name: "aggregate cache out of range", in: `{"aggregate_cache_bytes":-2}`, wantErr: []string{"aggregate_cache_bytes: must be -1 (off)"}},
 		{name: "nested key in the wrong case", in: `{"sagas":[{"Name":"x","cluster":"c","targets":["a"]}],"coordinators":{"a":"b"}}`,
 			wantErr: []string{"sagas[0].Name", "case-sensitive"}},
 		{name: "nested unknown key", in: `{"sync_projectors":[{"name":"x","cluster":"c","domains":["a"]}]}`,

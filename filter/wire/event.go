@@ -1,5 +1,11 @@
 package wire
 
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
 // EventPage is angzarr.EventPage.
 type EventPage struct {
 	// Num is the page's sequence when HasNum.
@@ -118,4 +124,21 @@ func (p *EventPage) Append(b []byte) []byte {
 	b = appendBytes(b, 3, p.CreatedAt)
 	b = appendBytes(b, 4, p.Event)
 	return append(b, p.unknown...)
+}
+
+// PageFields returns the encoded pages fields of a raw EventBook, tags
+// included, in order: appended to another raw EventBook they add its pages
+// after that book's own (repeated fields concatenate).
+func PageFields(bookRaw []byte) ([]byte, error) {
+	var out []byte
+	err := walk("EventBook", bookRaw, nil, func(f field) error {
+		if f.num == 3 {
+			if f.typ != protowire.BytesType {
+				return fmt.Errorf("%w: EventBook.pages: wire type %d", ErrMalformed, f.typ)
+			}
+			out = append(out, f.raw...)
+		}
+		return nil
+	})
+	return out, err
 }
