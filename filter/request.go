@@ -210,7 +210,7 @@ func (s *Stream) startFromCache() bool {
 	}
 	s.fromCache = true
 	s.expected = e.next
-	s.forward(wire.ContextualCommand(e.book, s.cover, s.cmd))
+	s.forward(wire.FramedContextualCommand(e.book, s.cover, s.cmd))
 	return true
 }
 
@@ -288,13 +288,13 @@ func (s *Stream) onCommandLoaded(resp *wire.LoadResponse) {
 		return
 	}
 	s.expected = next
-	s.forward(wire.ContextualCommand(resp.Book, s.cover, s.cmd))
+	s.forward(wire.FramedContextualCommand(resp.Book, s.cover, s.cmd))
 }
 
-// forward replaces the request body with msg, framed, and lets the request
-// go to the business logic.
-func (s *Stream) forward(msg []byte) {
-	if err := s.host().SetBuffer(RequestBody, grpcframe.Encode(msg)); err != nil {
+// forward replaces the request body with framed (a gRPC message frame) and
+// lets the request go to the business logic.
+func (s *Stream) forward(framed []byte) {
+	if err := s.host().SetBuffer(RequestBody, framed); err != nil {
 		s.fail(statusf(Internal, "replace request body: %v", err), OutcomeError)
 		return
 	}
@@ -305,7 +305,7 @@ func (s *Stream) forward(msg []byte) {
 // answer (an encoded CommandResponse) that replaces its response.
 func (s *Stream) forwardProbe(answer []byte, o Outcome) {
 	s.probe, s.probeOutcome = answer, o
-	s.forward(wire.ContextualCommand(nil, s.cover, &wire.CommandBook{Cover: s.cover}))
+	s.forward(wire.FramedContextualCommand(nil, s.cover, &wire.CommandBook{Cover: s.cover}))
 }
 
 // startRecord validates an EventBook for Record and appends it right away,

@@ -1,5 +1,11 @@
 package wire
 
+import (
+	"encoding/binary"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
 // The messages the filter builds for the business logic and the client.
 
 // ContextualCommand encodes angzarr.ContextualCommand from the loaded book
@@ -19,6 +25,43 @@ func ContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
 		b = appendMessage(b, 2, cmd.Append)
 	}
 	return b
+}
+
+// FramedContextualCommand is ContextualCommand as one uncompressed gRPC
+// message (the 5-byte length prefix, then the message), built with a
+// single allocation and a single copy of the history, which is most of the
+// bytes: this runs for every command.
+func FramedContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
+	var coverEnc, cmdEnc []byte
+	events := len(bookRaw)
+	if cover != nil {
+		coverEnc = cover.Append(nil)
+		events += fieldSize(1, len(coverEnc))
+	}
+	size := fieldSize(1, events)
+	if cmd != nil {
+		cmdEnc = cmd.Append(nil)
+		size += fieldSize(2, len(cmdEnc))
+	}
+	b := make([]byte, 5, 5+size)
+	binary.BigEndian.PutUint32(b[1:5], uint32(size))
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(events))
+	b = append(b, bookRaw...)
+	if cover != nil {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, coverEnc)
+	}
+	if cmd != nil {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendBytes(b, cmdEnc)
+	}
+	return b
+}
+
+// fieldSize is the encoded size of a length-delimited field of n bytes.
+func fieldSize(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
 }
 
 // CommandResponse encodes angzarr.CommandResponse{events} from a raw

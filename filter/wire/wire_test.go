@@ -183,3 +183,32 @@ func TestMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestFramedContextualCommand: the one-allocation framing gives exactly the
+// bytes of framing ContextualCommand's message.
+func TestFramedContextualCommand(t *testing.T) {
+	in := sampleCommand(t)
+	cb, _ := DecodeCommandBook(marshal(t, in))
+	cover := &Cover{Domain: "order", Root: in.Cover.Root.Value, CorrelationID: "corr"}
+	big := &pb.EventBook{}
+	for i := 0; i < 300; i++ {
+		big.Pages = append(big.Pages, &pb.EventPage{Sequence: &pb.EventPage_Num{Num: uint32(i)}, Event: anyOf(t, wrapperspb.Int64(int64(i)))})
+	}
+	books := [][]byte{nil, marshal(t, &pb.EventBook{Pages: big.Pages[:1]}), marshal(t, big)}
+	for _, book := range books {
+		for _, cv := range []*Cover{nil, cover} {
+			for _, cmd := range []*CommandBook{nil, cb, {Cover: cover}} {
+				msg := ContextualCommand(book, cv, cmd)
+				want := append([]byte{0, 0, 0, 0, 0}, msg...)
+				want[1], want[2], want[3], want[4] = byte(len(msg)>>24), byte(len(msg)>>16), byte(len(msg)>>8), byte(len(msg))
+				got := FramedContextualCommand(book, cv, cmd)
+				if string(got) != string(want) {
+					t.Fatalf("book %d bytes, cover %v, cmd %v: framed %x, want %x", len(book), cv != nil, cmd != nil, got, want)
+				}
+				if cap(got) != len(got) {
+					t.Fatalf("capacity %d for %d bytes: the size was not computed exactly", cap(got), len(got))
+				}
+			}
+		}
+	}
+}
