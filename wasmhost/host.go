@@ -33,6 +33,8 @@ type Host struct {
 	callouts *http.Transport // to clusters
 	shared   *sharedStore
 	metrics  *metricsRegistry
+	commands *commandMetrics
+	tracing  *tracing // nil: tracing off
 
 	bg      sync.WaitGroup // background goroutines (callouts, ticks, closes)
 	closing chan struct{}
@@ -52,14 +54,20 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	commands, err := newCommandMetrics(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	h := &Host{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		profile: profileFor(cfg.WASIProfile),
-		cache:   sharedCompilationCache(),
-		shared:  newSharedStore(),
-		metrics: newMetricsRegistry(),
-		closing: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		profile:  profileFor(cfg.WASIProfile),
+		cache:    sharedCompilationCache(),
+		shared:   newSharedStore(),
+		metrics:  newMetricsRegistry(),
+		commands: commands,
+		tracing:  newTracing(cfg.TracerProvider, cfg.SpanNames),
+		closing:  make(chan struct{}),
 	}
 	h.funcs = map[string]map[string]hostFunc{}
 	add := func(fs []hostFunc) {
@@ -81,6 +89,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.callouts = newH2CTransport()
 	g, err := newGeneration(ctx, h, cfg.Plugin)
 	if err != nil {
+		_ = commands.shutdown(ctx)
 		return nil, err
 	}
 	h.gen.Store(g)
@@ -337,7 +346,7 @@ func (h *Host) Close() error {
 	h.bg.Wait()
 	h.upstream.CloseIdleConnections()
 	h.callouts.CloseIdleConnections()
-	return nil
+	return h.commands.shutdown(context.Background())
 }
 
 var (
