@@ -29,6 +29,7 @@ type fakeStream struct {
 	reply     *fakeReply
 	continued []StreamType
 	gone      bool
+	props     map[string]string
 }
 
 type fakeReply struct {
@@ -59,7 +60,7 @@ func newFakeHost() *fakeHost {
 func (h *fakeHost) stream(id uint32) *fakeStream {
 	fs, ok := h.streams[id]
 	if !ok {
-		fs = &fakeStream{bufs: map[BufferType][]byte{}}
+		fs = &fakeStream{bufs: map[BufferType][]byte{}, props: map[string]string{}}
 		for i := range fs.maps {
 			fs.maps[i] = map[string]string{}
 		}
@@ -178,5 +179,15 @@ func (h *fakeHost) IncrementMetric(id uint32, d int64) error {
 func (h *fakeHost) RecordMetric(id uint32, v uint64) error {
 	n := h.metricName(id)
 	h.hist[n] = append(h.hist[n], v)
+	return nil
+}
+
+// SetProperty stores on the effective stream; like Envoy and wasmhost it
+// refuses the root context (no stream).
+func (h *fakeHost) SetProperty(path, value string) error {
+	if h.current == 0 {
+		return errors.New("not found: no stream")
+	}
+	h.cur().props[path] = value
 	return nil
 }

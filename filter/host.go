@@ -111,4 +111,11 @@ type Host interface {
 	IncrementMetric(id uint32, delta int64) error
 	// RecordMetric records a histogram value (or sets a gauge).
 	RecordMetric(id uint32, value uint64) error
+
+	// SetProperty stores a value on the effective stream
+	// (proxy_set_property); it fails on the root context. Envoy keeps it
+	// as the stream's filter state "wasm.<path>"; angzarr proxy reads the
+	// filter's angzarr.* properties for its spans and metrics
+	// (properties.go).
+	SetProperty(path, value string) error
 }

@@ -149,6 +149,7 @@ func (s *Stream) setCorrelation(cover *wire.Cover) {
 	}
 	s.correlation = cover.CorrelationID
 	s.cover = &wire.Cover{Domain: cover.Domain, Root: cover.Root, CorrelationID: s.correlation}
+	s.describe()
 }
 
 // idempotencyKey is the book's key, or one derived from its saga origin (a

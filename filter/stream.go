@@ -51,6 +51,9 @@ type Stream struct {
 	localReply bool
 	// finished: the outcome was recorded.
 	finished bool
+	// described: the command's domain, root and correlation id were
+	// recorded as stream properties (properties.go).
+	described bool
 	// closed: the host ended the stream.
 	closed bool
 
@@ -132,6 +135,7 @@ func (s *Stream) finish(o Outcome) {
 	}
 	s.finished = true
 	s.p.metrics.command(s.domain, o, s.host().Now().Sub(s.start))
+	s.recordOutcome(o)
 }
 
 // fail ends the command with an error status: a local reply during the

@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -44,6 +45,12 @@ func abiHTTPCall(v *vm, s []uint64) {
 	trailers.setPairs(decodePairs(trl))
 	token := v.newHTTPToken()
 	c := v.startCallout(token, calloutHTTP)
+	if v.gen.h.tracing != nil {
+		path, _ := headers.get(":path")
+		method, _ := headers.get(":method")
+		ct, _ := headers.get("content-type")
+		v.traceCallout(c, headers, path, method, strings.HasPrefix(ct, "application/grpc"))
+	}
 	v.writeU32(uint32(s[9]), token)
 	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers, timeout: time.Duration(timeout) * time.Millisecond}
 	v.gen.h.goBackground(func() { v.runHTTPCall(c, req) })
@@ -81,6 +88,9 @@ func abiGRPCCall(v *vm, s []uint64) {
 		return
 	}
 	c := v.startCallout(token, calloutGRPCCall)
+	if v.gen.h.tracing != nil {
+		v.traceCallout(c, metadata, "/"+svcName+"/"+method, "POST", true)
+	}
 	req := grpcRequest{addr: addr, path: "/" + svcName + "/" + method, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
 	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, msg) })
 	setStatus(s, statusOK)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // calloutKind tells the three kinds of root-context callouts apart.
@@ -34,6 +36,41 @@ type callout struct {
 	stream       *grpcStreamState
 	localClosed  bool
 	remoteClosed bool
+
+	// span is the callout's client span (tracing.go), nil when tracing is
+	// off; from is the stream that made the call (its properties name the
+	// span), nil on the root context.
+	span trace.Span
+	from *stream
+}
+
+// traceCallout starts the callout's client span and writes its context
+// into the callout's headers or metadata md (VM lock held).
+func (v *vm) traceCallout(c *callout, md *headerMap, path, method string, isGRPC bool) {
+	t := v.gen.h.tracing
+	if t == nil {
+		return
+	}
+	c.from = v.contextStream()
+	c.span = t.startCallout(c.from, md, path, method, isGRPC)
+}
+
+// spanFacts reads the calling stream's properties for the span (VM lock
+// held).
+func (c *callout) spanFacts() streamFacts {
+	if c.span == nil || !c.span.IsRecording() {
+		return streamFacts{}
+	}
+	return c.from.facts()
+}
+
+// endSpan ends the callout's span once.
+func (c *callout) endSpan(r result, f streamFacts) {
+	if c.span == nil {
+		return
+	}
+	endSpan(c.span, r, f, false)
+	c.span = nil
 }
 
 // calloutReply is the response of an http_call, visible to the plugin
@@ -136,9 +173,13 @@ func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 	}
 	reply, failed := v.doHTTPCall(ctx, r)
 	if c.ctx.Err() != nil {
+		c.endSpan(result{failed: true, message: "cancelled"}, streamFacts{})
 		return // cancelled by the host
 	}
+	var facts streamFacts
+	defer func() { c.endSpan(httpCallResult(r.headers, reply, failed), facts) }()
 	v.deliver(c, func() {
+		facts = c.spanFacts()
 		delete(v.callouts, calloutKey(c.token, c.kind))
 		if failed {
 			v.statusCode, v.statusMsg = uint32(statusBrokenConnection), "reset"
@@ -151,6 +192,30 @@ func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 			uint64(len(reply.headers.kv)), uint64(len(reply.body)), uint64(len(reply.trailers.kv)))
 		v.httpResp = nil
 	})
+}
+
+// httpCallResult is an http_call's outcome for its span: a gRPC call's
+// grpc-status, or the HTTP status.
+func httpCallResult(req *headerMap, reply *calloutReply, failed bool) result {
+	ct, _ := req.get("content-type")
+	r := result{isGRPC: strings.HasPrefix(ct, "application/grpc"), grpcCode: -1}
+	if failed || reply == nil {
+		r.failed, r.message = true, "reset"
+		return r
+	}
+	st, _ := reply.headers.get(":status")
+	r.httpCode, _ = strconv.Atoi(st)
+	if r.isGRPC {
+		g, ok := reply.trailers.get("grpc-status")
+		if !ok {
+			g, _ = reply.headers.get("grpc-status")
+		}
+		r.grpcCode = grpcCodeOf(g)
+		if r.httpCode != http.StatusOK {
+			r.grpcCode = httpToGRPCStatus(r.httpCode)
+		}
+	}
+	return r
 }
 
 func localCalloutReply(code int, body string) *calloutReply {
@@ -306,9 +371,13 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, msg []byte) {
 	}
 	code, text, reply := v.doGRPCCall(ctx, r, msg)
 	if c.ctx.Err() != nil {
+		c.endSpan(result{isGRPC: true, failed: true, message: "cancelled"}, streamFacts{})
 		return
 	}
+	var facts streamFacts
+	defer func() { c.endSpan(result{isGRPC: true, grpcCode: int(code), message: text}, facts) }()
 	v.deliver(c, func() {
+		facts = c.spanFacts()
 		delete(v.callouts, calloutKey(c.token, c.kind))
 		if code == grpcOK {
 			v.grpcRecv, v.grpcRecvSet = reply, true

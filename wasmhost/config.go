@@ -8,6 +8,10 @@ import (
 	"os"
 	"runtime"
 	"strings"
+
+	"go.opentelemetry.io/otel"
+	otelmetric "go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // WASIProfile names the set of WASI functions (and their behaviour) a given
@@ -87,6 +91,18 @@ type Config struct {
 	// LogLevel is the level proxy_get_log_level reports and below which
 	// plugin logs are dropped. Default slog.LevelInfo.
 	LogLevel slog.Level
+	// TracerProvider creates the proxy's spans: one server span per
+	// request, client spans for the upstream request and every callout
+	// (tracing.go). Default otel.GetTracerProvider(), resolved by New. A
+	// provider that creates no spans (no SDK installed, or noop) turns
+	// tracing off: no per-stream work, headers untouched.
+	TracerProvider trace.TracerProvider
+	// SpanNames names the spans. Default AngzarrSpanNames().
+	SpanNames *SpanNames
+	// MeterProvider receives the angzarr.command.duration and
+	// angzarr.command.total instruments. Default: a provider of the host's
+	// own, rendered at the end of /stats/prometheus.
+	MeterProvider otelmetric.MeterProvider
 }
 
 func (c *Config) withDefaults() Config {
@@ -105,6 +121,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Logger == nil {
 		out.Logger = slog.Default()
+	}
+	if out.TracerProvider == nil {
+		out.TracerProvider = otel.GetTracerProvider()
 	}
 	return out
 }

@@ -120,6 +120,27 @@
 // numbers as 8-byte doubles, maps in the pairs encoding. proxy_set_property
 // stores per stream; reading the same path returns it.
 //
+// # Tracing and command metrics
+//
+// With a Config.TracerProvider that creates spans (default: the global one,
+// as internal/telemetry installs it) the host creates the spans Envoy's
+// tracing would: a server span per downstream request, started from its
+// W3C headers, whose context replaces the request's traceparent/tracestate
+// before proxy_on_request_headers (so what the plugin forwards into its
+// callouts descends from it); a client span for the upstream request and
+// for every proxy_grpc_call / proxy_http_call (parent: the callout's own
+// traceparent metadata, else the stream's request span), injected into
+// the request. Names come from SpanNames (AngzarrSpanNames by default:
+// aggregate.handle, aggregate.execute, aggregate.sync_projectors,
+// saga.orchestrate); the plugin's angzarr.* stream properties become the
+// attributes domain, root, correlation_id and outcome. Without a provider
+// that creates spans nothing of this runs and headers pass unchanged.
+// A stream whose plugin set angzarr.domain is counted when it ends:
+// angzarr.command.duration (s) and angzarr.command.total by domain and
+// outcome, on Config.MeterProvider or, by default, appended to
+// /stats/prometheus as angzarr_command_duration_seconds and
+// angzarr_command_total.
+//
 // # Other host functions
 //
 // Metrics: counters, gauges, histograms shared by name across VMs, exported

@@ -36,6 +36,8 @@ type Host struct {
 	callouts *http.Transport // to clusters
 	shared   *sharedStore
 	metrics  *metricsRegistry
+	commands *commandMetrics
+	tracing  *tracing // nil: tracing off
 
 	bg      sync.WaitGroup // background goroutines (callouts, ticks, closes)
 	closing chan struct{}
@@ -55,14 +57,20 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	commands, err := newCommandMetrics(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	h := &Host{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		profile: profileFor(cfg.WASIProfile),
-		cache:   sharedCompilationCache(),
-		shared:  newSharedStore(),
-		metrics: newMetricsRegistry(),
-		closing: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		profile:  profileFor(cfg.WASIProfile),
+		cache:    sharedCompilationCache(),
+		shared:   newSharedStore(),
+		metrics:  newMetricsRegistry(),
+		commands: commands,
+		tracing:  newTracing(cfg.TracerProvider, cfg.SpanNames),
+		closing:  make(chan struct{}),
 	}
 	h.funcs = map[string]map[string]hostFunc{}
 	add := func(fs []hostFunc) {
@@ -84,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.callouts = newH2CTransport()
 	g, err := newGeneration(ctx, h, cfg.Plugin)
 	if err != nil {
+		_ = commands.shutdown(ctx)
 		return nil, err
 	}
 	h.gen.Store(g)
@@ -351,7 +360,7 @@ func (h *Host) Close() error {
 	h.bg.Wait()
 	h.upstream.CloseIdleConnections()
 	h.callouts.CloseIdleConnections()
-	return nil
+	return h.commands.shutdown(context.Background())
 }
 
 var (

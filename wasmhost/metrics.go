@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -9,6 +10,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	otelmetric "go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // metricsRegistry owns every metric of the host: the plugin's (defined with
@@ -144,4 +153,81 @@ func (r *metricsRegistry) writePrometheus(w io.Writer) {
 	for _, m := range host {
 		fmt.Fprintf(w, "# TYPE %s %s\n%s{} %d\n", m.name, m.typ, m.name, m.v)
 	}
+}
+
+// commandMetrics are the host's OpenTelemetry instruments: the seed's
+// angzarr.command.duration and angzarr.command.total, recorded when a
+// stream whose plugin set the angzarr.domain property ends. Unlike the
+// plugin's metrics they carry attributes (domain, outcome).
+type commandMetrics struct {
+	duration otelmetric.Float64Histogram
+	total    otelmetric.Int64Counter
+	// reg is the private registry of the default provider, rendered at
+	// /stats/prometheus; nil with Config.MeterProvider.
+	reg      *prometheus.Registry
+	shutdown func(context.Context) error
+}
+
+// Names of the instruments (Prometheus: angzarr_command_duration_seconds,
+// angzarr_command_total).
+const (
+	metricCommandDuration = "angzarr.command.duration"
+	metricCommandTotal    = "angzarr.command.total"
+)
+
+// newCommandMetrics creates the instruments on mp; with a nil mp on a
+// meter provider of their own that exports through OpenTelemetry's
+// Prometheus exporter into a private registry.
+func newCommandMetrics(mp otelmetric.MeterProvider) (*commandMetrics, error) {
+	m := &commandMetrics{shutdown: func(context.Context) error { return nil }}
+	if mp == nil {
+		m.reg = prometheus.NewRegistry()
+		exp, err := otelprom.New(otelprom.WithRegisterer(m.reg), otelprom.WithoutTargetInfo())
+		if err != nil {
+			return nil, fmt.Errorf("wasmhost: prometheus exporter: %w", err)
+		}
+		p := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+		mp, m.shutdown = p, p.Shutdown
+	}
+	meter := mp.Meter(tracerScope)
+	var err error
+	if m.duration, err = meter.Float64Histogram(metricCommandDuration,
+		otelmetric.WithDescription("commands through the proxy, from the request's start to the stream's end, by domain and outcome"),
+		otelmetric.WithUnit("s"),
+		otelmetric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)); err != nil {
+		return nil, err
+	}
+	if m.total, err = meter.Int64Counter(metricCommandTotal,
+		otelmetric.WithDescription("commands through the proxy, by domain and outcome"),
+		otelmetric.WithUnit("{command}")); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// record counts one finished command.
+func (m *commandMetrics) record(domain, outcome string, d time.Duration) {
+	attrs := otelmetric.WithAttributeSet(attribute.NewSet(attribute.String("domain", domain), attribute.String("outcome", outcome)))
+	ctx := context.Background()
+	m.duration.Record(ctx, d.Seconds(), attrs)
+	m.total.Add(ctx, 1, attrs)
+}
+
+// writePrometheus renders the private registry (nothing with
+// Config.MeterProvider).
+func (m *commandMetrics) writePrometheus(w io.Writer) error {
+	if m.reg == nil {
+		return nil
+	}
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		return err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -10,6 +10,9 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // proxyStream drives one downstream request through the plugin to the
@@ -44,6 +47,14 @@ type proxyStream struct {
 	pumpDone chan struct{}
 
 	wroteHeaders bool
+	code         int // HTTP status written downstream
+
+	// start is when the request arrived (angzarr.command.duration).
+	start time.Time
+	// reqSpan and upSpan are the request's server span and the upstream
+	// request's client span (tracing.go); nil when tracing is off.
+	reqSpan trace.Span
+	upSpan  trace.Span
 }
 
 var errInterrupted = errors.New("wasmhost: stream interrupted by the plugin")
@@ -61,6 +72,7 @@ func b2u(b bool) uint64 {
 // reset (the caller panics with http.ErrAbortHandler after cleanup).
 func (p *proxyStream) run() (abort bool) {
 	s, v, r := p.s, p.v, p.r
+	p.start = time.Now()
 	stop := context.AfterFunc(r.Context(), func() {
 		v.mu.Lock()
 		s.cancelled = true
@@ -69,14 +81,22 @@ func (p *proxyStream) run() (abort bool) {
 	})
 	defer stop()
 	p.upCtx, p.upCancel = context.WithCancel(r.Context())
-	defer p.cleanup()
+	defer func() { p.cleanup(abort) }()
 
+	reqHeaders := requestHeaderMap(r)
+	var traceCtx context.Context
+	if t := p.h.tracing; t != nil {
+		// Before the plugin sees the headers: what it forwards is the
+		// request span's context.
+		traceCtx, p.reqSpan = t.startRequest(reqHeaders, s.isGRPC)
+	}
 	v.mu.Lock()
 	if !s.bypass {
 		s.create()
 	}
+	s.traceCtx = traceCtx
 	eos := r.Body == nil || r.Body == http.NoBody
-	s.reqHeaders = requestHeaderMap(r)
+	s.reqHeaders = reqHeaders
 	s.reqContinued = false
 	res := s.callback("proxy_on_request_headers", uint64(len(s.reqHeaders.kv)), b2u(eos))
 	o := s.outcome()
@@ -101,7 +121,13 @@ func (p *proxyStream) run() (abort bool) {
 		return p.respondLocal(lr)
 	}
 
+	if t := p.h.tracing; t != nil {
+		path, _ := hdrs.get(":path")
+		method, _ := hdrs.get(":method")
+		p.upSpan = t.startCall(traceCtx, hdrs, path, method, s.isGRPC)
+	}
 	if err := p.newUpstreamRequest(hdrs, eos); err != nil {
+		p.endUpstream(result{failed: true, message: err.Error()})
 		return p.respondLocal(&localReply{code: http.StatusBadRequest, body: err.Error(), grpcStatus: -1})
 	}
 	if !eos {
@@ -110,6 +136,7 @@ func (p *proxyStream) run() (abort bool) {
 	}
 	resp, err := p.h.upstream.RoundTrip(p.upReq)
 	if err != nil {
+		p.endUpstream(result{isGRPC: s.isGRPC, failed: true, message: err.Error()})
 		v.mu.Lock()
 		o := s.outcome()
 		lr := s.local
@@ -142,9 +169,10 @@ func (p *proxyStream) run() (abort bool) {
 	return p.respond(src)
 }
 
-// cleanup stops the upstream exchange and the request pump, then finishes
-// the stream's context (proxy_on_log/done/delete).
-func (p *proxyStream) cleanup() {
+// cleanup stops the upstream exchange and the request pump, finishes the
+// stream's context (proxy_on_log/done/delete), then records the command
+// metrics and ends the spans with the stream's angzarr.* properties.
+func (p *proxyStream) cleanup(abort bool) {
 	p.upCancel()
 	if p.pumpDone != nil {
 		_ = p.r.Body.Close()
@@ -153,7 +181,90 @@ func (p *proxyStream) cleanup() {
 	}
 	p.v.mu.Lock()
 	p.s.finish()
+	var f streamFacts
+	if p.s.props != nil {
+		f = p.s.facts()
+	}
 	p.v.mu.Unlock()
+	if f.hasDomain {
+		outcome := f.outcome
+		if !f.hasOutcome {
+			outcome = "error"
+		}
+		p.h.commands.record(f.domain, outcome, time.Since(p.start))
+	}
+	if p.upSpan != nil {
+		endSpan(p.upSpan, result{isGRPC: p.s.isGRPC, failed: true, message: "stream ended before the upstream response"}, f, false)
+	}
+	if p.reqSpan != nil {
+		endSpan(p.reqSpan, p.downstreamResult(abort), f, true)
+	}
+}
+
+// downstreamResult is how the response to the client ended: the
+// grpc-status written (in trailers, or in the headers of a trailers-only
+// response), or the HTTP status.
+func (p *proxyStream) downstreamResult(abort bool) result {
+	r := result{isGRPC: p.s.isGRPC, httpCode: p.code, grpcCode: -1}
+	if abort {
+		r.failed, r.message = true, "stream reset"
+		return r
+	}
+	if !p.wroteHeaders {
+		r.failed, r.message = true, "no response: the client went away"
+		return r
+	}
+	if r.isGRPC {
+		h := p.w.Header()
+		st, msg := h[http.TrailerPrefix+"Grpc-Status"], h[http.TrailerPrefix+"Grpc-Message"]
+		if len(st) == 0 {
+			st, msg = h["Grpc-Status"], h["Grpc-Message"]
+		}
+		if len(st) > 0 {
+			r.grpcCode = grpcCodeOf(st[0])
+		}
+		if len(msg) > 0 {
+			r.message = msg[0]
+		}
+		if r.grpcCode < 0 && p.r.Context().Err() != nil {
+			r.failed, r.message = true, "the client went away"
+		}
+	}
+	return r
+}
+
+// endUpstream ends the upstream request's span (no-op without one).
+func (p *proxyStream) endUpstream(r result) {
+	if p.upSpan == nil {
+		return
+	}
+	var f streamFacts
+	if p.upSpan.IsRecording() {
+		p.v.mu.Lock()
+		f = p.s.facts()
+		p.v.mu.Unlock()
+	}
+	endSpan(p.upSpan, r, f, false)
+	p.upSpan = nil
+}
+
+// upstreamResult reads the upstream's status: grpc-status from its
+// trailers, or from its headers for a trailers-only response.
+func upstreamResult(isGRPC bool, code int, header, trailer http.Header) result {
+	r := result{isGRPC: isGRPC, httpCode: code, grpcCode: -1}
+	if !isGRPC {
+		return r
+	}
+	if code != http.StatusOK {
+		r.grpcCode, r.message = httpToGRPCStatus(code), "HTTP status "+strconv.Itoa(code)
+		return r
+	}
+	st, msg := trailer.Get("Grpc-Status"), trailer.Get("Grpc-Message")
+	if st == "" {
+		st, msg = header.Get("Grpc-Status"), header.Get("Grpc-Message")
+	}
+	r.grpcCode, r.message = grpcCodeOf(st), msg
+	return r
 }
 
 // endedInHeaders reports whether the upstream's response is its headers
@@ -376,7 +487,7 @@ func (p *proxyStream) writeDirect(lr *localReply) bool {
 	for k, vs := range h {
 		dst[k] = vs
 	}
-	p.wroteHeaders = true
+	p.wroteHeaders, p.code = true, code
 	p.w.WriteHeader(code)
 	if len(body) > 0 {
 		_, _ = p.w.Write(body)
@@ -387,8 +498,11 @@ func (p *proxyStream) writeDirect(lr *localReply) bool {
 // respond runs the response callbacks and writes the response downstream.
 func (p *proxyStream) respond(src *response) bool {
 	s, v := p.s, p.v
-	v.mu.Lock()
 	eos := src.body == nil
+	if eos && !src.local {
+		p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, nil))
+	}
+	v.mu.Lock()
 	s.respHeaders = responseHeaderMap(src.code, src.header)
 	s.respContinued = false
 	res := s.callback("proxy_on_response_headers", uint64(len(s.respHeaders.kv)), b2u(eos))
@@ -425,12 +539,16 @@ func (p *proxyStream) respond(src *response) bool {
 		n, err := src.body.Read(buf)
 		if err != nil && err != io.EOF {
 			// Upstream reset (or our own cancellation) mid-response.
+			p.endUpstream(result{isGRPC: s.isGRPC, failed: true, message: "upstream reset: " + err.Error()})
 			return true
 		}
 		eof := err == io.EOF
 		var tr http.Header
 		if eof && src.trailer != nil {
 			tr = src.trailer()
+		}
+		if eof && !src.local {
+			p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, tr))
 		}
 		hasTrailers := nonEmpty(tr)
 		v.mu.Lock()
@@ -482,7 +600,7 @@ func (p *proxyStream) writeHeaders(hdrs *headerMap, eos bool) {
 	}
 	dst := p.w.Header()
 	hdrs.toHTTP(dst)
-	p.wroteHeaders = true
+	p.wroteHeaders, p.code = true, code
 	p.w.WriteHeader(code)
 	if !eos {
 		if f, ok := p.w.(http.Flusher); ok {

@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ type stream struct {
 	bypass        bool        // plugin failed and FailOpen: no more callbacks
 	created       bool        // proxy_on_context_create done
 	props         map[string][]byte
+	// traceCtx carries the request span (tracing.go), the parent of the
+	// callouts the stream makes; nil when tracing is off.
+	traceCtx context.Context
 }
 
 func newStream(v *vm, r *http.Request) *stream {

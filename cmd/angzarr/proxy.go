@@ -41,6 +41,9 @@ Envoy does, and applies every change live.`,
 			if cfg.Logger, err = logs.logger(); err != nil {
 				return err
 			}
+			// Before wasmhost.New: the host takes the global tracer provider
+			// Setup installs (none without an OTLP endpoint: no proxy spans)
+			// for its request and callout spans.
 			stop, err := startTelemetry(cmd.Context(), "angzarr-proxy", nil, cfg.Logger)
 			if err != nil {
 				return err

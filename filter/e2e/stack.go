@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -43,6 +45,13 @@ type Options struct {
 	Logs io.Writer
 	// TracerProvider, when set, is the event service's.
 	TracerProvider trace.TracerProvider
+	// ProxyTracerProvider, when set, is the proxy's (wasmhost's request
+	// and callout spans). Default none: no proxy spans, the trace context
+	// passes through the filter as in an Envoy without tracing.
+	ProxyTracerProvider trace.TracerProvider
+	// Clusters are more callout clusters of the proxy (NAME -> HOST:PORT),
+	// beside angzarr-eventsvc and angzarr-logic.
+	Clusters map[string]string
 	// Logic is the counter business logic (default: a plain one).
 	Logic *counter.Service
 }
@@ -115,14 +124,21 @@ func Start(t testing.TB, o Options) *Stack {
 	if vms == 0 {
 		vms = 2
 	}
+	clusters := map[string]string{"angzarr-eventsvc": s.EventSvc, "angzarr-logic": s.Logic}
+	maps.Copy(clusters, o.Clusters)
+	ptp := o.ProxyTracerProvider
+	if ptp == nil {
+		ptp = noop.NewTracerProvider()
+	}
 	h, err := wasmhost.New(context.Background(), wasmhost.Config{
-		FilterPath:  o.Filter,
-		Plugin:      wasmhost.Plugin{Configuration: raw},
-		Upstream:    s.Logic,
-		Clusters:    map[string]string{"angzarr-eventsvc": s.EventSvc, "angzarr-logic": s.Logic},
-		WASIProfile: o.Profile,
-		VMs:         vms,
-		Logger:      logger,
+		FilterPath:     o.Filter,
+		Plugin:         wasmhost.Plugin{Configuration: raw},
+		Upstream:       s.Logic,
+		Clusters:       clusters,
+		WASIProfile:    o.Profile,
+		VMs:            vms,
+		Logger:         logger,
+		TracerProvider: ptp,
 	})
 	if err != nil {
 		t.Fatalf("wasmhost: %v", err)

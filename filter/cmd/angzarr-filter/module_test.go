@@ -33,7 +33,7 @@ var envoy133Env = map[string][]api.ValueType{
 	"proxy_get_log_level":                nil,
 	"proxy_get_status":                   {i32, i32, i32},
 	"proxy_get_property":                 nil,
-	"proxy_set_property":                 nil,
+	"proxy_set_property":                 {i32, i32, i32, i32},
 	"proxy_continue_stream":              {i32},
 	"proxy_close_stream":                 nil,
 	"proxy_send_local_response":          {i32, i32, i32, i32, i32, i32, i32, i32},
@@ -234,9 +234,17 @@ func TestCommandThroughModule(t *testing.T) {
 			}
 		}
 	}
+	// The facts the proxy reads, through proxy_set_property.
+	if p := d.Props; p["angzarr.domain"] != counter.Domain || p["angzarr.outcome"] != "ok" ||
+		len(p["angzarr.root"]) != 36 || len(p["angzarr.correlation_id"]) != 36 {
+		t.Fatalf("stream properties %v", p)
+	}
 	_, code, err := d.Handle(agg, mk(5, 1))
 	if err != nil || code != 10 {
 		t.Fatalf("stale command: code %d, %v", code, err)
+	}
+	if d.Props["angzarr.outcome"] != "aborted" {
+		t.Fatalf("stale command's properties %v", d.Props)
 	}
 }
 

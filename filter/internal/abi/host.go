@@ -143,6 +143,10 @@ func (host) RecordMetric(id uint32, v uint64) error {
 	return check("proxy_record_metric", proxyRecordMetric(id, v))
 }
 
+func (host) SetProperty(path, value string) error {
+	return check("proxy_set_property", proxySetProperty(sptr(path), uint32(len(path)), sptr(value), uint32(len(value))))
+}
+
 // callStatus returns the status of the callout being delivered.
 func callStatus() (filter.Code, string) {
 	var code, addr, size uint32

@@ -49,6 +49,8 @@ type Driver struct {
 	local    *LocalReply
 	status   uint32
 	statusMs string
+	// Props holds the current stream's proxy_set_property values.
+	Props map[string]string
 	// Gauges holds the last value recorded per metric name.
 	Gauges  map[string]uint64
 	metrics map[uint32]string
@@ -156,6 +158,7 @@ func (d *Driver) NewStream(headers map[string]string) (*Stream, error) {
 	d.bufs = map[uint32][]byte{}
 	d.cont = [2]bool{}
 	d.local = nil
+	d.Props = map[string]string{}
 	if _, err := d.call("proxy_on_context_create", uint64(id), rootID); err != nil {
 		return nil, err
 	}
@@ -345,6 +348,13 @@ func (d *Driver) hostModule() error {
 		if uint32(s[0]) != d.current {
 			return 2
 		}
+		return 0
+	})
+	fn("proxy_set_property", n(4), func(m api.Module, s []uint64) uint32 {
+		if d.Props == nil {
+			return 1 // root context: no stream
+		}
+		d.Props[str(m, s[0], s[1])] = str(m, s[2], s[3])
 		return 0
 	})
 	fn("proxy_define_metric", n(4), func(m api.Module, s []uint64) uint32 {

@@ -143,7 +143,31 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 	}
 	c := contexts[id]
 	c.kase, _ = getHeader(mapReqHeaders, "x-case")
+	// The facts the angzarr filter hands to the host, when the request
+	// names them.
+	for _, k := range []string{"domain", "root", "correlation_id", "outcome"} {
+		if v, s := getHeader(mapReqHeaders, "x-"+k); s == 0 {
+			setProperty("angzarr."+k, v)
+		}
+	}
 	switch c.kase {
+	case "trace", "trace-nomd", "trace-http":
+		// Report the trace context the plugin sees; "trace" forwards it
+		// into its callout as the angzarr filter does, "trace-nomd" makes
+		// the callout without it, "trace-http" makes none.
+		tp, _ := getHeader(mapReqHeaders, "traceparent")
+		ts, _ := getHeader(mapReqHeaders, "tracestate")
+		t("traceparent=" + tp + " tracestate=" + ts)
+		if c.kase == "trace-http" {
+			return 0
+		}
+		var md [][2]string
+		if c.kase == "trace" && tp != "" {
+			md = append(md, [2]string{"traceparent", tp}, [2]string{"tracestate", ts})
+		}
+		c.paused = true
+		grpcCallMD(c, "echo", "grpc.testing.TestService", "EmptyCall", nil, md)
+		return 1
 	case "headers":
 		return caseHeaders()
 	case "setpairs":
@@ -274,7 +298,11 @@ func callout(c *httpCtx, path string) {
 }
 
 func grpcCall(c *httpCtx, cluster, svc, method string, msg []byte) {
-	md := encodePairs([][2]string{{"x-from-plugin", "1"}})
+	grpcCallMD(c, cluster, svc, method, msg, [][2]string{{"x-from-plugin", "1"}})
+}
+
+func grpcCallMD(c *httpCtx, cluster, svc, method string, msg []byte, pairs [][2]string) {
+	md := encodePairs(pairs)
 	var token uint32
 	s := proxy_grpc_call(sp(cluster), uint32(len(cluster)), sp(svc), uint32(len(svc)), sp(method), uint32(len(method)), bp(md), uint32(len(md)), bp(msg), uint32(len(msg)), 5000, &token)
 	st("grpc_call", s)
@@ -489,6 +517,10 @@ func caseProperties() {
 	st("set_property", proxy_set_property(sp(path), uint32(len(path)), sp(val), uint32(len(val))))
 	v, s = getProperty("my_prop")
 	t("prop my_prop=" + v + " status=" + strconv.Itoa(int(s)))
+}
+
+func setProperty(path, val string) {
+	st("set_property "+path, proxy_set_property(sp(path), uint32(len(path)), sp(val), uint32(len(val))))
 }
 
 func caseMetrics() {
