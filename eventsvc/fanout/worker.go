@@ -63,7 +63,7 @@ func (w *worker) run(ctx context.Context) {
 	defer idle.Stop()
 	failures := 0
 	for ctx.Err() == nil {
-		books, err := w.d.st.Fetch(ctx, w.sub.GetName(), w.domain, w.partition, w.d.opts.BatchSize)
+		entries, err := w.d.st.Fetch(ctx, w.sub.GetName(), w.domain, w.partition, w.d.opts.BatchSize)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -77,7 +77,7 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		if len(books) == 0 {
+		if len(entries) == 0 {
 			idle.Reset(w.d.opts.PollInterval)
 			select {
 			case <-wake.C:
@@ -86,6 +86,10 @@ func (w *worker) run(ctx context.Context) {
 				return
 			}
 			continue
+		}
+		books := make([]*pb.EventBook, len(entries))
+		for i, e := range entries {
+			books[i] = e.Book
 		}
 		w.d.settle()
 		offsets := w.handle(ctx, books)
