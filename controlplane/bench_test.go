@@ -14,6 +14,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -118,7 +119,7 @@ func BenchmarkTranslate(b *testing.B) {
 // domain's resources) have received their new ECDS.
 func BenchmarkPush(b *testing.B) {
 	measure := func(t *Topology, sidecarDomain string) time.Duration {
-		p := newPublisher(slog.New(slog.DiscardHandler), Options{WasmFile: testWasmFile}, mustMetrics(b))
+		p := newPublisher(slog.New(slog.DiscardHandler), Options{WasmFile: testWasmFile}, mustMetrics(b), noop.NewTracerProvider().Tracer(""))
 		if _, err := p.Apply(context.Background(), t); err != nil {
 			b.Fatal(err)
 		}

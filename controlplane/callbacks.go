@@ -2,16 +2,20 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // callbacks observe the xDS streams: they track connected nodes (and give
-// a node its snapshot on its first request), count pushes, and log and
-// count NACKs.
+// a node its snapshot on its first request), count pushes, log and count
+// NACKs, and record every ACK and NACK as a span (controlplane.ack,
+// controlplane.nack with the error status).
 //
 // A NACK carries the last version the proxy accepted, which the snapshot
 // cache takes as "behind" and answers at once with the very configuration
@@ -45,14 +49,25 @@ func (c *callbacks) OnStreamClosed(id int64, _ *core.Node) {
 
 func (c *callbacks) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
 	c.p.streamRequest(context.Background(), id, req.GetNode())
-	if d := req.GetErrorDetail(); d != nil {
-		c.nack(req.GetNode().GetId(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), d.GetMessage())
-		c.mu.Lock()
-		if s, ok := c.sent[id][req.GetTypeUrl()]; ok && s.nonce == req.GetResponseNonce() {
-			req.VersionInfo = s.version
-		}
-		c.mu.Unlock()
+	if req.GetResponseNonce() == "" && req.GetErrorDetail() == nil {
+		return nil // a subscription, not the answer to a response
 	}
+	var rejected string // the version of the response answered, when known
+	c.mu.Lock()
+	if s, ok := c.sent[id][req.GetTypeUrl()]; ok && s.nonce == req.GetResponseNonce() {
+		rejected = s.version
+	}
+	c.mu.Unlock()
+	r := reply{nodeID: req.GetNode().GetId(), typeURL: req.GetTypeUrl(), nonce: req.GetResponseNonce(), version: req.GetVersionInfo()}
+	if d := req.GetErrorDetail(); d != nil {
+		r.rejected = rejected
+		c.nack(r, d.GetMessage())
+		if rejected != "" {
+			req.VersionInfo = rejected
+		}
+		return nil
+	}
+	c.ack(r)
 	return nil
 }
 
@@ -72,9 +87,15 @@ func (c *callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) { c.p.streamClos
 
 func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
 	c.p.streamRequest(context.Background(), id, req.GetNode())
-	if d := req.GetErrorDetail(); d != nil {
-		c.nack(req.GetNode().GetId(), req.GetTypeUrl(), req.GetResponseNonce(), "", d.GetMessage())
+	if req.GetResponseNonce() == "" && req.GetErrorDetail() == nil {
+		return nil
 	}
+	r := reply{nodeID: req.GetNode().GetId(), typeURL: req.GetTypeUrl(), nonce: req.GetResponseNonce(), delta: true}
+	if d := req.GetErrorDetail(); d != nil {
+		c.nack(r, d.GetMessage())
+		return nil
+	}
+	c.ack(r)
 	return nil
 }
 
@@ -88,10 +109,49 @@ func (c *callbacks) OnFetchRequest(_ context.Context, req *discovery.DiscoveryRe
 
 func (c *callbacks) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
 
-// nack logs and counts a rejected response.
-func (c *callbacks) nack(nodeID, typeURL, nonce, version, message string) {
-	id, _ := c.p.identity(nodeID)
-	c.p.log.Warn("proxy rejected configuration (NACK)", "node", nodeID, "domain", id.Domain,
-		"type_url", typeURL, "nonce", nonce, "acked_version", version, "error", message)
-	c.p.metrics.nacks.Add(context.Background(), 1, typeAttr(typeURL))
+// reply is a proxy's answer (ACK or NACK) to a response.
+type reply struct {
+	nodeID, typeURL, nonce string
+	// version is the last version the proxy accepted (state of the world
+	// only): on an ACK the one it accepted now.
+	version string
+	// rejected is the version of the response a NACK rejects, when known.
+	rejected string
+	delta    bool
+}
+
+// attrs are the span attributes of r.
+func (r reply) attrs() []attribute.KeyValue {
+	a := []attribute.KeyValue{
+		attribute.String("node.id", r.nodeID), attribute.String("type_url", r.typeURL),
+		attribute.String("nonce", r.nonce), attribute.Bool("delta", r.delta),
+	}
+	if r.version != "" {
+		a = append(a, attribute.String("version", r.version))
+	}
+	if r.rejected != "" {
+		a = append(a, attribute.String("rejected_version", r.rejected))
+	}
+	return a
+}
+
+// ack records an accepted response in the span controlplane.ack.
+func (c *callbacks) ack(r reply) {
+	_, span := c.p.tracer.Start(context.Background(), spanACK, trace.WithAttributes(r.attrs()...))
+	if span.IsRecording() {
+		id, _ := c.p.identity(r.nodeID)
+		span.SetAttributes(attribute.String("domain", id.Domain))
+	}
+	span.End()
+}
+
+// nack logs and counts a rejected response, and records it in the span
+// controlplane.nack with an error status and the proxy's message.
+func (c *callbacks) nack(r reply, message string) {
+	id, _ := c.p.identity(r.nodeID)
+	c.p.log.Warn("proxy rejected configuration (NACK)", "node", r.nodeID, "domain", id.Domain,
+		"type_url", r.typeURL, "nonce", r.nonce, "acked_version", r.version, "rejected_version", r.rejected, "error", message)
+	c.p.metrics.nacks.Add(context.Background(), 1, typeAttr(r.typeURL))
+	_, span := c.p.tracer.Start(context.Background(), spanNACK, trace.WithAttributes(append(r.attrs(), attribute.String("domain", id.Domain))...))
+	endSpan(span, "", errors.New(message))
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 )
@@ -65,6 +67,10 @@ type Config struct {
 	// when MetricsListen is set, else the global provider. When set,
 	// MetricsListen is not served (the caller exports).
 	MeterProvider metric.MeterProvider
+	// TracerProvider receives the spans of topology loads, translations,
+	// publications and the proxies' ACKs and NACKs (controlplane.*, see
+	// tracing.go). Default: the global provider (otel.GetTracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports every problem of the configuration at once.
@@ -90,10 +96,11 @@ func (c *Config) Validate() error {
 
 // ControlPlane reconciles its sources into xDS snapshots and serves them.
 type ControlPlane struct {
-	cfg  Config
-	log  *slog.Logger
-	pub  *Publisher
-	kube kubernetes.Interface
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	pub    *Publisher
+	kube   kubernetes.Interface
 
 	mu        sync.Mutex
 	file      *Topology  // last good topology file
@@ -115,7 +122,11 @@ func New(cfg Config) (*ControlPlane, error) {
 	if cfg.MeterProvider == nil {
 		cfg.MeterProvider = otel.GetMeterProvider()
 	}
-	cp := &ControlPlane{cfg: cfg, log: cfg.Logger, kube: cfg.KubernetesClient}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	tracer := cfg.TracerProvider.Tracer(tracerName)
+	cp := &ControlPlane{cfg: cfg, log: cfg.Logger, tracer: tracer, kube: cfg.KubernetesClient}
 	if cp.kube == nil && cfg.Kubernetes != "" {
 		k, err := NewKubernetesClient(cfg.Kubernetes)
 		if err != nil {
@@ -128,7 +139,7 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: metrics: %w", err)
 	}
-	pub = newPublisher(cfg.Logger, cfg.Filter, m)
+	pub = newPublisher(cfg.Logger, cfg.Filter, m, tracer)
 	cp.pub = pub
 	return cp, nil
 }
@@ -239,36 +250,45 @@ func Run(ctx context.Context, cfg Config) error {
 	return g.Wait()
 }
 
-// fileChanged decodes a new version of the topology file.
+// fileChanged decodes a new version of the topology file, in the span
+// controlplane.load_topology.
 func (cp *ControlPlane) fileChanged(data []byte, err error) {
-	if err != nil {
-		cp.reject(context.Background(), fmt.Errorf("topology file %s: %w", cp.cfg.Topology, err))
-		return
+	ctx, span := cp.tracer.Start(context.Background(), spanLoadTopology, trace.WithAttributes(
+		attribute.String("source", "file"), attribute.String("path", cp.cfg.Topology), attribute.Int("bytes", len(data))))
+	var t *Topology
+	if err == nil {
+		t, err = DecodeTopology(data)
 	}
-	t, err := DecodeTopology(data)
 	if err != nil {
-		cp.reject(context.Background(), fmt.Errorf("topology file %s: %w", cp.cfg.Topology, err))
+		err = fmt.Errorf("topology file %s: %w", cp.cfg.Topology, err)
+		cp.reject(ctx, err)
+		endSpan(span, outcomeRejected, err)
 		return
 	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	cp.file, cp.haveFile = t, true
-	cp.reconcileLocked(context.Background())
+	cp.reconcileLocked(ctx, span)
 }
 
-// workloadsChanged takes the annotated Kubernetes workloads.
+// workloadsChanged takes the annotated Kubernetes workloads, in the span
+// controlplane.load_topology.
 func (cp *ControlPlane) workloadsChanged(ws []Workload) {
+	ctx, span := cp.tracer.Start(context.Background(), spanLoadTopology, trace.WithAttributes(
+		attribute.String("source", "kubernetes"), attribute.Int("workloads", len(ws))))
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	cp.workloads, cp.haveKube = ws, true
-	cp.reconcileLocked(context.Background())
+	cp.reconcileLocked(ctx, span)
 }
 
 // reconcileLocked merges the sources and applies the result, once every
 // enabled source has reported (so no annotated workload is ever served as
-// pass-through merely because its source was slower).
-func (cp *ControlPlane) reconcileLocked(ctx context.Context) {
+// pass-through merely because its source was slower). It ends span, the
+// load that led to it, with the outcome.
+func (cp *ControlPlane) reconcileLocked(ctx context.Context, span trace.Span) {
 	if (cp.cfg.Topology != "" && !cp.haveFile) || (cp.kube != nil && !cp.haveKube) {
+		endSpan(span, outcomeWaiting, nil)
 		return
 	}
 	base := cp.file
@@ -277,12 +297,21 @@ func (cp *ControlPlane) reconcileLocked(ctx context.Context) {
 			Metadata: Metadata{Name: "kubernetes"}, EventService: EventService{Address: cp.cfg.EventService}}
 	}
 	merged := mergeWorkloads(base, cp.workloads)
-	version, err := cp.pub.Apply(ctx, merged)
+	span.SetAttributes(attribute.Int("domains", len(merged.Domains)), attribute.Int("sagas", len(merged.Sagas)),
+		attribute.Int("projectors", len(merged.Projectors)))
+	version, unchanged, err := cp.pub.apply(ctx, merged)
+	span.SetAttributes(attribute.String("version", version))
 	if err != nil {
 		cp.lastErr = err
 		cp.log.Error("topology rejected; the last good configuration keeps serving", "version", version, "err", err)
+		endSpan(span, outcomeRejected, err)
 		return
 	}
+	outcome := outcomeApplied
+	if unchanged {
+		outcome = outcomeUnchanged
+	}
+	endSpan(span, outcome, nil)
 	cp.lastErr = nil
 	cp.log.Info("topology applied", "version", version, "domains", len(merged.Domains),
 		"sagas", len(merged.Sagas), "projectors", len(merged.Projectors), "workloads", len(cp.workloads))

@@ -30,6 +30,8 @@
 // verify.go (pure translation and snapshot checks), node.go (identity),
 // publisher.go and callbacks.go (caches, per-node snapshots, stream
 // bookkeeping), source_file.go and source_k8s.go (sources), server.go,
-// module_server.go and metrics.go (what is served), controlplane.go
-// (Config, Run), filter.go, proxyclient.go and fanoutclient.go (clients).
+// module_server.go and metrics.go (what is served), tracing.go (span
+// names: controlplane.load_topology, .translate, .publish,
+// .publish_fanout, .ack, .nack), controlplane.go (Config, Run), filter.go,
+// proxyclient.go and fanoutclient.go (clients).
 package controlplane

@@ -16,6 +16,8 @@ import (
 	extensionservice "github.com/envoyproxy/go-control-plane/envoy/service/extension/v3"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -52,6 +54,7 @@ type testPlane struct {
 	topology string
 	logs     *syncBuffer
 	reader   *sdkmetric.ManualReader
+	spans    *tracetest.InMemoryExporter
 	conn     *grpc.ClientConn
 }
 
@@ -60,8 +63,11 @@ type testPlane struct {
 func startPlane(t *testing.T, topology []byte, kube kubernetes.Interface) *testPlane {
 	t.Helper()
 	dir := t.TempDir()
-	tp := &testPlane{topology: filepath.Join(dir, "topology.yaml"), logs: &syncBuffer{}, reader: sdkmetric.NewManualReader()}
+	tp := &testPlane{topology: filepath.Join(dir, "topology.yaml"), logs: &syncBuffer{}, reader: sdkmetric.NewManualReader(),
+		spans: tracetest.NewInMemoryExporter()}
 	writeFile(t, tp.topology, topology)
+	tracer := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tp.spans))
+	t.Cleanup(func() { _ = tracer.Shutdown(context.Background()) })
 	cp, err := New(Config{
 		Topology:         tp.topology,
 		KubernetesClient: kube,
@@ -69,6 +75,7 @@ func startPlane(t *testing.T, topology []byte, kube kubernetes.Interface) *testP
 		PollInterval:     20 * time.Millisecond,
 		Logger:           slog.New(slog.NewTextHandler(tp.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		MeterProvider:    sdkmetric.NewMeterProvider(sdkmetric.WithReader(tp.reader)),
+		TracerProvider:   tracer,
 	})
 	if err != nil {
 		t.Fatal(err)

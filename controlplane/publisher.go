@@ -11,9 +11,9 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
 // Publisher owns the xDS caches: a snapshot cache keyed by node id for the
@@ -25,6 +25,7 @@ type Publisher struct {
 	log     *slog.Logger
 	opts    Options
 	metrics *metrics
+	tracer  trace.Tracer
 
 	snapshots cache.SnapshotCache
 	fanout    *cache.LinearCache // angzarr.Subscription, one per subscriber
@@ -53,11 +54,12 @@ type nodeIDHash struct{}
 func (nodeIDHash) ID(node *core.Node) string { return node.GetId() }
 
 // newPublisher creates the caches.
-func newPublisher(log *slog.Logger, opts Options, m *metrics) *Publisher {
+func newPublisher(log *slog.Logger, opts Options, m *metrics, tracer trace.Tracer) *Publisher {
 	p := &Publisher{
 		log:       log,
 		opts:      opts,
 		metrics:   m,
+		tracer:    tracer,
 		snapshots: cache.NewSnapshotCache(true, nodeIDHash{}, slogAdapter{log}),
 		fanout:    cache.NewLinearCache(SubscriptionTypeURL, cache.WithLogger(slogAdapter{log})),
 		fanoutAll: cache.NewLinearCache(FanoutTypeURL, cache.WithLogger(slogAdapter{log})),
@@ -103,21 +105,38 @@ func (p *Publisher) Applied() <-chan struct{} { return p.applied }
 // version served afterwards and, for a rejected topology, an error naming
 // every problem (the previous version keeps serving).
 func (p *Publisher) Apply(ctx context.Context, t *Topology) (string, error) {
+	version, _, err := p.apply(ctx, t)
+	return version, err
+}
+
+// apply is Apply that also reports whether the translation was the one
+// already served. The translation and verification run in the span
+// controlplane.translate, each node's new snapshot in a
+// controlplane.publish, the fan-out resources in
+// controlplane.publish_fanout, all children of ctx's span.
+func (p *Publisher) apply(ctx context.Context, t *Topology) (string, bool, error) {
 	start := time.Now()
+	_, span := p.tracer.Start(ctx, spanTranslate, trace.WithAttributes(attribute.Int("domains", len(t.Domains)),
+		attribute.Int("sagas", len(t.Sagas)), attribute.Int("projectors", len(t.Projectors))))
 	tr, err := Translate(t, p.opts)
 	if err == nil {
 		err = VerifyTranslation(tr)
 	}
 	if err != nil {
+		endSpan(span, outcomeRejected, err)
 		p.metrics.snapshots.Add(ctx, 1, resultAttr(resultRejected))
-		return p.Version(), fmt.Errorf("topology rejected, still serving version %q: %w", p.Version(), err)
+		return p.Version(), false, fmt.Errorf("topology rejected, still serving version %q: %w", p.Version(), err)
 	}
+	span.SetAttributes(attribute.String("version", tr.Version), attribute.Int("classes", len(tr.Snapshots)))
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	unchanged := p.current != nil && p.current.Version == tr.Version
-	if !unchanged {
+	if unchanged {
+		endSpan(span, outcomeUnchanged, nil)
+	} else {
 		p.current = tr
+		endSpan(span, outcomeApplied, nil)
 	}
 	// Workloads may move between domains without changing any resource
 	// (an annotation added in Kubernetes): re-identify every node.
@@ -132,15 +151,15 @@ func (p *Publisher) Apply(ctx context.Context, t *Topology) (string, error) {
 		if n.id.Class() != before {
 			p.log.Info("node moved", "node", nodeID, "from", before.String(), "to", n.id.Class().String())
 		}
-		if err := p.setNodeSnapshotLocked(ctx, nodeID, n); err != nil {
+		if err := p.setNodeSnapshotLocked(ctx, nodeID, n, triggerTopology); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if unchanged {
 		p.metrics.snapshots.Add(ctx, 1, resultAttr(resultUnchanged))
-		return tr.Version, errors.Join(errs...)
+		return tr.Version, true, errors.Join(errs...)
 	}
-	if err := p.publishFanout(tr.Fanout); err != nil {
+	if err := p.publishFanout(ctx, tr); err != nil {
 		errs = append(errs, err)
 	}
 	select {
@@ -150,22 +169,29 @@ func (p *Publisher) Apply(ctx context.Context, t *Topology) (string, error) {
 	}
 	p.metrics.snapshots.Add(ctx, 1, resultAttr(resultApplied))
 	p.metrics.translate.Record(ctx, time.Since(start).Seconds())
-	return tr.Version, errors.Join(errs...)
+	return tr.Version, false, errors.Join(errs...)
 }
 
-// setNodeSnapshotLocked points the node at its class's snapshot. A node
-// whose class does not exist (a domain named in its metadata that the
-// topology lacks) keeps what it had, or gets nothing: fail closed.
-func (p *Publisher) setNodeSnapshotLocked(ctx context.Context, nodeID string, n *trackedNode) error {
+// setNodeSnapshotLocked points the node at its class's snapshot, in the
+// span controlplane.publish (trigger: a topology change or the node's
+// first request). A node whose class does not exist (a domain named in its
+// metadata that the topology lacks) keeps what it had, or gets nothing:
+// fail closed.
+func (p *Publisher) setNodeSnapshotLocked(ctx context.Context, nodeID string, n *trackedNode, trigger string) (err error) {
 	if p.current == nil {
 		return nil
 	}
+	ctx, span := p.tracer.Start(ctx, spanPublish, trace.WithAttributes(attribute.String("node.id", nodeID),
+		attribute.String("node.class", n.id.Class().String()), attribute.String("version", p.current.Version), attribute.String("trigger", trigger)))
 	s, ok := p.current.Snapshots[n.id.Class()]
 	if !ok {
 		p.log.Warn("node claims a domain the topology lacks; it gets no new configuration until the domain exists",
 			"node", nodeID, "domain", n.id.Domain, "source", n.id.Source)
+		endSpan(span, outcomeWithheld, nil)
 		return nil
 	}
+	span.SetAttributes(resourceAttrs(s)...)
+	defer func() { endSpan(span, outcomeApplied, err) }()
 	// A shallow copy per node: resources and version maps are shared and
 	// read-only.
 	cp := *s
@@ -175,9 +201,14 @@ func (p *Publisher) setNodeSnapshotLocked(ctx context.Context, nodeID string, n 
 	return nil
 }
 
-// publishFanout updates the LinearCaches: the whole configuration when it
-// changed, and the subscriptions that changed or are gone.
-func (p *Publisher) publishFanout(fc *angzarr.FanoutConfig) error {
+// publishFanout updates the LinearCaches, in the span
+// controlplane.publish_fanout: the whole configuration when it changed,
+// and the subscriptions that changed or are gone.
+func (p *Publisher) publishFanout(ctx context.Context, tr *Translation) (err error) {
+	fc := tr.Fanout
+	_, span := p.tracer.Start(ctx, spanPublishFanout, trace.WithAttributes(attribute.String("version", tr.Version),
+		attribute.Int("subscriptions", len(fc.GetSubscriptions())), attribute.Int("domains", len(fc.GetDomains()))))
+	defer func() { endSpan(span, "", err) }()
 	if old, ok := p.fanoutAll.GetResources()[FanoutName]; !ok || !proto.Equal(old, fc) {
 		if err := p.fanoutAll.UpdateResource(FanoutName, fc); err != nil {
 			return err
@@ -195,6 +226,7 @@ func (p *Publisher) publishFanout(fc *angzarr.FanoutConfig) error {
 	for name := range have {
 		del = append(del, name)
 	}
+	span.SetAttributes(attribute.Int("updated", len(update)), attribute.Int("removed", len(del)))
 	if len(update) == 0 && len(del) == 0 {
 		return nil
 	}
@@ -223,7 +255,7 @@ func (p *Publisher) streamRequest(ctx context.Context, streamID int64, node *cor
 	p.nodes[nodeID] = n
 	p.log.Info("node connected", "node", nodeID, "flavour", n.id.Flavour, "namespace", n.id.Namespace,
 		"workload", n.id.Workload, "domain", n.id.Domain, "domain_source", n.id.Source)
-	if err := p.setNodeSnapshotLocked(ctx, nodeID, n); err != nil {
+	if err := p.setNodeSnapshotLocked(ctx, nodeID, n, triggerNodeConnected); err != nil {
 		p.log.Error("set snapshot", "node", nodeID, "err", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
@@ -250,7 +251,7 @@ func fanoutNames(t *testing.T, r *discovery.DiscoveryResponse) []string {
 // TestFanoutRemoval: a subscriber removed from the topology disappears
 // from both fan-out caches.
 func TestFanoutRemoval(t *testing.T) {
-	p := newPublisher(slog.New(slog.DiscardHandler), Options{WasmFile: testWasmFile}, mustMetrics(t))
+	p := newPublisher(slog.New(slog.DiscardHandler), Options{WasmFile: testWasmFile}, mustMetrics(t), noop.NewTracerProvider().Tracer(""))
 	shop := loadShop(t)
 	if _, err := p.Apply(context.Background(), shop); err != nil {
 		t.Fatal(err)

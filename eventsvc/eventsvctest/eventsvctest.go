@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,16 @@ func Start(t testing.TB, storeURL string) string {
 // unless cfg.Logger is set.
 func StartConfig(t testing.TB, cfg eventsvc.Config) string {
 	t.Helper()
+	addr, _ := StartStoppable(t, cfg)
+	return addr
+}
+
+// StartStoppable is StartConfig that also returns stop, which stops the
+// service gracefully and waits until it has (an error of Serve fails the
+// test), so that a test can start another service on the same store.
+// Cleanup calls it too; calls after the first do nothing.
+func StartStoppable(t testing.TB, cfg eventsvc.Config) (addr string, stop func()) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,17 +63,21 @@ func StartConfig(t testing.TB, cfg eventsvc.Config) string {
 		done <- err
 		exited <- err
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("eventsvc: %v", err)
-		}
-	})
-	addr := lis.Addr().String()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("eventsvc: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	addr = lis.Addr().String()
 	if err := WaitReady(addr, 30*time.Second, exited); err != nil {
 		t.Fatal(err)
 	}
-	return addr
+	return addr, stop
 }
 
 // Dial connects to addr (plaintext) and closes the connection at cleanup.

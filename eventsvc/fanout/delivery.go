@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -25,14 +26,17 @@ func (d *Dispatcher) deliverer(sub *pb.Subscription) deliverer {
 	return &projectorDelivery{d: d, sub: sub}
 }
 
-// deliver delivers book with retries and backoff. When it still fails
-// after the last attempt (at once for a refused saga command) it is parked
-// in the dead-letter log; an entry of several pages (an append of several
-// events, or on SQLite consecutive appends of one aggregate) is first split
-// into its pages, each delivered with the same retries, so that only the
-// failing events are parked and the others flow. It returns when book was
-// handled either way, or ctx is done.
-func (w *worker) deliver(ctx context.Context, book *pb.EventBook) {
+// deliver delivers a log entry with retries and backoff, in the trace of
+// the append that wrote it (deliveryContext). When it still fails after
+// the last attempt (at once for a refused saga command) it is parked in
+// the dead-letter log; an entry of several pages (an append of several
+// events, or on SQLite consecutive appends of one aggregate in one trace
+// context) is first split into its pages, each delivered with the same
+// retries, so that only the failing events are parked and the others flow.
+// It returns when the entry was handled either way, or ctx is done.
+func (w *worker) deliver(ctx context.Context, e store.LogEntry) {
+	ctx = deliveryContext(ctx, e)
+	book := e.Book
 	attempts, err := w.attempt(ctx, book)
 	if err == nil || ctx.Err() != nil {
 		return
@@ -52,9 +56,9 @@ func (w *worker) deliver(ctx context.Context, book *pb.EventBook) {
 // attempt delivers book until it succeeds, MaxAttempts were made, the
 // error is a refusal, or ctx is done; it returns the number of attempts
 // and the last error. It runs in the span saga.orchestrate (sagas) or
-// projector.handle (projectors), continuing the trace of the append when
-// this process made it; a saga's attempts after the first run in child
-// spans saga.retry, a projector's are span events.
+// projector.handle (projectors), a child of ctx's span (the append's, see
+// deliveryContext); a saga's attempts after the first run in child spans
+// saga.retry, a projector's are span events.
 func (w *worker) attempt(ctx context.Context, book *pb.EventBook) (int, error) {
 	name := w.sub.GetName()
 	saga := w.sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA
@@ -62,7 +66,7 @@ func (w *worker) attempt(ctx context.Context, book *pb.EventBook) (int, error) {
 	if saga {
 		spanName = spanSagaOrchestrate
 	}
-	ctx, span := w.d.tracer.Start(w.d.deliveryContext(ctx, book), spanName,
+	ctx, span := w.d.tracer.Start(ctx, spanName,
 		trace.WithAttributes(append(bookAttrs(book), attribute.String("subscriber", name))...))
 	start := time.Now()
 	done := func(attempts int, err error) (int, error) {

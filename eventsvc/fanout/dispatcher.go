@@ -129,11 +129,6 @@ type Dispatcher struct {
 	log     *slog.Logger
 	metrics *metrics
 	tracer  trace.Tracer
-	links   *traceLinks
-	// linking is held (read) by each append through NotifyingStore from
-	// before its commit until its trace link is recorded; settle waits for
-	// those in flight.
-	linking sync.RWMutex
 	backoff backoff
 	conns   *conns
 	wake    *waker
@@ -163,7 +158,7 @@ func New(st Store, opts Options) (*Dispatcher, error) {
 		otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithMeterProvider(mp), otelgrpc.WithPropagators(telemetry.Propagator()))))
 	return &Dispatcher{
 		st: st, opts: opts, log: opts.Logger, metrics: m,
-		tracer: opts.TracerProvider.Tracer(tracerName), links: newTraceLinks(traceLinkCapacity),
+		tracer:  opts.TracerProvider.Tracer(tracerName),
 		backoff: backoff{base: opts.BackoffBase, max: opts.BackoffMax},
 		conns:   newConns(dial), wake: newWaker(),
 		runners: map[string]*runner{},

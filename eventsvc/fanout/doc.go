@@ -45,8 +45,11 @@
 // child saga.retry per attempt after the first and orchestration.execute
 // per saga command) or projector.handle, carrying domain, root and
 // correlation_id; the gRPC calls to subscribers and coordinators send the
-// W3C trace context on. When the entry was appended through this process
-// (NotifyingStore), the delivery continues the append's trace. Metrics:
+// W3C trace context on. The delivery continues the trace of the append
+// that wrote the entry: its span's parent is the trace context the store
+// keeps with the entry (store.LogEntry.Trace, from AppendRequest.Trace),
+// whichever process appended it and whenever; an entry without one (or
+// with a malformed one) starts a trace of its own. Metrics:
 // angzarr.saga.duration, angzarr.saga.retry.total,
 // angzarr.saga.compensation.total, angzarr.projector.duration,
 // angzarr.bus.publish.duration (docs/observability.md).

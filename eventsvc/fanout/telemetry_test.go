@@ -62,7 +62,9 @@ func (nopProjector) Handle(context.Context, *pb.EventBook) (*emptypb.Empty, erro
 }
 
 // TestDeliveryTelemetry: a saga delivery of an event appended in a trace
-// continues that trace (saga.orchestrate, a saga.retry after the first
+// (the trace context stored with the append, as the event service's Append
+// handler stores its call's) continues that trace (saga.orchestrate, a
+// saga.retry after the first
 // failure, orchestration.execute with the correlation id), a projector
 // delivery runs in projector.handle, a refused saga command counts a
 // compensation, and the saga, projector and bus metrics are recorded.
@@ -93,7 +95,7 @@ func TestDeliveryTelemetry(t *testing.T) {
 
 	tctx, cmd := tp.Tracer("test").Start(ctx, "command")
 	root := uuid.New()
-	if _, err := r.st.Append(tctx, &store.AppendRequest{Aggregate: store.Aggregate{Domain: domain, Root: root}, CorrelationID: "corr-9", Pages: storetest.Pages(0, 1, "e")}); err != nil {
+	if _, err := r.st.Append(tctx, &store.AppendRequest{Aggregate: store.Aggregate{Domain: domain, Root: root}, CorrelationID: "corr-9", Pages: storetest.Pages(0, 1, "e"), Trace: store.TraceOf(tctx)}); err != nil {
 		t.Fatal(err)
 	}
 	cmd.End()
@@ -193,4 +195,44 @@ func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
+}
+
+// TestDeliveryWithoutTraceContext: an entry stored without a trace
+// context, or with one that does not parse, is delivered like any other,
+// its projector.handle span the root of a trace of its own.
+func TestDeliveryWithoutTraceContext(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		spans := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		domain := storetest.Domain(t)
+		rec := newRecorder()
+		cfg := &pb.FanoutConfig{Subscriptions: []*pb.Subscription{
+			projectorSub("view", serve(t, func(g *grpc.Server) { pb.RegisterProjectorServer(g, rec) }), pb.StartPosition_START_POSITION_EARLIEST, domain),
+		}}
+		r := runDispatcher(t, b.open(t, b.url(t)), cfg, fanout.Options{TracerProvider: tp})
+		traces := []store.TraceContext{{}, {Traceparent: "00-not-a-traceparent-01", Tracestate: "k=v"}, {Traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}}
+		for _, tc := range traces {
+			if _, err := r.st.Append(context.Background(), &store.AppendRequest{Aggregate: store.Aggregate{Domain: domain, Root: uuid.New()}, Pages: storetest.Pages(0, 1, "e"), Trace: tc}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, 20*time.Second, "view to catch up", func() bool { return r.caughtUp(t, "view") })
+		if rec.count() != len(traces) {
+			t.Fatalf("delivered %d events, want %d", rec.count(), len(traces))
+		}
+		seen := map[string]bool{}
+		for _, s := range spans.GetSpans().Snapshots() {
+			if s.Name() != "projector.handle" {
+				continue
+			}
+			if s.Parent().IsValid() || seen[s.SpanContext().TraceID().String()] {
+				t.Errorf("projector.handle with parent %v in trace %s, want the root of a new trace", s.Parent(), s.SpanContext().TraceID())
+			}
+			seen[s.SpanContext().TraceID().String()] = true
+		}
+		if len(seen) != len(traces) {
+			t.Fatalf("%d projector.handle spans, want %d", len(seen), len(traces))
+		}
+	})
 }

@@ -3,7 +3,6 @@ package fanout
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
@@ -11,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/status"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -87,78 +87,14 @@ func snake(s string) string {
 	return string(out)
 }
 
-// traceKey identifies a log entry.
-type traceKey struct {
-	domain    string
-	partition uint32
-	offset    uint64
-}
-
-// traceLinks remembers the trace context of the appends made through this
-// process by the log position they got, so that the delivery of an entry
-// continues the trace of the command that appended it. It is bounded
-// (oldest forgotten first) and not durable: entries appended through
-// another replica, or before a restart, start a trace of their own.
-type traceLinks struct {
-	mu   sync.Mutex
-	m    map[traceKey]trace.SpanContext
-	ring []traceKey
-	next int
-}
-
-// traceLinkCapacity is how many appends' trace contexts are remembered.
-const traceLinkCapacity = 1 << 14
-
-func newTraceLinks(capacity int) *traceLinks {
-	return &traceLinks{m: make(map[traceKey]trace.SpanContext, capacity), ring: make([]traceKey, capacity)}
-}
-
-func (l *traceLinks) put(k traceKey, sc trace.SpanContext) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if old := l.ring[l.next]; old != (traceKey{}) {
-		delete(l.m, old)
-	}
-	l.ring[l.next] = k
-	l.next = (l.next + 1) % len(l.ring)
-	l.m[k] = sc
-}
-
-func (l *traceLinks) get(k traceKey) (trace.SpanContext, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	sc, ok := l.m[k]
-	return sc, ok
-}
-
-// Appended records that an append through this process stored entries of
-// domain at position, in the trace of ctx: the deliveries of that entry
-// become part of that trace. NotifyingStore calls it.
-func (d *Dispatcher) Appended(ctx context.Context, domain string, position *pb.LogPosition) {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() || position.GetOffset() == 0 {
-		return
-	}
-	d.links.put(traceKey{domain, position.GetPartition(), position.GetOffset()}, sc)
-}
-
-// settle waits until the appends in flight through this process have
-// recorded their trace links: a worker calls it after a fetch, because an
-// entry it fetched may have been committed by an append that has not
-// recorded its link yet.
-func (d *Dispatcher) settle() {
-	d.linking.Lock()
-	//lint:ignore SA2001 an empty critical section is the point: it waits for the appends holding the read lock
-	d.linking.Unlock()
-}
-
-// deliveryContext returns ctx with the trace context of the append that
-// stored book (when this process remembers it) as the remote parent, and
-// the book's correlation id for the logs.
-func (d *Dispatcher) deliveryContext(ctx context.Context, book *pb.EventBook) context.Context {
-	ctx = telemetry.WithCorrelationID(ctx, book.GetCover().GetCorrelationId())
-	p := book.GetPosition()
-	if sc, ok := d.links.get(traceKey{book.GetCover().GetDomain(), p.GetPartition(), p.GetOffset()}); ok {
+// deliveryContext returns ctx with the trace context stored with the entry
+// (the span of the Append call that wrote it) as the remote parent, and
+// the entry's correlation id for the logs. Without a stored trace
+// context, or with a malformed one, the delivery's span is the root of a
+// trace of its own.
+func deliveryContext(ctx context.Context, e store.LogEntry) context.Context {
+	ctx = telemetry.WithCorrelationID(ctx, e.Book.GetCover().GetCorrelationId())
+	if sc := e.Trace.SpanContext(); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	return ctx

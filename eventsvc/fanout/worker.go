@@ -63,7 +63,7 @@ func (w *worker) run(ctx context.Context) {
 	defer idle.Stop()
 	failures := 0
 	for ctx.Err() == nil {
-		books, err := w.d.st.Fetch(ctx, w.sub.GetName(), w.domain, w.partition, w.d.opts.BatchSize)
+		entries, err := w.d.st.Fetch(ctx, w.sub.GetName(), w.domain, w.partition, w.d.opts.BatchSize)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -77,7 +77,7 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		if len(books) == 0 {
+		if len(entries) == 0 {
 			idle.Reset(w.d.opts.PollInterval)
 			select {
 			case <-wake.C:
@@ -87,8 +87,7 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
-		w.d.settle()
-		offsets := w.handle(ctx, books)
+		offsets := w.handle(ctx, entries)
 		if ctx.Err() != nil {
 			return // not committed: delivered again by the next run
 		}
@@ -98,27 +97,27 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// handle delivers a batch: aggregates in parallel, each aggregate's books
-// in order. It returns the batch's offsets once every book was delivered or
-// dead-lettered (or ctx is done).
-func (w *worker) handle(ctx context.Context, books []*pb.EventBook) []uint64 {
-	offsets := make([]uint64, len(books))
+// handle delivers a batch: aggregates in parallel, each aggregate's
+// entries in order. It returns the batch's offsets once every entry was
+// delivered or dead-lettered (or ctx is done).
+func (w *worker) handle(ctx context.Context, entries []store.LogEntry) []uint64 {
+	offsets := make([]uint64, len(entries))
 	var order []string
-	groups := map[string][]*pb.EventBook{}
-	for i, b := range books {
-		offsets[i] = b.GetPosition().GetOffset()
-		k := string(b.GetCover().GetRoot().GetValue())
+	groups := map[string][]store.LogEntry{}
+	for i, e := range entries {
+		offsets[i] = e.Book.GetPosition().GetOffset()
+		k := string(e.Book.GetCover().GetRoot().GetValue())
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
-		groups[k] = append(groups[k], b)
+		groups[k] = append(groups[k], e)
 	}
-	run := func(group []*pb.EventBook) {
-		for _, b := range group {
+	run := func(group []store.LogEntry) {
+		for _, e := range group {
 			if ctx.Err() != nil {
 				return
 			}
-			w.deliver(ctx, b)
+			w.deliver(ctx, e)
 		}
 	}
 	if len(order) == 1 {

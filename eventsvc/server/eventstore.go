@@ -13,7 +13,7 @@ import (
 func (s *Server) Append(ctx context.Context, req *pb.AppendRequest) (*pb.AppendResponse, error) {
 	start := time.Now()
 	ctx = telemetry.WithCorrelationID(ctx, req.GetCover().GetCorrelationId())
-	r, err := appendRequest(req, s.limits)
+	r, err := appendRequest(req, store.TraceOf(ctx), s.limits)
 	if err == nil {
 		var resp *pb.AppendResponse
 		resp, err = s.doAppend(ctx, r)

@@ -37,7 +37,7 @@ func FuzzAppendRequest(f *testing.F) {
 		if proto.Unmarshal(wire, &req) != nil {
 			return
 		}
-		r, err := appendRequest(&req, fuzzLimits)
+		r, err := appendRequest(&req, store.TraceContext{}, fuzzLimits)
 		if err != nil {
 			checkRefusal(t, err)
 			return

@@ -41,8 +41,10 @@ func rootOf(u *pb.UUID) (uuid.UUID, error) {
 	return uuid.UUID(u.GetValue()), nil
 }
 
-// appendRequest converts and validates an AppendRequest.
-func appendRequest(req *pb.AppendRequest, l store.Limits) (*store.AppendRequest, error) {
+// appendRequest converts and validates an AppendRequest made in the trace
+// context tc (the call's, which the store keeps with the log entry for the
+// fan-out's deliveries).
+func appendRequest(req *pb.AppendRequest, tc store.TraceContext, l store.Limits) (*store.AppendRequest, error) {
 	agg, err := aggregateOf(req.GetCover())
 	if err != nil {
 		return nil, err
@@ -54,6 +56,7 @@ func appendRequest(req *pb.AppendRequest, l store.Limits) (*store.AppendRequest,
 		Pages:          req.GetPages(),
 		Snapshot:       req.GetSnapshotState(),
 		IdempotencyKey: req.GetIdempotencyKey(),
+		Trace:          tc,
 	}
 	if err := r.Validate(l); err != nil {
 		return nil, err

@@ -27,8 +27,9 @@ type Checkpointer interface {
 	OpenCheckpoint(ctx context.Context, subscriber, domain string, partition uint32, latest bool) (bool, error)
 	// Fetch returns up to about limit entries after the subscriber's
 	// checkpoint, in log order, each as a book with its position set (like
-	// ReadLog). ErrNoCheckpoint without a checkpoint.
-	Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]*pb.EventBook, error)
+	// ReadLog) and the trace context its append was stored with.
+	// ErrNoCheckpoint without a checkpoint.
+	Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]LogEntry, error)
 	// Commit records that the subscriber handled the entries at offsets,
 	// which are all of the entries of the last Fetch.
 	Commit(ctx context.Context, subscriber, domain string, partition uint32, offsets []uint64) error
@@ -39,4 +40,15 @@ type Checkpointer interface {
 	// before the first entry of the log (a rebuild), forgetting entries it
 	// fetched and did not commit; it creates the checkpoint if needed.
 	ResetCheckpoint(ctx context.Context, subscriber, domain string, partition uint32) error
+}
+
+// LogEntry is one entry of a domain's log as a fan-out subscriber fetches
+// it (Checkpointer.Fetch).
+type LogEntry struct {
+	// Book is the entry: cover (domain, root, correlation id), pages and
+	// position.
+	Book *pb.EventBook
+	// Trace is the trace context of the append that wrote the entry; zero
+	// when the append had none (or was stored before backends kept it).
+	Trace TraceContext
 }

@@ -29,4 +29,9 @@
 //     partitions; an aggregate always maps to the same partition, so a
 //     partition's order is a total order that contains every aggregate's
 //     own order.
+//   - The append's trace context (AppendRequest.Trace) is stored with its
+//     log entry, in the same atomic write, and Checkpointer.Fetch returns
+//     it with the entry (LogEntry.Trace): an entry never carries the trace
+//     context of another append. Entries written without one return it
+//     zero.
 package store

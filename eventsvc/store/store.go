@@ -90,6 +90,11 @@ type AppendRequest struct {
 	// IdempotencyKey, when set, makes a repeat of the append a no-op that
 	// returns the original result.
 	IdempotencyKey string
+	// Trace is the trace context the append is made in, stored with its
+	// log entry (see TraceContext); zero for none. The event service's
+	// Append handler sets it to TraceOf its call's context; backends never
+	// look at the context's span themselves.
+	Trace TraceContext
 }
 
 // Checked reports whether the expected sequence is enforced: false only when

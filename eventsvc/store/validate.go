@@ -54,6 +54,9 @@ func (r *AppendRequest) Validate(l Limits) error {
 	if err := ValidateText("idempotency_key", r.IdempotencyKey, MaxIdempotencyKeyLen); err != nil {
 		return err
 	}
+	if err := r.Trace.validate(); err != nil {
+		return err
+	}
 	if len(r.Pages) == 0 && r.Snapshot == nil {
 		return Invalid("pages", "empty: an append needs pages or a snapshot_state")
 	}

@@ -69,11 +69,11 @@ func TestSpansAndMetrics(t *testing.T) {
 	if _, err := st.OpenCheckpoint(ctx, "proj", agg.Domain, 0, false); err != nil {
 		t.Fatal(err)
 	}
-	books, err := st.Fetch(ctx, "proj", agg.Domain, 0, 10)
-	if err != nil || len(books) != 1 {
-		t.Fatalf("fetch: %v %v", books, err)
+	entries, err := st.Fetch(ctx, "proj", agg.Domain, 0, 10)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("fetch: %v %v", entries, err)
 	}
-	if err := st.Commit(ctx, "proj", agg.Domain, 0, []uint64{books[0].GetPosition().GetOffset()}); err != nil {
+	if err := st.Commit(ctx, "proj", agg.Domain, 0, []uint64{entries[0].Book.GetPosition().GetOffset()}); err != nil {
 		t.Fatal(err)
 	}
 

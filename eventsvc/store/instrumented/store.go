@@ -161,11 +161,11 @@ func (s *Store) OpenCheckpoint(ctx context.Context, subscriber, domain string, p
 }
 
 // Fetch implements store.Checkpointer.
-func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]*pb.EventBook, error) {
+func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]store.LogEntry, error) {
 	start := time.Now()
-	books, err := s.inner.Fetch(ctx, subscriber, domain, partition, limit)
+	entries, err := s.inner.Fetch(ctx, subscriber, domain, partition, limit)
 	s.metrics.observe(ctx, opFetch, start, Outcome(err))
-	return books, err
+	return entries, err
 }
 
 // Commit implements store.Checkpointer; it counts

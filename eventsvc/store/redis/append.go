@@ -19,7 +19,7 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 	}
 	agg := req.Aggregate
 	k := s.keys(agg)
-	args := make([]any, 7, 7+len(req.Pages))
+	args := make([]any, 9, 9+len(req.Pages))
 	args[0] = req.Expected
 	args[1] = "0"
 	if req.Checked() {
@@ -36,6 +36,7 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 	}
 	args[5] = agg.Root[:]
 	args[6] = req.CorrelationID
+	args[7], args[8] = req.Trace.Traceparent, req.Trace.Tracestate
 	for i, p := range req.Pages {
 		b, err := encodePage(req.CorrelationID, p.GetEvent())
 		if err != nil {

@@ -66,7 +66,7 @@ func (s *Store) OpenCheckpoint(ctx context.Context, subscriber, domain string, p
 }
 
 // Fetch implements store.Checkpointer: the pending entries, then new ones.
-func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]*pb.EventBook, error) {
+func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]store.LogEntry, error) {
 	if err := s.checkArgs(subscriber, domain, partition); err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition 
 			msgs = append(msgs, st.Messages...)
 		}
 	}
-	return s.logBooks(ctx, domain, partition, msgs)
+	return s.logEntries(ctx, domain, partition, msgs)
 }
 
 // Commit implements store.Checkpointer with XACK.

@@ -15,7 +15,10 @@
 //	az:ev:{d:P}:ROOT      list   the pages; list index == sequence
 //	az:snap:{d:P}:ROOT    string "SEQ STATE" (latest snapshot only)
 //	az:idem:{d:P}:ROOT    hash   idempotency key -> "FIRST COUNT NEXT OFFSET"
-//	az:log:{d:P}          stream the durable log partition, one entry per append
+//	az:log:{d:P}          stream the durable log partition, one entry per append:
+//	                      r root, s first sequence, n events, c correlation id,
+//	                      t server time, tp traceparent and tst tracestate of
+//	                      the append (each only when it had one)
 //	az:roots:{d:P}        set    roots of the partition
 //	az:corr:{d:P}:CID     list   appends of the partition with correlation id CID
 //	az:domains            set    every domain (written before a domain's first append)

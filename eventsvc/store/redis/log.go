@@ -32,17 +32,25 @@ func (s *Store) ReadLog(ctx context.Context, domain string, partition uint32, af
 	if err != nil {
 		return nil, wrap("read log", err)
 	}
-	return s.logBooks(ctx, domain, partition, msgs)
+	entries, err := s.logEntries(ctx, domain, partition, msgs)
+	if err != nil {
+		return nil, err
+	}
+	books := make([]*pb.EventBook, len(entries))
+	for i, e := range entries {
+		books[i] = e.Book
+	}
+	return books, nil
 }
 
-// logBooks turns log stream entries into books with their pages (read in
-// one pipeline, same slot).
-func (s *Store) logBooks(ctx context.Context, domain string, partition uint32, msgs []goredis.XMessage) ([]*pb.EventBook, error) {
+// logEntries turns log stream entries into books with their pages (read in
+// one pipeline, same slot) and the trace contexts of their appends.
+func (s *Store) logEntries(ctx context.Context, domain string, partition uint32, msgs []goredis.XMessage) ([]store.LogEntry, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
 	var err error
-	books := make([]*pb.EventBook, len(msgs))
+	entries := make([]store.LogEntry, len(msgs))
 	cmds := make([]*goredis.StringSliceCmd, len(msgs))
 	firsts := make([]uint32, len(msgs))
 	pipe := s.c.Pipeline()
@@ -59,7 +67,10 @@ func (s *Store) logBooks(ctx context.Context, domain string, partition uint32, m
 			return nil, fmt.Errorf("redis: corrupt log entry %s %v", m.ID, m.Values)
 		}
 		agg := store.Aggregate{Domain: domain, Root: uuid.UUID([]byte(root))}
-		books[i] = &pb.EventBook{Cover: agg.Cover(cid), Position: &pb.LogPosition{Partition: partition, Offset: off}}
+		entries[i] = store.LogEntry{
+			Book:  &pb.EventBook{Cover: agg.Cover(cid), Position: &pb.LogPosition{Partition: partition, Offset: off}},
+			Trace: store.TraceContext{Traceparent: str(m.Values["tp"]), Tracestate: str(m.Values["tst"])},
+		}
 		firsts[i] = uint32(first)
 		cmds[i] = pipe.LRange(ctx, eventsKey(domain, partition, agg.Root[:]), int64(first), int64(first+n-1))
 	}
@@ -67,11 +78,11 @@ func (s *Store) logBooks(ctx context.Context, domain string, partition uint32, m
 		return nil, wrap("read logged events", err)
 	}
 	for i, c := range cmds {
-		if books[i].Pages, err = decodePages(firsts[i], c.Val()); err != nil {
+		if entries[i].Book.Pages, err = decodePages(firsts[i], c.Val()); err != nil {
 			return nil, wrap("decode events", err)
 		}
 	}
-	return books, nil
+	return entries, nil
 }
 
 func str(v any) string { s, _ := v.(string); return s }

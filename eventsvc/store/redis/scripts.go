@@ -6,12 +6,14 @@ import goredis "github.com/redis/go-redis/v9"
 //
 // KEYS: 1 events, 2 snapshot, 3 idempotency, 4 log, 5 roots, 6 correlation
 // ARGV: 1 expected, 2 checked ("1"/"0"), 3 idempotency key, 4 snapshot
-// state, 5 has snapshot ("1"/"0"), 6 raw root, 7 correlation id, 8.. pages
+// state, 5 has snapshot ("1"/"0"), 6 raw root, 7 correlation id,
+// 8 traceparent, 9 tracestate ("" for none: the field is left out of the
+// log entry), 10.. pages
 //
 // Replies: {0, first, next, offset, ts} stored; {1, first, next, offset,
 // pages} duplicate; {2, next} conflict.
 var appendScript = goredis.NewScript(`
-local n = #ARGV - 7
+local n = #ARGV - 9
 local nxt = redis.call('LLEN', KEYS[1])
 local key = ARGV[3]
 if key ~= '' then
@@ -34,10 +36,19 @@ local after = nxt + n
 local off = '0'
 if n > 0 then
   local items = {}
-  for i = 1, n do items[i] = ts .. ARGV[7 + i] end
+  for i = 1, n do items[i] = ts .. ARGV[9 + i] end
   redis.call('RPUSH', KEYS[1], unpack(items))
   if nxt == 0 then redis.call('SADD', KEYS[5], ARGV[6]) end
-  local id = redis.call('XADD', KEYS[4], '0-*', 'r', ARGV[6], 's', nxt, 'n', n, 'c', ARGV[7], 't', ts)
+  local entry = {'r', ARGV[6], 's', nxt, 'n', n, 'c', ARGV[7], 't', ts}
+  if ARGV[8] ~= '' then
+    entry[#entry + 1] = 'tp'
+    entry[#entry + 1] = ARGV[8]
+  end
+  if ARGV[9] ~= '' then
+    entry[#entry + 1] = 'tst'
+    entry[#entry + 1] = ARGV[9]
+  end
+  local id = redis.call('XADD', KEYS[4], '0-*', unpack(entry))
   off = string.sub(id, 3)
   if ARGV[7] ~= '' then
     redis.call('RPUSH', KEYS[6], ARGV[6] .. ts .. ' ' .. nxt .. ' ' .. n)

@@ -68,14 +68,14 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	res := &store.AppendResult{First: next, Next: next + uint32(len(req.Pages)), Position: &pb.LogPosition{}}
 	if len(events) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (domain, root, seq, created_at, correlation_id, event) VALUES (?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (domain, root, seq, created_at, correlation_id, event, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return nil, wrap("prepare insert", err)
 		}
 		defer stmt.Close()
 		for i, ev := range events {
 			seq := next + uint32(i)
-			r, err := stmt.ExecContext(ctx, agg.Domain, root, seq, now.UnixMicro(), req.CorrelationID, ev)
+			r, err := stmt.ExecContext(ctx, agg.Domain, root, seq, now.UnixMicro(), req.CorrelationID, ev, req.Trace.Traceparent, req.Trace.Tracestate)
 			if err != nil {
 				return nil, wrap("insert event", err)
 			}

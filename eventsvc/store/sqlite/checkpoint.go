@@ -58,8 +58,8 @@ func (s *Store) checkpoint(ctx context.Context, subscriber, domain string) (uint
 	return uint64(after), wrap("read checkpoint", err)
 }
 
-// Fetch implements store.Checkpointer: ReadLog after the checkpoint.
-func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]*pb.EventBook, error) {
+// Fetch implements store.Checkpointer: the log after the checkpoint.
+func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]store.LogEntry, error) {
 	if err := checkArgs(subscriber, domain, partition); err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition 
 	if err != nil {
 		return nil, err
 	}
-	return s.ReadLog(ctx, domain, partition, after, limit)
+	return s.readLog(ctx, domain, partition, after, limit)
 }
 
 // Commit implements store.Checkpointer: the checkpoint moves to the largest

@@ -13,5 +13,10 @@
 // whose offsets are that key (gaps between offsets of one domain are other
 // domains' events). Because writes are serialised, a reader never sees an
 // offset before every smaller offset has been committed: a cursor over the
-// log misses nothing.
+// log misses nothing. Each event row keeps its append's trace context
+// (columns traceparent, tracestate), so an entry, a run of rows, has the
+// one of the append it comes from.
+//
+// The schema's version is PRAGMA user_version; Open creates the schema or
+// migrates an older file forward (additively) in one transaction.
 package sqlite

@@ -31,6 +31,9 @@ type Options struct {
 	Limits store.Limits
 }
 
+// schema is the first version of the schema (user_version 0, as files
+// created before the schema was versioned have it); migrations bring it up
+// to date.
 const schema = `
 CREATE TABLE IF NOT EXISTS aggregates (
 	domain   TEXT    NOT NULL,
@@ -82,6 +85,46 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_subscriber ON dead_letters (subscriber, id);
 `
 
+// migrations[i] takes the schema from version i to version i+1 (PRAGMA
+// user_version). They only add (columns with defaults, tables, indexes):
+// a file stays readable and writable by the earlier versions of the store.
+var migrations = []string{
+	// 0 → 1: the trace context of the append of every event (one log entry
+	// of SQLite is a run of rows), "" for events stored before.
+	`ALTER TABLE events ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
+	ALTER TABLE events ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';`,
+}
+
+// migrate creates the schema or brings it up to date, in one writer
+// transaction: concurrent opens of one file migrate it once.
+func migrate(ctx context.Context, w *sql.DB) error {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var version int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if version >= len(migrations) {
+		return nil // up to date, or written by a later version (additive: usable)
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; len(migrations) is a constant.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // Open opens (creating if needed) the database file at path.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
@@ -101,7 +144,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		return nil, store.Unavailable(fmt.Errorf("sqlite: create schema in %s: %w", path, err))
 	}

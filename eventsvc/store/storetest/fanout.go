@@ -24,13 +24,14 @@ func fetchAll(t *testing.T, c store.Checkpointer, parts uint32, sub, domain stri
 		if err != nil {
 			t.Fatalf("fetch %s partition %d: %v", sub, p, err)
 		}
-		for _, b := range got {
+		for _, e := range got {
+			b := e.Book
 			if b.GetPosition().GetPartition() != p {
 				t.Fatalf("partition %d returned position %v", p, b.GetPosition())
 			}
 			offs[p] = append(offs[p], b.GetPosition().GetOffset())
+			books = append(books, b)
 		}
-		books = append(books, got...)
 	}
 	return books, offs
 }
@@ -155,8 +156,8 @@ func testCheckpoints(t *testing.T, s store.Store) {
 		if len(books) != 1 {
 			t.Fatalf("limit 1 fetched %d", len(books))
 		}
-		seen = append(seen, Text(t, books[0].GetPages()[0]))
-		if err := c.Commit(ctx(t), late, domain, p, []uint64{books[0].GetPosition().GetOffset()}); err != nil {
+		seen = append(seen, Text(t, books[0].Book.GetPages()[0]))
+		if err := c.Commit(ctx(t), late, domain, p, []uint64{books[0].Book.GetPosition().GetOffset()}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Limits", testLimits},
 		{"ConcurrentSameExpected", testConcurrentSameExpected},
 		{"Checkpoints", testCheckpoints},
+		{"TraceContext", testTraceContext},
 		{"DeadLetters", testDeadLetters},
 	}
 	for _, tc := range tests {
