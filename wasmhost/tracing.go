@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -80,19 +81,32 @@ const (
 )
 
 // Span attribute keys: the event service's for the aggregate, the
-// OpenTelemetry RPC and HTTP conventions for the rest.
+// OpenTelemetry HTTP conventions for HTTP; gRPC spans use the RPC
+// conventions of the semconv version otelgrpc follows (rpc.system.name,
+// rpc.method "pkg.Svc/Method", rpc.response.status_code "OK",
+// "FAILED_PRECONDITION", …), so the proxy's spans and the servers' can be
+// queried alike.
 const (
 	attrDomain      = "domain"
 	attrRoot        = "root"
 	attrCorrelation = telemetry.CorrelationKey
 	attrOutcome     = "outcome"
-	attrRPCSystem   = "rpc.system"
-	attrRPCService  = "rpc.service"
-	attrRPCMethod   = "rpc.method"
-	attrGRPCStatus  = "rpc.grpc.status_code"
 	attrHTTPMethod  = "http.request.method"
 	attrHTTPStatus  = "http.response.status_code"
 )
+
+// grpcCodeNames are the canonical names of the gRPC status codes.
+var grpcCodeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
+// grpcCodeName is code's canonical name ("CODE(n)" beyond the known ones).
+func grpcCodeName(code int) string {
+	if code >= 0 && code < len(grpcCodeNames) {
+		return grpcCodeNames[code]
+	}
+	return "CODE(" + strconv.Itoa(code) + ")"
+}
 
 // tracerScope is the instrumentation scope of the host's spans and metrics.
 const tracerScope = "github.com/angzarr-mesh/angzarr/wasmhost"
@@ -241,11 +255,7 @@ func (t *tracing) startCallout(st *stream, md *headerMap, path, method string, i
 
 func callAttrs(path, method string, isGRPC bool) []attribute.KeyValue {
 	if service, m, ok := grpcPath(path); ok && isGRPC {
-		return []attribute.KeyValue{
-			attribute.String(attrRPCSystem, "grpc"),
-			attribute.String(attrRPCService, service),
-			attribute.String(attrRPCMethod, m),
-		}
+		return []attribute.KeyValue{semconv.RPCSystemNameGRPC, semconv.RPCMethod(service + "/" + m)}
 	}
 	return []attribute.KeyValue{attribute.String(attrHTTPMethod, method)}
 }
@@ -319,7 +329,7 @@ func endSpan(span trace.Span, r result, f streamFacts, server bool) {
 	if span.IsRecording() {
 		attrs := f.attrs(server)
 		if r.isGRPC && r.grpcCode >= 0 {
-			attrs = append(attrs, attribute.Int(attrGRPCStatus, r.grpcCode))
+			attrs = append(attrs, semconv.RPCResponseStatusCode(grpcCodeName(r.grpcCode)))
 		}
 		if !r.isGRPC && r.httpCode > 0 {
 			attrs = append(attrs, attribute.Int(attrHTTPStatus, r.httpCode))

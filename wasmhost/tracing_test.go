@@ -186,11 +186,12 @@ func TestTracingGRPC(t *testing.T) {
 					t.Errorf("%s: kind %v parent %v, want a client span under the request span %v", s.Name, s.SpanKind, s.Parent.SpanID(), req.SpanContext.SpanID())
 				}
 				wantAttrs(t, s, map[string]string{"domain": "counter", "root": "r-1", "correlation_id": "c-1", "outcome": "",
-					"rpc.system": "grpc", "rpc.service": "grpc.testing.TestService", "rpc.grpc.status_code": "0"})
+					"rpc.system.name": "grpc", "rpc.response.status_code": "OK"})
 			}
 			wantAttrs(t, req, map[string]string{"domain": "counter", "root": "r-1", "correlation_id": "c-1", "outcome": "ok",
-				"rpc.system": "grpc", "rpc.method": "UnaryCall", "rpc.grpc.status_code": "0"})
-			wantAttrs(t, call, map[string]string{"rpc.method": "EmptyCall"})
+				"rpc.system.name": "grpc", "rpc.method": "grpc.testing.TestService/UnaryCall", "rpc.response.status_code": "OK"})
+			wantAttrs(t, up, map[string]string{"rpc.method": "grpc.testing.TestService/UnaryCall"})
+			wantAttrs(t, call, map[string]string{"rpc.method": "grpc.testing.TestService/EmptyCall"})
 			for _, s := range []tracetest.SpanStub{req, up, call} {
 				if s.Status.Code != codes.Unset {
 					t.Errorf("%s: status %v", s.Name, s.Status)
@@ -224,7 +225,7 @@ func TestTracingErrorStatus(t *testing.T) {
 		if s.Status.Code != codes.Error || s.Status.Description != "below zero" {
 			t.Errorf("%s (%v): status %v, want error below zero", s.Name, s.SpanKind, s.Status)
 		}
-		want := map[string]string{"rpc.grpc.status_code": "9", "domain": "counter", "outcome": ""}
+		want := map[string]string{"rpc.response.status_code": "FAILED_PRECONDITION", "domain": "counter", "outcome": ""}
 		if s.SpanKind == trace.SpanKindServer {
 			want["outcome"] = "rejected"
 			if s.Parent.IsValid() {
@@ -257,7 +258,7 @@ func TestTracingHTTP(t *testing.T) {
 		if !ok1 || !ok2 || up.Parent.SpanID() != req.SpanContext.SpanID() {
 			t.Fatalf("%s: spans %v", path, names(exp.GetSpans()))
 		}
-		wantAttrs(t, req, map[string]string{"http.request.method": "GET", "http.response.status_code": "200", "rpc.system": ""})
+		wantAttrs(t, req, map[string]string{"http.request.method": "GET", "http.response.status_code": "200", "rpc.system.name": ""})
 		if got := er.Headers["Traceparent"]; len(got) != 1 || got[0] != traceparentOf(up.SpanContext) {
 			t.Errorf("%s: upstream got traceparent %v, want %s", path, got, traceparentOf(up.SpanContext))
 		}

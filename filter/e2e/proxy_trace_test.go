@@ -200,10 +200,10 @@ func TestProxySpans(t *testing.T) {
 				t.Errorf("%s: status %v", k, sp.Status)
 			}
 		}
-		if a := spanAttrs(handle); a["outcome"] != "ok" || a["rpc.grpc.status_code"] != "0" || a["rpc.method"] != "Handle" {
+		if a := spanAttrs(handle); a["outcome"] != "ok" || a["rpc.response.status_code"] != "OK" || a["rpc.method"] != "angzarr.BusinessCoordinator/Handle" {
 			t.Errorf("aggregate.handle attributes %v", a)
 		}
-		if a := spanAttrs(got["angzarr.EventStore/Append(client)"]); a["rpc.service"] != "angzarr.EventStore" || a["rpc.method"] != "Append" || a["outcome"] != "" {
+		if a := spanAttrs(got["angzarr.EventStore/Append(client)"]); a["rpc.method"] != "angzarr.EventStore/Append" || a["outcome"] != "" {
 			t.Errorf("Append client span attributes %v", a)
 		}
 	})
@@ -223,7 +223,7 @@ func TestProxySpans(t *testing.T) {
 		if handle.Status.Code != codes.Error || !strings.Contains(handle.Status.Description, "below zero") {
 			t.Errorf("aggregate.handle status %v, want an error", handle.Status)
 		}
-		if a := spanAttrs(handle); a["outcome"] != "rejected" || a["rpc.grpc.status_code"] != "9" || a["correlation_id"] != cid {
+		if a := spanAttrs(handle); a["outcome"] != "rejected" || a["rpc.response.status_code"] != "FAILED_PRECONDITION" || a["correlation_id"] != cid {
 			t.Errorf("aggregate.handle attributes %v", a)
 		}
 		if st := got["aggregate.execute(client)"].Status; st.Code != codes.Error {
@@ -249,10 +249,10 @@ func TestProxySpans(t *testing.T) {
 			"angzarr.EventStore/Append(client)", "aggregate.persist(internal)", "aggregate.sync_projectors(client)")
 		wantChild(t, got, "aggregate.sync_projectors(client)", "aggregate.handle(server)")
 		sp := got["aggregate.sync_projectors(client)"]
-		if a := spanAttrs(sp); a["correlation_id"] != cid || a["rpc.service"] != "angzarr.Projector" || a["rpc.method"] != "HandleSync" || sp.Status.Code == codes.Error {
+		if a := spanAttrs(sp); a["correlation_id"] != cid || a["rpc.method"] != "angzarr.Projector/HandleSync" || sp.Status.Code == codes.Error {
 			t.Errorf("aggregate.sync_projectors: %v %v", a, sp.Status)
 		}
-		if m := spanAttrs(got["aggregate.handle(server)"])["rpc.method"]; m != "HandleSync" {
+		if m := spanAttrs(got["aggregate.handle(server)"])["rpc.method"]; m != "angzarr.BusinessCoordinator/HandleSync" {
 			t.Errorf("aggregate.handle rpc.method %q", m)
 		}
 	})
