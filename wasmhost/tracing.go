@@ -225,8 +225,16 @@ func (t *tracing) startRequest(hdrs *headerMap, isGRPC bool) (context.Context, t
 }
 
 // startCall starts a client span under parent for a request to path and
-// writes its context into hdrs.
+// writes its context into hdrs. Under a parent that is not sampled it
+// starts none (nil) and writes the parent's context: the samplers the SDK
+// configures from OTEL_TRACES_SAMPLER either follow the parent or decide by
+// trace id, so nothing under it would be recorded, and an unsampled
+// command (most, at a low ratio) should cost as little as tracing off.
 func (t *tracing) startCall(parent context.Context, hdrs *headerMap, path, method string, isGRPC bool) trace.Span {
+	if psc := trace.SpanContextFromContext(parent); psc.IsValid() && !psc.IsSampled() {
+		t.injectInto(parent, hdrs)
+		return nil
+	}
 	name := "HTTP " + method
 	if service, m, ok := grpcPath(path); ok && isGRPC {
 		name = t.callName(service, m)

@@ -403,3 +403,50 @@ func TestCommandMetrics(t *testing.T) {
 		t.Errorf("types:\n%s", body)
 	}
 }
+
+// TestTracingUnsampled: under a request that is not sampled (the client's
+// traceparent says so, or the root sampler drops it) nothing is exported,
+// no client span is started, and the upstream request and the callout
+// still carry the request's trace context, marked not sampled, so the next
+// hops decide alike.
+func TestTracingUnsampled(t *testing.T) {
+	unsampledTP := "00-" + strings.Repeat("ab", 16) + "-" + strings.Repeat("cd", 8) + "-00"
+	for name, md := range map[string][]string{
+		"client says not sampled": {"traceparent", unsampledTP},
+		"root sampler drops":      nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			exp := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0))))
+			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			rec, addr := startRecorder(t)
+			e := newEnv(t, func(c *wasmhost.Config) {
+				c.TracerProvider = tp
+				c.Upstream = addr
+				c.Clusters["echo"] = addr
+			})
+			ctx := metadata.AppendToOutgoingContext(testCtx(t), append([]string{"x-case", "trace"}, md...)...)
+			if _, err := grpcClient(t, e.proxy.Addr).UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			up, call := rec.get("UnaryCall"), rec.get("EmptyCall")
+			if len(up) != 1 || len(call) != 1 {
+				t.Fatalf("upstream saw %v, callout target %v", up, call)
+			}
+			tpUp, _, _ := strings.Cut(up[0], "|")
+			parts := strings.Split(tpUp, "-")
+			if len(parts) != 4 || parts[3] != "00" {
+				t.Fatalf("upstream traceparent %q, want one marked not sampled", tpUp)
+			}
+			if md != nil && parts[1] != strings.Repeat("ab", 16) {
+				t.Errorf("upstream traceparent %q left the client's trace", tpUp)
+			}
+			if call[0] != up[0] {
+				t.Errorf("callout carried %q, upstream %q: both should carry the request's context", call[0], up[0])
+			}
+			if spans := exp.GetSpans(); len(spans) != 0 {
+				t.Errorf("exported %v from an unsampled request", names(spans))
+			}
+		})
+	}
+}
