@@ -76,7 +76,12 @@ type tracingConfig struct {
 	cmds   int64
 	spans  int64
 	cpu    time.Duration // process CPU time of the runs
+	// clients, one connection each.
+	clients []pb.BusinessCoordinatorClient
 }
+
+// tracingClients is how many clients send commands.
+const tracingClients = 16
 
 // processCPU is the CPU time (user + system) the test process used so far:
 // client, proxy, filter VMs, event service and logic, not redis-server.
@@ -103,19 +108,27 @@ func startTracingConfig(b *testing.B, name string, ratio float64) *tracingConfig
 		tp = sdk
 	}
 	c.stack = Start(b, Options{Profile: wasmhost.WASIEnvoy133, Filter: wasmPath, TracerProvider: tp, ProxyTracerProvider: tp})
+	// One connection per client, like separate client processes (a
+	// connection's streams all run on one proxy worker).
+	for range tracingClients {
+		conn := dial(b, c.stack.Proxy)
+		c.clients = append(c.clients, pb.NewBusinessCoordinatorClient(conn))
+	}
 	return c
 }
 
-// commandLoad sends counter commands from clients goroutines for d, each
-// on its own aggregates (at most 100 events each), and returns how many
-// completed.
-func commandLoad(b *testing.B, cl pb.BusinessCoordinatorClient, clients int, d time.Duration) int64 {
+// commandLoad sends counter commands from one goroutine per client for d,
+// each on its own aggregates (at most 100 events each), and returns how
+// many completed.
+func commandLoad(b *testing.B, cls []pb.BusinessCoordinatorClient, d time.Duration) int64 {
+	clients := len(cls)
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	deadline := time.Now().Add(d)
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
+		cl := cls[c]
 		go func() {
 			defer wg.Done()
 			root := make([]byte, 16)
@@ -161,7 +174,7 @@ func commandLoad(b *testing.B, cl pb.BusinessCoordinatorClient, clients int, d t
 // machine disturbs far less than throughput. Issue #10's target: 10 % sampling
 // costs less than 5 % of the throughput.
 func BenchmarkTracingCost(b *testing.B) {
-	const clients = 16
+	const clients = tracingClients
 	configs := []*tracingConfig{
 		startTracingConfig(b, "off", -1),
 		startTracingConfig(b, "10%", 0.1),
@@ -169,7 +182,7 @@ func BenchmarkTracingCost(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		for _, c := range configs {
-			commandLoad(b, c.stack.Coordinator(), 4, 300*time.Millisecond) // warm up connections and VMs
+			commandLoad(b, c.clients, 300*time.Millisecond) // warm up connections and VMs
 			if c.exp != nil {
 				c.exp.spans.Store(0)
 			}
@@ -183,7 +196,7 @@ func BenchmarkTracingCost(b *testing.B) {
 					before = c.exp.spans.Load()
 				}
 				start, cpu0 := time.Now(), processCPU(b)
-				n := commandLoad(b, c.stack.Coordinator(), clients, tracingRun)
+				n := commandLoad(b, c.clients, tracingRun)
 				rate := float64(n) / time.Since(start).Seconds()
 				c.cpu += processCPU(b) - cpu0
 				c.rates = append(c.rates, rate)
