@@ -117,6 +117,15 @@ func TestCommandTelemetry(t *testing.T) {
 	m.noDeadLetters(ctx)
 
 	t.Run("one trace", func(t *testing.T) { checkTrace(t, spans, w) })
+	t.Run("control plane spans", func(t *testing.T) {
+		// Not in the workflow's trace, but recorded by the same provider.
+		for _, s := range spans.GetSpans() {
+			if s.Name == "controlplane.load_topology" && attr(s, "outcome") == "applied" {
+				return
+			}
+		}
+		t.Error("no controlplane.load_topology span with outcome applied: the control plane did not use the global tracer provider")
+	})
 	t.Run("prometheus", func(t *testing.T) { checkMetrics(ctx, t, m) })
 }
 
