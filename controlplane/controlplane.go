@@ -44,9 +44,14 @@ type Config struct {
 	// Listen is the xDS gRPC address. Default ":18000".
 	Listen string
 	// MetricsListen is the address of the Prometheus /metrics endpoint
-	// (OpenTelemetry metrics through the Prometheus exporter). "" disables
-	// it.
+	// (OpenTelemetry metrics through the Prometheus exporter), Run only. ""
+	// disables it.
 	MetricsListen string
+	// MetricsListener, when set, serves the Prometheus /metrics endpoint on
+	// this listener (Serve closes it): for a caller that takes its ports
+	// before anything starts (angzarr dev) and calls New and Serve. Not
+	// with MetricsListen. Default: none.
+	MetricsListener net.Listener
 	// Filter says where proxies load the Wasm module from and which port
 	// a standalone Envoy's ingress listens on.
 	Filter Options
@@ -64,8 +69,9 @@ type Config struct {
 	// Logger receives the control plane's logs. Default slog.Default().
 	Logger *slog.Logger
 	// MeterProvider receives the metrics. Default: the Prometheus exporter
-	// when MetricsListen is set, else the global provider. When set,
-	// MetricsListen is not served (the caller exports).
+	// when MetricsListen or MetricsListener is set, else the global
+	// provider. When set, neither is served (the caller exports; Serve
+	// closes MetricsListener).
 	MeterProvider metric.MeterProvider
 	// TracerProvider receives the spans of topology loads, translations,
 	// publications and the proxies' ACKs and NACKs (controlplane.*, see
@@ -88,6 +94,9 @@ func (c *Config) Validate() error {
 	if c.PollInterval < 0 {
 		errs = append(errs, errors.New("poll interval: must not be negative"))
 	}
+	if c.MetricsListen != "" && c.MetricsListener != nil {
+		errs = append(errs, errors.New("metrics: an address and a listener are both set"))
+	}
 	if err := c.Filter.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -101,6 +110,10 @@ type ControlPlane struct {
 	tracer trace.Tracer
 	pub    *Publisher
 	kube   kubernetes.Interface
+	// promReg and promShutdown are the Prometheus exporter's registry and
+	// meter provider shutdown when MetricsListener is served (else nil).
+	promReg      *prometheus.Registry
+	promShutdown func(context.Context) error
 
 	mu        sync.Mutex
 	file      *Topology  // last good topology file
@@ -119,6 +132,14 @@ func New(cfg Config) (*ControlPlane, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var promReg *prometheus.Registry
+	var promShutdown func(context.Context) error
+	if cfg.MeterProvider == nil && cfg.MetricsListener != nil {
+		var err error
+		if cfg.MeterProvider, promReg, promShutdown, err = prometheusProvider(); err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+	}
 	if cfg.MeterProvider == nil {
 		cfg.MeterProvider = otel.GetMeterProvider()
 	}
@@ -126,7 +147,8 @@ func New(cfg Config) (*ControlPlane, error) {
 		cfg.TracerProvider = otel.GetTracerProvider()
 	}
 	tracer := cfg.TracerProvider.Tracer(tracerName)
-	cp := &ControlPlane{cfg: cfg, log: cfg.Logger, tracer: tracer, kube: cfg.KubernetesClient}
+	cp := &ControlPlane{cfg: cfg, log: cfg.Logger, tracer: tracer, kube: cfg.KubernetesClient,
+		promReg: promReg, promShutdown: promShutdown}
 	if cp.kube == nil && cfg.Kubernetes != "" {
 		k, err := NewKubernetesClient(cfg.Kubernetes)
 		if err != nil {
@@ -155,9 +177,18 @@ func (cp *ControlPlane) LastError() error {
 	return cp.lastErr
 }
 
-// Serve runs the sources and serves xDS on lis until ctx is done.
+// Serve runs the sources and serves xDS on lis (and the metrics on
+// Config.MetricsListener) until ctx is done.
 func (cp *ControlPlane) Serve(ctx context.Context, lis net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
+	if mlis := cp.cfg.MetricsListener; mlis != nil {
+		if cp.promReg == nil { // a MeterProvider of the caller's
+			mlis.Close()
+		} else {
+			cp.log.Info("metrics", "addr", mlis.Addr().String(), "path", "/metrics")
+			g.Go(func() error { return serveMetrics(ctx, mlis, cp.promReg, cp.promShutdown) })
+		}
+	}
 	if cp.cfg.Topology != "" {
 		g.Go(func() error {
 			watchFile(ctx, cp.cfg.Topology, cp.cfg.PollInterval, cp.fileChanged)
@@ -195,26 +226,21 @@ func Run(ctx context.Context, cfg Config) error {
 			cfg.ServeModuleListen = ":8080"
 		}
 	}
-	var shutdownMetrics func(context.Context) error
-	var metricsLis net.Listener
-	var registry *prometheus.Registry
-	if cfg.MetricsListen != "" && cfg.MeterProvider == nil {
-		var err error
-		metricsLis, err = net.Listen("tcp", cfg.MetricsListen)
+	if cfg.MetricsListen != "" && cfg.MeterProvider == nil && cfg.MetricsListener == nil {
+		mlis, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("controlplane: metrics listener: %w", err)
 		}
-		cfg.MeterProvider, registry, shutdownMetrics, err = prometheusProvider()
-		if err != nil {
-			metricsLis.Close()
-			return fmt.Errorf("controlplane: %w", err)
+		cfg.MetricsListener, cfg.MetricsListen = mlis, "" // served by Serve
+	}
+	closeMetrics := func() {
+		if cfg.MetricsListener != nil {
+			cfg.MetricsListener.Close()
 		}
 	}
 	cp, err := New(cfg)
 	if err != nil {
-		if metricsLis != nil {
-			metricsLis.Close()
-		}
+		closeMetrics()
 		return err
 	}
 	if cfg.Listen == "" {
@@ -222,25 +248,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		if metricsLis != nil {
-			metricsLis.Close()
-		}
+		closeMetrics()
 		return fmt.Errorf("controlplane: %w", err)
 	}
 	cp.log.Info("control plane serving xDS", "addr", lis.Addr().String(), "topology", cfg.Topology,
 		"kubernetes", cfg.Kubernetes != "" || cfg.KubernetesClient != nil)
 	g, gctx := errgroup.WithContext(ctx)
-	if metricsLis != nil {
-		cp.log.Info("metrics", "addr", metricsLis.Addr().String(), "path", "/metrics")
-		g.Go(func() error { return serveMetrics(gctx, metricsLis, registry, shutdownMetrics) })
-	}
 	if module != nil {
 		mlis, err := net.Listen("tcp", cfg.ServeModuleListen)
 		if err != nil {
 			lis.Close()
-			if metricsLis != nil {
-				metricsLis.Close()
-			}
+			closeMetrics()
 			return fmt.Errorf("controlplane: module listener: %w", err)
 		}
 		cp.log.Info("serving the filter module", "addr", mlis.Addr().String(), "path", ModulePath, "sha256", cfg.Filter.WasmSHA256)

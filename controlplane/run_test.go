@@ -122,3 +122,65 @@ func TestRun(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestServeMetricsListener serves the metrics on a listener the caller
+// took (angzarr dev takes every port before anything starts) through New
+// and Serve, and stops serving them with the control plane.
+func TestServeMetricsListener(t *testing.T) {
+	dir := t.TempDir()
+	shopYAML, err := os.ReadFile("../examples/topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := filepath.Join(dir, "topology.yaml")
+	writeAtomic(t, topo, string(shopYAML))
+	module := filepath.Join(dir, "filter.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	filter := controlplane.Options{WasmFile: module}
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := ml.Addr().String()
+	if _, err := controlplane.New(controlplane.Config{Topology: topo, Filter: filter, MetricsListen: freeAddr(t), MetricsListener: ml}); err == nil ||
+		!strings.Contains(err.Error(), "an address and a listener are both set") {
+		t.Fatalf("metrics address and listener: %v", err)
+	}
+	cp, err := controlplane.New(controlplane.Config{Topology: topo, Filter: filter, MetricsListener: ml, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cp.Serve(ctx, lis) }()
+	stopped := false
+	t.Cleanup(func() {
+		cancel()
+		if !stopped {
+			<-done
+		}
+	})
+	select {
+	case <-cp.Publisher().Applied():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the topology was not applied within 30s")
+	}
+	body, err := httpGet("http://" + metrics + "/metrics")
+	if err != nil || !strings.Contains(body, `angzarr_controlplane_snapshots_total{`) || !strings.Contains(body, `result="applied"`) {
+		t.Fatalf("metrics lack the applied snapshot: %v\n%s", err, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	stopped = true
+	if _, err := httpGet("http://" + metrics + "/metrics"); err == nil {
+		t.Error("metrics still served after Serve returned")
+	}
+}

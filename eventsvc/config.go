@@ -23,6 +23,11 @@ type Config struct {
 	// MetricsListen, when set, serves Prometheus metrics at /metrics on this
 	// address. Default: no metrics endpoint.
 	MetricsListen string
+	// MetricsListener, when set, serves Prometheus metrics at /metrics on
+	// this listener instead (Serve closes it): for a caller that takes its
+	// ports before anything starts (angzarr dev). Not with MetricsListen.
+	// Default: none.
+	MetricsListener net.Listener
 	// Limits bound appends; zero fields take their defaults (1000 pages per
 	// append, 1 MiB per event).
 	Limits store.Limits
@@ -86,6 +91,9 @@ func (c Config) Validate() error {
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			errs = append(errs, fmt.Errorf("metrics listen %q: %w", c.MetricsListen, err))
+		}
+		if c.MetricsListener != nil {
+			errs = append(errs, errors.New("metrics: an address and a listener are both set"))
 		}
 	}
 	if err := c.Limits.Validate(); err != nil {

@@ -54,6 +54,9 @@ func Run(ctx context.Context, cfg Config) error {
 // cfg.ShutdownTimeout, open subscriptions are then cut.
 func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	defer lis.Close()
+	if cfg.MetricsListener != nil {
+		defer cfg.MetricsListener.Close()
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -114,11 +117,14 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 
 	errc := make(chan error, 2)
 	var metricsSrv *http.Server
+	mlis := cfg.MetricsListener
 	if cfg.MetricsListen != "" {
-		mlis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.MetricsListen)
+		mlis, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("eventsvc: metrics listen: %w", err)
 		}
+	}
+	if mlis != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -257,9 +257,10 @@ func TestHealthReflectionAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A listener taken by the caller (angzarr dev); MetricsListen is
+	// covered by the telemetry tests.
 	metricsAddr := ml.Addr().String()
-	ml.Close()
-	addr := eventsvctest.StartConfig(t, eventsvc.Config{Store: "sqlite:" + filepath.Join(t.TempDir(), "e.db"), MetricsListen: metricsAddr})
+	addr := eventsvctest.StartConfig(t, eventsvc.Config{Store: "sqlite:" + filepath.Join(t.TempDir(), "e.db"), MetricsListener: ml})
 	conn := eventsvctest.Dial(t, addr)
 
 	// Reflection lists the services (what grpcurl uses).
@@ -338,6 +339,15 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (eventsvc.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "store: required") {
 		t.Errorf("empty config: %v", err)
+	}
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Close()
+	err = eventsvc.Config{Store: "sqlite:x.db", MetricsListen: "127.0.0.1:0", MetricsListener: ml}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "an address and a listener are both set") {
+		t.Errorf("metrics address and listener: %v", err)
 	}
 }
 

@@ -174,6 +174,25 @@ func TestTelemetry(t *testing.T) {
 	if execute.Parent().SpanID() != orchestrate.SpanContext().SpanID() {
 		t.Errorf("orchestration.execute is not a child of saga.orchestrate")
 	}
+	// The gRPC spans around the command carry its correlation id too: the
+	// server spans of Append and Load (from the request's cover) and the
+	// dispatcher's calls to the saga and the coordinator (from the entry).
+	tagged := map[string]bool{}
+	for _, s := range spans.GetSpans().Snapshots() {
+		k := s.Name() + "/" + s.SpanKind().String()
+		switch k {
+		case "angzarr.EventStore/Append/server", "angzarr.EventStore/Load/server", "angzarr.Saga/HandleSync/client", "angzarr.BusinessCoordinator/Handle/client":
+		default:
+			continue
+		}
+		if got := attrs(s)["correlation_id"]; got != "corr-7" {
+			t.Errorf("%s span: correlation_id %q, want corr-7", k, got)
+		}
+		tagged[k] = true
+	}
+	if len(tagged) != 4 {
+		t.Errorf("gRPC spans with the correlation id: %v, want Append and Load (server), Saga/HandleSync and BusinessCoordinator/Handle (client)", tagged)
+	}
 	if a := attrs(execute); a["domain"] != "shipping" || a["correlation_id"] != "corr-7" || a["saga"] != "ship" {
 		t.Errorf("orchestration.execute attributes %v", a)
 	}

@@ -28,8 +28,9 @@ endpoints and writes them to DATA-DIR/endpoints.json for angzarr send and
 angzarr events. Ctrl-C stops it.
 
 Ports: --base-port B puts the event service at B, the control plane at B+1,
-the proxies at B+10.., their admin at B+20.., the shop at B+30..; --port
-NAME=PORT moves one component (e.g. --port eventsvc=1313).
+their Prometheus /metrics at B+2 and B+3, the proxies at B+10.., their admin
+(/stats/prometheus) at B+20.., the shop at B+30..; --port NAME=PORT moves
+one component (e.g. --port eventsvc=1313).
 
   make dev                      # builds the filter and the CLI, then runs this
   angzarr dev --base-port 51000`,
@@ -66,7 +67,7 @@ NAME=PORT moves one component (e.g. --port eventsvc=1313).
 	f.StringVar(&cfg.DataDir, "data-dir", ".angzarr", "data directory: the SQLite store, the generated topology, endpoints.json")
 	f.StringVar(&cfg.Filter, "filter", devmesh.DefaultFilter, "the filter module every proxy loads (make filter builds it)")
 	f.IntVar(&cfg.BasePort, "base-port", devmesh.DefaultBasePort, "first port of the mesh (it uses the 40 from there)")
-	f.StringArrayVar(&ports, "port", nil, "move one component: NAME=PORT (eventsvc, controlplane, proxy/DOMAIN, proxy-admin/DOMAIN, logic/DOMAIN, saga/NAME, projector/NAME); repeatable")
+	f.StringArrayVar(&ports, "port", nil, "move one component: NAME=PORT (eventsvc, eventsvc-metrics, controlplane, controlplane-metrics, proxy/DOMAIN, proxy-admin/DOMAIN, logic/DOMAIN, saga/NAME, projector/NAME); repeatable")
 	f.StringVar(&cfg.Host, "host", devmesh.DefaultHost, "address every component listens on")
 	f.StringVar(&cfg.Python, "python", devmesh.DefaultPython, "Python interpreter for the Python customer (used when it can import grpc)")
 	f.BoolVar(&cfg.NoPython, "no-python", false, "serve the Go customer even when Python could")

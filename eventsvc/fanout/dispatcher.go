@@ -154,8 +154,8 @@ func New(st Store, opts Options) (*Dispatcher, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	dial := append(slices.Clip(opts.DialOptions), grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-		otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithMeterProvider(mp), otelgrpc.WithPropagators(telemetry.Propagator()))))
+	dial := append(slices.Clip(opts.DialOptions), grpc.WithStatsHandler(correlationStats{otelgrpc.NewClientHandler(
+		otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithMeterProvider(mp), otelgrpc.WithPropagators(telemetry.Propagator()))}))
 	return &Dispatcher{
 		st: st, opts: opts, log: opts.Logger, metrics: m,
 		tracer:  opts.TracerProvider.Tracer(tracerName),

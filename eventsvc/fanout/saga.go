@@ -55,6 +55,7 @@ func (s *sagaDelivery) deliver(ctx context.Context, book *pb.EventBook) error {
 // orchestration.execute.
 func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook) (err error) {
 	domain := cmd.GetCover().GetDomain()
+	ctx = telemetry.WithCorrelationID(ctx, cmd.GetCover().GetCorrelationId()) // the command's, for its call
 	ctx, span := s.d.tracer.Start(ctx, spanExecute, trace.WithAttributes(
 		attribute.String("domain", domain),
 		attribute.String("root", rootString(cmd.GetCover().GetRoot())),

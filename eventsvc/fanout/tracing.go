@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
@@ -85,6 +86,21 @@ func snake(s string) string {
 		out = append(out, c)
 	}
 	return string(out)
+}
+
+// correlationStats is the otelgrpc client handler of the dispatcher's
+// calls, tagging each call's span with the correlation id its context
+// carries (deliveryContext, sagaDelivery.execute), as every other span of
+// the workflow is.
+type correlationStats struct{ stats.Handler }
+
+// TagRPC implements stats.Handler.
+func (h correlationStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	ctx = h.Handler.TagRPC(ctx, info)
+	if id := telemetry.CorrelationID(ctx); id != "" {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String(telemetry.CorrelationKey, id))
+	}
+	return ctx
 }
 
 // deliveryContext returns ctx with the trace context stored with the entry

@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
@@ -12,7 +15,7 @@ import (
 // Append implements angzarr.EventStore.
 func (s *Server) Append(ctx context.Context, req *pb.AppendRequest) (*pb.AppendResponse, error) {
 	start := time.Now()
-	ctx = telemetry.WithCorrelationID(ctx, req.GetCover().GetCorrelationId())
+	ctx = withCorrelation(ctx, req.GetCover().GetCorrelationId())
 	r, err := appendRequest(req, store.TraceOf(ctx), s.limits)
 	if err == nil {
 		var resp *pb.AppendResponse
@@ -50,7 +53,7 @@ func (s *Server) doAppend(ctx context.Context, r *store.AppendRequest) (*pb.Appe
 // Load implements angzarr.EventStore.
 func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadResponse, error) {
 	start := time.Now()
-	ctx = telemetry.WithCorrelationID(ctx, req.GetCover().GetCorrelationId())
+	ctx = withCorrelation(ctx, req.GetCover().GetCorrelationId())
 	agg, err := loadRequest(req)
 	if err != nil {
 		s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))
@@ -74,6 +77,17 @@ func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadRespons
 		}
 	}
 	return resp, nil
+}
+
+// withCorrelation returns ctx carrying the request's correlation id (for
+// the logs and the store's spans) and tags the call's server span with it,
+// so every span of a command carries it.
+func withCorrelation(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(telemetry.CorrelationKey, id))
+	return telemetry.WithCorrelationID(ctx, id)
 }
 
 // ReadLog implements angzarr.EventStore.

@@ -37,13 +37,14 @@ type Config struct {
 	// Host is the address every component listens on. Default "127.0.0.1".
 	Host string
 	// BasePort places every component at a fixed offset from it (see
-	// Ports): event service +0, control plane +1, proxies +10.., proxy
-	// admin +20.., business logic, sagas and projector +30... Default 13100
-	// (below the ephemeral port range, where outgoing connections could take
-	// a port at random).
+	// Ports): event service +0, control plane +1, their metrics +2 and +3,
+	// proxies +10.., proxy admin +20.., business logic, sagas and projector
+	// +30... Default 13100 (below the ephemeral port range, where outgoing
+	// connections could take a port at random).
 	BasePort int
 	// Ports overrides the port of single components, by name ("eventsvc",
-	// "controlplane", "proxy/order", "proxy-admin/order", "logic/order",
+	// "eventsvc-metrics", "controlplane", "controlplane-metrics",
+	// "proxy/order", "proxy-admin/order", "logic/order",
 	// "saga/loyalty-earn", "projector/order-summary"). Optional.
 	Ports map[string]int
 	// Python is the interpreter of the Python customer. It is used when
@@ -157,25 +158,29 @@ func ParsePort(s string) (string, int, error) {
 
 // Port offsets from Config.BasePort.
 const (
-	offEventService = 0
-	offControlPlane = 1
-	offProxy        = 10
-	offProxyAdmin   = 20
-	offComponent    = 30
-	span            = 40
+	offEventService        = 0
+	offControlPlane        = 1
+	offEventServiceMetrics = 2
+	offControlPlaneMetrics = 3
+	offProxy               = 10
+	offProxyAdmin          = 20
+	offComponent           = 30
+	span                   = 40
 )
 
 // Component kinds of the plan.
 const (
-	kindEventService = "eventsvc"
-	kindControlPlane = "controlplane"
-	kindProxy        = "proxy"
-	kindProxyAdmin   = "proxy-admin"
+	kindEventService        = "eventsvc"
+	kindEventServiceMetrics = "eventsvc-metrics"
+	kindControlPlane        = "controlplane"
+	kindControlPlaneMetrics = "controlplane-metrics"
+	kindProxy               = "proxy"
+	kindProxyAdmin          = "proxy-admin"
 )
 
 // slot is one listening component of the mesh.
 type slot struct {
-	name string // "eventsvc", "proxy/order", "logic/order", "saga/fulfillment"
+	name string // "eventsvc", "eventsvc-metrics", "proxy/order", "logic/order", "saga/fulfillment"
 	kind string // kindEventService, ..., or a shop.Kind
 	port int
 	// shop is the example component (logic, saga, projector).
@@ -199,7 +204,9 @@ func (c Config) plan() []slot {
 	}
 	out := []slot{
 		{name: kindEventService, kind: kindEventService, port: port(kindEventService, offEventService)},
+		{name: kindEventServiceMetrics, kind: kindEventServiceMetrics, port: port(kindEventServiceMetrics, offEventServiceMetrics)},
 		{name: kindControlPlane, kind: kindControlPlane, port: port(kindControlPlane, offControlPlane)},
+		{name: kindControlPlaneMetrics, kind: kindControlPlaneMetrics, port: port(kindControlPlaneMetrics, offControlPlaneMetrics)},
 	}
 	all := shop.All()
 	i := 0

@@ -22,7 +22,7 @@ var quiet = slog.New(slog.DiscardHandler)
 func TestPlanPorts(t *testing.T) {
 	cfg := Config{BasePort: 41000, Ports: map[string]int{"eventsvc": 1313}}.withDefaults()
 	want := map[string]int{
-		"eventsvc": 1313, "controlplane": 41001,
+		"eventsvc": 1313, "controlplane": 41001, "eventsvc-metrics": 41002, "controlplane-metrics": 41003,
 		"proxy/customer": 41010, "proxy/order": 41014, "proxy/fulfillment": 41015,
 		"proxy-admin/customer": 41020, "logic/customer": 41030, "logic/fulfillment": 41035,
 		"saga/loyalty-earn": 41036, "saga/fulfillment": 41037, "saga/cancellation": 41038, "projector/order-summary": 41039,
@@ -36,7 +36,7 @@ func TestPlanPorts(t *testing.T) {
 			t.Errorf("%s: port %d, want %d", name, got[name], port)
 		}
 	}
-	if len(got) != 2+6+6+10 {
+	if len(got) != 4+6+6+10 {
 		t.Errorf("%d components: %v", len(got), got)
 	}
 }
@@ -142,7 +142,8 @@ func TestRunReportsEveryTakenPort(t *testing.T) {
 	if err := os.WriteFile(filter, []byte("\x00asm"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Two taken ports: the event service's and proxy/order's.
+	// Three taken ports: the event service's, proxy/order's and the control
+	// plane's metrics endpoint's.
 	a, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -155,12 +156,18 @@ func TestRunReportsEveryTakenPort(t *testing.T) {
 	}
 	defer b.Close()
 	taken := b.Addr().(*net.TCPAddr).Port
+	c, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	takenMetrics := c.Addr().(*net.TCPAddr).Port
 	// Move every other component onto free ports.
-	ports := map[string]int{"proxy/order": taken}
+	ports := map[string]int{"proxy/order": taken, "controlplane-metrics": takenMetrics}
 	cfg := Config{Filter: filter, NoPython: true, BasePort: base}.withDefaults()
 	var hold []net.Listener
 	for _, s := range cfg.plan() {
-		if s.name == "eventsvc" || s.name == "proxy/order" {
+		if s.name == "eventsvc" || s.name == "proxy/order" || s.name == "controlplane-metrics" {
 			continue
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -182,6 +189,7 @@ func TestRunReportsEveryTakenPort(t *testing.T) {
 	for _, want := range []string{
 		"eventsvc: port 127.0.0.1:" + strconv.Itoa(base) + " is already in use",
 		"proxy/order: port 127.0.0.1:" + strconv.Itoa(taken) + " is already in use",
+		"controlplane-metrics: port 127.0.0.1:" + strconv.Itoa(takenMetrics) + " is already in use",
 		"--base-port N", "--port proxy/order=PORT",
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -141,9 +141,10 @@ func (m *mesh) run(ctx context.Context) error {
 
 	// What can fail comes first, before anything runs.
 	cp, err := controlplane.New(controlplane.Config{
-		Topology: m.topology,
-		Filter:   controlplane.Options{WasmFile: m.filter},
-		Logger:   m.log.With("component", kindControlPlane),
+		Topology:        m.topology,
+		Filter:          controlplane.Options{WasmFile: m.filter},
+		MetricsListener: m.listeners[kindControlPlaneMetrics], // Serve closes it
+		Logger:          m.log.With("component", kindControlPlane),
 	})
 	if err != nil {
 		m.closeListeners()
@@ -198,6 +199,7 @@ func (m *mesh) run(ctx context.Context) error {
 		ShutdownTimeout: 5 * time.Second,
 		Logger:          m.log.With("component", kindEventService),
 		FanoutSource:    src,
+		MetricsListener: m.listeners[kindEventServiceMetrics],
 	}
 	elis := m.listeners[kindEventService]
 	g.Go(func() error { return named(kindEventService, eventsvc.Serve(gctx, elis, ecfg)) })
@@ -319,8 +321,12 @@ func (m *mesh) endpoints() *endpoints.File {
 		switch {
 		case s.kind == kindEventService:
 			f.EventService = a
+		case s.kind == kindEventServiceMetrics:
+			f.EventServiceMetrics = a
 		case s.kind == kindControlPlane:
 			f.ControlPlane = a
+		case s.kind == kindControlPlaneMetrics:
+			f.ControlPlaneMetrics = a
 		case s.kind == kindProxy:
 			d := f.Domains[s.domain]
 			d.Coordinator = a

@@ -20,9 +20,11 @@
 //     in-process (examples/go/shop), except logic/customer, which is the
 //     Python customer (a subprocess) when Python with grpc is installed.
 //
-// Ports: BasePort (13100) + 0 event service, +1 control plane, +10..15
-// proxies (customer, product, cart, inventory, order, fulfillment), +20..25
-// their admin endpoints, +30..39 logic, sagas and projector in the order of
+// Ports: BasePort (13100) + 0 event service, +1 control plane, +2 and +3
+// their Prometheus /metrics endpoints (eventsvc-metrics,
+// controlplane-metrics), +10..15 proxies (customer, product, cart,
+// inventory, order, fulfillment), +20..25 their admin endpoints (/ready,
+// /stats/prometheus), +30..39 logic, sagas and projector in the order of
 // shop.All(); Ports overrides single components. Every port is taken before
 // anything starts, and every one that is in use is reported with its
 // component and what to do (PortError).

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,6 +269,27 @@ func TestDevMeshEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The event service and the control plane serve Prometheus metrics
+	// at fixed offsets, listed in the table and the file (the demo's
+	// commands have used the store).
+	for _, ep := range []struct {
+		name, addr string
+		offset     int
+		metric     string
+	}{
+		{"eventsvc-metrics", m.ep.EventServiceMetrics, 2, "angzarr_storage_duration_seconds"},
+		{"controlplane-metrics", m.ep.ControlPlaneMetrics, 3, "angzarr_controlplane_snapshots_total"},
+	} {
+		want := "127.0.0.1:" + strconv.Itoa(e.base+ep.offset)
+		if ep.addr != want || !strings.Contains(m.stdout.String(), ep.name+" ") || !strings.Contains(m.stdout.String(), want) {
+			t.Errorf("%s at %q, want %s in the file and the table:\n%s", ep.name, ep.addr, want, m.stdout.String())
+			continue
+		}
+		if body := httpGet(t, "http://"+ep.addr+"/metrics"); !strings.Contains(body, ep.metric) {
+			t.Errorf("%s/metrics lacks %s:\n%s", ep.addr, ep.metric, body)
+		}
+	}
+
 	// The saga effects, as printed events.
 	got := types(e.eventLines("customer", "alice-e2e"))
 	if want := []string{"examples.CustomerCreated", "examples.LoyaltyPointsAdded"}; !equal(got, want) {
@@ -438,3 +460,18 @@ func pollUntil(t *testing.T, d time.Duration, cond func() bool) {
 }
 
 func equal(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+// httpGet returns the body of a GET, failing the test on an error.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", url, resp.Status, err)
+	}
+	return string(b)
+}

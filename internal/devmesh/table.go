@@ -25,8 +25,12 @@ func (m *mesh) writeTable(w io.Writer) {
 		switch s.kind {
 		case kindEventService:
 			row(s.name, a, "angzarr.EventQuery, CommandGateway, EventStore, FanoutAdmin (SQLite "+rel(StoreFile)+")")
+		case kindEventServiceMetrics:
+			row(s.name, a, "/metrics (Prometheus: store, fan-out, sagas, projector, gRPC)")
 		case kindControlPlane:
 			row(s.name, a, "xDS (topology "+rel(TopologyFile)+")")
+		case kindControlPlaneMetrics:
+			row(s.name, a, "/metrics (Prometheus: topology versions, xDS pushes)")
 		case kindProxyAdmin:
 			row(s.name, a, "/ready, /stats/prometheus")
 		case string(shop.Logic):

@@ -29,8 +29,16 @@ type File struct {
 	// EventService is the event service's gRPC address (angzarr.EventQuery,
 	// angzarr.EventStore, angzarr.FanoutAdmin).
 	EventService string `json:"eventService"`
+	// EventServiceMetrics is the event service's Prometheus endpoint:
+	// http://EventServiceMetrics/metrics. Empty in files of meshes that
+	// had none.
+	EventServiceMetrics string `json:"eventServiceMetrics,omitempty"`
 	// ControlPlane is the xDS address.
 	ControlPlane string `json:"controlPlane"`
+	// ControlPlaneMetrics is the control plane's Prometheus endpoint:
+	// http://ControlPlaneMetrics/metrics. Empty in files of meshes that
+	// had none.
+	ControlPlaneMetrics string `json:"controlPlaneMetrics,omitempty"`
 	// Domains maps each domain to its endpoints.
 	Domains map[string]Domain `json:"domains"`
 	// Sagas and Projectors map each subscriber's name to its address.
