@@ -26,7 +26,7 @@ import (
 // times each configuration runs.
 const (
 	tracingRun    = 3 * time.Second
-	tracingRounds = 5
+	tracingRounds = 10
 )
 
 // encodingExporter stands in for an OTLP exporter: it walks every span and
