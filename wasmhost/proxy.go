@@ -96,17 +96,7 @@ func (p *proxyStream) run() (abort bool) {
 	}
 	s.traceCtx = traceCtx
 	eos := r.Body == nil || r.Body == http.NoBody
-	s.reqHeaders = reqHeaders
-	s.reqContinued = false
-	res := s.callback("proxy_on_request_headers", uint64(len(s.reqHeaders.kv)), b2u(eos))
-	o := s.outcome()
-	if o == proceed && !s.bypass && res != actionContinue && res != actionContinueDontEnd {
-		if !s.await(streamRequest) {
-			o = s.outcome()
-		}
-	}
-	hdrs := s.reqHeaders
-	s.reqHeaders = nil
+	hdrs, o := s.headersCallback(streamRequest, reqHeaders, eos)
 	lr := s.local
 	v.mu.Unlock()
 
@@ -503,17 +493,7 @@ func (p *proxyStream) respond(src *response) bool {
 		p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, nil))
 	}
 	v.mu.Lock()
-	s.respHeaders = responseHeaderMap(src.code, src.header)
-	s.respContinued = false
-	res := s.callback("proxy_on_response_headers", uint64(len(s.respHeaders.kv)), b2u(eos))
-	o := s.outcome()
-	if o == proceed && !s.bypass && res != actionContinue && res != actionContinueDontEnd {
-		if !s.await(streamResponse) {
-			o = s.outcome()
-		}
-	}
-	hdrs := s.respHeaders
-	s.respHeaders = nil
+	hdrs, o := s.headersCallback(streamResponse, responseHeaderMap(src.code, src.header), eos)
 	lr := s.local
 	v.mu.Unlock()
 	switch o {

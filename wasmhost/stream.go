@@ -98,6 +98,28 @@ func (s *stream) callback(name string, args ...uint64) uint32 {
 	return uint32(r)
 }
 
+// headersCallback runs proxy_on_request_headers or
+// proxy_on_response_headers (dir) on hdrs, with the VM lock held, and waits
+// while the plugin pauses the headers; it returns them as the plugin left
+// them, and the outcome.
+func (s *stream) headersCallback(dir streamType, hdrs *headerMap, eos bool) (*headerMap, outcome) {
+	slot, continued, name := &s.reqHeaders, &s.reqContinued, "proxy_on_request_headers"
+	if dir == streamResponse {
+		slot, continued, name = &s.respHeaders, &s.respContinued, "proxy_on_response_headers"
+	}
+	*slot, *continued = hdrs, false
+	res := s.callback(name, uint64(len(hdrs.kv)), b2u(eos))
+	o := s.outcome()
+	if o == proceed && !s.bypass && res != actionContinue && res != actionContinueDontEnd {
+		if !s.await(dir) {
+			o = s.outcome()
+		}
+	}
+	out := *slot
+	*slot = nil
+	return out, o
+}
+
 // await blocks with the lock held until dir is continued (true) or the
 // stream is interrupted (false; see outcome).
 func (s *stream) await(dir streamType) bool {
