@@ -337,14 +337,21 @@ func readGRPCMessage(r io.Reader) ([]byte, error) {
 // grpcResult extracts status and message from trailers (or, for a
 // trailers-only response, headers).
 func grpcResult(resp *http.Response) (uint32, string) {
+	return grpcStatusOf(resp.StatusCode, resp.Header, resp.Trailer)
+}
+
+// grpcStatusOf reads a gRPC response's status: grpc-status and
+// grpc-message from its trailers, or from its headers for a trailers-only
+// response; a non-200 HTTP status maps as Envoy maps it.
+func grpcStatusOf(httpCode int, header, trailer http.Header) (uint32, string) {
 	get := func(k string) string {
-		if v := resp.Trailer.Get(k); v != "" {
+		if v := trailer.Get(k); v != "" {
 			return v
 		}
-		return resp.Header.Get(k)
+		return header.Get(k)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return uint32(httpToGRPCStatus(resp.StatusCode)), fmt.Sprintf("HTTP status %d", resp.StatusCode)
+	if httpCode != http.StatusOK {
+		return uint32(httpToGRPCStatus(httpCode)), fmt.Sprintf("HTTP status %d", httpCode)
 	}
 	st := get("Grpc-Status")
 	if st == "" {

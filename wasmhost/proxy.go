@@ -245,15 +245,8 @@ func upstreamResult(isGRPC bool, code int, header, trailer http.Header) result {
 	if !isGRPC {
 		return r
 	}
-	if code != http.StatusOK {
-		r.grpcCode, r.message = httpToGRPCStatus(code), "HTTP status "+strconv.Itoa(code)
-		return r
-	}
-	st, msg := trailer.Get("Grpc-Status"), trailer.Get("Grpc-Message")
-	if st == "" {
-		st, msg = header.Get("Grpc-Status"), header.Get("Grpc-Message")
-	}
-	r.grpcCode, r.message = grpcCodeOf(st), msg
+	st, msg := grpcStatusOf(code, header, trailer)
+	r.grpcCode, r.message = int(st), msg
 	return r
 }
 
