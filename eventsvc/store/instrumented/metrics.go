@@ -3,6 +3,8 @@ package instrumented
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -66,6 +68,11 @@ type metrics struct {
 
 	// attrs caches the duration's attribute sets by operation and outcome.
 	attrs map[[2]string]metric.RecordOption
+	// domains caches the counters' domain attribute sets (a set costs a
+	// hash of its attributes to build, once per domain instead of once per
+	// append); bounded by maxCachedDomains.
+	domains  sync.Map // string → metric.AddOption
+	ndomains atomic.Int32
 	// backend is the backend label.
 	backend attribute.KeyValue
 }
@@ -111,9 +118,32 @@ func (m *metrics) observe(ctx context.Context, op string, start time.Time, outco
 	m.duration.Record(ctx, time.Since(start).Seconds(), attrs)
 }
 
-// count adds n to c labelled with the domain and, when set, more attributes.
-func count(ctx context.Context, c metric.Int64Counter, n int, domain string, more ...attribute.KeyValue) {
-	if n > 0 {
-		c.Add(ctx, int64(n), metric.WithAttributes(append(more, attribute.String("domain", domain))...))
+// maxCachedDomains bounds the domain attribute sets kept by domainOption:
+// domains are few, but they come from requests.
+const maxCachedDomains = 1024
+
+// domainOption is the attribute set {domain}, built once per domain.
+func (m *metrics) domainOption(domain string) metric.AddOption {
+	if o, ok := m.domains.Load(domain); ok {
+		return o.(metric.AddOption)
 	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("domain", domain)))
+	if m.ndomains.Load() < maxCachedDomains {
+		if _, loaded := m.domains.LoadOrStore(domain, o); !loaded {
+			m.ndomains.Add(1)
+		}
+	}
+	return o
+}
+
+// count adds n to c labelled with the domain and, when set, more attributes.
+func (m *metrics) count(ctx context.Context, c metric.Int64Counter, n int, domain string, more ...attribute.KeyValue) {
+	if n <= 0 {
+		return
+	}
+	if len(more) == 0 {
+		c.Add(ctx, int64(n), m.domainOption(domain))
+		return
+	}
+	c.Add(ctx, int64(n), metric.WithAttributes(append(more, attribute.String("domain", domain))...))
 }

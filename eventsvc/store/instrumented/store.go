@@ -89,9 +89,9 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 	}
 	s.metrics.observe(ctx, opAppend, start, outcome)
 	if outcome == "ok" {
-		count(ctx, s.metrics.stored, len(res.Pages), req.Aggregate.Domain)
+		s.metrics.count(ctx, s.metrics.stored, len(res.Pages), req.Aggregate.Domain)
 		if req.Snapshot != nil {
-			count(ctx, s.metrics.snapshots, 1, req.Aggregate.Domain)
+			s.metrics.count(ctx, s.metrics.snapshots, 1, req.Aggregate.Domain)
 		}
 		span.SetAttributes(attribute.Int("next_sequence", int(res.Next)))
 	}
@@ -107,7 +107,7 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 	outcome := Outcome(err)
 	s.metrics.observe(ctx, opLoad, start, outcome)
 	if err == nil {
-		count(ctx, s.metrics.loaded, len(l.Pages), agg.Domain)
+		s.metrics.count(ctx, s.metrics.loaded, len(l.Pages), agg.Domain)
 		span.SetAttributes(attribute.Int("events", len(l.Pages)), attribute.Bool("snapshot", l.Snapshot != nil), attribute.Int("next_sequence", int(l.Next)))
 	}
 	end(span, outcome, err)
@@ -175,7 +175,7 @@ func (s *Store) Commit(ctx context.Context, subscriber, domain string, partition
 	err := s.inner.Commit(ctx, subscriber, domain, partition, offsets)
 	outcome := Outcome(err)
 	s.metrics.observe(ctx, opCommit, start, outcome)
-	count(ctx, s.metrics.positions, 1, domain, attribute.String("subscriber", subscriber), attribute.String("outcome", outcome))
+	s.metrics.count(ctx, s.metrics.positions, 1, domain, attribute.String("subscriber", subscriber), attribute.String("outcome", outcome))
 	return err
 }
 
