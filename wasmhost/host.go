@@ -238,7 +238,7 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Serve accepts h2c (and HTTP/1.1) connections on ln and proxies them until
 // ctx is done; it then shuts the server down gracefully and returns nil.
 func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
-	return serveHTTP(ctx, ln, h, h.log, func(ctx context.Context, _ net.Conn) context.Context {
+	return serveH2(ctx, ln, h, h.log, func(ctx context.Context, _ net.Conn) context.Context {
 		return context.WithValue(ctx, connWorkerKey{}, int(h.connSeq.Add(1)-1))
 	})
 }
