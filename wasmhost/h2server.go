@@ -62,14 +62,14 @@ type h2Server struct {
 	connContext func(context.Context, net.Conn) context.Context
 
 	mu     sync.Mutex
-	conns  map[*h2Conn]struct{}
+	conns  map[*h2ServerConn]struct{}
 	closed bool
 	wg     sync.WaitGroup // connections
 
 	// idle hands a stream to a handler goroutine waiting for work: streams
 	// reuse goroutines, whose stacks have already grown to what a call
 	// into the VM needs, instead of starting (and growing) one each.
-	idle chan *h2Stream
+	idle chan *h2ServerStream
 	// done ends the idle handler goroutines.
 	done chan struct{}
 }
@@ -78,7 +78,7 @@ type h2Server struct {
 const h2HandlerIdle = 10 * time.Second
 
 // startHandler runs st's handler on an idle handler goroutine, or a new one.
-func (s *h2Server) startHandler(st *h2Stream) {
+func (s *h2Server) startHandler(st *h2ServerStream) {
 	select {
 	case s.idle <- st:
 	default:
@@ -86,7 +86,7 @@ func (s *h2Server) startHandler(st *h2Stream) {
 	}
 }
 
-func (s *h2Server) handlerLoop(st *h2Stream) {
+func (s *h2Server) handlerLoop(st *h2ServerStream) {
 	t := time.NewTimer(h2HandlerIdle)
 	defer t.Stop()
 	for {
@@ -106,8 +106,8 @@ func (s *h2Server) handlerLoop(st *h2Stream) {
 // serveH2 serves handler on ln until ctx is done: HTTP/2 with prior
 // knowledge by h2Server, anything else by net/http.
 func serveH2(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger, connContext func(context.Context, net.Conn) context.Context) error {
-	s := &h2Server{handler: handler, log: log, connContext: connContext, conns: map[*h2Conn]struct{}{},
-		idle: make(chan *h2Stream), done: make(chan struct{})}
+	s := &h2Server{handler: handler, log: log, connContext: connContext, conns: map[*h2ServerConn]struct{}{},
+		idle: make(chan *h2ServerStream), done: make(chan struct{})}
 	defer close(s.done)
 	h1 := newChanListener(ln.Addr())
 	h1done := make(chan error, 1)
@@ -149,7 +149,7 @@ func serveH2(ctx context.Context, ln net.Listener, handler http.Handler, log *sl
 func (s *h2Server) shutdown() {
 	s.mu.Lock()
 	s.closed = true
-	conns := make([]*h2Conn, 0, len(s.conns))
+	conns := make([]*h2ServerConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -193,12 +193,12 @@ func (s *h2Server) serveConn(ctx context.Context, nc net.Conn, h1 *chanListener)
 		cctx = s.connContext(cctx, nc)
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(cctx))
-	c := &h2Conn{
+	c := &h2ServerConn{
 		srv:              s,
 		nc:               nc,
 		ctx:              cctx,
 		cancel:           cancel,
-		streams:          map[uint32]*h2Stream{},
+		streams:          map[uint32]*h2ServerStream{},
 		peerWindow:       65535,
 		peerMaxFrame:     16384,
 		connSendWindow:   65535,
@@ -233,8 +233,8 @@ func (s *h2Server) serveConn(ctx context.Context, nc net.Conn, h1 *chanListener)
 	c.serve()
 }
 
-// h2Conn is one downstream HTTP/2 connection.
-type h2Conn struct {
+// h2ServerConn is one downstream HTTP/2 connection.
+type h2ServerConn struct {
 	srv        *h2Server
 	nc         net.Conn
 	ctx        context.Context
@@ -257,7 +257,7 @@ type h2Conn struct {
 	// ends to handlers waiting to send.
 	mu               sync.Mutex
 	cond             *sync.Cond
-	streams          map[uint32]*h2Stream
+	streams          map[uint32]*h2ServerStream
 	maxClientSID     uint32
 	lastProcessedSID uint32
 	peerWindow       int32  // the peer's SETTINGS_INITIAL_WINDOW_SIZE
@@ -270,13 +270,13 @@ type h2Conn struct {
 	handlers         sync.WaitGroup
 }
 
-// h2Stream is one request/response exchange.
-type h2Stream struct {
-	c      *h2Conn
+// h2ServerStream is one request/response exchange.
+type h2ServerStream struct {
+	c      *h2ServerConn
 	id     uint32
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	body   *h2Body
+	body   *h2RequestBody
 	req    *http.Request
 
 	// Guarded by c.mu.
@@ -288,7 +288,7 @@ type h2Stream struct {
 	localDone   bool // END_STREAM sent
 }
 
-func (c *h2Conn) serve() {
+func (c *h2ServerConn) serve() {
 	go c.writer()
 	defer func() {
 		c.close(io.EOF)
@@ -340,13 +340,13 @@ func (c *h2Conn) serve() {
 }
 
 // isDrained reports a connection that sent GOAWAY and has no stream left.
-func (c *h2Conn) isDrained() bool {
+func (c *h2ServerConn) isDrained() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.goingAway && len(c.streams) == 0
 }
 
-func (c *h2Conn) processFrame(f http2.Frame) error {
+func (c *h2ServerConn) processFrame(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
 		return c.processHeaders(f)
@@ -400,7 +400,7 @@ func (c *h2Conn) processFrame(f http2.Frame) error {
 	}
 }
 
-func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
+func (c *h2ServerConn) processSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
@@ -436,7 +436,7 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 	return nil
 }
 
-func (c *h2Conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+func (c *h2ServerConn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f.StreamID == 0 {
@@ -456,7 +456,7 @@ func (c *h2Conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return nil
 }
 
-func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
+func (c *h2ServerConn) processHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -495,7 +495,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	sctx, cancel := context.WithCancelCause(c.ctx)
-	st := &h2Stream{c: c, id: id, ctx: sctx, cancel: cancel, body: body, recvWindow: h2StreamWindow}
+	st := &h2ServerStream{c: c, id: id, ctx: sctx, cancel: cancel, body: body, recvWindow: h2StreamWindow}
 	body.st = st
 	req = req.WithContext(sctx)
 	st.req = req
@@ -515,7 +515,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 }
 
 // newRequest builds the http.Request of a HEADERS frame.
-func (c *h2Conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *h2Body, error) {
+func (c *h2ServerConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *h2RequestBody, error) {
 	method := f.PseudoValue("method")
 	path := f.PseudoValue("path")
 	authority := f.PseudoValue("authority")
@@ -557,7 +557,7 @@ func (c *h2Conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *h2Body, 
 			cl = n
 		}
 	}
-	body := &h2Body{}
+	body := &h2RequestBody{}
 	body.cond = sync.NewCond(&body.mu)
 	req := &http.Request{
 		Method:        method,
@@ -578,7 +578,7 @@ func (c *h2Conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *h2Body, 
 	return req, body, nil
 }
 
-func (c *h2Conn) processTrailers(st *h2Stream, f *http2.MetaHeadersFrame) error {
+func (c *h2ServerConn) processTrailers(st *h2ServerStream, f *http2.MetaHeadersFrame) error {
 	if len(f.PseudoFields()) > 0 {
 		c.resetStream(st.id, http2.ErrCodeProtocol)
 		return nil
@@ -596,7 +596,7 @@ func (c *h2Conn) processTrailers(st *h2Stream, f *http2.MetaHeadersFrame) error 
 	return nil
 }
 
-func (c *h2Conn) processData(f *http2.DataFrame) error {
+func (c *h2ServerConn) processData(f *http2.DataFrame) error {
 	n := int64(f.Length)
 	c.mu.Lock()
 	if n > c.connRecvWindow {
@@ -646,7 +646,7 @@ func (c *h2Conn) processData(f *http2.DataFrame) error {
 }
 
 // returnCredit returns n consumed bytes of st to the peer, in batches.
-func (c *h2Conn) returnCredit(st *h2Stream, n int64) {
+func (c *h2ServerConn) returnCredit(st *h2ServerStream, n int64) {
 	c.mu.Lock()
 	var streamInc int64
 	if !st.remoteDone && !st.reset {
@@ -661,14 +661,14 @@ func (c *h2Conn) returnCredit(st *h2Stream, n int64) {
 	c.sendWindowUpdates(st.id, streamInc, connInc)
 }
 
-func (c *h2Conn) returnConnCredit(n int64) {
+func (c *h2ServerConn) returnConnCredit(n int64) {
 	c.mu.Lock()
 	inc := c.connCreditLocked(n)
 	c.mu.Unlock()
 	c.sendWindowUpdates(0, 0, inc)
 }
 
-func (c *h2Conn) connCreditLocked(n int64) int64 {
+func (c *h2ServerConn) connCreditLocked(n int64) int64 {
 	c.connRecvUnacked += n
 	if c.connRecvUnacked < h2ConnWindow/4 {
 		return 0
@@ -679,7 +679,7 @@ func (c *h2Conn) connCreditLocked(n int64) int64 {
 	return inc
 }
 
-func (c *h2Conn) sendWindowUpdates(id uint32, streamInc, connInc int64) {
+func (c *h2ServerConn) sendWindowUpdates(id uint32, streamInc, connInc int64) {
 	if streamInc == 0 && connInc == 0 {
 		return
 	}
@@ -698,7 +698,7 @@ func (c *h2Conn) sendWindowUpdates(id uint32, streamInc, connInc int64) {
 
 // write runs f (frame writes) under the write lock and asks the writer
 // goroutine to flush.
-func (c *h2Conn) write(f func() error) error {
+func (c *h2ServerConn) write(f func() error) error {
 	c.wmu.Lock()
 	err := c.werr
 	if err == nil {
@@ -716,7 +716,7 @@ func (c *h2Conn) write(f func() error) error {
 
 // flushNow writes what is buffered from the calling goroutine; an error
 // closes the connection.
-func (c *h2Conn) flushNow() error {
+func (c *h2ServerConn) flushNow() error {
 	c.wmu.Lock()
 	if c.werr == nil && c.bw.Buffered() > 0 {
 		if err := c.bw.Flush(); err != nil {
@@ -732,7 +732,7 @@ func (c *h2Conn) flushNow() error {
 }
 
 // flush wakes the writer goroutine.
-func (c *h2Conn) flush() {
+func (c *h2ServerConn) flush() {
 	select {
 	case c.flushReq <- struct{}{}:
 	default:
@@ -741,7 +741,7 @@ func (c *h2Conn) flush() {
 
 // writer flushes the buffered frames whenever asked, so the frames encoded
 // meanwhile by any stream leave together.
-func (c *h2Conn) writer() {
+func (c *h2ServerConn) writer() {
 	defer close(c.writerDone)
 	for {
 		select {
@@ -756,7 +756,7 @@ func (c *h2Conn) writer() {
 }
 
 // resetStream sends RST_STREAM and ends the stream.
-func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
+func (c *h2ServerConn) resetStream(id uint32, code http2.ErrCode) {
 	c.mu.Lock()
 	st := c.streams[id]
 	if st != nil {
@@ -774,14 +774,14 @@ func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
 }
 
 // removeLocked forgets a stream (c.mu held).
-func (c *h2Conn) removeLocked(st *h2Stream) {
+func (c *h2ServerConn) removeLocked(st *h2ServerStream) {
 	if c.streams[st.id] == st {
 		delete(c.streams, st.id)
 	}
 }
 
 // goAway announces that no new stream will be accepted.
-func (c *h2Conn) goAway(code http2.ErrCode) {
+func (c *h2ServerConn) goAway(code http2.ErrCode) {
 	c.mu.Lock()
 	if c.goingAway {
 		c.mu.Unlock()
@@ -798,13 +798,13 @@ func (c *h2Conn) goAway(code http2.ErrCode) {
 	}
 }
 
-func (c *h2Conn) goAwayAndClose(code http2.ErrCode, err error) {
+func (c *h2ServerConn) goAwayAndClose(code http2.ErrCode, err error) {
 	c.goAway(code)
 	c.closeAfterFlush(err)
 }
 
 // closeAfterFlush flushes what is buffered, then closes.
-func (c *h2Conn) closeAfterFlush(err error) {
+func (c *h2ServerConn) closeAfterFlush(err error) {
 	c.wmu.Lock()
 	if c.werr == nil {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -816,14 +816,14 @@ func (c *h2Conn) closeAfterFlush(err error) {
 
 // close tears the connection down: streams fail, handlers see their
 // contexts cancelled.
-func (c *h2Conn) close(err error) {
+func (c *h2ServerConn) close(err error) {
 	c.mu.Lock()
 	if c.closedErr != nil {
 		c.mu.Unlock()
 		return
 	}
 	c.closedErr = err
-	streams := make([]*h2Stream, 0, len(c.streams))
+	streams := make([]*h2ServerStream, 0, len(c.streams))
 	for _, st := range c.streams {
 		st.reset = true
 		streams = append(streams, st)
@@ -839,7 +839,7 @@ func (c *h2Conn) close(err error) {
 	c.cancel()
 }
 
-func (c *h2Conn) runHandler(st *h2Stream) {
+func (c *h2ServerConn) runHandler(st *h2ServerStream) {
 	defer c.handlers.Done()
 	rw := &h2ResponseWriter{st: st, header: http.Header{}}
 	aborted := false
@@ -878,9 +878,9 @@ func (c *h2Conn) runHandler(st *h2Stream) {
 	}
 }
 
-// h2Body is a request body: DATA frames queued by the reader goroutine.
-type h2Body struct {
-	st     *h2Stream
+// h2RequestBody is a request body: DATA frames queued by the reader goroutine.
+type h2RequestBody struct {
+	st     *h2ServerStream
 	mu     sync.Mutex
 	cond   *sync.Cond
 	chunks [][]byte
@@ -891,7 +891,7 @@ type h2Body struct {
 }
 
 // add queues data (copied); false when the handler closed the body.
-func (b *h2Body) add(data []byte) bool {
+func (b *h2RequestBody) add(data []byte) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || b.err != nil {
@@ -902,14 +902,14 @@ func (b *h2Body) add(data []byte) bool {
 	return true
 }
 
-func (b *h2Body) finish() {
+func (b *h2RequestBody) finish() {
 	b.mu.Lock()
 	b.eof = true
 	b.cond.Broadcast()
 	b.mu.Unlock()
 }
 
-func (b *h2Body) fail(err error) {
+func (b *h2RequestBody) fail(err error) {
 	b.mu.Lock()
 	if !b.eof && b.err == nil {
 		b.err = err
@@ -919,7 +919,7 @@ func (b *h2Body) fail(err error) {
 }
 
 // Read implements io.Reader; the bytes read return flow-control credit.
-func (b *h2Body) Read(p []byte) (int, error) {
+func (b *h2RequestBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	for len(b.chunks) == 0 && !b.eof && b.err == nil && !b.closed {
 		b.cond.Wait()
@@ -953,7 +953,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 }
 
 // Close drops what is queued (returning its credit) and any later data.
-func (b *h2Body) Close() error {
+func (b *h2RequestBody) Close() error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -981,7 +981,7 @@ func (b *h2Body) Close() error {
 // net/http's trailer conventions (a "Trailer" header declared before
 // WriteHeader, or http.TrailerPrefix keys set later).
 type h2ResponseWriter struct {
-	st          *h2Stream
+	st          *h2ServerStream
 	header      http.Header
 	status      int
 	wroteHeader bool // WriteHeader called
@@ -1149,7 +1149,7 @@ func isConnectionHeader(k string) bool {
 
 // awaitSendWindow waits until up to want bytes may be sent on st and
 // reserves them (at least one byte, at most a frame); want 0 returns 0.
-func (c *h2Conn) awaitSendWindow(st *h2Stream, want int) (int, error) {
+func (c *h2ServerConn) awaitSendWindow(st *h2ServerStream, want int) (int, error) {
 	if want == 0 {
 		return 0, nil
 	}
@@ -1178,19 +1178,19 @@ func (c *h2Conn) awaitSendWindow(st *h2Stream, want int) (int, error) {
 	}
 }
 
-func (c *h2Conn) endLocal(st *h2Stream) {
+func (c *h2ServerConn) endLocal(st *h2ServerStream) {
 	c.mu.Lock()
 	st.localDone = true
 	c.mu.Unlock()
 }
 
-func (c *h2Conn) writeHeaders(st *h2Stream, fields [][2]string, end bool) error {
+func (c *h2ServerConn) writeHeaders(st *h2ServerStream, fields [][2]string, end bool) error {
 	return c.writeFields(st, fields, end)
 }
 
 // writeFields encodes fields (no dynamic table: literals) into HEADERS and
 // CONTINUATION frames.
-func (c *h2Conn) writeFields(st *h2Stream, fields [][2]string, end bool) error {
+func (c *h2ServerConn) writeFields(st *h2ServerStream, fields [][2]string, end bool) error {
 	c.mu.Lock()
 	if st.reset || c.closedErr != nil {
 		c.mu.Unlock()
