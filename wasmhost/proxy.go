@@ -122,7 +122,7 @@ func (p *proxyStream) run() (abort bool) {
 	}
 	if !eos {
 		p.pumpDone = make(chan struct{})
-		go p.pumpRequest()
+		p.h.workers.goWorker(p.pumpRequest)
 	}
 	resp, err := p.h.upstream.RoundTrip(p.upReq)
 	if err != nil {

@@ -1,0 +1,45 @@
+package wasmhost_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// TestServeHTTPAfterClose: once the host (and its worker goroutines) is
+// closed, a stream handed to ServeHTTP is still answered, on the caller's
+// goroutine: 503.
+func TestServeHTTPAfterClose(t *testing.T) {
+	e := newEnv(t)
+	if err := e.proxy.Host.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	e.proxy.Host.ServeHTTP(rec, httptest.NewRequest("POST", "/x", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d after Close, want 503", rec.Code)
+	}
+}
+
+// panicWriter panics when the response headers are written.
+type panicWriter struct{ *httptest.ResponseRecorder }
+
+type writerPanic struct{}
+
+func (panicWriter) WriteHeader(int) { panic(writerPanic{}) }
+
+// TestServeHTTPPanicReachesCaller: a panic while serving on a worker
+// goroutine is re-raised on ServeHTTP's goroutine, where net/http recovers
+// it, instead of crashing the process.
+func TestServeHTTPPanicReachesCaller(t *testing.T) {
+	e := newEnv(t)
+	req := httptest.NewRequest("GET", "/echo", nil)
+	req.Header.Set("x-case", "panic-writer")
+	defer func() {
+		if p := recover(); p != (writerPanic{}) {
+			t.Fatalf("ServeHTTP panicked with %v, want the writer's panic", p)
+		}
+	}()
+	e.proxy.Host.ServeHTTP(panicWriter{httptest.NewRecorder()}, req)
+	t.Fatal("ServeHTTP returned")
+}
