@@ -264,13 +264,17 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	}
 	defer g.release()
 
-	actx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	worker, ok := r.Context().Value(connWorkerKey{}).(int)
 	if !ok {
 		worker = -1
 	}
-	v, err := g.pool.acquire(actx, worker)
-	cancel()
+	v, err := g.pool.tryAcquire(worker)
+	if v == nil && err == nil {
+		// Every VM is being replaced: wait, bounded.
+		actx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		v, err = g.pool.acquire(actx, worker)
+		cancel()
+	}
 	p := &proxyStream{h: h, w: w, r: r}
 	if err != nil {
 		h.log.Warn("no wasm VM for stream", "err", err)
