@@ -44,7 +44,7 @@ func abiHTTPCall(v *vm, s []uint64) {
 	trailers := &headerMap{}
 	trailers.setPairs(decodePairs(trl))
 	token := v.newHTTPToken()
-	c := v.startCallout(token, calloutHTTP)
+	c := v.startCallout(token, calloutHTTP, time.Duration(timeout)*time.Millisecond)
 	if v.gen.h.tracing != nil {
 		path, _ := headers.get(":path")
 		method, _ := headers.get(":method")
@@ -52,7 +52,7 @@ func abiHTTPCall(v *vm, s []uint64) {
 		v.traceCallout(c, headers, path, method, strings.HasPrefix(ct, "application/grpc"))
 	}
 	v.writeU32(uint32(s[9]), token)
-	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers, timeout: time.Duration(timeout) * time.Millisecond}
+	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers}
 	v.gen.h.goBackground(func() { v.runHTTPCall(c, req) })
 	setStatus(s, statusOK)
 }
@@ -87,7 +87,7 @@ func abiGRPCCall(v *vm, s []uint64) {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
-	c := v.startCallout(token, calloutGRPCCall)
+	c := v.startCallout(token, calloutGRPCCall, time.Duration(uint32(s[10]))*time.Millisecond)
 	if v.gen.h.tracing != nil {
 		v.traceCallout(c, metadata, "/"+svcName+"/"+method, "POST", true)
 	}
@@ -120,7 +120,7 @@ func abiGRPCStream(v *vm, s []uint64) {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
-	c := v.startCallout(token, calloutGRPCStream)
+	c := v.startCallout(token, calloutGRPCStream, 0)
 	c.stream = newGRPCStreamState()
 	req := grpcRequest{addr: addr, path: "/" + svcName + "/" + method, metadata: metadata}
 	v.gen.h.goBackground(func() { v.runGRPCStream(c, req) })

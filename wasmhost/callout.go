@@ -114,9 +114,18 @@ func (v *vm) newGRPCToken(call bool) uint32 {
 }
 
 // startCallout registers a callout (mu held). HTTP call tokens and gRPC
-// tokens come from separate counters, so they are keyed apart.
-func (v *vm) startCallout(token uint32, kind calloutKind) *callout {
-	ctx, cancel := context.WithCancel(context.Background())
+// tokens come from separate counters, so they are keyed apart. The
+// callout's context carries its timeout (0: none) from now on: its error
+// is context.Canceled when the host cancelled it, DeadlineExceeded when it
+// timed out.
+func (v *vm) startCallout(token uint32, kind calloutKind, timeout time.Duration) *callout {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel}
 	v.callouts[calloutKey(token, kind)] = c
 	return c
@@ -138,6 +147,10 @@ func (v *vm) cancelCallouts() {
 	}
 }
 
+// cancelled reports whether the host cancelled the callout (a timeout is
+// not a cancellation: its result is delivered).
+func (c *callout) cancelled() bool { return errors.Is(c.ctx.Err(), context.Canceled) }
+
 // deliver runs f on the VM if the callout is still registered.
 func (v *vm) deliver(c *callout, f func()) {
 	v.mu.Lock()
@@ -156,7 +169,6 @@ type httpCallRequest struct {
 	headers  *headerMap
 	body     []byte
 	trailers *headerMap
-	timeout  time.Duration
 }
 
 // runHTTPCall performs an http_call and posts the result. Like Envoy's
@@ -165,14 +177,8 @@ type httpCallRequest struct {
 // failure (status BROKEN_CONNECTION, message "reset", no headers).
 func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 	defer c.cancel()
-	ctx := c.ctx
-	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.timeout)
-		defer cancel()
-	}
-	reply, failed := v.doHTTPCall(ctx, r)
-	if c.ctx.Err() != nil {
+	reply, failed := v.doHTTPCall(c.ctx, r)
+	if c.cancelled() {
 		c.endSpan(result{failed: true, message: "cancelled"}, streamFacts{})
 		return // cancelled by the host
 	}
@@ -370,14 +376,8 @@ func grpcStatusOf(httpCode int, header, trailer http.Header) (uint32, string) {
 
 func (v *vm) runGRPCCall(c *callout, r grpcRequest, msg []byte) {
 	defer c.cancel()
-	ctx := c.ctx
-	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.timeout)
-		defer cancel()
-	}
-	code, text, reply := v.doGRPCCall(ctx, r, msg)
-	if c.ctx.Err() != nil {
+	code, text, reply := v.doGRPCCall(c.ctx, r, msg)
+	if c.cancelled() {
 		c.endSpan(result{isGRPC: true, failed: true, message: "cancelled"}, streamFacts{})
 		return
 	}
