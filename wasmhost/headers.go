@@ -84,7 +84,7 @@ func (m *headerMap) appendHTTP(h http.Header) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		lk := strings.ToLower(k)
+		lk := lowerKey(k)
 		for _, v := range h[k] {
 			m.kv = append(m.kv, [2]string{lk, v})
 		}
@@ -94,11 +94,24 @@ func (m *headerMap) appendHTTP(h http.Header) {
 // toHTTP converts the regular (non-pseudo) entries to an http.Header,
 // skipping hop-by-hop and framing headers the proxy manages itself.
 func (m *headerMap) toHTTP(dst http.Header) {
+	// One backing array for the values of the names seen first here, as
+	// net/textproto does; a repeated name appends (and reallocates).
+	var vals []string
 	for _, p := range m.kv {
 		if strings.HasPrefix(p[0], ":") || hopHeader(p[0]) {
 			continue
 		}
-		dst[http.CanonicalHeaderKey(p[0])] = append(dst[http.CanonicalHeaderKey(p[0])], p[1])
+		k := canonicalKey(p[0])
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, p[1])
+			continue
+		}
+		if len(vals) == 0 {
+			vals = make([]string, len(m.kv))
+		}
+		vals[0] = p[1]
+		dst[k] = vals[:1:1]
+		vals = vals[1:]
 	}
 }
 

@@ -1,0 +1,96 @@
+package wasmhost
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestHeaderKeyForms(t *testing.T) {
+	for _, k := range []string{"content-type", "Content-Type", "CONTENT-TYPE", "x-Odd-Name", ":path", "grpc-status", "X-New-One", "weird key", ""} {
+		for i := 0; i < 2; i++ { // learned, then from the table
+			if got, want := lowerKey(k), strings.ToLower(k); got != want {
+				t.Errorf("lowerKey(%q) = %q, want %q", k, got, want)
+			}
+			want := http.CanonicalHeaderKey(strings.ToLower(k))
+			if strings.HasPrefix(k, ":") {
+				want = k
+			}
+			if got := canonicalKey(k); got != want {
+				t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
+			}
+			if got, want := guestKey([]byte(k)), strings.ToLower(k); got != want {
+				t.Errorf("guestKey(%q) = %q, want %q", k, got, want)
+			}
+		}
+	}
+	if got := guestPath([]byte("a\x00b")); got != "a\x00b" {
+		t.Errorf("guestPath = %q", got)
+	}
+}
+
+// TestInternTableBounded: a full table stops learning (names keep
+// converting correctly) and lookups stay allocation-free.
+func TestInternTableBounded(t *testing.T) {
+	tab := &internTable[keyForms]{max: 8}
+	for i := 0; i < 20; i++ {
+		k := "X-Name-" + strconv.Itoa(i)
+		if f := learnKey(tab, k); f.lower != strings.ToLower(k) || f.canon != k {
+			t.Fatalf("learnKey(%q) = %+v", k, f)
+		}
+	}
+	if n := len(*tab.m.Load()); n > 8 {
+		t.Fatalf("table holds %d entries, max 8", n)
+	}
+	if tab.learning() {
+		t.Fatal("full table still learning")
+	}
+	if _, ok := tab.get("x-name-0"); !ok {
+		t.Fatal("early name forgotten")
+	}
+	b := []byte("content-type")
+	if n := testing.AllocsPerRun(100, func() { _ = guestKey(b); _ = canonicalKey("content-type"); _ = lowerKey("Content-Type") }); n != 0 {
+		t.Errorf("known names: %v allocs per lookup", n)
+	}
+}
+
+// TestInternConcurrent runs lookups and learning at once (for -race).
+func TestInternConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				k := "X-Conc-" + strconv.Itoa(i%50)
+				if lowerKey(k) != strings.ToLower(k) || canonicalKey(strings.ToLower(k)) != k {
+					t.Error("wrong form for", k)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestToHTTPSharedValues: names appear once each with their values, a
+// repeated name keeps both, and a value slice does not alias another's.
+func TestToHTTPSharedValues(t *testing.T) {
+	m := &headerMap{}
+	m.add(":path", "/x")
+	m.add("a", "1")
+	m.add("b", "2")
+	m.add("a", "3")
+	m.add("connection", "close")
+	h := http.Header{}
+	m.toHTTP(h)
+	if len(h) != 2 || strings.Join(h["A"], ",") != "1,3" || strings.Join(h["B"], ",") != "2" {
+		t.Fatalf("toHTTP = %v", h)
+	}
+	h["B"] = append(h["B"], "4")
+	if strings.Join(h["A"], ",") != "1,3" {
+		t.Fatalf("appending to B changed A: %v", h)
+	}
+}
