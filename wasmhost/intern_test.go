@@ -94,3 +94,34 @@ func TestToHTTPSharedValues(t *testing.T) {
 		t.Fatalf("appending to B changed A: %v", h)
 	}
 }
+
+// TestCommandAttrsTable: a (domain, outcome) pair is built once and found
+// from bytes without allocating; past the bound pairs are still built,
+// correctly, but not kept.
+func TestCommandAttrsTable(t *testing.T) {
+	var tab commandAttrTable
+	a := commandAttrsFor(&tab, "counter", "ok")
+	if b := commandAttrsFor(&tab, []byte("counter"), []byte("ok")); b != a {
+		t.Fatal("same pair built twice")
+	}
+	if b := commandAttrsFor(&tab, "counter", "rejected"); b == a {
+		t.Fatal("different outcomes share attributes")
+	}
+	d, o := []byte("counter"), []byte("ok")
+	if n := testing.AllocsPerRun(100, func() { _ = commandAttrsFor(&tab, d, o) }); n != 0 {
+		t.Errorf("known pair: %v allocs per lookup", n)
+	}
+	for i := 0; i < 2*maxCommandAttrs; i++ {
+		commandAttrsFor(&tab, "d"+strconv.Itoa(i), "ok")
+	}
+	if tab.n > maxCommandAttrs {
+		t.Fatalf("table holds %d pairs, max %d", tab.n, maxCommandAttrs)
+	}
+	extra := commandAttrsFor(&tab, "beyond", "ok")
+	if extra == nil || len(extra.rec) != 1 || len(extra.add) != 1 {
+		t.Fatal("no attributes for a pair beyond the bound")
+	}
+	if commandAttrsFor(&tab, "counter", "ok") != a {
+		t.Fatal("early pair forgotten")
+	}
+}

@@ -172,16 +172,22 @@ func (p *proxyStream) cleanup(abort bool) {
 	p.v.mu.Lock()
 	p.s.finish()
 	var f streamFacts
-	if p.s.props != nil {
-		f = p.s.facts()
+	var cmd *commandAttrs
+	if props := p.s.props; props != nil {
+		if p.upSpan != nil || p.reqSpan != nil {
+			f = p.s.facts() // strings for the spans
+		}
+		if domain, ok := props[propDomain]; ok {
+			outcome, ok := props[propOutcome]
+			if !ok {
+				outcome = []byte("error")
+			}
+			cmd = commandAttrsFor(&p.h.commands.attrs, domain, outcome)
+		}
 	}
 	p.v.mu.Unlock()
-	if f.hasDomain {
-		outcome := f.outcome
-		if !f.hasOutcome {
-			outcome = "error"
-		}
-		p.h.commands.record(f.domain, outcome, time.Since(p.start))
+	if cmd != nil {
+		p.h.commands.recordWith(cmd, time.Since(p.start))
 	}
 	if p.upSpan != nil {
 		endSpan(p.upSpan, result{isGRPC: p.s.isGRPC, failed: true, message: "stream ended before the upstream response"}, f, false)
