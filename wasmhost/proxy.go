@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -476,6 +477,7 @@ func (p *proxyStream) writeDirect(lr *localReply) bool {
 	for k, vs := range h {
 		dst[k] = vs
 	}
+	setDate(dst)
 	p.wroteHeaders, p.code = true, code
 	p.w.WriteHeader(code)
 	if len(body) > 0 {
@@ -579,6 +581,7 @@ func (p *proxyStream) writeHeaders(hdrs *headerMap, eos bool) {
 	}
 	dst := p.w.Header()
 	hdrs.toHTTP(dst)
+	setDate(dst)
 	p.wroteHeaders, p.code = true, code
 	p.w.WriteHeader(code)
 	if !eos {
@@ -587,6 +590,28 @@ func (p *proxyStream) writeHeaders(hdrs *headerMap, eos bool) {
 		}
 	}
 }
+
+// setDate gives a response the Date header net/http would add, formatted
+// once a second rather than per response, unless it has one.
+func setDate(h http.Header) {
+	if _, ok := h["Date"]; ok {
+		return
+	}
+	now := time.Now()
+	d := dateCache.Load()
+	if d == nil || d.sec != now.Unix() {
+		d = &cachedDate{sec: now.Unix(), v: []string{now.UTC().Format(http.TimeFormat)}}
+		dateCache.Store(d)
+	}
+	h["Date"] = d.v // shared: net/http copies header values when it sends them
+}
+
+type cachedDate struct {
+	sec int64
+	v   []string
+}
+
+var dateCache atomic.Pointer[cachedDate]
 
 // responseBody runs proxy_on_response_body for a chunk (lock held); it
 // returns the bytes to write and trailers the plugin created at the end.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // TestServeHTTPAfterClose: once the host (and its worker goroutines) is
@@ -42,4 +43,23 @@ func TestServeHTTPPanicReachesCaller(t *testing.T) {
 	}()
 	e.proxy.Host.ServeHTTP(panicWriter{httptest.NewRecorder()}, req)
 	t.Fatal("ServeHTTP returned")
+}
+
+// TestResponseDate: proxied responses and local replies carry a current
+// Date header (the host sets it, cached per second, as net/http would).
+func TestResponseDate(t *testing.T) {
+	e := newEnv(t)
+	for _, kase := range []string{"none", "local-reply-http"} {
+		resp := e.do(t, kase, http.MethodGet, "/echo", "", nil)
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			t.Fatalf("%s: Date %q: %v", kase, resp.Header.Get("Date"), err)
+		}
+		if age := time.Since(d); age < -2*time.Second || age > 5*time.Second {
+			t.Errorf("%s: Date %s is %s old", kase, d, age)
+		}
+		if n := len(resp.Header.Values("Date")); n != 1 {
+			t.Errorf("%s: %d Date headers", kase, n)
+		}
+	}
 }
