@@ -41,7 +41,7 @@ func abiSetProperty(v *vm, s []uint64) {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
-	path := guestPath(pb)
+	path := guestString(pb)
 	st := v.contextStream()
 	if st == nil {
 		setStatus(s, statusNotFound)

@@ -58,12 +58,13 @@ func (m *headerMap) remove(k string) {
 	m.kv = out
 }
 
-// setPairs replaces the whole map.
+// setPairs replaces the whole map with pairs, which it keeps (keys
+// lower-cased in place): they come fresh from decodePairs.
 func (m *headerMap) setPairs(pairs [][2]string) {
-	m.kv = m.kv[:0]
-	for _, p := range pairs {
-		m.add(p[0], p[1])
+	for i := range pairs {
+		pairs[i][0] = strings.ToLower(pairs[i][0])
 	}
+	m.kv = pairs
 }
 
 // byteSize is Envoy's HeaderMap::byteSize: the sum of key and value lengths.

@@ -122,17 +122,25 @@ func guestKey(b []byte) string {
 	return learnKey(headerKeys, string(b)).lower
 }
 
-// propertyPaths interns the property paths plugins set.
-var propertyPaths = &internTable[string]{max: 1024}
+// guestStrings interns names plugins pass again and again: property
+// paths, header names in pairs, gRPC callout paths.
+var guestStrings = &internTable[string]{max: 1024}
 
-// guestPath is the property path in guest bytes b, as a string.
-func guestPath(b []byte) string {
-	if p, ok := propertyPaths.getBytes(b); ok {
+// guestString is b as a string, interned.
+func guestString(b []byte) string {
+	if p, ok := guestStrings.getBytes(b); ok {
 		return p
 	}
 	p := string(b)
-	if propertyPaths.learning() {
-		propertyPaths.learn(map[string]string{p: p})
+	if guestStrings.learning() {
+		guestStrings.learn(map[string]string{p: p})
 	}
 	return p
+}
+
+// grpcMethodPath is "/" + service + "/" + method, interned.
+func grpcMethodPath(service, method []byte) string {
+	var buf [256]byte
+	b := append(append(append(append(buf[:0], '/'), service...), '/'), method...)
+	return guestString(b)
 }

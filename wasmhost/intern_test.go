@@ -26,8 +26,8 @@ func TestHeaderKeyForms(t *testing.T) {
 			}
 		}
 	}
-	if got := guestPath([]byte("a\x00b")); got != "a\x00b" {
-		t.Errorf("guestPath = %q", got)
+	if got := guestString([]byte("a\x00b")); got != "a\x00b" {
+		t.Errorf("guestString = %q", got)
 	}
 }
 
@@ -123,5 +123,18 @@ func TestCommandAttrsTable(t *testing.T) {
 	}
 	if commandAttrsFor(&tab, "counter", "ok") != a {
 		t.Fatal("early pair forgotten")
+	}
+}
+
+func TestGRPCMethodPath(t *testing.T) {
+	long := strings.Repeat("s", 300)
+	for _, c := range [][2]string{{"pkg.Svc", "Method"}, {long, "M"}, {"", ""}} {
+		if got, want := grpcMethodPath([]byte(c[0]), []byte(c[1])), "/"+c[0]+"/"+c[1]; got != want {
+			t.Errorf("grpcMethodPath(%q, %q) = %q", c[0], c[1], got)
+		}
+	}
+	s, m := []byte("pkg.Svc"), []byte("Method")
+	if n := testing.AllocsPerRun(100, func() { _ = grpcMethodPath(s, m) }); n != 0 {
+		t.Errorf("known path: %v allocs", n)
 	}
 }

@@ -129,7 +129,7 @@ func decodePairs(b []byte) [][2]string {
 		if uint64(len(data)) < uint64(kl)+1 || data[kl] != 0 {
 			return nil
 		}
-		k := string(data[:kl])
+		k := guestString(data[:kl]) // names recur: interned
 		data = data[kl+1:]
 		if uint64(len(data)) < uint64(vl)+1 || data[vl] != 0 {
 			return nil
