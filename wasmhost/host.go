@@ -387,10 +387,7 @@ func (h *Host) Run(ctx context.Context) error {
 // goBackground runs f on a worker goroutine Close waits for.
 func (h *Host) goBackground(f func()) {
 	h.bg.Add(1)
-	h.workers.goWorker(func() {
-		defer h.bg.Done()
-		f()
-	})
+	h.workers.goWorker(f, &h.bg)
 }
 
 // workerIdleTimeout is how long an idle worker goroutine waits for a task

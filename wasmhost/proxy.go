@@ -123,7 +123,7 @@ func (p *proxyStream) run() (abort bool) {
 	}
 	if !eos {
 		p.pumpDone = make(chan struct{})
-		p.h.workers.goWorker(p.pumpRequest)
+		p.h.workers.goWorker(p.pumpRequest, nil)
 	}
 	resp, err := p.h.upstream.RoundTrip(p.upReq)
 	if err != nil {

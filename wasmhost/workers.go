@@ -18,7 +18,7 @@ import (
 // cannot starve the others. Workers left idle for idleTimeout exit, and
 // close stops them all.
 type workerPool struct {
-	work        chan func() // unbuffered: a send succeeds only into an idle worker
+	work        chan task // unbuffered: a send succeeds only into an idle worker
 	quit        chan struct{}
 	idleTimeout time.Duration
 
@@ -28,15 +28,31 @@ type workerPool struct {
 	started atomic.Int64   // workers ever started
 }
 
+// task is a function to run and, if set, a WaitGroup to mark done after
+// it (so callers need no wrapping closure).
+type task struct {
+	f    func()
+	done *sync.WaitGroup
+}
+
+func (t task) run() {
+	if t.done != nil {
+		defer t.done.Done()
+	}
+	t.f()
+}
+
 func newWorkerPool(idleTimeout time.Duration) *workerPool {
-	return &workerPool{work: make(chan func()), quit: make(chan struct{}), idleTimeout: idleTimeout}
+	return &workerPool{work: make(chan task), quit: make(chan struct{}), idleTimeout: idleTimeout}
 }
 
 // run runs f on an idle worker, or on a new one. It returns false, and
 // runs nothing, once the pool is closed.
-func (p *workerPool) run(f func()) bool {
+func (p *workerPool) run(f func()) bool { return p.runTask(task{f: f}) }
+
+func (p *workerPool) runTask(t task) bool {
 	select {
-	case p.work <- f:
+	case p.work <- t:
 		return true
 	default:
 	}
@@ -47,20 +63,20 @@ func (p *workerPool) run(f func()) bool {
 	}
 	p.running.Add(1)
 	p.started.Add(1)
-	go p.worker(f)
+	go p.worker(t)
 	return true
 }
 
-func (p *workerPool) worker(f func()) {
+func (p *workerPool) worker(t task) {
 	defer p.running.Done()
 	idle := time.NewTimer(p.idleTimeout)
 	defer idle.Stop()
 	for {
-		f()
-		f = nil // let the task be collected while the worker waits
+		t.run()
+		t = task{} // let the task be collected while the worker waits
 		idle.Reset(p.idleTimeout)
 		select {
-		case f = <-p.work:
+		case t = <-p.work:
 		case <-idle.C:
 			return
 		case <-p.quit:
@@ -84,9 +100,10 @@ func (p *workerPool) close() {
 }
 
 // goWorker runs f on a worker of the pool, or on a goroutine of its own
-// once the pool is closed.
-func (p *workerPool) goWorker(f func()) {
-	if !p.run(f) {
-		go f()
+// once the pool is closed; then, if done is not nil, it calls done.Done.
+func (p *workerPool) goWorker(f func(), done *sync.WaitGroup) {
+	t := task{f: f, done: done}
+	if !p.runTask(t) {
+		go t.run()
 	}
 }

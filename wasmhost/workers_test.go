@@ -114,7 +114,27 @@ func TestWorkerPoolClose(t *testing.T) {
 		t.Fatal("closed pool accepted a task")
 	}
 	ran := make(chan struct{})
-	p.goWorker(func() { close(ran) })
+	p.goWorker(func() { close(ran) }, nil)
 	<-ran
+	var wg sync.WaitGroup
+	wg.Add(1)
+	p.goWorker(func() {}, &wg)
+	waitDone(t, &wg, 5*time.Second, "goWorker on a closed pool")
 	p.close() // twice is fine
+}
+
+// TestWorkerPoolDone: goWorker marks its WaitGroup done after the task.
+func TestWorkerPoolDone(t *testing.T) {
+	p := newWorkerPool(time.Minute)
+	defer p.close()
+	var wg sync.WaitGroup
+	var n atomic.Int32
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		p.goWorker(func() { time.Sleep(time.Millisecond); n.Add(1) }, &wg)
+	}
+	waitDone(t, &wg, 5*time.Second, "tasks")
+	if n.Load() != 10 {
+		t.Fatalf("WaitGroup done after %d of 10 tasks", n.Load())
+	}
 }
