@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -301,12 +302,36 @@ func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Req
 		return nil, err
 	}
 	r.metadata.toHTTP(req.Header)
-	req.Header.Set("Content-Type", "application/grpc")
-	req.Header.Set("Te", "trailers")
+	// Shared value slices: net/http only reads them.
+	req.Header["Content-Type"] = grpcContentType
+	req.Header["Te"] = teTrailers
 	if r.timeout > 0 {
-		req.Header.Set("Grpc-Timeout", strconv.FormatInt(r.timeout.Milliseconds(), 10)+"m")
+		req.Header["Grpc-Timeout"] = grpcTimeoutHeader(r.timeout)
 	}
 	return req, nil
+}
+
+var (
+	grpcContentType = []string{"application/grpc"}
+	teTrailers      = []string{"trailers"}
+	// lastGRPCTimeout caches the grpc-timeout value of the last timeout
+	// used: plugins use one or two.
+	lastGRPCTimeout atomic.Pointer[grpcTimeoutValue]
+)
+
+type grpcTimeoutValue struct {
+	d time.Duration
+	v []string
+}
+
+// grpcTimeoutHeader is the grpc-timeout header value for d, in ms.
+func grpcTimeoutHeader(d time.Duration) []string {
+	if t := lastGRPCTimeout.Load(); t != nil && t.d == d {
+		return t.v
+	}
+	t := &grpcTimeoutValue{d: d, v: []string{strconv.FormatInt(d.Milliseconds(), 10) + "m"}}
+	lastGRPCTimeout.Store(t)
+	return t.v
 }
 
 // grpcFrame prefixes msg with the gRPC length-prefix (uncompressed).
