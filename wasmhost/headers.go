@@ -2,7 +2,7 @@ package wasmhost
 
 import (
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -79,11 +79,12 @@ func (m *headerMap) byteSize() int {
 // appendHTTP appends the entries of h, keys lower-cased and sorted for a
 // stable order (Go's http.Header does not keep wire order).
 func (m *headerMap) appendHTTP(h http.Header) {
-	keys := make([]string, 0, len(h))
+	var buf [16]string
+	keys := buf[:0]
 	for k := range h {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		lk := lowerKey(k)
 		for _, v := range h[k] {
@@ -149,7 +150,7 @@ func requestHeaderMap(r *http.Request) *headerMap {
 // responseHeaderMap builds Envoy's view of response headers.
 func responseHeaderMap(code int, h http.Header) *headerMap {
 	m := &headerMap{kv: make([][2]string, 0, 1+len(h))}
-	m.kv = append(m.kv, [2]string{":status", itoa(int64(code))})
+	m.kv = append(m.kv, [2]string{":status", statusText(code)})
 	m.appendHTTP(h)
 	return m
 }
@@ -161,3 +162,16 @@ func trailerMap(h http.Header) *headerMap {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// statusText is code in decimal, without allocating for the usual codes.
+func statusText(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200"
+	case http.StatusNotFound:
+		return "404"
+	case http.StatusServiceUnavailable:
+		return "503"
+	}
+	return itoa(int64(code))
+}
