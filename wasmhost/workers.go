@@ -15,8 +15,8 @@ import (
 //
 // run never waits for a worker: with none idle it starts one, so tasks
 // that block (a callout waiting for its response, a request body pump)
-// cannot starve the others. Workers left idle for idleTimeout exit, and
-// close stops them all.
+// cannot starve the others. Workers left idle for one to two idleTimeouts
+// exit, and close stops them all.
 type workerPool struct {
 	work        chan task // unbuffered: a send succeeds only into an idle worker
 	quit        chan struct{}
@@ -69,16 +69,25 @@ func (p *workerPool) runTask(t task) bool {
 
 func (p *workerPool) worker(t task) {
 	defer p.running.Done()
-	idle := time.NewTimer(p.idleTimeout)
-	defer idle.Stop()
+	// A ticker rather than a timer reset per task: the worker exits at the
+	// first tick that finds it ran nothing since the previous one, after
+	// one to two idle timeouts.
+	tick := time.NewTicker(p.idleTimeout)
+	defer tick.Stop()
+	busy := false
 	for {
-		t.run()
-		t = task{} // let the task be collected while the worker waits
-		idle.Reset(p.idleTimeout)
+		if t.f != nil {
+			t.run()
+			t = task{} // let the task be collected while the worker waits
+			busy = true
+		}
 		select {
 		case t = <-p.work:
-		case <-idle.C:
-			return
+		case <-tick.C:
+			if !busy {
+				return
+			}
+			busy = false
 		case <-p.quit:
 			return
 		}

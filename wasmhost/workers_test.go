@@ -138,3 +138,17 @@ func TestWorkerPoolDone(t *testing.T) {
 		t.Fatalf("WaitGroup done after %d of 10 tasks", n.Load())
 	}
 }
+
+// BenchmarkWorkerPoolHandoff: one task handed to an idle worker and
+// waited for, as ServeHTTP does.
+func BenchmarkWorkerPoolHandoff(b *testing.B) {
+	p := newWorkerPool(time.Minute)
+	defer p.close()
+	done := make(chan struct{}, 1)
+	f := func() { done <- struct{}{} }
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		p.run(f)
+		<-done
+	}
+}
