@@ -144,3 +144,19 @@ func grpcMethodPath(service, method []byte) string {
 	b := append(append(append(append(buf[:0], '/'), service...), '/'), method...)
 	return guestString(b)
 }
+
+// trailerKeys maps a lower-case trailer name to net/http's key for it in
+// a handler's header map (http.TrailerPrefix + canonical name).
+var trailerKeys = &internTable[string]{max: 256}
+
+// trailerKey is http.TrailerPrefix + http.CanonicalHeaderKey(k).
+func trailerKey(k string) string {
+	if tk, ok := trailerKeys.get(k); ok {
+		return tk
+	}
+	tk := http.TrailerPrefix + canonicalKey(k)
+	if trailerKeys.learning() {
+		trailerKeys.learn(map[string]string{k: tk})
+	}
+	return tk
+}

@@ -138,3 +138,14 @@ func TestGRPCMethodPath(t *testing.T) {
 		t.Errorf("known path: %v allocs", n)
 	}
 }
+
+func TestTrailerKey(t *testing.T) {
+	for _, k := range []string{"grpc-status", "x-echo-trailer", "grpc-status"} {
+		if got, want := trailerKey(k), http.TrailerPrefix+http.CanonicalHeaderKey(k); got != want {
+			t.Errorf("trailerKey(%q) = %q, want %q", k, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = trailerKey("grpc-status") }); n != 0 {
+		t.Errorf("known trailer: %v allocs", n)
+	}
+}

@@ -155,7 +155,7 @@ func (p *proxyStream) run() (abort bool) {
 	src := &response{code: resp.StatusCode, header: resp.Header}
 	if resp.Body != http.NoBody && !endedInHeaders(resp) {
 		src.body = resp.Body
-		src.trailer = func() http.Header { return resp.Trailer }
+		src.upstream = resp
 	}
 	return p.respond(src)
 }
@@ -448,11 +448,11 @@ func (p *proxyStream) requestTrailers() ([]byte, *headerMap, outcome) {
 
 // response is an upstream response or a rendered local reply.
 type response struct {
-	code    int
-	header  http.Header
-	body    io.Reader // nil: headers end the stream
-	trailer func() http.Header
-	local   bool
+	code     int
+	header   http.Header
+	body     io.Reader      // nil: headers end the stream
+	upstream *http.Response // its trailers follow the body; nil for a local reply
+	local    bool
 }
 
 // respondLocal sends a local reply through the response callbacks, as
@@ -525,8 +525,8 @@ func (p *proxyStream) respond(src *response) bool {
 		}
 		eof := err == io.EOF
 		var tr http.Header
-		if eof && src.trailer != nil {
-			tr = src.trailer()
+		if eof && src.upstream != nil {
+			tr = src.upstream.Trailer
 		}
 		if eof && !src.local {
 			p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, tr))
@@ -562,7 +562,7 @@ func (p *proxyStream) respond(src *response) bool {
 					if hopHeader(kv[0]) || len(kv[0]) == 0 || kv[0][0] == ':' {
 						continue
 					}
-					k := http.TrailerPrefix + http.CanonicalHeaderKey(kv[0])
+					k := trailerKey(kv[0])
 					dst[k] = append(dst[k], kv[1])
 				}
 			}
