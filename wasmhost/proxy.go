@@ -31,8 +31,9 @@ import (
 //     chain); one sent while the response is processed replaces the
 //     response if no header went downstream yet, else resets the stream.
 //
-// The handler goroutine runs the request headers and the whole response; a
-// second goroutine pumps the request body (gRPC streams are full duplex).
+// One goroutine (a worker standing in for the HTTP handler's) runs the
+// request headers and the whole response; a second pumps the request body
+// (gRPC streams are full duplex).
 type proxyStream struct {
 	h *Host
 	s *stream
