@@ -36,7 +36,7 @@ func abiGetHeaderMapValue(v *vm, s []uint64) {
 		setStatus(s, statusNotFound)
 		return
 	}
-	setStatus(s, v.copyOut([]byte(val), uint32(s[3]), uint32(s[4])))
+	setStatus(s, v.copyOutString(val, uint32(s[3]), uint32(s[4])))
 }
 
 // proxy_get_header_map_pairs(map_type, return_map_ptr, return_map_size)

@@ -67,15 +67,30 @@ func (v *vm) copyOut(data []byte, ptrPtr, sizePtr uint32) status {
 	var ptr uint32
 	if len(data) > 0 {
 		p, ok := v.alloc(uint32(len(data)))
-		if !ok {
-			return statusInvalidMemoryAccess
-		}
-		if !v.write(p, data) {
+		if !ok || !v.write(p, data) {
 			return statusInvalidMemoryAccess
 		}
 		ptr = p
 	}
-	if !v.writeU32(ptrPtr, ptr) || !v.writeU32(sizePtr, uint32(len(data))) {
+	return v.storePtrSize(ptr, len(data), ptrPtr, sizePtr)
+}
+
+// copyOutString is copyOut for a string, written without a []byte copy
+// (a conversion would escape through api.Memory.Write).
+func (v *vm) copyOutString(data string, ptrPtr, sizePtr uint32) status {
+	var ptr uint32
+	if len(data) > 0 {
+		p, ok := v.alloc(uint32(len(data)))
+		if !ok || !v.mem.WriteString(p, data) {
+			return statusInvalidMemoryAccess
+		}
+		ptr = p
+	}
+	return v.storePtrSize(ptr, len(data), ptrPtr, sizePtr)
+}
+
+func (v *vm) storePtrSize(ptr uint32, n int, ptrPtr, sizePtr uint32) status {
+	if !v.writeU32(ptrPtr, ptr) || !v.writeU32(sizePtr, uint32(n)) {
 		return statusInvalidMemoryAccess
 	}
 	return statusOK
