@@ -23,16 +23,23 @@ func waitDone(t *testing.T, wg *sync.WaitGroup, d time.Duration, what string) {
 func TestWorkerPoolReuses(t *testing.T) {
 	p := newWorkerPool(time.Minute)
 	defer p.close()
+	done := make(chan struct{})
+	if !p.run(func() { done <- struct{}{} }) {
+		t.Fatal("run refused a task on an open pool")
+	}
+	<-done
 	for i := 0; i < 5; i++ {
-		done := make(chan struct{})
-		if !p.run(func() { close(done) }) {
-			t.Fatal("run refused a task on an open pool")
+		// A send on work completes only into an idle worker: the first one,
+		// back from its task.
+		select {
+		case p.work <- task{f: func() { done <- struct{}{} }}:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the worker did not come back for another task")
 		}
 		<-done
-		time.Sleep(20 * time.Millisecond) // let the worker get back to waiting
 	}
 	if n := p.started.Load(); n != 1 {
-		t.Fatalf("%d workers started for 5 sequential tasks, want 1", n)
+		t.Fatalf("%d workers started for 6 sequential tasks, want 1", n)
 	}
 }
 
