@@ -70,11 +70,12 @@ func abiGRPCCall(v *vm, s []uint64) {
 	svcName, ok2 := v.read(uint32(s[2]), uint32(s[3]))
 	method, ok3 := v.read(uint32(s[4]), uint32(s[5]))
 	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
-	msg, ok5 := v.readBytes(uint32(s[8]), uint32(s[9]))
+	msg, ok5 := v.read(uint32(s[8]), uint32(s[9]))
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
+	frame := grpcFrame(msg) // the one copy out of guest memory
 	path := grpcMethodPath(svcName, method)
 	addr, st := v.resolveGRPCService(service)
 	if st != statusOK {
@@ -93,7 +94,7 @@ func abiGRPCCall(v *vm, s []uint64) {
 		v.traceCallout(c, metadata, path, "POST", true)
 	}
 	req := grpcRequest{addr: addr, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
-	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, msg) })
+	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, frame) })
 	setStatus(s, statusOK)
 }
 
@@ -132,7 +133,7 @@ func abiGRPCStream(v *vm, s []uint64) {
 // proxy_grpc_send(token, message_ptr, message_size, end_stream)
 func abiGRPCSend(v *vm, s []uint64) {
 	token := uint32(s[0])
-	msg, ok := v.readBytes(uint32(s[1]), uint32(s[2]))
+	msg, ok := v.read(uint32(s[1]), uint32(s[2])) // send copies it into a frame
 	if !ok {
 		setStatus(s, statusInvalidMemoryAccess)
 		return

@@ -399,9 +399,11 @@ func grpcStatusOf(httpCode int, header, trailer http.Header) (uint32, string) {
 	return uint32(n), msg
 }
 
-func (v *vm) runGRPCCall(c *callout, r grpcRequest, msg []byte) {
+// runGRPCCall performs a grpc_call whose request message is frame (with its
+// gRPC length prefix) and posts the result.
+func (v *vm) runGRPCCall(c *callout, r grpcRequest, frame []byte) {
 	defer c.cancel()
-	code, text, reply := v.doGRPCCall(c.ctx, r, msg)
+	code, text, reply := v.doGRPCCall(c.ctx, r, frame)
 	if c.cancelled() {
 		c.endSpan(result{isGRPC: true, failed: true, message: "cancelled"}, streamFacts{})
 		return
@@ -423,13 +425,13 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, msg []byte) {
 	})
 }
 
-func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, msg []byte) (uint32, string, []byte) {
+func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint32, string, []byte) {
 	timedOut := func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
-	req, err := r.httpRequest(ctx, bytes.NewReader(grpcFrame(msg)))
+	req, err := r.httpRequest(ctx, bytes.NewReader(frame))
 	if err != nil {
 		return grpcInternal, err.Error(), nil
 	}
-	req.ContentLength = int64(5 + len(msg))
+	req.ContentLength = int64(len(frame))
 	resp, err := v.gen.h.callouts.RoundTrip(req)
 	if err != nil {
 		if timedOut() {
