@@ -10,18 +10,18 @@ package wasmhost
 // whole buffer; start>=len appends; anything else is BAD_ARGUMENT; the
 // read-only buffers answer BAD_ARGUMENT.
 
-// bufferFor returns the buffer's bytes, whether it exists now, and a setter
-// for the mutable ones.
-func (v *vm) bufferFor(t bufferType) ([]byte, bool, func([]byte)) {
+// bufferFor returns the buffer's bytes, whether it exists now, and where
+// the mutable ones are stored (nil for the read-only ones).
+func (v *vm) bufferFor(t bufferType) ([]byte, bool, *[]byte) {
 	s := v.contextStream()
 	switch t {
 	case bufferRequestBody:
 		if s != nil && s.reqBodyVisible {
-			return s.reqBody, true, func(b []byte) { s.reqBody = b }
+			return s.reqBody, true, &s.reqBody
 		}
 	case bufferResponseBody:
 		if s != nil && s.respBodyVisible {
-			return s.respBody, true, func(b []byte) { s.respBody = b }
+			return s.respBody, true, &s.respBody
 		}
 	case bufferHTTPCallResponse:
 		if v.httpResp != nil {
@@ -100,7 +100,7 @@ func abiSetBufferBytes(v *vm, s []uint64) {
 		setStatus(s, statusBadArgument)
 		return
 	}
-	buf, ok, set := v.bufferFor(t)
+	buf, ok, slot := v.bufferFor(t)
 	if !ok {
 		setStatus(s, statusNotFound)
 		return
@@ -110,7 +110,7 @@ func abiSetBufferBytes(v *vm, s []uint64) {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
-	if set == nil {
+	if slot == nil {
 		setStatus(s, statusBadArgument)
 		return
 	}
@@ -118,11 +118,11 @@ func abiSetBufferBytes(v *vm, s []uint64) {
 	size := uint64(len(buf))
 	switch {
 	case start == 0 && length == 0:
-		set(append(data, buf...))
+		*slot = append(data, buf...)
 	case start == 0 && length >= size:
-		set(data)
+		*slot = data
 	case start != 0 && start >= size:
-		set(append(buf, data...))
+		*slot = append(buf, data...)
 	default:
 		setStatus(s, statusBadArgument)
 		return

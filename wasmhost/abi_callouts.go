@@ -44,7 +44,7 @@ func abiHTTPCall(v *vm, s []uint64) {
 	trailers := &headerMap{}
 	trailers.setPairs(decodePairs(trl))
 	token := v.newHTTPToken()
-	c := v.startCallout(token, calloutHTTP)
+	c := v.startCallout(token, calloutHTTP, time.Duration(timeout)*time.Millisecond)
 	if v.gen.h.tracing != nil {
 		path, _ := headers.get(":path")
 		method, _ := headers.get(":method")
@@ -52,7 +52,7 @@ func abiHTTPCall(v *vm, s []uint64) {
 		v.traceCallout(c, headers, path, method, strings.HasPrefix(ct, "application/grpc"))
 	}
 	v.writeU32(uint32(s[9]), token)
-	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers, timeout: time.Duration(timeout) * time.Millisecond}
+	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers}
 	v.gen.h.goBackground(func() { v.runHTTPCall(c, req) })
 	setStatus(s, statusOK)
 }
@@ -66,15 +66,17 @@ func abiHTTPCall(v *vm, s []uint64) {
 // only, with the message readable through proxy_get_status (Envoy's
 // GrpcCallClientHandler).
 func abiGRPCCall(v *vm, s []uint64) {
-	service, ok1 := v.readBytes(uint32(s[0]), uint32(s[1]))
-	svcName, ok2 := v.readString(uint32(s[2]), uint32(s[3]))
-	method, ok3 := v.readString(uint32(s[4]), uint32(s[5]))
+	service, ok1 := v.read(uint32(s[0]), uint32(s[1]))
+	svcName, ok2 := v.read(uint32(s[2]), uint32(s[3]))
+	method, ok3 := v.read(uint32(s[4]), uint32(s[5]))
 	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
-	msg, ok5 := v.readBytes(uint32(s[8]), uint32(s[9]))
+	msg, ok5 := v.read(uint32(s[8]), uint32(s[9]))
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
+	frame := grpcFrame(msg) // the one copy out of guest memory
+	path := grpcMethodPath(svcName, method)
 	addr, st := v.resolveGRPCService(service)
 	if st != statusOK {
 		setStatus(s, st)
@@ -87,12 +89,12 @@ func abiGRPCCall(v *vm, s []uint64) {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
-	c := v.startCallout(token, calloutGRPCCall)
+	c := v.startCallout(token, calloutGRPCCall, time.Duration(uint32(s[10]))*time.Millisecond)
 	if v.gen.h.tracing != nil {
-		v.traceCallout(c, metadata, "/"+svcName+"/"+method, "POST", true)
+		v.traceCallout(c, metadata, path, "POST", true)
 	}
-	req := grpcRequest{addr: addr, path: "/" + svcName + "/" + method, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
-	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, msg) })
+	req := grpcRequest{addr: addr, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
+	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, frame) })
 	setStatus(s, statusOK)
 }
 
@@ -100,14 +102,15 @@ func abiGRPCCall(v *vm, s []uint64) {
 // service_name_size, method_ptr, method_size, initial_metadata_ptr,
 // initial_metadata_size, return_token_ptr)
 func abiGRPCStream(v *vm, s []uint64) {
-	service, ok1 := v.readBytes(uint32(s[0]), uint32(s[1]))
-	svcName, ok2 := v.readString(uint32(s[2]), uint32(s[3]))
-	method, ok3 := v.readString(uint32(s[4]), uint32(s[5]))
+	service, ok1 := v.read(uint32(s[0]), uint32(s[1]))
+	svcName, ok2 := v.read(uint32(s[2]), uint32(s[3]))
+	method, ok3 := v.read(uint32(s[4]), uint32(s[5]))
 	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
+	path := grpcMethodPath(svcName, method)
 	addr, st := v.resolveGRPCService(service)
 	if st != statusOK {
 		setStatus(s, st)
@@ -120,9 +123,9 @@ func abiGRPCStream(v *vm, s []uint64) {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
-	c := v.startCallout(token, calloutGRPCStream)
+	c := v.startCallout(token, calloutGRPCStream, 0)
 	c.stream = newGRPCStreamState()
-	req := grpcRequest{addr: addr, path: "/" + svcName + "/" + method, metadata: metadata}
+	req := grpcRequest{addr: addr, path: path, metadata: metadata}
 	v.gen.h.goBackground(func() { v.runGRPCStream(c, req) })
 	setStatus(s, statusOK)
 }
@@ -130,7 +133,7 @@ func abiGRPCStream(v *vm, s []uint64) {
 // proxy_grpc_send(token, message_ptr, message_size, end_stream)
 func abiGRPCSend(v *vm, s []uint64) {
 	token := uint32(s[0])
-	msg, ok := v.readBytes(uint32(s[1]), uint32(s[2]))
+	msg, ok := v.read(uint32(s[1]), uint32(s[2])) // send copies it into a frame
 	if !ok {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
@@ -188,13 +191,15 @@ func abiGRPCClose(v *vm, s []uint64) {
 
 // resolveGRPCService maps proxy_grpc_call's service argument to a cluster
 // address: a cluster name, else a GrpcService proto naming one.
-// PARSE_FAILURE when neither resolves, as in Envoy.
+// PARSE_FAILURE when neither resolves, as in Envoy. (Looked up from the
+// bytes, without copying them.)
 func (v *vm) resolveGRPCService(service []byte) (string, status) {
-	if addr, ok := v.gen.h.cluster(string(service)); ok {
+	clusters := *v.gen.h.clusters.Load()
+	if addr, ok := clusters[string(service)]; ok {
 		return addr, statusOK
 	}
 	if name, ok := envoyGRPCClusterName(service); ok {
-		if addr, ok := v.gen.h.cluster(name); ok {
+		if addr, ok := clusters[string(name)]; ok {
 			return addr, statusOK
 		}
 		return "", statusBadArgument
@@ -203,45 +208,45 @@ func (v *vm) resolveGRPCService(service []byte) (string, status) {
 }
 
 // envoyGRPCClusterName extracts GrpcService.envoy_grpc.cluster_name (fields
-// 1 and 1) from a serialised GrpcService.
-func envoyGRPCClusterName(b []byte) (string, bool) {
+// 1 and 1) from a serialised GrpcService; it aliases b.
+func envoyGRPCClusterName(b []byte) ([]byte, bool) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return "", false
+			return nil, false
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
 			inner, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return "", false
+				return nil, false
 			}
 			for len(inner) > 0 {
 				num2, typ2, m := protowire.ConsumeTag(inner)
 				if m < 0 {
-					return "", false
+					return nil, false
 				}
 				inner = inner[m:]
 				if num2 == 1 && typ2 == protowire.BytesType {
 					name, m := protowire.ConsumeBytes(inner)
 					if m < 0 {
-						return "", false
+						return nil, false
 					}
-					return string(name), true
+					return name, true
 				}
 				m = protowire.ConsumeFieldValue(num2, typ2, inner)
 				if m < 0 {
-					return "", false
+					return nil, false
 				}
 				inner = inner[m:]
 			}
-			return "", false
+			return nil, false
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return "", false
+			return nil, false
 		}
 		b = b[n:]
 	}
-	return "", false
+	return nil, false
 }

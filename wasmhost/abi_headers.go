@@ -20,11 +20,12 @@ func abiGetHeaderMapValue(v *vm, s []uint64) {
 		setStatus(s, statusBadArgument)
 		return
 	}
-	key, ok := v.readString(uint32(s[1]), uint32(s[2]))
+	kb, ok := v.read(uint32(s[1]), uint32(s[2]))
 	if !ok {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
+	key := guestKey(kb)
 	m := v.headerMapFor(t, false)
 	if m == nil {
 		setStatus(s, statusBadArgument)
@@ -35,7 +36,7 @@ func abiGetHeaderMapValue(v *vm, s []uint64) {
 		setStatus(s, statusNotFound)
 		return
 	}
-	setStatus(s, v.copyOut([]byte(val), uint32(s[3]), uint32(s[4])))
+	setStatus(s, v.copyOutString(val, uint32(s[3]), uint32(s[4])))
 }
 
 // proxy_get_header_map_pairs(map_type, return_map_ptr, return_map_size)
@@ -79,11 +80,12 @@ func mutateHeader(v *vm, s []uint64, withValue bool, op func(m *headerMap, k, va
 		setStatus(s, statusBadArgument)
 		return
 	}
-	key, ok := v.readString(uint32(s[1]), uint32(s[2]))
+	kb, ok := v.read(uint32(s[1]), uint32(s[2]))
 	if !ok {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
+	key := guestKey(kb)
 	var val string
 	if withValue {
 		if val, ok = v.readString(uint32(s[3]), uint32(s[4])); !ok {

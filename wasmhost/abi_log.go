@@ -52,7 +52,7 @@ func abiGetStatus(v *vm, s []uint64) {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, v.copyOut([]byte(v.statusMsg), uint32(s[1]), uint32(s[2])))
+	setStatus(s, v.copyOutString(v.statusMsg, uint32(s[1]), uint32(s[2])))
 }
 
 // proxy_get_current_time_nanoseconds(return_time_ptr): wall clock.

@@ -35,12 +35,13 @@ func abiGetProperty(v *vm, s []uint64) {
 // the stream (Envoy's filter state "wasm.<path>"), readable back with
 // proxy_get_property; NOT_FOUND on the root context, which has no stream.
 func abiSetProperty(v *vm, s []uint64) {
-	path, ok1 := v.readString(uint32(s[0]), uint32(s[1]))
+	pb, ok1 := v.read(uint32(s[0]), uint32(s[1]))
 	val, ok2 := v.readBytes(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
 		setStatus(s, statusInvalidMemoryAccess)
 		return
 	}
+	path := guestString(pb)
 	st := v.contextStream()
 	if st == nil {
 		setStatus(s, statusNotFound)

@@ -320,6 +320,25 @@ func TestABI(t *testing.T) {
 		wantFacts(t, e, "grpc_close status=14 get_status=14 message=upstream connect error*")
 	})
 
+	t.Run("grpc_call timeout", func(t *testing.T) {
+		c := grpcClient(t, e.proxy.Addr)
+		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-timeout")
+		start := time.Now()
+		_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("a 50 ms callout timeout took %s", d)
+		}
+		wantFacts(t, e, "grpc_close status=4 get_status=4 message=upstream request timeout")
+	})
+
+	t.Run("http_call timeout is a 504 reply", func(t *testing.T) {
+		e.do(t, "http-call-timeout", http.MethodGet, "/echo", "", nil)
+		wantFacts(t, e, "http_call=0", "http_call_response root_ok=true status=504 body=upstream request timeout headers=*")
+	})
+
 	t.Run("grpc_call to an unknown cluster", func(t *testing.T) {
 		e.do(t, "grpc-call-bad-cluster", http.MethodGet, "/echo", "", nil)
 		wantFacts(t, e, "grpc_call_bad_cluster=4")

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -114,9 +115,18 @@ func (v *vm) newGRPCToken(call bool) uint32 {
 }
 
 // startCallout registers a callout (mu held). HTTP call tokens and gRPC
-// tokens come from separate counters, so they are keyed apart.
-func (v *vm) startCallout(token uint32, kind calloutKind) *callout {
-	ctx, cancel := context.WithCancel(context.Background())
+// tokens come from separate counters, so they are keyed apart. The
+// callout's context carries its timeout (0: none) from now on: its error
+// is context.Canceled when the host cancelled it, DeadlineExceeded when it
+// timed out.
+func (v *vm) startCallout(token uint32, kind calloutKind, timeout time.Duration) *callout {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel}
 	v.callouts[calloutKey(token, kind)] = c
 	return c
@@ -138,6 +148,10 @@ func (v *vm) cancelCallouts() {
 	}
 }
 
+// cancelled reports whether the host cancelled the callout (a timeout is
+// not a cancellation: its result is delivered).
+func (c *callout) cancelled() bool { return errors.Is(c.ctx.Err(), context.Canceled) }
+
 // deliver runs f on the VM if the callout is still registered.
 func (v *vm) deliver(c *callout, f func()) {
 	v.mu.Lock()
@@ -156,7 +170,6 @@ type httpCallRequest struct {
 	headers  *headerMap
 	body     []byte
 	trailers *headerMap
-	timeout  time.Duration
 }
 
 // runHTTPCall performs an http_call and posts the result. Like Envoy's
@@ -165,14 +178,8 @@ type httpCallRequest struct {
 // failure (status BROKEN_CONNECTION, message "reset", no headers).
 func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 	defer c.cancel()
-	ctx := c.ctx
-	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.timeout)
-		defer cancel()
-	}
-	reply, failed := v.doHTTPCall(ctx, r)
-	if c.ctx.Err() != nil {
+	reply, failed := v.doHTTPCall(c.ctx, r)
+	if c.cancelled() {
 		c.endSpan(result{failed: true, message: "cancelled"}, streamFacts{})
 		return // cancelled by the host
 	}
@@ -295,12 +302,36 @@ func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Req
 		return nil, err
 	}
 	r.metadata.toHTTP(req.Header)
-	req.Header.Set("Content-Type", "application/grpc")
-	req.Header.Set("Te", "trailers")
+	// Shared value slices: net/http only reads them.
+	req.Header["Content-Type"] = grpcContentType
+	req.Header["Te"] = teTrailers
 	if r.timeout > 0 {
-		req.Header.Set("Grpc-Timeout", strconv.FormatInt(r.timeout.Milliseconds(), 10)+"m")
+		req.Header["Grpc-Timeout"] = grpcTimeoutHeader(r.timeout)
 	}
 	return req, nil
+}
+
+var (
+	grpcContentType = []string{"application/grpc"}
+	teTrailers      = []string{"trailers"}
+	// lastGRPCTimeout caches the grpc-timeout value of the last timeout
+	// used: plugins use one or two.
+	lastGRPCTimeout atomic.Pointer[grpcTimeoutValue]
+)
+
+type grpcTimeoutValue struct {
+	d time.Duration
+	v []string
+}
+
+// grpcTimeoutHeader is the grpc-timeout header value for d, in ms.
+func grpcTimeoutHeader(d time.Duration) []string {
+	if t := lastGRPCTimeout.Load(); t != nil && t.d == d {
+		return t.v
+	}
+	t := &grpcTimeoutValue{d: d, v: []string{strconv.FormatInt(d.Milliseconds(), 10) + "m"}}
+	lastGRPCTimeout.Store(t)
+	return t.v
 }
 
 // grpcFrame prefixes msg with the gRPC length-prefix (uncompressed).
@@ -368,16 +399,12 @@ func grpcStatusOf(httpCode int, header, trailer http.Header) (uint32, string) {
 	return uint32(n), msg
 }
 
-func (v *vm) runGRPCCall(c *callout, r grpcRequest, msg []byte) {
+// runGRPCCall performs a grpc_call whose request message is frame (with its
+// gRPC length prefix) and posts the result.
+func (v *vm) runGRPCCall(c *callout, r grpcRequest, frame []byte) {
 	defer c.cancel()
-	ctx := c.ctx
-	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.timeout)
-		defer cancel()
-	}
-	code, text, reply := v.doGRPCCall(ctx, r, msg)
-	if c.ctx.Err() != nil {
+	code, text, reply := v.doGRPCCall(c.ctx, r, frame)
+	if c.cancelled() {
 		c.endSpan(result{isGRPC: true, failed: true, message: "cancelled"}, streamFacts{})
 		return
 	}
@@ -398,13 +425,13 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, msg []byte) {
 	})
 }
 
-func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, msg []byte) (uint32, string, []byte) {
+func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint32, string, []byte) {
 	timedOut := func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
-	req, err := r.httpRequest(ctx, bytes.NewReader(grpcFrame(msg)))
+	req, err := r.httpRequest(ctx, bytes.NewReader(frame))
 	if err != nil {
 		return grpcInternal, err.Error(), nil
 	}
-	req.ContentLength = int64(5 + len(msg))
+	req.ContentLength = int64(len(frame))
 	resp, err := v.gen.h.callouts.RoundTrip(req)
 	if err != nil {
 		if timedOut() {

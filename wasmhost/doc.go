@@ -63,7 +63,9 @@
 // stays on one VM. A VM is single-threaded: every call into it — stream
 // callbacks, callout results, ticks, queue notifications — holds the VM's
 // lock; callouts run on their own goroutines and post their results back
-// onto the VM. A trap fails the VM: its streams get UNAVAILABLE (HTTP 503),
+// onto the VM. Streams, request body pumps and callouts run on long-lived
+// worker goroutines, whose stacks have already grown deep enough for calls
+// into a VM. A trap fails the VM: its streams get UNAVAILABLE (HTTP 503),
 // or pass through unfiltered with FailOpen, and the pool starts a
 // replacement VM.
 //

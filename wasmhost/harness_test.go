@@ -190,7 +190,8 @@ type echoReply struct {
 
 // startUpstream starts the test upstream on 127.0.0.1:0 (h2c and HTTP/1):
 // gRPC requests go to TestService, /trailers-only ends the stream with its
-// headers (grpc-status 5), /delay?ms=N sleeps and answers
+// headers (grpc-status 5), /slow.Service/Wait waits for the caller to give
+// up, /delay?ms=N sleeps and answers
 // "delayed", anything else is echoed as JSON (with trailer X-Echo-Trailer
 // when the request has x-want-trailer).
 func startUpstream(t testing.TB) string {
@@ -198,6 +199,14 @@ func startUpstream(t testing.TB) string {
 	gs := grpc.NewServer()
 	testgrpc.RegisterTestServiceServer(gs, testService{})
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow.Service/Wait" {
+			// A gRPC method that answers only when the caller gives up.
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+			}
+			return
+		}
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			gs.ServeHTTP(w, r)
 			return

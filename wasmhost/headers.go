@@ -2,7 +2,7 @@ package wasmhost
 
 import (
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -58,12 +58,13 @@ func (m *headerMap) remove(k string) {
 	m.kv = out
 }
 
-// setPairs replaces the whole map.
+// setPairs replaces the whole map with pairs, which it keeps (keys
+// lower-cased in place): they come fresh from decodePairs.
 func (m *headerMap) setPairs(pairs [][2]string) {
-	m.kv = m.kv[:0]
-	for _, p := range pairs {
-		m.add(p[0], p[1])
+	for i := range pairs {
+		pairs[i][0] = strings.ToLower(pairs[i][0])
 	}
+	m.kv = pairs
 }
 
 // byteSize is Envoy's HeaderMap::byteSize: the sum of key and value lengths.
@@ -78,13 +79,14 @@ func (m *headerMap) byteSize() int {
 // appendHTTP appends the entries of h, keys lower-cased and sorted for a
 // stable order (Go's http.Header does not keep wire order).
 func (m *headerMap) appendHTTP(h http.Header) {
-	keys := make([]string, 0, len(h))
+	var buf [16]string
+	keys := buf[:0]
 	for k := range h {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
-		lk := strings.ToLower(k)
+		lk := lowerKey(k)
 		for _, v := range h[k] {
 			m.kv = append(m.kv, [2]string{lk, v})
 		}
@@ -94,11 +96,24 @@ func (m *headerMap) appendHTTP(h http.Header) {
 // toHTTP converts the regular (non-pseudo) entries to an http.Header,
 // skipping hop-by-hop and framing headers the proxy manages itself.
 func (m *headerMap) toHTTP(dst http.Header) {
+	// One backing array for the values of the names seen first here, as
+	// net/textproto does; a repeated name appends (and reallocates).
+	var vals []string
 	for _, p := range m.kv {
 		if strings.HasPrefix(p[0], ":") || hopHeader(p[0]) {
 			continue
 		}
-		dst[http.CanonicalHeaderKey(p[0])] = append(dst[http.CanonicalHeaderKey(p[0])], p[1])
+		k := canonicalKey(p[0])
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, p[1])
+			continue
+		}
+		if len(vals) == 0 {
+			vals = make([]string, len(m.kv))
+		}
+		vals[0] = p[1]
+		dst[k] = vals[:1:1]
+		vals = vals[1:]
 	}
 }
 
@@ -135,7 +150,7 @@ func requestHeaderMap(r *http.Request) *headerMap {
 // responseHeaderMap builds Envoy's view of response headers.
 func responseHeaderMap(code int, h http.Header) *headerMap {
 	m := &headerMap{kv: make([][2]string, 0, 1+len(h))}
-	m.kv = append(m.kv, [2]string{":status", itoa(int64(code))})
+	m.kv = append(m.kv, [2]string{":status", statusText(code)})
 	m.appendHTTP(h)
 	return m
 }
@@ -147,3 +162,16 @@ func trailerMap(h http.Header) *headerMap {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// statusText is code in decimal, without allocating for the usual codes.
+func statusText(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200"
+	case http.StatusNotFound:
+		return "404"
+	case http.StatusServiceUnavailable:
+		return "503"
+	}
+	return itoa(int64(code))
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type Host struct {
 	tracing  *tracing // nil: tracing off
 
 	bg      sync.WaitGroup // background goroutines (callouts, ticks, closes)
+	workers *workerPool    // long-lived goroutines for them and for the streams
 	closing chan struct{}
 	closeMu sync.Mutex
 	closed  bool
@@ -71,6 +73,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		commands: commands,
 		tracing:  newTracing(cfg.TracerProvider, cfg.SpanNames),
 		closing:  make(chan struct{}),
+		workers:  newWorkerPool(workerIdleTimeout),
 	}
 	h.funcs = map[string]map[string]hostFunc{}
 	add := func(fs []hostFunc) {
@@ -92,6 +95,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.callouts = newH2CTransport()
 	g, err := newGeneration(ctx, h, cfg.Plugin)
 	if err != nil {
+		h.workers.close()
 		_ = commands.shutdown(ctx)
 		return nil, err
 	}
@@ -189,8 +193,60 @@ func (h *Host) cluster(name string) (string, bool) {
 }
 
 // ServeHTTP proxies one request; Host is an http.Handler so it can also be
-// mounted on a server of the caller's own.
+// mounted on a server of the caller's own. The stream runs on a worker
+// goroutine (see workerPool) while the handler's goroutine waits for it.
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := serveTasks.Get().(*serveTask)
+	t.h, t.w, t.r = h, w, r
+	if !h.workers.run(t.fn) {
+		t.run() // closed: serve here
+	}
+	<-t.done
+	abort, perr := t.abort, t.panicked
+	*t = serveTask{fn: t.fn, done: t.done}
+	serveTasks.Put(t)
+	if perr != nil {
+		panic(perr) // for net/http to recover and log, as from the handler itself
+	}
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serveTask is one ServeHTTP handed to a worker; pooled with its method
+// value and channel so the hand-off allocates nothing.
+type serveTask struct {
+	h        *Host
+	w        http.ResponseWriter
+	r        *http.Request
+	abort    bool
+	panicked any
+	fn       func()
+	done     chan struct{}
+}
+
+var serveTasks = sync.Pool{New: func() any {
+	t := &serveTask{done: make(chan struct{}, 1)}
+	t.fn = t.run
+	return t
+}}
+
+func (t *serveTask) run() {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				t.h.log.Error("panic serving a stream", "panic", p, "stack", string(debug.Stack()))
+			}
+			t.panicked = p
+		}
+		t.done <- struct{}{}
+	}()
+	t.abort = t.h.serve(t.w, t.r)
+}
+
+// serve proxies one request; it reports whether the downstream stream must
+// be reset.
+func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	h.metrics.streams.Add(1)
 	h.metrics.activeStreams.Add(1)
 	defer h.metrics.activeStreams.Add(-1)
@@ -204,17 +260,21 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if g == nil {
 		http.Error(w, "wasmhost closed", http.StatusServiceUnavailable)
-		return
+		return false
 	}
 	defer g.release()
 
-	actx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	worker, ok := r.Context().Value(connWorkerKey{}).(int)
 	if !ok {
 		worker = -1
 	}
-	v, err := g.pool.acquire(actx, worker)
-	cancel()
+	v, err := g.pool.tryAcquire(worker)
+	if v == nil && err == nil {
+		// Every VM is being replaced: wait, bounded.
+		actx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		v, err = g.pool.acquire(actx, worker)
+		cancel()
+	}
 	p := &proxyStream{h: h, w: w, r: r}
 	if err != nil {
 		h.log.Warn("no wasm VM for stream", "err", err)
@@ -222,17 +282,14 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v = &vm{gen: g}
 		p.v, p.s = v, newStream(v, r)
 		if !h.cfg.FailOpen {
-			p.writeDirect(failReply())
-			return
+			return p.writeDirect(failReply())
 		}
 		p.s.bypass = true
 	} else {
 		defer g.pool.release(v)
 		p.v, p.s = v, newStream(v, r)
 	}
-	if p.run() {
-		panic(http.ErrAbortHandler)
-	}
+	return p.run()
 }
 
 // Serve accepts h2c (and HTTP/1.1) connections on ln and proxies them until
@@ -327,14 +384,15 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 }
 
-// goBackground runs f on a goroutine Close waits for.
+// goBackground runs f on a worker goroutine Close waits for.
 func (h *Host) goBackground(f func()) {
 	h.bg.Add(1)
-	go func() {
-		defer h.bg.Done()
-		f()
-	}()
+	h.workers.goWorker(f, &h.bg)
 }
+
+// workerIdleTimeout is how long an idle worker goroutine waits for a task
+// before it exits.
+const workerIdleTimeout = 10 * time.Second
 
 func (h *Host) isClosed() bool {
 	h.closeMu.Lock()
@@ -363,6 +421,7 @@ func (h *Host) Close() error {
 		g.shutdown(context.Background())
 	}
 	h.bg.Wait()
+	h.workers.close()
 	h.upstream.CloseIdleConnections()
 	h.callouts.CloseIdleConnections()
 	return h.commands.shutdown(context.Background())

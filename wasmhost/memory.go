@@ -67,15 +67,30 @@ func (v *vm) copyOut(data []byte, ptrPtr, sizePtr uint32) status {
 	var ptr uint32
 	if len(data) > 0 {
 		p, ok := v.alloc(uint32(len(data)))
-		if !ok {
-			return statusInvalidMemoryAccess
-		}
-		if !v.write(p, data) {
+		if !ok || !v.write(p, data) {
 			return statusInvalidMemoryAccess
 		}
 		ptr = p
 	}
-	if !v.writeU32(ptrPtr, ptr) || !v.writeU32(sizePtr, uint32(len(data))) {
+	return v.storePtrSize(ptr, len(data), ptrPtr, sizePtr)
+}
+
+// copyOutString is copyOut for a string, written without a []byte copy
+// (a conversion would escape through api.Memory.Write).
+func (v *vm) copyOutString(data string, ptrPtr, sizePtr uint32) status {
+	var ptr uint32
+	if len(data) > 0 {
+		p, ok := v.alloc(uint32(len(data)))
+		if !ok || !v.mem.WriteString(p, data) {
+			return statusInvalidMemoryAccess
+		}
+		ptr = p
+	}
+	return v.storePtrSize(ptr, len(data), ptrPtr, sizePtr)
+}
+
+func (v *vm) storePtrSize(ptr uint32, n int, ptrPtr, sizePtr uint32) status {
+	if !v.writeU32(ptrPtr, ptr) || !v.writeU32(sizePtr, uint32(n)) {
 		return statusInvalidMemoryAccess
 	}
 	return statusOK
@@ -129,7 +144,7 @@ func decodePairs(b []byte) [][2]string {
 		if uint64(len(data)) < uint64(kl)+1 || data[kl] != 0 {
 			return nil
 		}
-		k := string(data[:kl])
+		k := guestString(data[:kl]) // names recur: interned
 		data = data[kl+1:]
 		if uint64(len(data)) < uint64(vl)+1 || data[vl] != 0 {
 			return nil

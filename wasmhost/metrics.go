@@ -162,6 +162,7 @@ func (r *metricsRegistry) writePrometheus(w io.Writer) {
 type commandMetrics struct {
 	duration otelmetric.Float64Histogram
 	total    otelmetric.Int64Counter
+	attrs    commandAttrTable
 	// reg is the private registry of the default provider, rendered at
 	// /stats/prometheus; nil with Config.MeterProvider.
 	reg      *prometheus.Registry
@@ -207,10 +208,73 @@ func newCommandMetrics(mp otelmetric.MeterProvider) (*commandMetrics, error) {
 
 // record counts one finished command.
 func (m *commandMetrics) record(domain, outcome string, d time.Duration) {
-	attrs := otelmetric.WithAttributeSet(attribute.NewSet(attribute.String("domain", domain), attribute.String("outcome", outcome)))
+	m.recordWith(commandAttrsFor(&m.attrs, domain, outcome), d)
+}
+
+func (m *commandMetrics) recordWith(a *commandAttrs, d time.Duration) {
 	ctx := context.Background()
-	m.duration.Record(ctx, d.Seconds(), attrs)
-	m.total.Add(ctx, 1, attrs)
+	m.duration.Record(ctx, d.Seconds(), a.rec...)
+	m.total.Add(ctx, 1, a.add...)
+}
+
+// commandAttrs are the measurement options of one (domain, outcome): an
+// attribute set is sorted and hashed when built, so it is built once per
+// pair rather than per command.
+type commandAttrs struct {
+	rec []otelmetric.RecordOption
+	add []otelmetric.AddOption
+}
+
+func newCommandAttrs(domain, outcome string) *commandAttrs {
+	o := otelmetric.WithAttributeSet(attribute.NewSet(attribute.String("domain", domain), attribute.String("outcome", outcome)))
+	return &commandAttrs{rec: []otelmetric.RecordOption{o}, add: []otelmetric.AddOption{o}}
+}
+
+// commandAttrTable holds the commandAttrs by domain and outcome
+// (copy-on-write, lock-free reads), up to maxCommandAttrs pairs: domains
+// come from requests, so beyond that they are built per command.
+type commandAttrTable struct {
+	m  atomic.Pointer[map[string]map[string]*commandAttrs]
+	mu sync.Mutex
+	n  int
+}
+
+const maxCommandAttrs = 256
+
+// commandAttrsFor looks the pair up (a []byte key is not copied).
+func commandAttrsFor[T string | []byte](t *commandAttrTable, domain, outcome T) *commandAttrs {
+	if m := t.m.Load(); m != nil {
+		if a, ok := (*m)[string(domain)][string(outcome)]; ok {
+			return a
+		}
+	}
+	d, o := string(domain), string(outcome)
+	a := newCommandAttrs(d, o)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n >= maxCommandAttrs {
+		return a
+	}
+	var old map[string]map[string]*commandAttrs
+	if p := t.m.Load(); p != nil {
+		old = *p
+	}
+	if cur, ok := old[d][o]; ok {
+		return cur
+	}
+	m := make(map[string]map[string]*commandAttrs, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	inner := make(map[string]*commandAttrs, len(old[d])+1)
+	for k, v := range old[d] {
+		inner[k] = v
+	}
+	inner[o] = a
+	m[d] = inner
+	t.m.Store(&m)
+	t.n++
+	return a
 }
 
 // writePrometheus renders the private registry (nothing with

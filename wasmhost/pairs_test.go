@@ -41,7 +41,7 @@ func TestPercentEncode(t *testing.T) {
 func TestEnvoyGRPCClusterName(t *testing.T) {
 	// GrpcService{envoy_grpc: {cluster_name: "eventsvc"}}
 	b := []byte{0x0a, 0x0a, 0x0a, 0x08, 'e', 'v', 'e', 'n', 't', 's', 'v', 'c'}
-	if name, ok := envoyGRPCClusterName(b); !ok || name != "eventsvc" {
+	if name, ok := envoyGRPCClusterName(b); !ok || string(name) != "eventsvc" {
 		t.Fatalf("cluster = %q %v", name, ok)
 	}
 	if _, ok := envoyGRPCClusterName([]byte("eventsvc")); ok {

@@ -43,6 +43,36 @@ func newPool(ctx context.Context, g *generation, n int) (*pool, error) {
 	return p, nil
 }
 
+// tryAcquire is acquire without waiting: (nil, nil) when no VM is healthy
+// now. The common case needs no timeout context.
+func (p *pool) tryAcquire(worker int) (*vm, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pick(worker)
+}
+
+// pick takes the VM for a new stream, if any (mu held).
+func (p *pool) pick(worker int) (*vm, error) {
+	if p.closed {
+		return nil, ErrClosed
+	}
+	n := len(p.slots)
+	var best *vm
+	if worker >= 0 {
+		if v := p.slots[worker%n]; v != nil && !v.isFailed() {
+			best = v
+		}
+	}
+	if best == nil {
+		best = p.leastBusy()
+	}
+	if best != nil {
+		p.next = (p.next + 1) % n
+		best.active++
+	}
+	return best, nil
+}
+
 // acquire returns a healthy VM for a new stream: the one of worker when it
 // is healthy (worker < 0: none preferred), else the least busy, waiting
 // (bounded by ctx) while replacements start.
@@ -56,23 +86,8 @@ func (p *pool) acquire(ctx context.Context, worker int) (*vm, error) {
 	})
 	defer stop()
 	for {
-		if p.closed {
-			return nil, ErrClosed
-		}
-		n := len(p.slots)
-		var best *vm
-		if worker >= 0 {
-			if v := p.slots[worker%n]; v != nil && !v.isFailed() {
-				best = v
-			}
-		}
-		if best == nil {
-			best = p.leastBusy()
-		}
-		if best != nil {
-			p.next = (p.next + 1) % n
-			best.active++
-			return best, nil
+		if v, err := p.pick(worker); v != nil || err != nil {
+			return v, err
 		}
 		if err := ctx.Err(); err != nil {
 			if p.lastErr != nil {

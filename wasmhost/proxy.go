@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -30,8 +31,9 @@ import (
 //     chain); one sent while the response is processed replaces the
 //     response if no header went downstream yet, else resets the stream.
 //
-// The handler goroutine runs the request headers and the whole response; a
-// second goroutine pumps the request body (gRPC streams are full duplex).
+// One goroutine (a worker standing in for the HTTP handler's) runs the
+// request headers and the whole response; a second pumps the request body
+// (gRPC streams are full duplex).
 type proxyStream struct {
 	h *Host
 	s *stream
@@ -122,7 +124,7 @@ func (p *proxyStream) run() (abort bool) {
 	}
 	if !eos {
 		p.pumpDone = make(chan struct{})
-		go p.pumpRequest()
+		p.h.workers.goWorker(p.pumpRequest, nil)
 	}
 	resp, err := p.h.upstream.RoundTrip(p.upReq)
 	if err != nil {
@@ -154,7 +156,7 @@ func (p *proxyStream) run() (abort bool) {
 	src := &response{code: resp.StatusCode, header: resp.Header}
 	if resp.Body != http.NoBody && !endedInHeaders(resp) {
 		src.body = resp.Body
-		src.trailer = func() http.Header { return resp.Trailer }
+		src.upstream = resp
 	}
 	return p.respond(src)
 }
@@ -172,16 +174,22 @@ func (p *proxyStream) cleanup(abort bool) {
 	p.v.mu.Lock()
 	p.s.finish()
 	var f streamFacts
-	if p.s.props != nil {
-		f = p.s.facts()
+	var cmd *commandAttrs
+	if props := p.s.props; props != nil {
+		if p.upSpan != nil || p.reqSpan != nil {
+			f = p.s.facts() // strings for the spans
+		}
+		if domain, ok := props[propDomain]; ok {
+			outcome, ok := props[propOutcome]
+			if !ok {
+				outcome = []byte("error")
+			}
+			cmd = commandAttrsFor(&p.h.commands.attrs, domain, outcome)
+		}
 	}
 	p.v.mu.Unlock()
-	if f.hasDomain {
-		outcome := f.outcome
-		if !f.hasOutcome {
-			outcome = "error"
-		}
-		p.h.commands.record(f.domain, outcome, time.Since(p.start))
+	if cmd != nil {
+		p.h.commands.recordWith(cmd, time.Since(p.start))
 	}
 	if p.upSpan != nil {
 		endSpan(p.upSpan, result{isGRPC: p.s.isGRPC, failed: true, message: "stream ended before the upstream response"}, f, false)
@@ -441,11 +449,11 @@ func (p *proxyStream) requestTrailers() ([]byte, *headerMap, outcome) {
 
 // response is an upstream response or a rendered local reply.
 type response struct {
-	code    int
-	header  http.Header
-	body    io.Reader // nil: headers end the stream
-	trailer func() http.Header
-	local   bool
+	code     int
+	header   http.Header
+	body     io.Reader      // nil: headers end the stream
+	upstream *http.Response // its trailers follow the body; nil for a local reply
+	local    bool
 }
 
 // respondLocal sends a local reply through the response callbacks, as
@@ -470,6 +478,7 @@ func (p *proxyStream) writeDirect(lr *localReply) bool {
 	for k, vs := range h {
 		dst[k] = vs
 	}
+	setDate(dst)
 	p.wroteHeaders, p.code = true, code
 	p.w.WriteHeader(code)
 	if len(body) > 0 {
@@ -517,8 +526,8 @@ func (p *proxyStream) respond(src *response) bool {
 		}
 		eof := err == io.EOF
 		var tr http.Header
-		if eof && src.trailer != nil {
-			tr = src.trailer()
+		if eof && src.upstream != nil {
+			tr = src.upstream.Trailer
 		}
 		if eof && !src.local {
 			p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, tr))
@@ -554,7 +563,7 @@ func (p *proxyStream) respond(src *response) bool {
 					if hopHeader(kv[0]) || len(kv[0]) == 0 || kv[0][0] == ':' {
 						continue
 					}
-					k := http.TrailerPrefix + http.CanonicalHeaderKey(kv[0])
+					k := trailerKey(kv[0])
 					dst[k] = append(dst[k], kv[1])
 				}
 			}
@@ -573,6 +582,7 @@ func (p *proxyStream) writeHeaders(hdrs *headerMap, eos bool) {
 	}
 	dst := p.w.Header()
 	hdrs.toHTTP(dst)
+	setDate(dst)
 	p.wroteHeaders, p.code = true, code
 	p.w.WriteHeader(code)
 	if !eos {
@@ -581,6 +591,28 @@ func (p *proxyStream) writeHeaders(hdrs *headerMap, eos bool) {
 		}
 	}
 }
+
+// setDate gives a response the Date header net/http would add, formatted
+// once a second rather than per response, unless it has one.
+func setDate(h http.Header) {
+	if _, ok := h["Date"]; ok {
+		return
+	}
+	now := time.Now()
+	d := dateCache.Load()
+	if d == nil || d.sec != now.Unix() {
+		d = &cachedDate{sec: now.Unix(), v: []string{now.UTC().Format(http.TimeFormat)}}
+		dateCache.Store(d)
+	}
+	h["Date"] = d.v // shared: net/http copies header values when it sends them
+}
+
+type cachedDate struct {
+	sec int64
+	v   []string
+}
+
+var dateCache atomic.Pointer[cachedDate]
 
 // responseBody runs proxy_on_response_body for a chunk (lock held); it
 // returns the bytes to write and trailers the plugin created at the end.

@@ -13,7 +13,7 @@ import (
 type stream struct {
 	v      *vm
 	id     uint32
-	cond   *sync.Cond
+	cond   sync.Cond // L is &v.mu
 	req    *http.Request
 	isGRPC bool
 
@@ -49,7 +49,8 @@ type stream struct {
 }
 
 func newStream(v *vm, r *http.Request) *stream {
-	s := &stream{v: v, req: r, cond: sync.NewCond(&v.mu)}
+	s := &stream{v: v, req: r}
+	s.cond.L = &v.mu
 	s.isGRPC = strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 	return s
 }

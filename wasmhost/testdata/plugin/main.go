@@ -203,6 +203,12 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		c.paused = true
 		grpcCall(c, "nowhere", "grpc.testing.TestService", "UnaryCall", nil)
 		return 1
+	case "http-call-timeout":
+		calloutTimeout(c, "/delay?ms=5000", 50)
+	case "grpc-call-timeout":
+		c.paused = true
+		grpcCallTimeout(c, "echo", "slow.Service", "Wait", nil, nil, 50)
+		return 1
 	case "grpc-call-bad-cluster":
 		var token uint32
 		svc := "no-such-cluster"
@@ -288,11 +294,13 @@ func sendLocal(code uint32, body string, hdrs [][2]string, grpc int32) {
 	st("send_local_response", proxy_send_local_response(code, sp(details), uint32(len(details)), sp(body), uint32(len(body)), bp(h), uint32(len(h)), grpc))
 }
 
-func callout(c *httpCtx, path string) {
+func callout(c *httpCtx, path string) { calloutTimeout(c, path, 5000) }
+
+func calloutTimeout(c *httpCtx, path string, timeoutMS uint32) {
 	h := encodePairs([][2]string{{":method", "GET"}, {":path", path}, {":authority", "echo"}})
 	var token uint32
 	cluster := "echo"
-	s := proxy_http_call(sp(cluster), uint32(len(cluster)), bp(h), uint32(len(h)), nil, 0, nil, 0, 5000, &token)
+	s := proxy_http_call(sp(cluster), uint32(len(cluster)), bp(h), uint32(len(h)), nil, 0, nil, 0, timeoutMS, &token)
 	st("http_call", s)
 	calls[token] = c.id
 }
@@ -302,9 +310,13 @@ func grpcCall(c *httpCtx, cluster, svc, method string, msg []byte) {
 }
 
 func grpcCallMD(c *httpCtx, cluster, svc, method string, msg []byte, pairs [][2]string) {
+	grpcCallTimeout(c, cluster, svc, method, msg, pairs, 5000)
+}
+
+func grpcCallTimeout(c *httpCtx, cluster, svc, method string, msg []byte, pairs [][2]string, timeoutMS uint32) {
 	md := encodePairs(pairs)
 	var token uint32
-	s := proxy_grpc_call(sp(cluster), uint32(len(cluster)), sp(svc), uint32(len(svc)), sp(method), uint32(len(method)), bp(md), uint32(len(md)), bp(msg), uint32(len(msg)), 5000, &token)
+	s := proxy_grpc_call(sp(cluster), uint32(len(cluster)), sp(svc), uint32(len(svc)), sp(method), uint32(len(method)), bp(md), uint32(len(md)), bp(msg), uint32(len(msg)), timeoutMS, &token)
 	st("grpc_call", s)
 	t("grpc_token_odd=" + strconv.FormatBool(token%2 == 1))
 	calls[token] = c.id
