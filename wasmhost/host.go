@@ -213,6 +213,16 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveInline proxies one request on the calling goroutine. Serve's
+// HTTP/2 server runs handlers on long-lived goroutines whose stacks have
+// already grown, so the hand-off ServeHTTP makes for net/http's fresh
+// goroutines would only add two context switches.
+func (h *Host) serveInline(w http.ResponseWriter, r *http.Request) {
+	if h.serve(w, r) {
+		panic(http.ErrAbortHandler)
+	}
+}
+
 // serveTask is one ServeHTTP handed to a worker; pooled with its method
 // value and channel so the hand-off allocates nothing.
 type serveTask struct {
@@ -295,7 +305,7 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 // Serve accepts h2c (and HTTP/1.1) connections on ln and proxies them until
 // ctx is done; it then shuts the server down gracefully and returns nil.
 func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
-	return serveH2(ctx, ln, h, h.log, func(ctx context.Context, _ net.Conn) context.Context {
+	return serveH2(ctx, ln, http.HandlerFunc(h.serveInline), h.log, func(ctx context.Context, _ net.Conn) context.Context {
 		return context.WithValue(ctx, connWorkerKey{}, int(h.connSeq.Add(1)-1))
 	})
 }
