@@ -155,9 +155,12 @@ func (s *Stream) callLogic(cc []byte) {
 
 // respond replaces the upstream response with resp (an encoded
 // CommandResponse) and an OK status.
-func (s *Stream) respond(resp []byte, o Outcome) {
+func (s *Stream) respond(resp []byte, o Outcome) { s.respondFramed(grpcframe.Encode(resp), o) }
+
+// respondFramed is respond with the CommandResponse already framed.
+func (s *Stream) respondFramed(framed []byte, o Outcome) {
 	h := s.host()
-	if err := h.SetBuffer(ResponseBody, grpcframe.Encode(resp)); err != nil {
+	if err := h.SetBuffer(ResponseBody, framed); err != nil {
 		s.fail(statusf(Internal, "replace response body: %v", err), OutcomeError)
 		return
 	}

@@ -163,23 +163,56 @@ func appendBool(b []byte, num protowire.Number, v bool) []byte {
 	return appendUint(b, num, 1)
 }
 
-// appendMessage writes an embedded message from its encoder.
-func appendMessage(b []byte, num protowire.Number, enc func([]byte) []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	// Reserve one length byte, encode, then fix up the length.
-	at := len(b)
-	b = append(b, 0)
-	b = enc(b)
-	n := len(b) - at - 1
-	if n < 0x80 {
-		b[at] = byte(n)
-		return b
+// The encoders compute a message's exact size first, so that each message
+// is built with one allocation and embedded messages get their length
+// prefix before their fields (no reserving and shifting). The size*
+// functions mirror the append* ones above.
+
+func sizeString(num protowire.Number, s string) int {
+	if s == "" {
+		return 0
 	}
-	size := protowire.SizeVarint(uint64(n))
-	b = append(b, make([]byte, size-1)...)
-	copy(b[at+size:], b[at+1:at+1+n])
-	protowire.AppendVarint(b[at:at], uint64(n))
-	return b
+	return fieldSize(num, len(s))
+}
+
+func sizeBytes(num protowire.Number, v []byte) int {
+	if v == nil {
+		return 0
+	}
+	return fieldSize(num, len(v))
+}
+
+func sizeNonEmptyBytes(num protowire.Number, v []byte) int {
+	if len(v) == 0 {
+		return 0
+	}
+	return fieldSize(num, len(v))
+}
+
+func sizeUint(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func sizeBool(num protowire.Number, v bool) int {
+	if !v {
+		return 0
+	}
+	return protowire.SizeTag(num) + 1
+}
+
+// fieldSize is the encoded size of a length-delimited field of n bytes.
+func fieldSize(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// appendHeader writes the tag and length of a length-delimited field of n
+// bytes (an embedded message whose fields follow).
+func appendHeader(b []byte, num protowire.Number, n int) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(n))
 }
 
 // protowireAppendVarintField writes a varint field even when it is zero (a

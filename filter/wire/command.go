@@ -124,10 +124,10 @@ func decodeSagaOrigin(b []byte) (*SagaOrigin, error) {
 // Append encodes the command book onto b.
 func (cb *CommandBook) Append(b []byte) []byte {
 	if cb.Cover != nil {
-		b = appendMessage(b, 1, cb.Cover.Append)
+		b = appendCover(b, 1, cb.Cover)
 	}
 	for _, p := range cb.Pages {
-		b = appendMessage(b, 2, p.append)
+		b = p.append(appendHeader(b, 2, p.size()))
 	}
 	b = appendBytes(b, 4, cb.sagaOriginRaw)
 	b = appendBool(b, 5, cb.AutoResequence)
@@ -135,10 +135,24 @@ func (cb *CommandBook) Append(b []byte) []byte {
 	return append(b, cb.unknown...)
 }
 
+// size is the length of Append's encoding.
+func (cb *CommandBook) size() int {
+	n := coverSize(1, cb.Cover)
+	for _, p := range cb.Pages {
+		n += fieldSize(2, p.size())
+	}
+	return n + sizeBytes(4, cb.sagaOriginRaw) + sizeBool(5, cb.AutoResequence) +
+		sizeString(6, cb.IdempotencyKey) + len(cb.unknown)
+}
+
 func (p *CommandPage) append(b []byte) []byte {
 	b = appendUint(b, 1, uint64(p.Sequence))
 	b = appendBytes(b, 3, p.Command)
 	return append(b, p.unknown...)
+}
+
+func (p *CommandPage) size() int {
+	return sizeUint(1, uint64(p.Sequence)) + sizeBytes(3, p.Command) + len(p.unknown)
 }
 
 // SyncCommandBook is angzarr.SyncCommandBook.

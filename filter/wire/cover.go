@@ -1,5 +1,7 @@
 package wire
 
+import "google.golang.org/protobuf/encoding/protowire"
+
 // Cover is angzarr.Cover: which aggregate and workflow a book is about.
 type Cover struct {
 	// Root is the value of the root UUID (nil when the cover has no root).
@@ -66,11 +68,36 @@ func (c *Cover) Append(b []byte) []byte {
 	if c.rootRaw != nil {
 		b = appendBytes(b, 1, c.rootRaw)
 	} else if c.Root != nil {
-		b = appendMessage(b, 1, func(b []byte) []byte { return appendNonEmptyBytes(b, 1, c.Root) })
+		b = appendHeader(b, 1, sizeNonEmptyBytes(1, c.Root))
+		b = appendNonEmptyBytes(b, 1, c.Root)
 	}
 	b = appendString(b, 2, c.Domain)
 	b = appendString(b, 3, c.CorrelationID)
 	return append(b, c.unknown...)
+}
+
+// size is the length of Append's encoding.
+func (c *Cover) size() int {
+	n := 0
+	if c.rootRaw != nil {
+		n = sizeBytes(1, c.rootRaw)
+	} else if c.Root != nil {
+		n = fieldSize(1, sizeNonEmptyBytes(1, c.Root))
+	}
+	return n + sizeString(2, c.Domain) + sizeString(3, c.CorrelationID) + len(c.unknown)
+}
+
+// appendCover writes c as the embedded message field num.
+func appendCover(b []byte, num protowire.Number, c *Cover) []byte {
+	return c.Append(appendHeader(b, num, c.size()))
+}
+
+// coverSize is the size of c as the embedded message field num (0 for nil).
+func coverSize(num protowire.Number, c *Cover) int {
+	if c == nil {
+		return 0
+	}
+	return fieldSize(num, c.size())
 }
 
 // Key is the aggregate's identity without the correlation id.

@@ -103,14 +103,23 @@ func decodeEventPage(b []byte) (*EventPage, error) {
 // Append encodes the book onto b.
 func (eb *EventBook) Append(b []byte) []byte {
 	if eb.Cover != nil {
-		b = appendMessage(b, 1, eb.Cover.Append)
+		b = appendCover(b, 1, eb.Cover)
 	}
 	b = appendBytes(b, 2, eb.Snapshot)
 	for _, p := range eb.Pages {
-		b = appendMessage(b, 3, p.Append)
+		b = p.Append(appendHeader(b, 3, p.size()))
 	}
 	b = appendBytes(b, 5, eb.SnapshotState)
 	return append(b, eb.unknown...)
+}
+
+// size is the length of Append's encoding.
+func (eb *EventBook) size() int {
+	n := coverSize(1, eb.Cover) + sizeBytes(2, eb.Snapshot)
+	for _, p := range eb.Pages {
+		n += fieldSize(3, p.size())
+	}
+	return n + sizeBytes(5, eb.SnapshotState) + len(eb.unknown)
 }
 
 // Append encodes the page onto b.
@@ -124,6 +133,18 @@ func (p *EventPage) Append(b []byte) []byte {
 	b = appendBytes(b, 3, p.CreatedAt)
 	b = appendBytes(b, 4, p.Event)
 	return append(b, p.unknown...)
+}
+
+// size is the length of Append's encoding.
+func (p *EventPage) size() int {
+	n := 0
+	switch {
+	case p.HasNum:
+		n = protowire.SizeTag(1) + protowire.SizeVarint(uint64(p.Num))
+	case p.Force:
+		n = sizeBool(2, true)
+	}
+	return n + sizeBytes(3, p.CreatedAt) + sizeBytes(4, p.Event) + len(p.unknown)
 }
 
 // PageFields returns the encoded pages fields of a raw EventBook, tags
