@@ -149,17 +149,40 @@ func (p *EventPage) size() int {
 
 // PageFields returns the encoded pages fields of a raw EventBook, tags
 // included, in order: appended to another raw EventBook they add its pages
-// after that book's own (repeated fields concatenate).
+// after that book's own (repeated fields concatenate). When the pages are
+// contiguous in bookRaw, as an encoder writes them, the result is that
+// part of bookRaw (no copy, capacity limited to it); otherwise a copy.
 func PageFields(bookRaw []byte) ([]byte, error) {
 	var out []byte
+	lo, hi, copied := -1, -1, false
 	err := walk("EventBook", bookRaw, nil, func(f field) error {
-		if f.num == 3 {
-			if f.typ != protowire.BytesType {
-				return fmt.Errorf("%w: EventBook.pages: wire type %d", ErrMalformed, f.typ)
-			}
+		if f.num != 3 {
+			return nil
+		}
+		if f.typ != protowire.BytesType {
+			return fmt.Errorf("%w: EventBook.pages: wire type %d", ErrMalformed, f.typ)
+		}
+		// f.raw is a prefix of a suffix of bookRaw: its offset follows
+		// from the capacities.
+		at := cap(bookRaw) - cap(f.raw)
+		switch {
+		case copied:
 			out = append(out, f.raw...)
+		case lo < 0:
+			lo, hi = at, at+len(f.raw)
+		case at == hi:
+			hi += len(f.raw)
+		default:
+			out = append(append(out, bookRaw[lo:hi]...), f.raw...)
+			copied = true
 		}
 		return nil
 	})
-	return out, err
+	switch {
+	case err != nil, copied:
+		return out, err
+	case lo < 0:
+		return nil, nil
+	}
+	return bookRaw[lo:hi:hi], nil
 }
