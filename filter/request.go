@@ -148,7 +148,8 @@ func (s *Stream) setCorrelation(cover *wire.Cover) {
 		cover.CorrelationID = newUUIDv4(s.p.random)
 	}
 	s.correlation = cover.CorrelationID
-	s.cover = &wire.Cover{Domain: cover.Domain, Root: cover.Root, CorrelationID: s.correlation}
+	s.ownCover = wire.Cover{Domain: cover.Domain, Root: cover.Root, CorrelationID: s.correlation}
+	s.cover = &s.ownCover
 	s.describe()
 }
 

@@ -61,8 +61,10 @@ type Stream struct {
 	respSize int
 	respBig  bool
 
-	domain      string
-	cover       *wire.Cover // domain + root + correlation id
+	domain string
+	cover  *wire.Cover // domain + root + correlation id
+	// ownCover is where cover points once set (no allocation of its own).
+	ownCover    wire.Cover
 	cmd         *wire.CommandBook
 	correlation string
 	idemKey     string
