@@ -129,20 +129,53 @@ func merged(prev, next []byte) []byte {
 	return append(append(out, prev...), next...)
 }
 
+// appendTag and appendVarint are protowire's with the one-byte case
+// inline: every tag of these messages, most lengths and values.
+func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
+	if num < 16 {
+		return append(b, byte(num)<<3|byte(typ))
+	}
+	return protowire.AppendTag(b, num, typ)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
+// sizeTag and sizeVarint are protowire's with the one-byte case inline.
+func sizeTag(num protowire.Number) int {
+	if num < 16 {
+		return 1
+	}
+	return protowire.SizeTag(num)
+}
+
+func sizeVarint(v uint64) int {
+	if v < 0x80 {
+		return 1
+	}
+	return protowire.SizeVarint(v)
+}
+
 func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	b = appendTag(b, num, protowire.BytesType)
+	b = appendVarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
 	if v == nil {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
+	b = appendTag(b, num, protowire.BytesType)
+	b = appendVarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 func appendNonEmptyBytes(b []byte, num protowire.Number, v []byte) []byte {
@@ -156,8 +189,8 @@ func appendUint(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	b = appendTag(b, num, protowire.VarintType)
+	return appendVarint(b, v)
 }
 
 func appendBool(b []byte, num protowire.Number, v bool) []byte {
@@ -197,33 +230,33 @@ func sizeUint(num protowire.Number, v uint64) int {
 	if v == 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+	return sizeTag(num) + sizeVarint(v)
 }
 
 func sizeBool(num protowire.Number, v bool) int {
 	if !v {
 		return 0
 	}
-	return protowire.SizeTag(num) + 1
+	return sizeTag(num) + 1
 }
 
 // fieldSize is the encoded size of a length-delimited field of n bytes.
 func fieldSize(num protowire.Number, n int) int {
-	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+	return sizeTag(num) + sizeVarint(uint64(n)) + n
 }
 
 // appendHeader writes the tag and length of a length-delimited field of n
 // bytes (an embedded message whose fields follow).
 func appendHeader(b []byte, num protowire.Number, n int) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendVarint(b, uint64(n))
+	b = appendTag(b, num, protowire.BytesType)
+	return appendVarint(b, uint64(n))
 }
 
 // protowireAppendVarintField writes a varint field even when it is zero (a
 // oneof member's presence is its encoding).
 func protowireAppendVarintField(b []byte, num protowire.Number, v uint64) []byte {
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	b = appendTag(b, num, protowire.VarintType)
+	return appendVarint(b, v)
 }
 
 // setStr, setU32 and setBoolean store a decoded field only when it decodes

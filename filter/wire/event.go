@@ -140,7 +140,7 @@ func (p *EventPage) size() int {
 	n := 0
 	switch {
 	case p.HasNum:
-		n = protowire.SizeTag(1) + protowire.SizeVarint(uint64(p.Num))
+		n = sizeTag(1) + sizeVarint(uint64(p.Num))
 	case p.Force:
 		n = sizeBool(2, true)
 	}

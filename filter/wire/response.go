@@ -9,8 +9,8 @@ import "encoding/binary"
 // book's cover (protobuf merges repeated occurrences of a message field),
 // so the history is never decoded.
 func ContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
-	events, size := contextualCommandSize(bookRaw, cover, cmd)
-	return appendContextualCommand(make([]byte, 0, size), bookRaw, cover, cmd, events)
+	events, cmdSize, size := contextualCommandSize(bookRaw, cover, cmd)
+	return appendContextualCommand(make([]byte, 0, size), bookRaw, cover, cmd, events, cmdSize)
 }
 
 // FramedContextualCommand is ContextualCommand as one uncompressed gRPC
@@ -18,29 +18,30 @@ func ContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
 // single allocation and a single copy of the history, which is most of the
 // bytes: this runs for every command.
 func FramedContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
-	events, size := contextualCommandSize(bookRaw, cover, cmd)
-	return appendContextualCommand(frame(size), bookRaw, cover, cmd, events)
+	events, cmdSize, size := contextualCommandSize(bookRaw, cover, cmd)
+	return appendContextualCommand(frame(size), bookRaw, cover, cmd, events, cmdSize)
 }
 
-// contextualCommandSize returns the size of the ContextualCommand's events
-// field's contents and of the whole message.
-func contextualCommandSize(bookRaw []byte, cover *Cover, cmd *CommandBook) (events, size int) {
+// contextualCommandSize returns the sizes of the ContextualCommand's
+// events and command fields' contents and of the whole message.
+func contextualCommandSize(bookRaw []byte, cover *Cover, cmd *CommandBook) (events, command, size int) {
 	events = len(bookRaw) + coverSize(1, cover)
 	size = fieldSize(1, events)
 	if cmd != nil {
-		size += fieldSize(2, cmd.size())
+		command = cmd.size()
+		size += fieldSize(2, command)
 	}
-	return events, size
+	return events, command, size
 }
 
-func appendContextualCommand(b, bookRaw []byte, cover *Cover, cmd *CommandBook, events int) []byte {
+func appendContextualCommand(b, bookRaw []byte, cover *Cover, cmd *CommandBook, events, command int) []byte {
 	b = appendHeader(b, 1, events)
 	b = append(b, bookRaw...)
 	if cover != nil {
 		b = appendCover(b, 1, cover)
 	}
 	if cmd != nil {
-		b = cmd.Append(appendHeader(b, 2, cmd.size()))
+		b = cmd.Append(appendHeader(b, 2, command))
 	}
 	return b
 }

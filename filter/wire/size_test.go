@@ -6,6 +6,7 @@ import (
 
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -155,6 +156,34 @@ func TestFramedCommandResponse(t *testing.T) {
 			}
 			if cap(got) != len(got) {
 				t.Fatalf("capacity %d for %d bytes", cap(got), len(got))
+			}
+		}
+	}
+}
+
+// TestVarintFastPaths: the inline one-byte cases agree with protowire on
+// both sides of every boundary.
+func TestVarintFastPaths(t *testing.T) {
+	for _, v := range []uint64{0, 1, 0x7f, 0x80, 0x3fff, 0x4000, 1<<32 - 1, 1<<64 - 1} {
+		if got, want := appendVarint([]byte{9}, v), protowire.AppendVarint([]byte{9}, v); string(got) != string(want) {
+			t.Errorf("appendVarint(%d) = %x, want %x", v, got, want)
+		}
+		if got, want := sizeVarint(v), protowire.SizeVarint(v); got != want {
+			t.Errorf("sizeVarint(%d) = %d, want %d", v, got, want)
+		}
+	}
+	for _, num := range []protowire.Number{1, 15, 16, 2047, 2048, protowire.MaxValidNumber} {
+		for _, typ := range []protowire.Type{protowire.VarintType, protowire.BytesType} {
+			if got, want := appendTag(nil, num, typ), protowire.AppendTag(nil, num, typ); string(got) != string(want) {
+				t.Errorf("appendTag(%d, %d) = %x, want %x", num, typ, got, want)
+			}
+		}
+		if got, want := sizeTag(num), protowire.SizeTag(num); got != want {
+			t.Errorf("sizeTag(%d) = %d, want %d", num, got, want)
+		}
+		for _, n := range []int{0, 0x7f, 0x80, 20000} {
+			if got, want := fieldSize(num, n), protowire.SizeTag(num)+protowire.SizeBytes(n); got != want {
+				t.Errorf("fieldSize(%d, %d) = %d, want %d", num, n, got, want)
 			}
 		}
 	}
