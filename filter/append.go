@@ -158,7 +158,7 @@ func (s *Stream) callLogic(cc []byte) {
 				s.fail(st, OutcomeRejected)
 				return
 			}
-			book, err := wire.DecodeEventBook(msg)
+			book, err := wire.DecodeDecision(msg)
 			if err != nil {
 				s.fail(statusf(Internal, "business logic answered an undecodable EventBook: %v", err), OutcomeError)
 				return

@@ -87,6 +87,17 @@ func str(what string, f field) (string, error) {
 	return string(f.b), nil
 }
 
+// checkStr is str without the string.
+func checkStr(what string, f field) error {
+	if f.typ != protowire.BytesType {
+		return wrongType(what, f)
+	}
+	if !utf8.Valid(f.b) {
+		return notUTF8(what, f)
+	}
+	return nil
+}
+
 func notUTF8(what string, f field) error {
 	return fmt.Errorf("%w: %s: field %d is not valid UTF-8", ErrMalformed, what, f.num)
 }

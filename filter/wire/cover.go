@@ -44,6 +44,31 @@ func DecodeCover(b []byte) (*Cover, error) {
 	return c, nil
 }
 
+// checkCover reports what DecodeCover would about b, without building
+// the cover.
+func checkCover(b []byte) error {
+	var rootRaw []byte
+	err := walk("Cover", b, nil, func(f field) error {
+		switch f.num {
+		case 1:
+			raw, err := bytesOf("Cover.root", f)
+			if err == nil {
+				rootRaw = merged(rootRaw, raw)
+			}
+			return err
+		case 2:
+			return checkStr("Cover.domain", f)
+		case 3:
+			return checkStr("Cover.correlation_id", f)
+		}
+		return nil
+	})
+	if err == nil && rootRaw != nil {
+		_, err = decodeUUID(rootRaw)
+	}
+	return err
+}
+
 // decodeUUID returns angzarr.UUID's value (nil when unset).
 func decodeUUID(b []byte) ([]byte, error) {
 	var v []byte

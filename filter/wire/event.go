@@ -30,7 +30,15 @@ type EventBook struct {
 }
 
 // DecodeEventBook decodes an angzarr.EventBook.
-func DecodeEventBook(b []byte) (*EventBook, error) {
+func DecodeEventBook(b []byte) (*EventBook, error) { return decodeEventBook(b, true) }
+
+// DecodeDecision decodes an angzarr.EventBook whose cover is not needed
+// (the business logic's decision: its pages are stored under the stream's
+// own cover). The cover is checked as DecodeEventBook checks it, with the
+// same errors, but not built: Cover is nil.
+func DecodeDecision(b []byte) (*EventBook, error) { return decodeEventBook(b, false) }
+
+func decodeEventBook(b []byte, keepCover bool) (*EventBook, error) {
 	eb := &EventBook{}
 	var coverRaw []byte
 	err := walk("EventBook", b, &eb.unknown, func(f field) error {
@@ -61,8 +69,12 @@ func DecodeEventBook(b []byte) (*EventBook, error) {
 		}
 		return err
 	})
-	if err == nil && coverRaw != nil {
+	switch {
+	case err != nil, coverRaw == nil:
+	case keepCover:
 		eb.Cover, err = DecodeCover(coverRaw)
+	default:
+		err = checkCover(coverRaw)
 	}
 	if err != nil {
 		return nil, err
