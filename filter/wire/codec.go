@@ -29,17 +29,33 @@ var errWrongType = errors.New("wrong wire type")
 // errWrongType go to *unknown (dropped when unknown is nil).
 func walk(what string, b []byte, unknown *[]byte, fn func(f field) error) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
+		// One-byte tags, varints and lengths (nearly all of them) are
+		// read inline; anything else, malformed input included, goes
+		// through protowire.
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := b[0]; c < 0x80 && c>>3 != 0 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else if num, typ, n = protowire.ConsumeTag(b); n < 0 {
 			return fmt.Errorf("%w: %s: bad tag: %v", ErrMalformed, what, protowire.ParseError(n))
 		}
 		f := field{num: num, typ: typ}
 		var m int
 		switch typ {
 		case protowire.VarintType:
-			f.v, m = protowire.ConsumeVarint(b[n:])
+			if len(b) > n && b[n] < 0x80 {
+				f.v, m = uint64(b[n]), 1
+			} else {
+				f.v, m = protowire.ConsumeVarint(b[n:])
+			}
 		case protowire.BytesType:
-			f.b, m = protowire.ConsumeBytes(b[n:])
+			if len(b) > n && b[n] < 0x80 && int(b[n]) <= len(b)-n-1 {
+				l := int(b[n])
+				f.b, m = b[n+1:n+1+l], 1+l
+			} else {
+				f.b, m = protowire.ConsumeBytes(b[n:])
+			}
 		default:
 			m = protowire.ConsumeFieldValue(num, typ, b[n:])
 		}
