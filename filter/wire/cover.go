@@ -16,6 +16,14 @@ type Cover struct {
 // DecodeCover decodes an angzarr.Cover.
 func DecodeCover(b []byte) (*Cover, error) {
 	c := &Cover{}
+	if err := decodeCover(b, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeCover decodes b into c (zero).
+func decodeCover(b []byte, c *Cover) error {
 	var rootRaw []byte
 	err := walk("Cover", b, &c.unknown, func(f field) error {
 		var err error
@@ -38,10 +46,7 @@ func DecodeCover(b []byte) (*Cover, error) {
 		c.rootRaw = rootRaw
 		c.Root, err = decodeUUID(rootRaw)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return err
 }
 
 // checkCover reports what DecodeCover would about b, without building

@@ -60,3 +60,29 @@ func TestDecodeDecision(t *testing.T) {
 		}
 	}
 }
+
+// TestOnePageBooksDecodeInOneAllocation: a one-page book, its cover and
+// its page come from one allocation (plus the cover's strings).
+func TestOnePageBooksDecodeInOneAllocation(t *testing.T) {
+	root := &pb.UUID{Value: make([]byte, 16)}
+	cmd := marshal(t, &pb.CommandBook{Cover: &pb.Cover{Domain: "d", Root: root},
+		Pages: []*pb.CommandPage{{Sequence: 3, Command: anyOf(t, wrapperspb.Int64(1))}}})
+	book := marshal(t, &pb.EventBook{Cover: &pb.Cover{Domain: "d", Root: root},
+		Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 3}, Event: anyOf(t, wrapperspb.Int64(1))}}})
+	for _, c := range []struct {
+		name   string
+		decode func() error
+		allocs float64
+	}{
+		{"CommandBook", func() error { _, err := DecodeCommandBook(cmd); return err }, 2},
+		{"EventBook", func() error { _, err := DecodeEventBook(book); return err }, 2},
+		{"decision", func() error { _, err := DecodeDecision(book); return err }, 1},
+	} {
+		if err := c.decode(); err != nil {
+			t.Fatal(err)
+		}
+		if got := testing.AllocsPerRun(100, func() { _ = c.decode() }); got > c.allocs {
+			t.Errorf("%s: %v allocations, want at most %v", c.name, got, c.allocs)
+		}
+	}
+}

@@ -38,8 +38,18 @@ func DecodeEventBook(b []byte) (*EventBook, error) { return decodeEventBook(b, t
 // same errors, but not built: Cover is nil.
 func DecodeDecision(b []byte) (*EventBook, error) { return decodeEventBook(b, false) }
 
+// eventBookParts holds a decoded EventBook with its cover and first page
+// (one allocation for the usual one-page book).
+type eventBookParts struct {
+	book  EventBook
+	cover Cover
+	page  EventPage
+	pages [1]*EventPage
+}
+
 func decodeEventBook(b []byte, keepCover bool) (*EventBook, error) {
-	eb := &EventBook{}
+	parts := &eventBookParts{}
+	eb := &parts.book
 	var coverRaw []byte
 	err := walk("EventBook", b, &eb.unknown, func(f field) error {
 		var err error
@@ -55,9 +65,16 @@ func decodeEventBook(b []byte, keepCover bool) (*EventBook, error) {
 			}
 		case 3:
 			if raw, err = bytesOf("EventBook.pages", f); err == nil {
-				var p *EventPage
-				if p, err = decodeEventPage(raw); err == nil {
-					eb.Pages = append(eb.Pages, p)
+				if eb.Pages == nil {
+					if err = decodeEventPage(raw, &parts.page); err == nil {
+						parts.pages[0] = &parts.page
+						eb.Pages = parts.pages[:]
+					}
+				} else {
+					p := &EventPage{}
+					if err = decodeEventPage(raw, p); err == nil {
+						eb.Pages = append(eb.Pages, p)
+					}
 				}
 			}
 		case 5:
@@ -72,7 +89,9 @@ func decodeEventBook(b []byte, keepCover bool) (*EventBook, error) {
 	switch {
 	case err != nil, coverRaw == nil:
 	case keepCover:
-		eb.Cover, err = DecodeCover(coverRaw)
+		if err = decodeCover(coverRaw, &parts.cover); err == nil {
+			eb.Cover = &parts.cover
+		}
 	default:
 		err = checkCover(coverRaw)
 	}
@@ -82,9 +101,9 @@ func decodeEventBook(b []byte, keepCover bool) (*EventBook, error) {
 	return eb, nil
 }
 
-func decodeEventPage(b []byte) (*EventPage, error) {
-	p := &EventPage{}
-	err := walk("EventPage", b, &p.unknown, func(f field) error {
+// decodeEventPage decodes b into p (zero).
+func decodeEventPage(b []byte, p *EventPage) error {
+	return walk("EventPage", b, &p.unknown, func(f field) error {
 		var err error
 		var raw []byte
 		switch f.num {
@@ -109,7 +128,6 @@ func decodeEventPage(b []byte) (*EventPage, error) {
 		}
 		return err
 	})
-	return p, err
 }
 
 // Append encodes the book onto b.
