@@ -160,7 +160,7 @@ func merged(prev, next []byte) []byte {
 // inline: every tag of these messages, most lengths and values.
 func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	if num < 16 {
-		return append(b, byte(num)<<3|byte(typ))
+		return append(b, byte(num<<3)|byte(typ))
 	}
 	return protowire.AppendTag(b, num, typ)
 }
@@ -191,18 +191,14 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = appendTag(b, num, protowire.BytesType)
-	b = appendVarint(b, uint64(len(s)))
-	return append(b, s...)
+	return append(appendHeader(b, num, len(s)), s...)
 }
 
 func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
 	if v == nil {
 		return b
 	}
-	b = appendTag(b, num, protowire.BytesType)
-	b = appendVarint(b, uint64(len(v)))
-	return append(b, v...)
+	return append(appendHeader(b, num, len(v)), v...)
 }
 
 func appendNonEmptyBytes(b []byte, num protowire.Number, v []byte) []byte {
@@ -269,14 +265,19 @@ func sizeBool(num protowire.Number, v bool) int {
 
 // fieldSize is the encoded size of a length-delimited field of n bytes.
 func fieldSize(num protowire.Number, n int) int {
-	return sizeTag(num) + sizeVarint(uint64(n)) + n
+	if num < 16 && n < 0x80 {
+		return 2 + n
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
 }
 
 // appendHeader writes the tag and length of a length-delimited field of n
 // bytes (an embedded message whose fields follow).
 func appendHeader(b []byte, num protowire.Number, n int) []byte {
-	b = appendTag(b, num, protowire.BytesType)
-	return appendVarint(b, uint64(n))
+	if num < 16 && n < 0x80 {
+		return append(b, byte(num<<3)|byte(protowire.BytesType), byte(n))
+	}
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.BytesType), uint64(n))
 }
 
 // protowireAppendVarintField writes a varint field even when it is zero (a

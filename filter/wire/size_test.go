@@ -185,6 +185,10 @@ func TestVarintFastPaths(t *testing.T) {
 			if got, want := fieldSize(num, n), protowire.SizeTag(num)+protowire.SizeBytes(n); got != want {
 				t.Errorf("fieldSize(%d, %d) = %d, want %d", num, n, got, want)
 			}
+			want := protowire.AppendVarint(protowire.AppendTag([]byte{9}, num, protowire.BytesType), uint64(n))
+			if got := appendHeader([]byte{9}, num, n); string(got) != string(want) {
+				t.Errorf("appendHeader(%d, %d) = %x, want %x", num, n, got, want)
+			}
 		}
 	}
 }
