@@ -12,7 +12,7 @@ import (
 // with the stream's cover (and so its correlation id). onOK runs with the
 // stored result, onConflict when the expected sequence was stale; every
 // other failure ends the command with UNAVAILABLE (nothing was stored).
-func (s *Stream) appendPages(pages []*wire.EventPage, snapshot []byte, onOK func(*wire.AppendResponse), onConflict func()) {
+func (s *Stream) appendPages(pages []*wire.EventPage, snapshot []byte, onOK func(s *Stream, resp *wire.AppendResponse), onConflict func(s *Stream)) {
 	req := &wire.AppendRequest{
 		Cover:            s.cover,
 		ExpectedSequence: s.expected,
@@ -20,32 +20,46 @@ func (s *Stream) appendPages(pages []*wire.EventPage, snapshot []byte, onOK func
 		SnapshotState:    snapshot,
 		IdempotencyKey:   s.idemKey,
 	}
+	s.appending = appending{pages: pages, snapshot: snapshot, onOK: onOK, onConflict: onConflict}
 	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Append", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
-		func(s *Stream, msg []byte, st *Status) {
-			if st != nil {
-				// Refused, failed or timed out (perhaps stored after all):
-				// the cached history is in doubt.
-				s.p.cache.drop(cacheKey(s.cover))
-				if st.Code == Aborted {
-					s.p.metrics.conflict(s.domain)
-					onConflict()
-					return
-				}
-				s.fail(eventServiceStatus("append", st), OutcomeUnavailable)
-				return
-			}
-			resp, err := wire.DecodeAppendResponse(msg)
-			if err != nil {
-				s.p.cache.drop(cacheKey(s.cover))
-				s.fail(statusf(Unavailable, "event service: undecodable AppendResponse: %v", err), OutcomeUnavailable)
-				return
-			}
-			s.cacheAppended(pages, snapshot, resp)
-			onOK(resp)
-		})
+		(*Stream).onAppendAnswer)
 	if st != nil {
 		s.fail(st, OutcomeUnavailable)
 	}
+}
+
+// appending is the append in flight: what appendPages was given.
+type appending struct {
+	pages      []*wire.EventPage
+	snapshot   []byte
+	onOK       func(s *Stream, resp *wire.AppendResponse)
+	onConflict func(s *Stream)
+}
+
+// onAppendAnswer is the answer to appendPages.
+func (s *Stream) onAppendAnswer(msg []byte, st *Status) {
+	a := s.appending
+	s.appending = appending{}
+	if st != nil {
+		// Refused, failed or timed out (perhaps stored after all):
+		// the cached history is in doubt.
+		s.p.cache.drop(cacheKey(s.cover))
+		if st.Code == Aborted {
+			s.p.metrics.conflict(s.domain)
+			a.onConflict(s)
+			return
+		}
+		s.fail(eventServiceStatus("append", st), OutcomeUnavailable)
+		return
+	}
+	resp, err := wire.DecodeAppendResponse(msg)
+	if err != nil {
+		s.p.cache.drop(cacheKey(s.cover))
+		s.fail(statusf(Unavailable, "event service: undecodable AppendResponse: %v", err), OutcomeUnavailable)
+		return
+	}
+	s.cacheAppended(a.pages, a.snapshot, resp)
+	a.onOK(s, resp)
 }
 
 // cacheAppended adds the pages just stored to the cached history, or drops
@@ -73,7 +87,7 @@ func (s *Stream) cacheAppended(pages []*wire.EventPage, snapshot []byte, resp *w
 // answers ABORTED with it.
 func (s *Stream) reportConflict(why string) {
 	want := s.expected
-	s.load(func(resp *wire.LoadResponse) {
+	s.load(func(s *Stream, resp *wire.LoadResponse) {
 		s.fail(conflictStatus(s.cover, want, resp.NextSequence, why), OutcomeAborted)
 	})
 }
@@ -84,7 +98,7 @@ func (s *Stream) appendDecision(book *wire.EventBook) {
 	if len(book.Pages) == 0 && book.SnapshotState == nil {
 		// The command decided nothing: nothing to store.
 		if s.fromCache {
-			s.verifyCached(func() { s.complete(nil, OutcomeOK) })
+			s.verifyCached(func(s *Stream) { s.complete(nil, OutcomeOK) })
 			return
 		}
 		s.complete(nil, OutcomeOK)
@@ -96,13 +110,16 @@ func (s *Stream) appendDecision(book *wire.EventBook) {
 		}
 		p.CreatedAt = nil // the event service stamps the time
 	}
-	s.appendPages(book.Pages, book.SnapshotState, func(resp *wire.AppendResponse) {
-		o := OutcomeOK
-		if resp.Duplicate {
-			o = OutcomeDuplicate
-		}
-		s.complete(resp.Book, o)
-	}, s.onDecisionConflict)
+	s.appendPages(book.Pages, book.SnapshotState, (*Stream).onDecisionStored, (*Stream).onDecisionConflict)
+}
+
+// onDecisionStored answers a command whose decision was stored.
+func (s *Stream) onDecisionStored(resp *wire.AppendResponse) {
+	o := OutcomeOK
+	if resp.Duplicate {
+		o = OutcomeDuplicate
+	}
+	s.complete(resp.Book, o)
 }
 
 // onDecisionConflict retries an auto_resequence command (reload, run the
@@ -118,7 +135,7 @@ func (s *Stream) onDecisionConflict() {
 	}
 	s.retries++
 	s.p.metrics.retry(s.domain)
-	s.load(func(resp *wire.LoadResponse) {
+	s.load(func(s *Stream, resp *wire.LoadResponse) {
 		if prior := resp.Prior; prior != nil {
 			// An earlier attempt (or a twin) already applied the key.
 			s.complete(prior.Book, OutcomeDuplicate)
@@ -141,7 +158,7 @@ func (s *Stream) callLogic(cc []byte) {
 				s.fail(st, OutcomeRejected)
 				return
 			}
-			book, err := wire.DecodeEventBook(msg)
+			book, err := wire.DecodeDecision(msg)
 			if err != nil {
 				s.fail(statusf(Internal, "business logic answered an undecodable EventBook: %v", err), OutcomeError)
 				return
@@ -155,9 +172,12 @@ func (s *Stream) callLogic(cc []byte) {
 
 // respond replaces the upstream response with resp (an encoded
 // CommandResponse) and an OK status.
-func (s *Stream) respond(resp []byte, o Outcome) {
+func (s *Stream) respond(resp []byte, o Outcome) { s.respondFramed(grpcframe.Encode(resp), o) }
+
+// respondFramed is respond with the CommandResponse already framed.
+func (s *Stream) respondFramed(framed []byte, o Outcome) {
 	h := s.host()
-	if err := h.SetBuffer(ResponseBody, grpcframe.Encode(resp)); err != nil {
+	if err := h.SetBuffer(ResponseBody, framed); err != nil {
 		s.fail(statusf(Internal, "replace response body: %v", err), OutcomeError)
 		return
 	}

@@ -97,12 +97,17 @@ func (c *aggCache) extend(key string, at uint32, pages []byte, next uint32) {
 		c.drop(key)
 		return
 	}
+	// The entry stays in the map unless it no longer fits.
 	c.unlink(e)
-	delete(c.entries, key)
 	c.used -= e.size()
 	e.book = append(e.book, pages...)
 	e.next = next
-	c.admit(e)
+	if !c.fit(e) {
+		delete(c.entries, key)
+		return
+	}
+	c.used += e.size()
+	c.pushFront(e)
 }
 
 // drop forgets key.
@@ -120,16 +125,26 @@ func (c *aggCache) drop(key string) {
 // admit inserts e (not present) and evicts from the cold end until the
 // cache fits; an entry larger than an eighth of the cache is not kept.
 func (c *aggCache) admit(e *cacheEntry) {
+	if !c.fit(e) {
+		return
+	}
+	c.entries[e.key] = e
+	c.used += e.size()
+	c.pushFront(e)
+}
+
+// fit makes room for e (not in the ring) by evicting from the cold end,
+// and reports false, evicting nothing, when e is larger than an eighth of
+// the cache.
+func (c *aggCache) fit(e *cacheEntry) bool {
 	sz := e.size()
 	if sz > c.max/8 {
-		return
+		return false
 	}
 	for c.used+sz > c.max && c.lru.before != &c.lru {
 		c.drop(c.lru.before.key)
 	}
-	c.entries[e.key] = e
-	c.used += sz
-	c.pushFront(e)
+	return true
 }
 
 func (c *aggCache) unlink(e *cacheEntry) {

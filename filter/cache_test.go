@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -256,6 +257,42 @@ func TestAggCacheBounds(t *testing.T) {
 	if _, ok := c.get("a"); ok {
 		t.Fatal("extend at another sequence kept the entry")
 	}
+	// extend past an eighth of the cache drops the entry; within it, the
+	// grown entry makes room by evicting from the cold end.
+	consistent := func(c *aggCache, what string) {
+		t.Helper()
+		sum, ring := 0, 0
+		for e := c.lru.after; e != &c.lru; e = e.after {
+			if c.entries[e.key] != e {
+				t.Fatalf("%s: ring entry %q not in the map", what, e.key)
+			}
+			sum += e.size()
+			ring++
+		}
+		if ring != c.len() || sum != c.used || c.used > c.max {
+			t.Fatalf("%s: %d in the ring, %d in the map, used %d of %d for %d", what, ring, c.len(), c.used, c.max, sum)
+		}
+	}
+	c.extend("c", 1, book(c.max/8), 2)
+	if _, ok := c.get("c"); ok {
+		t.Fatal("entry extended past an eighth of the cache kept")
+	}
+	consistent(c, "after an oversized extend")
+	g := newAggCache(8 * 1000)
+	g.put("x", book(100), 1)
+	for i := 0; g.len() == i+1; i++ { // until a put evicts
+		g.put(fmt.Sprint("f", i), book(100), 1)
+		g.get("x")
+	}
+	cold := g.lru.before.key
+	g.extend("x", 1, book(300), 2)
+	if e, ok := g.get("x"); !ok || e.next != 2 || len(e.book) != 400 {
+		t.Fatal("grown entry not kept")
+	}
+	if _, ok := g.entries[cold]; ok {
+		t.Fatalf("the coldest entry %q was not evicted to make room", cold)
+	}
+	consistent(g, "after a growing extend")
 	for c.len() > 0 {
 		c.drop(c.lru.after.key)
 	}

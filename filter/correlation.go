@@ -27,18 +27,19 @@ func newUUIDv4(rnd func() uint64) string {
 // defaultRandom is the generator correlation ids come from.
 func defaultRandom() uint64 { return rand.Uint64() }
 
-// formatUUID writes 16 bytes as 8-4-4-4-12 hex.
+// formatUUID writes 16 bytes as 8-4-4-4-12 lowercase hex.
 func formatUUID(b []byte) string {
+	const digits = "0123456789abcdef"
 	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:16])
+	j := 0
+	for i, c := range b[:16] {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[j] = '-'
+			j++
+		}
+		out[j], out[j+1] = digits[c>>4], digits[c&15]
+		j += 2
+	}
 	return string(out[:])
 }
 

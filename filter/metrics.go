@@ -60,9 +60,26 @@ type metrics struct {
 	ids      map[string]uint32
 	finished uint64
 	samples  []rtmetrics.Sample
+	// commands caches the per-domain metric ids command records for every
+	// command, so that no name is formatted on that path; last is the
+	// domain of the previous command.
+	commands map[string]*commandIDs
+	last     *commandIDs
 }
 
-func newMetrics(h Host) *metrics { return &metrics{host: h, ids: map[string]uint32{}} }
+// commandIDs are the ids of one domain's commands counters and latency
+// histogram, once defined.
+type commandIDs struct {
+	domain   string
+	outcomes map[Outcome]uint32
+	latency  uint32
+	// hasLatency: latency is defined.
+	hasLatency bool
+}
+
+func newMetrics(h Host) *metrics {
+	return &metrics{host: h, ids: map[string]uint32{}, commands: map[string]*commandIDs{}}
+}
 
 // id returns the metric's id, defining it the first time.
 func (m *metrics) id(t MetricType, name string) (uint32, bool) {
@@ -89,9 +106,28 @@ func (m *metrics) command(domain string, o Outcome, d time.Duration) {
 	if domain == "" {
 		domain = "unknown"
 	}
-	m.inc(fmt.Sprintf(metricCommands, domain, string(o)))
-	if id, ok := m.id(MetricHistogram, fmt.Sprintf(metricLatency, domain)); ok && d >= 0 {
-		_ = m.host.RecordMetric(id, uint64(d/time.Microsecond))
+	c := m.last
+	if c == nil || c.domain != domain {
+		if c = m.commands[domain]; c == nil {
+			c = &commandIDs{domain: domain, outcomes: map[Outcome]uint32{}}
+			m.commands[domain] = c
+		}
+		m.last = c
+	}
+	id, ok := c.outcomes[o]
+	if !ok {
+		if id, ok = m.id(MetricCounter, fmt.Sprintf(metricCommands, domain, string(o))); ok {
+			c.outcomes[o] = id
+		}
+	}
+	if ok {
+		_ = m.host.IncrementMetric(id, 1)
+	}
+	if !c.hasLatency {
+		c.latency, c.hasLatency = m.id(MetricHistogram, fmt.Sprintf(metricLatency, domain))
+	}
+	if c.hasLatency && d >= 0 {
+		_ = m.host.RecordMetric(c.latency, uint64(d/time.Microsecond))
 	}
 	m.finished++
 	if m.finished%heapSampleEvery == 1 {

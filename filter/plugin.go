@@ -22,10 +22,14 @@ type Plugin struct {
 
 // pendingCall is a callout waiting for its result.
 type pendingCall struct {
-	stream uint32
-	what   string // "EventStore/Load", for messages
-	done   func(s *Stream, msg []byte, st *Status)
+	stream          uint32
+	service, method string
+	done            func(s *Stream, msg []byte, st *Status)
 }
+
+// what names the call for messages: "angzarr.EventStore/Load" (built only
+// when a message needs it).
+func (c *pendingCall) what() string { return c.service + "/" + c.method }
 
 // NewPlugin returns a root context with the pass-through configuration; the
 // host calls Configure before any stream starts.
@@ -123,7 +127,7 @@ func (p *Plugin) callMD(s *Stream, cluster, service, method string, md [][2]stri
 	if err != nil {
 		return statusf(Unavailable, "cannot call %s/%s on cluster %q: %v", service, method, cluster, err)
 	}
-	p.callouts[token] = pendingCall{stream: s.id, what: service + "/" + method, done: done}
+	p.callouts[token] = pendingCall{stream: s.id, service: service, method: method, done: done}
 	return nil
 }
 
@@ -138,7 +142,7 @@ func (p *Plugin) OnGrpcReceive(token uint32, size int) {
 	msg, err := p.host.GetBuffer(GrpcReceive, 0, size)
 	st := (*Status)(nil)
 	if err != nil {
-		st = statusf(Unavailable, "%s: cannot read the response: %v", c.what, err)
+		st = statusf(Unavailable, "%s: cannot read the response: %v", c.what(), err)
 	}
 	p.deliver(c, msg, st)
 }
@@ -152,7 +156,7 @@ func (p *Plugin) OnGrpcClose(token uint32, code Code, message string) {
 	}
 	delete(p.callouts, token)
 	if code == OK {
-		p.deliver(c, nil, statusf(Unavailable, "%s: the call ended without a response", c.what))
+		p.deliver(c, nil, statusf(Unavailable, "%s: the call ended without a response", c.what()))
 		return
 	}
 	p.deliver(c, nil, &Status{Code: code, Message: message})

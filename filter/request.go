@@ -148,7 +148,8 @@ func (s *Stream) setCorrelation(cover *wire.Cover) {
 		cover.CorrelationID = newUUIDv4(s.p.random)
 	}
 	s.correlation = cover.CorrelationID
-	s.cover = &wire.Cover{Domain: cover.Domain, Root: cover.Root, CorrelationID: s.correlation}
+	s.ownCover = wire.Cover{Domain: cover.Domain, Root: cover.Root, CorrelationID: s.correlation}
+	s.cover = &s.ownCover
 	s.describe()
 }
 
@@ -196,7 +197,7 @@ func (s *Stream) startCommand(cmd *wire.CommandBook) {
 	if s.startFromCache() {
 		return
 	}
-	s.load(s.onCommandLoaded)
+	s.load((*Stream).onCommandLoaded)
 }
 
 // startFromCache forwards the command with the cached history instead of
@@ -219,50 +220,60 @@ func (s *Stream) startFromCache() bool {
 // nothing (a business rejection, an empty decision), which no write
 // conflict would catch: a fresh load decides whether it stands (current
 // runs) or the command's expected sequence was stale (ABORTED).
-func (s *Stream) verifyCached(current func()) {
+func (s *Stream) verifyCached(current func(s *Stream)) {
 	s.fromCache = false
-	s.load(func(resp *wire.LoadResponse) {
-		if resp.NextSequence != s.expected {
-			s.fail(conflictStatus(s.cover, s.expected, resp.NextSequence, ""), OutcomeAborted)
-			return
-		}
-		current()
-	})
+	s.verified = current
+	s.load((*Stream).onVerifyLoaded)
+}
+
+func (s *Stream) onVerifyLoaded(resp *wire.LoadResponse) {
+	if resp.NextSequence != s.expected {
+		s.fail(conflictStatus(s.cover, s.expected, resp.NextSequence, ""), OutcomeAborted)
+		return
+	}
+	s.verified(s)
 }
 
 // verifyRejection passes a business rejection of a command decided on the
 // cached history on once verifyCached confirms the history was current.
 func (s *Stream) verifyRejection() {
-	s.verifyCached(func() {
+	s.verifyCached(func(s *Stream) {
 		s.finish(OutcomeRejected)
 		s.resume(StreamResponse)
 	})
 }
 
-// load asks the event service for the aggregate's history.
-func (s *Stream) load(then func(resp *wire.LoadResponse)) {
+// load asks the event service for the aggregate's history; then runs with
+// the answer. The continuations of the stream's callouts (one at a time)
+// are kept in the stream and are functions of it, not closures, so that
+// starting a callout allocates nothing for them.
+func (s *Stream) load(then func(s *Stream, resp *wire.LoadResponse)) {
 	// The cover keeps the correlation id: the event service's spans and
 	// logs of the load carry it.
 	req := &wire.LoadRequest{Cover: s.cover, IdempotencyKey: s.idemKey}
+	s.loaded = then
 	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Load", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
-		func(s *Stream, msg []byte, st *Status) {
-			if st != nil {
-				s.fail(eventServiceStatus("load", st), OutcomeUnavailable)
-				return
-			}
-			resp, err := wire.DecodeLoadResponse(msg)
-			if err != nil {
-				s.fail(statusf(Unavailable, "event service: undecodable LoadResponse: %v", err), OutcomeUnavailable)
-				return
-			}
-			if resp.Prior == nil {
-				s.p.cache.put(cacheKey(s.cover), resp.Book, resp.NextSequence)
-			}
-			then(resp)
-		})
+		(*Stream).onLoadAnswer)
 	if st != nil {
 		s.fail(st, OutcomeUnavailable)
 	}
+}
+
+// onLoadAnswer is the answer to load.
+func (s *Stream) onLoadAnswer(msg []byte, st *Status) {
+	if st != nil {
+		s.fail(eventServiceStatus("load", st), OutcomeUnavailable)
+		return
+	}
+	resp, err := wire.DecodeLoadResponse(msg)
+	if err != nil {
+		s.fail(statusf(Unavailable, "event service: undecodable LoadResponse: %v", err), OutcomeUnavailable)
+		return
+	}
+	if resp.Prior == nil {
+		s.p.cache.put(cacheKey(s.cover), resp.Book, resp.NextSequence)
+	}
+	s.loaded(s, resp)
 }
 
 // eventServiceStatus maps an event-service failure to the command's answer.
@@ -328,13 +339,14 @@ func (s *Stream) startRecord(book *wire.EventBook) {
 			p.HasNum, p.Num = true, s.expected+uint32(i)
 		}
 	}
-	s.appendPages(book.Pages, book.SnapshotState, func(resp *wire.AppendResponse) {
-		o := OutcomeOK
-		if resp.Duplicate {
-			o = OutcomeDuplicate
-		}
-		s.forwardProbe(wire.CommandResponse(resp.Book, s.cover), o)
-	}, func() {
-		s.reportConflict("")
-	})
+	s.appendPages(book.Pages, book.SnapshotState, (*Stream).onRecordStored, func(s *Stream) { s.reportConflict("") })
+}
+
+// onRecordStored answers a Record whose events were stored.
+func (s *Stream) onRecordStored(resp *wire.AppendResponse) {
+	o := OutcomeOK
+	if resp.Duplicate {
+		o = OutcomeDuplicate
+	}
+	s.forwardProbe(wire.CommandResponse(resp.Book, s.cover), o)
 }

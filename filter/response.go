@@ -120,7 +120,7 @@ func (s *Stream) onResponseTrailers() Action {
 		s.fail(statusf(Internal, "business logic answer: %v", err), OutcomeError)
 		return Pause
 	}
-	book, err := wire.DecodeEventBook(msg)
+	book, err := wire.DecodeDecision(msg)
 	if err != nil {
 		s.fail(statusf(Internal, "business logic answered an undecodable EventBook: %v", err), OutcomeError)
 		return Pause

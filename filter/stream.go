@@ -61,8 +61,10 @@ type Stream struct {
 	respSize int
 	respBig  bool
 
-	domain      string
-	cover       *wire.Cover // domain + root + correlation id
+	domain string
+	cover  *wire.Cover // domain + root + correlation id
+	// ownCover is where cover points once set (no allocation of its own).
+	ownCover    wire.Cover
 	cmd         *wire.CommandBook
 	correlation string
 	idemKey     string
@@ -91,6 +93,11 @@ type Stream struct {
 	cascadePathHdr  string
 	depth           int
 	path            []string
+	// loaded continues the load in flight, verified a decision verified
+	// by verifyCached; appending is the append in flight.
+	loaded    func(s *Stream, resp *wire.LoadResponse)
+	verified  func(s *Stream)
+	appending appending
 	// sync is the synchronous part in progress.
 	sync *syncRun
 	// trace is the client's W3C trace context (traceparent, tracestate,

@@ -108,7 +108,7 @@ func (s *Stream) checkCascade(cover *wire.Cover) (*Status, Outcome) {
 // synchronous projectors and, for CASCADE, the saga cascade.
 func (s *Stream) complete(bookRaw []byte, o Outcome) {
 	if s.syncMode == syncNone {
-		s.respond(wire.CommandResponse(bookRaw, s.cover), o)
+		s.respondFramed(wire.FramedCommandResponse(bookRaw, s.cover), o)
 		return
 	}
 	raw := wire.BookWithCover(bookRaw, s.cover)

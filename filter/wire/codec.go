@@ -29,17 +29,33 @@ var errWrongType = errors.New("wrong wire type")
 // errWrongType go to *unknown (dropped when unknown is nil).
 func walk(what string, b []byte, unknown *[]byte, fn func(f field) error) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
+		// One-byte tags, varints and lengths (nearly all of them) are
+		// read inline; anything else, malformed input included, goes
+		// through protowire.
+		var num protowire.Number
+		var typ protowire.Type
+		n := 1
+		if c := b[0]; c < 0x80 && c>>3 != 0 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+		} else if num, typ, n = protowire.ConsumeTag(b); n < 0 {
 			return fmt.Errorf("%w: %s: bad tag: %v", ErrMalformed, what, protowire.ParseError(n))
 		}
 		f := field{num: num, typ: typ}
 		var m int
 		switch typ {
 		case protowire.VarintType:
-			f.v, m = protowire.ConsumeVarint(b[n:])
+			if len(b) > n && b[n] < 0x80 {
+				f.v, m = uint64(b[n]), 1
+			} else {
+				f.v, m = protowire.ConsumeVarint(b[n:])
+			}
 		case protowire.BytesType:
-			f.b, m = protowire.ConsumeBytes(b[n:])
+			if len(b) > n && b[n] < 0x80 && int(b[n]) <= len(b)-n-1 {
+				l := int(b[n])
+				f.b, m = b[n+1:n+1+l], 1+l
+			} else {
+				f.b, m = protowire.ConsumeBytes(b[n:])
+			}
 		default:
 			m = protowire.ConsumeFieldValue(num, typ, b[n:])
 		}
@@ -82,9 +98,24 @@ func str(what string, f field) (string, error) {
 		return "", wrongType(what, f)
 	}
 	if !utf8.Valid(f.b) {
-		return "", fmt.Errorf("%w: %s: field %d is not valid UTF-8", ErrMalformed, what, f.num)
+		return "", notUTF8(what, f)
 	}
 	return string(f.b), nil
+}
+
+// checkStr is str without the string.
+func checkStr(what string, f field) error {
+	if f.typ != protowire.BytesType {
+		return wrongType(what, f)
+	}
+	if !utf8.Valid(f.b) {
+		return notUTF8(what, f)
+	}
+	return nil
+}
+
+func notUTF8(what string, f field) error {
+	return fmt.Errorf("%w: %s: field %d is not valid UTF-8", ErrMalformed, what, f.num)
 }
 
 // bytesOf returns a length-delimited field's bytes, never nil (nil means
@@ -125,20 +156,49 @@ func merged(prev, next []byte) []byte {
 	return append(append(out, prev...), next...)
 }
 
+// appendTag and appendVarint are protowire's with the one-byte case
+// inline: every tag of these messages, most lengths and values.
+func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
+	if num < 16 {
+		return append(b, byte(num<<3)|byte(typ))
+	}
+	return protowire.AppendTag(b, num, typ)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
+// sizeTag and sizeVarint are protowire's with the one-byte case inline.
+func sizeTag(num protowire.Number) int {
+	if num < 16 {
+		return 1
+	}
+	return protowire.SizeTag(num)
+}
+
+func sizeVarint(v uint64) int {
+	if v < 0x80 {
+		return 1
+	}
+	return protowire.SizeVarint(v)
+}
+
 func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	return append(appendHeader(b, num, len(s)), s...)
 }
 
 func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
 	if v == nil {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
+	return append(appendHeader(b, num, len(v)), v...)
 }
 
 func appendNonEmptyBytes(b []byte, num protowire.Number, v []byte) []byte {
@@ -152,8 +212,8 @@ func appendUint(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	b = appendTag(b, num, protowire.VarintType)
+	return appendVarint(b, v)
 }
 
 func appendBool(b []byte, num protowire.Number, v bool) []byte {
@@ -163,30 +223,68 @@ func appendBool(b []byte, num protowire.Number, v bool) []byte {
 	return appendUint(b, num, 1)
 }
 
-// appendMessage writes an embedded message from its encoder.
-func appendMessage(b []byte, num protowire.Number, enc func([]byte) []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	// Reserve one length byte, encode, then fix up the length.
-	at := len(b)
-	b = append(b, 0)
-	b = enc(b)
-	n := len(b) - at - 1
-	if n < 0x80 {
-		b[at] = byte(n)
-		return b
+// The encoders compute a message's exact size first, so that each message
+// is built with one allocation and embedded messages get their length
+// prefix before their fields (no reserving and shifting). The size*
+// functions mirror the append* ones above.
+
+func sizeString(num protowire.Number, s string) int {
+	if s == "" {
+		return 0
 	}
-	size := protowire.SizeVarint(uint64(n))
-	b = append(b, make([]byte, size-1)...)
-	copy(b[at+size:], b[at+1:at+1+n])
-	protowire.AppendVarint(b[at:at], uint64(n))
-	return b
+	return fieldSize(num, len(s))
+}
+
+func sizeBytes(num protowire.Number, v []byte) int {
+	if v == nil {
+		return 0
+	}
+	return fieldSize(num, len(v))
+}
+
+func sizeNonEmptyBytes(num protowire.Number, v []byte) int {
+	if len(v) == 0 {
+		return 0
+	}
+	return fieldSize(num, len(v))
+}
+
+func sizeUint(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return sizeTag(num) + sizeVarint(v)
+}
+
+func sizeBool(num protowire.Number, v bool) int {
+	if !v {
+		return 0
+	}
+	return sizeTag(num) + 1
+}
+
+// fieldSize is the encoded size of a length-delimited field of n bytes.
+func fieldSize(num protowire.Number, n int) int {
+	if num < 16 && n < 0x80 {
+		return 2 + n
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// appendHeader writes the tag and length of a length-delimited field of n
+// bytes (an embedded message whose fields follow).
+func appendHeader(b []byte, num protowire.Number, n int) []byte {
+	if num < 16 && n < 0x80 {
+		return append(b, byte(num<<3)|byte(protowire.BytesType), byte(n))
+	}
+	return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.BytesType), uint64(n))
 }
 
 // protowireAppendVarintField writes a varint field even when it is zero (a
 // oneof member's presence is its encoding).
 func protowireAppendVarintField(b []byte, num protowire.Number, v uint64) []byte {
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	b = appendTag(b, num, protowire.VarintType)
+	return appendVarint(b, v)
 }
 
 // setStr, setU32 and setBoolean store a decoded field only when it decodes
@@ -216,16 +314,23 @@ func setBoolean(dst *bool, what string, f field) error {
 }
 
 // checkAny verifies that b is a well-formed google.protobuf.Any (type_url a
-// UTF-8 string, value bytes), as the generated code would on decode.
+// UTF-8 string, value bytes), as the generated code would on decode. It
+// runs for every command and event: the field names of its errors are only
+// built on failure, and type_url is checked without a copy.
 func checkAny(what string, b []byte) error {
 	return walk(what, b, nil, func(f field) error {
 		switch f.num {
 		case 1:
-			var s string
-			return setStr(&s, what+".type_url", f)
+			if f.typ != protowire.BytesType {
+				return errWrongType
+			}
+			if !utf8.Valid(f.b) {
+				return notUTF8(what+".type_url", f)
+			}
 		case 2:
-			_, err := bytesOf(what+".value", f)
-			return err
+			if f.typ != protowire.BytesType {
+				return errWrongType
+			}
 		}
 		return nil
 	})

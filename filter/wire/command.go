@@ -27,9 +27,19 @@ type CommandBook struct {
 	unknown        []byte
 }
 
+// commandBookParts holds a decoded CommandBook with its cover and first
+// page: most books have one page, and one allocation then holds them all.
+type commandBookParts struct {
+	book  CommandBook
+	cover Cover
+	page  CommandPage
+	pages [1]*CommandPage
+}
+
 // DecodeCommandBook decodes an angzarr.CommandBook.
 func DecodeCommandBook(b []byte) (*CommandBook, error) {
-	cb := &CommandBook{}
+	parts := &commandBookParts{}
+	cb := &parts.book
 	var coverRaw []byte
 	err := walk("CommandBook", b, &cb.unknown, func(f field) error {
 		var err error
@@ -42,9 +52,16 @@ func DecodeCommandBook(b []byte) (*CommandBook, error) {
 		case 2:
 			var raw []byte
 			if raw, err = bytesOf("CommandBook.pages", f); err == nil {
-				var p *CommandPage
-				if p, err = decodeCommandPage(raw); err == nil {
-					cb.Pages = append(cb.Pages, p)
+				if cb.Pages == nil {
+					if err = decodeCommandPage(raw, &parts.page); err == nil {
+						parts.pages[0] = &parts.page
+						cb.Pages = parts.pages[:]
+					}
+				} else {
+					p := &CommandPage{}
+					if err = decodeCommandPage(raw, p); err == nil {
+						cb.Pages = append(cb.Pages, p)
+					}
 				}
 			}
 		case 4:
@@ -65,9 +82,10 @@ func DecodeCommandBook(b []byte) (*CommandBook, error) {
 		return nil, err
 	}
 	if coverRaw != nil {
-		if cb.Cover, err = DecodeCover(coverRaw); err != nil {
+		if err = decodeCover(coverRaw, &parts.cover); err != nil {
 			return nil, err
 		}
+		cb.Cover = &parts.cover
 	}
 	if cb.sagaOriginRaw != nil {
 		if cb.SagaOrigin, err = decodeSagaOrigin(cb.sagaOriginRaw); err != nil {
@@ -77,9 +95,9 @@ func DecodeCommandBook(b []byte) (*CommandBook, error) {
 	return cb, nil
 }
 
-func decodeCommandPage(b []byte) (*CommandPage, error) {
-	p := &CommandPage{}
-	err := walk("CommandPage", b, &p.unknown, func(f field) error {
+// decodeCommandPage decodes b into p (zero).
+func decodeCommandPage(b []byte, p *CommandPage) error {
+	return walk("CommandPage", b, &p.unknown, func(f field) error {
 		var err error
 		switch f.num {
 		case 1:
@@ -94,7 +112,6 @@ func decodeCommandPage(b []byte) (*CommandPage, error) {
 		}
 		return err
 	})
-	return p, err
 }
 
 func decodeSagaOrigin(b []byte) (*SagaOrigin, error) {
@@ -124,10 +141,10 @@ func decodeSagaOrigin(b []byte) (*SagaOrigin, error) {
 // Append encodes the command book onto b.
 func (cb *CommandBook) Append(b []byte) []byte {
 	if cb.Cover != nil {
-		b = appendMessage(b, 1, cb.Cover.Append)
+		b = appendCover(b, 1, cb.Cover)
 	}
 	for _, p := range cb.Pages {
-		b = appendMessage(b, 2, p.append)
+		b = p.append(appendHeader(b, 2, p.size()))
 	}
 	b = appendBytes(b, 4, cb.sagaOriginRaw)
 	b = appendBool(b, 5, cb.AutoResequence)
@@ -135,10 +152,24 @@ func (cb *CommandBook) Append(b []byte) []byte {
 	return append(b, cb.unknown...)
 }
 
+// size is the length of Append's encoding.
+func (cb *CommandBook) size() int {
+	n := coverSize(1, cb.Cover)
+	for _, p := range cb.Pages {
+		n += fieldSize(2, p.size())
+	}
+	return n + sizeBytes(4, cb.sagaOriginRaw) + sizeBool(5, cb.AutoResequence) +
+		sizeString(6, cb.IdempotencyKey) + len(cb.unknown)
+}
+
 func (p *CommandPage) append(b []byte) []byte {
 	b = appendUint(b, 1, uint64(p.Sequence))
 	b = appendBytes(b, 3, p.Command)
 	return append(b, p.unknown...)
+}
+
+func (p *CommandPage) size() int {
+	return sizeUint(1, uint64(p.Sequence)) + sizeBytes(3, p.Command) + len(p.unknown)
 }
 
 // SyncCommandBook is angzarr.SyncCommandBook.

@@ -30,8 +30,26 @@ type EventBook struct {
 }
 
 // DecodeEventBook decodes an angzarr.EventBook.
-func DecodeEventBook(b []byte) (*EventBook, error) {
-	eb := &EventBook{}
+func DecodeEventBook(b []byte) (*EventBook, error) { return decodeEventBook(b, true) }
+
+// DecodeDecision decodes an angzarr.EventBook whose cover is not needed
+// (the business logic's decision: its pages are stored under the stream's
+// own cover). The cover is checked as DecodeEventBook checks it, with the
+// same errors, but not built: Cover is nil.
+func DecodeDecision(b []byte) (*EventBook, error) { return decodeEventBook(b, false) }
+
+// eventBookParts holds a decoded EventBook with its cover and first page
+// (one allocation for the usual one-page book).
+type eventBookParts struct {
+	book  EventBook
+	cover Cover
+	page  EventPage
+	pages [1]*EventPage
+}
+
+func decodeEventBook(b []byte, keepCover bool) (*EventBook, error) {
+	parts := &eventBookParts{}
+	eb := &parts.book
 	var coverRaw []byte
 	err := walk("EventBook", b, &eb.unknown, func(f field) error {
 		var err error
@@ -47,9 +65,16 @@ func DecodeEventBook(b []byte) (*EventBook, error) {
 			}
 		case 3:
 			if raw, err = bytesOf("EventBook.pages", f); err == nil {
-				var p *EventPage
-				if p, err = decodeEventPage(raw); err == nil {
-					eb.Pages = append(eb.Pages, p)
+				if eb.Pages == nil {
+					if err = decodeEventPage(raw, &parts.page); err == nil {
+						parts.pages[0] = &parts.page
+						eb.Pages = parts.pages[:]
+					}
+				} else {
+					p := &EventPage{}
+					if err = decodeEventPage(raw, p); err == nil {
+						eb.Pages = append(eb.Pages, p)
+					}
 				}
 			}
 		case 5:
@@ -61,8 +86,14 @@ func DecodeEventBook(b []byte) (*EventBook, error) {
 		}
 		return err
 	})
-	if err == nil && coverRaw != nil {
-		eb.Cover, err = DecodeCover(coverRaw)
+	switch {
+	case err != nil, coverRaw == nil:
+	case keepCover:
+		if err = decodeCover(coverRaw, &parts.cover); err == nil {
+			eb.Cover = &parts.cover
+		}
+	default:
+		err = checkCover(coverRaw)
 	}
 	if err != nil {
 		return nil, err
@@ -70,9 +101,9 @@ func DecodeEventBook(b []byte) (*EventBook, error) {
 	return eb, nil
 }
 
-func decodeEventPage(b []byte) (*EventPage, error) {
-	p := &EventPage{}
-	err := walk("EventPage", b, &p.unknown, func(f field) error {
+// decodeEventPage decodes b into p (zero).
+func decodeEventPage(b []byte, p *EventPage) error {
+	return walk("EventPage", b, &p.unknown, func(f field) error {
 		var err error
 		var raw []byte
 		switch f.num {
@@ -97,20 +128,28 @@ func decodeEventPage(b []byte) (*EventPage, error) {
 		}
 		return err
 	})
-	return p, err
 }
 
 // Append encodes the book onto b.
 func (eb *EventBook) Append(b []byte) []byte {
 	if eb.Cover != nil {
-		b = appendMessage(b, 1, eb.Cover.Append)
+		b = appendCover(b, 1, eb.Cover)
 	}
 	b = appendBytes(b, 2, eb.Snapshot)
 	for _, p := range eb.Pages {
-		b = appendMessage(b, 3, p.Append)
+		b = p.Append(appendHeader(b, 3, p.size()))
 	}
 	b = appendBytes(b, 5, eb.SnapshotState)
 	return append(b, eb.unknown...)
+}
+
+// size is the length of Append's encoding.
+func (eb *EventBook) size() int {
+	n := coverSize(1, eb.Cover) + sizeBytes(2, eb.Snapshot)
+	for _, p := range eb.Pages {
+		n += fieldSize(3, p.size())
+	}
+	return n + sizeBytes(5, eb.SnapshotState) + len(eb.unknown)
 }
 
 // Append encodes the page onto b.
@@ -126,19 +165,54 @@ func (p *EventPage) Append(b []byte) []byte {
 	return append(b, p.unknown...)
 }
 
+// size is the length of Append's encoding.
+func (p *EventPage) size() int {
+	n := 0
+	switch {
+	case p.HasNum:
+		n = sizeTag(1) + sizeVarint(uint64(p.Num))
+	case p.Force:
+		n = sizeBool(2, true)
+	}
+	return n + sizeBytes(3, p.CreatedAt) + sizeBytes(4, p.Event) + len(p.unknown)
+}
+
 // PageFields returns the encoded pages fields of a raw EventBook, tags
 // included, in order: appended to another raw EventBook they add its pages
-// after that book's own (repeated fields concatenate).
+// after that book's own (repeated fields concatenate). When the pages are
+// contiguous in bookRaw, as an encoder writes them, the result is that
+// part of bookRaw (no copy, capacity limited to it); otherwise a copy.
 func PageFields(bookRaw []byte) ([]byte, error) {
 	var out []byte
+	lo, hi, copied := -1, -1, false
 	err := walk("EventBook", bookRaw, nil, func(f field) error {
-		if f.num == 3 {
-			if f.typ != protowire.BytesType {
-				return fmt.Errorf("%w: EventBook.pages: wire type %d", ErrMalformed, f.typ)
-			}
+		if f.num != 3 {
+			return nil
+		}
+		if f.typ != protowire.BytesType {
+			return fmt.Errorf("%w: EventBook.pages: wire type %d", ErrMalformed, f.typ)
+		}
+		// f.raw is a prefix of a suffix of bookRaw: its offset follows
+		// from the capacities.
+		at := cap(bookRaw) - cap(f.raw)
+		switch {
+		case copied:
 			out = append(out, f.raw...)
+		case lo < 0:
+			lo, hi = at, at+len(f.raw)
+		case at == hi:
+			hi += len(f.raw)
+		default:
+			out = append(append(out, bookRaw[lo:hi]...), f.raw...)
+			copied = true
 		}
 		return nil
 	})
-	return out, err
+	switch {
+	case err != nil, copied:
+		return out, err
+	case lo < 0:
+		return nil, nil
+	}
+	return bookRaw[lo:hi:hi], nil
 }

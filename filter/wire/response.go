@@ -1,10 +1,6 @@
 package wire
 
-import (
-	"encoding/binary"
-
-	"google.golang.org/protobuf/encoding/protowire"
-)
+import "encoding/binary"
 
 // The messages the filter builds for the business logic and the client.
 
@@ -13,18 +9,8 @@ import (
 // book's cover (protobuf merges repeated occurrences of a message field),
 // so the history is never decoded.
 func ContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
-	var b []byte
-	b = appendMessage(b, 1, func(b []byte) []byte {
-		b = append(b, bookRaw...)
-		if cover != nil {
-			b = appendMessage(b, 1, cover.Append)
-		}
-		return b
-	})
-	if cmd != nil {
-		b = appendMessage(b, 2, cmd.Append)
-	}
-	return b
+	events, cmdSize, size := contextualCommandSize(bookRaw, cover, cmd)
+	return appendContextualCommand(make([]byte, 0, size), bookRaw, cover, cmd, events, cmdSize)
 }
 
 // FramedContextualCommand is ContextualCommand as one uncompressed gRPC
@@ -32,58 +18,79 @@ func ContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
 // single allocation and a single copy of the history, which is most of the
 // bytes: this runs for every command.
 func FramedContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
-	var coverEnc, cmdEnc []byte
-	events := len(bookRaw)
-	if cover != nil {
-		coverEnc = cover.Append(nil)
-		events += fieldSize(1, len(coverEnc))
-	}
-	size := fieldSize(1, events)
+	events, cmdSize, size := contextualCommandSize(bookRaw, cover, cmd)
+	return appendContextualCommand(frame(size), bookRaw, cover, cmd, events, cmdSize)
+}
+
+// contextualCommandSize returns the sizes of the ContextualCommand's
+// events and command fields' contents and of the whole message.
+func contextualCommandSize(bookRaw []byte, cover *Cover, cmd *CommandBook) (events, command, size int) {
+	events = len(bookRaw) + coverSize(1, cover)
+	size = fieldSize(1, events)
 	if cmd != nil {
-		cmdEnc = cmd.Append(nil)
-		size += fieldSize(2, len(cmdEnc))
+		command = cmd.size()
+		size += fieldSize(2, command)
 	}
-	b := make([]byte, 5, 5+size)
-	binary.BigEndian.PutUint32(b[1:5], uint32(size))
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(events))
+	return events, command, size
+}
+
+func appendContextualCommand(b, bookRaw []byte, cover *Cover, cmd *CommandBook, events, command int) []byte {
+	b = appendHeader(b, 1, events)
 	b = append(b, bookRaw...)
 	if cover != nil {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendBytes(b, coverEnc)
+		b = appendCover(b, 1, cover)
 	}
 	if cmd != nil {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendBytes(b, cmdEnc)
+		b = cmd.Append(appendHeader(b, 2, command))
 	}
 	return b
 }
 
-// fieldSize is the encoded size of a length-delimited field of n bytes.
-func fieldSize(num protowire.Number, n int) int {
-	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+// frame returns the 5-byte gRPC frame header of an uncompressed message of
+// size bytes, with room for the message.
+func frame(size int) []byte {
+	b := make([]byte, 5, 5+size)
+	binary.BigEndian.PutUint32(b[1:5], uint32(size))
+	return b
 }
 
 // CommandResponse encodes angzarr.CommandResponse{events} from a raw
 // EventBook; cover, when set, is merged into the book's cover.
 func CommandResponse(bookRaw []byte, cover *Cover) []byte {
-	return appendMessage(nil, 1, func(b []byte) []byte {
-		if cover != nil {
-			b = appendMessage(b, 1, cover.Append)
-		}
-		return append(b, bookRaw...)
-	})
+	events := coverSize(1, cover) + len(bookRaw)
+	return appendCommandResponse(make([]byte, 0, fieldSize(1, events)), bookRaw, cover, events)
+}
+
+// FramedCommandResponse is CommandResponse as one uncompressed gRPC message,
+// built with a single allocation.
+func FramedCommandResponse(bookRaw []byte, cover *Cover) []byte {
+	events := coverSize(1, cover) + len(bookRaw)
+	return appendCommandResponse(frame(fieldSize(1, events)), bookRaw, cover, events)
+}
+
+func appendCommandResponse(b, bookRaw []byte, cover *Cover, events int) []byte {
+	b = appendHeader(b, 1, events)
+	if cover != nil {
+		b = appendCover(b, 1, cover)
+	}
+	return append(b, bookRaw...)
 }
 
 // Any encodes a google.protobuf.Any.
 func Any(typeURL string, value []byte) []byte {
-	b := appendString(nil, 1, typeURL)
+	b := make([]byte, 0, sizeString(1, typeURL)+sizeNonEmptyBytes(2, value))
+	b = appendString(b, 1, typeURL)
 	return appendNonEmptyBytes(b, 2, value)
 }
 
 // RPCStatus encodes a google.rpc.Status with raw Any details.
 func RPCStatus(code int32, message string, details ...[]byte) []byte {
-	b := appendUint(nil, 1, uint64(uint32(code)))
+	n := sizeUint(1, uint64(uint32(code))) + sizeString(2, message)
+	for _, d := range details {
+		n += sizeBytes(3, d)
+	}
+	b := make([]byte, 0, n)
+	b = appendUint(b, 1, uint64(uint32(code)))
 	b = appendString(b, 2, message)
 	for _, d := range details {
 		b = appendBytes(b, 3, d)

@@ -10,9 +10,9 @@ type LoadRequest struct {
 
 // Marshal encodes the request.
 func (r *LoadRequest) Marshal() []byte {
-	var b []byte
+	b := make([]byte, 0, coverSize(1, r.Cover)+sizeString(2, r.IdempotencyKey))
 	if r.Cover != nil {
-		b = appendMessage(b, 1, r.Cover.Append)
+		b = appendCover(b, 1, r.Cover)
 	}
 	return appendString(b, 2, r.IdempotencyKey)
 }
@@ -68,16 +68,24 @@ type AppendRequest struct {
 
 // Marshal encodes the request.
 func (r *AppendRequest) Marshal() []byte {
-	var b []byte
+	b := make([]byte, 0, r.size())
 	if r.Cover != nil {
-		b = appendMessage(b, 1, r.Cover.Append)
+		b = appendCover(b, 1, r.Cover)
 	}
 	b = appendUint(b, 2, uint64(r.ExpectedSequence))
 	for _, p := range r.Pages {
-		b = appendMessage(b, 3, p.Append)
+		b = p.Append(appendHeader(b, 3, p.size()))
 	}
 	b = appendBytes(b, 4, r.SnapshotState)
 	return appendString(b, 5, r.IdempotencyKey)
+}
+
+func (r *AppendRequest) size() int {
+	n := coverSize(1, r.Cover) + sizeUint(2, uint64(r.ExpectedSequence))
+	for _, p := range r.Pages {
+		n += fieldSize(3, p.size())
+	}
+	return n + sizeBytes(4, r.SnapshotState) + sizeString(5, r.IdempotencyKey)
 }
 
 // AppendResponse is angzarr.AppendResponse; the stored book stays raw.
@@ -121,9 +129,9 @@ type SequenceConflict struct {
 
 // Marshal encodes the detail.
 func (c *SequenceConflict) Marshal() []byte {
-	var b []byte
+	b := make([]byte, 0, coverSize(1, c.Cover)+sizeUint(2, uint64(c.ExpectedSequence))+sizeUint(3, uint64(c.NextSequence)))
 	if c.Cover != nil {
-		b = appendMessage(b, 1, c.Cover.Append)
+		b = appendCover(b, 1, c.Cover)
 	}
 	b = appendUint(b, 2, uint64(c.ExpectedSequence))
 	return appendUint(b, 3, uint64(c.NextSequence))

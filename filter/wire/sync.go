@@ -7,9 +7,9 @@ package wire
 // merged into its cover (cover first: fields the raw book's own cover sets
 // win, as protobuf merges repeated occurrences of a message field).
 func BookWithCover(bookRaw []byte, cover *Cover) []byte {
-	var b []byte
+	b := make([]byte, 0, coverSize(1, cover)+len(bookRaw))
 	if cover != nil {
-		b = appendMessage(b, 1, cover.Append)
+		b = appendCover(b, 1, cover)
 	}
 	return append(b, bookRaw...)
 }
@@ -27,7 +27,14 @@ type SyncResponse struct {
 
 // Marshal encodes the response.
 func (r *SyncResponse) Marshal() []byte {
-	var b []byte
+	n := sizeBytes(1, r.Events)
+	for _, p := range r.Projections {
+		n += sizeBytes(2, nonNil(p))
+	}
+	for _, c := range r.Cascade {
+		n += sizeBytes(3, nonNil(c))
+	}
+	b := make([]byte, 0, n)
 	b = appendBytes(b, 1, r.Events)
 	for _, p := range r.Projections {
 		b = appendBytes(b, 2, nonNil(p))
@@ -144,9 +151,13 @@ func DecodeSagaResponse(b []byte) ([]*CommandBook, error) {
 func (o *SagaOrigin) Append(b []byte) []byte {
 	b = appendString(b, 1, o.SagaName)
 	if o.TriggeringAggregate != nil {
-		b = appendMessage(b, 2, o.TriggeringAggregate.Append)
+		b = appendCover(b, 2, o.TriggeringAggregate)
 	}
 	return appendUint(b, 3, uint64(o.TriggeringEventSequence))
+}
+
+func (o *SagaOrigin) size() int {
+	return sizeString(1, o.SagaName) + coverSize(2, o.TriggeringAggregate) + sizeUint(3, uint64(o.TriggeringEventSequence))
 }
 
 // SetSagaOrigin replaces the book's saga origin.
@@ -154,21 +165,25 @@ func (cb *CommandBook) SetSagaOrigin(o *SagaOrigin) {
 	cb.SagaOrigin = o
 	cb.sagaOriginRaw = nil
 	if o != nil {
-		cb.sagaOriginRaw = nonNil(o.Append(nil))
+		cb.sagaOriginRaw = nonNil(o.Append(make([]byte, 0, o.size())))
 	}
 }
 
 // Marshal encodes the book.
-func (cb *CommandBook) Marshal() []byte { return cb.Append(nil) }
+func (cb *CommandBook) Marshal() []byte { return cb.Append(make([]byte, 0, cb.size())) }
 
 // Marshal encodes the SyncCommandBook.
 func (s *SyncCommandBook) Marshal() []byte {
-	var b []byte
+	n := sizeUint(2, uint64(uint32(s.SyncMode)))
 	if s.Command != nil {
-		b = appendMessage(b, 1, s.Command.Append)
+		n += fieldSize(1, s.Command.size())
+	}
+	b := make([]byte, 0, n)
+	if s.Command != nil {
+		b = s.Command.Append(appendHeader(b, 1, s.Command.size()))
 	}
 	return appendUint(b, 2, uint64(uint32(s.SyncMode)))
 }
 
 // Marshal encodes the book.
-func (eb *EventBook) Marshal() []byte { return eb.Append(nil) }
+func (eb *EventBook) Marshal() []byte { return eb.Append(make([]byte, 0, eb.size())) }

@@ -8,14 +8,24 @@ import "github.com/angzarr-mesh/angzarr/filter"
 // the first proxy_on_context_create, never at package init.
 type contexts struct {
 	roots   map[uint32]*filter.Plugin
-	streams map[uint32]*filter.Stream
+	streams map[uint32]streamCtx
+	// last is the stream looked up last: the callbacks of one stream
+	// mostly come one after the other.
+	last streamCtx
+}
+
+// streamCtx is a stream and the id of its root context.
+type streamCtx struct {
+	s    *filter.Stream
+	id   uint32
+	root uint32
 }
 
 var ctxs *contexts
 
 func state() *contexts {
 	if ctxs == nil {
-		ctxs = &contexts{roots: map[uint32]*filter.Plugin{}, streams: map[uint32]*filter.Stream{}}
+		ctxs = &contexts{roots: map[uint32]*filter.Plugin{}, streams: map[uint32]streamCtx{}}
 	}
 	return ctxs
 }
@@ -37,7 +47,9 @@ func OnContextCreate(id, parent uint32) {
 		return
 	}
 	if root, ok := c.roots[parent]; ok {
-		c.streams[id] = root.NewStream(id)
+		sc := streamCtx{s: root.NewStream(id), id: id, root: parent}
+		c.streams[id] = sc
+		c.last = sc
 	}
 }
 
@@ -68,7 +80,17 @@ func OnConfigure(rootID, size uint32) uint32 {
 	return 1
 }
 
-func stream(id uint32) *filter.Stream { return state().streams[id] }
+func stream(id uint32) *filter.Stream {
+	c := state()
+	if c.last.s != nil && c.last.id == id {
+		return c.last.s
+	}
+	sc, ok := c.streams[id]
+	if ok {
+		c.last = sc
+	}
+	return sc.s
+}
 
 // OnRequestHeaders is proxy_on_request_headers.
 //
@@ -201,11 +223,15 @@ func OnLog(id uint32) {}
 //go:wasmexport proxy_on_delete
 func OnDelete(id uint32) {
 	c := state()
-	if _, ok := c.streams[id]; ok {
-		for _, root := range c.roots {
+	if sc, ok := c.streams[id]; ok {
+		// Only the stream's root knows it.
+		if root, ok := c.roots[sc.root]; ok {
 			root.DeleteStream(id)
 		}
 		delete(c.streams, id)
+		if c.last.id == id {
+			c.last = streamCtx{}
+		}
 		collectGarbage()
 		return
 	}

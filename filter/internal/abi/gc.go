@@ -36,11 +36,20 @@ import (
 // gcMinGarbage is the least allocation between two collections.
 const gcMinGarbage = 4 << 20
 
+// gcMaxSkip bounds how many stream ends pass without reading the
+// allocation counter (see collectGarbage).
+const gcMaxSkip = 16
+
 var gcState struct {
 	on      bool
 	samples []metrics.Sample
 	// nextAt is the cumulative allocation at which to collect next.
 	nextAt uint64
+	// lastAllocs is the cumulative allocation at the last reading, ends
+	// the stream ends since, and skip how many stream ends pass before
+	// the next reading.
+	lastAllocs uint64
+	ends, skip int
 }
 
 // takeOverGC switches automatic collection off (once, at VM start; never
@@ -52,7 +61,8 @@ func takeOverGC() {
 	gcState.on = true
 	gcState.samples = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	debug.SetGCPercent(-1)
-	gcState.nextAt = readAllocs() + gcMinGarbage
+	gcState.lastAllocs = readAllocs()
+	gcState.nextAt = gcState.lastAllocs + gcMinGarbage
 }
 
 func readAllocs() uint64 {
@@ -60,18 +70,38 @@ func readAllocs() uint64 {
 	return gcState.samples[0].Value.Uint64()
 }
 
-// collectGarbage collects when at least max(gcMinGarbage, live heap)
-// bytes were allocated since the last collection (GOGC=100 pacing, done
-// between streams).
+// collectGarbage, at the end of a stream, collects when at least
+// max(gcMinGarbage, live heap) bytes were allocated since the last
+// collection (GOGC=100 pacing, done between streams).
+//
+// Reading the allocation counter is most of what this costs per stream,
+// so it is read only as often as needed: after each reading, the stream
+// ends to skip are the number of average streams (since the previous
+// reading) that would use half the allocation left before the next
+// collection, at most gcMaxSkip. Far from the threshold that is one
+// reading every gcMaxSkip streams; close to it, one every stream, so the
+// collection comes about when it did with a reading every stream.
 func collectGarbage() {
-	if !gcState.on || readAllocs() < gcState.nextAt {
+	if !gcState.on {
 		return
 	}
-	debug.FreeOSMemory()
-	allocs := readAllocs()
-	live := gcState.samples[1].Value.Uint64()
-	if live < gcMinGarbage {
-		live = gcMinGarbage
+	gcState.ends++
+	if gcState.ends <= gcState.skip {
+		return
 	}
-	gcState.nextAt = allocs + live
+	allocs := readAllocs()
+	if allocs >= gcState.nextAt {
+		debug.FreeOSMemory()
+		allocs = readAllocs()
+		live := gcState.samples[1].Value.Uint64()
+		if live < gcMinGarbage {
+			live = gcMinGarbage
+		}
+		gcState.nextAt = allocs + live
+	}
+	perStream := (allocs - gcState.lastAllocs) / uint64(gcState.ends)
+	gcState.lastAllocs, gcState.ends, gcState.skip = allocs, 0, 0
+	if perStream > 0 {
+		gcState.skip = int(min((gcState.nextAt-allocs)/(2*perStream), gcMaxSkip))
+	}
 }

@@ -57,7 +57,17 @@ func (host) GetHeader(m filter.MapType, key string) (string, bool) {
 	if proxyGetHeaderMapValue(uint32(m), sptr(key), uint32(len(key)), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != statusOK {
 		return "", false
 	}
-	return string(take(addr, size)), true
+	return owned(take(addr, size)), true
+}
+
+// owned returns the bytes of a buffer take handed over as a string without
+// copying them: nothing else refers to the buffer once taken, so it is
+// never written again.
+func owned(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 func (host) ReplaceHeader(m filter.MapType, key, value string) error {
@@ -153,18 +163,41 @@ func callStatus() (filter.Code, string) {
 	if proxyGetStatus(unsafe.Pointer(&code), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != statusOK {
 		return filter.Unknown, ""
 	}
-	return filter.Code(code), string(take(addr, size))
+	return filter.Code(code), owned(take(addr, size))
 }
 
 // grpcService encodes envoy.config.core.v3.GrpcService{envoy_grpc:
 // {cluster_name}}. Envoy also accepts a bare cluster name, but only when
 // the name does not happen to parse as a GrpcService message; the encoded
-// form is unambiguous.
+// form is unambiguous. The few configured clusters are encoded once
+// (the host only reads the bytes during the call).
 func grpcService(cluster string) []byte {
-	inner := protowire.AppendTag(nil, 1, protowire.BytesType) // EnvoyGrpc.cluster_name
-	inner = protowire.AppendString(inner, cluster)
-	out := protowire.AppendTag(nil, 1, protowire.BytesType) // GrpcService.envoy_grpc
-	return protowire.AppendBytes(out, inner)
+	for _, t := range targets {
+		if t.cluster == cluster {
+			return t.encoded
+		}
+	}
+	inner := protowire.SizeTag(1) + protowire.SizeBytes(len(cluster))
+	out := make([]byte, 0, protowire.SizeTag(1)+protowire.SizeBytes(inner))
+	out = protowire.AppendTag(out, 1, protowire.BytesType) // GrpcService.envoy_grpc
+	out = protowire.AppendVarint(out, uint64(inner))
+	out = protowire.AppendTag(out, 1, protowire.BytesType) // EnvoyGrpc.cluster_name
+	out = protowire.AppendString(out, cluster)
+	if len(targets) < maxTargets {
+		targets = append(targets, target{cluster: cluster, encoded: out})
+	}
+	return out
+}
+
+// targets are the encoded GrpcService of the clusters called so far (at
+// most maxTargets: the configuration names a handful).
+var targets []target
+
+const maxTargets = 32
+
+type target struct {
+	cluster string
+	encoded []byte
 }
 
 // encodePairs serializes header pairs the proxy-wasm way: count, then (key

@@ -5,37 +5,46 @@ package abi
 import "unsafe"
 
 // allocations keeps the buffers handed to the host through malloc alive
-// (and findable by address) until the filter has read them. It is created
-// on first use, never at package init.
-var allocations map[uint32][]byte
+// (and findable by address) until the filter has read them. The host
+// fills one buffer per host call and the filter takes it right away, so
+// a short slice searched from the end beats a map.
+var allocations []allocation
+
+type allocation struct {
+	addr uint32
+	buf  []byte
+}
 
 // allocate returns a Go buffer of size bytes and its linear-memory address.
 func allocate(size uint32) uint32 {
-	if allocations == nil {
-		allocations = make(map[uint32][]byte)
-	}
 	n := size
 	if n == 0 {
 		n = 1
 	}
 	buf := make([]byte, n)
 	addr := uint32(uintptr(unsafe.Pointer(&buf[0])))
-	allocations[addr] = buf
+	allocations = append(allocations, allocation{addr: addr, buf: buf})
 	return addr
 }
 
 // take returns the size bytes the host wrote at addr (an address malloc
 // returned) and forgets the allocation.
 func take(addr, size uint32) []byte {
-	buf, ok := allocations[addr]
-	if !ok {
-		return nil
+	for i := len(allocations) - 1; i >= 0; i-- {
+		if allocations[i].addr != addr {
+			continue
+		}
+		buf := allocations[i].buf
+		last := len(allocations) - 1
+		allocations[i] = allocations[last]
+		allocations[last] = allocation{}
+		allocations = allocations[:last]
+		if int(size) > len(buf) {
+			size = uint32(len(buf))
+		}
+		return buf[:size]
 	}
-	delete(allocations, addr)
-	if int(size) > len(buf) {
-		size = uint32(len(buf))
-	}
-	return buf[:size]
+	return nil
 }
 
 // Malloc is the allocator the host calls to place data in the module's

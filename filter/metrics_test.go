@@ -1,0 +1,57 @@
+package filter
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCommandMetricIDsCached: command counts each domain's outcomes and
+// latencies under their own names whatever the order of the domains, and
+// a metric the host refuses to define is tried again (and logged) on the
+// next command rather than remembered as missing.
+func TestCommandMetricIDsCached(t *testing.T) {
+	h := newFakeHost()
+	m := newMetrics(h)
+	for _, c := range []struct {
+		domain string
+		o      Outcome
+	}{
+		{"counter", OutcomeOK}, {"cart", OutcomeOK}, {"counter", OutcomeOK}, {"counter", OutcomeAborted},
+		{"cart", OutcomeRejected}, {"", OutcomeInvalid}, {"counter", OutcomeOK},
+	} {
+		m.command(c.domain, c.o, 3*time.Microsecond)
+	}
+	for name, want := range map[string]int64{
+		"angzarr.commands.counter.ok": 3, "angzarr.commands.counter.aborted": 1, "angzarr.commands.cart.ok": 1,
+		"angzarr.commands.cart.rejected": 1, "angzarr.commands.unknown.invalid": 1,
+	} {
+		if got := h.metricVal[name]; got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+	if got := len(h.hist["angzarr.command_latency_us.counter"]); got != 4 {
+		t.Errorf("counter latencies: %d, want 4", got)
+	}
+	if got := h.hist["angzarr.command_latency_us.cart"]; len(got) != 2 || got[0] != 3 {
+		t.Errorf("cart latencies: %v, want [3 3]", got)
+	}
+
+	// The fake host refuses names with a space.
+	logs := len(h.logs)
+	m.command("bad domain", OutcomeInvalid, time.Microsecond)
+	m.command("bad domain", OutcomeInvalid, time.Microsecond)
+	refused := 0
+	for _, l := range h.logs[logs:] {
+		if strings.Contains(l, "cannot define metric") {
+			refused++
+		}
+	}
+	if refused != 4 {
+		t.Errorf("%d refused definitions logged, want 4 (counter and histogram, twice): %q", refused, h.logs[logs:])
+	}
+	m.command("counter", OutcomeOK, time.Microsecond)
+	if got := h.metricVal["angzarr.commands.counter.ok"]; got != 4 {
+		t.Errorf("counter ok after a refused domain = %d, want 4", got)
+	}
+}
