@@ -603,7 +603,11 @@ func (cc *h2Conn) encodeHeaders(req *http.Request, oneShot []byte, streaming io.
 	}
 	cl := int64(len(oneShot))
 	if streaming != nil {
+		// As in net/http, 0 with a body means unknown.
 		cl = req.ContentLength
+		if cl == 0 {
+			cl = -1
+		}
 	}
 	if cl > 0 || (cl == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch)) {
 		put("content-length", strconv.FormatInt(cl, 10))
