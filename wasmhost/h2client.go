@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -278,12 +279,13 @@ type h2Conn struct {
 	// wmu serializes writing: the framer's writer, the header encoder,
 	// and the order of new stream ids on the wire. Never taken with mu
 	// held.
-	wmu  sync.Mutex
-	bw   *bufio.Writer
-	fr   *http2.Framer // writes to bw; reads are the read loop's
-	hbuf []byte
-	henc *hpack.Encoder
-	hw   *sliceWriter
+	wmu    sync.Mutex
+	queued atomic.Int32 // writers waiting for wmu
+	bw     *bufio.Writer
+	fr     *http2.Framer // writes to bw; reads are the read loop's
+	hbuf   []byte
+	henc   *hpack.Encoder
+	hw     *sliceWriter
 
 	mu             sync.Mutex
 	streams        map[uint32]*h2Stream
@@ -453,7 +455,7 @@ func (cc *h2Conn) roundTrip(req *http.Request, oneShot []byte, streaming io.Read
 	s.hasTrailers = hasTrailers
 	endInHeaders := oneShot == nil && streaming == nil && !hasTrailers
 
-	cc.wmu.Lock()
+	cc.lockWrite()
 	cc.mu.Lock()
 	cc.reserved--
 	if cc.err != nil || cc.goAway {
@@ -462,7 +464,7 @@ func (cc *h2Conn) roundTrip(req *http.Request, oneShot []byte, streaming io.Read
 			err = errH2GoAway
 		}
 		cc.unlock()
-		cc.wmu.Unlock()
+		_ = cc.unlockWrite()
 		return nil, errH2Retry{err}
 	}
 	s.id = cc.nextID
@@ -478,7 +480,7 @@ func (cc *h2Conn) roundTrip(req *http.Request, oneShot []byte, streaming io.Read
 
 	block, err := cc.encodeHeaders(req, oneShot, streaming)
 	if err != nil {
-		cc.wmu.Unlock()
+		_ = cc.unlockWrite()
 		s.abort(err, false) // never opened: its id is simply skipped
 		return nil, err
 	}
@@ -514,8 +516,20 @@ func (cc *h2Conn) roundTrip(req *http.Request, oneShot []byte, streaming io.Read
 			rest = nil
 		}
 	}
-	err = cc.bw.Flush()
-	cc.wmu.Unlock()
+	if streaming != nil {
+		// The HEADERS wait for the body's first DATA, to go out in the
+		// same write: the copying goroutine usually finds data ready (the
+		// proxy's pump is blocked writing it) and flushes both. Should
+		// it block on the body instead, the flush below sends the
+		// HEADERS alone.
+		cc.wmu.Unlock()
+		go s.copyBody(streaming)
+		runtime.Gosched()
+		cc.lockWrite()
+		err = cc.unlockWrite()
+	} else {
+		err = cc.unlockWrite()
+	}
 	if err != nil {
 		cc.fail(err)
 		return nil, err
@@ -524,9 +538,7 @@ func (cc *h2Conn) roundTrip(req *http.Request, oneShot []byte, streaming io.Read
 		cc.mu.Lock()
 		s.endLocal()
 		cc.unlock()
-	} else if streaming != nil {
-		go s.copyBody(streaming)
-	} else {
+	} else if streaming == nil {
 		// The rest of an in-memory body waits for window.
 		if err := s.writeBody(rest, true); err != nil {
 			s.abort(err, true)
@@ -702,15 +714,14 @@ func (s *h2Stream) writeBody(p []byte, end bool) error {
 		frameSize := cc.peerFrameSize
 		cc.mu.Unlock()
 		last := end && int(n) == len(p)
-		cc.wmu.Lock()
+		cc.lockWrite()
 		err := cc.writeData(s.id, p[:n], last && !hasTrailers, frameSize)
 		if err == nil && last && hasTrailers {
 			err = cc.writeTrailers(s.id, s.req.Trailer, frameSize)
 		}
-		if err == nil {
-			err = cc.bw.Flush()
+		if ferr := cc.unlockWrite(); err == nil {
+			err = ferr
 		}
-		cc.wmu.Unlock()
 		if err != nil {
 			cc.fail(err)
 			return err
@@ -808,12 +819,7 @@ func (s *h2Stream) abort(err error, rst bool) {
 	cc.unlock()
 	s.closeReqBody()
 	if rst {
-		cc.wmu.Lock()
-		werr := cc.fr.WriteRSTStream(s.id, http2.ErrCodeCancel)
-		if werr == nil {
-			werr = cc.bw.Flush()
-		}
-		cc.wmu.Unlock()
+		werr := cc.write(func() error { return cc.fr.WriteRSTStream(s.id, http2.ErrCodeCancel) })
 		if werr != nil {
 			cc.fail(werr)
 		}
@@ -880,12 +886,7 @@ func (cc *h2Conn) creditConn(n int64) {
 	}
 	cc.mu.Unlock()
 	if incr > 0 {
-		cc.wmu.Lock()
-		err := cc.fr.WriteWindowUpdate(0, uint32(incr))
-		if err == nil {
-			err = cc.bw.Flush()
-		}
-		cc.wmu.Unlock()
+		err := cc.write(func() error { return cc.fr.WriteWindowUpdate(0, uint32(incr)) })
 		if err != nil {
 			cc.fail(err)
 		}
@@ -934,18 +935,16 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		}
 		cc.mu.Unlock()
 		if sIncr > 0 || cIncr > 0 {
-			cc.wmu.Lock()
-			var err error
-			if sIncr > 0 {
-				err = cc.fr.WriteWindowUpdate(s.id, uint32(sIncr))
-			}
-			if cIncr > 0 && err == nil {
-				err = cc.fr.WriteWindowUpdate(0, uint32(cIncr))
-			}
-			if err == nil {
-				err = cc.bw.Flush()
-			}
-			cc.wmu.Unlock()
+			err := cc.write(func() error {
+				var err error
+				if sIncr > 0 {
+					err = cc.fr.WriteWindowUpdate(s.id, uint32(sIncr))
+				}
+				if cIncr > 0 && err == nil {
+					err = cc.fr.WriteWindowUpdate(0, uint32(cIncr))
+				}
+				return err
+			})
 			if err != nil {
 				cc.fail(err)
 			}
@@ -1048,14 +1047,33 @@ func (cc *h2Conn) readLoop() {
 	}
 }
 
-// write runs a frame write and flushes (wmu taken here).
+// write runs frame writes under wmu and flushes them (see unlockWrite).
 func (cc *h2Conn) write(f func() error) error {
-	cc.wmu.Lock()
-	defer cc.wmu.Unlock()
-	if err := f(); err != nil {
-		return err
+	cc.lockWrite()
+	err := f()
+	if ferr := cc.unlockWrite(); err == nil {
+		err = ferr
 	}
-	return cc.bw.Flush()
+	return err
+}
+
+// lockWrite takes wmu, counting the writers queued for it.
+func (cc *h2Conn) lockWrite() {
+	cc.queued.Add(1)
+	cc.wmu.Lock()
+	cc.queued.Add(-1)
+}
+
+// unlockWrite flushes what is buffered, unless another writer is queued
+// for wmu: the last writer in line flushes for those before it, so streams
+// writing at the same time share write syscalls. Then it releases wmu.
+func (cc *h2Conn) unlockWrite() error {
+	var err error
+	if cc.queued.Load() == 0 && cc.bw.Buffered() > 0 {
+		err = cc.bw.Flush()
+	}
+	cc.wmu.Unlock()
+	return err
 }
 
 // goAwayAndFail tells the server about a protocol error and closes.
