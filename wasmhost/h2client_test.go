@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
 )
 
@@ -38,6 +39,7 @@ func (rawCodec) Name() string { return "raw" }
 //	/t/Sum    reads messages until the end, replies with their total size
 //	/t/Hold   replies with one message, then waits for release or cancellation
 //	/t/Sleep  waits the request's number of milliseconds, then echoes it
+//	/t/Bidi   sends its headers at once, then echoes each message
 type h2TestServer struct {
 	addr      string
 	srv       *grpc.Server
@@ -86,6 +88,20 @@ func (s *h2TestServer) handle(_ any, st grpc.ServerStream) error {
 	switch method {
 	case "/t/Fail":
 		return grpcstatus.Error(codes.NotFound, "no such thing")
+	case "/t/Bidi":
+		if err := st.SendHeader(metadata.Pairs("x-ready", "yes")); err != nil {
+			return err
+		}
+		for {
+			if err := st.RecvMsg(&msg); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := st.SendMsg(&msg); err != nil {
+				return err
+			}
+		}
 	case "/t/Sum":
 		total := 0
 		for {
@@ -218,6 +234,42 @@ func TestH2ClientGRPCServerStreaming(t *testing.T) {
 		if len(m) != 3000 || m[0] != byte('a'+i%26) {
 			t.Fatalf("message %d: %d bytes %q", i, len(m), m[:1])
 		}
+	}
+	if resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("trailer %v", resp.Trailer)
+	}
+}
+
+// A streaming request whose body has nothing yet: the HEADERS go out alone
+// and the response starts before the client sends anything.
+func TestH2ClientGRPCBidiHeadersFirst(t *testing.T) {
+	s := startH2TestServer(t, "")
+	c := newH2Client()
+	defer c.CloseIdleConnections()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.RoundTrip(grpcReq(ctx, s.addr, "/t/Bidi", pr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("X-Ready") != "yes" {
+		t.Fatalf("header %v", resp.Header)
+	}
+	for i := 0; i < 3; i++ {
+		want := []byte("ping " + strconv.Itoa(i))
+		if _, err := pw.Write(grpcFrame(want)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := readGRPCMessage(resp.Body)
+		if err != nil || !bytes.Equal(m, want) {
+			t.Fatalf("echo %q %v", m, err)
+		}
+	}
+	pw.Close()
+	if _, err := readGRPCMessage(resp.Body); err != io.EOF {
+		t.Fatalf("end: %v", err)
 	}
 	if resp.Trailer.Get("Grpc-Status") != "0" {
 		t.Fatalf("trailer %v", resp.Trailer)
@@ -620,6 +672,19 @@ func TestH2ClientNetHTTPServer(t *testing.T) {
 	}
 	if r.Trailer.Get("X-Sum") != "30" {
 		t.Fatalf("trailer %v", r.Trailer)
+	}
+
+	// Trailers after an in-memory body (an http_call with trailers).
+	req, _ = http.NewRequest(http.MethodPost, "http://"+addr+"/t", bytes.NewReader([]byte("abc")))
+	req.Trailer = http.Header{"X-Checksum": {"xyz"}}
+	rt, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, rt.Body)
+	rt.Body.Close()
+	if rt.Header.Get("X-Req-Trailer") != "xyz" || rt.Header.Get("X-Length") != "3" {
+		t.Fatalf("request with trailers seen as %v", rt.Header)
 	}
 
 	// A GET without a body: HEADERS alone with END_STREAM.
