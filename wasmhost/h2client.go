@@ -34,7 +34,8 @@ import (
 // wait for a stream to end. A connection that dies or receives GOAWAY takes
 // no new streams; the next request dials again.
 type h2Client struct {
-	dialer net.Dialer
+	dialer      net.Dialer
+	idleTimeout time.Duration // a connection without streams this long is closed
 
 	mu    sync.Mutex
 	pools map[string]*h2Pool
@@ -58,8 +59,9 @@ const (
 
 func newH2Client() *h2Client {
 	return &h2Client{
-		dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
-		pools:  map[string]*h2Pool{},
+		dialer:      net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		idleTimeout: 90 * time.Second,
+		pools:       map[string]*h2Pool{},
 	}
 }
 
@@ -301,6 +303,8 @@ type h2Conn struct {
 	recvWindow     int64 // connection-level window granted to the server
 	unackedConn    int64 // bytes consumed, not yet credited back
 	slotFreed      bool  // a stream ended: wake the pool's waiters
+	idleSince      time.Time
+	idleTimer      *time.Timer
 	ncClosed       bool
 }
 
@@ -401,15 +405,52 @@ func (cc *h2Conn) reserve() bool {
 func (cc *h2Conn) unlock() {
 	notify := cc.slotFreed
 	cc.slotFreed = false
-	closeNow := cc.goAway && len(cc.streams) == 0 && cc.reserved == 0 && !cc.ncClosed
+	idle := len(cc.streams) == 0 && cc.reserved == 0
+	closeNow := cc.goAway && idle && !cc.ncClosed
 	if closeNow {
 		cc.ncClosed = true
+	}
+	if notify && idle && !cc.goAway {
+		// The last stream ended: close the connection if it stays idle
+		// (as net/http's IdleConnTimeout did).
+		cc.idleSince = time.Now()
+		if cc.idleTimer == nil {
+			cc.idleTimer = time.AfterFunc(cc.client.idleTimeout, cc.closeIfIdle)
+		} else {
+			cc.idleTimer.Reset(cc.client.idleTimeout)
+		}
 	}
 	cc.mu.Unlock()
 	if notify {
 		cc.client.notify(cc.pool)
 	}
 	if closeNow {
+		_ = cc.nc.Close()
+	}
+}
+
+// closeIfIdle closes the connection if no stream used it for the idle
+// timeout (its timer's function).
+func (cc *h2Conn) closeIfIdle() {
+	c := cc.client
+	c.mu.Lock()
+	cc.mu.Lock()
+	idle := len(cc.streams) == 0 && cc.reserved == 0 && !cc.ncClosed &&
+		time.Since(cc.idleSince) >= c.idleTimeout
+	if idle {
+		cc.goAway = true
+		cc.ncClosed = true
+		p := cc.pool
+		for i, x := range p.conns {
+			if x == cc {
+				p.conns = append(p.conns[:i], p.conns[i+1:]...)
+				break
+			}
+		}
+	}
+	cc.mu.Unlock()
+	c.mu.Unlock()
+	if idle {
 		_ = cc.nc.Close()
 	}
 }

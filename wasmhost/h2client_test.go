@@ -524,6 +524,33 @@ func TestH2ClientGoAwayRedials(t *testing.T) {
 	}
 }
 
+func TestH2ClientClosesIdleConnections(t *testing.T) {
+	s := startH2TestServer(t, "")
+	c := newH2Client()
+	c.idleTimeout = 100 * time.Millisecond
+	defer c.CloseIdleConnections()
+	unary(t, c, s.addr, "/t/Echo", []byte("x"))
+	// A long stream keeps its connection past the timeout.
+	resp, err := c.RoundTrip(grpcReq(context.Background(), s.addr, "/t/Sleep", bytes.NewReader(grpcFrame([]byte("300")))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAllGRPC(t, resp)
+	if n := c.connCount(s.addr); n != 1 {
+		t.Fatalf("%d connections after a stream outlasting the idle timeout", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.connCount(s.addr) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle connection not closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, msgs := unary(t, c, s.addr, "/t/Echo", []byte("again")); len(msgs) != 1 {
+		t.Fatal("no echo after the idle close")
+	}
+}
+
 func TestH2ClientDialError(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
