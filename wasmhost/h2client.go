@@ -46,11 +46,15 @@ const (
 	// h2DefaultMaxStreams bounds the streams of a connection whose server
 	// does not announce a limit.
 	h2DefaultMaxStreams = 1000
-	// What the client advertises for the responses: a generous window, so
-	// a fast upstream is rarely held back, credited back in batches as the
-	// bodies are read.
-	h2ConnRecvWindow   = 4 << 20
+	// What the client advertises for the responses: a generous stream
+	// window, so a fast upstream is rarely held back, credited back in
+	// batches (a quarter of it) as the body is read. The connection's
+	// window is far larger (as net/http's 1 GiB), so streams whose readers
+	// stall (a slow downstream client) cannot hold back the others
+	// sharing the connection: memory stays bounded by the stream windows.
+	h2ConnRecvWindow   = 1 << 30
 	h2StreamRecvWindow = 1 << 20
+	h2ConnCreditBatch  = 4 << 20
 	h2HandshakeTimeout = 5 * time.Second
 	h2DefaultWindow    = 65535 // RFC 9113 initial window
 	h2DefaultFrameSize = 16384
@@ -920,7 +924,7 @@ func (cc *h2Conn) creditConn(n int64) {
 	cc.mu.Lock()
 	cc.unackedConn += n
 	var incr int64
-	if cc.unackedConn >= h2ConnRecvWindow/4 && cc.err == nil {
+	if cc.unackedConn >= h2ConnCreditBatch && cc.err == nil {
 		incr = cc.unackedConn
 		cc.unackedConn = 0
 		cc.recvWindow += incr
@@ -969,7 +973,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 			}
 		}
 		cc.unackedConn += int64(n)
-		if cc.unackedConn >= h2ConnRecvWindow/4 && cc.err == nil {
+		if cc.unackedConn >= h2ConnCreditBatch && cc.err == nil {
 			cIncr = cc.unackedConn
 			cc.unackedConn = 0
 			cc.recvWindow += cIncr

@@ -358,6 +358,42 @@ func TestH2ClientGRPCLargeMessagesBothWays(t *testing.T) {
 	}
 }
 
+// Streams nobody reads fill their own windows, not the connection's: the
+// others on the connection go on.
+func TestH2ClientStalledStreamsDoNotBlockOthers(t *testing.T) {
+	s := startH2TestServer(t, "")
+	c := newH2Client()
+	defer c.CloseIdleConnections()
+	for i := 0; i < 8; i++ {
+		resp, err := c.RoundTrip(grpcReq(context.Background(), s.addr, "/t/Count", bytes.NewReader(grpcFrame([]byte("64 65536")))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close() // unread: 4 MiB each, over its window
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := c.RoundTrip(grpcReq(context.Background(), s.addr, "/t/Count", bytes.NewReader(grpcFrame([]byte("64 65536")))))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		if n, err := io.Copy(io.Discard, resp.Body); err != nil || n != 64*(65536+5) {
+			t.Errorf("read %d: %v", n, err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stream stalled behind unread ones")
+	}
+	if n := c.connCount(s.addr); n != 1 {
+		t.Fatalf("%d connections", n)
+	}
+}
+
 func TestH2ClientRespectsMaxConcurrentStreams(t *testing.T) {
 	s := startH2TestServer(t, "", grpc.MaxConcurrentStreams(2))
 	c := newH2Client()
