@@ -30,11 +30,11 @@ type Host struct {
 	upstreamAddr atomic.Pointer[string] // HOST:PORT of the upstream; SetUpstream replaces it
 	updateMu     sync.Mutex
 
-	upstream *http.Transport // to Config.Upstream
+	upstream clientTransport // to Config.Upstream
 	// connSeq numbers accepted downstream connections: connection i is
 	// served by worker (VM slot) i mod VMs.
 	connSeq  atomic.Uint64
-	callouts *http.Transport // to clusters
+	callouts clientTransport // to clusters
 	shared   *sharedStore
 	metrics  *metricsRegistry
 	commands *commandMetrics
@@ -114,23 +114,21 @@ func copyClusters(in map[string]string) map[string]string {
 	return out
 }
 
+// clientTransport is what the host sends its upstream and callout
+// requests with.
+type clientTransport interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	CloseIdleConnections()
+}
+
 // newH2CTransport returns a client transport speaking HTTP/2 with prior
-// knowledge over cleartext.
-func newH2CTransport() *http.Transport {
-	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true)
-	return &http.Transport{
-		Protocols:           &protocols,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
-		// No HPACK dynamic table for what wasmhost sends upstream: values
-		// that differ on every request (traceparent, grpc-timeout) would
-		// each be inserted, evict an older entry and rehash, which
-		// measured about 3 % of the command path's CPU with tracing on.
-		// Literals cost a few header bytes on the connection instead.
-		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000, MaxEncoderHeaderTableSize: 1},
-	}
+// knowledge over cleartext: h2Client (h2client.go), which costs far less
+// CPU per request than net/http's HTTP/2 client. It dials with a 5 s
+// timeout and 30 s TCP keepalives, and never indexes in HPACK what it
+// sends (per-request values such as traceparent and grpc-timeout would
+// churn the table).
+func newH2CTransport() clientTransport {
+	return newH2Client()
 }
 
 // UpdatePlugin loads a new module and/or configuration and switches new

@@ -154,7 +154,7 @@ func (p *proxyStream) run() (abort bool) {
 	}
 	defer resp.Body.Close()
 	src := &response{code: resp.StatusCode, header: resp.Header}
-	if resp.Body != http.NoBody && !endedInHeaders(resp) {
+	if !endedInHeaders(resp) {
 		src.body = resp.Body
 		src.upstream = resp
 	}
@@ -261,18 +261,10 @@ func upstreamResult(isGRPC bool, code int, header, trailer http.Header) result {
 // endedInHeaders reports whether the upstream's response is its headers
 // alone, as a gRPC trailers-only response is: the plugin must then see
 // end_of_stream in proxy_on_response_headers, as Envoy reports it, and no
-// body callback. net/http's HTTP/2 client gives such a response an internal
-// empty body (not http.NoBody) and a zero ContentLength; a zero-length body
-// is waited for, and counts as headers-only when no trailers followed it.
+// body callback. The host's client transport (h2Client) gives exactly such
+// a response http.NoBody.
 func endedInHeaders(resp *http.Response) bool {
-	if resp.ContentLength != 0 {
-		return false
-	}
-	var one [1]byte
-	if n, err := resp.Body.Read(one[:]); n != 0 || err != io.EOF {
-		return false
-	}
-	return len(resp.Trailer) == 0
+	return resp.Body == http.NoBody
 }
 
 func isDialError(err error) bool {
