@@ -206,11 +206,8 @@ func newCommandMetrics(mp otelmetric.MeterProvider) (*commandMetrics, error) {
 	return m, nil
 }
 
-// record counts one finished command.
-func (m *commandMetrics) record(domain, outcome string, d time.Duration) {
-	m.recordWith(commandAttrsFor(&m.attrs, domain, outcome), d)
-}
-
+// recordWith counts one finished command with its (domain, outcome)
+// options from commandAttrsFor.
 func (m *commandMetrics) recordWith(a *commandAttrs, d time.Duration) {
 	ctx := context.Background()
 	m.duration.Record(ctx, d.Seconds(), a.rec...)
