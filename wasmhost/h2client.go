@@ -520,7 +520,12 @@ func (cc *h2Conn) roundTrip(req *http.Request, oneShot []byte, streaming io.Read
 	cc.mu.Unlock()
 
 	if ctx := req.Context(); ctx.Done() != nil {
-		s.stop = context.AfterFunc(ctx, func() { s.abort(ctx.Err(), true) })
+		stop := context.AfterFunc(ctx, func() { s.abort(ctx.Err(), true) })
+		// The callback may already run (a context done before the call):
+		// remove reads s.stop under mu.
+		cc.mu.Lock()
+		s.stop = stop
+		cc.mu.Unlock()
 	}
 
 	block, err := cc.encodeHeaders(req, oneShot, streaming)
