@@ -44,8 +44,8 @@ type proxyStream struct {
 	upCtx    context.Context
 	upCancel context.CancelFunc
 	upReq    *http.Request
-	pr       *io.PipeReader
-	pw       *io.PipeWriter
+	// body carries the request body to the upstream request.
+	body *bodyPipe
 	pumpDone chan struct{}
 
 	wroteHeaders bool
@@ -168,7 +168,7 @@ func (p *proxyStream) cleanup(abort bool) {
 	p.upCancel()
 	if p.pumpDone != nil {
 		_ = p.r.Body.Close()
-		p.pr.CloseWithError(errInterrupted)
+		p.body.Close()
 		<-p.pumpDone
 	}
 	p.v.mu.Lock()
@@ -289,8 +289,8 @@ func (p *proxyStream) newUpstreamRequest(hdrs *headerMap, eos bool) error {
 	u.Host = p.h.upstreamHost()
 	var body io.Reader
 	if !eos {
-		p.pr, p.pw = io.Pipe()
-		body = p.pr
+		p.body = newBodyPipe()
+		body = p.body
 	}
 	req, err := http.NewRequestWithContext(p.upCtx, method, u.String(), body)
 	if err != nil {
@@ -327,7 +327,7 @@ func (p *proxyStream) pumpRequest() {
 	for {
 		n, err := p.r.Body.Read(buf)
 		if err != nil && err != io.EOF {
-			p.pw.CloseWithError(err)
+			p.body.closeWithError(err)
 			return
 		}
 		eof := err == io.EOF
@@ -345,26 +345,26 @@ func (p *proxyStream) pumpRequest() {
 			// The handler goroutine sees the outcome once its upstream
 			// exchange is cancelled.
 			p.upCancel()
-			p.pw.CloseWithError(errInterrupted)
+			p.body.closeWithError(errInterrupted)
 			return
 		}
-		if len(out) > 0 {
-			if _, err := p.pw.Write(out); err != nil {
+		if !eof {
+			if _, err := p.body.Write(out); err != nil {
 				return
 			}
+			continue
 		}
-		if eof {
-			if trailers != nil && p.upReq.Trailer != nil {
-				for _, kv := range trailers.kv {
-					k := http.CanonicalHeaderKey(kv[0])
-					if _, declared := p.upReq.Trailer[k]; declared {
-						p.upReq.Trailer[k] = append(p.upReq.Trailer[k], kv[1])
-					}
+		if trailers != nil && p.upReq.Trailer != nil {
+			for _, kv := range trailers.kv {
+				k := http.CanonicalHeaderKey(kv[0])
+				if _, declared := p.upReq.Trailer[k]; declared {
+					p.upReq.Trailer[k] = append(p.upReq.Trailer[k], kv[1])
 				}
 			}
-			p.pw.Close()
-			return
 		}
+		// The last bytes and the end together: one DATA frame upstream.
+		_ = p.body.writeEnd(out)
+		return
 	}
 }
 
