@@ -45,7 +45,7 @@ type proxyStream struct {
 	upCancel context.CancelFunc
 	upReq    *http.Request
 	// body carries the request body to the upstream request.
-	body *bodyPipe
+	body     *bodyPipe
 	pumpDone chan struct{}
 
 	wroteHeaders bool
