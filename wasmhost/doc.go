@@ -69,6 +69,19 @@
 // or pass through unfiltered with FailOpen, and the pool starts a
 // replacement VM.
 //
+// # HTTP/2
+//
+// Serve speaks HTTP/2 with prior knowledge through its own server
+// (h2server.go, on x/net's framer and HPACK) and sends upstream and to
+// clusters through its own client (h2client.go): both encode a stream's
+// frames into the connection's buffer under a lock and share write
+// syscalls between streams, as Envoy writes once per event-loop turn
+// (Go's net/http flushed every frame from its own goroutine: three writes
+// per gRPC response). A response's last frames are flushed by the stream
+// that wrote them; HPACK encodes without a dynamic table (per-request
+// values would churn it). Handler goroutines are reused. Connections
+// without the HTTP/2 preface are served by net/http (HTTP/1.1).
+//
 // # Streams (Envoy's Wasm HTTP filter)
 //
 //   - Request headers include :authority, :path, :method, :scheme; response
