@@ -534,7 +534,7 @@ func (cc *h2Conn) roundTrip(req *http.Request, oneShot []byte, streaming io.Read
 		s.abort(err, false) // never opened: its id is simply skipped
 		return nil, err
 	}
-	if err := cc.writeHeaders(s.id, block, endInHeaders, frameSize); err != nil {
+	if err := writeHeaderBlock(cc.fr, s.id, block, endInHeaders, frameSize); err != nil {
 		cc.wmu.Unlock()
 		cc.fail(err)
 		return nil, err
@@ -633,7 +633,7 @@ func (cc *h2Conn) encodeHeaders(req *http.Request, oneShot []byte, streaming io.
 		if !httpguts.ValidHeaderFieldName(k) {
 			return nil, fmt.Errorf("h2c: invalid header field name %q", k)
 		}
-		lk := lowerHeader(k)
+		lk := lowerKey(k)
 		switch lk {
 		case "host", "content-length", "connection", "proxy-connection", "transfer-encoding", "upgrade", "keep-alive":
 			continue
@@ -677,21 +677,22 @@ func (cc *h2Conn) encodeHeaders(req *http.Request, oneShot []byte, streaming io.
 	return cc.hbuf, nil
 }
 
-// writeHeaders writes a header block as HEADERS + CONTINUATION frames
-// (wmu held).
-func (cc *h2Conn) writeHeaders(id uint32, block []byte, end bool, frameSize int) error {
+// writeHeaderBlock writes an encoded header block on stream id as a
+// HEADERS frame and as many CONTINUATION frames as maxFrame requires (the
+// caller holds the framer's write lock). The client and the server share it.
+func writeHeaderBlock(fr *http2.Framer, id uint32, block []byte, end bool, maxFrame int) error {
 	first := true
 	for first || len(block) > 0 {
 		chunk := block
-		if len(chunk) > frameSize {
-			chunk = chunk[:frameSize]
+		if len(chunk) > maxFrame {
+			chunk = chunk[:maxFrame]
 		}
 		block = block[len(chunk):]
 		var err error
 		if first {
-			err = cc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: chunk, EndStream: end, EndHeaders: len(block) == 0})
+			err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: chunk, EndStream: end, EndHeaders: len(block) == 0})
 		} else {
-			err = cc.fr.WriteContinuation(id, len(block) == 0, chunk)
+			err = fr.WriteContinuation(id, len(block) == 0, chunk)
 		}
 		if err != nil {
 			return err
@@ -710,7 +711,7 @@ func (cc *h2Conn) writeTrailers(id uint32, tr http.Header, frameSize int) error 
 		if !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
-		lk := lowerHeader(k)
+		lk := lowerKey(k)
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
 				continue
@@ -722,7 +723,7 @@ func (cc *h2Conn) writeTrailers(id uint32, tr http.Header, frameSize int) error 
 	if n == 0 {
 		return cc.fr.WriteData(id, true, nil)
 	}
-	return cc.writeHeaders(id, cc.hbuf, true, frameSize)
+	return writeHeaderBlock(cc.fr, id, cc.hbuf, true, frameSize)
 }
 
 // writeData writes p as DATA frames of at most frameSize (wmu held).
@@ -1360,7 +1361,7 @@ func headerFrom(fields []hpack.HeaderField) http.Header {
 	h := make(http.Header, len(fields))
 	vals := make([]string, len(fields))
 	for i, f := range fields {
-		k := canonicalHeader(f.Name)
+		k := canonicalKey(f.Name)
 		vals[i] = f.Value
 		if vv, ok := h[k]; ok {
 			h[k] = append(vv, f.Value)
@@ -1369,43 +1370,6 @@ func headerFrom(fields []hpack.HeaderField) http.Header {
 		}
 	}
 	return h
-}
-
-// lowerToCanonical and canonicalToLower cover the header names seen on
-// every request and response, saving the conversions' allocations.
-var lowerToCanonical, canonicalToLower = func() (map[string]string, map[string]string) {
-	l2c, c2l := map[string]string{}, map[string]string{}
-	for _, k := range []string{
-		"accept", "accept-encoding", "authorization", "cache-control", "content-encoding",
-		"content-length", "content-type", "date", "grpc-accept-encoding", "grpc-encoding",
-		"grpc-message", "grpc-status", "grpc-status-details-bin", "grpc-timeout", "server",
-		"te", "trailer", "traceparent", "tracestate", "user-agent", "vary", "x-request-id",
-	} {
-		c := http.CanonicalHeaderKey(k)
-		l2c[k], c2l[c] = c, k
-	}
-	return l2c, c2l
-}()
-
-func canonicalHeader(lower string) string {
-	if c, ok := lowerToCanonical[lower]; ok {
-		return c
-	}
-	return http.CanonicalHeaderKey(lower)
-}
-
-// lowerHeader is k in lower case, without allocating when it is common or
-// already lower case.
-func lowerHeader(k string) string {
-	if l, ok := canonicalToLower[k]; ok {
-		return l
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(k)
-		}
-	}
-	return k
 }
 
 // h2Bufs pools body buffers (request bodies read once, copy buffers).

@@ -285,7 +285,6 @@ type h2ServerStream struct {
 	recvUnacked int64
 	reset       bool // RST_STREAM sent or received
 	remoteDone  bool // END_STREAM received
-	localDone   bool // END_STREAM sent
 }
 
 func (c *h2ServerConn) serve() {
@@ -522,11 +521,7 @@ func (c *h2ServerConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, *h2
 	if method == "" || path == "" || method == http.MethodConnect {
 		return nil, nil, errors.New("missing or unsupported pseudo-header")
 	}
-	header := make(http.Header, len(f.Fields))
-	for _, hf := range f.RegularFields() {
-		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
-		header[k] = append(header[k], hf.Value)
-	}
+	header := headerFrom(f.RegularFields())
 	if authority == "" {
 		authority = header.Get("Host")
 	}
@@ -588,7 +583,7 @@ func (c *h2ServerConn) processTrailers(st *h2ServerStream, f *http2.MetaHeadersF
 	c.mu.Unlock()
 	if tr := st.req.Trailer; tr != nil {
 		for _, hf := range f.RegularFields() {
-			k := http.CanonicalHeaderKey(hf.Name)
+			k := canonicalKey(hf.Name)
 			tr[k] = append(tr[k], hf.Value)
 		}
 	}
@@ -1042,14 +1037,14 @@ func (w *h2ResponseWriter) trailers() [][2]string {
 	var out [][2]string
 	for _, k := range w.declared {
 		for _, v := range w.header[k] {
-			out = append(out, [2]string{strings.ToLower(k), v})
+			out = append(out, [2]string{lowerKey(k), v})
 		}
 	}
 	for k, vs := range w.header {
 		if !strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		name := strings.ToLower(strings.TrimPrefix(k, http.TrailerPrefix))
+		name := lowerKey(strings.TrimPrefix(k, http.TrailerPrefix))
 		for _, v := range vs {
 			out = append(out, [2]string{name, v})
 		}
@@ -1083,7 +1078,7 @@ func (w *h2ResponseWriter) send(end bool) error {
 	}
 	if !w.sentHeader {
 		headersEnd := end && len(w.buf) == 0 && len(tr) == 0
-		if err := c.writeHeaders(st, w.responseFields(), headersEnd); err != nil {
+		if err := c.writeFields(st, w.responseFields(), headersEnd); err != nil {
 			w.failed = true
 			return err
 		}
@@ -1106,7 +1101,6 @@ func (w *h2ResponseWriter) send(end bool) error {
 		}
 		w.buf = w.buf[n:]
 		if last {
-			c.endLocal(st)
 			w.buf = nil
 			return nil
 		}
@@ -1129,7 +1123,7 @@ func (w *h2ResponseWriter) responseFields() [][2]string {
 		if strings.HasPrefix(k, http.TrailerPrefix) || k == "Trailer" || isConnectionHeader(k) {
 			continue
 		}
-		lk := strings.ToLower(k)
+		lk := lowerKey(k)
 		for _, v := range vs {
 			fields = append(fields, [2]string{lk, v})
 		}
@@ -1178,16 +1172,6 @@ func (c *h2ServerConn) awaitSendWindow(st *h2ServerStream, want int) (int, error
 	}
 }
 
-func (c *h2ServerConn) endLocal(st *h2ServerStream) {
-	c.mu.Lock()
-	st.localDone = true
-	c.mu.Unlock()
-}
-
-func (c *h2ServerConn) writeHeaders(st *h2ServerStream, fields [][2]string, end bool) error {
-	return c.writeFields(st, fields, end)
-}
-
 // writeFields encodes fields (no dynamic table: literals) into HEADERS and
 // CONTINUATION frames.
 func (c *h2ServerConn) writeFields(st *h2ServerStream, fields [][2]string, end bool) error {
@@ -1198,38 +1182,15 @@ func (c *h2ServerConn) writeFields(st *h2ServerStream, fields [][2]string, end b
 	}
 	maxFrame := int(c.peerMaxFrame)
 	c.mu.Unlock()
-	err := c.write(func() error {
+	return c.write(func() error {
 		c.hbuf.Reset()
 		for _, f := range fields {
 			if err := c.henc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
 				return err
 			}
 		}
-		block := c.hbuf.Bytes()
-		first := true
-		for first || len(block) > 0 {
-			frag := block
-			if len(frag) > maxFrame {
-				frag = frag[:maxFrame]
-			}
-			block = block[len(frag):]
-			var err error
-			if first {
-				err = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: frag, EndStream: end, EndHeaders: len(block) == 0})
-			} else {
-				err = c.fr.WriteContinuation(st.id, len(block) == 0, frag)
-			}
-			if err != nil {
-				return err
-			}
-			first = false
-		}
-		return nil
+		return writeHeaderBlock(c.fr, st.id, c.hbuf.Bytes(), end, maxFrame)
 	})
-	if err == nil && end {
-		c.endLocal(st)
-	}
-	return err
 }
 
 // chanListener is a net.Listener fed with connections by serveH2 (those
