@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/angzarr-mesh/angzarr/internal/version.Version=$(VERSION
 # The race detector and a generous timeout: CI runs this on 2 cores.
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build filter proto test test-go test-python lint bench clean
+.PHONY: all deps build filter proto test test-go test-e2e test-python lint bench clean fresh-check
 
 all: build
 
@@ -46,14 +46,22 @@ lint: deps
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./filter/...
 	staticcheck ./...
 
-## test: everything CI runs: lint, then unit and integration tests with -race
-test: deps lint test-python test-go
+## test: everything CI runs: deps, lint, the Python and Go tests; prints each step's time
+test:
+	@./scripts/steps.sh deps lint test-python test-go test-e2e
 
 test-go:
 	$(GO) test $(TESTFLAGS) ./...
-	# 10,000 commands through the filter under the envoy-1.33 WASI profile
-	# (poll_oneoff fails there), without the race detector's slowdown.
+
+# The heaviest end-to-end runs, once more without the race detector's
+# slowdown: 10,000 commands through the filter under the envoy-1.33 WASI
+# profile (poll_oneoff fails there).
+test-e2e:
 	$(GO) test -count=1 -timeout 15m -run '^TestManyCommands$$' ./filter/e2e
+
+## fresh-check: clone HEAD into a temp dir and run `make test` there with empty Go caches (--purge: FRESH_FLAGS=--purge)
+fresh-check:
+	./scripts/fresh-check.sh $(FRESH_FLAGS)
 
 # Debian's python3 (with python3-grpcio), not a pyenv one earlier on PATH.
 test-python:

@@ -18,6 +18,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
 
@@ -42,7 +43,7 @@ func bigYAML(eventsvc, logic string, maxBody, n int) string {
 // the real filter, configured over xDS by ProxyClient), for the small
 // topology and for 1,000 domains. Target: < 1 s.
 func BenchmarkFileSaveToProxy(b *testing.B) {
-	wasm := buildFilter(b)
+	wasm := wasmbuild.Filter(b)
 	es := eventsvctest.Start(b, "sqlite:"+filepath.Join(b.TempDir(), "events.db"))
 	cart, err := shop.Lookup("cart")
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,23 +23,12 @@ import (
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
-
-// buildFilter compiles the filter to wasip1 the way `make filter` does.
-func buildFilter(t testing.TB) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "angzarr-filter.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath",
-		"-o", out, "github.com/angzarr-mesh/angzarr/filter/cmd/angzarr-filter")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build filter: %v\n%s", err, b)
-	}
-	return out
-}
 
 func listen(t testing.TB) net.Listener {
 	t.Helper()
@@ -107,7 +95,7 @@ func startProxy(t testing.TB, xds, node string) (addr string, applied chan contr
 // only from the control plane; a saved topology change changes the
 // proxy's behaviour without a restart, and changing it back restores it.
 func TestEndToEndConfigOverXDS(t *testing.T) {
-	wasm := buildFilter(t)
+	wasm := wasmbuild.Filter(t)
 	es := eventsvctest.Start(t, "sqlite:"+filepath.Join(t.TempDir(), "events.db"))
 
 	cart, err := shop.Lookup("cart")
@@ -187,8 +175,8 @@ func nextApplied(t testing.TB, ch <-chan controlplane.ProxyConfig) controlplane.
 	select {
 	case pc := <-ch:
 		return pc
-	case <-time.After(30 * time.Second):
-		t.Fatal("the proxy applied no configuration within 30s")
+	case <-testutil.Deadline(t):
+		t.Fatal("the proxy applied no configuration before the test's deadline")
 		return controlplane.ProxyConfig{}
 	}
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/angzarr-mesh/angzarr/filter/e2e"
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
 	"github.com/angzarr-mesh/angzarr/filter/internal/directsvc"
-	"github.com/angzarr-mesh/angzarr/filter/internal/wasmbuild"
 	"github.com/angzarr-mesh/angzarr/filter/internal/wasmdrive"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 	"google.golang.org/grpc"
@@ -101,26 +101,7 @@ func runLoad(b *testing.B, cls []pb.BusinessCoordinatorClient, d time.Duration) 
 	return r
 }
 
-var (
-	buildOnce sync.Once
-	wasmFile  string
-	buildErr  error
-)
-
-func filterWasm(b *testing.B) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "angzarr-bench-*")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		wasmFile, buildErr = wasmbuild.Build(dir)
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
-	}
-	return wasmFile
-}
+func filterWasm(b *testing.B) string { return wasmbuild.Filter(b) }
 
 // dialClients opens n connections to addr, one client on each: like n
 // client processes. (Behind Envoy, the streams of one connection all run on

@@ -1,36 +1,64 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks to build, run and test Angzarr Mesh, and
-# says what it installs. Debian packages come from apt (run as root); Go tools
-# are built at the versions pinned in go.mod (`tool` directives).
+# says what it installs. Debian packages come from apt (run as root, or with
+# sudo); Go tools are built at the versions pinned in go.mod (`tool`
+# directives), which is preferred wherever a tool exists as a Go module.
+#
+# Each need is checked by what the build actually uses, not by a package
+# name: a command on PATH, an absolute file (the protobuf well-known types
+# that protoc imports live in libprotobuf-dev, not in protobuf-compiler), or
+# a Python module importable by Debian's /usr/bin/python3. A package is
+# installed only when one of its checks fails, so on a machine that has
+# everything this asks apt nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command-or-check -> Debian package that provides it
+# check -> Debian package that satisfies it
+#   cmd:NAME   a command on PATH
+#   file:PATH  an existing file
+#   py:MODULE  importable by /usr/bin/python3
 declare -a wanted=(
-  "redis-server:redis-server"
-  "redis-cli:redis-tools"
-  "redis-benchmark:redis-tools"
-  "protoc:protobuf-compiler"
-  "grpc_python_plugin:protobuf-compiler-grpc"
-  "/usr/bin/python3:python3"
+  "cmd:git:git"
+  "cmd:gcc:gcc"                                   # cgo, which -race needs
+  "cmd:redis-server:redis-server"
+  "cmd:redis-cli:redis-tools"
+  "cmd:redis-benchmark:redis-tools"
+  "cmd:protoc:protobuf-compiler"
+  "file:/usr/include/google/protobuf/any.proto:libprotobuf-dev"
+  "file:/usr/include/google/protobuf/timestamp.proto:libprotobuf-dev"
+  "file:/usr/include/google/protobuf/duration.proto:libprotobuf-dev"
+  "file:/usr/include/google/protobuf/empty.proto:libprotobuf-dev"
+  "file:/usr/include/google/protobuf/descriptor.proto:libprotobuf-dev"
+  "cmd:grpc_python_plugin:protobuf-compiler-grpc"
+  "file:/usr/bin/python3:python3"
   "py:grpc:python3-grpcio"
   "py:google.protobuf:python3-protobuf"
 )
 
 missing=()
+why=()
 for entry in "${wanted[@]}"; do
   pkg=${entry##*:}
   check=${entry%:*}
-  case "$check" in
-    py:*) /usr/bin/python3 -c "import ${check#py:}" 2>/dev/null || missing+=("$pkg") ;;
-    /*) [ -x "$check" ] || missing+=("$pkg") ;;
-    *) command -v "$check" >/dev/null 2>&1 || missing+=("$pkg") ;;
+  kind=${check%%:*}
+  what=${check#*:}
+  ok=1
+  case "$kind" in
+    cmd) command -v "$what" >/dev/null 2>&1 || ok=0 ;;
+    file) [ -e "$what" ] || ok=0 ;;
+    py) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" 2>/dev/null || ok=0 ;;
+    *) echo "deps: bad check $entry" >&2; exit 2 ;;
   esac
+  if [ $ok = 0 ]; then
+    missing+=("$pkg")
+    why+=("$pkg ($kind $what)")
+  fi
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
   # de-duplicate, keep order
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
+  echo "deps: missing: ${why[*]}"
   echo "deps: installing Debian packages: ${missing[*]}"
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -39,9 +67,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Check again: a package that installed but did not provide what was
+  # checked (renamed, split) must fail here, not in a test 20 minutes on.
+  for entry in "${wanted[@]}"; do
+    check=${entry%:*}; kind=${check%%:*}; what=${check#*:}
+    case "$kind" in
+      cmd) command -v "$what" >/dev/null 2>&1 ;;
+      file) [ -e "$what" ] ;;
+      py) /usr/bin/python3 -c "import $what" 2>/dev/null ;;
+    esac || { echo "deps: still missing after install: $kind $what (package ${entry##*:})" >&2; exit 1; }
+  done
   echo "deps: installed ${missing[*]}"
 else
-  echo "deps: Debian packages present (redis-server, protoc, grpc_python_plugin, python3-grpcio, python3-protobuf)"
+  echo "deps: Debian packages present (git, gcc, redis, protoc with the well-known types, grpc_python_plugin, python3-grpcio, python3-protobuf)"
 fi
 
 # Go tools pinned in go.mod: protoc-gen-go, protoc-gen-go-grpc, staticcheck.

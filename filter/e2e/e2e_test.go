@@ -17,7 +17,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/filter/config"
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
-	"github.com/angzarr-mesh/angzarr/filter/internal/wasmbuild"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 	"google.golang.org/grpc"

@@ -25,6 +25,8 @@ import (
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/client"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -42,20 +44,16 @@ func repoRoot(t *testing.T) string {
 // buildAll builds the CLI and the filter as `make build` and `make filter` do.
 func buildAll(t *testing.T) (cli, filter string) {
 	t.Helper()
-	dir, root := t.TempDir(), repoRoot(t)
-	cli, filter = filepath.Join(dir, "angzarr"), filepath.Join(dir, "angzarr-filter.wasm")
-	for _, b := range []struct {
-		env  []string
-		args []string
-	}{
-		{nil, []string{"build", "-o", cli, "./cmd/angzarr"}},
-		{[]string{"GOOS=wasip1", "GOARCH=wasm"}, []string{"build", "-buildmode=c-shared", "-trimpath", "-o", filter, "./filter/cmd/angzarr-filter"}},
-	} {
-		cmd := exec.Command("go", b.args...)
-		cmd.Dir, cmd.Env = root, append(os.Environ(), b.env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %v: %v\n%s", b.args, err, out)
-		}
+	dir := t.TempDir()
+	cli = filepath.Join(dir, "angzarr")
+	cmd := exec.Command("go", "build", "-o", cli, "./cmd/angzarr")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/angzarr: %v\n%s", err, out)
+	}
+	filter, err := wasmbuild.Build(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return cli, filter
 }
@@ -145,7 +143,9 @@ func (e *env) start() *meshProc {
 			t.Logf("angzarr dev stderr:\n%s", m.stderr.String())
 		}
 	})
-	deadline := time.Now().Add(90 * time.Second)
+	// Ready includes every proxy compiling the filter: no fixed bound, the
+	// wait ends with the test's deadline or the process's exit.
+	deadline := testutil.Deadline(t)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -153,14 +153,13 @@ func (e *env) start() *meshProc {
 		case err := <-m.done:
 			m.done <- err
 			t.Fatalf("angzarr dev exited before it was ready: %v\n%s", err, m.stderr.String())
+		case <-deadline:
+			t.Fatalf("angzarr dev not ready before the test's deadline:\n%s", m.stderr.String())
 		case <-tick.C:
 		}
 		if f, err := endpoints.Read(e.data); err == nil && f.PID == m.cmd.Process.Pid {
 			m.ep = f
 			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("angzarr dev not ready after 90s:\n%s", m.stderr.String())
 		}
 	}
 }

@@ -13,7 +13,6 @@ package shope2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,11 +35,10 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
-	"github.com/angzarr-mesh/angzarr/filter/config"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
-	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
 
 // buildDir holds the filter and the CLI, built once per run when a test
@@ -61,6 +58,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	buildDir = dir
 	code := m.Run()
+	wasmbuild.Cleanup()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
@@ -71,55 +69,16 @@ func run(m *testing.M) int {
 }
 
 var (
-	filterOnce sync.Once
-	filterPath string
-	filterErr  error
-
 	cliOnce sync.Once
 	cliPath string
 	cliErr  error
 )
 
-// filterModule builds the filter as `make filter` does, once.
-func filterModule(t testing.TB) string {
-	t.Helper()
-	filterOnce.Do(func() {
-		out := filepath.Join(buildDir, "angzarr-filter.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "github.com/angzarr-mesh/angzarr/filter/cmd/angzarr-filter")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			filterErr = fmt.Errorf("build the filter: %v\n%s", err, b)
-			return
-		}
-		filterPath = out
-		filterErr = warmCompilationCache(out)
-	})
-	if filterErr != nil {
-		t.Fatal(filterErr)
-	}
-	return filterPath
-}
-
-// warmCompilationCache loads the filter into a proxy-wasm host once, so
-// the module lands in wasmhost's process-wide compilation cache: without
-// it the six proxies of the first in-process mesh all compile it at the
-// same time, which under -race on two busy cores takes over a minute.
-func warmCompilationCache(filter string) error {
-	cfg, err := json.Marshal(config.Config{Domains: []string{"warm-up"}, EventServiceCluster: "angzarr-eventsvc", BusinessLogicCluster: "angzarr-logic"})
-	if err != nil {
-		return err
-	}
-	h, err := wasmhost.New(context.Background(), wasmhost.Config{
-		FilterPath: filter, Plugin: wasmhost.Plugin{Configuration: cfg}, Upstream: "127.0.0.1:1",
-		Clusters: map[string]string{"angzarr-eventsvc": "127.0.0.1:1", "angzarr-logic": "127.0.0.1:1"},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return fmt.Errorf("load the filter: %w", err)
-	}
-	h.Close()
-	return nil
-}
+// filterModule is the filter built as `make filter` builds it, once per
+// test binary, and already compiled into wasmhost's process-wide cache:
+// without that the six proxies of the first in-process mesh would compile
+// it inside the mesh's start-up wait.
+func filterModule(t testing.TB) string { return wasmbuild.Filter(t) }
 
 // angzarrCLI builds the CLI as `make build` does, once.
 func angzarrCLI(t testing.TB) string {

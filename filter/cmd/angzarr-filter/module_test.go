@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
-	"github.com/angzarr-mesh/angzarr/filter/internal/wasmbuild"
 	"github.com/angzarr-mesh/angzarr/filter/internal/wasmdrive"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"

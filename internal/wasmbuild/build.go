@@ -1,0 +1,99 @@
+//go:build !wasip1
+
+// Package wasmbuild is the one recipe that builds the filter's .wasm for
+// tests and benchmarks, the way `make filter` does, and compiles it into
+// wasmhost's process-wide compilation cache once per test binary.
+//
+// Compiling the 4 MB module in wazero takes seconds, and over a minute
+// under the race detector on a busy 2-core machine. A test binary therefore
+// builds and compiles the module before its tests start (Run, in TestMain)
+// or the first time a test asks for it (Filter), never inside a wait with a
+// bound: every later wasmhost.New and UpdatePlugin of the same bytes finds
+// it compiled.
+package wasmbuild
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/angzarr-mesh/angzarr/wasmhost"
+)
+
+// Package is the filter's main package.
+const Package = "github.com/angzarr-mesh/angzarr/filter/cmd/angzarr-filter"
+
+// Build compiles the filter into dir/angzarr-filter.wasm, exactly as `make
+// filter` does, and returns the path. It must run inside the module (any
+// test's working directory is).
+func Build(dir string) (string, error) {
+	out := filepath.Join(dir, "angzarr-filter.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, Package)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build filter: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+var (
+	once    sync.Once
+	dir     string
+	path    string
+	onceErr error
+)
+
+// build builds the filter once per test binary into a temp dir (removed by
+// Cleanup) and compiles it into wasmhost's shared compilation cache.
+func build() (string, error) {
+	once.Do(func() {
+		if dir, onceErr = os.MkdirTemp("", "angzarr-filter-*"); onceErr != nil {
+			return
+		}
+		if path, onceErr = Build(dir); onceErr != nil {
+			return
+		}
+		var wasm []byte
+		if wasm, onceErr = os.ReadFile(path); onceErr != nil {
+			return
+		}
+		onceErr = wasmhost.Precompile(context.Background(), wasm)
+	})
+	return path, onceErr
+}
+
+// Filter returns the path of the filter built and compiled once for this
+// test binary. Call it before starting anything that waits for a proxy to
+// load the filter.
+func Filter(tb testing.TB) string {
+	tb.Helper()
+	p, err := build()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// Cleanup removes what Filter or Run built; TestMain calls it after m.Run.
+func Cleanup() {
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+}
+
+// Run is a TestMain body for packages that need the built filter: it builds
+// and compiles it before any test starts, stores the module's path in *p,
+// runs the tests and returns the exit code for os.Exit.
+func Run(m *testing.M, p *string) int {
+	defer Cleanup()
+	var err error
+	if *p, err = build(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
