@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/angzarr-mesh/angzarr/internal/version.Version=$(VERSION
 # The race detector and a generous timeout: CI runs this on 2 cores.
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build filter proto test test-go test-e2e test-python lint bench clean fresh-check
+.PHONY: all deps build filter proto test test-go test-e2e test-python lint bench clean fresh-check images
 
 all: build
 
@@ -33,6 +33,10 @@ demo: build
 ## filter: build the Wasm filter into build/angzarr-filter.wasm (standard Go, wasip1 reactor)
 filter:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o build/angzarr-filter.wasm ./filter/cmd/angzarr-filter
+
+## images: OCI images of the CLI, the shop and the filter (Wasm, for Istio's WasmPlugin) into build/images, no container engine
+images:
+	$(GO) run ./cmd/mkimages -version $(VERSION)
 
 ## proto: regenerate the Go code beside every .proto
 proto: deps
