@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -133,4 +134,4 @@ func goFunc(f hostFunc, allowedInInit, allowedInAlloc bool) api.GoModuleFunction
 }
 
 // setStatus stores a status as the i32 result of a host function.
-func setStatus(stack []uint64, s status) { stack[0] = uint64(s) }
+func setStatus(stack []uint64, s proxywasm.Status) { stack[0] = uint64(s) }

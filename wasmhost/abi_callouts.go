@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"strings"
 	"time"
 
@@ -20,24 +21,24 @@ func abiHTTPCall(v *vm, s []uint64) {
 	body, ok3 := v.readBytes(uint32(s[4]), uint32(s[5]))
 	trl, ok4 := v.read(uint32(s[6]), uint32(s[7]))
 	if !ok1 || !ok2 || !ok3 || !ok4 || !v.writeU32(uint32(s[9]), 0) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	timeout := int32(uint32(s[8]))
 	if timeout < 0 {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	addr, ok := v.gen.h.cluster(cluster)
 	if !ok {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	headers := &headerMap{}
 	headers.setPairs(decodePairs(hdrs))
 	for _, k := range []string{":path", ":method", ":authority"} {
 		if _, ok := headers.get(k); !ok {
-			setStatus(s, statusBadArgument)
+			setStatus(s, proxywasm.StatusBadArgument)
 			return
 		}
 	}
@@ -54,7 +55,7 @@ func abiHTTPCall(v *vm, s []uint64) {
 	v.writeU32(uint32(s[9]), token)
 	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers}
 	v.gen.h.goBackground(func() { v.runHTTPCall(c, req) })
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_grpc_call(service_ptr, service_size, service_name_ptr,
@@ -72,13 +73,13 @@ func abiGRPCCall(v *vm, s []uint64) {
 	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
 	msg, ok5 := v.read(uint32(s[8]), uint32(s[9]))
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	frame := grpcFrame(msg) // the one copy out of guest memory
 	path := grpcMethodPath(svcName, method)
 	addr, st := v.resolveGRPCService(service)
-	if st != statusOK {
+	if st != proxywasm.StatusOK {
 		setStatus(s, st)
 		return
 	}
@@ -86,7 +87,7 @@ func abiGRPCCall(v *vm, s []uint64) {
 	metadata.setPairs(decodePairs(md))
 	token := v.newGRPCToken(true)
 	if !v.writeU32(uint32(s[11]), token) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	c := v.startCallout(token, calloutGRPCCall, time.Duration(uint32(s[10]))*time.Millisecond)
@@ -95,7 +96,7 @@ func abiGRPCCall(v *vm, s []uint64) {
 	}
 	req := grpcRequest{addr: addr, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
 	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, frame) })
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_grpc_stream(service_ptr, service_size, service_name_ptr,
@@ -107,12 +108,12 @@ func abiGRPCStream(v *vm, s []uint64) {
 	method, ok3 := v.read(uint32(s[4]), uint32(s[5]))
 	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	path := grpcMethodPath(svcName, method)
 	addr, st := v.resolveGRPCService(service)
-	if st != statusOK {
+	if st != proxywasm.StatusOK {
 		setStatus(s, st)
 		return
 	}
@@ -120,14 +121,14 @@ func abiGRPCStream(v *vm, s []uint64) {
 	metadata.setPairs(decodePairs(md))
 	token := v.newGRPCToken(false)
 	if !v.writeU32(uint32(s[8]), token) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	c := v.startCallout(token, calloutGRPCStream, 0)
 	c.stream = newGRPCStreamState()
 	req := grpcRequest{addr: addr, path: path, metadata: metadata}
 	v.gen.h.goBackground(func() { v.runGRPCStream(c, req) })
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_grpc_send(token, message_ptr, message_size, end_stream)
@@ -135,23 +136,23 @@ func abiGRPCSend(v *vm, s []uint64) {
 	token := uint32(s[0])
 	msg, ok := v.read(uint32(s[1]), uint32(s[2])) // send copies it into a frame
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	if token%2 == 1 {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	c, found := v.callouts[token]
 	if !found || c.kind != calloutGRPCStream {
-		setStatus(s, statusNotFound)
+		setStatus(s, proxywasm.StatusNotFound)
 		return
 	}
 	c.stream.send(msg, uint32(s[3]) != 0)
 	if uint32(s[3]) != 0 {
 		c.localClosed = true
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_grpc_cancel(token): abort; no further callbacks for it.
@@ -159,12 +160,12 @@ func abiGRPCCancel(v *vm, s []uint64) {
 	token := uint32(s[0])
 	c, found := v.callouts[token]
 	if !found || c.kind == calloutHTTP {
-		setStatus(s, statusNotFound)
+		setStatus(s, proxywasm.StatusNotFound)
 		return
 	}
 	c.cancel()
 	delete(v.callouts, token)
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_grpc_close(token): a call is cancelled; a stream is half-closed
@@ -173,7 +174,7 @@ func abiGRPCClose(v *vm, s []uint64) {
 	token := uint32(s[0])
 	c, found := v.callouts[token]
 	if !found || c.kind == calloutHTTP {
-		setStatus(s, statusNotFound)
+		setStatus(s, proxywasm.StatusNotFound)
 		return
 	}
 	if c.kind == calloutGRPCCall {
@@ -186,25 +187,25 @@ func abiGRPCClose(v *vm, s []uint64) {
 			delete(v.callouts, token)
 		}
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // resolveGRPCService maps proxy_grpc_call's service argument to a cluster
 // address: a cluster name, else a GrpcService proto naming one.
 // PARSE_FAILURE when neither resolves, as in Envoy. (Looked up from the
 // bytes, without copying them.)
-func (v *vm) resolveGRPCService(service []byte) (string, status) {
+func (v *vm) resolveGRPCService(service []byte) (string, proxywasm.Status) {
 	clusters := *v.gen.h.clusters.Load()
 	if addr, ok := clusters[string(service)]; ok {
-		return addr, statusOK
+		return addr, proxywasm.StatusOK
 	}
 	if name, ok := envoyGRPCClusterName(service); ok {
 		if addr, ok := clusters[string(name)]; ok {
-			return addr, statusOK
+			return addr, proxywasm.StatusOK
 		}
-		return "", statusBadArgument
+		return "", proxywasm.StatusBadArgument
 	}
-	return "", statusParseFailure
+	return "", proxywasm.StatusParseFailure
 }
 
 // envoyGRPCClusterName extracts GrpcService.envoy_grpc.cluster_name (fields

@@ -1,5 +1,7 @@
 package wasmhost
 
+import "github.com/angzarr-mesh/angzarr/internal/proxywasm"
+
 // Header map host functions, with Envoy's rules: keys are lower-cased; a map
 // not available in the current context is BAD_ARGUMENT for every call except
 // get_header_map_pairs (empty pairs, OK); get returns the first value or
@@ -8,32 +10,32 @@ package wasmhost
 // (Envoy's HeaderMap::byteSize). The gRPC metadata and HTTP call response
 // maps are read-only.
 
-func mapTypeArg(s []uint64) (mapType, bool) {
-	t := mapType(s[0])
-	return t, t <= mapTypeMax
+func mapTypeArg(s []uint64) (proxywasm.MapType, bool) {
+	t := proxywasm.MapType(s[0])
+	return t, t <= proxywasm.MapTypeMax
 }
 
 // proxy_get_header_map_value(map_type, key_ptr, key_size, return_value_ptr, return_value_size)
 func abiGetHeaderMapValue(v *vm, s []uint64) {
 	t, ok := mapTypeArg(s)
 	if !ok {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	kb, ok := v.read(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	key := guestKey(kb)
 	m := v.headerMapFor(t, false)
 	if m == nil {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	val, found := m.get(key)
 	if !found {
-		setStatus(s, statusNotFound)
+		setStatus(s, proxywasm.StatusNotFound)
 		return
 	}
 	setStatus(s, v.copyOutString(val, uint32(s[3]), uint32(s[4])))
@@ -43,7 +45,7 @@ func abiGetHeaderMapValue(v *vm, s []uint64) {
 func abiGetHeaderMapPairs(v *vm, s []uint64) {
 	t, ok := mapTypeArg(s)
 	if !ok {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	m := v.headerMapFor(t, false)
@@ -58,48 +60,48 @@ func abiGetHeaderMapPairs(v *vm, s []uint64) {
 func abiGetHeaderMapSize(v *vm, s []uint64) {
 	t, ok := mapTypeArg(s)
 	if !ok {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	m := v.headerMapFor(t, true)
 	if m == nil {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	if !v.writeU32(uint32(s[1]), uint32(m.byteSize())) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // mutateHeader reads key (and value) and applies op to a mutable map.
 func mutateHeader(v *vm, s []uint64, withValue bool, op func(m *headerMap, k, val string)) {
 	t, ok := mapTypeArg(s)
 	if !ok {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	kb, ok := v.read(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	key := guestKey(kb)
 	var val string
 	if withValue {
 		if val, ok = v.readString(uint32(s[3]), uint32(s[4])); !ok {
-			setStatus(s, statusInvalidMemoryAccess)
+			setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 			return
 		}
 	}
 	m := v.headerMapFor(t, true)
 	if m == nil {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	op(m, key, val)
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_add_header_map_value(map_type, key_ptr, key_size, value_ptr, value_size)
@@ -121,20 +123,20 @@ func abiRemoveHeaderMapValue(v *vm, s []uint64) {
 func abiSetHeaderMapPairs(v *vm, s []uint64) {
 	t, ok := mapTypeArg(s)
 	if !ok {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	data, ok := v.read(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	pairs := decodePairs(data)
 	m := v.headerMapFor(t, true)
 	if m == nil {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	m.setPairs(pairs)
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }

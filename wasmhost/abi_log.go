@@ -1,47 +1,48 @@
 package wasmhost
 
 import (
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"log/slog"
 	"time"
 )
 
 // proxy_log(level, message_ptr, message_size)
 func abiLog(v *vm, s []uint64) {
-	level := logLevel(s[0])
-	if level > logCritical {
-		setStatus(s, statusBadArgument)
+	level := proxywasm.LogLevel(s[0])
+	if level > proxywasm.LogCritical {
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	msg, ok := v.read(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	v.pluginLog(level, string(msg))
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_get_log_level(return_level_ptr): the host's level as a proxy-wasm
 // level (trace 0 … critical 5).
 func abiGetLogLevel(v *vm, s []uint64) {
-	var l logLevel
+	var l proxywasm.LogLevel
 	switch lv := v.gen.h.cfg.LogLevel; {
 	case lv < slog.LevelDebug:
-		l = logTrace
+		l = proxywasm.LogTrace
 	case lv < slog.LevelInfo:
-		l = logDebug
+		l = proxywasm.LogDebug
 	case lv < slog.LevelWarn:
-		l = logInfo
+		l = proxywasm.LogInfo
 	case lv < slog.LevelError:
-		l = logWarn
+		l = proxywasm.LogWarn
 	default:
-		l = logError
+		l = proxywasm.LogError
 	}
 	if !v.writeU32(uint32(s[0]), uint32(l)) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_get_status(return_code_ptr, return_message_ptr, return_message_size):
@@ -49,7 +50,7 @@ func abiGetLogLevel(v *vm, s []uint64) {
 // root context).
 func abiGetStatus(v *vm, s []uint64) {
 	if !v.writeU32(uint32(s[0]), v.statusCode) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	setStatus(s, v.copyOutString(v.statusMsg, uint32(s[1]), uint32(s[2])))
@@ -58,10 +59,10 @@ func abiGetStatus(v *vm, s []uint64) {
 // proxy_get_current_time_nanoseconds(return_time_ptr): wall clock.
 func abiGetCurrentTime(v *vm, s []uint64) {
 	if !v.writeU64(uint32(s[0]), uint64(time.Now().UnixNano())) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_set_tick_period_milliseconds(period): proxy_on_tick on the root
@@ -69,5 +70,5 @@ func abiGetCurrentTime(v *vm, s []uint64) {
 // context whatever context calls.
 func abiSetTickPeriod(v *vm, s []uint64) {
 	v.tick.set(v, time.Duration(uint32(s[0]))*time.Millisecond)
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }

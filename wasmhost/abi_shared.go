@@ -1,28 +1,30 @@
 package wasmhost
 
+import "github.com/angzarr-mesh/angzarr/internal/proxywasm"
+
 // Shared data and shared queue host functions (scoped by the plugin's vm_id).
 
 // proxy_get_shared_data(key_ptr, key_size, return_value_ptr, return_value_size, return_cas_ptr)
 func abiGetSharedData(v *vm, s []uint64) {
 	key, ok := v.readString(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	val, found := v.gen.h.shared.get(v.gen.plugin.VMID, key)
 	if !found {
-		setStatus(s, statusNotFound)
+		setStatus(s, proxywasm.StatusNotFound)
 		return
 	}
-	if st := v.copyOut(val.value, uint32(s[2]), uint32(s[3])); st != statusOK {
+	if st := v.copyOut(val.value, uint32(s[2]), uint32(s[3])); st != proxywasm.StatusOK {
 		setStatus(s, st)
 		return
 	}
 	if !v.writeU32(uint32(s[4]), val.cas) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_set_shared_data(key_ptr, key_size, value_ptr, value_size, cas)
@@ -30,7 +32,7 @@ func abiSetSharedData(v *vm, s []uint64) {
 	key, ok1 := v.readString(uint32(s[0]), uint32(s[1]))
 	val, ok2 := v.readBytes(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	setStatus(s, v.gen.h.shared.set(v.gen.plugin.VMID, key, val, uint32(s[4])))
@@ -40,15 +42,15 @@ func abiSetSharedData(v *vm, s []uint64) {
 func abiRegisterSharedQueue(v *vm, s []uint64) {
 	name, ok := v.readString(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	id := v.gen.h.shared.register(v.gen.plugin.VMID, name, v)
 	if !v.writeU32(uint32(s[2]), id) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_resolve_shared_queue(vm_id_ptr, vm_id_size, name_ptr, name_size, return_queue_id_ptr)
@@ -56,7 +58,7 @@ func abiResolveSharedQueue(v *vm, s []uint64) {
 	vmID, ok1 := v.readString(uint32(s[0]), uint32(s[1]))
 	name, ok2 := v.readString(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	if vmID == "" {
@@ -64,20 +66,20 @@ func abiResolveSharedQueue(v *vm, s []uint64) {
 	}
 	id, found := v.gen.h.shared.resolve(vmID, name)
 	if !found {
-		setStatus(s, statusNotFound)
+		setStatus(s, proxywasm.StatusNotFound)
 		return
 	}
 	if !v.writeU32(uint32(s[4]), id) {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_dequeue_shared_queue(queue_id, return_payload_ptr, return_payload_size)
 func abiDequeueSharedQueue(v *vm, s []uint64) {
 	item, st := v.gen.h.shared.dequeue(uint32(s[0]))
-	if st != statusOK {
+	if st != proxywasm.StatusOK {
 		setStatus(s, st)
 		return
 	}
@@ -90,12 +92,12 @@ func abiDequeueSharedQueue(v *vm, s []uint64) {
 func abiEnqueueSharedQueue(v *vm, s []uint64) {
 	item, ok := v.readBytes(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	id := uint32(s[0])
 	owner, st := v.gen.h.shared.enqueue(id, item)
-	if st != statusOK {
+	if st != proxywasm.StatusOK {
 		setStatus(s, st)
 		return
 	}
@@ -109,5 +111,5 @@ func abiEnqueueSharedQueue(v *vm, s []uint64) {
 			owner.callExport("proxy_on_queue_ready", owner.rootID, uint64(owner.rootID), uint64(id))
 		})
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }

@@ -1,5 +1,7 @@
 package wasmhost
 
+import "github.com/angzarr-mesh/angzarr/internal/proxywasm"
+
 // Stream control host functions. Their effects happen after the current
 // call into the VM returns (the waiting proxy goroutine needs the VM lock),
 // which is Envoy's "after VM call action" deferral.
@@ -8,43 +10,43 @@ package wasmhost
 // Upstream continuation is UNIMPLEMENTED (as in Envoy); downstream is a
 // no-op for HTTP streams.
 func abiContinueStream(v *vm, s []uint64) {
-	t := streamType(s[0])
-	if t > streamTypeMax {
-		setStatus(s, statusBadArgument)
+	t := proxywasm.StreamType(s[0])
+	if t > proxywasm.StreamTypeMax {
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	st := v.contextStream()
 	switch t {
-	case streamRequest:
+	case proxywasm.StreamRequest:
 		if st != nil {
 			st.reqContinued = true
 			st.cond.Broadcast()
 		}
-	case streamResponse:
+	case proxywasm.StreamResponse:
 		if st != nil {
 			st.respContinued = true
 			st.cond.Broadcast()
 		}
-	case streamUpstream:
-		setStatus(s, statusUnimplemented)
+	case proxywasm.StreamUpstream:
+		setStatus(s, proxywasm.StatusUnimplemented)
 		return
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_close_stream(stream_type): reset the HTTP stream (Envoy's
 // resetStream); the downstream sees RST_STREAM.
 func abiCloseStream(v *vm, s []uint64) {
-	t := streamType(s[0])
-	if t > streamTypeMax {
-		setStatus(s, statusBadArgument)
+	t := proxywasm.StreamType(s[0])
+	if t > proxywasm.StreamTypeMax {
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
-	if st := v.contextStream(); st != nil && (t == streamRequest || t == streamResponse) {
+	if st := v.contextStream(); st != nil && (t == proxywasm.StreamRequest || t == proxywasm.StreamResponse) {
 		st.reset = true
 		st.cond.Broadcast()
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_send_local_response(status_code, details_ptr, details_size,
@@ -54,7 +56,7 @@ func abiSendLocalResponse(v *vm, s []uint64) {
 	body, ok2 := v.readString(uint32(s[3]), uint32(s[4]))
 	hdrs, ok3 := v.read(uint32(s[5]), uint32(s[6]))
 	if !ok1 || !ok2 || !ok3 {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	lr := &localReply{
@@ -68,7 +70,7 @@ func abiSendLocalResponse(v *vm, s []uint64) {
 		st.local = lr
 		st.cond.Broadcast()
 	}
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_set_effective_context(context_id): later host calls in this
@@ -77,23 +79,23 @@ func abiSendLocalResponse(v *vm, s []uint64) {
 func abiSetEffectiveContext(v *vm, s []uint64) {
 	id := uint32(s[0])
 	if _, ok := v.streams[id]; !ok && id != v.rootID {
-		setStatus(s, statusBadArgument)
+		setStatus(s, proxywasm.StatusBadArgument)
 		return
 	}
 	v.effective = id
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_done(): the root context finished the work it asked to finish after
 // proxy_on_done returned false. NOT_FOUND when nothing was pending.
 func abiDone(v *vm, s []uint64) {
 	if !v.rootDone {
-		setStatus(s, statusNotFound)
+		setStatus(s, proxywasm.StatusNotFound)
 		return
 	}
 	v.rootDone = false
 	close(v.rootDoneCh)
-	setStatus(s, statusOK)
+	setStatus(s, proxywasm.StatusOK)
 }
 
 // proxy_call_foreign_function(name_ptr, name_size, args_ptr, args_size,
@@ -101,12 +103,12 @@ func abiDone(v *vm, s []uint64) {
 // functions, so every name is NOT_FOUND (Envoy's answer for unknown names).
 func abiCallForeignFunction(v *vm, s []uint64) {
 	if _, ok := v.read(uint32(s[0]), uint32(s[1])); !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	if _, ok := v.read(uint32(s[2]), uint32(s[3])); !ok {
-		setStatus(s, statusInvalidMemoryAccess)
+		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	setStatus(s, statusNotFound)
+	setStatus(s, proxywasm.StatusNotFound)
 }

@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"sort"
 	"strings"
 	"time"
@@ -88,122 +89,122 @@ func wasiFunctions(module string, ps profileSpec) []hostFunc {
 	w := func(name string, params []api.ValueType, impl func(v *vm, s []uint64)) hostFunc {
 		return hostFunc{module: module, name: name, params: params, results: ret32, impl: impl}
 	}
-	ret := func(e uint32) func(*vm, []uint64) { return func(_ *vm, s []uint64) { s[0] = uint64(e) } }
+	ret := func(e proxywasm.Errno) func(*vm, []uint64) { return func(_ *vm, s []uint64) { s[0] = uint64(e) } }
 	stdio := func(v *vm, s []uint64) {
 		if fd := uint32(s[0]); fd != 1 && fd != 2 {
-			s[0] = errnoBadf
+			s[0] = uint64(proxywasm.ErrnoBadf)
 			return
 		}
-		s[0] = errnoSuccess
+		s[0] = uint64(proxywasm.ErrnoSuccess)
 	}
 	p := func(types ...api.ValueType) []api.ValueType { return types }
 	all := []hostFunc{
 		w("fd_write", sig(4), wasiFdWrite),
-		w("fd_read", sig(4), ret(errnoNosys)),
-		w("fd_seek", p(i32, i64, i32, i32), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_seek"); s[0] = errnoSuccess }),
-		w("fd_close", sig(1), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_close"); s[0] = errnoSuccess }),
+		w("fd_read", sig(4), ret(proxywasm.ErrnoNosys)),
+		w("fd_seek", p(i32, i64, i32, i32), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_seek"); s[0] = uint64(proxywasm.ErrnoSuccess) }),
+		w("fd_close", sig(1), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_close"); s[0] = uint64(proxywasm.ErrnoSuccess) }),
 		w("fd_fdstat_get", sig(2), wasiFdFdstatGet),
-		w("fd_fdstat_set_flags", sig(2), ret(errnoNosys)),
+		w("fd_fdstat_set_flags", sig(2), ret(proxywasm.ErrnoNosys)),
 		w("environ_get", sig(2), wasiEnvironGet),
 		w("environ_sizes_get", sig(2), wasiEnvironSizesGet),
-		w("args_get", sig(2), ret(errnoSuccess)),
+		w("args_get", sig(2), ret(proxywasm.ErrnoSuccess)),
 		w("args_sizes_get", sig(2), wasiArgsSizesGet),
 		w("clock_time_get", p(i32, i64, i32), wasiClockTimeGet),
 		w("random_get", sig(2), wasiRandomGet),
-		w("sched_yield", nil, ret(errnoSuccess)),
+		w("sched_yield", nil, ret(proxywasm.ErrnoSuccess)),
 		w("poll_oneoff", sig(4), func(v *vm, s []uint64) {
 			if ps.pollENOSYS {
-				s[0] = errnoNosys
+				s[0] = uint64(proxywasm.ErrnoNosys)
 				return
 			}
 			if !v.writeU32(uint32(s[3]), 0) {
-				s[0] = errnoFault
+				s[0] = uint64(proxywasm.ErrnoFault)
 				return
 			}
-			s[0] = errnoSuccess
+			s[0] = uint64(proxywasm.ErrnoSuccess)
 		}),
 		{module: module, name: "proc_exit", params: sig(1), impl: func(v *vm, s []uint64) { v.logHost("wasi_unstable proc_exit") }},
-		w("path_open", p(i32, i32, i32, i32, i32, i64, i64, i32, i32), ret(errnoNoent)),
-		w("fd_prestat_get", sig(2), ret(errnoBadf)),
-		w("fd_prestat_dir_name", sig(3), ret(errnoNosys)),
+		w("path_open", p(i32, i32, i32, i32, i32, i64, i64, i32, i32), ret(proxywasm.ErrnoNoent)),
+		w("fd_prestat_get", sig(2), ret(proxywasm.ErrnoBadf)),
+		w("fd_prestat_dir_name", sig(3), ret(proxywasm.ErrnoNosys)),
 		// The rest exist from cpp-host #533 on (envoy-current).
 		w("clock_res_get", sig(2), wasiClockResGet),
-		w("fd_advise", p(i32, i64, i64, i32), ret(errnoSuccess)),
+		w("fd_advise", p(i32, i64, i64, i32), ret(proxywasm.ErrnoSuccess)),
 		w("fd_allocate", p(i32, i64, i64), stdio),
 		w("fd_datasync", sig(1), stdio),
 		w("fd_fdstat_set_rights", p(i32, i64, i64), stdio),
-		w("fd_filestat_get", sig(2), ret(errnoBadf)),
+		w("fd_filestat_get", sig(2), ret(proxywasm.ErrnoBadf)),
 		w("fd_filestat_set_size", p(i32, i64), stdio),
 		w("fd_filestat_set_times", p(i32, i64, i64, i32), stdio),
-		w("fd_pread", p(i32, i32, i32, i64, i32), ret(errnoNosys)),
+		w("fd_pread", p(i32, i32, i32, i64, i32), ret(proxywasm.ErrnoNosys)),
 		w("fd_pwrite", p(i32, i32, i32, i64, i32), wasiFdPwrite),
 		w("fd_readdir", p(i32, i32, i32, i64, i32), func(v *vm, s []uint64) {
 			if !v.writeU32(uint32(s[4]), 0) {
-				s[0] = errnoFault
+				s[0] = uint64(proxywasm.ErrnoFault)
 				return
 			}
-			s[0] = errnoNotdir
+			s[0] = uint64(proxywasm.ErrnoNotdir)
 		}),
 		w("fd_renumber", sig(2), func(_ *vm, s []uint64) {
 			fd, to := uint32(s[0]), uint32(s[1])
 			if (fd != 1 && fd != 2) || (to != 1 && to != 2) {
-				s[0] = errnoBadf
+				s[0] = uint64(proxywasm.ErrnoBadf)
 				return
 			}
-			s[0] = errnoNotsup
+			s[0] = uint64(proxywasm.ErrnoNotsup)
 		}),
 		w("fd_sync", sig(1), stdio),
 		w("fd_tell", sig(2), func(v *vm, s []uint64) {
 			if fd := uint32(s[0]); fd != 1 && fd != 2 {
-				s[0] = errnoBadf
+				s[0] = uint64(proxywasm.ErrnoBadf)
 				return
 			}
 			if !v.writeU64(uint32(s[1]), 0) {
-				s[0] = errnoFault
+				s[0] = uint64(proxywasm.ErrnoFault)
 				return
 			}
-			s[0] = errnoSuccess
+			s[0] = uint64(proxywasm.ErrnoSuccess)
 		}),
-		w("path_create_directory", sig(3), ret(errnoNotsup)),
-		w("path_filestat_get", sig(5), ret(errnoNotsup)),
-		w("path_filestat_set_times", p(i32, i32, i32, i32, i64, i64, i32), ret(errnoNotsup)),
+		w("path_create_directory", sig(3), ret(proxywasm.ErrnoNotsup)),
+		w("path_filestat_get", sig(5), ret(proxywasm.ErrnoNotsup)),
+		w("path_filestat_set_times", p(i32, i32, i32, i32, i64, i64, i32), ret(proxywasm.ErrnoNotsup)),
 		// cpp-host declares path_link with 6 and path_symlink with 4
 		// parameters (one fewer than WASI); a module importing the WASI
 		// signature gets an import type mismatch there, and here.
-		w("path_link", sig(6), ret(errnoNotsup)),
+		w("path_link", sig(6), ret(proxywasm.ErrnoNotsup)),
 		w("path_readlink", sig(6), func(v *vm, s []uint64) {
 			if !v.writeU32(uint32(s[5]), 0) {
-				s[0] = errnoFault
+				s[0] = uint64(proxywasm.ErrnoFault)
 				return
 			}
-			s[0] = errnoNotsup
+			s[0] = uint64(proxywasm.ErrnoNotsup)
 		}),
-		w("path_remove_directory", sig(3), ret(errnoNotsup)),
-		w("path_rename", sig(6), ret(errnoNotsup)),
-		w("path_symlink", sig(4), ret(errnoNotsup)),
-		w("path_unlink_file", sig(3), ret(errnoNotsup)),
+		w("path_remove_directory", sig(3), ret(proxywasm.ErrnoNotsup)),
+		w("path_rename", sig(6), ret(proxywasm.ErrnoNotsup)),
+		w("path_symlink", sig(4), ret(proxywasm.ErrnoNotsup)),
+		w("path_unlink_file", sig(3), ret(proxywasm.ErrnoNotsup)),
 		w("sock_accept", sig(3), func(v *vm, s []uint64) {
 			if !v.writeU64(uint32(s[2]), 0) {
-				s[0] = errnoFault
+				s[0] = uint64(proxywasm.ErrnoFault)
 				return
 			}
-			s[0] = errnoNotsup
+			s[0] = uint64(proxywasm.ErrnoNotsup)
 		}),
 		w("sock_recv", sig(6), func(v *vm, s []uint64) {
 			if !v.writeU32(uint32(s[4]), 0) || !v.writeU16(uint32(s[5]), 0) {
-				s[0] = errnoFault
+				s[0] = uint64(proxywasm.ErrnoFault)
 				return
 			}
-			s[0] = errnoNotsup
+			s[0] = uint64(proxywasm.ErrnoNotsup)
 		}),
 		w("sock_send", sig(5), func(v *vm, s []uint64) {
 			if !v.writeU32(uint32(s[4]), 0) {
-				s[0] = errnoFault
+				s[0] = uint64(proxywasm.ErrnoFault)
 				return
 			}
-			s[0] = errnoNotsup
+			s[0] = uint64(proxywasm.ErrnoNotsup)
 		}),
-		w("sock_shutdown", sig(2), ret(errnoNotsup)),
+		w("sock_shutdown", sig(2), ret(proxywasm.ErrnoNotsup)),
 	}
 	if ps.wasi == nil {
 		return all
@@ -219,21 +220,21 @@ func wasiFunctions(module string, ps profileSpec) []hostFunc {
 
 // wasiWrite gathers an iovec array and logs it like Envoy: stdout at info,
 // stderr at error, one trailing newline removed.
-func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, uint32) {
-	var level logLevel
+func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, proxywasm.Errno) {
+	var level proxywasm.LogLevel
 	switch fd {
 	case 1:
-		level = logInfo
+		level = proxywasm.LogInfo
 	case 2:
-		level = logError
+		level = proxywasm.LogError
 	default:
-		return 0, errnoBadf
+		return 0, proxywasm.ErrnoBadf
 	}
 	var sb strings.Builder
 	for i := uint32(0); i < iovsLen; i++ {
 		vec, ok := v.read(iovs+i*8, 8)
 		if !ok {
-			return 0, errnoFault
+			return 0, proxywasm.ErrnoFault
 		}
 		ptr, n := binary.LittleEndian.Uint32(vec), binary.LittleEndian.Uint32(vec[4:])
 		if n == 0 {
@@ -241,7 +242,7 @@ func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, uint32) {
 		}
 		b, ok := v.read(ptr, n)
 		if !ok {
-			return 0, errnoFault
+			return 0, proxywasm.ErrnoFault
 		}
 		sb.Write(b)
 	}
@@ -250,44 +251,44 @@ func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, uint32) {
 	if written > 0 {
 		v.pluginLog(level, strings.TrimSuffix(s, "\n"))
 	}
-	return written, errnoSuccess
+	return written, proxywasm.ErrnoSuccess
 }
 
 func wasiFdWrite(v *vm, s []uint64) {
 	n, e := wasiWrite(v, uint32(s[0]), uint32(s[1]), uint32(s[2]))
-	if e != errnoSuccess {
+	if e != proxywasm.ErrnoSuccess {
 		s[0] = uint64(e)
 		return
 	}
 	if !v.writeU32(uint32(s[3]), n) {
-		s[0] = errnoFault
+		s[0] = uint64(proxywasm.ErrnoFault)
 		return
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 func wasiFdPwrite(v *vm, s []uint64) {
 	n, e := wasiWrite(v, uint32(s[0]), uint32(s[1]), uint32(s[2]))
-	if e != errnoSuccess {
+	if e != proxywasm.ErrnoSuccess {
 		s[0] = uint64(e)
 		return
 	}
 	if !v.writeU32(uint32(s[4]), n) {
-		s[0] = errnoFault
+		s[0] = uint64(proxywasm.ErrnoFault)
 		return
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 func wasiFdFdstatGet(v *vm, s []uint64) {
 	if fd := uint32(s[0]); fd != 1 && fd != 2 {
-		s[0] = errnoBadf
+		s[0] = uint64(proxywasm.ErrnoBadf)
 		return
 	}
 	var st [24]byte
 	binary.LittleEndian.PutUint64(st[8:], 64) // fs_rights_base = FD_WRITE
 	v.write(uint32(s[1]), st[:])
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 func envList(env map[string]string) []string {
@@ -303,13 +304,13 @@ func wasiEnvironGet(v *vm, s []uint64) {
 	arr, buf := uint32(s[0]), uint32(s[1])
 	for _, e := range v.env {
 		if !v.writeU32(arr, buf) || !v.write(buf, append([]byte(e), 0)) {
-			s[0] = errnoFault
+			s[0] = uint64(proxywasm.ErrnoFault)
 			return
 		}
 		buf += uint32(len(e)) + 1
 		arr += 4
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 func wasiEnvironSizesGet(v *vm, s []uint64) {
@@ -318,18 +319,18 @@ func wasiEnvironSizesGet(v *vm, s []uint64) {
 		size += len(e) + 1
 	}
 	if !v.writeU32(uint32(s[0]), uint32(len(v.env))) || !v.writeU32(uint32(s[1]), uint32(size)) {
-		s[0] = errnoFault
+		s[0] = uint64(proxywasm.ErrnoFault)
 		return
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 func wasiArgsSizesGet(v *vm, s []uint64) {
 	if !v.writeU32(uint32(s[0]), 0) || !v.writeU32(uint32(s[1]), 0) {
-		s[0] = errnoFault
+		s[0] = uint64(proxywasm.ErrnoFault)
 		return
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 var monoStart = time.Now()
@@ -342,28 +343,28 @@ func wasiClockTimeGet(v *vm, s []uint64) {
 	case 1:
 		t = uint64(time.Since(monoStart).Nanoseconds())
 	default:
-		s[0] = errnoNotsup
+		s[0] = uint64(proxywasm.ErrnoNotsup)
 		return
 	}
 	if !v.writeU64(uint32(s[2]), t) {
-		s[0] = errnoFault
+		s[0] = uint64(proxywasm.ErrnoFault)
 		return
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 func wasiClockResGet(v *vm, s []uint64) {
 	switch uint32(s[0]) {
 	case 0, 1:
 	default:
-		s[0] = errnoNotsup
+		s[0] = uint64(proxywasm.ErrnoNotsup)
 		return
 	}
 	if !v.writeU64(uint32(s[1]), 1) {
-		s[0] = errnoFault
+		s[0] = uint64(proxywasm.ErrnoFault)
 		return
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }
 
 // maxRandomGet mirrors PROXY_WASM_HOST_WASI_RANDOM_GET_MAX_SIZE_BYTES.
@@ -372,18 +373,18 @@ const maxRandomGet = 64 * 1024
 func wasiRandomGet(v *vm, s []uint64) {
 	ptr, n := uint32(s[0]), uint32(s[1])
 	if n > maxRandomGet {
-		s[0] = errnoInval
+		s[0] = uint64(proxywasm.ErrnoInval)
 		return
 	}
 	if n == 0 {
-		s[0] = errnoSuccess
+		s[0] = uint64(proxywasm.ErrnoSuccess)
 		return
 	}
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	if !v.write(ptr, b) {
-		s[0] = errnoFault
+		s[0] = uint64(proxywasm.ErrnoFault)
 		return
 	}
-	s[0] = errnoSuccess
+	s[0] = uint64(proxywasm.ErrnoSuccess)
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -41,7 +42,7 @@ type Driver struct {
 	// current stream state
 	current  uint32
 	maps     [4]map[string]string
-	bufs     map[uint32][]byte
+	bufs     map[proxywasm.BufferType][]byte
 	grpcBuf  []byte
 	calls    []Call
 	token    uint32
@@ -80,14 +81,14 @@ func New(ctx context.Context, wasm, pluginConfig []byte, opts ...Options) (*Driv
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	d := &Driver{ctx: ctx, bufs: map[uint32][]byte{}, Gauges: map[string]uint64{}, metrics: map[uint32]string{}}
+	d := &Driver{ctx: ctx, bufs: map[proxywasm.BufferType][]byte{}, Gauges: map[string]uint64{}, metrics: map[uint32]string{}}
 	d.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
 	wb := d.rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(wb)
 	if o.PollENOSYS {
 		wb.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) {
 			d.PollCalls++
-			s[0] = 52 // ENOSYS
+			s[0] = uint64(proxywasm.ErrnoNosys)
 		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32},
 			[]api.ValueType{api.ValueTypeI32}).Export("poll_oneoff")
 	}
@@ -109,7 +110,7 @@ func New(ctx context.Context, wasm, pluginConfig []byte, opts ...Options) (*Driv
 	for name := range cm.ExportedFunctions() {
 		d.fns[name] = d.mod.ExportedFunction(name)
 	}
-	d.bufs[7] = pluginConfig
+	d.bufs[proxywasm.BufferPluginConfig] = pluginConfig
 	if _, err := d.call("proxy_on_context_create", rootID, 0); err != nil {
 		return nil, err
 	}
@@ -155,7 +156,7 @@ func (d *Driver) NewStream(headers map[string]string) (*Stream, error) {
 	d.next++
 	d.current = id
 	d.maps = [4]map[string]string{headers, {}, {}, {}}
-	d.bufs = map[uint32][]byte{}
+	d.bufs = map[proxywasm.BufferType][]byte{}
 	d.cont = [2]bool{}
 	d.local = nil
 	d.Props = map[string]string{}
@@ -165,16 +166,16 @@ func (d *Driver) NewStream(headers map[string]string) (*Stream, error) {
 	return &Stream{d: d, ID: id}, nil
 }
 
-// Headers returns a header map of the current stream (0 request headers, 2
-// response headers, 3 response trailers).
-func (d *Driver) Headers(m int) map[string]string { return d.maps[m] }
+// Headers returns a header map of the current stream (request headers,
+// response headers or trailers).
+func (d *Driver) Headers(m proxywasm.MapType) map[string]string { return d.maps[m] }
 
-// Body returns a buffer of the current stream (0 request, 1 response).
-func (d *Driver) Body(b uint32) []byte { return d.bufs[b] }
+// Body returns a body buffer of the current stream.
+func (d *Driver) Body(b proxywasm.BufferType) []byte { return d.bufs[b] }
 
-// Continued reports whether the module resumed a direction (0 request, 1
+// Continued reports whether the module resumed a direction (request or
 // response) and clears it.
-func (d *Driver) Continued(dir int) bool {
+func (d *Driver) Continued(dir proxywasm.StreamType) bool {
 	c := d.cont[dir]
 	d.cont[dir] = false
 	return c
@@ -192,30 +193,30 @@ func (d *Driver) Calls() []Call {
 
 // RequestHeaders runs proxy_on_request_headers.
 func (s *Stream) RequestHeaders(eos bool) (uint32, error) {
-	return s.d.call("proxy_on_request_headers", uint64(s.ID), uint64(len(s.d.maps[0])), b2u(eos))
+	return s.d.call("proxy_on_request_headers", uint64(s.ID), uint64(len(s.d.maps[proxywasm.MapRequestHeaders])), b2u(eos))
 }
 
 // RequestBody sets the request body and runs proxy_on_request_body.
 func (s *Stream) RequestBody(body []byte, eos bool) (uint32, error) {
-	s.d.bufs[0] = body
+	s.d.bufs[proxywasm.BufferRequestBody] = body
 	return s.d.call("proxy_on_request_body", uint64(s.ID), uint64(len(body)), b2u(eos))
 }
 
 // ResponseHeaders sets and runs the response headers.
 func (s *Stream) ResponseHeaders(h map[string]string, eos bool) (uint32, error) {
-	s.d.maps[2] = h
+	s.d.maps[proxywasm.MapResponseHeaders] = h
 	return s.d.call("proxy_on_response_headers", uint64(s.ID), uint64(len(h)), b2u(eos))
 }
 
 // ResponseBody sets and runs the response body.
 func (s *Stream) ResponseBody(body []byte, eos bool) (uint32, error) {
-	s.d.bufs[1] = body
+	s.d.bufs[proxywasm.BufferResponseBody] = body
 	return s.d.call("proxy_on_response_body", uint64(s.ID), uint64(len(body)), b2u(eos))
 }
 
 // ResponseTrailers sets and runs the response trailers.
 func (s *Stream) ResponseTrailers(t map[string]string) (uint32, error) {
-	s.d.maps[3] = t
+	s.d.maps[proxywasm.MapResponseTrailers] = t
 	return s.d.call("proxy_on_response_trailers", uint64(s.ID), uint64(len(t)))
 }
 
@@ -256,7 +257,7 @@ var ErrNoMalloc = errors.New("module exports no malloc")
 // hostModule defines the env functions the filter imports.
 func (d *Driver) hostModule() error {
 	b := d.rt.NewHostModuleBuilder("env")
-	fn := func(name string, params []api.ValueType, f func(m api.Module, s []uint64) uint32) {
+	fn := func(name string, params []api.ValueType, f func(m api.Module, s []uint64) proxywasm.Status) {
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
 			// The upper half of an i32 on the stack is undefined.
 			for i, t := range params {
@@ -275,98 +276,107 @@ func (d *Driver) hostModule() error {
 		}
 		return out
 	}
-	fn("proxy_log", n(3), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_log", n(3), func(m api.Module, s []uint64) proxywasm.Status {
 		d.Logs = append(d.Logs, str(m, s[1], s[2]))
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_get_current_time_nanoseconds", n(1), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_get_current_time_nanoseconds", n(1), func(m api.Module, s []uint64) proxywasm.Status {
 		m.Memory().WriteUint64Le(uint32(s[0]), uint64(time.Now().UnixNano()))
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_get_header_map_value", n(5), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_get_header_map_value", n(5), func(m api.Module, s []uint64) proxywasm.Status {
+		if s[0] >= uint64(len(d.maps)) {
+			return proxywasm.StatusBadArgument
+		}
 		v, ok := d.maps[s[0]][str(m, s[1], s[2])]
 		if !ok {
-			return 1
+			return proxywasm.StatusNotFound
 		}
 		return d.give(m, []byte(v), s[3], s[4])
 	})
-	fn("proxy_replace_header_map_value", n(5), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_replace_header_map_value", n(5), func(m api.Module, s []uint64) proxywasm.Status {
+		if s[0] >= uint64(len(d.maps)) {
+			return proxywasm.StatusBadArgument
+		}
 		d.maps[s[0]][str(m, s[1], s[2])] = str(m, s[3], s[4])
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_remove_header_map_value", n(3), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_remove_header_map_value", n(3), func(m api.Module, s []uint64) proxywasm.Status {
+		if s[0] >= uint64(len(d.maps)) {
+			return proxywasm.StatusBadArgument
+		}
 		delete(d.maps[s[0]], str(m, s[1], s[2]))
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_get_buffer_bytes", n(5), func(m api.Module, s []uint64) uint32 {
-		buf := d.bufs[uint32(s[0])]
-		if s[0] == 5 {
+	fn("proxy_get_buffer_bytes", n(5), func(m api.Module, s []uint64) proxywasm.Status {
+		buf := d.bufs[proxywasm.BufferType(s[0])]
+		if proxywasm.BufferType(s[0]) == proxywasm.BufferGRPCReceive {
 			buf = d.grpcBuf
 		}
 		start, size := int(s[1]), int(s[2])
 		if start > len(buf) {
-			return 2
+			return proxywasm.StatusBadArgument
 		}
 		if start+size > len(buf) {
 			size = len(buf) - start
 		}
 		return d.give(m, buf[start:start+size], s[3], s[4])
 	})
-	fn("proxy_get_buffer_status", n(3), func(m api.Module, s []uint64) uint32 {
-		m.Memory().WriteUint32Le(uint32(s[1]), uint32(len(d.bufs[uint32(s[0])])))
+	fn("proxy_get_buffer_status", n(3), func(m api.Module, s []uint64) proxywasm.Status {
+		m.Memory().WriteUint32Le(uint32(s[1]), uint32(len(d.bufs[proxywasm.BufferType(s[0])])))
 		m.Memory().WriteUint32Le(uint32(s[2]), 0)
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_set_buffer_bytes", n(5), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_set_buffer_bytes", n(5), func(m api.Module, s []uint64) proxywasm.Status {
 		data, _ := m.Memory().Read(uint32(s[3]), uint32(s[4]))
-		d.bufs[uint32(s[0])] = append([]byte(nil), data...)
-		return 0
+		d.bufs[proxywasm.BufferType(s[0])] = append([]byte(nil), data...)
+		return proxywasm.StatusOK
 	})
-	fn("proxy_send_local_response", n(8), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_send_local_response", n(8), func(m api.Module, s []uint64) proxywasm.Status {
 		d.local = &LocalReply{GrpcStatus: int32(uint32(s[7])), Message: str(m, s[3], s[4])}
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_continue_stream", n(1), func(m api.Module, s []uint64) uint32 {
-		if s[0] < 2 {
-			d.cont[s[0]] = true
+	fn("proxy_continue_stream", n(1), func(m api.Module, s []uint64) proxywasm.Status {
+		if t := proxywasm.StreamType(s[0]); t == proxywasm.StreamRequest || t == proxywasm.StreamResponse {
+			d.cont[t] = true
 		}
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_grpc_call", n(12), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_grpc_call", n(12), func(m api.Module, s []uint64) proxywasm.Status {
 		d.token++
 		msg, _ := m.Memory().Read(uint32(s[8]), uint32(s[9]))
 		d.calls = append(d.calls, Call{Token: d.token, Cluster: str(m, s[0], s[1]), Service: str(m, s[2], s[3]),
 			Method: str(m, s[4], s[5]), Message: append([]byte(nil), msg...)})
 		m.Memory().WriteUint32Le(uint32(s[11]), d.token)
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_get_status", n(3), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_get_status", n(3), func(m api.Module, s []uint64) proxywasm.Status {
 		m.Memory().WriteUint32Le(uint32(s[0]), d.status)
 		return d.give(m, []byte(d.statusMs), s[1], s[2])
 	})
-	fn("proxy_set_effective_context", n(1), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_set_effective_context", n(1), func(m api.Module, s []uint64) proxywasm.Status {
 		if uint32(s[0]) != d.current {
-			return 2
+			return proxywasm.StatusBadArgument
 		}
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_set_property", n(4), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_set_property", n(4), func(m api.Module, s []uint64) proxywasm.Status {
 		if d.Props == nil {
-			return 1 // root context: no stream
+			return proxywasm.StatusNotFound // root context: no stream
 		}
 		d.Props[str(m, s[0], s[1])] = str(m, s[2], s[3])
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_define_metric", n(4), func(m api.Module, s []uint64) uint32 {
+	fn("proxy_define_metric", n(4), func(m api.Module, s []uint64) proxywasm.Status {
 		id := uint32(len(d.metrics) + 1)
 		d.metrics[id] = str(m, s[1], s[2])
 		m.Memory().WriteUint32Le(uint32(s[3]), id)
-		return 0
+		return proxywasm.StatusOK
 	})
-	fn("proxy_increment_metric", []api.ValueType{i32, api.ValueTypeI64}, func(m api.Module, s []uint64) uint32 { return 0 })
-	fn("proxy_record_metric", []api.ValueType{i32, api.ValueTypeI64}, func(m api.Module, s []uint64) uint32 {
+	fn("proxy_increment_metric", []api.ValueType{i32, api.ValueTypeI64}, func(m api.Module, s []uint64) proxywasm.Status { return proxywasm.StatusOK })
+	fn("proxy_record_metric", []api.ValueType{i32, api.ValueTypeI64}, func(m api.Module, s []uint64) proxywasm.Status {
 		d.Gauges[d.metrics[uint32(s[0])]] = s[1]
-		return 0
+		return proxywasm.StatusOK
 	})
 	_, err := b.Instantiate(d.ctx)
 	return err
@@ -374,14 +384,14 @@ func (d *Driver) hostModule() error {
 
 // give copies data into module memory allocated with malloc and writes its
 // address and size to the return pointers.
-func (d *Driver) give(m api.Module, data []byte, retPtr, retSize uint64) uint32 {
+func (d *Driver) give(m api.Module, data []byte, retPtr, retSize uint64) proxywasm.Status {
 	malloc := d.fns["malloc"]
 	if malloc == nil {
-		return 10
+		return proxywasm.StatusInternalFailure
 	}
 	r, err := malloc.Call(d.ctx, uint64(len(data)))
 	if err != nil {
-		return 10
+		return proxywasm.StatusInternalFailure
 	}
 	addr := uint32(r[0])
 	m.Memory().Write(addr, data)
