@@ -46,16 +46,14 @@ func (v *vm) bufferFor(t proxywasm.BufferType) ([]byte, bool, *[]byte) {
 }
 
 // proxy_get_buffer_bytes(buffer_type, start, max_size, return_ptr, return_size)
-func abiGetBufferBytes(v *vm, s []uint64) {
+func abiGetBufferBytes(v *vm, s []uint64) proxywasm.Status {
 	t := proxywasm.BufferType(s[0])
 	if t > proxywasm.BufferTypeMax {
-		setStatus(s, proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	buf, ok, _ := v.bufferFor(t)
 	if !ok {
-		setStatus(s, proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	start, length := uint64(uint32(s[1])), uint64(uint32(s[2]))
 	size := uint64(len(buf))
@@ -67,54 +65,45 @@ func abiGetBufferBytes(v *vm, s []uint64) {
 	}
 	if length == 0 {
 		if !v.writeU32(uint32(s[3]), 0) || !v.writeU32(uint32(s[4]), 0) {
-			setStatus(s, proxywasm.StatusInvalidMemoryAccess)
-			return
+			return proxywasm.StatusInvalidMemoryAccess
 		}
-		setStatus(s, proxywasm.StatusOK)
-		return
+		return proxywasm.StatusOK
 	}
-	setStatus(s, v.copyOut(buf[start:start+length], uint32(s[3]), uint32(s[4])))
+	return v.copyOut(buf[start:start+length], uint32(s[3]), uint32(s[4]))
 }
 
 // proxy_get_buffer_status(buffer_type, return_length_ptr, return_flags_ptr)
-func abiGetBufferStatus(v *vm, s []uint64) {
+func abiGetBufferStatus(v *vm, s []uint64) proxywasm.Status {
 	t := proxywasm.BufferType(s[0])
 	if t > proxywasm.BufferTypeMax {
-		setStatus(s, proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	buf, ok, _ := v.bufferFor(t)
 	if !ok {
-		setStatus(s, proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	if !v.writeU32(uint32(s[1]), uint32(len(buf))) || !v.writeU32(uint32(s[2]), 0) {
-		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	setStatus(s, proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_set_buffer_bytes(buffer_type, start, size, buffer_ptr, buffer_size)
-func abiSetBufferBytes(v *vm, s []uint64) {
+func abiSetBufferBytes(v *vm, s []uint64) proxywasm.Status {
 	t := proxywasm.BufferType(s[0])
 	if t > proxywasm.BufferTypeMax {
-		setStatus(s, proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	buf, ok, slot := v.bufferFor(t)
 	if !ok {
-		setStatus(s, proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	data, ok := v.readBytes(uint32(s[3]), uint32(s[4]))
 	if !ok {
-		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if slot == nil {
-		setStatus(s, proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	start, length := uint64(uint32(s[1])), uint64(uint32(s[2]))
 	size := uint64(len(buf))
@@ -126,8 +115,7 @@ func abiSetBufferBytes(v *vm, s []uint64) {
 	case start != 0 && start >= size:
 		*slot = append(buf, data...)
 	default:
-		setStatus(s, proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
-	setStatus(s, proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }

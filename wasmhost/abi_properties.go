@@ -2,13 +2,14 @@ package wasmhost
 
 import (
 	"encoding/binary"
-	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"math"
 	"net"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 )
 
 // Properties: the documented subset of Envoy's attributes (see doc.go).
@@ -18,41 +19,37 @@ import (
 // pairs encoding.
 
 // proxy_get_property(path_ptr, path_size, return_value_ptr, return_value_size)
-func abiGetProperty(v *vm, s []uint64) {
+func abiGetProperty(v *vm, s []uint64) proxywasm.Status {
 	path, ok := v.readString(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	val, st := v.property(splitPath(path))
 	if st != proxywasm.StatusOK {
-		setStatus(s, st)
-		return
+		return st
 	}
-	setStatus(s, v.copyOut(val, uint32(s[2]), uint32(s[3])))
+	return v.copyOut(val, uint32(s[2]), uint32(s[3]))
 }
 
 // proxy_set_property(path_ptr, path_size, value_ptr, value_size): stored on
 // the stream (Envoy's filter state "wasm.<path>"), readable back with
 // proxy_get_property; NOT_FOUND on the root context, which has no stream.
-func abiSetProperty(v *vm, s []uint64) {
+func abiSetProperty(v *vm, s []uint64) proxywasm.Status {
 	pb, ok1 := v.read(uint32(s[0]), uint32(s[1]))
 	val, ok2 := v.readBytes(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		setStatus(s, proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	path := guestString(pb)
 	st := v.contextStream()
 	if st == nil {
-		setStatus(s, proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	if st.props == nil {
 		st.props = map[string][]byte{}
 	}
 	st.props[path] = val
-	setStatus(s, proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 func splitPath(p string) []string {

@@ -3,7 +3,6 @@ package wasmhost
 import (
 	"context"
 	"fmt"
-	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"io"
 	"math"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"go.opentelemetry.io/otel/attribute"

@@ -3,12 +3,12 @@ package wasmhost
 import (
 	"context"
 	"fmt"
-	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )

@@ -3,11 +3,11 @@ package wasmhost
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -83,26 +83,37 @@ func (ps profileSpec) allowed(allow map[string]bool, f hostFunc) bool {
 	return allow[f.name]
 }
 
+// wasiFunc is a WASI function's Go implementation: it returns the errno,
+// which becomes its i32 result, as wazero's own WASI functions do.
+type wasiFunc func(v *vm, stack []uint64) proxywasm.Errno
+
 // wasiFunctions returns the WASI functions of the profile, for one module
 // name (wasi_snapshot_preview1 or wasi_unstable).
 func wasiFunctions(module string, ps profileSpec) []hostFunc {
-	w := func(name string, params []api.ValueType, impl func(v *vm, s []uint64)) hostFunc {
-		return hostFunc{module: module, name: name, params: params, results: ret32, impl: impl}
+	w := func(name string, params []api.ValueType, impl wasiFunc) hostFunc {
+		return hostFunc{module: module, name: name, params: params, results: ret32, impl: func(v *vm, s []uint64) {
+			s[0] = uint64(impl(v, s))
+		}}
 	}
-	ret := func(e proxywasm.Errno) func(*vm, []uint64) { return func(_ *vm, s []uint64) { s[0] = uint64(e) } }
-	stdio := func(v *vm, s []uint64) {
+	ret := func(e proxywasm.Errno) wasiFunc { return func(*vm, []uint64) proxywasm.Errno { return e } }
+	stdio := func(v *vm, s []uint64) proxywasm.Errno {
 		if fd := uint32(s[0]); fd != 1 && fd != 2 {
-			s[0] = uint64(proxywasm.ErrnoBadf)
-			return
+			return proxywasm.ErrnoBadf
 		}
-		s[0] = uint64(proxywasm.ErrnoSuccess)
+		return proxywasm.ErrnoSuccess
 	}
 	p := func(types ...api.ValueType) []api.ValueType { return types }
 	all := []hostFunc{
 		w("fd_write", sig(4), wasiFdWrite),
 		w("fd_read", sig(4), ret(proxywasm.ErrnoNosys)),
-		w("fd_seek", p(i32, i64, i32, i32), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_seek"); s[0] = uint64(proxywasm.ErrnoSuccess) }),
-		w("fd_close", sig(1), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_close"); s[0] = uint64(proxywasm.ErrnoSuccess) }),
+		w("fd_seek", p(i32, i64, i32, i32), func(v *vm, _ []uint64) proxywasm.Errno {
+			v.logHost("wasi_unstable fd_seek")
+			return proxywasm.ErrnoSuccess
+		}),
+		w("fd_close", sig(1), func(v *vm, _ []uint64) proxywasm.Errno {
+			v.logHost("wasi_unstable fd_close")
+			return proxywasm.ErrnoSuccess
+		}),
 		w("fd_fdstat_get", sig(2), wasiFdFdstatGet),
 		w("fd_fdstat_set_flags", sig(2), ret(proxywasm.ErrnoNosys)),
 		w("environ_get", sig(2), wasiEnvironGet),
@@ -112,16 +123,14 @@ func wasiFunctions(module string, ps profileSpec) []hostFunc {
 		w("clock_time_get", p(i32, i64, i32), wasiClockTimeGet),
 		w("random_get", sig(2), wasiRandomGet),
 		w("sched_yield", nil, ret(proxywasm.ErrnoSuccess)),
-		w("poll_oneoff", sig(4), func(v *vm, s []uint64) {
+		w("poll_oneoff", sig(4), func(v *vm, s []uint64) proxywasm.Errno {
 			if ps.pollENOSYS {
-				s[0] = uint64(proxywasm.ErrnoNosys)
-				return
+				return proxywasm.ErrnoNosys
 			}
 			if !v.writeU32(uint32(s[3]), 0) {
-				s[0] = uint64(proxywasm.ErrnoFault)
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = uint64(proxywasm.ErrnoSuccess)
+			return proxywasm.ErrnoSuccess
 		}),
 		{module: module, name: "proc_exit", params: sig(1), impl: func(v *vm, s []uint64) { v.logHost("wasi_unstable proc_exit") }},
 		w("path_open", p(i32, i32, i32, i32, i32, i64, i64, i32, i32), ret(proxywasm.ErrnoNoent)),
@@ -138,32 +147,28 @@ func wasiFunctions(module string, ps profileSpec) []hostFunc {
 		w("fd_filestat_set_times", p(i32, i64, i64, i32), stdio),
 		w("fd_pread", p(i32, i32, i32, i64, i32), ret(proxywasm.ErrnoNosys)),
 		w("fd_pwrite", p(i32, i32, i32, i64, i32), wasiFdPwrite),
-		w("fd_readdir", p(i32, i32, i32, i64, i32), func(v *vm, s []uint64) {
+		w("fd_readdir", p(i32, i32, i32, i64, i32), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[4]), 0) {
-				s[0] = uint64(proxywasm.ErrnoFault)
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = uint64(proxywasm.ErrnoNotdir)
+			return proxywasm.ErrnoNotdir
 		}),
-		w("fd_renumber", sig(2), func(_ *vm, s []uint64) {
+		w("fd_renumber", sig(2), func(_ *vm, s []uint64) proxywasm.Errno {
 			fd, to := uint32(s[0]), uint32(s[1])
 			if (fd != 1 && fd != 2) || (to != 1 && to != 2) {
-				s[0] = uint64(proxywasm.ErrnoBadf)
-				return
+				return proxywasm.ErrnoBadf
 			}
-			s[0] = uint64(proxywasm.ErrnoNotsup)
+			return proxywasm.ErrnoNotsup
 		}),
 		w("fd_sync", sig(1), stdio),
-		w("fd_tell", sig(2), func(v *vm, s []uint64) {
+		w("fd_tell", sig(2), func(v *vm, s []uint64) proxywasm.Errno {
 			if fd := uint32(s[0]); fd != 1 && fd != 2 {
-				s[0] = uint64(proxywasm.ErrnoBadf)
-				return
+				return proxywasm.ErrnoBadf
 			}
 			if !v.writeU64(uint32(s[1]), 0) {
-				s[0] = uint64(proxywasm.ErrnoFault)
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = uint64(proxywasm.ErrnoSuccess)
+			return proxywasm.ErrnoSuccess
 		}),
 		w("path_create_directory", sig(3), ret(proxywasm.ErrnoNotsup)),
 		w("path_filestat_get", sig(5), ret(proxywasm.ErrnoNotsup)),
@@ -172,37 +177,33 @@ func wasiFunctions(module string, ps profileSpec) []hostFunc {
 		// parameters (one fewer than WASI); a module importing the WASI
 		// signature gets an import type mismatch there, and here.
 		w("path_link", sig(6), ret(proxywasm.ErrnoNotsup)),
-		w("path_readlink", sig(6), func(v *vm, s []uint64) {
+		w("path_readlink", sig(6), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[5]), 0) {
-				s[0] = uint64(proxywasm.ErrnoFault)
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = uint64(proxywasm.ErrnoNotsup)
+			return proxywasm.ErrnoNotsup
 		}),
 		w("path_remove_directory", sig(3), ret(proxywasm.ErrnoNotsup)),
 		w("path_rename", sig(6), ret(proxywasm.ErrnoNotsup)),
 		w("path_symlink", sig(4), ret(proxywasm.ErrnoNotsup)),
 		w("path_unlink_file", sig(3), ret(proxywasm.ErrnoNotsup)),
-		w("sock_accept", sig(3), func(v *vm, s []uint64) {
+		w("sock_accept", sig(3), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU64(uint32(s[2]), 0) {
-				s[0] = uint64(proxywasm.ErrnoFault)
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = uint64(proxywasm.ErrnoNotsup)
+			return proxywasm.ErrnoNotsup
 		}),
-		w("sock_recv", sig(6), func(v *vm, s []uint64) {
+		w("sock_recv", sig(6), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[4]), 0) || !v.writeU16(uint32(s[5]), 0) {
-				s[0] = uint64(proxywasm.ErrnoFault)
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = uint64(proxywasm.ErrnoNotsup)
+			return proxywasm.ErrnoNotsup
 		}),
-		w("sock_send", sig(5), func(v *vm, s []uint64) {
+		w("sock_send", sig(5), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[4]), 0) {
-				s[0] = uint64(proxywasm.ErrnoFault)
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = uint64(proxywasm.ErrnoNotsup)
+			return proxywasm.ErrnoNotsup
 		}),
 		w("sock_shutdown", sig(2), ret(proxywasm.ErrnoNotsup)),
 	}
@@ -254,41 +255,36 @@ func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, proxywasm.Errno) {
 	return written, proxywasm.ErrnoSuccess
 }
 
-func wasiFdWrite(v *vm, s []uint64) {
+func wasiFdWrite(v *vm, s []uint64) proxywasm.Errno {
 	n, e := wasiWrite(v, uint32(s[0]), uint32(s[1]), uint32(s[2]))
 	if e != proxywasm.ErrnoSuccess {
-		s[0] = uint64(e)
-		return
+		return e
 	}
 	if !v.writeU32(uint32(s[3]), n) {
-		s[0] = uint64(proxywasm.ErrnoFault)
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiFdPwrite(v *vm, s []uint64) {
+func wasiFdPwrite(v *vm, s []uint64) proxywasm.Errno {
 	n, e := wasiWrite(v, uint32(s[0]), uint32(s[1]), uint32(s[2]))
 	if e != proxywasm.ErrnoSuccess {
-		s[0] = uint64(e)
-		return
+		return e
 	}
 	if !v.writeU32(uint32(s[4]), n) {
-		s[0] = uint64(proxywasm.ErrnoFault)
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiFdFdstatGet(v *vm, s []uint64) {
+func wasiFdFdstatGet(v *vm, s []uint64) proxywasm.Errno {
 	if fd := uint32(s[0]); fd != 1 && fd != 2 {
-		s[0] = uint64(proxywasm.ErrnoBadf)
-		return
+		return proxywasm.ErrnoBadf
 	}
 	var st [24]byte
 	binary.LittleEndian.PutUint64(st[8:], 64) // fs_rights_base = FD_WRITE
 	v.write(uint32(s[1]), st[:])
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
 func envList(env map[string]string) []string {
@@ -300,42 +296,39 @@ func envList(env map[string]string) []string {
 	return out
 }
 
-func wasiEnvironGet(v *vm, s []uint64) {
+func wasiEnvironGet(v *vm, s []uint64) proxywasm.Errno {
 	arr, buf := uint32(s[0]), uint32(s[1])
 	for _, e := range v.env {
 		if !v.writeU32(arr, buf) || !v.write(buf, append([]byte(e), 0)) {
-			s[0] = uint64(proxywasm.ErrnoFault)
-			return
+			return proxywasm.ErrnoFault
 		}
 		buf += uint32(len(e)) + 1
 		arr += 4
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiEnvironSizesGet(v *vm, s []uint64) {
+func wasiEnvironSizesGet(v *vm, s []uint64) proxywasm.Errno {
 	size := 0
 	for _, e := range v.env {
 		size += len(e) + 1
 	}
 	if !v.writeU32(uint32(s[0]), uint32(len(v.env))) || !v.writeU32(uint32(s[1]), uint32(size)) {
-		s[0] = uint64(proxywasm.ErrnoFault)
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiArgsSizesGet(v *vm, s []uint64) {
+func wasiArgsSizesGet(v *vm, s []uint64) proxywasm.Errno {
 	if !v.writeU32(uint32(s[0]), 0) || !v.writeU32(uint32(s[1]), 0) {
-		s[0] = uint64(proxywasm.ErrnoFault)
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
 var monoStart = time.Now()
 
-func wasiClockTimeGet(v *vm, s []uint64) {
+func wasiClockTimeGet(v *vm, s []uint64) proxywasm.Errno {
 	var t uint64
 	switch uint32(s[0]) {
 	case 0:
@@ -343,48 +336,41 @@ func wasiClockTimeGet(v *vm, s []uint64) {
 	case 1:
 		t = uint64(time.Since(monoStart).Nanoseconds())
 	default:
-		s[0] = uint64(proxywasm.ErrnoNotsup)
-		return
+		return proxywasm.ErrnoNotsup
 	}
 	if !v.writeU64(uint32(s[2]), t) {
-		s[0] = uint64(proxywasm.ErrnoFault)
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiClockResGet(v *vm, s []uint64) {
+func wasiClockResGet(v *vm, s []uint64) proxywasm.Errno {
 	switch uint32(s[0]) {
 	case 0, 1:
 	default:
-		s[0] = uint64(proxywasm.ErrnoNotsup)
-		return
+		return proxywasm.ErrnoNotsup
 	}
 	if !v.writeU64(uint32(s[1]), 1) {
-		s[0] = uint64(proxywasm.ErrnoFault)
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
 
 // maxRandomGet mirrors PROXY_WASM_HOST_WASI_RANDOM_GET_MAX_SIZE_BYTES.
 const maxRandomGet = 64 * 1024
 
-func wasiRandomGet(v *vm, s []uint64) {
+func wasiRandomGet(v *vm, s []uint64) proxywasm.Errno {
 	ptr, n := uint32(s[0]), uint32(s[1])
 	if n > maxRandomGet {
-		s[0] = uint64(proxywasm.ErrnoInval)
-		return
+		return proxywasm.ErrnoInval
 	}
 	if n == 0 {
-		s[0] = uint64(proxywasm.ErrnoSuccess)
-		return
+		return proxywasm.ErrnoSuccess
 	}
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	if !v.write(ptr, b) {
-		s[0] = uint64(proxywasm.ErrnoFault)
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = uint64(proxywasm.ErrnoSuccess)
+	return proxywasm.ErrnoSuccess
 }
