@@ -83,7 +83,7 @@ func TestUnknownDomainsShareOneLabel(t *testing.T) {
 		"angzarr.conflicts.unknown": true, "angzarr.retries.unknown": true,
 		"angzarr.cascade_depth.unknown": true, "angzarr.cascade_command_latency_us.unknown": true,
 		"angzarr.cascade_refused.unknown.depth": true,
-		"angzarr.commands.counter.ok": true, "angzarr.command_latency_us.counter": true,
+		"angzarr.commands.counter.ok":           true, "angzarr.command_latency_us.counter": true,
 		"angzarr.cascade_command_latency_us.cart": true,
 		// The first command samples the heap.
 		metricHeapLive: true, metricHeapTotal: true,
