@@ -326,8 +326,8 @@ func TestCommandPath(t *testing.T) {
 		}},
 		{"pass-through configuration touches nothing", `{}`, func(t *testing.T, hs *harness) {
 			id := hs.nextID
-			s := hs.p.NewStream(id)
-			defer hs.p.DeleteStream(id)
+			s := hs.g.NewStream(id)
+			defer hs.g.DeleteStream(id)
 			hs.h.current = id
 			fs := hs.h.stream(id)
 			fs.maps[RequestHeaders] = map[string]string{":path": PathHandle, "content-length": "9"}
@@ -437,18 +437,15 @@ func TestCommandPath(t *testing.T) {
 			wantCode(t, hs.handle(cmd(1, 0, 1)), Internal, "compressed")
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarness(t, tt.cfg)
-			tt.run(t, hs)
-			if hs.p.Callouts() != 0 {
-				t.Fatalf("%d callouts left in flight", hs.p.Callouts())
-			}
-			if hs.p.Streams() != 0 {
-				t.Fatalf("%d streams left", hs.p.Streams())
-			}
-		})
-	}
+	forModes(t, func(t *testing.T, mode guestMode) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				hs := newHarnessIn(t, mode, tt.cfg)
+				tt.run(t, hs)
+				hs.checkNoLeaks(t)
+			})
+		}
+	})
 }
 
 // TestCalloutResultForGoneStream: results arrive on the root context; a
