@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +52,9 @@ func compiledFilter(t *testing.T) (wazero.Runtime, wazero.CompiledModule) {
 	t.Helper()
 	r := &wasmRuntime
 	r.once.Do(func() {
+		if r.err = consultWasip1Sources(); r.err != nil {
+			return
+		}
 		dir, err := os.MkdirTemp("", "angzarr-filter-test-*")
 		if err != nil {
 			r.err = err
@@ -80,6 +85,31 @@ func compiledFilter(t *testing.T) (wazero.Runtime, wazero.CompiledModule) {
 		t.Fatalf("filter module: %v", r.err)
 	}
 	return r.rt, r.compiled
+}
+
+// wasip1Sources are the module's packages that only build for wasip1: the
+// test binary does not contain them, so go test's cache would not notice
+// when they change.
+var wasip1Sources = []string{"internal/abi", "cmd/angzarr-filter"}
+
+// consultWasip1Sources reads those sources from the test process, which
+// makes go test key its cached result on them too (it records the files a
+// test opens): a changed binding reruns the wasm scenarios.
+func consultWasip1Sources() error {
+	for _, dir := range wasip1Sources {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".go") {
+				if _, err := os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // wasmGuest is one instance of the module and the fakeHost it talks to.
