@@ -33,7 +33,7 @@ func (d *Driver) Handle(agg *Aggregate, cmd *pb.CommandBook) (*pb.CommandRespons
 		return nil, 0, err
 	}
 	defer s.Finish()
-	if a, err := s.RequestHeaders(false); err != nil || proxywasm.Action(a) != proxywasm.ActionContinue {
+	if a, err := s.RequestHeaders(false); err != nil || a != proxywasm.ActionContinue {
 		return nil, 0, fmt.Errorf("request headers: %d %v", a, err)
 	}
 	// Continue right away: the module forwarded the request within the
@@ -48,7 +48,7 @@ func (d *Driver) Handle(agg *Aggregate, cmd *pb.CommandBook) (*pb.CommandRespons
 	if l := d.Local(); l != nil {
 		return nil, l.GrpcStatus, nil
 	}
-	if proxywasm.Action(bodyAction) != proxywasm.ActionContinue && !d.Continued(proxywasm.StreamRequest) {
+	if bodyAction != proxywasm.ActionContinue && !d.Continued(proxywasm.StreamRequest) {
 		return nil, 0, fmt.Errorf("request not continued")
 	}
 	msg, err := grpcframe.Decode(d.Body(proxywasm.BufferRequestBody))
@@ -72,7 +72,7 @@ func (d *Driver) Handle(agg *Aggregate, cmd *pb.CommandBook) (*pb.CommandRespons
 	}
 	if a, err := s.ResponseTrailers(map[string]string{"grpc-status": "0"}); err != nil {
 		return nil, 0, err
-	} else if proxywasm.Action(a) == proxywasm.ActionContinue {
+	} else if a == proxywasm.ActionContinue {
 		return nil, 0, fmt.Errorf("response trailers did not pause for the append")
 	}
 	if err := d.answer(agg); err != nil {
