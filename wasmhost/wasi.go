@@ -151,7 +151,10 @@ func wasiFunctions(module string, ps profileSpec) []hostFunc {
 			if !v.writeU32(uint32(s[4]), 0) {
 				return proxywasm.ErrnoFault
 			}
-			return proxywasm.ErrnoNotdir
+			// cpp-host's wasi_unstable_fd_readdir means ENOTDIR but
+			// returns 20, POSIX's number for it, which WASI reads as
+			// EEXIST; the module sees what Envoy answers.
+			return proxywasm.ErrnoExist
 		}),
 		w("fd_renumber", sig(2), func(_ *vm, s []uint64) proxywasm.Errno {
 			fd, to := uint32(s[0]), uint32(s[1])

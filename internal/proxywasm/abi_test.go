@@ -35,7 +35,7 @@ func TestSpecValues(t *testing.T) {
 		// WASI preview 1 witx errno.
 		{"ESUCCESS", uint32(ErrnoSuccess), 0}, {"EBADF", uint32(ErrnoBadf), 8}, {"EFAULT", uint32(ErrnoFault), 21},
 		{"EINVAL", uint32(ErrnoInval), 28}, {"ENOENT", uint32(ErrnoNoent), 44}, {"ENOSYS", uint32(ErrnoNosys), 52},
-		{"ENOTDIR", uint32(ErrnoNotdir), 54}, {"ENOTSUP", uint32(ErrnoNotsup), 58},
+		{"EEXIST", uint32(ErrnoExist), 20}, {"ENOTSUP", uint32(ErrnoNotsup), 58},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)

@@ -9,10 +9,10 @@ type Errno uint32
 const (
 	ErrnoSuccess Errno = 0
 	ErrnoBadf    Errno = 8
+	ErrnoExist   Errno = 20
 	ErrnoFault   Errno = 21
 	ErrnoInval   Errno = 28
 	ErrnoNoent   Errno = 44
 	ErrnoNosys   Errno = 52
-	ErrnoNotdir  Errno = 54
 	ErrnoNotsup  Errno = 58
 )
