@@ -36,188 +36,205 @@ func (hs *harness) freshHistory(c *pb.Cover) *pb.EventBook {
 }
 
 func TestCacheSkipsTheLoadOfAHotAggregate(t *testing.T) {
-	hs := newHarness(t, counterConfig)
-	decide := hs.logic
-	hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
-		// Whatever the history came from, the logic sees exactly what a
-		// load would answer, and the command's cover.
-		want := hs.freshHistory(cc.GetCommand().GetCover())
-		got := &pb.EventBook{Snapshot: cc.GetEvents().GetSnapshot(), Pages: cc.GetEvents().GetPages()}
-		if !proto.Equal(got, want) {
-			t.Fatalf("logic saw history %v, a load answers %v", got, want)
+	forModes(t, func(t *testing.T, mode guestMode) {
+		hs := newHarnessIn(t, mode, counterConfig)
+		decide := hs.logic
+		hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
+			// Whatever the history came from, the logic sees exactly what a
+			// load would answer, and the command's cover.
+			want := hs.freshHistory(cc.GetCommand().GetCover())
+			got := &pb.EventBook{Snapshot: cc.GetEvents().GetSnapshot(), Pages: cc.GetEvents().GetPages()}
+			if !proto.Equal(got, want) {
+				t.Fatalf("logic saw history %v, a load answers %v", got, want)
+			}
+			if c := cc.GetEvents().GetCover(); c.GetCorrelationId() == "" || !proto.Equal(c.GetRoot(), cc.GetCommand().GetCover().GetRoot()) {
+				t.Fatalf("history cover %v", c)
+			}
+			return decide(cc)
 		}
-		if c := cc.GetEvents().GetCover(); c.GetCorrelationId() == "" || !proto.Equal(c.GetRoot(), cc.GetCommand().GetCover().GetRoot()) {
-			t.Fatalf("history cover %v", c)
+		for seq := uint32(0); seq < 5; seq++ {
+			wantCode(t, hs.handle(cmd(1, seq, 2)), OK, "")
 		}
-		return decide(cc)
-	}
-	for seq := uint32(0); seq < 5; seq++ {
-		wantCode(t, hs.handle(cmd(1, seq, 2)), OK, "")
-	}
-	if hs.store.loads != 1 {
-		t.Fatalf("%d loads for 5 commands in a row, want 1", hs.store.loads)
-	}
-	if n := len(hs.stored(1)); n != 5 {
-		t.Fatalf("%d events stored, want 5", n)
-	}
-	// A second aggregate has its own entry.
-	wantCode(t, hs.handle(cmd(2, 0, 1)), OK, "")
-	wantCode(t, hs.handle(cmd(2, 1, 1)), OK, "")
-	if hs.store.loads != 2 || hs.p.cache.len() != 2 {
-		t.Fatalf("loads %d, entries %d; want 2 and 2", hs.store.loads, hs.p.cache.len())
-	}
+		if hs.store.loads != 1 {
+			t.Fatalf("%d loads for 5 commands in a row, want 1", hs.store.loads)
+		}
+		if n := len(hs.stored(1)); n != 5 {
+			t.Fatalf("%d events stored, want 5", n)
+		}
+		// A second aggregate has its own entry.
+		wantCode(t, hs.handle(cmd(2, 0, 1)), OK, "")
+		wantCode(t, hs.handle(cmd(2, 1, 1)), OK, "")
+		if hs.store.loads != 2 {
+			t.Fatalf("loads %d, want 2", hs.store.loads)
+		}
+		if hs.p != nil && hs.p.cache.len() != 2 {
+			t.Fatalf("cache entries %d, want 2", hs.p.cache.len())
+		}
+	})
 }
 
 func TestCacheOff(t *testing.T) {
-	hs := newHarness(t, `{"domains":["counter"],"aggregate_cache_bytes":-1}`)
-	for seq := uint32(0); seq < 3; seq++ {
-		wantCode(t, hs.handle(cmd(1, seq, 1)), OK, "")
-	}
-	if hs.store.loads != 3 || hs.p.cache != nil {
-		t.Fatalf("loads %d (want 3), cache %v", hs.store.loads, hs.p.cache)
-	}
+	forModes(t, func(t *testing.T, mode guestMode) {
+		hs := newHarnessIn(t, mode, `{"domains":["counter"],"aggregate_cache_bytes":-1}`)
+		for seq := uint32(0); seq < 3; seq++ {
+			wantCode(t, hs.handle(cmd(1, seq, 1)), OK, "")
+		}
+		if hs.store.loads != 3 {
+			t.Fatalf("loads %d, want 3", hs.store.loads)
+		}
+		if hs.p != nil && hs.p.cache != nil {
+			t.Fatalf("cache %v", hs.p.cache)
+		}
+	})
 }
 
 func TestCacheStaleEntryNeverChangesAnAnswer(t *testing.T) {
-	t.Run("accepted decision: the append conflicts, ABORTED", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		hs.otherWriter(1, 5)
-		// The client is as stale as the cache: the right answer is ABORTED
-		// with the aggregate's real next sequence.
-		r := hs.handle(cmd(1, 1, 1))
-		wantCode(t, r, Aborted, "the command expected 1, the aggregate's next sequence is 2")
-		if n := len(hs.stored(1)); n != 2 {
-			t.Fatalf("%d events stored, want 2", n)
-		}
-		// The conflict's load refreshed the entry: the next command hits.
-		loads := hs.store.loads
-		wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "")
-		if hs.store.loads != loads {
-			t.Fatal("the command after the conflict loaded again")
-		}
-	})
-	t.Run("rejection on the stale history: ABORTED, not the rejection", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		hs.otherWriter(1, 5)
-		// On the cached history (sum 1) -3 goes below zero; on the real one
-		// (sum 6) it would not: the command's sequence is stale.
-		wantCode(t, hs.handle(cmd(1, 1, -3)), Aborted, "the aggregate's next sequence is 2")
-		if n := len(hs.stored(1)); n != 2 {
-			t.Fatalf("%d events stored, want 2", n)
-		}
-	})
-	t.Run("rejection on a current history passes through", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		loads := hs.store.loads
-		r := hs.handle(cmd(1, 1, -3))
-		wantCode(t, r, FailedPrecondition, "counter: 1-3 would go below zero")
-		if hs.store.loads != loads+1 {
-			t.Fatalf("%d loads to check the rejection, want 1", hs.store.loads-loads)
-		}
-		if r.headers[CorrelationHeader] == "" {
-			t.Fatal("rejection lost its correlation header")
-		}
-	})
-	t.Run("empty decision on the stale history: ABORTED", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		decide := hs.logic
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) { return &pb.EventBook{}, nil }
-		hs.otherWriter(1, 5)
-		wantCode(t, hs.handle(cmd(1, 1, 1)), Aborted, "the aggregate's next sequence is 2")
-		// On a current history the empty decision stands.
-		wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "")
-		hs.logic = decide
-		if n := len(hs.stored(1)); n != 2 {
-			t.Fatalf("%d events stored, want 2", n)
-		}
-	})
-	t.Run("client ahead of the cache: loads", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		hs.otherWriter(1, 5)
-		loads := hs.store.loads
-		wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "")
-		if hs.store.loads != loads+1 {
-			t.Fatal("a command expecting another sequence than the entry did not load")
-		}
+	forModes(t, func(t *testing.T, mode guestMode) {
+		t.Run("accepted decision: the append conflicts, ABORTED", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			hs.otherWriter(1, 5)
+			// The client is as stale as the cache: the right answer is ABORTED
+			// with the aggregate's real next sequence.
+			r := hs.handle(cmd(1, 1, 1))
+			wantCode(t, r, Aborted, "the command expected 1, the aggregate's next sequence is 2")
+			if n := len(hs.stored(1)); n != 2 {
+				t.Fatalf("%d events stored, want 2", n)
+			}
+			// The conflict's load refreshed the entry: the next command hits.
+			loads := hs.store.loads
+			wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "")
+			if hs.store.loads != loads {
+				t.Fatal("the command after the conflict loaded again")
+			}
+		})
+		t.Run("rejection on the stale history: ABORTED, not the rejection", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			hs.otherWriter(1, 5)
+			// On the cached history (sum 1) -3 goes below zero; on the real one
+			// (sum 6) it would not: the command's sequence is stale.
+			wantCode(t, hs.handle(cmd(1, 1, -3)), Aborted, "the aggregate's next sequence is 2")
+			if n := len(hs.stored(1)); n != 2 {
+				t.Fatalf("%d events stored, want 2", n)
+			}
+		})
+		t.Run("rejection on a current history passes through", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			loads := hs.store.loads
+			r := hs.handle(cmd(1, 1, -3))
+			wantCode(t, r, FailedPrecondition, "counter: 1-3 would go below zero")
+			if hs.store.loads != loads+1 {
+				t.Fatalf("%d loads to check the rejection, want 1", hs.store.loads-loads)
+			}
+			if r.headers[CorrelationHeader] == "" {
+				t.Fatal("rejection lost its correlation header")
+			}
+		})
+		t.Run("empty decision on the stale history: ABORTED", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			decide := hs.logic
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) { return &pb.EventBook{}, nil }
+			hs.otherWriter(1, 5)
+			wantCode(t, hs.handle(cmd(1, 1, 1)), Aborted, "the aggregate's next sequence is 2")
+			// On a current history the empty decision stands.
+			wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "")
+			hs.logic = decide
+			if n := len(hs.stored(1)); n != 2 {
+				t.Fatalf("%d events stored, want 2", n)
+			}
+		})
+		t.Run("client ahead of the cache: loads", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			hs.otherWriter(1, 5)
+			loads := hs.store.loads
+			wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "")
+			if hs.store.loads != loads+1 {
+				t.Fatal("a command expecting another sequence than the entry did not load")
+			}
+		})
 	})
 }
 
 func TestCacheBypassedOrDropped(t *testing.T) {
-	countLoads := func(t *testing.T, hs *harness, f func()) int {
-		t.Helper()
-		before := hs.store.loads
-		f()
-		return hs.store.loads - before
-	}
-	t.Run("idempotency key", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		c := cmd(1, 1, 1)
-		c.IdempotencyKey = "k1"
-		if n := countLoads(t, hs, func() { wantCode(t, hs.handle(c), OK, "") }); n != 1 {
-			t.Fatalf("%d loads, want 1 (the key's check)", n)
+	forModes(t, func(t *testing.T, mode guestMode) {
+		countLoads := func(t *testing.T, hs *harness, f func()) int {
+			t.Helper()
+			before := hs.store.loads
+			f()
+			return hs.store.loads - before
 		}
-		if n := countLoads(t, hs, func() { wantCode(t, hs.handle(c), OK, "") }); n != 1 || len(hs.stored(1)) != 2 {
-			t.Fatalf("repeat: %d loads, %d events", n, len(hs.stored(1)))
-		}
-	})
-	t.Run("auto_resequence", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		c := cmd(1, 0, 1)
-		c.AutoResequence = true
-		if n := countLoads(t, hs, func() { wantCode(t, hs.handle(c), OK, "") }); n != 1 {
-			t.Fatalf("%d loads, want 1", n)
-		}
-	})
-	t.Run("record drops the entry", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		book := &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: root(1)}, Pages: []*pb.EventPage{counter.Event(4)}}
-		book.Pages[0].Sequence = &pb.EventPage_Num{Num: 1}
-		wantCode(t, hs.send(PathRecord, frame(t, book)), OK, "")
-		if n := countLoads(t, hs, func() { wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "") }); n != 1 {
-			t.Fatalf("%d loads after a Record, want 1", n)
-		}
-	})
-	t.Run("snapshot drops the entry", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
-			b, err := counter.Decide(cc, 2)
-			if err != nil {
-				t.Fatal(err)
+		t.Run("idempotency key", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			c := cmd(1, 1, 1)
+			c.IdempotencyKey = "k1"
+			if n := countLoads(t, hs, func() { wantCode(t, hs.handle(c), OK, "") }); n != 1 {
+				t.Fatalf("%d loads, want 1 (the key's check)", n)
 			}
-			return b, nil
-		}
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		// The second event crosses the snapshot boundary.
-		if n := countLoads(t, hs, func() { wantCode(t, hs.handle(cmd(1, 1, 1)), OK, "") }); n != 0 {
-			t.Fatalf("%d loads before the snapshot, want 0", n)
-		}
-		if n := countLoads(t, hs, func() { wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "") }); n != 1 {
-			t.Fatalf("%d loads after a snapshot, want 1", n)
-		}
-	})
-	t.Run("event service failure drops the entry", func(t *testing.T) {
-		hs := newHarness(t, counterConfig)
-		wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
-		hs.beforeCall = func(c *fakeCall) bool {
-			if c.method == "Append" {
-				hs.p.OnGrpcClose(c.token, DeadlineExceeded, "timeout")
-				return false
+			if n := countLoads(t, hs, func() { wantCode(t, hs.handle(c), OK, "") }); n != 1 || len(hs.stored(1)) != 2 {
+				t.Fatalf("repeat: %d loads, %d events", n, len(hs.stored(1)))
 			}
-			return true
-		}
-		wantCode(t, hs.handle(cmd(1, 1, 1)), Unavailable, "")
-		hs.beforeCall = nil
-		if hs.p.cache.len() != 0 {
-			t.Fatal("entry kept after an append of unknown outcome")
-		}
+		})
+		t.Run("auto_resequence", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			c := cmd(1, 0, 1)
+			c.AutoResequence = true
+			if n := countLoads(t, hs, func() { wantCode(t, hs.handle(c), OK, "") }); n != 1 {
+				t.Fatalf("%d loads, want 1", n)
+			}
+		})
+		t.Run("record drops the entry", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			book := &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: root(1)}, Pages: []*pb.EventPage{counter.Event(4)}}
+			book.Pages[0].Sequence = &pb.EventPage_Num{Num: 1}
+			wantCode(t, hs.send(PathRecord, frame(t, book)), OK, "")
+			if n := countLoads(t, hs, func() { wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "") }); n != 1 {
+				t.Fatalf("%d loads after a Record, want 1", n)
+			}
+		})
+		t.Run("snapshot drops the entry", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
+				b, err := counter.Decide(cc, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b, nil
+			}
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			// The second event crosses the snapshot boundary.
+			if n := countLoads(t, hs, func() { wantCode(t, hs.handle(cmd(1, 1, 1)), OK, "") }); n != 0 {
+				t.Fatalf("%d loads before the snapshot, want 0", n)
+			}
+			if n := countLoads(t, hs, func() { wantCode(t, hs.handle(cmd(1, 2, 1)), OK, "") }); n != 1 {
+				t.Fatalf("%d loads after a snapshot, want 1", n)
+			}
+		})
+		t.Run("event service failure drops the entry", func(t *testing.T) {
+			hs := newHarnessIn(t, mode, counterConfig)
+			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
+			hs.beforeCall = func(c *fakeCall) bool {
+				if c.method == "Append" {
+					hs.g.OnGrpcClose(c.token, DeadlineExceeded, "timeout")
+					return false
+				}
+				return true
+			}
+			wantCode(t, hs.handle(cmd(1, 1, 1)), Unavailable, "")
+			hs.beforeCall = nil
+			if hs.p != nil && hs.p.cache.len() != 0 {
+				t.Fatal("entry kept after an append of unknown outcome")
+			}
+			if n := countLoads(t, hs, func() { wantCode(t, hs.handle(cmd(1, 1, 1)), OK, "") }); n != 1 {
+				t.Fatalf("%d loads after an append of unknown outcome, want 1", n)
+			}
+		})
 	})
 }
 

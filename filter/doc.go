@@ -2,7 +2,10 @@
 // logic: a pure state machine, free of host calls of its own, driven through
 // the small Host interface. The wasip1 binding (filter/internal/abi) implements
 // Host with the proxy-wasm ABI 0.2.1 and forwards the host's callbacks to
-// Plugin and Stream; native tests drive the same code with a fake host.
+// Plugin and Stream. The tests drive the same scenarios twice against one
+// fake host: natively, calling Plugin and Stream, and through the built
+// module and its binding (filter/internal/wasmdrive answers the module's
+// imports from the fake host).
 //
 // For `/angzarr.BusinessCoordinator/{Handle,HandleSync,Record}` the filter
 // rewrites the request to `/angzarr.BusinessLogic/Handle`, buffers and

@@ -94,11 +94,16 @@ func (m *memStore) append(req *pb.AppendRequest) (*pb.AppendResponse, *Status) {
 	return resp, nil
 }
 
-// harness drives a Plugin through whole commands: client → filter →
-// (event service, business logic) → filter → client, all in memory.
+// harness drives the filter through whole commands: client → filter →
+// (event service, business logic) → filter → client, all in memory. The
+// filter is a guest of the fake host: the Plugin called directly
+// (native), or the built module through its proxy-wasm binding (wasm).
 type harness struct {
-	t     *testing.T
-	h     *fakeHost
+	t *testing.T
+	h *fakeHost
+	g guest
+	// p is the Plugin in native mode (nil in wasm mode): tests that look
+	// at the filter's own bookkeeping use it.
 	p     *Plugin
 	store *memStore
 	logic func(*pb.ContextualCommand) (*pb.EventBook, *Status)
@@ -115,16 +120,72 @@ type harness struct {
 	seenByLogic []*pb.ContextualCommand
 }
 
-func newHarness(t *testing.T, cfg string) *harness {
+// guest is the filter as the host drives it: context creation, the stream
+// callbacks and the callout results delivered on the root context.
+type guest interface {
+	// NewStream creates stream context id.
+	NewStream(id uint32) guestStream
+	// DeleteStream ends it (proxy_on_done, proxy_on_delete).
+	DeleteStream(id uint32)
+	OnGrpcReceive(token uint32, size int)
+	OnGrpcClose(token uint32, code Code, message string)
+}
+
+// guestStream is one stream's callbacks; *Stream implements it.
+type guestStream interface {
+	OnRequestHeaders(endOfStream bool) Action
+	OnRequestBody(size int, endOfStream bool) Action
+	OnRequestTrailers() Action
+	OnResponseHeaders(endOfStream bool) Action
+	OnResponseBody(size int, endOfStream bool) Action
+	OnResponseTrailers() Action
+}
+
+// nativeGuest is the Plugin itself.
+type nativeGuest struct{ *Plugin }
+
+func (g nativeGuest) NewStream(id uint32) guestStream { return g.Plugin.NewStream(id) }
+
+// guestMode is how a harness runs the filter.
+type guestMode string
+
+const (
+	native guestMode = "native"
+	wasm   guestMode = "wasm"
+)
+
+// modes are both: every scenario that only watches the filter from the
+// host runs in each, the way coraza-proxy-wasm runs its cases as go and as
+// wasm, so the binding in internal/abi is covered by all of them.
+var modes = []guestMode{native, wasm}
+
+// forModes runs f once per mode, as subtests named after the mode.
+func forModes(t *testing.T, f func(t *testing.T, mode guestMode)) {
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) { f(t, m) })
+	}
+}
+
+// newHarness is a native harness.
+func newHarness(t *testing.T, cfg string) *harness { return newHarnessIn(t, native, cfg) }
+
+// newHarnessIn is a harness running the filter in mode, configured with cfg.
+func newHarnessIn(t *testing.T, mode guestMode, cfg string) *harness {
 	t.Helper()
 	h := newFakeHost()
-	p := NewPlugin(h)
-	var n uint64
-	p.SetRandom(func() uint64 { n++; return n * 0x9e3779b97f4a7c15 })
-	if err := p.Configure([]byte(cfg)); err != nil {
-		t.Fatal(err)
+	hs := &harness{t: t, h: h, store: newMemStore(), nextID: 1}
+	switch mode {
+	case native:
+		p := NewPlugin(h)
+		var n uint64
+		p.SetRandom(func() uint64 { n++; return n * 0x9e3779b97f4a7c15 })
+		if err := p.Configure([]byte(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		hs.p, hs.g = p, nativeGuest{p}
+	case wasm:
+		hs.g = newWasmGuest(t, h, []byte(cfg))
 	}
-	hs := &harness{t: t, h: h, p: p, store: newMemStore(), nextID: 1}
 	hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
 		b, err := counter.Decide(cc, 0)
 		if err != nil {
@@ -189,7 +250,7 @@ func (hs *harness) pump() {
 		}
 		hs.h.current = 0 // callout results arrive on the root context
 		if st != nil {
-			hs.p.OnGrpcClose(c.token, st.Code, st.Message)
+			hs.g.OnGrpcClose(c.token, st.Code, st.Message)
 			continue
 		}
 		b, err := proto.Marshal(out)
@@ -197,8 +258,8 @@ func (hs *harness) pump() {
 			hs.t.Fatal(err)
 		}
 		hs.h.grpcBuf = b
-		hs.p.OnGrpcReceive(c.token, len(b))
-		hs.p.OnGrpcClose(c.token, OK, "")
+		hs.g.OnGrpcReceive(c.token, len(b))
+		hs.g.OnGrpcClose(c.token, OK, "")
 	}
 }
 
@@ -226,14 +287,14 @@ func (hs *harness) sendWith(path string, body []byte, extraHeaders [][2]string) 
 	t := hs.t
 	id := hs.nextID
 	hs.nextID++
-	s := hs.p.NewStream(id)
 	fs := hs.h.stream(id)
 	hs.h.current = id
 	fs.maps[RequestHeaders] = map[string]string{":path": path, ":method": "POST", "content-type": "application/grpc", "content-length": strconv.Itoa(len(body))}
 	for _, kv := range extraHeaders {
 		fs.maps[RequestHeaders][kv[0]] = kv[1]
 	}
-	defer hs.p.DeleteStream(id)
+	s := hs.g.NewStream(id)
+	defer hs.g.DeleteStream(id)
 
 	var res result
 	finishLocal := func() result {
@@ -341,6 +402,19 @@ func (hs *harness) sendWith(path string, body []byte, extraHeaders [][2]string) 
 		t.Fatalf("error response still carries a body")
 	}
 	return res
+}
+
+// checkNoLeaks fails when the filter still holds streams or callouts. Only
+// the native Plugin shows its bookkeeping; a wasm guest's is inside the
+// module.
+func (hs *harness) checkNoLeaks(t *testing.T) {
+	t.Helper()
+	if hs.p == nil {
+		return
+	}
+	if hs.p.Callouts() != 0 || hs.p.Streams() != 0 {
+		t.Fatalf("%d callouts, %d streams left", hs.p.Callouts(), hs.p.Streams())
+	}
 }
 
 // handle sends a CommandBook to Handle.

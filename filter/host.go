@@ -1,71 +1,79 @@
 package filter
 
-import "time"
+import (
+	"time"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
+)
+
+// The filter names the proxy-wasm ABI's numbers it uses after their role
+// in a stream; the numbers themselves are defined once, in
+// internal/proxywasm, which wasmhost shares.
 
 // MapType is a proxy-wasm header map (proxy_map_type_t).
-type MapType uint32
+type MapType = proxywasm.MapType
 
 // Header maps used by the filter.
 const (
-	RequestHeaders   MapType = 0
-	RequestTrailers  MapType = 1
-	ResponseHeaders  MapType = 2
-	ResponseTrailers MapType = 3
+	RequestHeaders   = proxywasm.MapRequestHeaders
+	RequestTrailers  = proxywasm.MapRequestTrailers
+	ResponseHeaders  = proxywasm.MapResponseHeaders
+	ResponseTrailers = proxywasm.MapResponseTrailers
 )
 
 // BufferType is a proxy-wasm buffer (proxy_buffer_type_t).
-type BufferType uint32
+type BufferType = proxywasm.BufferType
 
 // Buffers used by the filter.
 const (
-	RequestBody      BufferType = 0
-	ResponseBody     BufferType = 1
-	GrpcReceive      BufferType = 5
-	PluginConfigBody BufferType = 7
+	RequestBody      = proxywasm.BufferRequestBody
+	ResponseBody     = proxywasm.BufferResponseBody
+	GrpcReceive      = proxywasm.BufferGRPCReceive
+	PluginConfigBody = proxywasm.BufferPluginConfig
 )
 
 // StreamType is a direction of an HTTP stream (proxy_stream_type_t).
-type StreamType uint32
+type StreamType = proxywasm.StreamType
 
 // Stream directions.
 const (
-	StreamRequest  StreamType = 0
-	StreamResponse StreamType = 1
+	StreamRequest  = proxywasm.StreamRequest
+	StreamResponse = proxywasm.StreamResponse
 )
 
 // Action is what a stream callback tells the host (proxy_action_t).
-type Action uint32
+type Action = proxywasm.Action
 
 // Actions.
 const (
 	// Continue lets the stream proceed.
-	Continue Action = 0
+	Continue = proxywasm.ActionContinue
 	// Pause stops the stream (and buffers the body in body callbacks) until
 	// the filter calls ContinueStream or sends a local reply.
-	Pause Action = 1
+	Pause = proxywasm.ActionPause
 )
 
 // LogLevel is a proxy-wasm log level.
-type LogLevel uint32
+type LogLevel = proxywasm.LogLevel
 
 // Log levels.
 const (
-	LogTrace LogLevel = iota
-	LogDebug
-	LogInfo
-	LogWarn
-	LogError
-	LogCritical
+	LogTrace    = proxywasm.LogTrace
+	LogDebug    = proxywasm.LogDebug
+	LogInfo     = proxywasm.LogInfo
+	LogWarn     = proxywasm.LogWarn
+	LogError    = proxywasm.LogError
+	LogCritical = proxywasm.LogCritical
 )
 
 // MetricType is a proxy-wasm metric type.
-type MetricType uint32
+type MetricType = proxywasm.MetricType
 
 // Metric types.
 const (
-	MetricCounter   MetricType = 0
-	MetricGauge     MetricType = 1
-	MetricHistogram MetricType = 2
+	MetricCounter   = proxywasm.MetricCounter
+	MetricGauge     = proxywasm.MetricGauge
+	MetricHistogram = proxywasm.MetricHistogram
 )
 
 // Host is what the filter needs from the proxy. Header, buffer, reply and

@@ -326,8 +326,8 @@ func TestCommandPath(t *testing.T) {
 		}},
 		{"pass-through configuration touches nothing", `{}`, func(t *testing.T, hs *harness) {
 			id := hs.nextID
-			s := hs.p.NewStream(id)
-			defer hs.p.DeleteStream(id)
+			s := hs.g.NewStream(id)
+			defer hs.g.DeleteStream(id)
 			hs.h.current = id
 			fs := hs.h.stream(id)
 			fs.maps[RequestHeaders] = map[string]string{":path": PathHandle, "content-length": "9"}
@@ -437,56 +437,58 @@ func TestCommandPath(t *testing.T) {
 			wantCode(t, hs.handle(cmd(1, 0, 1)), Internal, "compressed")
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarness(t, tt.cfg)
-			tt.run(t, hs)
-			if hs.p.Callouts() != 0 {
-				t.Fatalf("%d callouts left in flight", hs.p.Callouts())
-			}
-			if hs.p.Streams() != 0 {
-				t.Fatalf("%d streams left", hs.p.Streams())
-			}
-		})
-	}
+	forModes(t, func(t *testing.T, mode guestMode) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				hs := newHarnessIn(t, mode, tt.cfg)
+				tt.run(t, hs)
+				hs.checkNoLeaks(t)
+			})
+		}
+	})
 }
 
 // TestCalloutResultForGoneStream: results arrive on the root context; a
 // stream the host already ended (BAD_ARGUMENT from set_effective_context) or
 // the filter already forgot drops them without touching anything.
 func TestCalloutResultForGoneStream(t *testing.T) {
-	for _, how := range []string{"host ended it", "deleted"} {
-		t.Run(how, func(t *testing.T) {
-			hs := newHarness(t, counterConfig)
-			s := hs.p.NewStream(7)
-			hs.h.current = 7
-			fs := hs.h.stream(7)
-			body := frame(t, cmd(1, 0, 1))
-			fs.maps[RequestHeaders] = map[string]string{":path": PathHandle}
-			fs.bufs[RequestBody] = body
-			if s.OnRequestHeaders(false) != Continue || s.OnRequestBody(len(body), true) != Pause {
-				t.Fatal("command did not pause for its load")
-			}
-			if len(hs.h.calls) != 1 {
-				t.Fatalf("calls %v", hs.h.calls)
-			}
-			if how == "deleted" {
-				hs.p.DeleteStream(7)
-			} else {
-				fs.gone = true
-			}
-			hs.pump()
-			if fs.reply != nil || len(fs.continued) != 0 || len(hs.h.calls) != 0 {
-				t.Fatalf("gone stream touched: reply=%v continued=%v calls=%d", fs.reply, fs.continued, len(hs.h.calls))
-			}
-			if hs.p.Streams() != 0 || hs.p.Callouts() != 0 {
-				t.Fatalf("leaked %d streams, %d callouts", hs.p.Streams(), hs.p.Callouts())
-			}
-			if hs.h.metricVal["angzarr.commands.counter.error"] != 1 {
-				t.Fatalf("metrics %v", hs.h.metricVal)
-			}
-		})
-	}
+	forModes(t, func(t *testing.T, mode guestMode) {
+		for _, how := range []string{"host ended it", "deleted"} {
+			t.Run(how, func(t *testing.T) {
+				hs := newHarnessIn(t, mode, counterConfig)
+				hs.h.current = 7
+				fs := hs.h.stream(7)
+				body := frame(t, cmd(1, 0, 1))
+				fs.maps[RequestHeaders] = map[string]string{":path": PathHandle}
+				fs.bufs[RequestBody] = body
+				s := hs.g.NewStream(7)
+				if s.OnRequestHeaders(false) != Continue || s.OnRequestBody(len(body), true) != Pause {
+					t.Fatal("command did not pause for its load")
+				}
+				if len(hs.h.calls) != 1 {
+					t.Fatalf("calls %v", hs.h.calls)
+				}
+				if how == "deleted" {
+					hs.g.DeleteStream(7)
+				} else {
+					fs.gone = true
+				}
+				hs.pump()
+				if fs.reply != nil || len(fs.continued) != 0 || len(hs.h.calls) != 0 {
+					t.Fatalf("gone stream touched: reply=%v continued=%v calls=%d", fs.reply, fs.continued, len(hs.h.calls))
+				}
+				// The filter forgot the stream on its own.
+				hs.checkNoLeaks(t)
+				if how != "deleted" {
+					// Then the host ends it.
+					hs.g.DeleteStream(7)
+				}
+				if hs.h.metricVal["angzarr.commands.counter.error"] != 1 {
+					t.Fatalf("metrics %v", hs.h.metricVal)
+				}
+			})
+		}
+	})
 }
 
 // TestConfigure: a bad configuration fails with one log line and keeps the
@@ -512,25 +514,27 @@ func TestConfigure(t *testing.T) {
 // TestRequestTrailers: a request whose body ends with trailers (not with
 // end of stream on the last data) is processed at the trailers.
 func TestRequestTrailers(t *testing.T) {
-	hs := newHarness(t, counterConfig)
-	s := hs.p.NewStream(3)
-	defer hs.p.DeleteStream(3)
-	hs.h.current = 3
-	fs := hs.h.stream(3)
-	body := frame(t, cmd(1, 0, 1))
-	fs.maps[RequestHeaders] = map[string]string{":path": PathHandle}
-	fs.bufs[RequestBody] = body
-	if s.OnRequestHeaders(false) != Continue || s.OnRequestBody(len(body), false) != Pause {
-		t.Fatal("body not buffered")
-	}
-	if len(hs.h.calls) != 0 {
-		t.Fatal("processed before the end of the request")
-	}
-	if s.OnRequestTrailers() != Pause || len(hs.h.calls) != 1 || hs.h.calls[0].method != "Load" {
-		t.Fatalf("trailers did not start the load: %v", hs.h.calls)
-	}
-	hs.pump()
-	if !contains(fs.continued, StreamRequest) {
-		t.Fatal("request not continued after the load")
-	}
+	forModes(t, func(t *testing.T, mode guestMode) {
+		hs := newHarnessIn(t, mode, counterConfig)
+		hs.h.current = 3
+		fs := hs.h.stream(3)
+		body := frame(t, cmd(1, 0, 1))
+		fs.maps[RequestHeaders] = map[string]string{":path": PathHandle}
+		fs.bufs[RequestBody] = body
+		s := hs.g.NewStream(3)
+		defer hs.g.DeleteStream(3)
+		if s.OnRequestHeaders(false) != Continue || s.OnRequestBody(len(body), false) != Pause {
+			t.Fatal("body not buffered")
+		}
+		if len(hs.h.calls) != 0 {
+			t.Fatal("processed before the end of the request")
+		}
+		if s.OnRequestTrailers() != Pause || len(hs.h.calls) != 1 || hs.h.calls[0].method != "Load" {
+			t.Fatalf("trailers did not start the load: %v", hs.h.calls)
+		}
+		hs.pump()
+		if !contains(fs.continued, StreamRequest) {
+			t.Fatal("request not continued after the load")
+		}
+	})
 }

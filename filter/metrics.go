@@ -31,6 +31,12 @@ const (
 
 // Metric names. Envoy turns the dots into its stat hierarchy; the domain and
 // outcome are name segments because proxy-wasm metrics carry no tags.
+//
+// No name is built from a string the client chose: a domain segment is a
+// domain the plugin configuration names (served, or a cascade's
+// coordinator), and every other domain, an unserved one or none, is
+// counted as unknownDomain (label). Projector and saga names come from
+// the configuration; outcomes and reasons are constants.
 const (
 	metricCommands  = "angzarr.commands.%s.%s"        // domain, outcome: counter
 	metricLatency   = "angzarr.command_latency_us.%s" // domain: histogram (µs)
@@ -49,6 +55,11 @@ const (
 	metricHeapTotal = "angzarr.filter.runtime_memory_bytes" // gauge
 )
 
+// unknownDomain is the domain segment of every command whose domain the
+// configuration does not know: refused commands for any domain a client
+// makes up share it, so they cannot add metrics.
+const unknownDomain = "unknown"
+
 // heapSampleEvery is how many finished commands pass between heap samples.
 const heapSampleEvery = 256
 
@@ -65,6 +76,9 @@ type metrics struct {
 	// domain of the previous command.
 	commands map[string]*commandIDs
 	last     *commandIDs
+	// known are the domains the configuration names: the only domains
+	// that become name segments.
+	known map[string]bool
 }
 
 // commandIDs are the ids of one domain's commands counters and latency
@@ -78,7 +92,29 @@ type commandIDs struct {
 }
 
 func newMetrics(h Host) *metrics {
-	return &metrics{host: h, ids: map[string]uint32{}, commands: map[string]*commandIDs{}}
+	return &metrics{host: h, ids: map[string]uint32{}, commands: map[string]*commandIDs{}, known: map[string]bool{}}
+}
+
+// configure takes the domains of a new configuration: those it serves and
+// those its cascades reach.
+func (m *metrics) configure(domains []string, coordinators map[string]string) {
+	m.known = make(map[string]bool, len(domains)+len(coordinators))
+	for _, d := range domains {
+		m.known[d] = true
+	}
+	for d := range coordinators {
+		m.known[d] = true
+	}
+	m.last = nil
+}
+
+// label is the name segment of a domain: the domain itself when the
+// configuration knows it, else unknownDomain.
+func (m *metrics) label(domain string) string {
+	if m.known[domain] {
+		return domain
+	}
+	return unknownDomain
 }
 
 // id returns the metric's id, defining it the first time.
@@ -103,20 +139,19 @@ func (m *metrics) inc(name string) {
 
 // command counts a finished command and records its latency.
 func (m *metrics) command(domain string, o Outcome, d time.Duration) {
-	if domain == "" {
-		domain = "unknown"
-	}
 	c := m.last
 	if c == nil || c.domain != domain {
-		if c = m.commands[domain]; c == nil {
-			c = &commandIDs{domain: domain, outcomes: map[Outcome]uint32{}}
-			m.commands[domain] = c
+		// Keyed by label: an unknown domain must not grow the map either.
+		label := m.label(domain)
+		if c = m.commands[label]; c == nil {
+			c = &commandIDs{domain: label, outcomes: map[Outcome]uint32{}}
+			m.commands[label] = c
 		}
 		m.last = c
 	}
 	id, ok := c.outcomes[o]
 	if !ok {
-		if id, ok = m.id(MetricCounter, fmt.Sprintf(metricCommands, domain, string(o))); ok {
+		if id, ok = m.id(MetricCounter, fmt.Sprintf(metricCommands, c.domain, string(o))); ok {
 			c.outcomes[o] = id
 		}
 	}
@@ -124,7 +159,7 @@ func (m *metrics) command(domain string, o Outcome, d time.Duration) {
 		_ = m.host.IncrementMetric(id, 1)
 	}
 	if !c.hasLatency {
-		c.latency, c.hasLatency = m.id(MetricHistogram, fmt.Sprintf(metricLatency, domain))
+		c.latency, c.hasLatency = m.id(MetricHistogram, fmt.Sprintf(metricLatency, c.domain))
 	}
 	if c.hasLatency && d >= 0 {
 		_ = m.host.RecordMetric(c.latency, uint64(d/time.Microsecond))
@@ -153,10 +188,10 @@ func (m *metrics) sampleHeap() {
 }
 
 // conflict counts a write conflict reported by the event service.
-func (m *metrics) conflict(domain string) { m.inc(fmt.Sprintf(metricConflicts, domain)) }
+func (m *metrics) conflict(domain string) { m.inc(fmt.Sprintf(metricConflicts, m.label(domain))) }
 
 // retry counts a transparent reload-and-retry of an auto_resequence command.
-func (m *metrics) retry(domain string) { m.inc(fmt.Sprintf(metricRetries, domain)) }
+func (m *metrics) retry(domain string) { m.inc(fmt.Sprintf(metricRetries, m.label(domain))) }
 
 // okLabel is the label of a call's outcome.
 func okLabel(ok bool) string {
@@ -185,17 +220,17 @@ func (m *metrics) saga(name string, ok bool) { m.inc(fmt.Sprintf(metricSagaCalls
 
 // cascadeDepth records the depth a CASCADE command ran at.
 func (m *metrics) cascadeDepth(domain string, depth int) {
-	m.histogram(fmt.Sprintf(metricCascadeDepth, domain), uint64(depth))
+	m.histogram(fmt.Sprintf(metricCascadeDepth, m.label(domain)), uint64(depth))
 }
 
 // cascadeHop records the latency of one cascaded command.
 func (m *metrics) cascadeHop(target string, d time.Duration) {
 	if d >= 0 {
-		m.histogram(fmt.Sprintf(metricCascadeHop, target), uint64(d/time.Microsecond))
+		m.histogram(fmt.Sprintf(metricCascadeHop, m.label(target)), uint64(d/time.Microsecond))
 	}
 }
 
 // cascadeRefused counts a cascaded command refused for depth or a cycle.
 func (m *metrics) cascadeRefused(domain, why string) {
-	m.inc(fmt.Sprintf(metricCascadeRefused, domain, why))
+	m.inc(fmt.Sprintf(metricCascadeRefused, m.label(domain), why))
 }

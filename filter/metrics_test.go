@@ -13,6 +13,8 @@ import (
 func TestCommandMetricIDsCached(t *testing.T) {
 	h := newFakeHost()
 	m := newMetrics(h)
+	// "bad domain" is configured, but the fake host refuses names with a space.
+	m.configure([]string{"counter", "cart", "bad domain"}, nil)
 	for _, c := range []struct {
 		domain string
 		o      Outcome
@@ -53,5 +55,51 @@ func TestCommandMetricIDsCached(t *testing.T) {
 	m.command("counter", OutcomeOK, time.Microsecond)
 	if got := h.metricVal["angzarr.commands.counter.ok"]; got != 4 {
 		t.Errorf("counter ok after a refused domain = %d, want 4", got)
+	}
+}
+
+// TestUnknownDomainsShareOneLabel: a domain the configuration does not name
+// (an unserved one, or none) never becomes part of a metric name, whichever
+// metric records it, and does not grow the filter's own caches; a cascade
+// target the configuration names does.
+func TestUnknownDomainsShareOneLabel(t *testing.T) {
+	h := newFakeHost()
+	m := newMetrics(h)
+	m.configure([]string{"counter"}, map[string]string{"cart": "outbound|cart"})
+	for i := range 100 {
+		d := strings.Repeat("x", i+1)
+		m.command(d, OutcomeInvalid, time.Microsecond)
+		m.conflict(d)
+		m.retry(d)
+		m.cascadeDepth(d, 1)
+		m.cascadeHop(d, time.Microsecond)
+		m.cascadeRefused(d, "depth")
+	}
+	m.command("", OutcomeInvalid, time.Microsecond)
+	m.command("counter", OutcomeOK, time.Microsecond)
+	m.cascadeHop("cart", time.Microsecond)
+	want := map[string]bool{
+		"angzarr.commands.unknown.invalid": true, "angzarr.command_latency_us.unknown": true,
+		"angzarr.conflicts.unknown": true, "angzarr.retries.unknown": true,
+		"angzarr.cascade_depth.unknown": true, "angzarr.cascade_command_latency_us.unknown": true,
+		"angzarr.cascade_refused.unknown.depth": true,
+		"angzarr.commands.counter.ok":           true, "angzarr.command_latency_us.counter": true,
+		"angzarr.cascade_command_latency_us.cart": true,
+		// The first command samples the heap.
+		metricHeapLive: true, metricHeapTotal: true,
+	}
+	for name := range h.metricIDs {
+		if !want[name] {
+			t.Errorf("unexpected metric %.80q", name)
+		}
+	}
+	if len(h.metricIDs) != len(want) {
+		t.Errorf("%d metrics defined, want %d", len(h.metricIDs), len(want))
+	}
+	if got := h.metricVal["angzarr.commands.unknown.invalid"]; got != 101 {
+		t.Errorf("unknown-domain commands = %d, want 101", got)
+	}
+	if len(m.commands) != 2 {
+		t.Errorf("command metric cache holds %d domains, want 2 (unknown, counter)", len(m.commands))
 	}
 }

@@ -61,6 +61,7 @@ func (p *Plugin) Configure(raw []byte) error {
 		return err
 	}
 	p.cfg = cfg
+	p.metrics.configure(cfg.Domains, cfg.Coordinators)
 	// A new configuration starts with an empty cache (it may serve other
 	// domains, or bound the cache differently).
 	p.cache = newAggCache(cfg.AggregateCacheBytes)

@@ -40,145 +40,151 @@ func mdMap(t *testing.T, c *fakeCall) map[string]string {
 // to the next filter as request headers, which passes them on), and that
 // every Load names the command's correlation id.
 func TestTraceContextOnEveryCallout(t *testing.T) {
-	m := newMesh(t, map[string]string{"counter": cfgCounter, "mirror": cfgMirror})
-	m.projectors["proj-summary"] = summary("summary")
-	m.projectors["proj-mirror"] = summary("mirror-summary")
-	m.sagas["saga-copy"] = copySaga("mirror")
-	var calls []*fakeCall
-	for _, hs := range m.domains {
-		hs.beforeCall = func(c *fakeCall) bool {
+	forModes(t, func(t *testing.T, mode guestMode) {
+		m := newMesh(t, mode, map[string]string{"counter": cfgCounter, "mirror": cfgMirror})
+		m.projectors["proj-summary"] = summary("summary")
+		m.projectors["proj-mirror"] = summary("mirror-summary")
+		m.sagas["saga-copy"] = copySaga("mirror")
+		var calls []*fakeCall
+		for _, hs := range m.domains {
+			hs.beforeCall = func(c *fakeCall) bool {
+				calls = append(calls, c)
+				return true
+			}
+		}
+		counterHS := m.domains["counter"]
+		raced := false
+		counterHS.beforeCall = func(c *fakeCall) bool {
 			calls = append(calls, c)
+			if c.method == "Append" && !raced {
+				raced = true
+				m.store.append(&pb.AppendRequest{Cover: &pb.Cover{Domain: "counter", Root: root(1)}, Pages: []*pb.EventPage{counter.Event(10)}})
+			}
 			return true
 		}
-	}
-	counterHS := m.domains["counter"]
-	raced := false
-	counterHS.beforeCall = func(c *fakeCall) bool {
-		calls = append(calls, c)
-		if c.method == "Append" && !raced {
-			raced = true
-			m.store.append(&pb.AppendRequest{Cover: &pb.Cover{Domain: "counter", Root: root(1)}, Pages: []*pb.EventPage{counter.Event(10)}})
-		}
-		return true
-	}
 
-	r := counterHS.sendWith(PathHandleSync, syncCmd("counter", 1, pb.SyncMode_SYNC_MODE_CASCADE, 2, 3), traceHeaders)
-	wantCode(t, r, OK, "")
-	if counterHS.h.metricVal["angzarr.retries.counter"] != 1 {
-		t.Fatalf("no retry: %v", counterHS.h.metricVal)
-	}
-	// The upstream request (the logic's first run) keeps the headers.
-	up := counterHS.h.stream(counterHS.nextID - 1).maps[RequestHeaders]
-	for _, kv := range traceHeaders {
-		if up[kv[0]] != kv[1] {
-			t.Fatalf("upstream request header %s = %q, want %q", kv[0], up[kv[0]], kv[1])
+		r := counterHS.sendWith(PathHandleSync, syncCmd("counter", 1, pb.SyncMode_SYNC_MODE_CASCADE, 2, 3), traceHeaders)
+		wantCode(t, r, OK, "")
+		if counterHS.h.metricVal["angzarr.retries.counter"] != 1 {
+			t.Fatalf("no retry: %v", counterHS.h.metricVal)
 		}
-	}
+		// The upstream request (the logic's first run) keeps the headers.
+		up := counterHS.h.stream(counterHS.nextID - 1).maps[RequestHeaders]
+		for _, kv := range traceHeaders {
+			if up[kv[0]] != kv[1] {
+				t.Fatalf("upstream request header %s = %q, want %q", kv[0], up[kv[0]], kv[1])
+			}
+		}
 
-	tests := []struct {
-		callout string
-		min     int // callouts of this kind the command makes, at least
-		extra   map[string]string
-	}{
-		{"angzarr.EventStore/Load", 4, nil},   // counter: first load and the retry's; mirror: one per command
-		{"angzarr.EventStore/Append", 4, nil}, // counter: raced and retried; mirror: one per command
-		{"angzarr.BusinessLogic/Handle", 1, nil},
-		{"angzarr.Projector/HandleSync", 3, nil},
-		{"angzarr.Saga/HandleSync", 2, nil}, // one per stored page
-		{"angzarr.BusinessCoordinator/HandleSync", 2, map[string]string{CascadeDepthHeader: "1"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.callout, func(t *testing.T) {
-			n := 0
-			for _, c := range calls {
-				if c.service+"/"+c.method != tc.callout {
-					continue
-				}
-				n++
-				md := mdMap(t, c)
-				for _, kv := range traceHeaders {
-					if md[kv[0]] != kv[1] {
-						t.Fatalf("callout %d to %s: %s = %q, want %q (metadata %v)", n, c.cluster, kv[0], md[kv[0]], kv[1], c.metadata)
+		tests := []struct {
+			callout string
+			min     int // callouts of this kind the command makes, at least
+			extra   map[string]string
+		}{
+			{"angzarr.EventStore/Load", 4, nil},   // counter: first load and the retry's; mirror: one per command
+			{"angzarr.EventStore/Append", 4, nil}, // counter: raced and retried; mirror: one per command
+			{"angzarr.BusinessLogic/Handle", 1, nil},
+			{"angzarr.Projector/HandleSync", 3, nil},
+			{"angzarr.Saga/HandleSync", 2, nil}, // one per stored page
+			{"angzarr.BusinessCoordinator/HandleSync", 2, map[string]string{CascadeDepthHeader: "1"}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.callout, func(t *testing.T) {
+				n := 0
+				for _, c := range calls {
+					if c.service+"/"+c.method != tc.callout {
+						continue
+					}
+					n++
+					md := mdMap(t, c)
+					for _, kv := range traceHeaders {
+						if md[kv[0]] != kv[1] {
+							t.Fatalf("callout %d to %s: %s = %q, want %q (metadata %v)", n, c.cluster, kv[0], md[kv[0]], kv[1], c.metadata)
+						}
+					}
+					for k, v := range tc.extra {
+						if md[k] != v {
+							t.Fatalf("callout %d: %s = %q, want %q (metadata %v)", n, k, md[k], v, c.metadata)
+						}
+					}
+					if c.method == "Load" {
+						req := &pb.LoadRequest{}
+						mustUnmarshal(t, c.msg, req)
+						if req.GetCover().GetCorrelationId() != "corr-1" {
+							t.Fatalf("Load cover %v: no correlation id", req.GetCover())
+						}
 					}
 				}
-				for k, v := range tc.extra {
-					if md[k] != v {
-						t.Fatalf("callout %d: %s = %q, want %q (metadata %v)", n, k, md[k], v, c.metadata)
-					}
+				if n < tc.min {
+					t.Fatalf("%d callouts, want at least %d", n, tc.min)
 				}
-				if c.method == "Load" {
-					req := &pb.LoadRequest{}
-					mustUnmarshal(t, c.msg, req)
-					if req.GetCover().GetCorrelationId() != "corr-1" {
-						t.Fatalf("Load cover %v: no correlation id", req.GetCover())
-					}
-				}
-			}
-			if n < tc.min {
-				t.Fatalf("%d callouts, want at least %d", n, tc.min)
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // TestTraceHeaders checks which request headers become callout metadata.
 func TestTraceHeaders(t *testing.T) {
-	tests := []struct {
-		name string
-		in   [][2]string
-		want map[string]string
-	}{
-		{"none", nil, map[string]string{}},
-		{"all three", traceHeaders, map[string]string{TraceparentHeader: testTraceparent, TracestateHeader: testTracestate, BaggageHeader: testBaggage}},
-		{"traceparent only", traceHeaders[:1], map[string]string{TraceparentHeader: testTraceparent}},
-		{"baggage without a trace", [][2]string{{BaggageHeader, "k=v"}}, map[string]string{BaggageHeader: "k=v"}},
-		{"malformed traceparent drops tracestate, keeps baggage",
-			[][2]string{{TraceparentHeader, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"}, {TracestateHeader, "a=b"}, {BaggageHeader, "k=v"}},
-			map[string]string{BaggageHeader: "k=v"}},
-		{"empty tracestate and baggage", [][2]string{{TraceparentHeader, testTraceparent}, {TracestateHeader, ""}, {BaggageHeader, ""}},
-			map[string]string{TraceparentHeader: testTraceparent}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			hs := newHarness(t, counterConfig)
-			var calls []*fakeCall
-			hs.beforeCall = func(c *fakeCall) bool { calls = append(calls, c); return true }
-			wantCode(t, hs.sendWith(PathHandle, frame(t, cmd(1, 0, 1)), tc.in), OK, "")
-			if len(calls) != 2 {
-				t.Fatalf("%d callouts", len(calls))
-			}
-			for _, c := range calls {
-				md := mdMap(t, c)
-				if len(md) != len(tc.want) {
-					t.Fatalf("%s: metadata %v, want %v", c.method, md, tc.want)
+	forModes(t, func(t *testing.T, mode guestMode) {
+		tests := []struct {
+			name string
+			in   [][2]string
+			want map[string]string
+		}{
+			{"none", nil, map[string]string{}},
+			{"all three", traceHeaders, map[string]string{TraceparentHeader: testTraceparent, TracestateHeader: testTracestate, BaggageHeader: testBaggage}},
+			{"traceparent only", traceHeaders[:1], map[string]string{TraceparentHeader: testTraceparent}},
+			{"baggage without a trace", [][2]string{{BaggageHeader, "k=v"}}, map[string]string{BaggageHeader: "k=v"}},
+			{"malformed traceparent drops tracestate, keeps baggage",
+				[][2]string{{TraceparentHeader, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"}, {TracestateHeader, "a=b"}, {BaggageHeader, "k=v"}},
+				map[string]string{BaggageHeader: "k=v"}},
+			{"empty tracestate and baggage", [][2]string{{TraceparentHeader, testTraceparent}, {TracestateHeader, ""}, {BaggageHeader, ""}},
+				map[string]string{TraceparentHeader: testTraceparent}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				hs := newHarnessIn(t, mode, counterConfig)
+				var calls []*fakeCall
+				hs.beforeCall = func(c *fakeCall) bool { calls = append(calls, c); return true }
+				wantCode(t, hs.sendWith(PathHandle, frame(t, cmd(1, 0, 1)), tc.in), OK, "")
+				if len(calls) != 2 {
+					t.Fatalf("%d callouts", len(calls))
 				}
-				for k, v := range tc.want {
-					if md[k] != v {
+				for _, c := range calls {
+					md := mdMap(t, c)
+					if len(md) != len(tc.want) {
 						t.Fatalf("%s: metadata %v, want %v", c.method, md, tc.want)
 					}
+					for k, v := range tc.want {
+						if md[k] != v {
+							t.Fatalf("%s: metadata %v, want %v", c.method, md, tc.want)
+						}
+					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // TestLoadCarriesCorrelationID: a generated correlation id is on the Load
 // too.
 func TestLoadCarriesCorrelationID(t *testing.T) {
-	hs := newHarness(t, counterConfig)
-	var load *pb.LoadRequest
-	hs.beforeCall = func(c *fakeCall) bool {
-		if c.method == "Load" {
-			load = &pb.LoadRequest{}
-			mustUnmarshal(t, c.msg, load)
+	forModes(t, func(t *testing.T, mode guestMode) {
+		hs := newHarnessIn(t, mode, counterConfig)
+		var load *pb.LoadRequest
+		hs.beforeCall = func(c *fakeCall) bool {
+			if c.method == "Load" {
+				load = &pb.LoadRequest{}
+				mustUnmarshal(t, c.msg, load)
+			}
+			return true
 		}
-		return true
-	}
-	r := hs.handle(cmd(1, 0, 1))
-	wantCode(t, r, OK, "")
-	if cid := r.headers[CorrelationHeader]; cid == "" || load.GetCover().GetCorrelationId() != cid {
-		t.Fatalf("Load cover %v, correlation id %q", load.GetCover(), cid)
-	}
+		r := hs.handle(cmd(1, 0, 1))
+		wantCode(t, r, OK, "")
+		if cid := r.headers[CorrelationHeader]; cid == "" || load.GetCover().GetCorrelationId() != cid {
+			t.Fatalf("Load cover %v, correlation id %q", load.GetCover(), cid)
+		}
+	})
 }
 
 func TestValidTraceparent(t *testing.T) {

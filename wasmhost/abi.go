@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -41,10 +42,22 @@ func sig(n int) []api.ValueType {
 
 var ret32 = []api.ValueType{api.ValueTypeI32}
 
+// abiFunc is a proxy-wasm host function's Go implementation: it reads its
+// arguments from the stack and returns the proxy_status_t, which becomes
+// its i32 result (wazero's WASI functions return their errno the same way).
+type abiFunc func(v *vm, stack []uint64) proxywasm.Status
+
 // envFunc declares a proxy-wasm host function in module env: n i32
 // parameters, one i32 (status) result.
-func envFunc(name string, n int, impl func(v *vm, stack []uint64)) hostFunc {
-	return hostFunc{module: moduleEnv, name: name, params: sig(n), results: ret32, impl: impl}
+func envFunc(name string, n int, impl abiFunc) hostFunc {
+	return envFuncSig(name, sig(n), impl)
+}
+
+// envFuncSig is envFunc with explicit parameter types.
+func envFuncSig(name string, params []api.ValueType, impl abiFunc) hostFunc {
+	return hostFunc{module: moduleEnv, name: name, params: params, results: ret32, impl: func(v *vm, stack []uint64) {
+		stack[0] = uint64(impl(v, stack))
+	}}
 }
 
 // envFunctions lists the proxy-wasm ABI 0.2.1 host functions (Envoy's
@@ -85,8 +98,8 @@ func envFunctions() []hostFunc {
 		envFunc("proxy_set_tick_period_milliseconds", 1, abiSetTickPeriod),
 		envFunc("proxy_get_current_time_nanoseconds", 1, abiGetCurrentTime),
 		envFunc("proxy_define_metric", 4, abiDefineMetric),
-		{module: moduleEnv, name: "proxy_increment_metric", params: []api.ValueType{i32, i64}, results: ret32, impl: abiIncrementMetric},
-		{module: moduleEnv, name: "proxy_record_metric", params: []api.ValueType{i32, i64}, results: ret32, impl: abiRecordMetric},
+		envFuncSig("proxy_increment_metric", []api.ValueType{i32, i64}, abiIncrementMetric),
+		envFuncSig("proxy_record_metric", []api.ValueType{i32, i64}, abiRecordMetric),
 		envFunc("proxy_get_metric", 2, abiGetMetric),
 		envFunc("proxy_set_effective_context", 1, abiSetEffectiveContext),
 		envFunc("proxy_done", 0, abiDone),
@@ -131,6 +144,3 @@ func goFunc(f hostFunc, allowedInInit, allowedInAlloc bool) api.GoModuleFunction
 		impl(v, stack)
 	})
 }
-
-// setStatus stores a status as the i32 result of a host function.
-func setStatus(stack []uint64, s status) { stack[0] = uint64(s) }

@@ -1,5 +1,7 @@
 package wasmhost
 
+import "github.com/angzarr-mesh/angzarr/internal/proxywasm"
+
 // Buffer host functions. Bodies are visible during their body callback and,
 // once a body callback returned PAUSE, while they stay buffered (also from
 // callout callbacks after proxy_set_effective_context) — otherwise
@@ -12,48 +14,46 @@ package wasmhost
 
 // bufferFor returns the buffer's bytes, whether it exists now, and where
 // the mutable ones are stored (nil for the read-only ones).
-func (v *vm) bufferFor(t bufferType) ([]byte, bool, *[]byte) {
+func (v *vm) bufferFor(t proxywasm.BufferType) ([]byte, bool, *[]byte) {
 	s := v.contextStream()
 	switch t {
-	case bufferRequestBody:
+	case proxywasm.BufferRequestBody:
 		if s != nil && s.reqBodyVisible {
 			return s.reqBody, true, &s.reqBody
 		}
-	case bufferResponseBody:
+	case proxywasm.BufferResponseBody:
 		if s != nil && s.respBodyVisible {
 			return s.respBody, true, &s.respBody
 		}
-	case bufferHTTPCallResponse:
+	case proxywasm.BufferHTTPCallResponse:
 		if v.httpResp != nil {
 			return v.httpResp.body, true, nil
 		}
-	case bufferGRPCReceive:
+	case proxywasm.BufferGRPCReceive:
 		if v.grpcRecvSet {
 			return v.grpcRecv, true, nil
 		}
-	case bufferVMConfiguration:
+	case proxywasm.BufferVMConfiguration:
 		return v.gen.plugin.VMConfiguration, true, nil
-	case bufferPluginConfig:
+	case proxywasm.BufferPluginConfig:
 		if v.configuring {
 			return v.gen.plugin.Configuration, true, nil
 		}
-	case bufferCallData:
+	case proxywasm.BufferCallData:
 		return v.callData, true, nil
 	}
 	return nil, false, nil
 }
 
 // proxy_get_buffer_bytes(buffer_type, start, max_size, return_ptr, return_size)
-func abiGetBufferBytes(v *vm, s []uint64) {
-	t := bufferType(s[0])
-	if t > bufferTypeMax {
-		setStatus(s, statusBadArgument)
-		return
+func abiGetBufferBytes(v *vm, s []uint64) proxywasm.Status {
+	t := proxywasm.BufferType(s[0])
+	if t > proxywasm.BufferTypeMax {
+		return proxywasm.StatusBadArgument
 	}
 	buf, ok, _ := v.bufferFor(t)
 	if !ok {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	start, length := uint64(uint32(s[1])), uint64(uint32(s[2]))
 	size := uint64(len(buf))
@@ -65,54 +65,45 @@ func abiGetBufferBytes(v *vm, s []uint64) {
 	}
 	if length == 0 {
 		if !v.writeU32(uint32(s[3]), 0) || !v.writeU32(uint32(s[4]), 0) {
-			setStatus(s, statusInvalidMemoryAccess)
-			return
+			return proxywasm.StatusInvalidMemoryAccess
 		}
-		setStatus(s, statusOK)
-		return
+		return proxywasm.StatusOK
 	}
-	setStatus(s, v.copyOut(buf[start:start+length], uint32(s[3]), uint32(s[4])))
+	return v.copyOut(buf[start:start+length], uint32(s[3]), uint32(s[4]))
 }
 
 // proxy_get_buffer_status(buffer_type, return_length_ptr, return_flags_ptr)
-func abiGetBufferStatus(v *vm, s []uint64) {
-	t := bufferType(s[0])
-	if t > bufferTypeMax {
-		setStatus(s, statusBadArgument)
-		return
+func abiGetBufferStatus(v *vm, s []uint64) proxywasm.Status {
+	t := proxywasm.BufferType(s[0])
+	if t > proxywasm.BufferTypeMax {
+		return proxywasm.StatusBadArgument
 	}
 	buf, ok, _ := v.bufferFor(t)
 	if !ok {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	if !v.writeU32(uint32(s[1]), uint32(len(buf))) || !v.writeU32(uint32(s[2]), 0) {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_set_buffer_bytes(buffer_type, start, size, buffer_ptr, buffer_size)
-func abiSetBufferBytes(v *vm, s []uint64) {
-	t := bufferType(s[0])
-	if t > bufferTypeMax {
-		setStatus(s, statusBadArgument)
-		return
+func abiSetBufferBytes(v *vm, s []uint64) proxywasm.Status {
+	t := proxywasm.BufferType(s[0])
+	if t > proxywasm.BufferTypeMax {
+		return proxywasm.StatusBadArgument
 	}
 	buf, ok, slot := v.bufferFor(t)
 	if !ok {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	data, ok := v.readBytes(uint32(s[3]), uint32(s[4]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if slot == nil {
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	start, length := uint64(uint32(s[1])), uint64(uint32(s[2]))
 	size := uint64(len(buf))
@@ -124,8 +115,7 @@ func abiSetBufferBytes(v *vm, s []uint64) {
 	case start != 0 && start >= size:
 		*slot = append(buf, data...)
 	default:
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }

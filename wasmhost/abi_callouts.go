@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -14,31 +15,27 @@ import (
 
 // proxy_http_call(upstream_ptr, upstream_size, headers_ptr, headers_size,
 // body_ptr, body_size, trailers_ptr, trailers_size, timeout_ms, return_token_ptr)
-func abiHTTPCall(v *vm, s []uint64) {
+func abiHTTPCall(v *vm, s []uint64) proxywasm.Status {
 	cluster, ok1 := v.readString(uint32(s[0]), uint32(s[1]))
 	hdrs, ok2 := v.read(uint32(s[2]), uint32(s[3]))
 	body, ok3 := v.readBytes(uint32(s[4]), uint32(s[5]))
 	trl, ok4 := v.read(uint32(s[6]), uint32(s[7]))
 	if !ok1 || !ok2 || !ok3 || !ok4 || !v.writeU32(uint32(s[9]), 0) {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	timeout := int32(uint32(s[8]))
 	if timeout < 0 {
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	addr, ok := v.gen.h.cluster(cluster)
 	if !ok {
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	headers := &headerMap{}
 	headers.setPairs(decodePairs(hdrs))
 	for _, k := range []string{":path", ":method", ":authority"} {
 		if _, ok := headers.get(k); !ok {
-			setStatus(s, statusBadArgument)
-			return
+			return proxywasm.StatusBadArgument
 		}
 	}
 	trailers := &headerMap{}
@@ -54,7 +51,7 @@ func abiHTTPCall(v *vm, s []uint64) {
 	v.writeU32(uint32(s[9]), token)
 	req := httpCallRequest{addr: addr, headers: headers, body: body, trailers: trailers}
 	v.gen.h.goBackground(func() { v.runHTTPCall(c, req) })
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_grpc_call(service_ptr, service_size, service_name_ptr,
@@ -65,29 +62,26 @@ func abiHTTPCall(v *vm, s []uint64) {
 // Success delivers proxy_on_grpc_receive only; failure proxy_on_grpc_close
 // only, with the message readable through proxy_get_status (Envoy's
 // GrpcCallClientHandler).
-func abiGRPCCall(v *vm, s []uint64) {
+func abiGRPCCall(v *vm, s []uint64) proxywasm.Status {
 	service, ok1 := v.read(uint32(s[0]), uint32(s[1]))
 	svcName, ok2 := v.read(uint32(s[2]), uint32(s[3]))
 	method, ok3 := v.read(uint32(s[4]), uint32(s[5]))
 	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
 	msg, ok5 := v.read(uint32(s[8]), uint32(s[9]))
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	frame := grpcFrame(msg) // the one copy out of guest memory
 	path := grpcMethodPath(svcName, method)
 	addr, st := v.resolveGRPCService(service)
-	if st != statusOK {
-		setStatus(s, st)
-		return
+	if st != proxywasm.StatusOK {
+		return st
 	}
 	metadata := &headerMap{}
 	metadata.setPairs(decodePairs(md))
 	token := v.newGRPCToken(true)
 	if !v.writeU32(uint32(s[11]), token) {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	c := v.startCallout(token, calloutGRPCCall, time.Duration(uint32(s[10]))*time.Millisecond)
 	if v.gen.h.tracing != nil {
@@ -95,86 +89,78 @@ func abiGRPCCall(v *vm, s []uint64) {
 	}
 	req := grpcRequest{addr: addr, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
 	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, frame) })
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_grpc_stream(service_ptr, service_size, service_name_ptr,
 // service_name_size, method_ptr, method_size, initial_metadata_ptr,
 // initial_metadata_size, return_token_ptr)
-func abiGRPCStream(v *vm, s []uint64) {
+func abiGRPCStream(v *vm, s []uint64) proxywasm.Status {
 	service, ok1 := v.read(uint32(s[0]), uint32(s[1]))
 	svcName, ok2 := v.read(uint32(s[2]), uint32(s[3]))
 	method, ok3 := v.read(uint32(s[4]), uint32(s[5]))
 	md, ok4 := v.read(uint32(s[6]), uint32(s[7]))
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	path := grpcMethodPath(svcName, method)
 	addr, st := v.resolveGRPCService(service)
-	if st != statusOK {
-		setStatus(s, st)
-		return
+	if st != proxywasm.StatusOK {
+		return st
 	}
 	metadata := &headerMap{}
 	metadata.setPairs(decodePairs(md))
 	token := v.newGRPCToken(false)
 	if !v.writeU32(uint32(s[8]), token) {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	c := v.startCallout(token, calloutGRPCStream, 0)
 	c.stream = newGRPCStreamState()
 	req := grpcRequest{addr: addr, path: path, metadata: metadata}
 	v.gen.h.goBackground(func() { v.runGRPCStream(c, req) })
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_grpc_send(token, message_ptr, message_size, end_stream)
-func abiGRPCSend(v *vm, s []uint64) {
+func abiGRPCSend(v *vm, s []uint64) proxywasm.Status {
 	token := uint32(s[0])
 	msg, ok := v.read(uint32(s[1]), uint32(s[2])) // send copies it into a frame
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if token%2 == 1 {
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	c, found := v.callouts[token]
 	if !found || c.kind != calloutGRPCStream {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	c.stream.send(msg, uint32(s[3]) != 0)
 	if uint32(s[3]) != 0 {
 		c.localClosed = true
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_grpc_cancel(token): abort; no further callbacks for it.
-func abiGRPCCancel(v *vm, s []uint64) {
+func abiGRPCCancel(v *vm, s []uint64) proxywasm.Status {
 	token := uint32(s[0])
 	c, found := v.callouts[token]
 	if !found || c.kind == calloutHTTP {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	c.cancel()
 	delete(v.callouts, token)
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_grpc_close(token): a call is cancelled; a stream is half-closed
 // (no more messages) and keeps delivering until the server closes it.
-func abiGRPCClose(v *vm, s []uint64) {
+func abiGRPCClose(v *vm, s []uint64) proxywasm.Status {
 	token := uint32(s[0])
 	c, found := v.callouts[token]
 	if !found || c.kind == calloutHTTP {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	if c.kind == calloutGRPCCall {
 		c.cancel()
@@ -186,25 +172,25 @@ func abiGRPCClose(v *vm, s []uint64) {
 			delete(v.callouts, token)
 		}
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // resolveGRPCService maps proxy_grpc_call's service argument to a cluster
 // address: a cluster name, else a GrpcService proto naming one.
 // PARSE_FAILURE when neither resolves, as in Envoy. (Looked up from the
 // bytes, without copying them.)
-func (v *vm) resolveGRPCService(service []byte) (string, status) {
+func (v *vm) resolveGRPCService(service []byte) (string, proxywasm.Status) {
 	clusters := *v.gen.h.clusters.Load()
 	if addr, ok := clusters[string(service)]; ok {
-		return addr, statusOK
+		return addr, proxywasm.StatusOK
 	}
 	if name, ok := envoyGRPCClusterName(service); ok {
 		if addr, ok := clusters[string(name)]; ok {
-			return addr, statusOK
+			return addr, proxywasm.StatusOK
 		}
-		return "", statusBadArgument
+		return "", proxywasm.StatusBadArgument
 	}
-	return "", statusParseFailure
+	return "", proxywasm.StatusParseFailure
 }
 
 // envoyGRPCClusterName extracts GrpcService.envoy_grpc.cluster_name (fields

@@ -1,97 +1,95 @@
 package wasmhost
 
+import "github.com/angzarr-mesh/angzarr/internal/proxywasm"
+
+// Metric ids encode their type in their two low bits (metricTypeMask);
+// each type numbers its ids in steps of metricIDStep.
+const (
+	metricTypeMask = 0x3
+	metricIDStep   = 0x4
+)
+
 // Metric host functions, with Envoy's rules: ids encode the type in their
 // two low bits; counters only grow (increment by <= 0 is BAD_ARGUMENT);
 // gauges go up and down and record() sets them; histograms only record();
 // get_metric of a histogram is BAD_ARGUMENT; an unknown id is NOT_FOUND.
 
 // proxy_define_metric(type, name_ptr, name_size, return_metric_id_ptr)
-func abiDefineMetric(v *vm, s []uint64) {
-	t := metricType(s[0])
-	if t > metricHistogram {
-		setStatus(s, statusBadArgument)
-		return
+func abiDefineMetric(v *vm, s []uint64) proxywasm.Status {
+	t := proxywasm.MetricType(s[0])
+	if t > proxywasm.MetricHistogram {
+		return proxywasm.StatusBadArgument
 	}
 	name, ok := v.readString(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	m := v.gen.h.metrics.define(t, name)
 	v.nextMetric[t]++
 	id := v.nextMetric[t]*metricIDStep + uint32(t)
 	v.metrics[id] = m
 	if !v.writeU32(uint32(s[3]), id) {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_increment_metric(metric_id, offset i64)
-func abiIncrementMetric(v *vm, s []uint64) {
+func abiIncrementMetric(v *vm, s []uint64) proxywasm.Status {
 	id, offset := uint32(s[0]), int64(s[1])
 	m, ok := v.metrics[id]
-	switch metricType(id & metricTypeMask) {
-	case metricCounter:
+	switch proxywasm.MetricType(id & metricTypeMask) {
+	case proxywasm.MetricCounter:
 		if !ok {
-			setStatus(s, statusNotFound)
-			return
+			return proxywasm.StatusNotFound
 		}
 		if offset <= 0 {
-			setStatus(s, statusBadArgument)
-			return
+			return proxywasm.StatusBadArgument
 		}
 		m.value.Add(offset)
-	case metricGauge:
+	case proxywasm.MetricGauge:
 		if !ok {
-			setStatus(s, statusNotFound)
-			return
+			return proxywasm.StatusNotFound
 		}
 		m.value.Add(offset)
 	default:
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_record_metric(metric_id, value u64)
-func abiRecordMetric(v *vm, s []uint64) {
+func abiRecordMetric(v *vm, s []uint64) proxywasm.Status {
 	id, value := uint32(s[0]), s[1]
 	m, ok := v.metrics[id]
 	if !ok {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	switch m.typ {
-	case metricCounter:
+	case proxywasm.MetricCounter:
 		m.value.Add(int64(value))
-	case metricGauge:
+	case proxywasm.MetricGauge:
 		m.value.Store(int64(value))
-	case metricHistogram:
+	case proxywasm.MetricHistogram:
 		m.record(value)
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_get_metric(metric_id, return_value_ptr)
-func abiGetMetric(v *vm, s []uint64) {
+func abiGetMetric(v *vm, s []uint64) proxywasm.Status {
 	id := uint32(s[0])
 	m, ok := v.metrics[id]
-	switch metricType(id & metricTypeMask) {
-	case metricCounter, metricGauge:
+	switch proxywasm.MetricType(id & metricTypeMask) {
+	case proxywasm.MetricCounter, proxywasm.MetricGauge:
 		if !ok {
-			setStatus(s, statusNotFound)
-			return
+			return proxywasm.StatusNotFound
 		}
 	default:
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	if !v.writeU64(uint32(s[1]), uint64(m.value.Load())) {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 )
 
 // Properties: the documented subset of Envoy's attributes (see doc.go).
@@ -17,41 +19,37 @@ import (
 // pairs encoding.
 
 // proxy_get_property(path_ptr, path_size, return_value_ptr, return_value_size)
-func abiGetProperty(v *vm, s []uint64) {
+func abiGetProperty(v *vm, s []uint64) proxywasm.Status {
 	path, ok := v.readString(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	val, st := v.property(splitPath(path))
-	if st != statusOK {
-		setStatus(s, st)
-		return
+	if st != proxywasm.StatusOK {
+		return st
 	}
-	setStatus(s, v.copyOut(val, uint32(s[2]), uint32(s[3])))
+	return v.copyOut(val, uint32(s[2]), uint32(s[3]))
 }
 
 // proxy_set_property(path_ptr, path_size, value_ptr, value_size): stored on
 // the stream (Envoy's filter state "wasm.<path>"), readable back with
 // proxy_get_property; NOT_FOUND on the root context, which has no stream.
-func abiSetProperty(v *vm, s []uint64) {
+func abiSetProperty(v *vm, s []uint64) proxywasm.Status {
 	pb, ok1 := v.read(uint32(s[0]), uint32(s[1]))
 	val, ok2 := v.readBytes(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	path := guestString(pb)
 	st := v.contextStream()
 	if st == nil {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	if st.props == nil {
 		st.props = map[string][]byte{}
 	}
 	st.props[path] = val
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 func splitPath(p string) []string {
@@ -69,9 +67,9 @@ func u64le(n uint64) []byte {
 }
 
 // property resolves a tokenised path.
-func (v *vm) property(path []string) ([]byte, status) {
+func (v *vm) property(path []string) ([]byte, proxywasm.Status) {
 	if len(path) == 0 {
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
 	g := v.gen
 	cfg := &g.h.cfg
@@ -91,17 +89,17 @@ func (v *vm) property(path []string) ([]byte, status) {
 		return lookupValue(node, path[1:])
 	case "request":
 		if st == nil {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		return st.requestProperty(path[1:])
 	case "response":
 		if st == nil {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		return st.responseProperty(path[1:])
 	case "source", "destination":
 		if st == nil {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		addr := st.req.RemoteAddr
 		if path[0] == "destination" {
@@ -111,57 +109,57 @@ func (v *vm) property(path []string) ([]byte, status) {
 			}
 		}
 		if addr == "" {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		if len(path) != 2 {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		switch path[1] {
 		case "address":
-			return []byte(addr), statusOK
+			return []byte(addr), proxywasm.StatusOK
 		case "port":
 			_, port, err := net.SplitHostPort(addr)
 			n, err2 := strconv.ParseInt(port, 10, 64)
 			if err != nil || err2 != nil {
-				return nil, statusNotFound
+				return nil, proxywasm.StatusNotFound
 			}
-			return u64le(uint64(n)), statusOK
+			return u64le(uint64(n)), proxywasm.StatusOK
 		}
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
 	// Unknown top-level token: a value set with proxy_set_property.
 	if st != nil {
 		if val, ok := st.props[strings.Join(path, "\x00")]; ok {
-			return val, statusOK
+			return val, proxywasm.StatusOK
 		}
 	}
-	return nil, statusNotFound
+	return nil, proxywasm.StatusNotFound
 }
 
-func leaf(path []string, val []byte) ([]byte, status) {
+func leaf(path []string, val []byte) ([]byte, proxywasm.Status) {
 	if len(path) != 1 {
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
-	return val, statusOK
+	return val, proxywasm.StatusOK
 }
 
 // requestProperty serves request.*; like Envoy, header-derived attributes
 // exist only while the request headers are available to the plugin.
-func (s *stream) requestProperty(path []string) ([]byte, status) {
+func (s *stream) requestProperty(path []string) ([]byte, proxywasm.Status) {
 	if len(path) == 0 {
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
 	if path[0] == "protocol" {
 		return leaf(path, []byte(s.req.Proto))
 	}
 	h := s.reqHeaders
 	if h == nil {
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
-	get := func(k string) ([]byte, status) {
+	get := func(k string) ([]byte, proxywasm.Status) {
 		val, ok := h.get(k)
 		if !ok {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		return leaf(path, []byte(val))
 	}
@@ -171,7 +169,7 @@ func (s *stream) requestProperty(path []string) ([]byte, status) {
 	case "url_path":
 		p, ok := h.get(":path")
 		if !ok {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		if i := strings.IndexByte(p, '?'); i >= 0 {
 			p = p[:i]
@@ -188,31 +186,31 @@ func (s *stream) requestProperty(path []string) ([]byte, status) {
 	case "headers":
 		return headersProperty(h, path[1:])
 	}
-	return nil, statusNotFound
+	return nil, proxywasm.StatusNotFound
 }
 
 // responseProperty serves response.code and response.headers.* while the
 // response headers are available.
-func (s *stream) responseProperty(path []string) ([]byte, status) {
+func (s *stream) responseProperty(path []string) ([]byte, proxywasm.Status) {
 	h := s.respHeaders
 	if len(path) == 0 || h == nil {
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
 	switch path[0] {
 	case "code":
 		c, ok := h.get(":status")
 		n, err := strconv.ParseInt(c, 10, 64)
 		if !ok || err != nil || len(path) != 1 {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		return u64le(uint64(n)), statusOK
+		return u64le(uint64(n)), proxywasm.StatusOK
 	case "headers":
 		return headersProperty(h, path[1:])
 	}
-	return nil, statusNotFound
+	return nil, proxywasm.StatusNotFound
 }
 
-func headersProperty(h *headerMap, path []string) ([]byte, status) {
+func headersProperty(h *headerMap, path []string) ([]byte, proxywasm.Status) {
 	switch len(path) {
 	case 0:
 		var pairs [][2]string
@@ -221,7 +219,7 @@ func headersProperty(h *headerMap, path []string) ([]byte, status) {
 				pairs = append(pairs, kv)
 			}
 		}
-		return encodePairs(pairs), statusOK
+		return encodePairs(pairs), proxywasm.StatusOK
 	case 1:
 		// Envoy joins repeated headers with ",".
 		var vals []string
@@ -232,45 +230,45 @@ func headersProperty(h *headerMap, path []string) ([]byte, status) {
 			}
 		}
 		if len(vals) == 0 {
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		return []byte(strings.Join(vals, ",")), statusOK
+		return []byte(strings.Join(vals, ",")), proxywasm.StatusOK
 	}
-	return nil, statusNotFound
+	return nil, proxywasm.StatusNotFound
 }
 
 // lookupValue walks a JSON-like value (node metadata) and serialises the
 // result as Envoy serialises protobuf Struct values.
-func lookupValue(val any, path []string) ([]byte, status) {
+func lookupValue(val any, path []string) ([]byte, proxywasm.Status) {
 	for _, p := range path {
 		switch m := val.(type) {
 		case map[string]any:
 			next, ok := m[p]
 			if !ok {
-				return nil, statusNotFound
+				return nil, proxywasm.StatusNotFound
 			}
 			val = next
 		case map[string]string:
 			next, ok := m[p]
 			if !ok {
-				return nil, statusNotFound
+				return nil, proxywasm.StatusNotFound
 			}
 			val = next
 		case []any:
 			i, err := strconv.Atoi(p)
 			if err != nil || i < 0 || i >= len(m) {
-				return nil, statusNotFound
+				return nil, proxywasm.StatusNotFound
 			}
 			val = m[i]
 		default:
-			return nil, statusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 	}
 	b, ok := serializeValue(val)
 	if !ok {
-		return nil, statusSerializationFailed
+		return nil, proxywasm.StatusSerializationFailure
 	}
-	return b, statusOK
+	return b, proxywasm.StatusOK
 }
 
 func serializeValue(val any) ([]byte, bool) {

@@ -1,5 +1,7 @@
 package wasmhost
 
+import "github.com/angzarr-mesh/angzarr/internal/proxywasm"
+
 // Stream control host functions. Their effects happen after the current
 // call into the VM returns (the waiting proxy goroutine needs the VM lock),
 // which is Envoy's "after VM call action" deferral.
@@ -7,55 +9,51 @@ package wasmhost
 // proxy_continue_stream(stream_type): resume a paused request or response.
 // Upstream continuation is UNIMPLEMENTED (as in Envoy); downstream is a
 // no-op for HTTP streams.
-func abiContinueStream(v *vm, s []uint64) {
-	t := streamType(s[0])
-	if t > streamTypeMax {
-		setStatus(s, statusBadArgument)
-		return
+func abiContinueStream(v *vm, s []uint64) proxywasm.Status {
+	t := proxywasm.StreamType(s[0])
+	if t > proxywasm.StreamTypeMax {
+		return proxywasm.StatusBadArgument
 	}
 	st := v.contextStream()
 	switch t {
-	case streamRequest:
+	case proxywasm.StreamRequest:
 		if st != nil {
 			st.reqContinued = true
 			st.cond.Broadcast()
 		}
-	case streamResponse:
+	case proxywasm.StreamResponse:
 		if st != nil {
 			st.respContinued = true
 			st.cond.Broadcast()
 		}
-	case streamUpstream:
-		setStatus(s, statusUnimplemented)
-		return
+	case proxywasm.StreamUpstream:
+		return proxywasm.StatusUnimplemented
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_close_stream(stream_type): reset the HTTP stream (Envoy's
 // resetStream); the downstream sees RST_STREAM.
-func abiCloseStream(v *vm, s []uint64) {
-	t := streamType(s[0])
-	if t > streamTypeMax {
-		setStatus(s, statusBadArgument)
-		return
+func abiCloseStream(v *vm, s []uint64) proxywasm.Status {
+	t := proxywasm.StreamType(s[0])
+	if t > proxywasm.StreamTypeMax {
+		return proxywasm.StatusBadArgument
 	}
-	if st := v.contextStream(); st != nil && (t == streamRequest || t == streamResponse) {
+	if st := v.contextStream(); st != nil && (t == proxywasm.StreamRequest || t == proxywasm.StreamResponse) {
 		st.reset = true
 		st.cond.Broadcast()
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_send_local_response(status_code, details_ptr, details_size,
 // body_ptr, body_size, headers_ptr, headers_size, grpc_status)
-func abiSendLocalResponse(v *vm, s []uint64) {
+func abiSendLocalResponse(v *vm, s []uint64) proxywasm.Status {
 	details, ok1 := v.readString(uint32(s[1]), uint32(s[2]))
 	body, ok2 := v.readString(uint32(s[3]), uint32(s[4]))
 	hdrs, ok3 := v.read(uint32(s[5]), uint32(s[6]))
 	if !ok1 || !ok2 || !ok3 {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	lr := &localReply{
 		code:       int(uint32(s[0])),
@@ -68,45 +66,41 @@ func abiSendLocalResponse(v *vm, s []uint64) {
 		st.local = lr
 		st.cond.Broadcast()
 	}
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_set_effective_context(context_id): later host calls in this
 // callback act on that context. BAD_ARGUMENT when it does not exist (e.g.
 // the stream already finished).
-func abiSetEffectiveContext(v *vm, s []uint64) {
+func abiSetEffectiveContext(v *vm, s []uint64) proxywasm.Status {
 	id := uint32(s[0])
 	if _, ok := v.streams[id]; !ok && id != v.rootID {
-		setStatus(s, statusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	v.effective = id
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_done(): the root context finished the work it asked to finish after
 // proxy_on_done returned false. NOT_FOUND when nothing was pending.
-func abiDone(v *vm, s []uint64) {
+func abiDone(v *vm, s []uint64) proxywasm.Status {
 	if !v.rootDone {
-		setStatus(s, statusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	v.rootDone = false
 	close(v.rootDoneCh)
-	setStatus(s, statusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_call_foreign_function(name_ptr, name_size, args_ptr, args_size,
 // return_results_ptr, return_results_size): the host registers no foreign
 // functions, so every name is NOT_FOUND (Envoy's answer for unknown names).
-func abiCallForeignFunction(v *vm, s []uint64) {
+func abiCallForeignFunction(v *vm, s []uint64) proxywasm.Status {
 	if _, ok := v.read(uint32(s[0]), uint32(s[1])); !ok {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if _, ok := v.read(uint32(s[2]), uint32(s[3])); !ok {
-		setStatus(s, statusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	setStatus(s, statusNotFound)
+	return proxywasm.StatusNotFound
 }

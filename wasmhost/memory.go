@@ -1,6 +1,10 @@
 package wasmhost
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
+)
 
 // Guest memory access. Every pointer comes from the module and is checked;
 // an out-of-range access yields INVALID_MEMORY_ACCESS (or EFAULT in WASI),
@@ -63,12 +67,12 @@ func (v *vm) alloc(n uint32) (uint32, bool) {
 // copyOut allocates guest memory for data, copies it there, and stores the
 // pointer and size at ptrPtr and sizePtr (cpp-host's copyToPointerSize).
 // Empty data stores 0 and 0 without allocating.
-func (v *vm) copyOut(data []byte, ptrPtr, sizePtr uint32) status {
+func (v *vm) copyOut(data []byte, ptrPtr, sizePtr uint32) proxywasm.Status {
 	var ptr uint32
 	if len(data) > 0 {
 		p, ok := v.alloc(uint32(len(data)))
 		if !ok || !v.write(p, data) {
-			return statusInvalidMemoryAccess
+			return proxywasm.StatusInvalidMemoryAccess
 		}
 		ptr = p
 	}
@@ -77,23 +81,23 @@ func (v *vm) copyOut(data []byte, ptrPtr, sizePtr uint32) status {
 
 // copyOutString is copyOut for a string, written without a []byte copy
 // (a conversion would escape through api.Memory.Write).
-func (v *vm) copyOutString(data string, ptrPtr, sizePtr uint32) status {
+func (v *vm) copyOutString(data string, ptrPtr, sizePtr uint32) proxywasm.Status {
 	var ptr uint32
 	if len(data) > 0 {
 		p, ok := v.alloc(uint32(len(data)))
 		if !ok || !v.mem.WriteString(p, data) {
-			return statusInvalidMemoryAccess
+			return proxywasm.StatusInvalidMemoryAccess
 		}
 		ptr = p
 	}
 	return v.storePtrSize(ptr, len(data), ptrPtr, sizePtr)
 }
 
-func (v *vm) storePtrSize(ptr uint32, n int, ptrPtr, sizePtr uint32) status {
+func (v *vm) storePtrSize(ptr uint32, n int, ptrPtr, sizePtr uint32) proxywasm.Status {
 	if !v.writeU32(ptrPtr, ptr) || !v.writeU32(sizePtr, uint32(n)) {
-		return statusInvalidMemoryAccess
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	return statusOK
+	return proxywasm.StatusOK
 }
 
 // Pairs encoding (proxy-wasm "map" serialisation): u32 count, then per pair

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"go.opentelemetry.io/otel/attribute"
@@ -45,7 +46,7 @@ var histogramBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 250
 
 // metric is one plugin-defined counter, gauge or histogram.
 type metric struct {
-	typ   metricType
+	typ   proxywasm.MetricType
 	name  string
 	value atomic.Int64 // counter (as uint64) or gauge
 
@@ -55,14 +56,14 @@ type metric struct {
 	count   uint64
 }
 
-func (r *metricsRegistry) define(t metricType, name string) *metric {
+func (r *metricsRegistry) define(t proxywasm.MetricType, name string) *metric {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := strconv.Itoa(int(t)) + "/" + name
 	m, ok := r.plugin[key]
 	if !ok {
 		m = &metric{typ: t, name: name}
-		if t == metricHistogram {
+		if t == proxywasm.MetricHistogram {
 			m.buckets = make([]uint64, len(histogramBuckets))
 		}
 		r.plugin[key] = m
@@ -126,11 +127,11 @@ func (r *metricsRegistry) writePrometheus(w io.Writer) {
 			continue
 		}
 		switch m.typ {
-		case metricCounter:
+		case proxywasm.MetricCounter:
 			fmt.Fprintf(w, "# TYPE %s counter\n%s{} %d\n", name, name, uint64(m.value.Load()))
-		case metricGauge:
+		case proxywasm.MetricGauge:
 			fmt.Fprintf(w, "# TYPE %s gauge\n%s{} %d\n", name, name, m.value.Load())
-		case metricHistogram:
+		case proxywasm.MetricHistogram:
 			m.hmu.Lock()
 			fmt.Fprintf(w, "# TYPE %s histogram\n", name)
 			for i, b := range histogramBuckets {

@@ -1,6 +1,10 @@
 package wasmhost
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
+)
 
 // sharedStore is the host-wide shared data and shared queues, scoped by
 // vm_id like proxy-wasm-cpp-host's global SharedData / SharedQueue: every
@@ -51,7 +55,7 @@ func (s *sharedStore) get(vmID, key string) (sharedValue, bool) {
 }
 
 // set stores value; a non-zero cas must match the current one.
-func (s *sharedStore) set(vmID, key string, value []byte, cas uint32) status {
+func (s *sharedStore) set(vmID, key string, value []byte, cas uint32) proxywasm.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.data[vmID]
@@ -60,10 +64,10 @@ func (s *sharedStore) set(vmID, key string, value []byte, cas uint32) status {
 		s.data[vmID] = m
 	}
 	if cur, ok := m[key]; ok && cas != 0 && cas != cur.cas {
-		return statusCASMismatch
+		return proxywasm.StatusCASMismatch
 	}
 	m[key] = sharedValue{value: value, cas: s.nextCAS()}
-	return statusOK
+	return proxywasm.StatusOK
 }
 
 func (s *sharedStore) register(vmID, name string, owner *vm) uint32 {
@@ -88,29 +92,29 @@ func (s *sharedStore) resolve(vmID, name string) (uint32, bool) {
 	return id, ok
 }
 
-func (s *sharedStore) dequeue(id uint32) ([]byte, status) {
+func (s *sharedStore) dequeue(id uint32) ([]byte, proxywasm.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[id]
 	if !ok {
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
 	if len(q.items) == 0 {
-		return nil, statusEmpty
+		return nil, proxywasm.StatusEmpty
 	}
 	item := q.items[0]
 	q.items = q.items[1:]
-	return item, statusOK
+	return item, proxywasm.StatusOK
 }
 
 // enqueue appends and returns the VM to notify.
-func (s *sharedStore) enqueue(id uint32, item []byte) (*vm, status) {
+func (s *sharedStore) enqueue(id uint32, item []byte) (*vm, proxywasm.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[id]
 	if !ok {
-		return nil, statusNotFound
+		return nil, proxywasm.StatusNotFound
 	}
 	q.items = append(q.items, item)
-	return q.owner, statusOK
+	return q.owner, proxywasm.StatusOK
 }

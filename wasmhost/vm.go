@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -261,16 +262,16 @@ func (v *vm) contextStream() *stream {
 func (v *vm) logHost(msg string) { v.log.Debug(msg) }
 
 // pluginLog emits a plugin log line at the given proxy-wasm level.
-func (v *vm) pluginLog(level logLevel, msg string) {
+func (v *vm) pluginLog(level proxywasm.LogLevel, msg string) {
 	var l slog.Level
 	switch level {
-	case logTrace:
+	case proxywasm.LogTrace:
 		l = slog.LevelDebug - 4
-	case logDebug:
+	case proxywasm.LogDebug:
 		l = slog.LevelDebug
-	case logInfo:
+	case proxywasm.LogInfo:
 		l = slog.LevelInfo
-	case logWarn:
+	case proxywasm.LogWarn:
 		l = slog.LevelWarn
 	default:
 		l = slog.LevelError

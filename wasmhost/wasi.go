@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -82,128 +83,132 @@ func (ps profileSpec) allowed(allow map[string]bool, f hostFunc) bool {
 	return allow[f.name]
 }
 
+// wasiFunc is a WASI function's Go implementation: it returns the errno,
+// which becomes its i32 result, as wazero's own WASI functions do.
+type wasiFunc func(v *vm, stack []uint64) proxywasm.Errno
+
 // wasiFunctions returns the WASI functions of the profile, for one module
 // name (wasi_snapshot_preview1 or wasi_unstable).
 func wasiFunctions(module string, ps profileSpec) []hostFunc {
-	w := func(name string, params []api.ValueType, impl func(v *vm, s []uint64)) hostFunc {
-		return hostFunc{module: module, name: name, params: params, results: ret32, impl: impl}
+	w := func(name string, params []api.ValueType, impl wasiFunc) hostFunc {
+		return hostFunc{module: module, name: name, params: params, results: ret32, impl: func(v *vm, s []uint64) {
+			s[0] = uint64(impl(v, s))
+		}}
 	}
-	ret := func(e uint32) func(*vm, []uint64) { return func(_ *vm, s []uint64) { s[0] = uint64(e) } }
-	stdio := func(v *vm, s []uint64) {
+	ret := func(e proxywasm.Errno) wasiFunc { return func(*vm, []uint64) proxywasm.Errno { return e } }
+	stdio := func(v *vm, s []uint64) proxywasm.Errno {
 		if fd := uint32(s[0]); fd != 1 && fd != 2 {
-			s[0] = errnoBadf
-			return
+			return proxywasm.ErrnoBadf
 		}
-		s[0] = errnoSuccess
+		return proxywasm.ErrnoSuccess
 	}
 	p := func(types ...api.ValueType) []api.ValueType { return types }
 	all := []hostFunc{
 		w("fd_write", sig(4), wasiFdWrite),
-		w("fd_read", sig(4), ret(errnoNosys)),
-		w("fd_seek", p(i32, i64, i32, i32), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_seek"); s[0] = errnoSuccess }),
-		w("fd_close", sig(1), func(v *vm, s []uint64) { v.logHost("wasi_unstable fd_close"); s[0] = errnoSuccess }),
+		w("fd_read", sig(4), ret(proxywasm.ErrnoNosys)),
+		w("fd_seek", p(i32, i64, i32, i32), func(v *vm, _ []uint64) proxywasm.Errno {
+			v.logHost("wasi_unstable fd_seek")
+			return proxywasm.ErrnoSuccess
+		}),
+		w("fd_close", sig(1), func(v *vm, _ []uint64) proxywasm.Errno {
+			v.logHost("wasi_unstable fd_close")
+			return proxywasm.ErrnoSuccess
+		}),
 		w("fd_fdstat_get", sig(2), wasiFdFdstatGet),
-		w("fd_fdstat_set_flags", sig(2), ret(errnoNosys)),
+		w("fd_fdstat_set_flags", sig(2), ret(proxywasm.ErrnoNosys)),
 		w("environ_get", sig(2), wasiEnvironGet),
 		w("environ_sizes_get", sig(2), wasiEnvironSizesGet),
-		w("args_get", sig(2), ret(errnoSuccess)),
+		w("args_get", sig(2), ret(proxywasm.ErrnoSuccess)),
 		w("args_sizes_get", sig(2), wasiArgsSizesGet),
 		w("clock_time_get", p(i32, i64, i32), wasiClockTimeGet),
 		w("random_get", sig(2), wasiRandomGet),
-		w("sched_yield", nil, ret(errnoSuccess)),
-		w("poll_oneoff", sig(4), func(v *vm, s []uint64) {
+		w("sched_yield", nil, ret(proxywasm.ErrnoSuccess)),
+		w("poll_oneoff", sig(4), func(v *vm, s []uint64) proxywasm.Errno {
 			if ps.pollENOSYS {
-				s[0] = errnoNosys
-				return
+				return proxywasm.ErrnoNosys
 			}
 			if !v.writeU32(uint32(s[3]), 0) {
-				s[0] = errnoFault
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = errnoSuccess
+			return proxywasm.ErrnoSuccess
 		}),
 		{module: module, name: "proc_exit", params: sig(1), impl: func(v *vm, s []uint64) { v.logHost("wasi_unstable proc_exit") }},
-		w("path_open", p(i32, i32, i32, i32, i32, i64, i64, i32, i32), ret(errnoNoent)),
-		w("fd_prestat_get", sig(2), ret(errnoBadf)),
-		w("fd_prestat_dir_name", sig(3), ret(errnoNosys)),
+		w("path_open", p(i32, i32, i32, i32, i32, i64, i64, i32, i32), ret(proxywasm.ErrnoNoent)),
+		w("fd_prestat_get", sig(2), ret(proxywasm.ErrnoBadf)),
+		w("fd_prestat_dir_name", sig(3), ret(proxywasm.ErrnoNosys)),
 		// The rest exist from cpp-host #533 on (envoy-current).
 		w("clock_res_get", sig(2), wasiClockResGet),
-		w("fd_advise", p(i32, i64, i64, i32), ret(errnoSuccess)),
+		w("fd_advise", p(i32, i64, i64, i32), ret(proxywasm.ErrnoSuccess)),
 		w("fd_allocate", p(i32, i64, i64), stdio),
 		w("fd_datasync", sig(1), stdio),
 		w("fd_fdstat_set_rights", p(i32, i64, i64), stdio),
-		w("fd_filestat_get", sig(2), ret(errnoBadf)),
+		w("fd_filestat_get", sig(2), ret(proxywasm.ErrnoBadf)),
 		w("fd_filestat_set_size", p(i32, i64), stdio),
 		w("fd_filestat_set_times", p(i32, i64, i64, i32), stdio),
-		w("fd_pread", p(i32, i32, i32, i64, i32), ret(errnoNosys)),
+		w("fd_pread", p(i32, i32, i32, i64, i32), ret(proxywasm.ErrnoNosys)),
 		w("fd_pwrite", p(i32, i32, i32, i64, i32), wasiFdPwrite),
-		w("fd_readdir", p(i32, i32, i32, i64, i32), func(v *vm, s []uint64) {
+		w("fd_readdir", p(i32, i32, i32, i64, i32), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[4]), 0) {
-				s[0] = errnoFault
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = errnoNotdir
+			// cpp-host's wasi_unstable_fd_readdir means ENOTDIR but
+			// returns 20, POSIX's number for it, which WASI reads as
+			// EEXIST; the module sees what Envoy answers.
+			return proxywasm.ErrnoExist
 		}),
-		w("fd_renumber", sig(2), func(_ *vm, s []uint64) {
+		w("fd_renumber", sig(2), func(_ *vm, s []uint64) proxywasm.Errno {
 			fd, to := uint32(s[0]), uint32(s[1])
 			if (fd != 1 && fd != 2) || (to != 1 && to != 2) {
-				s[0] = errnoBadf
-				return
+				return proxywasm.ErrnoBadf
 			}
-			s[0] = errnoNotsup
+			return proxywasm.ErrnoNotsup
 		}),
 		w("fd_sync", sig(1), stdio),
-		w("fd_tell", sig(2), func(v *vm, s []uint64) {
+		w("fd_tell", sig(2), func(v *vm, s []uint64) proxywasm.Errno {
 			if fd := uint32(s[0]); fd != 1 && fd != 2 {
-				s[0] = errnoBadf
-				return
+				return proxywasm.ErrnoBadf
 			}
 			if !v.writeU64(uint32(s[1]), 0) {
-				s[0] = errnoFault
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = errnoSuccess
+			return proxywasm.ErrnoSuccess
 		}),
-		w("path_create_directory", sig(3), ret(errnoNotsup)),
-		w("path_filestat_get", sig(5), ret(errnoNotsup)),
-		w("path_filestat_set_times", p(i32, i32, i32, i32, i64, i64, i32), ret(errnoNotsup)),
+		w("path_create_directory", sig(3), ret(proxywasm.ErrnoNotsup)),
+		w("path_filestat_get", sig(5), ret(proxywasm.ErrnoNotsup)),
+		w("path_filestat_set_times", p(i32, i32, i32, i32, i64, i64, i32), ret(proxywasm.ErrnoNotsup)),
 		// cpp-host declares path_link with 6 and path_symlink with 4
 		// parameters (one fewer than WASI); a module importing the WASI
 		// signature gets an import type mismatch there, and here.
-		w("path_link", sig(6), ret(errnoNotsup)),
-		w("path_readlink", sig(6), func(v *vm, s []uint64) {
+		w("path_link", sig(6), ret(proxywasm.ErrnoNotsup)),
+		w("path_readlink", sig(6), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[5]), 0) {
-				s[0] = errnoFault
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = errnoNotsup
+			return proxywasm.ErrnoNotsup
 		}),
-		w("path_remove_directory", sig(3), ret(errnoNotsup)),
-		w("path_rename", sig(6), ret(errnoNotsup)),
-		w("path_symlink", sig(4), ret(errnoNotsup)),
-		w("path_unlink_file", sig(3), ret(errnoNotsup)),
-		w("sock_accept", sig(3), func(v *vm, s []uint64) {
+		w("path_remove_directory", sig(3), ret(proxywasm.ErrnoNotsup)),
+		w("path_rename", sig(6), ret(proxywasm.ErrnoNotsup)),
+		w("path_symlink", sig(4), ret(proxywasm.ErrnoNotsup)),
+		w("path_unlink_file", sig(3), ret(proxywasm.ErrnoNotsup)),
+		w("sock_accept", sig(3), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU64(uint32(s[2]), 0) {
-				s[0] = errnoFault
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = errnoNotsup
+			return proxywasm.ErrnoNotsup
 		}),
-		w("sock_recv", sig(6), func(v *vm, s []uint64) {
+		w("sock_recv", sig(6), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[4]), 0) || !v.writeU16(uint32(s[5]), 0) {
-				s[0] = errnoFault
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = errnoNotsup
+			return proxywasm.ErrnoNotsup
 		}),
-		w("sock_send", sig(5), func(v *vm, s []uint64) {
+		w("sock_send", sig(5), func(v *vm, s []uint64) proxywasm.Errno {
 			if !v.writeU32(uint32(s[4]), 0) {
-				s[0] = errnoFault
-				return
+				return proxywasm.ErrnoFault
 			}
-			s[0] = errnoNotsup
+			return proxywasm.ErrnoNotsup
 		}),
-		w("sock_shutdown", sig(2), ret(errnoNotsup)),
+		w("sock_shutdown", sig(2), ret(proxywasm.ErrnoNotsup)),
 	}
 	if ps.wasi == nil {
 		return all
@@ -219,21 +224,21 @@ func wasiFunctions(module string, ps profileSpec) []hostFunc {
 
 // wasiWrite gathers an iovec array and logs it like Envoy: stdout at info,
 // stderr at error, one trailing newline removed.
-func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, uint32) {
-	var level logLevel
+func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, proxywasm.Errno) {
+	var level proxywasm.LogLevel
 	switch fd {
 	case 1:
-		level = logInfo
+		level = proxywasm.LogInfo
 	case 2:
-		level = logError
+		level = proxywasm.LogError
 	default:
-		return 0, errnoBadf
+		return 0, proxywasm.ErrnoBadf
 	}
 	var sb strings.Builder
 	for i := uint32(0); i < iovsLen; i++ {
 		vec, ok := v.read(iovs+i*8, 8)
 		if !ok {
-			return 0, errnoFault
+			return 0, proxywasm.ErrnoFault
 		}
 		ptr, n := binary.LittleEndian.Uint32(vec), binary.LittleEndian.Uint32(vec[4:])
 		if n == 0 {
@@ -241,7 +246,7 @@ func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, uint32) {
 		}
 		b, ok := v.read(ptr, n)
 		if !ok {
-			return 0, errnoFault
+			return 0, proxywasm.ErrnoFault
 		}
 		sb.Write(b)
 	}
@@ -250,44 +255,39 @@ func wasiWrite(v *vm, fd, iovs, iovsLen uint32) (uint32, uint32) {
 	if written > 0 {
 		v.pluginLog(level, strings.TrimSuffix(s, "\n"))
 	}
-	return written, errnoSuccess
+	return written, proxywasm.ErrnoSuccess
 }
 
-func wasiFdWrite(v *vm, s []uint64) {
+func wasiFdWrite(v *vm, s []uint64) proxywasm.Errno {
 	n, e := wasiWrite(v, uint32(s[0]), uint32(s[1]), uint32(s[2]))
-	if e != errnoSuccess {
-		s[0] = uint64(e)
-		return
+	if e != proxywasm.ErrnoSuccess {
+		return e
 	}
 	if !v.writeU32(uint32(s[3]), n) {
-		s[0] = errnoFault
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiFdPwrite(v *vm, s []uint64) {
+func wasiFdPwrite(v *vm, s []uint64) proxywasm.Errno {
 	n, e := wasiWrite(v, uint32(s[0]), uint32(s[1]), uint32(s[2]))
-	if e != errnoSuccess {
-		s[0] = uint64(e)
-		return
+	if e != proxywasm.ErrnoSuccess {
+		return e
 	}
 	if !v.writeU32(uint32(s[4]), n) {
-		s[0] = errnoFault
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiFdFdstatGet(v *vm, s []uint64) {
+func wasiFdFdstatGet(v *vm, s []uint64) proxywasm.Errno {
 	if fd := uint32(s[0]); fd != 1 && fd != 2 {
-		s[0] = errnoBadf
-		return
+		return proxywasm.ErrnoBadf
 	}
 	var st [24]byte
 	binary.LittleEndian.PutUint64(st[8:], 64) // fs_rights_base = FD_WRITE
 	v.write(uint32(s[1]), st[:])
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
 func envList(env map[string]string) []string {
@@ -299,42 +299,39 @@ func envList(env map[string]string) []string {
 	return out
 }
 
-func wasiEnvironGet(v *vm, s []uint64) {
+func wasiEnvironGet(v *vm, s []uint64) proxywasm.Errno {
 	arr, buf := uint32(s[0]), uint32(s[1])
 	for _, e := range v.env {
 		if !v.writeU32(arr, buf) || !v.write(buf, append([]byte(e), 0)) {
-			s[0] = errnoFault
-			return
+			return proxywasm.ErrnoFault
 		}
 		buf += uint32(len(e)) + 1
 		arr += 4
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiEnvironSizesGet(v *vm, s []uint64) {
+func wasiEnvironSizesGet(v *vm, s []uint64) proxywasm.Errno {
 	size := 0
 	for _, e := range v.env {
 		size += len(e) + 1
 	}
 	if !v.writeU32(uint32(s[0]), uint32(len(v.env))) || !v.writeU32(uint32(s[1]), uint32(size)) {
-		s[0] = errnoFault
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiArgsSizesGet(v *vm, s []uint64) {
+func wasiArgsSizesGet(v *vm, s []uint64) proxywasm.Errno {
 	if !v.writeU32(uint32(s[0]), 0) || !v.writeU32(uint32(s[1]), 0) {
-		s[0] = errnoFault
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
 var monoStart = time.Now()
 
-func wasiClockTimeGet(v *vm, s []uint64) {
+func wasiClockTimeGet(v *vm, s []uint64) proxywasm.Errno {
 	var t uint64
 	switch uint32(s[0]) {
 	case 0:
@@ -342,48 +339,41 @@ func wasiClockTimeGet(v *vm, s []uint64) {
 	case 1:
 		t = uint64(time.Since(monoStart).Nanoseconds())
 	default:
-		s[0] = errnoNotsup
-		return
+		return proxywasm.ErrnoNotsup
 	}
 	if !v.writeU64(uint32(s[2]), t) {
-		s[0] = errnoFault
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
-func wasiClockResGet(v *vm, s []uint64) {
+func wasiClockResGet(v *vm, s []uint64) proxywasm.Errno {
 	switch uint32(s[0]) {
 	case 0, 1:
 	default:
-		s[0] = errnoNotsup
-		return
+		return proxywasm.ErrnoNotsup
 	}
 	if !v.writeU64(uint32(s[1]), 1) {
-		s[0] = errnoFault
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }
 
 // maxRandomGet mirrors PROXY_WASM_HOST_WASI_RANDOM_GET_MAX_SIZE_BYTES.
 const maxRandomGet = 64 * 1024
 
-func wasiRandomGet(v *vm, s []uint64) {
+func wasiRandomGet(v *vm, s []uint64) proxywasm.Errno {
 	ptr, n := uint32(s[0]), uint32(s[1])
 	if n > maxRandomGet {
-		s[0] = errnoInval
-		return
+		return proxywasm.ErrnoInval
 	}
 	if n == 0 {
-		s[0] = errnoSuccess
-		return
+		return proxywasm.ErrnoSuccess
 	}
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	if !v.write(ptr, b) {
-		s[0] = errnoFault
-		return
+		return proxywasm.ErrnoFault
 	}
-	s[0] = errnoSuccess
+	return proxywasm.ErrnoSuccess
 }

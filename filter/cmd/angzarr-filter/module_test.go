@@ -281,11 +281,11 @@ func TestModuleMemoryUnderEnvoy133(t *testing.T) {
 			cmd.IdempotencyKey = strings.Repeat("k", 300<<10)
 		}
 		if _, code, err := d.Handle(agg, cmd); err != nil || code != 0 {
-			t.Fatalf("command %d: code %d, %v, poll_oneoff calls %d", i, code, err, d.PollCalls)
+			t.Fatalf("command %d: code %d, %v, poll_oneoff calls %d", i, code, err, d.PollCalls())
 		}
 	}
-	if d.PollCalls != 0 {
-		t.Fatalf("poll_oneoff called %d times", d.PollCalls)
+	if d.PollCalls() != 0 {
+		t.Fatalf("poll_oneoff called %d times", d.PollCalls())
 	}
 	if mem := d.MemoryBytes(); mem > 64<<20 {
 		t.Fatalf("linear memory grew to %d MiB after %d commands", mem>>20, n)

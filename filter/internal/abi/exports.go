@@ -95,61 +95,61 @@ func stream(id uint32) *filter.Stream {
 // OnRequestHeaders is proxy_on_request_headers.
 //
 //go:wasmexport proxy_on_request_headers
-func OnRequestHeaders(id, headers, endOfStream uint32) uint32 {
+func OnRequestHeaders(id, headers, endOfStream uint32) filter.Action {
 	if s := stream(id); s != nil {
-		return uint32(s.OnRequestHeaders(boolArg(endOfStream)))
+		return s.OnRequestHeaders(boolArg(endOfStream))
 	}
-	return 0
+	return filter.Continue
 }
 
 // OnRequestBody is proxy_on_request_body.
 //
 //go:wasmexport proxy_on_request_body
-func OnRequestBody(id, size, endOfStream uint32) uint32 {
+func OnRequestBody(id, size, endOfStream uint32) filter.Action {
 	if s := stream(id); s != nil {
-		return uint32(s.OnRequestBody(int(size), boolArg(endOfStream)))
+		return s.OnRequestBody(int(size), boolArg(endOfStream))
 	}
-	return 0
+	return filter.Continue
 }
 
 // OnRequestTrailers is proxy_on_request_trailers.
 //
 //go:wasmexport proxy_on_request_trailers
-func OnRequestTrailers(id, trailers uint32) uint32 {
+func OnRequestTrailers(id, trailers uint32) filter.Action {
 	if s := stream(id); s != nil {
-		return uint32(s.OnRequestTrailers())
+		return s.OnRequestTrailers()
 	}
-	return 0
+	return filter.Continue
 }
 
 // OnResponseHeaders is proxy_on_response_headers.
 //
 //go:wasmexport proxy_on_response_headers
-func OnResponseHeaders(id, headers, endOfStream uint32) uint32 {
+func OnResponseHeaders(id, headers, endOfStream uint32) filter.Action {
 	if s := stream(id); s != nil {
-		return uint32(s.OnResponseHeaders(boolArg(endOfStream)))
+		return s.OnResponseHeaders(boolArg(endOfStream))
 	}
-	return 0
+	return filter.Continue
 }
 
 // OnResponseBody is proxy_on_response_body.
 //
 //go:wasmexport proxy_on_response_body
-func OnResponseBody(id, size, endOfStream uint32) uint32 {
+func OnResponseBody(id, size, endOfStream uint32) filter.Action {
 	if s := stream(id); s != nil {
-		return uint32(s.OnResponseBody(int(size), boolArg(endOfStream)))
+		return s.OnResponseBody(int(size), boolArg(endOfStream))
 	}
-	return 0
+	return filter.Continue
 }
 
 // OnResponseTrailers is proxy_on_response_trailers.
 //
 //go:wasmexport proxy_on_response_trailers
-func OnResponseTrailers(id, trailers uint32) uint32 {
+func OnResponseTrailers(id, trailers uint32) filter.Action {
 	if s := stream(id); s != nil {
-		return uint32(s.OnResponseTrailers())
+		return s.OnResponseTrailers()
 	}
-	return 0
+	return filter.Continue
 }
 
 // OnGrpcReceiveInitialMetadata ignores callout metadata.

@@ -4,32 +4,24 @@ package abi
 
 import (
 	"encoding/binary"
-	"fmt"
 	"time"
 	"unsafe"
 
 	"github.com/angzarr-mesh/angzarr/filter"
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"google.golang.org/protobuf/encoding/protowire"
-)
-
-// proxy_status_t values the binding tells apart.
-const (
-	statusOK          = 0
-	statusNotFound    = 1
-	statusBadArgument = 2
-	statusEmpty       = 7
 )
 
 // StatusError is a host function's failure.
 type StatusError struct {
 	Func   string
-	Status uint32
+	Status proxywasm.Status
 }
 
-func (e *StatusError) Error() string { return fmt.Sprintf("%s: proxy status %d", e.Func, e.Status) }
+func (e *StatusError) Error() string { return e.Func + ": " + e.Status.String() }
 
-func check(fn string, st uint32) error {
-	if st == statusOK {
+func check(fn string, st proxywasm.Status) error {
+	if st == proxywasm.StatusOK {
 		return nil
 	}
 	return &StatusError{Func: fn, Status: st}
@@ -41,12 +33,12 @@ type host struct{}
 var _ filter.Host = host{}
 
 func (host) Log(level filter.LogLevel, msg string) {
-	proxyLog(uint32(level), sptr(msg), uint32(len(msg)))
+	proxyLog(level, sptr(msg), uint32(len(msg)))
 }
 
 func (host) Now() time.Time {
 	var ns int64
-	if proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&ns)) != statusOK {
+	if proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&ns)) != proxywasm.StatusOK {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
@@ -54,7 +46,7 @@ func (host) Now() time.Time {
 
 func (host) GetHeader(m filter.MapType, key string) (string, bool) {
 	var addr, size uint32
-	if proxyGetHeaderMapValue(uint32(m), sptr(key), uint32(len(key)), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != statusOK {
+	if proxyGetHeaderMapValue(m, sptr(key), uint32(len(key)), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != proxywasm.StatusOK {
 		return "", false
 	}
 	return owned(take(addr, size)), true
@@ -72,11 +64,11 @@ func owned(b []byte) string {
 
 func (host) ReplaceHeader(m filter.MapType, key, value string) error {
 	return check("proxy_replace_header_map_value",
-		proxyReplaceHeaderMapValue(uint32(m), sptr(key), uint32(len(key)), sptr(value), uint32(len(value))))
+		proxyReplaceHeaderMapValue(m, sptr(key), uint32(len(key)), sptr(value), uint32(len(value))))
 }
 
 func (host) RemoveHeader(m filter.MapType, key string) error {
-	return check("proxy_remove_header_map_value", proxyRemoveHeaderMapValue(uint32(m), sptr(key), uint32(len(key))))
+	return check("proxy_remove_header_map_value", proxyRemoveHeaderMapValue(m, sptr(key), uint32(len(key))))
 }
 
 func (host) GetBuffer(b filter.BufferType, start, size int) ([]byte, error) {
@@ -84,8 +76,8 @@ func (host) GetBuffer(b filter.BufferType, start, size int) ([]byte, error) {
 		return nil, nil
 	}
 	var addr, n uint32
-	st := proxyGetBufferBytes(uint32(b), uint32(start), uint32(size), unsafe.Pointer(&addr), unsafe.Pointer(&n))
-	if st == statusNotFound || st == statusEmpty {
+	st := proxyGetBufferBytes(b, uint32(start), uint32(size), unsafe.Pointer(&addr), unsafe.Pointer(&n))
+	if st == proxywasm.StatusNotFound || st == proxywasm.StatusEmpty {
 		return nil, nil
 	}
 	if err := check("proxy_get_buffer_bytes", st); err != nil {
@@ -98,10 +90,10 @@ func (host) SetBuffer(b filter.BufferType, data []byte) error {
 	// Replacing the whole buffer needs start 0 and a length of at least
 	// the current size.
 	var size, flags uint32
-	if st := proxyGetBufferStatus(uint32(b), unsafe.Pointer(&size), unsafe.Pointer(&flags)); st != statusOK && st != statusNotFound {
+	if st := proxyGetBufferStatus(b, unsafe.Pointer(&size), unsafe.Pointer(&flags)); st != proxywasm.StatusOK && st != proxywasm.StatusNotFound {
 		return check("proxy_get_buffer_status", st)
 	}
-	return check("proxy_set_buffer_bytes", proxySetBufferBytes(uint32(b), 0, size, ptr(data), uint32(len(data))))
+	return check("proxy_set_buffer_bytes", proxySetBufferBytes(b, 0, size, ptr(data), uint32(len(data))))
 }
 
 func (host) SendLocalReply(c filter.Code, message string, headers [][2]string) error {
@@ -112,7 +104,7 @@ func (host) SendLocalReply(c filter.Code, message string, headers [][2]string) e
 }
 
 func (host) ContinueStream(s filter.StreamType) error {
-	return check("proxy_continue_stream", proxyContinueStream(uint32(s)))
+	return check("proxy_continue_stream", proxyContinueStream(s))
 }
 
 func (host) GrpcCall(cluster, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error) {
@@ -130,9 +122,9 @@ func (host) GrpcCall(cluster, service, method string, metadata [][2]string, mess
 
 func (host) SetEffectiveContext(id uint32) error {
 	switch st := proxySetEffectiveContext(id); st {
-	case statusOK:
+	case proxywasm.StatusOK:
 		return nil
-	case statusBadArgument, statusNotFound:
+	case proxywasm.StatusBadArgument, proxywasm.StatusNotFound:
 		return filter.ErrStreamGone
 	default:
 		return check("proxy_set_effective_context", st)
@@ -141,7 +133,7 @@ func (host) SetEffectiveContext(id uint32) error {
 
 func (host) DefineMetric(t filter.MetricType, name string) (uint32, error) {
 	var id uint32
-	st := proxyDefineMetric(uint32(t), sptr(name), uint32(len(name)), unsafe.Pointer(&id))
+	st := proxyDefineMetric(t, sptr(name), uint32(len(name)), unsafe.Pointer(&id))
 	return id, check("proxy_define_metric", st)
 }
 
@@ -160,7 +152,7 @@ func (host) SetProperty(path, value string) error {
 // callStatus returns the status of the callout being delivered.
 func callStatus() (filter.Code, string) {
 	var code, addr, size uint32
-	if proxyGetStatus(unsafe.Pointer(&code), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != statusOK {
+	if proxyGetStatus(unsafe.Pointer(&code), unsafe.Pointer(&addr), unsafe.Pointer(&size)) != proxywasm.StatusOK {
 		return filter.Unknown, ""
 	}
 	return filter.Code(code), owned(take(addr, size))

@@ -7,7 +7,9 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -31,7 +33,7 @@ func (d *Driver) Handle(agg *Aggregate, cmd *pb.CommandBook) (*pb.CommandRespons
 		return nil, 0, err
 	}
 	defer s.Finish()
-	if a, err := s.RequestHeaders(false); err != nil || a != 0 {
+	if a, err := s.RequestHeaders(false); err != nil || a != proxywasm.ActionContinue {
 		return nil, 0, fmt.Errorf("request headers: %d %v", a, err)
 	}
 	// Continue right away: the module forwarded the request within the
@@ -46,10 +48,10 @@ func (d *Driver) Handle(agg *Aggregate, cmd *pb.CommandBook) (*pb.CommandRespons
 	if l := d.Local(); l != nil {
 		return nil, l.GrpcStatus, nil
 	}
-	if bodyAction != 0 && !d.Continued(0) {
+	if bodyAction != proxywasm.ActionContinue && !d.Continued(proxywasm.StreamRequest) {
 		return nil, 0, fmt.Errorf("request not continued")
 	}
-	msg, err := grpcframe.Decode(d.Body(0))
+	msg, err := grpcframe.Decode(d.Body(proxywasm.BufferRequestBody))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -70,21 +72,21 @@ func (d *Driver) Handle(agg *Aggregate, cmd *pb.CommandBook) (*pb.CommandRespons
 	}
 	if a, err := s.ResponseTrailers(map[string]string{"grpc-status": "0"}); err != nil {
 		return nil, 0, err
-	} else if a == 0 {
+	} else if a == proxywasm.ActionContinue {
 		return nil, 0, fmt.Errorf("response trailers did not pause for the append")
 	}
 	if err := d.answer(agg); err != nil {
 		return nil, 0, err
 	}
-	if !d.Continued(1) {
+	if !d.Continued(proxywasm.StreamResponse) {
 		return nil, 0, fmt.Errorf("response not continued")
 	}
 	var code int32
-	fmt.Sscan(d.Headers(3)["grpc-status"], &code)
+	fmt.Sscan(d.Headers(proxywasm.MapResponseTrailers)["grpc-status"], &code)
 	if code != 0 {
 		return nil, code, nil
 	}
-	out, err := grpcframe.Decode(d.Body(1))
+	out, err := grpcframe.Decode(d.Body(proxywasm.BufferResponseBody))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -110,7 +112,7 @@ func (d *Driver) answer(agg *Aggregate) error {
 					return err
 				}
 				if req.GetExpectedSequence() != uint32(len(agg.Pages)) {
-					if err := d.Fail(c, 10, "conflict"); err != nil {
+					if err := d.Fail(c, uint32(codes.Aborted), "conflict"); err != nil {
 						return err
 					}
 					continue

@@ -1,54 +1,49 @@
 //go:build !wasip1
 
-// Package wasmdrive drives the built filter .wasm directly on wazero, with a
-// minimal in-process proxy-wasm host: no network, no proxy. Callouts are
-// answered by the caller. It measures what only the module costs (CPU per
-// command, heap growth) and checks the binding in isolation; the real host
-// semantics are wasmhost's job.
+// Package wasmdrive runs the built filter .wasm directly on wazero, with a
+// minimal in-process proxy-wasm host: no network, no proxy. Its env
+// functions (guest.go) answer the module's imports from a Host, so the
+// filter's own tests run their scenarios through the module against their
+// fake host; Driver is a Host of its own, one stream at a time, whose
+// callouts the caller answers, to measure what only the module costs (CPU
+// per command, heap growth). The real host semantics are wasmhost's job.
 package wasmdrive
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 )
-
-const rootID = 1
 
 // Call is a gRPC callout the module made.
 type Call struct {
-	Token uint32
-	// Cluster is the raw target argument (a serialised GrpcService).
+	Token           uint32
 	Cluster         string
 	Service, Method string
 	Message         []byte
 }
 
-// Driver runs one VM of the module.
+// Driver runs one instance of the module on its own runtime and is its
+// Host: one stream at a time, callouts queued for the caller to answer.
 type Driver struct {
-	ctx  context.Context
-	rt   wazero.Runtime
-	mod  api.Module
-	fns  map[string]api.Function
+	*Guest
+	rt  *Runtime
+	ctx context.Context
+
 	next uint32
 
 	// current stream state
-	current  uint32
-	maps     [4]map[string]string
-	bufs     map[uint32][]byte
-	grpcBuf  []byte
-	calls    []Call
-	token    uint32
-	cont     [2]bool
-	local    *LocalReply
-	status   uint32
-	statusMs string
+	current uint32
+	maps    [4]map[string]string
+	bufs    map[proxywasm.BufferType][]byte
+	grpcBuf []byte
+	calls   []Call
+	token   uint32
+	cont    [2]bool
+	local   *LocalReply
 	// Props holds the current stream's proxy_set_property values.
 	Props map[string]string
 	// Gauges holds the last value recorded per metric name.
@@ -56,11 +51,9 @@ type Driver struct {
 	metrics map[uint32]string
 	// Logs collects proxy_log lines.
 	Logs []string
-	// PollCalls counts poll_oneoff calls answered ENOSYS.
-	PollCalls int
-	// WasmTime accumulates the time spent inside exported calls.
-	WasmTime time.Duration
 }
+
+var _ Host = (*Driver)(nil)
 
 // LocalReply is a proxy_send_local_response.
 type LocalReply struct {
@@ -68,80 +61,25 @@ type LocalReply struct {
 	Message    string
 }
 
-// Options tune the driver.
-type Options struct {
-	// PollENOSYS makes WASI poll_oneoff answer ENOSYS, as Envoy 1.33 does.
-	PollENOSYS bool
-}
-
 // New compiles and starts the module and configures its root context.
 func New(ctx context.Context, wasm, pluginConfig []byte, opts ...Options) (*Driver, error) {
-	var o Options
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	d := &Driver{ctx: ctx, bufs: map[uint32][]byte{}, Gauges: map[string]uint64{}, metrics: map[uint32]string{}}
-	d.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
-	wb := d.rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
-	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(wb)
-	if o.PollENOSYS {
-		wb.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) {
-			d.PollCalls++
-			s[0] = 52 // ENOSYS
-		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32},
-			[]api.ValueType{api.ValueTypeI32}).Export("poll_oneoff")
-	}
-	if _, err := wb.Instantiate(ctx); err != nil {
-		return nil, err
-	}
-	if err := d.hostModule(); err != nil {
-		return nil, err
-	}
-	cm, err := d.rt.CompileModule(ctx, wasm)
+	rt, err := NewRuntime(ctx, wasm, opts...)
 	if err != nil {
 		return nil, err
 	}
-	d.mod, err = d.rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithStartFunctions("_initialize"))
-	if err != nil {
-		return nil, err
+	d := &Driver{rt: rt, ctx: ctx, bufs: map[proxywasm.BufferType][]byte{}, Gauges: map[string]uint64{}, metrics: map[uint32]string{}, next: 1}
+	if d.Guest, err = rt.Start(ctx, d, pluginConfig); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("%w (logs %q)", err, d.Logs)
 	}
-	d.fns = map[string]api.Function{}
-	for name := range cm.ExportedFunctions() {
-		d.fns[name] = d.mod.ExportedFunction(name)
-	}
-	d.bufs[7] = pluginConfig
-	if _, err := d.call("proxy_on_context_create", rootID, 0); err != nil {
-		return nil, err
-	}
-	if r, err := d.call("proxy_on_vm_start", rootID, 0); err != nil || r != 1 {
-		return nil, fmt.Errorf("vm start: %d %v", r, err)
-	}
-	if r, err := d.call("proxy_on_configure", rootID, uint64(len(pluginConfig))); err != nil || r != 1 {
-		return nil, fmt.Errorf("configure: %d %v (logs %q)", r, err, d.Logs)
-	}
-	d.next = 2
 	return d, nil
 }
 
 // Close releases the runtime.
 func (d *Driver) Close() error { return d.rt.Close(d.ctx) }
 
-// MemoryBytes is the size of the module's linear memory.
-func (d *Driver) MemoryBytes() uint32 { return d.mod.Memory().Size() }
-
-func (d *Driver) call(name string, args ...uint64) (uint32, error) {
-	f := d.fns[name]
-	if f == nil {
-		return 0, fmt.Errorf("no export %s", name)
-	}
-	start := time.Now()
-	r, err := f.Call(d.ctx, args...)
-	d.WasmTime += time.Since(start)
-	if err != nil || len(r) == 0 {
-		return 0, err
-	}
-	return uint32(r[0]), nil
-}
+// PollCalls is how many poll_oneoff calls were answered ENOSYS.
+func (d *Driver) PollCalls() int64 { return d.rt.PollCalls.Load() }
 
 // Stream is one HTTP stream through the module.
 type Stream struct {
@@ -155,26 +93,26 @@ func (d *Driver) NewStream(headers map[string]string) (*Stream, error) {
 	d.next++
 	d.current = id
 	d.maps = [4]map[string]string{headers, {}, {}, {}}
-	d.bufs = map[uint32][]byte{}
+	d.bufs = map[proxywasm.BufferType][]byte{}
 	d.cont = [2]bool{}
 	d.local = nil
 	d.Props = map[string]string{}
-	if _, err := d.call("proxy_on_context_create", uint64(id), rootID); err != nil {
+	if err := d.Guest.NewStream(id); err != nil {
 		return nil, err
 	}
 	return &Stream{d: d, ID: id}, nil
 }
 
-// Headers returns a header map of the current stream (0 request headers, 2
-// response headers, 3 response trailers).
-func (d *Driver) Headers(m int) map[string]string { return d.maps[m] }
+// Headers returns a header map of the current stream (request headers,
+// response headers or trailers).
+func (d *Driver) Headers(m proxywasm.MapType) map[string]string { return d.maps[m] }
 
-// Body returns a buffer of the current stream (0 request, 1 response).
-func (d *Driver) Body(b uint32) []byte { return d.bufs[b] }
+// Body returns a body buffer of the current stream.
+func (d *Driver) Body(b proxywasm.BufferType) []byte { return d.bufs[b] }
 
-// Continued reports whether the module resumed a direction (0 request, 1
+// Continued reports whether the module resumed a direction (request or
 // response) and clears it.
-func (d *Driver) Continued(dir int) bool {
+func (d *Driver) Continued(dir proxywasm.StreamType) bool {
 	c := d.cont[dir]
 	d.cont[dir] = false
 	return c
@@ -191,208 +129,149 @@ func (d *Driver) Calls() []Call {
 }
 
 // RequestHeaders runs proxy_on_request_headers.
-func (s *Stream) RequestHeaders(eos bool) (uint32, error) {
-	return s.d.call("proxy_on_request_headers", uint64(s.ID), uint64(len(s.d.maps[0])), b2u(eos))
+func (s *Stream) RequestHeaders(eos bool) (proxywasm.Action, error) {
+	return s.d.OnRequestHeaders(s.ID, len(s.d.maps[proxywasm.MapRequestHeaders]), eos)
 }
 
 // RequestBody sets the request body and runs proxy_on_request_body.
-func (s *Stream) RequestBody(body []byte, eos bool) (uint32, error) {
-	s.d.bufs[0] = body
-	return s.d.call("proxy_on_request_body", uint64(s.ID), uint64(len(body)), b2u(eos))
+func (s *Stream) RequestBody(body []byte, eos bool) (proxywasm.Action, error) {
+	s.d.bufs[proxywasm.BufferRequestBody] = body
+	return s.d.OnRequestBody(s.ID, len(body), eos)
 }
 
 // ResponseHeaders sets and runs the response headers.
-func (s *Stream) ResponseHeaders(h map[string]string, eos bool) (uint32, error) {
-	s.d.maps[2] = h
-	return s.d.call("proxy_on_response_headers", uint64(s.ID), uint64(len(h)), b2u(eos))
+func (s *Stream) ResponseHeaders(h map[string]string, eos bool) (proxywasm.Action, error) {
+	s.d.maps[proxywasm.MapResponseHeaders] = h
+	return s.d.OnResponseHeaders(s.ID, len(h), eos)
 }
 
 // ResponseBody sets and runs the response body.
-func (s *Stream) ResponseBody(body []byte, eos bool) (uint32, error) {
-	s.d.bufs[1] = body
-	return s.d.call("proxy_on_response_body", uint64(s.ID), uint64(len(body)), b2u(eos))
+func (s *Stream) ResponseBody(body []byte, eos bool) (proxywasm.Action, error) {
+	s.d.bufs[proxywasm.BufferResponseBody] = body
+	return s.d.OnResponseBody(s.ID, len(body), eos)
 }
 
 // ResponseTrailers sets and runs the response trailers.
-func (s *Stream) ResponseTrailers(t map[string]string) (uint32, error) {
-	s.d.maps[3] = t
-	return s.d.call("proxy_on_response_trailers", uint64(s.ID), uint64(len(t)))
+func (s *Stream) ResponseTrailers(t map[string]string) (proxywasm.Action, error) {
+	s.d.maps[proxywasm.MapResponseTrailers] = t
+	return s.d.OnResponseTrailers(s.ID, len(t))
 }
 
 // Reply delivers a callout's response message on the root context.
 func (d *Driver) Reply(c Call, msg []byte) error {
 	d.grpcBuf = msg
-	_, err := d.call("proxy_on_grpc_receive", rootID, uint64(c.Token), uint64(len(msg)))
+	err := d.OnGrpcReceive(c.Token, len(msg))
 	d.grpcBuf = nil
 	return err
 }
 
 // Fail delivers a callout's failure on the root context.
 func (d *Driver) Fail(c Call, code uint32, msg string) error {
-	d.status, d.statusMs = code, msg
-	_, err := d.call("proxy_on_grpc_close", rootID, uint64(c.Token), uint64(code))
-	return err
+	return d.OnGrpcClose(c.Token, code, msg)
 }
 
 // Finish ends the stream (proxy_on_done, proxy_on_delete).
-func (s *Stream) Finish() error {
-	if _, err := s.d.call("proxy_on_done", uint64(s.ID)); err != nil {
-		return err
-	}
-	_, err := s.d.call("proxy_on_delete", uint64(s.ID))
-	return err
+func (s *Stream) Finish() error { return s.d.DeleteStream(s.ID) }
+
+// The Host side: the current stream's maps and buffers.
+
+// Log implements Host.
+func (d *Driver) Log(_ proxywasm.LogLevel, msg string) { d.Logs = append(d.Logs, msg) }
+
+// Now implements Host.
+func (d *Driver) Now() time.Time { return time.Now() }
+
+// GetHeader implements Host.
+func (d *Driver) GetHeader(m proxywasm.MapType, key string) (string, bool) {
+	v, ok := d.maps[m][key]
+	return v, ok
 }
 
-func b2u(b bool) uint64 {
-	if b {
-		return 1
-	}
-	return 0
+// ReplaceHeader implements Host.
+func (d *Driver) ReplaceHeader(m proxywasm.MapType, key, value string) error {
+	d.maps[m][key] = value
+	return nil
 }
 
-// ErrNoMalloc is returned when the module exports no allocator.
-var ErrNoMalloc = errors.New("module exports no malloc")
-
-// hostModule defines the env functions the filter imports.
-func (d *Driver) hostModule() error {
-	b := d.rt.NewHostModuleBuilder("env")
-	fn := func(name string, params []api.ValueType, f func(m api.Module, s []uint64) uint32) {
-		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
-			// The upper half of an i32 on the stack is undefined.
-			for i, t := range params {
-				if t == api.ValueTypeI32 {
-					s[i] = uint64(uint32(s[i]))
-				}
-			}
-			s[0] = uint64(f(m, s))
-		}), params, []api.ValueType{api.ValueTypeI32}).Export(name)
-	}
-	i32 := api.ValueTypeI32
-	n := func(k int) []api.ValueType {
-		out := make([]api.ValueType, k)
-		for i := range out {
-			out[i] = i32
-		}
-		return out
-	}
-	fn("proxy_log", n(3), func(m api.Module, s []uint64) uint32 {
-		d.Logs = append(d.Logs, str(m, s[1], s[2]))
-		return 0
-	})
-	fn("proxy_get_current_time_nanoseconds", n(1), func(m api.Module, s []uint64) uint32 {
-		m.Memory().WriteUint64Le(uint32(s[0]), uint64(time.Now().UnixNano()))
-		return 0
-	})
-	fn("proxy_get_header_map_value", n(5), func(m api.Module, s []uint64) uint32 {
-		v, ok := d.maps[s[0]][str(m, s[1], s[2])]
-		if !ok {
-			return 1
-		}
-		return d.give(m, []byte(v), s[3], s[4])
-	})
-	fn("proxy_replace_header_map_value", n(5), func(m api.Module, s []uint64) uint32 {
-		d.maps[s[0]][str(m, s[1], s[2])] = str(m, s[3], s[4])
-		return 0
-	})
-	fn("proxy_remove_header_map_value", n(3), func(m api.Module, s []uint64) uint32 {
-		delete(d.maps[s[0]], str(m, s[1], s[2]))
-		return 0
-	})
-	fn("proxy_get_buffer_bytes", n(5), func(m api.Module, s []uint64) uint32 {
-		buf := d.bufs[uint32(s[0])]
-		if s[0] == 5 {
-			buf = d.grpcBuf
-		}
-		start, size := int(s[1]), int(s[2])
-		if start > len(buf) {
-			return 2
-		}
-		if start+size > len(buf) {
-			size = len(buf) - start
-		}
-		return d.give(m, buf[start:start+size], s[3], s[4])
-	})
-	fn("proxy_get_buffer_status", n(3), func(m api.Module, s []uint64) uint32 {
-		m.Memory().WriteUint32Le(uint32(s[1]), uint32(len(d.bufs[uint32(s[0])])))
-		m.Memory().WriteUint32Le(uint32(s[2]), 0)
-		return 0
-	})
-	fn("proxy_set_buffer_bytes", n(5), func(m api.Module, s []uint64) uint32 {
-		data, _ := m.Memory().Read(uint32(s[3]), uint32(s[4]))
-		d.bufs[uint32(s[0])] = append([]byte(nil), data...)
-		return 0
-	})
-	fn("proxy_send_local_response", n(8), func(m api.Module, s []uint64) uint32 {
-		d.local = &LocalReply{GrpcStatus: int32(uint32(s[7])), Message: str(m, s[3], s[4])}
-		return 0
-	})
-	fn("proxy_continue_stream", n(1), func(m api.Module, s []uint64) uint32 {
-		if s[0] < 2 {
-			d.cont[s[0]] = true
-		}
-		return 0
-	})
-	fn("proxy_grpc_call", n(12), func(m api.Module, s []uint64) uint32 {
-		d.token++
-		msg, _ := m.Memory().Read(uint32(s[8]), uint32(s[9]))
-		d.calls = append(d.calls, Call{Token: d.token, Cluster: str(m, s[0], s[1]), Service: str(m, s[2], s[3]),
-			Method: str(m, s[4], s[5]), Message: append([]byte(nil), msg...)})
-		m.Memory().WriteUint32Le(uint32(s[11]), d.token)
-		return 0
-	})
-	fn("proxy_get_status", n(3), func(m api.Module, s []uint64) uint32 {
-		m.Memory().WriteUint32Le(uint32(s[0]), d.status)
-		return d.give(m, []byte(d.statusMs), s[1], s[2])
-	})
-	fn("proxy_set_effective_context", n(1), func(m api.Module, s []uint64) uint32 {
-		if uint32(s[0]) != d.current {
-			return 2
-		}
-		return 0
-	})
-	fn("proxy_set_property", n(4), func(m api.Module, s []uint64) uint32 {
-		if d.Props == nil {
-			return 1 // root context: no stream
-		}
-		d.Props[str(m, s[0], s[1])] = str(m, s[2], s[3])
-		return 0
-	})
-	fn("proxy_define_metric", n(4), func(m api.Module, s []uint64) uint32 {
-		id := uint32(len(d.metrics) + 1)
-		d.metrics[id] = str(m, s[1], s[2])
-		m.Memory().WriteUint32Le(uint32(s[3]), id)
-		return 0
-	})
-	fn("proxy_increment_metric", []api.ValueType{i32, api.ValueTypeI64}, func(m api.Module, s []uint64) uint32 { return 0 })
-	fn("proxy_record_metric", []api.ValueType{i32, api.ValueTypeI64}, func(m api.Module, s []uint64) uint32 {
-		d.Gauges[d.metrics[uint32(s[0])]] = s[1]
-		return 0
-	})
-	_, err := b.Instantiate(d.ctx)
-	return err
+// RemoveHeader implements Host.
+func (d *Driver) RemoveHeader(m proxywasm.MapType, key string) error {
+	delete(d.maps[m], key)
+	return nil
 }
 
-// give copies data into module memory allocated with malloc and writes its
-// address and size to the return pointers.
-func (d *Driver) give(m api.Module, data []byte, retPtr, retSize uint64) uint32 {
-	malloc := d.fns["malloc"]
-	if malloc == nil {
-		return 10
+func (d *Driver) buffer(b proxywasm.BufferType) []byte {
+	if b == proxywasm.BufferGRPCReceive {
+		return d.grpcBuf
 	}
-	r, err := malloc.Call(d.ctx, uint64(len(data)))
-	if err != nil {
-		return 10
-	}
-	addr := uint32(r[0])
-	m.Memory().Write(addr, data)
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], addr)
-	m.Memory().Write(uint32(retPtr), b[:])
-	m.Memory().WriteUint32Le(uint32(retSize), uint32(len(data)))
-	return 0
+	return d.bufs[b]
 }
 
-func str(m api.Module, ptr, size uint64) string {
-	b, _ := m.Memory().Read(uint32(ptr), uint32(size))
-	return string(b)
+// GetBuffer implements Host.
+func (d *Driver) GetBuffer(b proxywasm.BufferType, start, size int) ([]byte, error) {
+	buf := d.buffer(b)
+	if start > len(buf) {
+		return nil, errors.New("start beyond the buffer")
+	}
+	return buf[start:min(start+size, len(buf))], nil
+}
+
+// BufferSize implements Host.
+func (d *Driver) BufferSize(b proxywasm.BufferType) int { return len(d.buffer(b)) }
+
+// SetBuffer implements Host.
+func (d *Driver) SetBuffer(b proxywasm.BufferType, data []byte) error {
+	d.bufs[b] = data
+	return nil
+}
+
+// SendLocalReply implements Host.
+func (d *Driver) SendLocalReply(grpcStatus int32, message string, _ [][2]string) error {
+	d.local = &LocalReply{GrpcStatus: grpcStatus, Message: message}
+	return nil
+}
+
+// ContinueStream implements Host.
+func (d *Driver) ContinueStream(s proxywasm.StreamType) error {
+	d.cont[s] = true
+	return nil
+}
+
+// GrpcCall implements Host: the call is queued for Calls.
+func (d *Driver) GrpcCall(cluster, service, method string, _ [][2]string, msg []byte, _ time.Duration) (uint32, error) {
+	d.token++
+	d.calls = append(d.calls, Call{Token: d.token, Cluster: cluster, Service: service, Method: method, Message: msg})
+	return d.token, nil
+}
+
+// SetEffectiveContext implements Host: only the current stream exists.
+func (d *Driver) SetEffectiveContext(id uint32) error {
+	if id != d.current {
+		return errors.New("no such stream")
+	}
+	return nil
+}
+
+// DefineMetric implements Host.
+func (d *Driver) DefineMetric(_ proxywasm.MetricType, name string) (uint32, error) {
+	id := uint32(len(d.metrics) + 1)
+	d.metrics[id] = name
+	return id, nil
+}
+
+// IncrementMetric implements Host.
+func (d *Driver) IncrementMetric(uint32, int64) error { return nil }
+
+// RecordMetric implements Host.
+func (d *Driver) RecordMetric(id uint32, v uint64) error {
+	d.Gauges[d.metrics[id]] = v
+	return nil
+}
+
+// SetProperty implements Host.
+func (d *Driver) SetProperty(path, value string) error {
+	if d.Props == nil {
+		return errors.New("root context: no stream")
+	}
+	d.Props[path] = value
+	return nil
 }
