@@ -5,13 +5,11 @@ package filter
 import (
 	"context"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
-	"github.com/angzarr-mesh/angzarr/filter/internal/wasmbuild"
 	"github.com/angzarr-mesh/angzarr/filter/internal/wasmdrive"
+	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 )
 
 // The wasm mode: the built filter module on wazero (filter/internal/
@@ -33,9 +31,6 @@ func compiledFilter(t *testing.T) *wasmdrive.Runtime {
 	t.Helper()
 	r := &filterRuntime
 	r.once.Do(func() {
-		if r.err = consultWasip1Sources(); r.err != nil {
-			return
-		}
 		dir, err := os.MkdirTemp("", "angzarr-filter-test-*")
 		if err != nil {
 			r.err = err
@@ -58,31 +53,6 @@ func compiledFilter(t *testing.T) *wasmdrive.Runtime {
 		t.Fatalf("filter module: %v", r.err)
 	}
 	return r.rt
-}
-
-// wasip1Sources are the module's packages that only build for wasip1: the
-// test binary does not contain them, so go test's cache would not notice
-// when they change.
-var wasip1Sources = []string{"internal/abi", "cmd/angzarr-filter"}
-
-// consultWasip1Sources reads those sources from the test process, which
-// makes go test key its cached result on them too (it records the files a
-// test opens): a changed binding reruns the wasm scenarios.
-func consultWasip1Sources() error {
-	for _, dir := range wasip1Sources {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".go") {
-				if _, err := os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // wasmHost is fakeHost as a wasmdrive.Host: the same state, the two calls

@@ -2,10 +2,11 @@
 # fresh-check.sh [--purge]: does a fresh machine pass `make test`?
 #
 # Clones the committed HEAD of this repository into a temp dir and runs
-# `make test` there with empty Go module and build caches (GOMODCACHE,
-# GOCACHE, GOPATH in temp dirs), so a dependency that only this machine has
-# (a tool installed by hand, a module already downloaded, a warm cache)
-# cannot hide a missing install step, as it can in CI. Prints the time.
+# `make test` there with empty caches (GOMODCACHE, GOCACHE, GOPATH and
+# staticcheck's XDG_CACHE_HOME in temp dirs), so a dependency that only
+# this machine has (a tool installed by hand, a module already downloaded,
+# a warm cache) cannot hide a missing install step, as it can in CI.
+# Prints the time.
 #
 # --purge first removes (apt-get purge) every Debian package that `make
 #   deps` installs, so deps.sh must install them again: the closest this
@@ -45,13 +46,14 @@ cleanup() {
 }
 trap cleanup EXIT
 git clone -q --no-local . "$tmp/src"
-mkdir -p "$tmp/gocache" "$tmp/gomodcache" "$tmp/gopath"
+mkdir -p "$tmp/gocache" "$tmp/gomodcache" "$tmp/gopath" "$tmp/xdgcache"
 echo "fresh-check: make test in $tmp/src (HEAD $(git rev-parse --short HEAD)) with empty Go caches"
 start=$(date +%s)
 rc=0
 (
   cd "$tmp/src"
-  export GOCACHE="$tmp/gocache" GOMODCACHE="$tmp/gomodcache" GOPATH="$tmp/gopath" GOFLAGS=
+  # XDG_CACHE_HOME: staticcheck keeps its own cache there.
+  export GOCACHE="$tmp/gocache" GOMODCACHE="$tmp/gomodcache" GOPATH="$tmp/gopath" GOFLAGS= XDG_CACHE_HOME="$tmp/xdgcache"
   make test
 ) || rc=$?
 secs=$(($(date +%s) - start))

@@ -15,9 +15,12 @@ package wasmbuild
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -30,7 +33,16 @@ const Package = "github.com/angzarr-mesh/angzarr/filter/cmd/angzarr-filter"
 // Build compiles the filter into dir/angzarr-filter.wasm, exactly as `make
 // filter` does, and returns the path. It must run inside the module (any
 // test's working directory is).
+//
+// It first reads every Go source of the filter from this process: go test
+// keys its cached result on the files a test opens, and the module's
+// wasip1-only packages (the guest binding, the entry point) are not in the
+// test binary, so without this a changed binding would not rerun the tests
+// that run the module.
 func Build(dir string) (string, error) {
+	if err := consultFilterSources(); err != nil {
+		return "", err
+	}
 	out := filepath.Join(dir, "angzarr-filter.wasm")
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, Package)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
@@ -38,6 +50,26 @@ func Build(dir string) (string, error) {
 		return "", fmt.Errorf("build filter: %v\n%s", err, b)
 	}
 	return out, nil
+}
+
+// consultFilterSources reads the .go files under filter/ (found from this
+// source file's own path; tests are not built with -trimpath).
+func consultFilterSources() error {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return nil
+	}
+	root := filepath.Join(filepath.Dir(self), "..", "..", "filter")
+	if _, err := os.Stat(root); err != nil {
+		return nil // built with -trimpath: nothing to key on
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") {
+			return err
+		}
+		_, err = os.ReadFile(p)
+		return err
+	})
 }
 
 var (
