@@ -38,9 +38,12 @@ type Workload struct {
 	Namespace, Name string
 	// Domain from the annotation.
 	Domain string
-	// Service host and Port of the business logic.
-	Service string
-	Port    int
+	// Service host and Port of the business logic: Port is the container
+	// port the logic listens on, ServicePort the port of the Service that
+	// sends to it (0: the same).
+	Service     string
+	Port        int
+	ServicePort int
 }
 
 // NewKubernetesClient connects to the API server: in-cluster when
@@ -59,13 +62,15 @@ func NewKubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// watchKubernetes runs informers on Deployments and Pods (in namespace, or
-// all when "") and calls fn with every annotated workload, sorted, once the
-// caches have synced and after every change, until ctx is done.
+// watchKubernetes runs informers on Deployments, Pods and Services (in
+// namespace, or all when "") and calls fn with every annotated workload,
+// sorted, once the caches have synced and after every change, until ctx is
+// done.
 func watchKubernetes(ctx context.Context, client kubernetes.Interface, namespace string, log *slog.Logger, fn func([]Workload)) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, informers.WithNamespace(namespace))
 	deployments := factory.Apps().V1().Deployments()
 	pods := factory.Core().V1().Pods()
+	services := factory.Core().V1().Services()
 	changed := make(chan struct{}, 1)
 	notify := func() {
 		select {
@@ -82,6 +87,9 @@ func watchKubernetes(ctx context.Context, client kubernetes.Interface, namespace
 		return err
 	}
 	if _, err := pods.Informer().AddEventHandler(handler); err != nil {
+		return err
+	}
+	if _, err := services.Informer().AddEventHandler(handler); err != nil {
 		return err
 	}
 	factory.Start(ctx.Done())
@@ -101,7 +109,11 @@ func watchKubernetes(ctx context.Context, client kubernetes.Interface, namespace
 		if err != nil {
 			return err
 		}
-		ws := annotatedWorkloads(ds, ps, log)
+		ss, err := services.Lister().List(labels.Everything())
+		if err != nil {
+			return err
+		}
+		ws := annotatedWorkloads(ds, ps, ss, log)
 		if last == nil || !slices.Equal(ws, last) {
 			last = ws
 			if last == nil {
@@ -119,12 +131,13 @@ func watchKubernetes(ctx context.Context, client kubernetes.Interface, namespace
 
 // annotatedWorkloads lists the workloads whose pod template (or bare pod)
 // carries angzarr.io/domain, one per namespace/name, sorted. Pods owned by a
-// Deployment's ReplicaSet are represented by the Deployment.
-func annotatedWorkloads(ds []*appsv1.Deployment, ps []*corev1.Pod, log *slog.Logger) []Workload {
+// Deployment's ReplicaSet are represented by the Deployment. Each takes its
+// Service host and port from the Service in front of it (servicePort).
+func annotatedWorkloads(ds []*appsv1.Deployment, ps []*corev1.Pod, ss []*corev1.Service, log *slog.Logger) []Workload {
 	byKey := map[string]Workload{}
 	for _, d := range ds {
 		tpl := d.Spec.Template
-		if w, ok := workloadOf(d.Namespace, d.Name, tpl.Annotations, tpl.Labels, tpl.Spec.Containers, log); ok {
+		if w, ok := workloadOf(d.Namespace, d.Name, tpl.Annotations, tpl.Labels, tpl.Spec.Containers, ss, log); ok {
 			byKey[w.Namespace+"/"+w.Name] = w
 		}
 	}
@@ -133,7 +146,7 @@ func annotatedWorkloads(ds []*appsv1.Deployment, ps []*corev1.Pod, log *slog.Log
 		if _, ok := byKey[p.Namespace+"/"+name]; ok {
 			continue
 		}
-		if w, ok := workloadOf(p.Namespace, name, p.Annotations, p.Labels, p.Spec.Containers, log); ok {
+		if w, ok := workloadOf(p.Namespace, name, p.Annotations, p.Labels, p.Spec.Containers, ss, log); ok {
 			byKey[w.Namespace+"/"+w.Name] = w
 		}
 	}
@@ -149,7 +162,7 @@ func annotatedWorkloads(ds []*appsv1.Deployment, ps []*corev1.Pod, log *slog.Log
 
 // workloadOf reads the annotations of one workload; a malformed one is
 // logged and skipped so it cannot block other teams' changes.
-func workloadOf(ns, name string, ann, podLabels map[string]string, containers []corev1.Container, log *slog.Logger) (Workload, bool) {
+func workloadOf(ns, name string, ann, podLabels map[string]string, containers []corev1.Container, ss []*corev1.Service, log *slog.Logger) (Workload, bool) {
 	domain := strings.TrimSpace(ann[DomainAnnotation])
 	if domain == "" {
 		domain = strings.TrimSpace(podLabels[DomainAnnotation])
@@ -163,13 +176,13 @@ func workloadOf(ns, name string, ann, podLabels map[string]string, containers []
 		return Workload{}, false
 	}
 	w.Service = strings.TrimSpace(ann[ServiceAnnotation])
-	if w.Service == "" {
-		w.Service = fmt.Sprintf("%s.%s.svc.cluster.local", name, ns)
+	if w.Service != "" {
+		if err := checkHost(w.Service); err != nil {
+			log.Warn("ignoring workload: invalid service annotation", "workload", ns+"/"+name, "err", err)
+			return Workload{}, false
+		}
 	}
-	if err := checkHost(w.Service); err != nil {
-		log.Warn("ignoring workload: invalid service annotation", "workload", ns+"/"+name, "err", err)
-		return Workload{}, false
-	}
+	portName := ""
 	if p := strings.TrimSpace(ann[PortAnnotation]); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
@@ -177,30 +190,120 @@ func workloadOf(ns, name string, ann, podLabels map[string]string, containers []
 			return Workload{}, false
 		}
 		w.Port = n
+		portName = containerPortName(containers, n)
 	} else {
-		w.Port = containerPort(containers)
+		w.Port, portName = containerPort(containers)
 	}
 	if w.Port == 0 {
 		log.Warn("ignoring workload: no port (set angzarr.io/port or a container port)", "workload", ns+"/"+name)
 		return Workload{}, false
 	}
+	svc, svcPort := servicePort(ns, w.Service, podLabels, w.Port, portName, ss)
+	switch {
+	case svc != nil:
+		if w.Service == "" {
+			w.Service = serviceHost(svc)
+		}
+		if svcPort != w.Port {
+			w.ServicePort = svcPort
+		}
+	case w.Service == "":
+		w.Service = fmt.Sprintf("%s.%s.svc.cluster.local", name, ns)
+		log.Info("workload: no Service sends to its port; assuming one named after it, on the same port",
+			"workload", ns+"/"+name, "service", w.Service, "port", w.Port)
+	}
 	return w, true
 }
 
-// containerPort is the port named "grpc", else the first declared port.
-func containerPort(cs []corev1.Container) int {
-	first := 0
+// containerPort is the port named "grpc", else the first declared port,
+// and its name.
+func containerPort(cs []corev1.Container) (int, string) {
+	first, firstName := 0, ""
 	for _, c := range cs {
 		for _, p := range c.Ports {
 			if p.Name == "grpc" {
-				return int(p.ContainerPort)
+				return int(p.ContainerPort), p.Name
 			}
 			if first == 0 {
-				first = int(p.ContainerPort)
+				first, firstName = int(p.ContainerPort), p.Name
 			}
 		}
 	}
-	return first
+	return first, firstName
+}
+
+// containerPortName is the name the containers give port n, if any.
+func containerPortName(cs []corev1.Container, n int) string {
+	for _, c := range cs {
+		for _, p := range c.Ports {
+			if int(p.ContainerPort) == n {
+				return p.Name
+			}
+		}
+	}
+	return ""
+}
+
+// servicePort finds the Service in front of a workload's logic port and
+// that Service's port for it: Istio names a Service's outbound clusters by
+// the Service port, not the container port (outbound|<port>||<host>), so
+// callers must use it. The candidates are the Service the host names (when
+// it is <name>.<ns>.svc.cluster.local of the workload's namespace), else
+// every Service of the namespace whose selector matches the pod's labels,
+// by name. A Service port sends to the logic when its targetPort is the
+// container port by number or by name (unset: the port itself). nil when
+// none does.
+func servicePort(ns, host string, podLabels map[string]string, port int, portName string, ss []*corev1.Service) (*corev1.Service, int) {
+	var named string
+	if host != "" {
+		name, rest, _ := strings.Cut(host, ".")
+		if rest != ns+".svc.cluster.local" && rest != ns+".svc" && rest != ns {
+			return nil, 0 // outside the namespace: nothing to read
+		}
+		named = name
+	}
+	cands := make([]*corev1.Service, 0, 1)
+	for _, s := range ss {
+		if s.Namespace != ns {
+			continue
+		}
+		if named != "" {
+			if s.Name == named {
+				cands = append(cands, s)
+			}
+			continue
+		}
+		if len(s.Spec.Selector) > 0 && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(podLabels)) {
+			cands = append(cands, s)
+		}
+	}
+	slices.SortFunc(cands, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
+	for _, s := range cands {
+		for _, sp := range s.Spec.Ports {
+			if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
+				continue
+			}
+			tp := sp.TargetPort
+			switch {
+			case tp.IntVal == 0 && tp.StrVal == "":
+				if int(sp.Port) == port {
+					return s, int(sp.Port)
+				}
+			case tp.StrVal != "":
+				if portName != "" && tp.StrVal == portName {
+					return s, int(sp.Port)
+				}
+			case int(tp.IntVal) == port:
+				return s, int(sp.Port)
+			}
+		}
+	}
+	return nil, 0
+}
+
+// serviceHost is a Service's cluster host name.
+func serviceHost(s *corev1.Service) string {
+	return s.Name + "." + s.Namespace + ".svc.cluster.local"
 }
 
 // podWorkloadName names a pod's workload the way Istio does: a
@@ -223,15 +326,17 @@ func podWorkloadName(p *corev1.Pod) string {
 }
 
 // mergeWorkloads adds Kubernetes workloads to a copy of the topology: a
-// workload of a declared domain becomes one more of its workloads; a
-// workload of an undeclared domain declares it.
+// workload of a declared domain becomes one more of its workloads (and
+// gives it the Service port it found, when the topology sets none and the
+// Service and container port are the declared ones); a workload of an
+// undeclared domain declares it.
 func mergeWorkloads(t *Topology, ws []Workload) *Topology {
 	out := t.clone()
 	for _, w := range ws {
 		ref := WorkloadRef{Name: w.Name, Namespace: w.Namespace}
 		d, ok := out.domain(w.Domain)
 		if !ok {
-			out.Domains = append(out.Domains, Domain{Name: w.Domain, Service: w.Service, Port: w.Port, Workloads: []WorkloadRef{ref}})
+			out.Domains = append(out.Domains, Domain{Name: w.Domain, Service: w.Service, Port: w.Port, ServicePort: w.ServicePort, Workloads: []WorkloadRef{ref}})
 			continue
 		}
 		if len(d.Workloads) == 0 {
@@ -239,6 +344,12 @@ func mergeWorkloads(t *Topology, ws []Workload) *Topology {
 		}
 		if !slices.Contains(d.Workloads, ref) {
 			d.Workloads = append(d.Workloads, ref)
+		}
+		// The declared Service, found in front of the workload on another
+		// port: callers must use that port. A servicePort in the topology
+		// wins.
+		if d.ServicePort == 0 && w.ServicePort != 0 && w.Service == d.Service && w.Port == d.Port {
+			d.ServicePort = w.ServicePort
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -60,7 +61,7 @@ func TestAnnotatedWorkloads(t *testing.T) {
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Ports: []corev1.ContainerPort{{ContainerPort: 8000}}}}},
 		},
 	}
-	got := annotatedWorkloads(ds, ps, slog.New(slog.DiscardHandler))
+	got := annotatedWorkloads(ds, ps, nil, slog.New(slog.DiscardHandler))
 	want := []Workload{
 		{Namespace: "billing", Name: "invoice", Domain: "invoice", Service: "invoices.billing.svc.cluster.local", Port: 9000},
 		{Namespace: "lab", Name: "probe", Domain: "probe", Service: "probe.lab.svc.cluster.local", Port: 8000},
@@ -121,5 +122,80 @@ func TestKubernetesSource(t *testing.T) {
 	wr = web.next(resource.ExtensionConfigType, wait)
 	if p := pluginOf(t, wr, FilterName); !p.PassThrough() {
 		t.Errorf("after removing the annotation: %+v", p)
+	}
+}
+
+func service(ns, name string, selector map[string]string, ports ...corev1.ServicePort) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       corev1.ServiceSpec{Selector: selector, Ports: ports},
+	}
+}
+
+// TestServicePorts: the Service in front of a workload names the host and
+// the port callers use, which need not be the container port; only a
+// Service of the workload's namespace whose selector matches its pods and
+// whose targetPort is the logic's port (by number or name) counts.
+func TestServicePorts(t *testing.T) {
+	ds := []*appsv1.Deployment{
+		deployment("shop", "cart", map[string]string{DomainAnnotation: "cart"}, 50051),
+		deployment("shop", "order", map[string]string{DomainAnnotation: "order"}, 50051),
+		deployment("shop", "ledger", map[string]string{DomainAnnotation: "ledger"}, 7000),
+		deployment("billing", "invoice", map[string]string{DomainAnnotation: "invoice",
+			ServiceAnnotation: "invoices.billing.svc.cluster.local"}, 9000),
+	}
+	ss := []*corev1.Service{
+		// cart: by the port's name, on port 80.
+		service("shop", "cart-api", map[string]string{"app": "cart"},
+			corev1.ServicePort{Name: "http-metrics", Port: 9102, TargetPort: intstr.FromInt32(9102)},
+			corev1.ServicePort{Name: "grpc", Port: 80, TargetPort: intstr.FromString("grpc")}),
+		// order: a Service of another namespace and one selecting other
+		// pods do not count; its own sends by number to 50051 on 50051.
+		service("other", "order", map[string]string{"app": "order"}, corev1.ServicePort{Port: 8080, TargetPort: intstr.FromInt32(50051)}),
+		service("shop", "orders-v2", map[string]string{"app": "order", "v": "2"}, corev1.ServicePort{Port: 8081, TargetPort: intstr.FromInt32(50051)}),
+		service("shop", "order", map[string]string{"app": "order"}, corev1.ServicePort{Port: 50051}),
+		// ledger: a Service whose port does not reach 7000.
+		service("shop", "ledger", map[string]string{"app": "ledger"}, corev1.ServicePort{Port: 7001}),
+		// invoice: the annotation names the Service; it sends 443 to 9000.
+		service("billing", "invoices", map[string]string{"tier": "billing"}, corev1.ServicePort{Port: 443, TargetPort: intstr.FromInt32(9000)}),
+		service("billing", "invoice", map[string]string{"app": "invoice"}, corev1.ServicePort{Port: 1, TargetPort: intstr.FromInt32(9000)}),
+	}
+	got := annotatedWorkloads(ds, nil, ss, slog.New(slog.DiscardHandler))
+	want := []Workload{
+		{Namespace: "billing", Name: "invoice", Domain: "invoice", Service: "invoices.billing.svc.cluster.local", Port: 9000, ServicePort: 443},
+		{Namespace: "shop", Name: "cart", Domain: "cart", Service: "cart-api.shop.svc.cluster.local", Port: 50051, ServicePort: 80},
+		{Namespace: "shop", Name: "ledger", Domain: "ledger", Service: "ledger.shop.svc.cluster.local", Port: 7000},
+		{Namespace: "shop", Name: "order", Domain: "order", Service: "order.shop.svc.cluster.local", Port: 50051},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("workloads\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestServicePortReachesIstioClusters: the customer Service sends its
+// port 8080 to the logic's container port 50051. The customer sidecar
+// calls its logic on the container port (inbound|50051||), while a
+// CASCADE from the order sidecar goes to the Service port
+// (outbound|8080||...), as Istio names those clusters.
+func TestServicePortReachesIstioClusters(t *testing.T) {
+	checkLeaks(t)
+	kube := fake.NewClientset(
+		deployment("shop", "customer", map[string]string{DomainAnnotation: "customer"}, 50051),
+		service("shop", "customer", map[string]string{"app": "customer"},
+			corev1.ServicePort{Name: "grpc", Port: 8080, TargetPort: intstr.FromString("grpc")}))
+	tp := startPlane(t, shopYAML(t), kube)
+
+	cs := ecdsStream(t, tp.conn, istioNode("customer-7c-x", "shop", "customer", nil))
+	cs.subscribe(resource.ExtensionConfigType, FilterName)
+	r := cs.next(resource.ExtensionConfigType, wait)
+	if p := pluginOf(t, r, FilterName); !slices.Equal(p.Domains, []string{"customer"}) || p.BusinessLogicCluster != "inbound|50051||" {
+		t.Errorf("customer's own sidecar got domains %v, logic %q; want inbound|50051||", p.Domains, p.BusinessLogicCluster)
+	}
+	ord := ecdsStream(t, tp.conn, istioNode("order-7c-x", "shop", "order", nil))
+	ord.subscribe(resource.ExtensionConfigType, FilterName)
+	r = ord.next(resource.ExtensionConfigType, wait)
+	p := pluginOf(t, r, FilterName)
+	if got, want := p.Coordinators["customer"], "outbound|8080||customer.shop.svc.cluster.local"; got != want {
+		t.Errorf("order's sidecar reaches customer at %q, want %q", got, want)
 	}
 }

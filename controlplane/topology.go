@@ -91,6 +91,12 @@ type Domain struct {
 	// sidecar's inbound cluster for the logic is named after it:
 	// inbound|<port>||). Required.
 	Port int `json:"port"`
+	// ServicePort is the port of the Service in front of the logic, when
+	// it differs from Port: Istio names a Service's outbound clusters by
+	// the Service port (outbound|<service port>||<host>), and callers reach
+	// the domain's coordinator through it. Default Port. The Kubernetes
+	// source reads it from the Service that selects an annotated workload.
+	ServicePort int `json:"servicePort,omitempty"`
 	// Workloads are the Kubernetes workloads (or standalone node ids) that
 	// serve the domain. Default: one workload named after the domain, in
 	// any namespace. Kubernetes annotations add to them.
@@ -115,7 +121,15 @@ func (d *Domain) coordinator() (string, uint32) {
 	if d.Coordinator != "" {
 		return splitAddress(d.Coordinator)
 	}
-	return d.Service, uint32(d.Port)
+	return d.Service, d.servicePort()
+}
+
+// servicePort is the port callers use to reach the domain's Service.
+func (d *Domain) servicePort() uint32 {
+	if d.ServicePort != 0 {
+		return uint32(d.ServicePort)
+	}
+	return uint32(d.Port)
 }
 
 // WorkloadRef names a workload: a Kubernetes Deployment (Istio's

@@ -57,8 +57,10 @@ func newClusterSet(t *Topology, o Options) *clusterSet {
 		ch, cp := d.coordinator()
 		cs.coordinators[d.Name] = h2Cluster(coordinatorCluster(d.Name), ch, cp)
 		cs.logic[d.Name] = h2Cluster(ClusterLogic, d.Service, uint32(d.Port))
+		// A gateway reaches each domain's logic over the network, through
+		// its Service.
 		cs.all = append(cs.all,
-			h2Cluster(domainLogicCluster(d.Name), d.Service, uint32(d.Port)),
+			h2Cluster(domainLogicCluster(d.Name), d.Service, d.servicePort()),
 			internalCluster(domainListener(d.Name)))
 	}
 	return cs

@@ -69,6 +69,9 @@ func (t *Topology) Validate() error {
 		if dom.Port < 1 || dom.Port > 65535 {
 			add(p+".port", "must be 1-65535, got %d", dom.Port)
 		}
+		if dom.ServicePort < 0 || dom.ServicePort > 65535 {
+			add(p+".servicePort", "must be 1-65535 (or unset: the port), got %d", dom.ServicePort)
+		}
 		if dom.MaxRetries < 0 {
 			add(p+".maxRetries", "must not be negative, got %d", dom.MaxRetries)
 		}
