@@ -49,8 +49,12 @@ const (
 	metricCascadeDepth     = "angzarr.cascade_depth.%s"              // domain: histogram of the depth each CASCADE command ran at
 	metricCascadeHop       = "angzarr.cascade_command_latency_us.%s" // target domain: histogram (µs) of one cascaded command
 	metricCascadeRefused   = "angzarr.cascade_refused.%s.%s"         // domain, depth|cycle: counter
-	// The module's Go heap, sampled every heapSampleEvery commands: live
-	// bytes after the last GC, and all memory the Go runtime mapped.
+	// The Go heap of all the filter's VMs in the proxy, sampled every
+	// heapSampleEvery commands: live bytes after the last GC, and all
+	// memory the Go runtime mapped. Envoy shares a metric by name across
+	// its workers' VMs, so a value one VM sets would be overwritten by the
+	// next (last writer wins): each VM adds what changed since it last
+	// reported instead, and the gauge is the sum over the VMs.
 	metricHeapLive  = "angzarr.filter.heap_live_bytes"      // gauge
 	metricHeapTotal = "angzarr.filter.runtime_memory_bytes" // gauge
 )
@@ -79,6 +83,10 @@ type metrics struct {
 	// known are the domains the configuration names: the only domains
 	// that become name segments.
 	known map[string]bool
+	// heapSent is what this VM has added to the heap gauges so far;
+	// readHeap reads the heap (runtime/metrics; tests replace it).
+	heapSent [2]uint64
+	readHeap func(m *metrics) (live, total uint64, ok bool)
 }
 
 // commandIDs are the ids of one domain's commands counters and latency
@@ -170,21 +178,38 @@ func (m *metrics) command(domain string, o Outcome, d time.Duration) {
 	}
 }
 
-// sampleHeap records the module's heap gauges (runtime/metrics does not
-// stop the world).
+// sampleHeap adds to the heap gauges what changed in this VM's heap since
+// it last reported (runtime/metrics does not stop the world).
 func (m *metrics) sampleHeap() {
+	read := m.readHeap
+	if read == nil {
+		read = readRuntimeHeap
+	}
+	live, total, ok := read(m)
+	if !ok {
+		return
+	}
+	for i, name := range []string{metricHeapLive, metricHeapTotal} {
+		v := []uint64{live, total}[i]
+		id, ok := m.id(MetricGauge, name) // defined from the first sample on
+		if delta := int64(v) - int64(m.heapSent[i]); ok && delta != 0 && m.host.IncrementMetric(id, delta) == nil {
+			m.heapSent[i] = v
+		}
+	}
+}
+
+// readRuntimeHeap reads the live heap and the runtime's mapped memory.
+func readRuntimeHeap(m *metrics) (live, total uint64, ok bool) {
 	if m.samples == nil {
 		m.samples = []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"}}
 	}
 	rtmetrics.Read(m.samples)
-	for i, name := range []string{metricHeapLive, metricHeapTotal} {
-		if m.samples[i].Value.Kind() != rtmetrics.KindUint64 {
-			continue
-		}
-		if id, ok := m.id(MetricGauge, name); ok {
-			_ = m.host.RecordMetric(id, m.samples[i].Value.Uint64())
+	for _, s := range m.samples {
+		if s.Value.Kind() != rtmetrics.KindUint64 {
+			return 0, 0, false
 		}
 	}
+	return m.samples[0].Value.Uint64(), m.samples[1].Value.Uint64(), true
 }
 
 // conflict counts a write conflict reported by the event service.

@@ -103,3 +103,27 @@ func TestUnknownDomainsShareOneLabel(t *testing.T) {
 		t.Errorf("command metric cache holds %d domains, want 2 (unknown, counter)", len(m.commands))
 	}
 }
+
+// TestHeapGaugesSumTheVMs: Envoy shares a gauge by name across its
+// workers' VMs, so each VM adds the change in its own heap: the gauge is
+// the sum over the VMs, and a VM's new sample replaces its old one
+// instead of overwriting the others'.
+func TestHeapGaugesSumTheVMs(t *testing.T) {
+	h := newFakeHost()
+	heap := func(live, total uint64) func(*metrics) (uint64, uint64, bool) {
+		return func(*metrics) (uint64, uint64, bool) { return live, total, true }
+	}
+	a, b := newMetrics(h), newMetrics(h)
+	a.readHeap = heap(10, 100)
+	a.sampleHeap()
+	b.readHeap = heap(20, 200)
+	b.sampleHeap()
+	if live, total := h.metricVal[metricHeapLive], h.metricVal[metricHeapTotal]; live != 30 || total != 300 {
+		t.Fatalf("two VMs: live %d, total %d; want 30, 300", live, total)
+	}
+	a.readHeap = heap(5, 150)
+	a.sampleHeap()
+	if live, total := h.metricVal[metricHeapLive], h.metricVal[metricHeapTotal]; live != 25 || total != 350 {
+		t.Fatalf("after VM a shrank: live %d, total %d; want 25, 350", live, total)
+	}
+}

@@ -46,7 +46,8 @@ type Driver struct {
 	local   *LocalReply
 	// Props holds the current stream's proxy_set_property values.
 	Props map[string]string
-	// Gauges holds the last value recorded per metric name.
+	// Gauges holds each gauge's value by metric name: set by
+	// proxy_record_metric, moved by proxy_increment_metric.
 	Gauges  map[string]uint64
 	metrics map[uint32]string
 	// Logs collects proxy_log lines.
@@ -258,8 +259,13 @@ func (d *Driver) DefineMetric(_ proxywasm.MetricType, name string) (uint32, erro
 	return id, nil
 }
 
-// IncrementMetric implements Host.
-func (d *Driver) IncrementMetric(uint32, int64) error { return nil }
+// IncrementMetric implements Host: gauges move by delta (counters are not
+// kept).
+func (d *Driver) IncrementMetric(id uint32, delta int64) error {
+	name := d.metrics[id]
+	d.Gauges[name] = uint64(int64(d.Gauges[name]) + delta)
+	return nil
+}
 
 // RecordMetric implements Host.
 func (d *Driver) RecordMetric(id uint32, v uint64) error {
