@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -242,6 +243,7 @@ func filterModuleRun(b *testing.B, bin []byte, name, cfg string) {
 		root := make([]byte, 16)
 		var agg *wasmdrive.Aggregate
 		var at10k uint64
+		pausesAt1k := 0
 		n := 0
 		for ; n < target && time.Now().Before(deadline); n++ {
 			seq := uint32(n % commandsPerAggregate)
@@ -257,7 +259,11 @@ func filterModuleRun(b *testing.B, bin []byte, name, cfg string) {
 			if n == 10000 {
 				at10k = d.Gauges["angzarr.filter.heap_live_bytes"]
 			}
+			if n == 999 {
+				pausesAt1k = len(d.Histograms["angzarr.filter.gc_pause_us"])
+			}
 		}
+		pauses := d.Histograms["angzarr.filter.gc_pause_us"]
 		perCmd := d.WasmTime / time.Duration(n)
 		live := d.Gauges["angzarr.filter.heap_live_bytes"]
 		fmt.Printf("\nFilter module alone, %s (wazero compiler, no network): %d commands", name, n)
@@ -267,8 +273,27 @@ func filterModuleRun(b *testing.B, bin []byte, name, cfg string) {
 		fmt.Printf("\n  wasm CPU per command: %v (all proxy_on_* callbacks of one Handle)\n", perCmd)
 		fmt.Printf("  Go heap live after GC: %d KiB at 10k commands, %d KiB at %d; runtime memory %d KiB; linear memory %d KiB\n",
 			at10k/1024, live/1024, n, d.Gauges["angzarr.filter.runtime_memory_bytes"]/1024, d.MemoryBytes()/1024)
+		// The collections the filter runs between streams block the
+		// worker's thread (Envoy's event loop) for their pause.
+		p50, p99 := percentiles(pauses[:pausesAt1k])
+		fmt.Printf("  GC pauses (debug.FreeOSMemory between streams): first 1k commands %d, p50 %d µs, p99 %d µs;",
+			pausesAt1k, p50, p99)
+		p50, p99 = percentiles(pauses)
+		fmt.Printf(" all %d commands %d, p50 %d µs, p99 %d µs; one collection per %d commands\n",
+			n, len(pauses), p50, p99, n/max(1, len(pauses)))
+		b.ReportMetric(float64(p99), "gc-pause-p99-µs-"+name)
 		b.ReportMetric(float64(perCmd.Nanoseconds())/1000, "wasm-µs/cmd-"+name)
 		b.ReportMetric(float64(live), "heap-live-bytes-"+name)
 		d.Close()
 	}
+}
+
+// percentiles returns the 50th and 99th percentiles of vs (0 for none).
+func percentiles(vs []uint64) (p50, p99 uint64) {
+	if len(vs) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[len(s)/2], s[min(len(s)-1, len(s)*99/100)]
 }

@@ -57,6 +57,9 @@ const (
 	// reported instead, and the gauge is the sum over the VMs.
 	metricHeapLive  = "angzarr.filter.heap_live_bytes"      // gauge
 	metricHeapTotal = "angzarr.filter.runtime_memory_bytes" // gauge
+	// The filter collects its garbage itself, between streams, on the
+	// worker's thread (internal/abi/gc.go): each collection's pause.
+	metricGCPause = "angzarr.filter.gc_pause_us" // histogram (µs)
 )
 
 // unknownDomain is the domain segment of every command whose domain the
@@ -114,6 +117,14 @@ func (m *metrics) configure(domains []string, coordinators map[string]string) {
 		m.known[d] = true
 	}
 	m.last = nil
+	// Defined before any collection, so that the set of metric names does
+	// not change while the proxy serves.
+	m.id(MetricHistogram, metricGCPause)
+}
+
+// gcPause records one garbage collection's pause.
+func (m *metrics) gcPause(d time.Duration) {
+	m.histogram(metricGCPause, uint64(d/time.Microsecond))
 }
 
 // label is the name segment of a domain: the domain itself when the

@@ -85,8 +85,9 @@ func TestUnknownDomainsShareOneLabel(t *testing.T) {
 		"angzarr.cascade_refused.unknown.depth": true,
 		"angzarr.commands.counter.ok":           true, "angzarr.command_latency_us.counter": true,
 		"angzarr.cascade_command_latency_us.cart": true,
-		// The first command samples the heap.
-		metricHeapLive: true, metricHeapTotal: true,
+		// The first command samples the heap; the GC pause histogram is
+		// defined with the configuration.
+		metricHeapLive: true, metricHeapTotal: true, metricGCPause: true,
 	}
 	for name := range h.metricIDs {
 		if !want[name] {

@@ -51,6 +51,10 @@ func (p *Plugin) SetRandom(r func() uint64) { p.random = r }
 // Config returns the configuration in force.
 func (p *Plugin) Config() *config.Config { return p.cfg }
 
+// GCPause records the pause of a garbage collection the binding ran at the
+// end of one of this plugin's streams.
+func (p *Plugin) GCPause(d time.Duration) { p.metrics.gcPause(d) }
+
 // Configure decodes and applies the plugin configuration. On error the old
 // configuration stays, one line is logged and the error is returned (the
 // binding then fails proxy_on_configure).

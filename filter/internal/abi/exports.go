@@ -225,14 +225,17 @@ func OnDelete(id uint32) {
 	c := state()
 	if sc, ok := c.streams[id]; ok {
 		// Only the stream's root knows it.
-		if root, ok := c.roots[sc.root]; ok {
+		root, hasRoot := c.roots[sc.root]
+		if hasRoot {
 			root.DeleteStream(id)
 		}
 		delete(c.streams, id)
 		if c.last.id == id {
 			c.last = streamCtx{}
 		}
-		collectGarbage()
+		if pause, ok := collectGarbage(); ok && hasRoot {
+			root.GCPause(pause)
+		}
 		return
 	}
 	delete(c.roots, id)

@@ -5,6 +5,7 @@ package abi
 import (
 	"runtime/debug"
 	"runtime/metrics"
+	"time"
 )
 
 // The Go runtime in a wasmexport module, and Envoy 1.33:
@@ -81,17 +82,22 @@ func readAllocs() uint64 {
 // collection, at most gcMaxSkip. Far from the threshold that is one
 // reading every gcMaxSkip streams; close to it, one every stream, so the
 // collection comes about when it did with a reading every stream.
-func collectGarbage() {
+//
+// It returns the collection's pause (the worker's thread is blocked for
+// it), and false when it did not collect.
+func collectGarbage() (pause time.Duration, collected bool) {
 	if !gcState.on {
-		return
+		return 0, false
 	}
 	gcState.ends++
 	if gcState.ends <= gcState.skip {
-		return
+		return 0, false
 	}
 	allocs := readAllocs()
 	if allocs >= gcState.nextAt {
+		start := time.Now()
 		debug.FreeOSMemory()
+		pause, collected = time.Since(start), true
 		allocs = readAllocs()
 		live := gcState.samples[1].Value.Uint64()
 		if live < gcMinGarbage {
@@ -104,4 +110,5 @@ func collectGarbage() {
 	if perStream > 0 {
 		gcState.skip = int(min((gcState.nextAt-allocs)/(2*perStream), gcMaxSkip))
 	}
+	return pause, collected
 }

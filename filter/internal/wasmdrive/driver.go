@@ -48,8 +48,11 @@ type Driver struct {
 	Props map[string]string
 	// Gauges holds each gauge's value by metric name: set by
 	// proxy_record_metric, moved by proxy_increment_metric.
-	Gauges  map[string]uint64
-	metrics map[uint32]string
+	Gauges map[string]uint64
+	// Histograms holds every value recorded per histogram name.
+	Histograms map[string][]uint64
+	metrics    map[uint32]string
+	histogram  map[uint32]bool
 	// Logs collects proxy_log lines.
 	Logs []string
 }
@@ -68,7 +71,7 @@ func New(ctx context.Context, wasm, pluginConfig []byte, opts ...Options) (*Driv
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{rt: rt, ctx: ctx, bufs: map[proxywasm.BufferType][]byte{}, Gauges: map[string]uint64{}, metrics: map[uint32]string{}, next: 1}
+	d := &Driver{rt: rt, ctx: ctx, bufs: map[proxywasm.BufferType][]byte{}, Gauges: map[string]uint64{}, Histograms: map[string][]uint64{}, metrics: map[uint32]string{}, histogram: map[uint32]bool{}, next: 1}
 	if d.Guest, err = rt.Start(ctx, d, pluginConfig); err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("%w (logs %q)", err, d.Logs)
@@ -253,9 +256,10 @@ func (d *Driver) SetEffectiveContext(id uint32) error {
 }
 
 // DefineMetric implements Host.
-func (d *Driver) DefineMetric(_ proxywasm.MetricType, name string) (uint32, error) {
+func (d *Driver) DefineMetric(t proxywasm.MetricType, name string) (uint32, error) {
 	id := uint32(len(d.metrics) + 1)
 	d.metrics[id] = name
+	d.histogram[id] = t == proxywasm.MetricHistogram
 	return id, nil
 }
 
@@ -269,6 +273,10 @@ func (d *Driver) IncrementMetric(id uint32, delta int64) error {
 
 // RecordMetric implements Host.
 func (d *Driver) RecordMetric(id uint32, v uint64) error {
+	if d.histogram[id] {
+		d.Histograms[d.metrics[id]] = append(d.Histograms[d.metrics[id]], v)
+		return nil
+	}
 	d.Gauges[d.metrics[id]] = v
 	return nil
 }

@@ -120,7 +120,10 @@ func (r *Runtime) Start(ctx context.Context, host Host, pluginConfig []byte) (*G
 	g := &Guest{host: host, cfg: pluginConfig, fns: map[string]api.Function{}}
 	g.ctx = context.WithValue(ctx, guestKey{}, g)
 	name := fmt.Sprintf("filter-%d", r.next.Add(1))
-	mod, err := r.rt.InstantiateModule(g.ctx, r.compiled, wazero.NewModuleConfig().WithName(name).WithStartFunctions("_initialize"))
+	// Real clocks, as Envoy's WASI gives: wazero's defaults are fake (a
+	// fixed wall time, a monotonic clock that moves 1 ms per read).
+	mod, err := r.rt.InstantiateModule(g.ctx, r.compiled, wazero.NewModuleConfig().WithName(name).
+		WithStartFunctions("_initialize").WithSysWalltime().WithSysNanotime())
 	if err != nil {
 		return nil, err
 	}
