@@ -97,7 +97,9 @@ func (p *proxyStream) run() (abort bool) {
 		s.create()
 	}
 	s.traceCtx = traceCtx
-	eos := r.Body == nil || r.Body == http.NoBody
+	// net/http's HTTP/2 server gives a request whose HEADERS ended the
+	// stream a zero ContentLength and a body that is at its end.
+	eos := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 	hdrs, o := s.headersCallback(streamRequest, reqHeaders, eos)
 	lr := s.local
 	v.mu.Unlock()
@@ -256,15 +258,6 @@ func upstreamResult(isGRPC bool, code int, header, trailer http.Header) result {
 	st, msg := grpcStatusOf(code, header, trailer)
 	r.grpcCode, r.message = int(st), msg
 	return r
-}
-
-// endedInHeaders reports whether the upstream's response is its headers
-// alone, as a gRPC trailers-only response is: the plugin must then see
-// end_of_stream in proxy_on_response_headers, as Envoy reports it, and no
-// body callback. The host's client transport (h2Client) gives exactly such
-// a response http.NoBody.
-func endedInHeaders(resp *http.Response) bool {
-	return resp.Body == http.NoBody
 }
 
 func isDialError(err error) bool {
