@@ -36,6 +36,14 @@ var (
 	calls    = map[uint32]uint32{} // callout token -> stream context
 	queueID  uint32
 	ticks    int
+
+	// With peak_streams=1 the gauge peak_streams is the most stream
+	// contexts alive at once (created, not yet deleted): the handlers
+	// running on this VM.
+	countPeak   bool
+	peakGauge   uint32
+	liveStreams uint64
+	peakStreams uint64
 )
 
 type httpCtx struct {
@@ -66,6 +74,13 @@ func onContextCreate(id, parent uint32) {
 		return
 	}
 	contexts[id] = &httpCtx{id: id}
+	if countPeak {
+		liveStreams++
+		if liveStreams > peakStreams {
+			peakStreams = liveStreams
+			proxy_record_metric(peakGauge, peakStreams)
+		}
+	}
 }
 
 //go:wasmexport proxy_on_vm_start
@@ -86,6 +101,11 @@ func onConfigure(root, size uint32) uint32 {
 	}
 	if config["fail_configure"] == "1" {
 		return 0
+	}
+	if config["peak_streams"] == "1" {
+		n := "peak_streams"
+		st("define_peak_streams", proxy_define_metric(1, sp(n), uint32(len(n)), &peakGauge))
+		countPeak = true
 	}
 	if config["tick"] != "" {
 		ms, _ := strconv.Atoi(config["tick"])
@@ -132,6 +152,9 @@ func onLog(id uint32) {
 func onDelete(id uint32) {
 	if c := contexts[id]; c != nil && c.kase != "" {
 		t("on_delete " + c.kase)
+	}
+	if _, ok := contexts[id]; ok && countPeak {
+		liveStreams--
 	}
 	delete(contexts, id)
 }
