@@ -52,6 +52,13 @@ type Plugin struct {
 	// Env is the environment visible through WASI environ_get (Envoy's
 	// vm_config.environment_variables). Default none.
 	Env map[string]string
+	// AllowOnHeadersStopIteration is Envoy's PluginConfig
+	// allow_on_headers_stop_iteration (Envoy >= 1.35): a plugin that stops
+	// the request headers still receives the request body and trailers,
+	// and the upstream stream opens only once it lets the headers go.
+	// Default false: a headers pause stops everything until
+	// proxy_continue_stream (StopAllIterationAndWatermark).
+	AllowOnHeadersStopIteration bool
 }
 
 // Config configures a Host. The zero value of every optional field is a

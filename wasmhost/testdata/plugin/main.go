@@ -191,6 +191,10 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		c.paused = true
 		grpcCallMD(c, "echo", "grpc.testing.TestService", "EmptyCall", nil, md)
 		return 1
+	case "headers-hold", "headers-hold-continue":
+		// Stop the headers; with allow_on_headers_stop_iteration the body
+		// still comes (onRequestBody lets them go at its end).
+		return 1
 	case "headers":
 		return caseHeaders()
 	case "setpairs":
@@ -391,6 +395,17 @@ func onRequestBody(id, size, eos uint32) uint32 {
 		return 0
 	case "headers-pause":
 		t("req_body_after_continue=" + strconv.FormatBool(!c.bodyWhilePaused))
+	case "headers-hold", "headers-hold-continue":
+		t("held_body size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+		if eos == 0 {
+			return 1
+		}
+		// The held headers are still the plugin's to change.
+		st("held_add_header", addHeader(mapReqHeaders, "x-held", "1"))
+		if c.kase == "headers-hold-continue" {
+			st("held_continue", proxy_continue_stream(0))
+			return 1
+		}
 	}
 	return 0
 }
