@@ -45,8 +45,9 @@ type Config struct {
 	// Optional.
 	Metadata map[string]any
 	// Host is the template of the wasmhost configuration: Listen,
-	// AdminListen, WASIProfile, VMs, FailOpen, LogLevel and Logger are
-	// used; Plugin, FilterPath, Upstream and Clusters come from xDS.
+	// AdminListen, WASIProfile, VMs, FailOpen, LogLevel, Logger and the
+	// stream timeouts are used; Plugin (with allow_on_headers_stop_iteration),
+	// FilterPath, Upstream and Clusters come from xDS.
 	Host wasmhost.Config
 	// Applied, when set, is called after each configuration is applied.
 	Applied func(controlplane.ProxyConfig)
@@ -166,7 +167,7 @@ func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
 		return fmt.Errorf("no %s cluster: node %q is not mapped to a domain (a proxy needs a business logic upstream)", controlplane.ClusterLogic, p.cfg.Node)
 	}
 	plugin := wasmhost.Plugin{Module: module, Name: pc.Filter.Name, RootID: pc.Filter.RootID, VMID: pc.Filter.VMID,
-		Configuration: pc.Filter.Configuration}
+		Configuration: pc.Filter.Configuration, AllowOnHeadersStopIteration: pc.Filter.AllowOnHeadersStopIteration}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.host == nil {
