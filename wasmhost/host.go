@@ -28,6 +28,7 @@ type Host struct {
 	gen          atomic.Pointer[generation]
 	clusters     atomic.Pointer[map[string]string]
 	upstreamAddr atomic.Pointer[string] // HOST:PORT of the upstream; SetUpstream replaces it
+	timeouts     atomic.Pointer[timeouts]
 	updateMu     sync.Mutex
 
 	upstream *h2cTransport // to Config.Upstream
@@ -91,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.clusters.Store(&clusters)
 	upstream := cfg.Upstream
 	h.upstreamAddr.Store(&upstream)
+	h.timeouts.Store(&timeouts{idle: cfg.StreamIdleTimeout, request: cfg.RequestTimeout})
 	h.upstream = newH2CTransport()
 	h.callouts = newH2CTransport()
 	g, err := newGeneration(ctx, h, cfg.Plugin)

@@ -31,15 +31,30 @@ type streamTimers struct {
 	reqT    *time.Timer
 }
 
+// timeouts are the stream timeouts in force (0: none); SetStreamTimeouts
+// replaces them for streams that start afterwards.
+type timeouts struct{ idle, request time.Duration }
+
+// SetStreamTimeouts replaces the stream idle and request timeouts
+// (Config.StreamIdleTimeout, Config.RequestTimeout; 0: the default,
+// negative: none) for streams that start afterwards: the xDS-fed proxy
+// applies the listener's HttpConnectionManager fields with it.
+func (h *Host) SetStreamTimeouts(idle, request time.Duration) {
+	h.timeouts.Store(&timeouts{
+		idle:    timeoutOrDefault(idle, DefaultStreamIdleTimeout),
+		request: timeoutOrDefault(request, DefaultRequestTimeout),
+	})
+}
+
 func (p *proxyStream) startTimers() *streamTimers {
-	cfg := &p.h.cfg
-	t := &streamTimers{p: p, idle: cfg.StreamIdleTimeout}
+	to := p.h.timeouts.Load()
+	t := &streamTimers{p: p, idle: to.idle}
 	if t.idle > 0 {
 		t.last.Store(time.Now().UnixNano())
 		t.idleT = time.AfterFunc(t.idle, t.idleFired)
 	}
-	if cfg.RequestTimeout > 0 {
-		t.reqT = time.AfterFunc(cfg.RequestTimeout, func() { t.fire("request timeout") })
+	if to.request > 0 {
+		t.reqT = time.AfterFunc(to.request, func() { t.fire("request timeout") })
 	}
 	return t
 }

@@ -77,19 +77,29 @@ func receive(t *testing.T, c <-chan *http.Response) *http.Response {
 }
 
 // A body that stops arriving over HTTP/2 is ended by the stream idle
-// timeout: a local reply 408 "stream timeout" (Envoy's), here as gRPC.
+// timeout: a local reply 408 "stream timeout" (Envoy's), here as gRPC. The
+// timeout comes from Config or, live, from SetStreamTimeouts (xDS).
 func TestStreamIdleTimeoutEndsAStalledBody(t *testing.T) {
-	e := newEnv(t, func(c *wasmhost.Config) {
-		c.StreamIdleTimeout = 100 * time.Millisecond
-		c.RequestTimeout = -1
-	})
-	// The upstream method answers only when the caller gives up.
-	c, _ := stalledRequest(t, e, "none", "/slow.Service/Wait", "application/grpc", "\x00\x00\x00\x00\x10abc")
-	resp := receive(t, c)
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Grpc-Status") != "2" || resp.Header.Get("Grpc-Message") != "stream timeout" {
-		t.Fatalf("stalled gRPC request: %d grpc-status %q grpc-message %q, want 200, 2 (UNKNOWN, Envoy's mapping of 408), \"stream timeout\"",
-			resp.StatusCode, resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message"))
+	for _, live := range []bool{false, true} {
+		t.Run(map[bool]string{false: "config", true: "SetStreamTimeouts"}[live], func(t *testing.T) {
+			e := newEnv(t, func(c *wasmhost.Config) {
+				if !live {
+					c.StreamIdleTimeout = 100 * time.Millisecond
+					c.RequestTimeout = -1
+				}
+			})
+			if live {
+				e.proxy.Host.SetStreamTimeouts(100*time.Millisecond, -1)
+			}
+			// The upstream method answers only when the caller gives up.
+			c, _ := stalledRequest(t, e, "none", "/slow.Service/Wait", "application/grpc", "\x00\x00\x00\x00\x10abc")
+			resp := receive(t, c)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Grpc-Status") != "2" || resp.Header.Get("Grpc-Message") != "stream timeout" {
+				t.Fatalf("stalled gRPC request: %d grpc-status %q grpc-message %q, want 200, 2 (UNKNOWN, Envoy's mapping of 408), \"stream timeout\"",
+					resp.StatusCode, resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message"))
+			}
+		})
 	}
 }
 

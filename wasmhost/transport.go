@@ -6,13 +6,6 @@ import (
 	"time"
 )
 
-// clientTransport is what the host sends its upstream and callout
-// requests with.
-type clientTransport interface {
-	RoundTrip(*http.Request) (*http.Response, error)
-	CloseIdleConnections()
-}
-
 // Client-side bounds, Envoy's cluster defaults where it has one.
 const (
 	dialTimeout  = 5 * time.Second // Envoy's connect_timeout default

@@ -8,7 +8,8 @@
 // cluster controlplane.ClusterLogic); later ones swap the plugin
 // (Host.UpdatePlugin: new streams use the new VMs), the clusters
 // (Host.SetClusters) and the upstream when the business logic moved
-// (Host.SetUpstream). A configuration that cannot be applied is NACKed and
+// (Host.SetUpstream) and the ingress listener's stream timeouts
+// (Host.SetStreamTimeouts). A configuration that cannot be applied is NACKed and
 // the previous one keeps running.
 package xdsproxy
 
@@ -176,6 +177,9 @@ func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
 		hc.FailOpen = hc.FailOpen || !pc.Filter.FailClosed
 		hc.NodeID = p.cfg.Node
 		hc.NodeMetadata = p.cfg.Metadata
+		if t := pc.Timeouts; t != nil {
+			hc.StreamIdleTimeout, hc.RequestTimeout, hc.RequestHeadersTimeout = t.StreamIdle, t.Request, t.RequestHeaders
+		}
 		h, err := wasmhost.New(ctx, hc)
 		if err != nil {
 			return err
@@ -195,6 +199,10 @@ func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
 		}
 		if err := p.host.UpdatePlugin(ctx, plugin); err != nil {
 			return err
+		}
+		if t := pc.Timeouts; t != nil {
+			// The request headers timeout stays the listener's first.
+			p.host.SetStreamTimeouts(t.StreamIdle, t.Request)
 		}
 	}
 	p.log.Info("configuration applied", "filter_version", pc.FilterVersion, "clusters_version", pc.ClustersVersion,
