@@ -20,8 +20,9 @@ import (
 // upstream and back, with Envoy's filter semantics:
 //
 //   - request headers: PAUSE stops everything (no body callbacks) until
-//     proxy_continue_stream(request); the headers are then sent upstream as
-//     the plugin left them;
+//     proxy_continue_stream(request), or with allow_on_headers_stop_iteration
+//     holds the headers while the body callbacks go on; the upstream stream
+//     opens when the headers go on, as the plugin left them;
 //   - request/response body: PAUSE buffers; body_size is the total buffered;
 //     the buffer is forwarded on CONTINUE (or on continue_stream after a
 //     PAUSE at end of stream);
