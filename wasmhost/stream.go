@@ -90,6 +90,8 @@ func (s *stream) outcome() outcome {
 	case s.v.failed || s.v.closed:
 		if s.v.gen.h.cfg.FailOpen {
 			s.bypass = true
+			// Unfiltered from now on: held request headers go on.
+			s.releaseHeaders()
 			return proceed
 		}
 		return failIt
