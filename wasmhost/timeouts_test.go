@@ -154,3 +154,56 @@ func TestHeldRequestHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A VM that fails while it holds a stream's request headers, with
+// FailOpen, lets the stream through unfiltered (headers and body).
+func TestHeldRequestHeadersFailOpen(t *testing.T) {
+	up, requests := countingUpstream(t)
+	e := newEnv(t, func(c *wasmhost.Config) {
+		c.Upstream = up
+		c.VMs = 1
+		c.FailOpen = true
+		c.Plugin.AllowOnHeadersStopIteration = true
+	})
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, "http://"+e.proxy.Addr+"/echo", strings.NewReader("abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("x-case", "headers-hold-stuck")
+	c := make(chan *http.Response, 1)
+	go func() {
+		resp, err := e.http.Do(req)
+		if err != nil {
+			t.Error(err)
+			close(c)
+			return
+		}
+		c <- resp
+	}()
+	e.logs.waitFact(t, "stuck_body size=3 eos=1")
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("the upstream got %d requests while the plugin held the headers", n)
+	}
+	// Another stream traps the VM.
+	resp := e.do(t, "panic", http.MethodGet, "/echo", "", nil)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	er := readEcho(t, receive(t, c))
+	if er.Body != "abc" {
+		t.Fatalf("upstream got body %q, want abc", er.Body)
+	}
+}
+
+// HTTP/1.1 headers that never end are cut by the request headers timeout.
+func TestRequestHeadersTimeoutHTTP1(t *testing.T) {
+	e := newEnv(t, func(c *wasmhost.Config) { c.RequestHeadersTimeout = 100 * time.Millisecond })
+	conn, err := net.Dial("tcp", e.proxy.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second)) // a bound, not an assertion
+	fmt.Fprintf(conn, "POST /echo HTTP/1.1\r\nHost: x\r\nx-case: no")
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("the proxy kept a connection whose headers never end: %v", err)
+	}
+}

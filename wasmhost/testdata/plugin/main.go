@@ -191,7 +191,7 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		c.paused = true
 		grpcCallMD(c, "echo", "grpc.testing.TestService", "EmptyCall", nil, md)
 		return 1
-	case "headers-hold", "headers-hold-continue":
+	case "headers-hold", "headers-hold-continue", "headers-hold-stuck":
 		// Stop the headers; with allow_on_headers_stop_iteration the body
 		// still comes (onRequestBody lets them go at its end).
 		return 1
@@ -395,6 +395,10 @@ func onRequestBody(id, size, eos uint32) uint32 {
 		return 0
 	case "headers-pause":
 		t("req_body_after_continue=" + strconv.FormatBool(!c.bodyWhilePaused))
+	case "headers-hold-stuck":
+		// Never lets the request go.
+		t("stuck_body size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+		return 1
 	case "headers-hold", "headers-hold-continue":
 		t("held_body size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
 		if eos == 0 {
