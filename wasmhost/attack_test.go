@@ -1,14 +1,17 @@
 package wasmhost_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +57,11 @@ type rawH2 struct {
 	closed   chan string
 }
 
-func dialRawH2(t *testing.T, addr string) *rawH2 {
+func dialRawH2(t *testing.T, addr string) *rawH2 { return dialRawH2With(t, addr, nil) }
+
+// dialRawH2With dials like dialRawH2; onFrame, when set, sees every frame
+// the reader gets.
+func dialRawH2With(t *testing.T, addr string, onFrame func(http2.Frame)) *rawH2 {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -71,6 +78,7 @@ func dialRawH2(t *testing.T, addr string) *rawH2 {
 		t.Fatal(err)
 	}
 	rfr := http2.NewFramer(io.Discard, conn)
+	rfr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	go func() {
 		sentSettings := false
 		for {
@@ -78,6 +86,9 @@ func dialRawH2(t *testing.T, addr string) *rawH2 {
 			if err != nil {
 				c.closed <- "read: " + err.Error()
 				return
+			}
+			if onFrame != nil {
+				onFrame(f)
 			}
 			switch f := f.(type) {
 			case *http2.SettingsFrame:
@@ -178,5 +189,107 @@ func waitGauge(ctx context.Context, t *testing.T, admin, name string) uint64 {
 			t.Fatalf("no gauge %s in /stats/prometheus", name)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// A ping flood from a client that never reads the acknowledgements ends
+// with the connection closed (net/http's bound on queued control frames),
+// before the attacker has sent its PINGs (far more acknowledgements than
+// the loopback's socket buffers hold).
+func TestPingFlood(t *testing.T) {
+	const pings = 5_000_000
+	p := wasmhosttest.Start(t, wasmhost.Config{
+		Plugin:   wasmhost.Plugin{Module: pluginWasm(t), Configuration: []byte("mode=noop")},
+		Upstream: startSlowUpstream(t),
+		VMs:      1,
+	})
+	conn, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second)) // a bound, not an assertion
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(conn, 64<<10)
+	fr := http2.NewFramer(w, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var data [8]byte
+	for i := 0; i < pings; i++ {
+		err := fr.WritePing(false, data)
+		if err == nil && i%1000 == 999 {
+			err = w.Flush()
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("after %d PINGs the proxy stopped reading but kept the connection", i)
+			}
+			t.Logf("connection closed after %d PINGs: %v", i, err)
+			return
+		}
+	}
+	t.Fatalf("the proxy took %d unacknowledged PINGs", pings)
+}
+
+// A request whose header list exceeds the advertised
+// SETTINGS_MAX_HEADER_LIST_SIZE (60 KiB, Envoy's max_request_headers_kb) is
+// refused before any handler runs: 431, and the plugin never sees it.
+func TestRequestHeaderListTooLarge(t *testing.T) {
+	p := wasmhosttest.Start(t, wasmhost.Config{
+		Plugin:   wasmhost.Plugin{Module: pluginWasm(t), Configuration: []byte("mode=noop;peak_streams=1")},
+		Upstream: startSlowUpstream(t),
+		VMs:      1,
+	})
+	status := make(chan string, 1)
+	c := dialRawH2With(t, p.Addr, func(f http2.Frame) {
+		if mh, ok := f.(*http2.MetaHeadersFrame); ok && mh.StreamID == 1 {
+			status <- mh.PseudoValue("status")
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	select {
+	case <-c.settings:
+	case <-ctx.Done():
+		t.Fatal("no SETTINGS from the proxy")
+	}
+	c.hbuf.Reset()
+	for _, kv := range [][2]string{
+		{":method", "GET"}, {":scheme", "http"}, {":authority", p.Addr}, {":path", "/"},
+	} {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	// 70 KiB in fields of 4 KiB (one field longer than the limit is a
+	// COMPRESSION_ERROR that closes the connection).
+	for i := 0; i < 70/4+1; i++ {
+		_ = c.enc.WriteField(hpack.HeaderField{Name: "x-big-" + strconv.Itoa(i), Value: strings.Repeat("a", 4<<10), Sensitive: true})
+	}
+	block := c.hbuf.Bytes()
+	const frag = 16 << 10 // the default SETTINGS_MAX_FRAME_SIZE
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:frag], EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	for rest := block[frag:]; len(rest) > 0; {
+		n := min(frag, len(rest))
+		if err := c.fr.WriteContinuation(1, n == len(rest), rest[:n]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[n:]
+	}
+	select {
+	case st := <-status:
+		if st != "431" {
+			t.Fatalf("oversized header list: status %s, want 431", st)
+		}
+	case why := <-c.closed:
+		t.Fatalf("connection ended before the 431: %s", why)
+	case <-ctx.Done():
+		t.Fatal("no answer to an oversized header list")
+	}
+	if m := regexp.MustCompile(`(?m)^peak_streams(?:\{\})? [1-9]`).FindString(scrape(t, p.AdminAddr)); m != "" {
+		t.Fatalf("the plugin saw the oversized request (%s)", m)
 	}
 }
