@@ -240,7 +240,8 @@
 //	tick.go        proxy_on_tick
 //	intern.go      interned header names and property paths
 //
-// Tests: attack_test.go (rapid reset, ping flood, oversized headers), timeouts_test.go (stalled bodies,
-// held headers), proxy_test.go and abi_test.go (conformance with the test
-// plugin in testdata/plugin), bench_test.go (the no-op plugin's cost).
+// Tests: attack_test.go (rapid reset, ping flood, oversized headers),
+// timeouts_test.go (stalled bodies, held headers), proxy_test.go and
+// abi_test.go (conformance with the test plugin in testdata/plugin),
+// bench_test.go (the no-op plugin's cost).
 package wasmhost
