@@ -27,6 +27,9 @@ type Filter struct {
 	RootID, VMID string
 	// FailClosed is true when the plugin's failure policy is FAIL_CLOSED.
 	FailClosed bool
+	// AllowOnHeadersStopIteration is the PluginConfig field: a plugin that
+	// stops the request headers still gets the body.
+	AllowOnHeadersStopIteration bool
 	// Configuration is the plugin configuration as the filter receives it
 	// (JSON, proxy_on_configure's buffer).
 	Configuration []byte
@@ -51,10 +54,11 @@ func DecodeFilter(tec *core.TypedExtensionConfig) (*Filter, error) {
 	}
 	pc := w.GetConfig()
 	f := &Filter{
-		Name:       tec.GetName(),
-		RootID:     pc.GetRootId(),
-		VMID:       pc.GetVmConfig().GetVmId(),
-		FailClosed: pc.GetFailurePolicy() == wasm.FailurePolicy_FAIL_CLOSED,
+		Name:                        tec.GetName(),
+		RootID:                      pc.GetRootId(),
+		VMID:                        pc.GetVmConfig().GetVmId(),
+		FailClosed:                  pc.GetFailurePolicy() == wasm.FailurePolicy_FAIL_CLOSED,
+		AllowOnHeadersStopIteration: pc.GetAllowOnHeadersStopIteration().GetValue(),
 	}
 	code := pc.GetVmConfig().GetCode()
 	switch {

@@ -12,16 +12,20 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // ProxyConfig is the configuration a proxy without Envoy (`angzarr proxy
 // --xds`) takes from the control plane, as Envoy would: the Wasm filter
-// with its plugin configuration (ECDS) and the clusters it calls (CDS).
+// with its plugin configuration (ECDS), the clusters it calls (CDS) and
+// the stream timeouts of its ingress listener (LDS).
 type ProxyConfig struct {
 	// FilterVersion and ClustersVersion are the xDS versions of the two
 	// parts.
@@ -32,7 +36,28 @@ type ProxyConfig struct {
 	// socket-address endpoint (the logic is ClusterLogic, the event
 	// service ClusterEventService).
 	Clusters map[string]string
+	// Timeouts are the ingress listener's HttpConnectionManager stream
+	// timeouts; nil until the listener arrived (it is optional: the
+	// filter and the clusters make a configuration complete).
+	Timeouts *StreamTimeouts
+	// ListenersVersion is the xDS version of Timeouts.
+	ListenersVersion string
 }
+
+// StreamTimeouts are Envoy's HttpConnectionManager stream_idle_timeout,
+// request_timeout and request_headers_timeout, as Envoy reads them: an
+// unset field is Envoy's default (Default* below), a zero one disables the
+// timeout (reported as a negative duration, as wasmhost.Config takes it).
+type StreamTimeouts struct {
+	StreamIdle, Request, RequestHeaders time.Duration
+}
+
+// Envoy's defaults for unset HttpConnectionManager timeouts: 5 minutes of
+// stream idleness, no request or request headers timeout.
+const (
+	envoyDefaultStreamIdle = 5 * time.Minute
+	envoyNone              = time.Duration(-1)
+)
 
 // ProxyClient is the xDS client of a proxy without Envoy. Over one ADS
 // stream it subscribes to every cluster and to the extension config
@@ -91,13 +116,16 @@ func (c *ProxyClient) stream(ctx context.Context, applied *ProxyConfig) error {
 	if err != nil {
 		return err
 	}
-	names := map[string][]string{resource.ClusterType: nil, resource.ExtensionConfigType: {FilterName}}
+	names := map[string][]string{resource.ClusterType: nil, resource.ExtensionConfigType: {FilterName}, resource.ListenerType: {ListenerIngress}}
 	acked := map[string]string{
 		resource.ClusterType:         applied.ClustersVersion,
 		resource.ExtensionConfigType: applied.FilterVersion,
+		resource.ListenerType:        applied.ListenersVersion,
 	}
 	first := true
-	for _, typ := range []string{resource.ClusterType, resource.ExtensionConfigType} {
+	// The listener first: its timeouts then come before the first complete
+	// configuration (the server answers in order).
+	for _, typ := range []string{resource.ListenerType, resource.ClusterType, resource.ExtensionConfigType} {
 		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: acked[typ]}
 		if first {
 			req.Node, first = c.Node, false
@@ -119,10 +147,14 @@ func (c *ProxyClient) stream(ctx context.Context, applied *ProxyConfig) error {
 			err = decodeFilterResponse(resp, &cand)
 		case resource.ClusterType:
 			err = decodeClustersResponse(resp, &cand)
+		case resource.ListenerType:
+			err = decodeListenersResponse(resp, &cand)
 		default:
 			err = fmt.Errorf("unexpected type %s", typ)
 		}
-		if err == nil && cand.Filter != nil && cand.Clusters != nil {
+		// A listener response matters only when its timeouts changed.
+		changed := typ != resource.ListenerType || !equalTimeouts(cand.Timeouts, next.Timeouts)
+		if err == nil && changed && cand.Filter != nil && cand.Clusters != nil {
 			err = c.Apply(ctx, cand)
 		}
 		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], ResponseNonce: resp.GetNonce()}
@@ -184,4 +216,56 @@ func decodeClustersResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig)
 	}
 	cfg.Clusters, cfg.ClustersVersion = maps.Clone(out), resp.GetVersionInfo()
 	return nil
+}
+
+// decodeListenersResponse reads the stream timeouts of the ingress
+// listener's HttpConnectionManager.
+func decodeListenersResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig) error {
+	for _, a := range resp.GetResources() {
+		l := &listener.Listener{}
+		if err := a.UnmarshalTo(l); err != nil {
+			return fmt.Errorf("listener: %w", err)
+		}
+		if l.GetName() != ListenerIngress {
+			continue
+		}
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				m := &hcm.HttpConnectionManager{}
+				if f.GetTypedConfig().GetTypeUrl() != "type.googleapis.com/"+string(m.ProtoReflect().Descriptor().FullName()) {
+					continue
+				}
+				if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+					return fmt.Errorf("listener %s: %w", l.GetName(), err)
+				}
+				cfg.Timeouts = &StreamTimeouts{
+					StreamIdle:     envoyTimeout(m.GetStreamIdleTimeout(), envoyDefaultStreamIdle),
+					Request:        envoyTimeout(m.GetRequestTimeout(), envoyNone),
+					RequestHeaders: envoyTimeout(m.GetRequestHeadersTimeout(), envoyNone),
+				}
+				cfg.ListenersVersion = resp.GetVersionInfo()
+				return nil
+			}
+		}
+		return fmt.Errorf("listener %s has no HttpConnectionManager", l.GetName())
+	}
+	// No ingress listener for this node: the timeouts stay as they are.
+	cfg.ListenersVersion = resp.GetVersionInfo()
+	return nil
+}
+
+func equalTimeouts(a, b *StreamTimeouts) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
+// envoyTimeout reads an HttpConnectionManager timeout: unset is def, zero
+// is none (negative).
+func envoyTimeout(d *durationpb.Duration, def time.Duration) time.Duration {
+	switch {
+	case d == nil:
+		return def
+	case d.AsDuration() <= 0:
+		return envoyNone
+	}
+	return d.AsDuration()
 }

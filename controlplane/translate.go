@@ -115,6 +115,14 @@ type Options struct {
 	// IngressPort is the port of the ingress listener on a standalone
 	// Envoy. Default 10000.
 	IngressPort uint32
+	// ReleaseRequestHeaders makes the filter let a command's request
+	// headers go at once, for Envoy before 1.35, which lacks the Wasm
+	// PluginConfig's allow_on_headers_stop_iteration (a filter that stops
+	// the headers would then never get the body). By default the filter
+	// holds them until the command was processed (hold_request_headers)
+	// and the Wasm config sets allow_on_headers_stop_iteration: a client
+	// that never finishes a body holds no stream of the business logic.
+	ReleaseRequestHeaders bool
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)

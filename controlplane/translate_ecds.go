@@ -135,8 +135,10 @@ func gatewayFilter(t *Topology, o Options, d *Domain) (*core.TypedExtensionConfi
 }
 
 // wasmExtension packs the Wasm filter (module, fail-closed policy, plugin
-// configuration as JSON) into a TypedExtensionConfig named name.
+// configuration as JSON, header hold) into a TypedExtensionConfig named
+// name.
 func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config) (*core.TypedExtensionConfig, error) {
+	pc.HoldRequestHeaders = !o.ReleaseRequestHeaders
 	js, err := json.Marshal(pc)
 	if err != nil {
 		return nil, fmt.Errorf("plugin configuration: %w", err)
@@ -170,6 +172,9 @@ func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config
 		}},
 		Configuration: conf,
 		FailurePolicy: wasm.FailurePolicy_FAIL_CLOSED,
+		// The filter's body callbacks go on while it holds the request
+		// headers (Envoy >= 1.35; see Options.ReleaseRequestHeaders).
+		AllowOnHeadersStopIteration: wrapperspb.Bool(!o.ReleaseRequestHeaders),
 	}}
 	typed, err := anypb.New(w)
 	if err != nil {

@@ -1,6 +1,8 @@
 package controlplane
 
 import (
+	"time"
+
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -10,6 +12,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // sidecarListener is the ingress of a standalone Envoy (or `angzarr proxy`)
@@ -88,6 +91,16 @@ func gatewayListeners(t *Topology, o Options) (ls, rs []types.Resource, err erro
 	return ls, rs, nil
 }
 
+// The listeners' stream timeouts, wasmhost's defaults: Envoy's own stream
+// idle timeout (5 min); a request timeout Envoy does not set by default,
+// 30 s for a command's one small message, so a body that never ends does
+// not hold the logic for 5 minutes; 10 s to read HTTP/1.1 headers.
+const (
+	StreamIdleTimeout     = 5 * time.Minute
+	RequestTimeout        = 30 * time.Second
+	RequestHeadersTimeout = 10 * time.Second
+)
+
 // httpListener is an HTTP listener (HTTP/1.1 and h2c) whose routes come
 // over ADS (RDS named after the listener). A port of 0 makes it an internal
 // listener. With a filter name, the Wasm filter is inserted before the
@@ -114,6 +127,11 @@ func httpListener(name string, port uint32, filter string) (*listener.Listener, 
 	manager, err := anypb.New(&hcm.HttpConnectionManager{
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		StatPrefix: name,
+		// The stream timeouts wasmhost applies by default (see
+		// wasmhost.Config): a request whose body stops arriving is ended.
+		StreamIdleTimeout:     durationpb.New(StreamIdleTimeout),
+		RequestTimeout:        durationpb.New(RequestTimeout),
+		RequestHeadersTimeout: durationpb.New(RequestHeadersTimeout),
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
 			ConfigSource:    adsSource(),
 			RouteConfigName: name,

@@ -11,8 +11,9 @@ import (
 )
 
 // OnRequestHeaders decides whether the stream is a command, rewrites it to
-// the business logic and lets the body come (pausing here would stop the
-// body callbacks).
+// the business logic and lets the body come: with HoldRequestHeaders it
+// stops the headers (the host must still deliver the body), else it
+// continues them (pausing would stop the body callbacks).
 func (s *Stream) OnRequestHeaders(endOfStream bool) Action {
 	s.enter()
 	return s.leave(s.onRequestHeaders(endOfStream))
@@ -49,6 +50,12 @@ func (s *Stream) onRequestHeaders(endOfStream bool) Action {
 	_ = s.host().RemoveHeader(RequestHeaders, "content-length")
 	if endOfStream {
 		s.fail(statusf(InvalidArgument, "%s request has no body", path), OutcomeInvalid)
+		return Pause
+	}
+	if s.p.cfg.HoldRequestHeaders {
+		// Stop the headers (Envoy's StopIteration with
+		// allow_on_headers_stop_iteration): the router opens the stream to
+		// the logic only when the processed command continues.
 		return Pause
 	}
 	return Continue

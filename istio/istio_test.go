@@ -531,8 +531,15 @@ func TestWasmPluginVariant(t *testing.T) {
 			}
 			want = f.Config
 		}
+		if want != nil {
+			// Istio's WasmPlugin cannot set allow_on_headers_stop_iteration,
+			// so its filter must let the request headers go at once.
+			w := *want
+			w.HoldRequestHeaders = false
+			want = &w
+		}
 		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-			t.Errorf("WasmPlugin %s: plugin configuration\n got %+v\nwant %+v (what the control plane pushes)", wp.Name, got, want)
+			t.Errorf("WasmPlugin %s: plugin configuration\n got %+v\nwant %+v (what the control plane pushes, without the header hold)", wp.Name, got, want)
 		}
 		if wp.Spec.GetFailStrategy().String() != "FAIL_CLOSE" {
 			t.Errorf("WasmPlugin %s: fail strategy %v, want FAIL_CLOSE", wp.Name, wp.Spec.GetFailStrategy())

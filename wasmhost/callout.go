@@ -442,7 +442,7 @@ func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint3
 	defer resp.Body.Close()
 	var reply []byte
 	var readErr error
-	if resp.Body != http.NoBody {
+	if !endedInHeaders(resp) {
 		reply, readErr = readGRPCMessage(resp.Body)
 		if readErr == nil {
 			_, readErr = io.Copy(io.Discard, io.LimitReader(resp.Body, maxCalloutBody))
@@ -565,7 +565,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 		return
 	}
 	defer resp.Body.Close()
-	if resp.Body != http.NoBody {
+	if !endedInHeaders(resp) {
 		md := responseHeaderMap(resp.StatusCode, resp.Header)
 		v.deliver(c, func() {
 			v.grpcInitMeta = md
@@ -589,7 +589,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 		}
 	}
 	trailers := resp.Trailer
-	if resp.Body == http.NoBody {
+	if endedInHeaders(resp) {
 		trailers = resp.Header
 	}
 	tm := trailerMap(trailers)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	otelmetric "go.opentelemetry.io/otel/metric"
@@ -51,6 +52,13 @@ type Plugin struct {
 	// Env is the environment visible through WASI environ_get (Envoy's
 	// vm_config.environment_variables). Default none.
 	Env map[string]string
+	// AllowOnHeadersStopIteration is Envoy's PluginConfig
+	// allow_on_headers_stop_iteration (Envoy >= 1.35): a plugin that stops
+	// the request headers still receives the request body and trailers,
+	// and the upstream stream opens only once it lets the headers go.
+	// Default false: a headers pause stops everything until
+	// proxy_continue_stream (StopAllIterationAndWatermark).
+	AllowOnHeadersStopIteration bool
 }
 
 // Config configures a Host. The zero value of every optional field is a
@@ -99,6 +107,27 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// SpanNames names the spans. Default AngzarrSpanNames().
 	SpanNames *SpanNames
+	// StreamIdleTimeout resets a stream on which nothing moved, in either
+	// direction, for this long: a local reply 408 "stream timeout" if no
+	// response header went downstream yet, else a reset (Envoy's
+	// HttpConnectionManager stream_idle_timeout, whose default it takes).
+	// Default 5 min; negative: none.
+	StreamIdleTimeout time.Duration
+	// RequestTimeout bounds the time from a request's headers to the end
+	// of its body: past it the stream gets a local reply 408 "request
+	// timeout" (or a reset once response headers went out). Envoy's
+	// request_timeout, which Envoy leaves off by default; here the default
+	// is 30 s, because a request whose body never ends must not hold a
+	// stream of the business logic (one of its worker threads) for the
+	// stream idle timeout's 5 minutes when a plugin lets its headers go on
+	// first: a command is one small message. Negative: none (for
+	// long-lived client-streaming calls).
+	RequestTimeout time.Duration
+	// RequestHeadersTimeout bounds the time to read an HTTP/1.1 request's
+	// headers (Envoy's request_headers_timeout; with HTTP/2 the headers
+	// arrive in one block). Default 10 s; negative: none. Envoy leaves it
+	// off, but net/http then waits forever for a header that never ends.
+	RequestHeadersTimeout time.Duration
 	// MeterProvider receives the angzarr.command.duration and
 	// angzarr.command.total instruments. Default: a provider of the host's
 	// own, rendered at the end of /stats/prometheus.
@@ -125,7 +154,29 @@ func (c *Config) withDefaults() Config {
 	if out.TracerProvider == nil {
 		out.TracerProvider = otel.GetTracerProvider()
 	}
+	out.StreamIdleTimeout = timeoutOrDefault(out.StreamIdleTimeout, DefaultStreamIdleTimeout)
+	out.RequestTimeout = timeoutOrDefault(out.RequestTimeout, DefaultRequestTimeout)
+	out.RequestHeadersTimeout = timeoutOrDefault(out.RequestHeadersTimeout, DefaultRequestHeadersTimeout)
 	return out
+}
+
+// Timeout defaults (see the Config fields).
+const (
+	DefaultStreamIdleTimeout     = 5 * time.Minute
+	DefaultRequestTimeout        = 30 * time.Second
+	DefaultRequestHeadersTimeout = 10 * time.Second
+)
+
+// timeoutOrDefault resolves a Config timeout: 0 is the default, negative
+// none (0 from then on, which the host and net/http read as "no timeout").
+func timeoutOrDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // loadModule fills Plugin.Module from FilterPath when needed.

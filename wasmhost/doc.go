@@ -69,28 +69,58 @@
 // or pass through unfiltered with FailOpen, and the pool starts a
 // replacement VM.
 //
-// # HTTP/2
+// # HTTP/2, limits and timeouts
 //
-// Serve speaks HTTP/2 with prior knowledge through its own server
-// (h2server.go, on x/net's framer and HPACK) and sends upstream and to
-// clusters through its own client (h2client.go): both encode a stream's
-// frames into the connection's buffer under a lock and share write
-// syscalls between streams, as Envoy writes once per event-loop turn
-// (Go's net/http flushed every frame from its own goroutine: three writes
-// per gRPC response). A response's last frames are flushed by the stream
-// that wrote them; HPACK encodes without a dynamic table (per-request
-// values would churn it). Handler goroutines are reused. Connections
-// without the HTTP/2 preface are served by net/http (HTTP/1.1).
+// Serve is net/http's server speaking HTTP/1.1 and HTTP/2 with prior
+// knowledge (h2c) on one port (server.go); the upstream and the callout
+// clusters are reached with net/http's HTTP/2 client over h2c
+// (transport.go), which opens another connection when a server's stream
+// limit is reached, as Envoy's pool does. Their protections stay on: a
+// connection runs at most SETTINGS_MAX_CONCURRENT_STREAMS (1000) handlers
+// at once, more streams wait and a connection that queues too many is
+// closed; ping, SETTINGS and RST_STREAM floods close the connection;
+// request headers are bounded at 60 KiB (Envoy's max_request_headers_kb).
+// Envoy's premature-reset defence (ConnectionManagerImpl::
+// maybeDrainDueToPrematureResets) closes a connection once half of its
+// streams (past 500, or 250 of the first 500) were reset by the client
+// within a second: the rapid-reset attack (CVE-2023-44487) ends there.
+//
+// Stream timeouts (timeouts.go), configurable in Config, with the flags of
+// `angzarr proxy` and from the ingress listener's HttpConnectionManager
+// over xDS (SetStreamTimeouts):
+//
+//   - StreamIdleTimeout (Envoy's stream_idle_timeout, default 5 min):
+//     nothing moved on the stream either way;
+//   - RequestTimeout (Envoy's request_timeout, off in Envoy, 30 s here):
+//     the request did not end, and no response began, within it. A
+//     command is one small message, and a body that never ends must not
+//     hold a stream (a worker thread) of the business logic for the idle
+//     timeout's 5 minutes;
+//   - RequestHeadersTimeout (Envoy's request_headers_timeout, off in Envoy,
+//     10 s here): reading an HTTP/1.1 request's headers.
+//
+// A timeout is a local reply 408 "stream timeout" / "request timeout"
+// (gRPC: UNKNOWN, Envoy's mapping), or a reset once response headers went
+// downstream; the stalled body's read is ended and the upstream stream
+// cancelled.
 //
 // # Streams (Envoy's Wasm HTTP filter)
 //
 //   - Request headers include :authority, :path, :method, :scheme; response
 //     headers :status. Keys are lower-case, repeated keys separate entries.
 //   - Headers PAUSE stops everything: no body callbacks until
-//     proxy_continue_stream. Body PAUSE buffers; body_size is the total
-//     buffered; the buffer goes on with CONTINUE, or with continue_stream
-//     after a PAUSE at end of stream. Trailers PAUSE holds trailers and any
-//     buffered body. A body callback at end of stream may add trailers.
+//     proxy_continue_stream (Envoy's StopAllIterationAndWatermark). With
+//     Plugin.AllowOnHeadersStopIteration (Envoy's PluginConfig field) it
+//     is StopIteration: the body and trailer callbacks go on, the headers
+//     stay visible and changeable, and the headers are held until the
+//     plugin continues them (proxy_continue_stream, or CONTINUE from a
+//     body or trailers callback). In both cases no upstream stream exists
+//     before the request headers go on: Envoy's router only sees them once
+//     the filter chain continues them (FilterManager::decodeHeaders).
+//   - Body PAUSE buffers; body_size is the total buffered; the buffer goes
+//     on with CONTINUE, or with continue_stream after a PAUSE at end of
+//     stream. Trailers PAUSE holds trailers and any buffered body. A body
+//     callback at end of stream may add trailers.
 //   - A map or body is visible only in its own callback and while paused
 //     after it (also from callout callbacks with
 //     proxy_set_effective_context); otherwise maps answer BAD_ARGUMENT and
@@ -166,4 +196,52 @@
 // drives proxy_on_tick. proxy_log and stdout/stderr go to Config.Logger with
 // attribute plugin=<name>. proxy_call_foreign_function knows no function
 // (NOT_FOUND); continue_stream(upstream) is UNIMPLEMENTED.
+//
+// # Files
+//
+// The host and its configuration:
+//
+//	host.go        Host: New, Serve, ServeAdmin, Run, Close, UpdatePlugin,
+//	               SetClusters, SetUpstream; hands each stream to a worker
+//	config.go      Config and Plugin, their defaults and Validate
+//	errors.go      the errors New and UpdatePlugin return
+//	admin.go       /stats/prometheus and /ready
+//
+// HTTP, downstream and upstream:
+//
+//	server.go      the downstream server (net/http h2c + HTTP/1.1), its
+//	               limits, the premature-reset defence
+//	transport.go   the client to the upstream and the clusters (net/http
+//	               HTTP/2 over h2c)
+//	timeouts.go    stream idle and request timeouts
+//	proxy.go       one proxied stream: request and response through the
+//	               plugin's callbacks (both halves share bodyCallback,
+//	               trailersCallback and transfer), local replies
+//	stream.go      a stream's state as the plugin sees it: header maps,
+//	               bodies, pause/continue, held request headers
+//	bodypipe.go    the request body from the pump to the upstream request
+//	headers.go     header maps and their conversion to and from net/http
+//	local_reply.go local replies rendered as Envoy renders them
+//	callout.go     proxy_http_call and the gRPC callouts on the wire
+//	tracing.go     the spans Envoy's tracing would create
+//	metrics.go     plugin metrics, host metrics, command metrics
+//
+// The Wasm side:
+//
+//	module.go      a plugin generation: compile, start and retire its VMs
+//	pool.go        the VMs of a generation and which stream runs on which
+//	vm.go          one VM: instantiation, calls into the module, traps
+//	workers.go     long-lived goroutines for streams, pumps and callouts
+//	abi*.go        the proxy-wasm host functions, by family (abi_types.go
+//	               holds the ABI's numbers)
+//	memory.go      checked access to the module's memory
+//	wasi.go        the WASI functions of each Envoy profile
+//	shared.go      shared data and shared queues
+//	tick.go        proxy_on_tick
+//	intern.go      interned header names and property paths
+//
+// Tests: attack_test.go (rapid reset, ping flood, oversized headers),
+// timeouts_test.go (stalled bodies, held headers), proxy_test.go and
+// abi_test.go (conformance with the test plugin in testdata/plugin),
+// bench_test.go (the no-op plugin's cost).
 package wasmhost

@@ -28,13 +28,14 @@ type Host struct {
 	gen          atomic.Pointer[generation]
 	clusters     atomic.Pointer[map[string]string]
 	upstreamAddr atomic.Pointer[string] // HOST:PORT of the upstream; SetUpstream replaces it
+	timeouts     atomic.Pointer[timeouts]
 	updateMu     sync.Mutex
 
-	upstream clientTransport // to Config.Upstream
+	upstream *h2cTransport // to Config.Upstream
 	// connSeq numbers accepted downstream connections: connection i is
 	// served by worker (VM slot) i mod VMs.
 	connSeq  atomic.Uint64
-	callouts clientTransport // to clusters
+	callouts *h2cTransport // to clusters
 	shared   *sharedStore
 	metrics  *metricsRegistry
 	commands *commandMetrics
@@ -91,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.clusters.Store(&clusters)
 	upstream := cfg.Upstream
 	h.upstreamAddr.Store(&upstream)
+	h.timeouts.Store(&timeouts{idle: cfg.StreamIdleTimeout, request: cfg.RequestTimeout})
 	h.upstream = newH2CTransport()
 	h.callouts = newH2CTransport()
 	g, err := newGeneration(ctx, h, cfg.Plugin)
@@ -112,23 +114,6 @@ func copyClusters(in map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// clientTransport is what the host sends its upstream and callout
-// requests with.
-type clientTransport interface {
-	RoundTrip(*http.Request) (*http.Response, error)
-	CloseIdleConnections()
-}
-
-// newH2CTransport returns a client transport speaking HTTP/2 with prior
-// knowledge over cleartext: h2Client (h2client.go), which costs far less
-// CPU per request than net/http's HTTP/2 client. It dials with a 5 s
-// timeout and 30 s TCP keepalives, and never indexes in HPACK what it
-// sends (per-request values such as traceparent and grpc-timeout would
-// churn the table).
-func newH2CTransport() clientTransport {
-	return newH2Client()
 }
 
 // UpdatePlugin loads a new module and/or configuration and switches new
@@ -211,16 +196,6 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveInline proxies one request on the calling goroutine. Serve's
-// HTTP/2 server runs handlers on long-lived goroutines whose stacks have
-// already grown, so the hand-off ServeHTTP makes for net/http's fresh
-// goroutines would only add two context switches.
-func (h *Host) serveInline(w http.ResponseWriter, r *http.Request) {
-	if h.serve(w, r) {
-		panic(http.ErrAbortHandler)
-	}
-}
-
 // serveTask is one ServeHTTP handed to a worker; pooled with its method
 // value and channel so the hand-off allocates nothing.
 type serveTask struct {
@@ -272,9 +247,18 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	}
 	defer g.release()
 
-	worker, ok := r.Context().Value(connWorkerKey{}).(int)
-	if !ok {
-		worker = -1
+	worker := -1
+	dc, _ := r.Context().Value(downstreamConnKey{}).(*downstreamConn)
+	if dc != nil {
+		worker = dc.worker
+		start := time.Now()
+		defer func() {
+			// A stream the client reset (or left) before its response
+			// was complete counts against its connection.
+			if dc.streamEnded(r.Context().Err() != nil, time.Since(start)) {
+				h.log.Warn("closed a downstream connection: too many premature stream resets", "remote", dc.conn.RemoteAddr().String())
+			}
+		}()
 	}
 	v, err := g.pool.tryAcquire(worker)
 	if v == nil && err == nil {
@@ -302,51 +286,19 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 
 // Serve accepts h2c (and HTTP/1.1) connections on ln and proxies them until
 // ctx is done; it then shuts the server down gracefully and returns nil.
+// The server is net/http's (server.go); each stream is handed to a worker
+// goroutine (ServeHTTP).
 func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
-	return serveH2(ctx, ln, http.HandlerFunc(h.serveInline), h.log, func(ctx context.Context, _ net.Conn) context.Context {
-		return context.WithValue(ctx, connWorkerKey{}, int(h.connSeq.Add(1)-1))
-	})
+	return serve(ctx, ln, newServer(h, &h.cfg, h.log, func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, downstreamConnKey{}, &downstreamConn{conn: c, worker: int(h.connSeq.Add(1) - 1)})
+	}))
 }
-
-// connWorkerKey keys the worker (VM slot) of a downstream connection in its
-// requests' contexts.
-type connWorkerKey struct{}
 
 // ServeAdmin serves the admin endpoints on ln until ctx is done:
 // /stats/prometheus (metrics in Prometheus text format, plugin metrics
 // named as Envoy exports them) and /ready.
 func (h *Host) ServeAdmin(ctx context.Context, ln net.Listener) error {
-	return serveHTTP(ctx, ln, h.AdminHandler(), h.log, nil)
-}
-
-func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, log *slog.Logger, connContext func(context.Context, net.Conn) context.Context) error {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{
-		Handler:           handler,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 30 * time.Second,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnContext:       connContext,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serve(ctx, ln, newServer(h.AdminHandler(), &h.cfg, h.log, nil))
 }
 
 // Run listens on Config.Listen (and Config.AdminListen if set) and serves

@@ -20,8 +20,9 @@ import (
 // upstream and back, with Envoy's filter semantics:
 //
 //   - request headers: PAUSE stops everything (no body callbacks) until
-//     proxy_continue_stream(request); the headers are then sent upstream as
-//     the plugin left them;
+//     proxy_continue_stream(request), or with allow_on_headers_stop_iteration
+//     holds the headers while the body callbacks go on; the upstream stream
+//     opens when the headers go on, as the plugin left them;
 //   - request/response body: PAUSE buffers; body_size is the total buffered;
 //     the buffer is forwarded on CONTINUE (or on continue_stream after a
 //     PAUSE at end of stream);
@@ -44,9 +45,13 @@ type proxyStream struct {
 	upCtx    context.Context
 	upCancel context.CancelFunc
 	upReq    *http.Request
-	// body carries the request body to the upstream request.
-	body     *bodyPipe
-	pumpDone chan struct{}
+	// body carries the request body to the upstream request; upTrailer
+	// is its trailers (declared by the client, filled in at the end).
+	body      *bodyPipe
+	upTrailer http.Header
+	pumpDone  chan struct{}
+	// timers are the stream's idle and request timeouts (timeouts.go).
+	timers *streamTimers
 
 	wroteHeaders bool
 	code         int // HTTP status written downstream
@@ -57,6 +62,8 @@ type proxyStream struct {
 	// request's client span (tracing.go); nil when tracing is off.
 	reqSpan trace.Span
 	upSpan  trace.Span
+	// traceCtx carries the request span; nil when tracing is off.
+	traceCtx context.Context
 }
 
 var errInterrupted = errors.New("wasmhost: stream interrupted by the plugin")
@@ -77,54 +84,89 @@ func (p *proxyStream) run() (abort bool) {
 	p.start = time.Now()
 	stop := context.AfterFunc(r.Context(), func() {
 		v.mu.Lock()
-		s.cancelled = true
+		// Once a timeout fired, the proxy itself ends the request's body
+		// (endPump), which cancels an HTTP/1.1 request: not the client.
+		s.cancelled = s.expired == ""
 		s.cond.Broadcast()
 		v.mu.Unlock()
 	})
 	defer stop()
 	p.upCtx, p.upCancel = context.WithCancel(r.Context())
+	p.timers = p.startTimers()
 	defer func() { p.cleanup(abort) }()
 
 	reqHeaders := requestHeaderMap(r)
-	var traceCtx context.Context
 	if t := p.h.tracing; t != nil {
 		// Before the plugin sees the headers: what it forwards is the
 		// request span's context.
-		traceCtx, p.reqSpan = t.startRequest(reqHeaders, s.isGRPC)
+		p.traceCtx, p.reqSpan = t.startRequest(reqHeaders, s.isGRPC)
 	}
+	// net/http's HTTP/2 server gives a request whose HEADERS ended the
+	// stream a zero ContentLength and a body that is at its end.
+	eos := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+	if eos {
+		p.timers.requestDone()
+	}
+	// With allow_on_headers_stop_iteration a plugin that stops the request
+	// headers still gets the body (Envoy's StopIteration rather than
+	// StopAllIterationAndWatermark; envoy/source/extensions/common/wasm/
+	// context.cc, Context::onRequestHeaders): the headers are held, and the
+	// upstream stream is not opened, until the plugin continues.
+	hold := !eos && v.gen.plugin.AllowOnHeadersStopIteration
 	v.mu.Lock()
 	if !s.bypass {
 		s.create()
 	}
-	s.traceCtx = traceCtx
-	eos := r.Body == nil || r.Body == http.NoBody
-	hdrs, o := s.headersCallback(streamRequest, reqHeaders, eos)
+	s.traceCtx = p.traceCtx
+	hdrs, o := s.headersCallback(streamRequest, reqHeaders, eos, hold)
 	lr := s.local
 	v.mu.Unlock()
-
-	switch o {
-	case gone:
-		return false
-	case resetIt:
-		return true
-	case failIt:
-		return p.writeDirect(failReply())
-	case sendLocal:
-		return p.respondLocal(lr)
+	if o != proceed {
+		return p.interrupted(o, lr, true)
 	}
+	if !eos {
+		if len(r.Trailer) > 0 {
+			// Declared trailers: the pump fills them in at the end.
+			p.upTrailer = http.Header{}
+			for k := range r.Trailer {
+				p.upTrailer[k] = nil
+			}
+		}
+		p.body = newBodyPipe()
+		p.pumpDone = make(chan struct{})
+		p.h.workers.goWorker(p.pumpRequest, nil)
+	}
+	var held []byte
+	if hdrs == nil {
+		// Held: wait for the plugin to continue (proxy_continue_stream,
+		// or a body or trailers callback answering Continue). As Envoy's
+		// router, which only sees the headers once the filter chain
+		// continues them (FilterManager::decodeHeaders stops iterating at
+		// a filter that stopped), no upstream stream exists until then.
+		v.mu.Lock()
+		hdrs, held, o = s.awaitHeldHeaders()
+		lr = s.local
+		v.mu.Unlock()
+		if o != proceed {
+			return p.interrupted(o, lr, true)
+		}
+	}
+	return p.forward(hdrs, eos, held)
+}
 
+// forward opens the upstream stream with the request headers as the plugin
+// left them (and held, the body the plugin buffered while it held them),
+// then responds with what comes back.
+func (p *proxyStream) forward(hdrs *headerMap, eos bool, held []byte) bool {
+	s, v, r := p.s, p.v, p.r
 	if t := p.h.tracing; t != nil {
 		path, _ := hdrs.get(":path")
 		method, _ := hdrs.get(":method")
-		p.upSpan = t.startCall(traceCtx, hdrs, path, method, s.isGRPC)
+		p.upSpan = t.startCall(p.traceCtx, hdrs, path, method, s.isGRPC)
 	}
-	if err := p.newUpstreamRequest(hdrs, eos); err != nil {
+	if err := p.newUpstreamRequest(hdrs, eos, held); err != nil {
 		p.endUpstream(result{failed: true, message: err.Error()})
 		return p.respondLocal(&localReply{code: http.StatusBadRequest, body: err.Error(), grpcStatus: -1})
-	}
-	if !eos {
-		p.pumpDone = make(chan struct{})
-		p.h.workers.goWorker(p.pumpRequest, nil)
 	}
 	resp, err := p.h.upstream.RoundTrip(p.upReq)
 	if err != nil {
@@ -133,15 +175,8 @@ func (p *proxyStream) run() (abort bool) {
 		o := s.outcome()
 		lr := s.local
 		v.mu.Unlock()
-		switch o {
-		case gone:
-			return false
-		case resetIt:
-			return true
-		case failIt:
-			return p.writeDirect(failReply())
-		case sendLocal:
-			return p.respondLocal(lr)
+		if o != proceed {
+			return p.interrupted(o, lr, true)
 		}
 		if r.Context().Err() != nil {
 			return false
@@ -153,6 +188,7 @@ func (p *proxyStream) run() (abort bool) {
 		return p.respondLocal(upstreamFailReply(reason))
 	}
 	defer resp.Body.Close()
+	p.timers.responseStarted()
 	src := &response{code: resp.StatusCode, header: resp.Header}
 	if !endedInHeaders(resp) {
 		src.body = resp.Body
@@ -161,16 +197,38 @@ func (p *proxyStream) run() (abort bool) {
 	return p.respond(src)
 }
 
+// interrupted acts on an outcome other than proceed: nothing when the
+// client went away, a reset, or a local reply (through the plugin's
+// response callbacks when throughPlugin, as Envoy encodes a local reply
+// sent while the request is processed; else straight downstream). Once
+// response headers went downstream, anything but gone resets.
+func (p *proxyStream) interrupted(o outcome, lr *localReply, throughPlugin bool) bool {
+	switch o {
+	case gone:
+		return false
+	case resetIt:
+		return true
+	case failIt:
+		return p.writeDirect(failReply())
+	case expired:
+		lr = p.timeoutReply()
+	}
+	if p.wroteHeaders {
+		return true
+	}
+	if throughPlugin {
+		return p.respondLocal(lr)
+	}
+	return p.writeDirect(lr)
+}
+
 // cleanup stops the upstream exchange and the request pump, finishes the
 // stream's context (proxy_on_log/done/delete), then records the command
 // metrics and ends the spans with the stream's angzarr.* properties.
 func (p *proxyStream) cleanup(abort bool) {
+	p.timers.stop()
 	p.upCancel()
-	if p.pumpDone != nil {
-		_ = p.r.Body.Close()
-		p.body.Close()
-		<-p.pumpDone
-	}
+	p.endPump()
 	p.v.mu.Lock()
 	p.s.finish()
 	var f streamFacts
@@ -197,6 +255,23 @@ func (p *proxyStream) cleanup(abort bool) {
 	if p.reqSpan != nil {
 		endSpan(p.reqSpan, p.downstreamResult(abort), f, true)
 	}
+}
+
+// endPump stops the request pump and waits for it.
+func (p *proxyStream) endPump() {
+	if p.pumpDone == nil {
+		return
+	}
+	select {
+	case <-p.pumpDone:
+	default:
+		// A read of an HTTP/1.1 body holds the body's lock: only a
+		// deadline ends it (for HTTP/2, Close would do).
+		_ = http.NewResponseController(p.w).SetReadDeadline(time.Now())
+	}
+	_ = p.r.Body.Close()
+	p.body.Close()
+	<-p.pumpDone
 }
 
 // downstreamResult is how the response to the client ended: the
@@ -258,23 +333,14 @@ func upstreamResult(isGRPC bool, code int, header, trailer http.Header) result {
 	return r
 }
 
-// endedInHeaders reports whether the upstream's response is its headers
-// alone, as a gRPC trailers-only response is: the plugin must then see
-// end_of_stream in proxy_on_response_headers, as Envoy reports it, and no
-// body callback. The host's client transport (h2Client) gives exactly such
-// a response http.NoBody.
-func endedInHeaders(resp *http.Response) bool {
-	return resp.Body == http.NoBody
-}
-
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // newUpstreamRequest builds the upstream request from the headers as the
-// plugin left them.
-func (p *proxyStream) newUpstreamRequest(hdrs *headerMap, eos bool) error {
+// plugin left them; held is body the plugin let go with them.
+func (p *proxyStream) newUpstreamRequest(hdrs *headerMap, eos bool, held []byte) error {
 	path, _ := hdrs.get(":path")
 	method, _ := hdrs.get(":method")
 	authority, _ := hdrs.get(":authority")
@@ -289,8 +355,10 @@ func (p *proxyStream) newUpstreamRequest(hdrs *headerMap, eos bool) error {
 	u.Host = p.h.upstreamHost()
 	var body io.Reader
 	if !eos {
-		p.body = newBodyPipe()
 		body = p.body
+		if len(held) > 0 {
+			body = io.MultiReader(bytes.NewReader(held), p.body)
+		}
 	}
 	req, err := http.NewRequestWithContext(p.upCtx, method, u.String(), body)
 	if err != nil {
@@ -306,12 +374,7 @@ func (p *proxyStream) newUpstreamRequest(hdrs *headerMap, eos bool) error {
 			req.ContentLength = n
 		}
 	}
-	if len(p.r.Trailer) > 0 {
-		req.Trailer = http.Header{}
-		for k := range p.r.Trailer {
-			req.Trailer[k] = nil
-		}
-	}
+	req.Trailer = p.upTrailer
 	p.upReq = req
 	return nil
 }
@@ -330,15 +393,19 @@ func (p *proxyStream) pumpRequest() {
 			p.body.closeWithError(err)
 			return
 		}
+		p.timers.active()
 		eof := err == io.EOF
-		hasTrailers := eof && nonEmpty(p.r.Trailer)
+		if eof {
+			p.timers.requestDone()
+		}
+		var tr http.Header
+		if eof {
+			tr = p.r.Trailer
+		}
 		v.mu.Lock()
-		out, o := p.requestBody(buf[:n], eof && !hasTrailers)
-		var trailers *headerMap
-		if o == proceed && hasTrailers {
-			var more []byte
-			more, trailers, o = p.requestTrailers()
-			out = append(out, more...)
+		out, trailers, o := p.transfer(streamRequest, buf[:n], eof, tr)
+		if o == proceed && eof {
+			p.addTrailers(trailers)
 		}
 		v.mu.Unlock()
 		if o != proceed {
@@ -354,17 +421,24 @@ func (p *proxyStream) pumpRequest() {
 			}
 			continue
 		}
-		if trailers != nil && p.upReq.Trailer != nil {
-			for _, kv := range trailers.kv {
-				k := http.CanonicalHeaderKey(kv[0])
-				if _, declared := p.upReq.Trailer[k]; declared {
-					p.upReq.Trailer[k] = append(p.upReq.Trailer[k], kv[1])
-				}
-			}
-		}
 		// The last bytes and the end together: one DATA frame upstream.
 		_ = p.body.writeEnd(out)
 		return
+	}
+}
+
+// addTrailers fills the upstream request's declared trailers with what the
+// plugin left (lock held, before the body's end reaches the client
+// transport, which then reads them).
+func (p *proxyStream) addTrailers(trailers *headerMap) {
+	if trailers == nil || p.upTrailer == nil {
+		return
+	}
+	for _, kv := range trailers.kv {
+		k := http.CanonicalHeaderKey(kv[0])
+		if _, declared := p.upTrailer[k]; declared {
+			p.upTrailer[k] = append(p.upTrailer[k], kv[1])
+		}
 	}
 }
 
@@ -377,66 +451,98 @@ func nonEmpty(h http.Header) bool {
 	return false
 }
 
-// requestBody runs proxy_on_request_body for a chunk (lock held) and
-// returns the bytes to forward.
-func (p *proxyStream) requestBody(chunk []byte, eos bool) ([]byte, outcome) {
-	s := p.s
-	if s.bypass {
-		out := append(s.reqBody, chunk...)
-		s.reqBody = nil
-		return out, proceed
+// transfer runs one step of either half of the stream (lock held): the
+// body callback for chunk, and at the end (eof) the trailers callback if
+// tr has trailers. It returns the bytes to pass on and, at the end, the
+// trailers to send (the peer's as the plugin left them, or those the
+// plugin created in its last body callback).
+func (p *proxyStream) transfer(dir streamType, chunk []byte, eof bool, tr http.Header) ([]byte, *headerMap, outcome) {
+	hasTrailers := eof && nonEmpty(tr)
+	out, trailers, o := p.bodyCallback(dir, chunk, eof && !hasTrailers)
+	if o == proceed && hasTrailers {
+		var more []byte
+		more, trailers, o = p.trailersCallback(dir, tr)
+		out = append(out, more...)
 	}
-	s.reqBody = append(s.reqBody, chunk...)
-	s.reqBodyVisible = true
-	s.reqContinued = false
-	res := s.callback("proxy_on_request_body", uint64(len(s.reqBody)), b2u(eos))
-	if o := s.outcome(); o != proceed {
-		return nil, o
-	}
-	if s.bypass || res == actionContinue {
-		out := s.reqBody
-		s.reqBody, s.reqBodyVisible = nil, false
-		return out, proceed
-	}
-	if res >= dataStopIterationNoBuffer {
-		s.reqBody = s.reqBody[:len(s.reqBody)-len(chunk)]
-	}
-	if !eos {
-		return nil, proceed
-	}
-	if !s.await(streamRequest) {
-		if o := s.outcome(); o != proceed {
-			return nil, o
-		}
-	}
-	out := s.reqBody
-	s.reqBody, s.reqBodyVisible = nil, false
-	return out, proceed
+	return out, trailers, o
 }
 
-// requestTrailers runs proxy_on_request_trailers (lock held); it returns
-// any body still buffered and the trailers to send.
-func (p *proxyStream) requestTrailers() ([]byte, *headerMap, outcome) {
+// bodyCallback runs proxy_on_request_body or proxy_on_response_body for a
+// chunk (lock held) and returns the bytes to pass on, and trailers the
+// plugin created at the end of the stream.
+func (p *proxyStream) bodyCallback(dir streamType, chunk []byte, eos bool) ([]byte, *headerMap, outcome) {
 	s := p.s
-	s.reqTrailers = trailerMap(p.r.Trailer)
+	h := s.half(dir)
+	*h.body = append(*h.body, chunk...)
 	if !s.bypass {
-		s.reqContinued = false
-		res := s.callback("proxy_on_request_trailers", uint64(len(s.reqTrailers.kv)))
+		*h.bodyVisible = true
+		*h.addTrailers = eos
+		*h.continued = false
+		res := s.callback(h.bodyCallback, uint64(len(*h.body)), b2u(eos))
+		*h.addTrailers = false
+		if o := s.outcome(); o != proceed {
+			return nil, nil, o
+		}
+		if !s.bypass && res != actionContinue {
+			if res >= dataStopIterationNoBuffer {
+				*h.body = (*h.body)[:len(*h.body)-len(chunk)]
+			}
+			if !eos {
+				return nil, nil, proceed
+			}
+			if o := p.await(dir); o != proceed {
+				return nil, nil, o
+			}
+		}
+	}
+	if dir == streamRequest {
+		s.releaseHeaders()
+	}
+	return h.take()
+}
+
+// trailersCallback runs proxy_on_request_trailers or
+// proxy_on_response_trailers (lock held); it returns any body still
+// buffered and the trailers to send.
+func (p *proxyStream) trailersCallback(dir streamType, tr http.Header) ([]byte, *headerMap, outcome) {
+	s := p.s
+	h := s.half(dir)
+	*h.trailers = trailerMap(tr)
+	if !s.bypass {
+		*h.continued = false
+		res := s.callback(h.trailersCallback, uint64(len((*h.trailers).kv)))
 		o := s.outcome()
 		if o == proceed && !s.bypass && res != actionContinue {
-			if !s.await(streamRequest) {
-				o = s.outcome()
-			}
+			o = p.await(dir)
 		}
 		if o != proceed {
 			return nil, nil, o
 		}
 	}
-	out := s.reqBody
-	s.reqBody, s.reqBodyVisible = nil, false
-	t := s.reqTrailers
-	s.reqTrailers = nil
-	return out, t, proceed
+	if dir == streamRequest {
+		s.releaseHeaders()
+	}
+	return h.take()
+}
+
+// await waits (lock held) until the plugin continues dir: with request
+// headers held, until it lets them go (awaitHeldHeaders consumes the
+// continue_stream), else for proxy_continue_stream.
+func (p *proxyStream) await(dir streamType) outcome {
+	s := p.s
+	if dir == streamRequest && s.reqHeld {
+		for s.reqHeld {
+			if o := s.outcome(); o != proceed {
+				return o
+			}
+			s.cond.Wait()
+		}
+		return proceed
+	}
+	if !s.await(dir) {
+		return s.outcome()
+	}
+	return proceed
 }
 
 // response is an upstream response or a rendered local reply.
@@ -487,18 +593,12 @@ func (p *proxyStream) respond(src *response) bool {
 		p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, nil))
 	}
 	v.mu.Lock()
-	hdrs, o := s.headersCallback(streamResponse, responseHeaderMap(src.code, src.header), eos)
+	hdrs, o := s.headersCallback(streamResponse, responseHeaderMap(src.code, src.header), eos, false)
 	lr := s.local
 	v.mu.Unlock()
-	switch o {
-	case gone:
-		return false
-	case resetIt:
-		return true
-	case failIt:
-		return p.writeDirect(failReply())
-	case sendLocal:
-		return p.writeDirect(lr)
+	if o != proceed {
+		// Sent while the response is processed, a local reply replaces it.
+		return p.interrupted(o, lr, false)
 	}
 	p.writeHeaders(hdrs, eos)
 	if eos {
@@ -516,6 +616,7 @@ func (p *proxyStream) respond(src *response) bool {
 			p.endUpstream(result{isGRPC: s.isGRPC, failed: true, message: "upstream reset: " + err.Error()})
 			return true
 		}
+		p.timers.active()
 		eof := err == io.EOF
 		var tr http.Header
 		if eof && src.upstream != nil {
@@ -524,27 +625,18 @@ func (p *proxyStream) respond(src *response) bool {
 		if eof && !src.local {
 			p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, tr))
 		}
-		hasTrailers := nonEmpty(tr)
 		v.mu.Lock()
-		out, trailers, o := p.responseBody(buf[:n], eof && !hasTrailers)
-		if o == proceed && hasTrailers {
-			var more []byte
-			more, trailers, o = p.responseTrailers(tr)
-			out = append(out, more...)
-		}
+		out, trailers, o := p.transfer(streamResponse, buf[:n], eof, tr)
 		v.mu.Unlock()
-		switch o {
-		case gone:
-			return false
-		case resetIt, sendLocal, failIt:
+		if o != proceed {
 			// Headers already went downstream: Envoy resets.
-			return true
+			return o != gone
 		}
 		if len(out) > 0 {
 			if _, err := p.w.Write(out); err != nil {
 				return false
 			}
-			if !eos && !eof && flusher != nil {
+			if !eof && flusher != nil {
 				flusher.Flush()
 			}
 		}
@@ -605,66 +697,3 @@ type cachedDate struct {
 }
 
 var dateCache atomic.Pointer[cachedDate]
-
-// responseBody runs proxy_on_response_body for a chunk (lock held); it
-// returns the bytes to write and trailers the plugin created at the end.
-func (p *proxyStream) responseBody(chunk []byte, eos bool) ([]byte, *headerMap, outcome) {
-	s := p.s
-	if s.bypass {
-		out := append(s.respBody, chunk...)
-		s.respBody = nil
-		return out, nil, proceed
-	}
-	s.respBody = append(s.respBody, chunk...)
-	s.respBodyVisible = true
-	s.addRespTrailers = eos
-	s.respContinued = false
-	res := s.callback("proxy_on_response_body", uint64(len(s.respBody)), b2u(eos))
-	s.addRespTrailers = false
-	if o := s.outcome(); o != proceed {
-		return nil, nil, o
-	}
-	if !s.bypass && res != actionContinue {
-		if res >= dataStopIterationNoBuffer {
-			s.respBody = s.respBody[:len(s.respBody)-len(chunk)]
-		}
-		if !eos {
-			return nil, nil, proceed
-		}
-		if !s.await(streamResponse) {
-			if o := s.outcome(); o != proceed {
-				return nil, nil, o
-			}
-		}
-	}
-	out := s.respBody
-	s.respBody, s.respBodyVisible = nil, false
-	t := s.respTrailers
-	s.respTrailers = nil
-	return out, t, proceed
-}
-
-// responseTrailers runs proxy_on_response_trailers (lock held); it returns
-// any body still buffered and the trailers to send.
-func (p *proxyStream) responseTrailers(tr http.Header) ([]byte, *headerMap, outcome) {
-	s := p.s
-	s.respTrailers = trailerMap(tr)
-	if !s.bypass {
-		s.respContinued = false
-		res := s.callback("proxy_on_response_trailers", uint64(len(s.respTrailers.kv)))
-		o := s.outcome()
-		if o == proceed && !s.bypass && res != actionContinue {
-			if !s.await(streamResponse) {
-				o = s.outcome()
-			}
-		}
-		if o != proceed {
-			return nil, nil, o
-		}
-	}
-	out := s.respBody
-	s.respBody, s.respBodyVisible = nil, false
-	t := s.respTrailers
-	s.respTrailers = nil
-	return out, t, proceed
-}

@@ -40,9 +40,18 @@ type stream struct {
 	local         *localReply // proxy_send_local_response
 	reset         bool        // proxy_close_stream
 	cancelled     bool        // downstream went away
-	bypass        bool        // plugin failed and FailOpen: no more callbacks
-	created       bool        // proxy_on_context_create done
-	props         map[string][]byte
+	// expired is why a timeout ended the stream ("stream timeout",
+	// "request timeout"); expiryHandled once the proxy acted on it.
+	expired       string
+	expiryHandled bool
+	// reqHeld: the plugin stopped the request headers with
+	// allow_on_headers_stop_iteration and has not let them go yet;
+	// reqReleased holds them from their release until the proxy sends them.
+	reqHeld     bool
+	reqReleased *headerMap
+	bypass      bool // plugin failed and FailOpen: no more callbacks
+	created     bool // proxy_on_context_create done
+	props       map[string][]byte
 	// traceCtx carries the request span (tracing.go), the parent of the
 	// callouts the stream makes; nil when tracing is off.
 	traceCtx context.Context
@@ -64,6 +73,7 @@ const (
 	resetIt                  // reset the stream
 	failIt                   // plugin failed, fail closed
 	gone                     // downstream cancelled
+	expired                  // a stream timeout fired (timeouts.go)
 )
 
 // outcome inspects the stream with the lock held.
@@ -71,6 +81,8 @@ func (s *stream) outcome() outcome {
 	switch {
 	case s.cancelled:
 		return gone
+	case s.expired != "" && !s.expiryHandled:
+		return expired
 	case s.local != nil:
 		return sendLocal
 	case s.reset:
@@ -78,6 +90,8 @@ func (s *stream) outcome() outcome {
 	case s.v.failed || s.v.closed:
 		if s.v.gen.h.cfg.FailOpen {
 			s.bypass = true
+			// Unfiltered from now on: held request headers go on.
+			s.releaseHeaders()
 			return proceed
 		}
 		return failIt
@@ -102,8 +116,10 @@ func (s *stream) callback(name string, args ...uint64) uint32 {
 // headersCallback runs proxy_on_request_headers or
 // proxy_on_response_headers (dir) on hdrs, with the VM lock held, and waits
 // while the plugin pauses the headers; it returns them as the plugin left
-// them, and the outcome.
-func (s *stream) headersCallback(dir streamType, hdrs *headerMap, eos bool) (*headerMap, outcome) {
+// them, and the outcome. With hold, a pause does not wait: the headers
+// stay with the stream (reqHeld), the body callbacks go on, and nil
+// headers are returned (see awaitHeldHeaders).
+func (s *stream) headersCallback(dir streamType, hdrs *headerMap, eos, hold bool) (*headerMap, outcome) {
 	slot, continued, name := &s.reqHeaders, &s.reqContinued, "proxy_on_request_headers"
 	if dir == streamResponse {
 		slot, continued, name = &s.respHeaders, &s.respContinued, "proxy_on_response_headers"
@@ -112,6 +128,10 @@ func (s *stream) headersCallback(dir streamType, hdrs *headerMap, eos bool) (*he
 	res := s.callback(name, uint64(len(hdrs.kv)), b2u(eos))
 	o := s.outcome()
 	if o == proceed && !s.bypass && res != actionContinue && res != actionContinueDontEnd {
+		if hold {
+			s.reqHeld = true
+			return nil, proceed
+		}
 		if !s.await(dir) {
 			o = s.outcome()
 		}
@@ -125,7 +145,7 @@ func (s *stream) headersCallback(dir streamType, hdrs *headerMap, eos bool) (*he
 // stream is interrupted (false; see outcome).
 func (s *stream) await(dir streamType) bool {
 	for {
-		if s.cancelled || s.local != nil || s.reset || s.v.failed || s.v.closed {
+		if s.cancelled || s.local != nil || s.reset || s.v.failed || s.v.closed || (s.expired != "" && !s.expiryHandled) {
 			return false
 		}
 		if dir == streamRequest && s.reqContinued {
@@ -138,6 +158,71 @@ func (s *stream) await(dir streamType) bool {
 		}
 		s.cond.Wait()
 	}
+}
+
+// releaseHeaders lets held request headers go (lock held): the plugin
+// continued them, or let request body or trailers go on.
+func (s *stream) releaseHeaders() {
+	if !s.reqHeld {
+		return
+	}
+	s.reqHeld = false
+	s.reqReleased, s.reqHeaders = s.reqHeaders, nil
+	s.cond.Broadcast()
+}
+
+// awaitHeldHeaders waits (lock held) until held request headers are let
+// go: by proxy_continue_stream(request), which also lets go the body
+// buffered so far (returned as held), or by a body or trailers callback
+// that answered Continue (the request pump then sends the body).
+func (s *stream) awaitHeldHeaders() (hdrs *headerMap, held []byte, o outcome) {
+	for s.reqHeld {
+		if o := s.outcome(); o != proceed {
+			return nil, nil, o
+		}
+		if s.reqContinued {
+			s.reqContinued = false
+			s.releaseHeaders()
+			held = s.reqBody
+			s.reqBody, s.reqBodyVisible = nil, false
+			break
+		}
+		s.cond.Wait()
+	}
+	if o := s.outcome(); o != proceed {
+		return nil, nil, o
+	}
+	hdrs, s.reqReleased = s.reqReleased, nil
+	return hdrs, held, proceed
+}
+
+// half is one direction of a stream, the request or the response, as the
+// plugin sees it: the fields of s the body and trailer callbacks work on.
+type half struct {
+	body             *[]byte
+	bodyVisible      *bool
+	continued        *bool
+	trailers         **headerMap
+	addTrailers      *bool
+	bodyCallback     string
+	trailersCallback string
+}
+
+func (s *stream) half(dir streamType) half {
+	if dir == streamResponse {
+		return half{&s.respBody, &s.respBodyVisible, &s.respContinued, &s.respTrailers, &s.addRespTrailers,
+			"proxy_on_response_body", "proxy_on_response_trailers"}
+	}
+	return half{&s.reqBody, &s.reqBodyVisible, &s.reqContinued, &s.reqTrailers, &s.addReqTrailers,
+		"proxy_on_request_body", "proxy_on_request_trailers"}
+}
+
+// take hands over the buffered body and the trailers, which the plugin
+// can no longer see.
+func (h half) take() ([]byte, *headerMap, outcome) {
+	out, t := *h.body, *h.trailers
+	*h.body, *h.bodyVisible, *h.trailers = nil, false, nil
+	return out, t, proceed
 }
 
 // create registers the stream on its VM and calls proxy_on_context_create.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +38,12 @@ Envoy does, and applies every change live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.WASIProfile = wasmhost.WASIProfile(profile)
+			// As in Envoy, a timeout of 0 is none (wasmhost: negative).
+			for _, d := range []*time.Duration{&cfg.StreamIdleTimeout, &cfg.RequestTimeout, &cfg.RequestHeadersTimeout} {
+				if *d <= 0 {
+					*d = -1
+				}
+			}
 			var err error
 			if cfg.Logger, err = logs.logger(); err != nil {
 				return err
@@ -105,6 +112,10 @@ Envoy does, and applies every change live.`,
 	f.StringVar(&cfg.Plugin.RootID, "root-id", "", "plugin root id")
 	f.StringVar(&cfg.Plugin.Name, "plugin-name", "angzarr", "plugin name")
 	f.StringVar(&cfg.Plugin.VMID, "vm-id", "", "plugin vm id (scope of shared data and queues)")
+	f.DurationVar(&cfg.StreamIdleTimeout, "stream-idle-timeout", wasmhost.DefaultStreamIdleTimeout, "reset a stream on which nothing moved for this long (Envoy's stream_idle_timeout; 0: none)")
+	f.DurationVar(&cfg.RequestTimeout, "request-timeout", wasmhost.DefaultRequestTimeout, "end a request whose body did not arrive within this time (Envoy's request_timeout; 0: none, for long client streams)")
+	f.DurationVar(&cfg.RequestHeadersTimeout, "request-headers-timeout", wasmhost.DefaultRequestHeadersTimeout, "time to read an HTTP/1.1 request's headers (Envoy's request_headers_timeout; 0: none)")
+	f.BoolVar(&cfg.Plugin.AllowOnHeadersStopIteration, "allow-on-headers-stop-iteration", false, "a plugin that stops the request headers still gets the body (Envoy's PluginConfig field; needed by the filter's hold_request_headers; with --xds it comes from the control plane)")
 	f.StringVar(&cfg.NodeID, "node", "", "node id (property node.id; with --xds, the workload the control plane maps to a domain)")
 	f.StringVar(&cfg.NodeID, "node-id", "", "alias of --node")
 	_ = f.MarkHidden("node-id")

@@ -8,7 +8,8 @@
 // cluster controlplane.ClusterLogic); later ones swap the plugin
 // (Host.UpdatePlugin: new streams use the new VMs), the clusters
 // (Host.SetClusters) and the upstream when the business logic moved
-// (Host.SetUpstream). A configuration that cannot be applied is NACKed and
+// (Host.SetUpstream) and the ingress listener's stream timeouts
+// (Host.SetStreamTimeouts). A configuration that cannot be applied is NACKed and
 // the previous one keeps running.
 package xdsproxy
 
@@ -45,8 +46,9 @@ type Config struct {
 	// Optional.
 	Metadata map[string]any
 	// Host is the template of the wasmhost configuration: Listen,
-	// AdminListen, WASIProfile, VMs, FailOpen, LogLevel and Logger are
-	// used; Plugin, FilterPath, Upstream and Clusters come from xDS.
+	// AdminListen, WASIProfile, VMs, FailOpen, LogLevel, Logger and the
+	// stream timeouts are used; Plugin (with allow_on_headers_stop_iteration),
+	// FilterPath, Upstream and Clusters come from xDS.
 	Host wasmhost.Config
 	// Applied, when set, is called after each configuration is applied.
 	Applied func(controlplane.ProxyConfig)
@@ -166,7 +168,7 @@ func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
 		return fmt.Errorf("no %s cluster: node %q is not mapped to a domain (a proxy needs a business logic upstream)", controlplane.ClusterLogic, p.cfg.Node)
 	}
 	plugin := wasmhost.Plugin{Module: module, Name: pc.Filter.Name, RootID: pc.Filter.RootID, VMID: pc.Filter.VMID,
-		Configuration: pc.Filter.Configuration}
+		Configuration: pc.Filter.Configuration, AllowOnHeadersStopIteration: pc.Filter.AllowOnHeadersStopIteration}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.host == nil {
@@ -175,6 +177,9 @@ func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
 		hc.FailOpen = hc.FailOpen || !pc.Filter.FailClosed
 		hc.NodeID = p.cfg.Node
 		hc.NodeMetadata = p.cfg.Metadata
+		if t := pc.Timeouts; t != nil {
+			hc.StreamIdleTimeout, hc.RequestTimeout, hc.RequestHeadersTimeout = t.StreamIdle, t.Request, t.RequestHeaders
+		}
 		h, err := wasmhost.New(ctx, hc)
 		if err != nil {
 			return err
@@ -194,6 +199,10 @@ func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
 		}
 		if err := p.host.UpdatePlugin(ctx, plugin); err != nil {
 			return err
+		}
+		if t := pc.Timeouts; t != nil {
+			// The request headers timeout stays the listener's first.
+			p.host.SetStreamTimeouts(t.StreamIdle, t.Request)
 		}
 	}
 	p.log.Info("configuration applied", "filter_version", pc.FilterVersion, "clusters_version", pc.ClustersVersion,

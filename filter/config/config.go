@@ -96,6 +96,16 @@ type Config struct {
 	// conflict or a rejection, both of which are checked against a fresh
 	// load (see the filter package documentation).
 	AggregateCacheBytes int `json:"aggregate_cache_bytes,omitempty"`
+	// HoldRequestHeaders stops a command's request headers until the
+	// command was processed, so the proxy opens no stream to the business
+	// logic before its whole body arrived: a client that never finishes a
+	// body then holds none of the logic's streams (or threads). It needs a
+	// host that still delivers the body to a filter that stopped the
+	// headers: Envoy >= 1.35 with the Wasm PluginConfig's
+	// allow_on_headers_stop_iteration (the control plane sets both), or
+	// wasmhost with Plugin.AllowOnHeadersStopIteration. Without it the
+	// command would wait for a body that never comes. Default false.
+	HoldRequestHeaders bool `json:"hold_request_headers,omitempty"`
 }
 
 // Projector is a synchronous projector the filter calls on the command

@@ -36,6 +36,14 @@ var (
 	calls    = map[uint32]uint32{} // callout token -> stream context
 	queueID  uint32
 	ticks    int
+
+	// With peak_streams=1 the gauge peak_streams is the most stream
+	// contexts alive at once (created, not yet deleted): the handlers
+	// running on this VM.
+	countPeak   bool
+	peakGauge   uint32
+	liveStreams uint64
+	peakStreams uint64
 )
 
 type httpCtx struct {
@@ -66,6 +74,13 @@ func onContextCreate(id, parent uint32) {
 		return
 	}
 	contexts[id] = &httpCtx{id: id}
+	if countPeak {
+		liveStreams++
+		if liveStreams > peakStreams {
+			peakStreams = liveStreams
+			proxy_record_metric(peakGauge, peakStreams)
+		}
+	}
 }
 
 //go:wasmexport proxy_on_vm_start
@@ -86,6 +101,11 @@ func onConfigure(root, size uint32) uint32 {
 	}
 	if config["fail_configure"] == "1" {
 		return 0
+	}
+	if config["peak_streams"] == "1" {
+		n := "peak_streams"
+		st("define_peak_streams", proxy_define_metric(1, sp(n), uint32(len(n)), &peakGauge))
+		countPeak = true
 	}
 	if config["tick"] != "" {
 		ms, _ := strconv.Atoi(config["tick"])
@@ -133,6 +153,9 @@ func onDelete(id uint32) {
 	if c := contexts[id]; c != nil && c.kase != "" {
 		t("on_delete " + c.kase)
 	}
+	if _, ok := contexts[id]; ok && countPeak {
+		liveStreams--
+	}
 	delete(contexts, id)
 }
 
@@ -167,6 +190,10 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		}
 		c.paused = true
 		grpcCallMD(c, "echo", "grpc.testing.TestService", "EmptyCall", nil, md)
+		return 1
+	case "headers-hold", "headers-hold-continue", "headers-hold-stuck":
+		// Stop the headers; with allow_on_headers_stop_iteration the body
+		// still comes (onRequestBody lets them go at its end).
 		return 1
 	case "headers":
 		return caseHeaders()
@@ -368,6 +395,21 @@ func onRequestBody(id, size, eos uint32) uint32 {
 		return 0
 	case "headers-pause":
 		t("req_body_after_continue=" + strconv.FormatBool(!c.bodyWhilePaused))
+	case "headers-hold-stuck":
+		// Never lets the request go.
+		t("stuck_body size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+		return 1
+	case "headers-hold", "headers-hold-continue":
+		t("held_body size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+		if eos == 0 {
+			return 1
+		}
+		// The held headers are still the plugin's to change.
+		st("held_add_header", addHeader(mapReqHeaders, "x-held", "1"))
+		if c.kase == "headers-hold-continue" {
+			st("held_continue", proxy_continue_stream(0))
+			return 1
+		}
 	}
 	return 0
 }

@@ -1,0 +1,41 @@
+package controlplane
+
+import (
+	"testing"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// The xDS-fed proxy reads its stream timeouts from the ingress listener's
+// HttpConnectionManager, as Envoy applies them.
+func TestProxyClientReadsListenerTimeouts(t *testing.T) {
+	l, err := httpListener(ListenerIngress, 10000, FilterName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := httpListener("elsewhere", 10001, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resources := []*anypb.Any{mustAny(t, other), mustAny(t, l)}
+	var cfg ProxyConfig
+	if err := decodeListenersResponse(&discovery.DiscoveryResponse{VersionInfo: "v1", Resources: resources}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := StreamTimeouts{StreamIdle: 5 * time.Minute, Request: 30 * time.Second, RequestHeaders: 10 * time.Second}
+	if cfg.Timeouts == nil || *cfg.Timeouts != want || cfg.ListenersVersion != "v1" {
+		t.Fatalf("timeouts %+v version %q, want %+v v1", cfg.Timeouts, cfg.ListenersVersion, want)
+	}
+}
+
+func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
