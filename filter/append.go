@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 )
 
 // appendPages asks the event service to append pages at s.expected, stamped

@@ -1,6 +1,6 @@
 package filter
 
-import "github.com/angzarr-mesh/angzarr/filter/wire"
+import "github.com/angzarr-mesh/angzarr/filter/internal/wire"
 
 // aggCache keeps the histories of recently written aggregates, as the
 // event service's Load answered them plus the pages appended through this

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"google.golang.org/protobuf/proto"
 )

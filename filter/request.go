@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 	"github.com/angzarr-mesh/angzarr/internal/sagakey"
 )
 

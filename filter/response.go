@@ -2,7 +2,7 @@ package filter
 
 import (
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 )
 
 // OnResponseHeaders returns the correlation id and lets the body come; a

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 )
 
 // Code is a gRPC status code (the numbering of google.rpc.Code).

@@ -3,7 +3,7 @@ package filter
 import (
 	"time"
 
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 )
 
 // Paths the filter serves and protects.

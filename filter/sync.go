@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/angzarr-mesh/angzarr/filter/config"
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 	"github.com/angzarr-mesh/angzarr/internal/sagakey"
 )
 

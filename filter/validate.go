@@ -2,7 +2,7 @@ package filter
 
 import (
 	"github.com/angzarr-mesh/angzarr/filter/config"
-	"github.com/angzarr-mesh/angzarr/filter/wire"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 )
 
 // validateCover checks a book's cover: a served domain and a 16-byte root.
