@@ -38,10 +38,32 @@ type Identity struct {
 	// Source says how the domain was found: "metadata", "label",
 	// "workload" or "" (none).
 	Source string
+	// NoHeaderHold: the node's Envoy is older than 1.35 (see
+	// Class.NoHeaderHold).
+	NoHeaderHold bool
 }
 
 // Class is the configuration class the node receives.
-func (id Identity) Class() Class { return Class{Flavour: id.Flavour, Domain: id.Domain} }
+func (id Identity) Class() Class {
+	return Class{Flavour: id.Flavour, Domain: id.Domain, NoHeaderHold: id.NoHeaderHold}
+}
+
+// headerHoldEnvoy is the first Envoy release that honours the Wasm
+// PluginConfig's allow_on_headers_stop_iteration.
+var headerHoldEnvoy = [2]uint32{1, 35}
+
+// envoyBefore reports whether the node says it runs an Envoy release older
+// than v (Envoy sends its build version in every discovery request's node:
+// user_agent_build_version). A node that does not say (a proxy other than
+// Envoy, such as `angzarr proxy`, which implements the current behaviour)
+// is taken as current.
+func envoyBefore(node *core.Node, v [2]uint32) bool {
+	bv := node.GetUserAgentBuildVersion().GetVersion()
+	if bv == nil {
+		return false
+	}
+	return bv.GetMajorNumber() < v[0] || bv.GetMajorNumber() == v[0] && bv.GetMinorNumber() < v[1]
+}
 
 // workloadIndex maps workloads to the domain they serve.
 type workloadIndex struct {
@@ -100,7 +122,7 @@ func (idx workloadIndex) lookup(namespace, name string) (string, bool) {
 // node gets no configuration until the domain exists (fail closed).
 func Identify(node *core.Node, idx workloadIndex) Identity {
 	md := node.GetMetadata().GetFields()
-	id := Identity{Flavour: FlavourEnvoy}
+	id := Identity{Flavour: FlavourEnvoy, NoHeaderHold: envoyBefore(node, headerHoldEnvoy)}
 	if str(md, metaIstioVersion) != "" || strings.HasPrefix(node.GetId(), "sidecar~") {
 		id.Flavour = FlavourIstio
 	}

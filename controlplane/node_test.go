@@ -1,9 +1,12 @@
 package controlplane
 
 import (
+	"slices"
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -25,29 +28,78 @@ func TestIdentify(t *testing.T) {
 		want Identity
 	}{
 		{"istio sidecar of a declared workload", istioNode("order-1", "shop", "order", nil),
-			Identity{FlavourIstio, "shop", "order", "order", "workload"}},
+			Identity{Flavour: FlavourIstio, Namespace: "shop", Workload: "order", Domain: "order", Source: "workload"}},
 		{"istio sidecar of an annotated workload", istioNode("invoice-1", "billing", "invoice", nil),
-			Identity{FlavourIstio, "billing", "invoice", "invoice", "workload"}},
+			Identity{Flavour: FlavourIstio, Namespace: "billing", Workload: "invoice", Domain: "invoice", Source: "workload"}},
 		{"istio sidecar in another namespace", istioNode("order-1", "staging", "order", nil),
-			Identity{FlavourIstio, "staging", "order", "", ""}},
+			Identity{Flavour: FlavourIstio, Namespace: "staging", Workload: "order", Domain: "", Source: ""}},
 		{"istio sidecar without a domain", istioNode("web-1", "shop", "web", nil),
-			Identity{FlavourIstio, "shop", "web", "", ""}},
+			Identity{Flavour: FlavourIstio, Namespace: "shop", Workload: "web", Domain: "", Source: ""}},
 		{"explicit ISTIO_META_ANGZARR_DOMAIN", istioNode("web-1", "shop", "web", map[string]any{MetaDomain: "cart"}),
-			Identity{FlavourIstio, "shop", "web", "cart", "metadata"}},
+			Identity{Flavour: FlavourIstio, Namespace: "shop", Workload: "web", Domain: "cart", Source: "metadata"}},
 		{"domain label", istioNode("web-1", "shop", "web", map[string]any{"LABELS": map[string]any{DomainAnnotation: "product"}}),
-			Identity{FlavourIstio, "shop", "web", "product", "label"}},
+			Identity{Flavour: FlavourIstio, Namespace: "shop", Workload: "web", Domain: "product", Source: "label"}},
 		{"istio node id only", &core.Node{Id: "sidecar~10.0.0.9~cart-abc.shop~shop.svc.cluster.local"},
-			Identity{FlavourIstio, "shop", "", "", ""}},
+			Identity{Flavour: FlavourIstio, Namespace: "shop", Workload: "", Domain: "", Source: ""}},
 		{"standalone Envoy named after the workload", &core.Node{Id: "inventory"},
-			Identity{FlavourEnvoy, "", "inventory", "inventory", "workload"}},
+			Identity{Flavour: FlavourEnvoy, Namespace: "", Workload: "inventory", Domain: "inventory", Source: "workload"}},
 		{"standalone Envoy with metadata", &core.Node{Id: "edge-1", Metadata: meta(map[string]any{MetaDomain: "cart"})},
-			Identity{FlavourEnvoy, "", "edge-1", "cart", "metadata"}},
+			Identity{Flavour: FlavourEnvoy, Namespace: "", Workload: "edge-1", Domain: "cart", Source: "metadata"}},
 		{"standalone gateway", &core.Node{Id: "edge-1"},
-			Identity{FlavourEnvoy, "", "edge-1", "", ""}},
+			Identity{Flavour: FlavourEnvoy, Namespace: "", Workload: "edge-1", Domain: "", Source: ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Identify(tc.node, idx); got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOldEnvoyGetsNoHeaderHold: Envoy before 1.35 ignores
+// allow_on_headers_stop_iteration, so a filter holding a command's headers
+// there would never see its body and the command would hang until its
+// request timeout. Such a node (by the build version Envoy sends) gets the
+// filter without the hold; 1.35 and later, and proxies that send no
+// version (`angzarr proxy`), get it with the hold.
+func TestOldEnvoyGetsNoHeaderHold(t *testing.T) {
+	checkLeaks(t)
+	tp := startPlane(t, shopYAML(t), nil)
+	withEnvoy := func(n *core.Node, major, minor uint32) *core.Node {
+		n.UserAgentName = "envoy"
+		n.UserAgentVersionType = &core.Node_UserAgentBuildVersion{UserAgentBuildVersion: &core.BuildVersion{
+			Version: &typev3.SemanticVersion{MajorNumber: major, MinorNumber: minor}}}
+		return n
+	}
+	for _, tc := range []struct {
+		name string
+		node *core.Node
+		hold bool
+	}{
+		{"Istio 1.24 (Envoy 1.32)", withEnvoy(istioNode("order-1", "shop", "order", nil), 1, 32), false},
+		{"Envoy 1.34", withEnvoy(istioNode("order-2", "shop", "order", nil), 1, 34), false},
+		{"Envoy 1.35", withEnvoy(istioNode("order-3", "shop", "order", nil), 1, 35), true},
+		{"Envoy 2.0", withEnvoy(istioNode("order-4", "shop", "order", nil), 2, 0), true},
+		{"no version", istioNode("order-5", "shop", "order", nil), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := ecdsStream(t, tp.conn, tc.node)
+			s.subscribe(resource.ExtensionConfigType, FilterName)
+			r := s.next(resource.ExtensionConfigType, wait)
+			tec := &core.TypedExtensionConfig{}
+			if err := r.GetResources()[0].UnmarshalTo(tec); err != nil {
+				t.Fatal(err)
+			}
+			f, err := DecodeFilter(tec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Config.HoldRequestHeaders != tc.hold || f.AllowOnHeadersStopIteration != tc.hold {
+				t.Errorf("hold_request_headers %v, allow_on_headers_stop_iteration %v; want both %v",
+					f.Config.HoldRequestHeaders, f.AllowOnHeadersStopIteration, tc.hold)
+			}
+			if !slices.Equal(f.Config.Domains, []string{"order"}) {
+				t.Errorf("domains %v", f.Config.Domains)
 			}
 		})
 	}

@@ -89,15 +89,27 @@ type Class struct {
 	Flavour Flavour
 	// Domain the workload serves, or "".
 	Domain string
+	// NoHeaderHold: the node's Envoy is older than 1.35, which ignores the
+	// Wasm PluginConfig's allow_on_headers_stop_iteration. A filter that
+	// held a command's request headers there would stop its own body
+	// callbacks too (proxy-wasm's StopIteration becomes
+	// StopAllIterationAndWatermark) and the command would wait for its
+	// request timeout, so such nodes get the filter without the hold.
+	NoHeaderHold bool
 }
 
-// String renders the class as flavour/domain (flavour/- without domain).
+// String renders the class as flavour/domain (flavour/- without domain),
+// with "/no-header-hold" for Envoy older than 1.35.
 func (c Class) String() string {
 	d := c.Domain
 	if d == "" {
 		d = "-"
 	}
-	return string(c.Flavour) + "/" + d
+	s := string(c.Flavour) + "/" + d
+	if c.NoHeaderHold {
+		s += "/no-header-hold"
+	}
+	return s
 }
 
 // Options are the translation settings that come from the control plane's
@@ -116,12 +128,13 @@ type Options struct {
 	// Envoy. Default 10000.
 	IngressPort uint32
 	// ReleaseRequestHeaders makes the filter let a command's request
-	// headers go at once, for Envoy before 1.35, which lacks the Wasm
-	// PluginConfig's allow_on_headers_stop_iteration (a filter that stops
-	// the headers would then never get the body). By default the filter
-	// holds them until the command was processed (hold_request_headers)
-	// and the Wasm config sets allow_on_headers_stop_iteration: a client
-	// that never finishes a body holds no stream of the business logic.
+	// headers go at once on every node. By default the filter holds them
+	// until the command was processed (hold_request_headers) and the Wasm
+	// config sets allow_on_headers_stop_iteration: a client that never
+	// finishes a body holds no stream of the business logic. Nodes whose
+	// Envoy is older than 1.35, which lacks that field (a filter that
+	// stopped the headers would never get the body), get the release
+	// regardless (Class.NoHeaderHold).
 	ReleaseRequestHeaders bool
 }
 
@@ -191,9 +204,13 @@ func Translate(t *Topology, o Options) (*Translation, error) {
 	tr := &Translation{Snapshots: map[Class]*cache.Snapshot{}}
 	shared := newClusterSet(t, o)
 
-	classes := []Class{{FlavourIstio, ""}, {FlavourEnvoy, ""}}
+	classes := []Class{{Flavour: FlavourIstio}, {Flavour: FlavourEnvoy}}
 	for _, d := range t.Domains {
-		classes = append(classes, Class{FlavourIstio, d.Name}, Class{FlavourEnvoy, d.Name})
+		classes = append(classes, Class{Flavour: FlavourIstio, Domain: d.Name}, Class{Flavour: FlavourEnvoy, Domain: d.Name})
+	}
+	for _, c := range classes[:len(classes):len(classes)] {
+		c.NoHeaderHold = true
+		classes = append(classes, c)
 	}
 	// Classes are independent: translate them on every core. Each worker
 	// keeps its own digest memo; the result does not depend on the order.
@@ -251,6 +268,9 @@ type classResources map[types.ResponseType][]types.Resource
 // translateClass builds the resources of one class of node.
 func translateClass(t *Topology, o Options, c Class, cs *clusterSet) (classResources, error) {
 	res := classResources{}
+	if c.NoHeaderHold {
+		o.ReleaseRequestHeaders = true
+	}
 	switch {
 	case c.Flavour == FlavourIstio:
 		ecds, err := istioFilter(t, o, c.Domain)

@@ -57,7 +57,7 @@ for standalone Envoy, and the fan-out subscriptions for the event service.
 	f.StringVar(&cfg.ServeModule, "serve-filter", "", "serve this filter module file at /filter.wasm (point --filter-wasm at it; the sha256 is computed)")
 	f.StringVar(&cfg.ServeModuleListen, "serve-filter-listen", ":8080", "address for --serve-filter")
 	f.Uint32Var(&cfg.Filter.IngressPort, "ingress-port", controlplane.DefaultIngressPort, "port of a standalone Envoy's ingress listener")
-	f.BoolVar(&cfg.Filter.ReleaseRequestHeaders, "release-request-headers", false, "for Envoy < 1.35 (no allow_on_headers_stop_iteration): the filter lets a command's headers go at once, so a body that never ends holds a stream of the logic until the request timeout")
+	f.BoolVar(&cfg.Filter.ReleaseRequestHeaders, "release-request-headers", false, "the filter lets a command's headers go at once on every proxy (Envoy < 1.35 gets this anyway, read from its xDS node): a body that never ends then holds a stream of the logic until the request timeout")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", controlplane.DefaultPollInterval, "how often the topology file is checked")
 	logs.add(f)
 	_ = cmd.MarkFlagRequired("filter-wasm")
