@@ -86,6 +86,7 @@ func TestSchemaRefuses(t *testing.T) {
 		{"wasmPlugin without plugins", map[string]any{"adoption": "wasmPlugin"}, "/wasmPlugin/plugins"},
 		{"wasmPlugin pull policy Never", map[string]any{"wasmPlugin": map[string]any{"image": map[string]any{"pullPolicy": "Never"}}}, "/wasmPlugin/image/pullPolicy"},
 		{"topology with leading blanks", map[string]any{"controlPlane": map[string]any{"topology": "  apiVersion: x"}}, "/controlPlane/topology"},
+		{"ServiceMonitor label app", map[string]any{"serviceMonitor": map[string]any{"labels": map[string]any{"app": "x"}}}, "/serviceMonitor/labels"},
 		{"identity not yet defined", map[string]any{"identity": map[string]any{"enabled": true}}, "identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
