@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	"helm.sh/helm/v4/pkg/chart/common"
 	extensionsapi "istio.io/api/extensions/v1alpha1"
 	networkingapi "istio.io/api/networking/v1alpha3"
@@ -517,29 +521,79 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 	var got []string
 	for _, ef := range ix.filters {
 		got = append(got, ef.Namespace)
-		for _, p := range ef.Spec.GetConfigPatches() {
-			v := p.GetPatch().GetValue().GetFields()
-			if v["name"].GetStringValue() != controlplane.FilterName {
-				t.Errorf("EnvoyFilter %s/%s inserts %q, want the ECDS resource %q", ef.Namespace, ef.Name, v["name"].GetStringValue(), controlplane.FilterName)
-			}
-			gs := v["config_discovery"].GetStructValue().GetFields()["config_source"].GetStructValue().
-				GetFields()["api_config_source"].GetStructValue().GetFields()["grpc_services"].GetListValue().GetValues()
-			if len(gs) != 1 {
-				t.Fatalf("EnvoyFilter %s/%s: %d grpc services", ef.Namespace, ef.Name, len(gs))
-			}
-			g := gs[0].GetStructValue().GetFields()
-			if gg := g["google_grpc"].GetStructValue(); gg != nil {
-				if svc, port, err := ix.hostService(gg.GetFields()["target_uri"].GetStringValue()); err != nil || svc.Name != "angzarr-controlplane" || port.Name != "grpc-xds" {
-					t.Errorf("EnvoyFilter %s/%s: google_grpc target is not the control plane's xDS port: %v", ef.Namespace, ef.Name, err)
-				}
-			} else if cm := ix.configMaps[key(ef.Namespace, "angzarr-bootstrap")]; cm == nil || !strings.Contains(cm.Data["custom_bootstrap.json"], `"name": "angzarr-xds"`) {
-				t.Errorf("EnvoyFilter %s/%s uses a static cluster without its bootstrap override ConfigMap", ef.Namespace, ef.Name)
-			}
-		}
+		checkEnvoyFilter(t, ix, ef)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(orEmpty(want)) {
 		t.Errorf("EnvoyFilters in %v, want one per envoyFilter.namespaces %v", got, want)
 	}
+}
+
+// checkEnvoyFilter: the patch's value is an Envoy HttpFilter (strict,
+// ValidateAll-clean) named after the control plane's ECDS resource, with
+// no default config (fail closed), discovered from the control plane's
+// xDS port over google_grpc, or over a static cluster that the bootstrap
+// override of the same namespace defines and points at the control plane.
+func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilter) {
+	where := "EnvoyFilter " + key(ef.Namespace, ef.Name)
+	for _, p := range ef.Spec.GetConfigPatches() {
+		js, err := protojson.Marshal(p.GetPatch().GetValue())
+		if err != nil {
+			t.Fatal(err)
+		}
+		hf := &hcm.HttpFilter{}
+		if err := protojson.Unmarshal(js, hf); err != nil {
+			t.Errorf("%s: value is not an HttpFilter: %v", where, err)
+			continue
+		}
+		if err := hf.ValidateAll(); err != nil {
+			t.Errorf("%s: %v", where, err)
+		}
+		if hf.GetName() != controlplane.FilterName {
+			t.Errorf("%s inserts %q, want the ECDS resource %q", where, hf.GetName(), controlplane.FilterName)
+		}
+		cd := hf.GetConfigDiscovery()
+		if cd.GetDefaultConfig() != nil || !slices.Equal(cd.GetTypeUrls(), []string{controlplane.WasmTypeURL}) {
+			t.Errorf("%s: config discovery %v", where, cd)
+		}
+		gs := cd.GetConfigSource().GetApiConfigSource().GetGrpcServices()
+		if len(gs) != 1 {
+			t.Errorf("%s: %d grpc services", where, len(gs))
+			continue
+		}
+		target := gs[0].GetGoogleGrpc().GetTargetUri()
+		if cluster := gs[0].GetEnvoyGrpc().GetClusterName(); cluster != "" {
+			target = bootstrapCluster(t, ix, ef.Namespace, cluster)
+		}
+		if svc, port, err := ix.hostService(target); err != nil || svc.Name != "angzarr-controlplane" || port.Name != "grpc-xds" {
+			t.Errorf("%s: the xDS source %q is not the control plane's xDS port: %v", where, target, err)
+		}
+	}
+}
+
+// bootstrapCluster returns HOST:PORT of cluster in the bootstrap override
+// ConfigMap of ns, decoded strictly into Envoy's Bootstrap and validated.
+func bootstrapCluster(t *testing.T, ix *index, ns, cluster string) string {
+	cm := ix.configMaps[key(ns, "angzarr-bootstrap")]
+	if cm == nil {
+		t.Errorf("no angzarr-bootstrap ConfigMap in %s", ns)
+		return ""
+	}
+	b := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal([]byte(cm.Data["custom_bootstrap.json"]), b); err != nil {
+		t.Errorf("%s: custom_bootstrap.json: %v", ns, err)
+		return ""
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Errorf("%s: custom_bootstrap.json: %v", ns, err)
+	}
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() == cluster {
+			sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+			return fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+		}
+	}
+	t.Errorf("%s: the bootstrap override lacks cluster %q", ns, cluster)
+	return ""
 }
 
 // checkWasmPlugins: one WasmPlugin per wasmPlugin.plugins entry, pulling

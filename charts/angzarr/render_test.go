@@ -67,6 +67,7 @@ var valueSets = []valueSet{
 	}}},
 	{name: "namespaced-digests", set: []map[string]any{{
 		"controlPlane":     map[string]any{"watchNamespace": "shop"},
+		"envoyFilter":      map[string]any{"namespaces": []any{"shop", "billing"}, "bootstrapOverride": true},
 		"image":            map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
 		"imagePullSecrets": []any{"ghcr-pull"},
 		"networkPolicy":    map[string]any{"enabled": false},
