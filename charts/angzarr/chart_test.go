@@ -13,6 +13,8 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/engine"
+
+	"github.com/angzarr-mesh/angzarr/internal/images"
 )
 
 var update = flag.Bool("update", false, "rewrite istio/'s rendered manifests from the chart")
@@ -56,6 +58,11 @@ func TestRender(t *testing.T) {
 				}
 				if c := container(t, d); c.Image != image {
 					t.Errorf("Deployment %s: image %s, want %s", d.Name, c.Image, image)
+				}
+				// The user the image is built for (make images).
+				if sc := d.Spec.Template.Spec.SecurityContext; sc == nil || sc.RunAsUser == nil || sc.RunAsGroup == nil ||
+					*sc.RunAsUser != images.NonRootUID || *sc.RunAsGroup != images.NonRootUID {
+					t.Errorf("Deployment %s: pod security context %+v, want the image's user %d", d.Name, sc, images.NonRootUID)
 				}
 			}
 		})

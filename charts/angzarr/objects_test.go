@@ -25,6 +25,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/internal/images"
 )
 
 // index is a rendered release, by kind and namespace/name.
@@ -478,7 +479,7 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 		t.Error("the control plane must run without a sidecar (sidecars reach it in plaintext)")
 	}
 	c := container(t, d)
-	if got := arg(c.Args, "serve-filter"); got != "/usr/share/angzarr/filter.wasm" {
+	if got := arg(c.Args, "serve-filter"); got != images.FilterPath {
 		t.Errorf("--serve-filter=%s, want the module of the image", got)
 	}
 	url := arg(c.Args, "filter-wasm")
