@@ -94,6 +94,9 @@ func TestSchemaRefuses(t *testing.T) {
 		{"wasmPlugin pull policy Never", map[string]any{"wasmPlugin": map[string]any{"image": map[string]any{"pullPolicy": "Never"}}}, "/wasmPlugin/image/pullPolicy"},
 		{"topology with leading blanks", map[string]any{"controlPlane": map[string]any{"topology": "  apiVersion: x"}}, "/controlPlane/topology"},
 		{"ServiceMonitor label app", map[string]any{"serviceMonitor": map[string]any{"labels": map[string]any{"app": "x"}}}, "/serviceMonitor/labels"},
+		{"credentials for the bundled Redis", map[string]any{"store": map[string]any{"auth": map[string]any{"existingSecret": "x"}}}, "/store/auth/existingSecret"},
+		{"credentials with SQLite", map[string]any{"store": map[string]any{"type": "sqlite", "auth": map[string]any{"existingSecret": "x"}}, "eventService": map[string]any{"replicas": 1}}, "/store/auth/existingSecret"},
+		{"bad Secret key", map[string]any{"store": map[string]any{"type": "redisCluster", "redisCluster": map[string]any{"addresses": []any{"a:1"}}, "auth": map[string]any{"existingSecret": "x", "passwordKey": "a b"}}}, "/store/auth/passwordKey"},
 		{"identity not yet defined", map[string]any{"identity": map[string]any{"enabled": true}}, "identity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -414,6 +414,11 @@ func checkEventService(t *testing.T, ix *index, vals map[string]any) {
 		t.Errorf("event service args %v", c.Args)
 	}
 	store := arg(c.Args, "store")
+	checkStoreAuth(t, c, vals)
+	if cred, rest, ok := strings.Cut(store, "@"); ok {
+		scheme, _, _ := strings.Cut(cred, "://")
+		store = scheme + "://" + rest // the address checks below
+	}
 	switch typ := lookup(vals, "store", "type"); typ {
 	case "redis":
 		addr, ok := strings.CutPrefix(store, "redis://")
@@ -458,6 +463,46 @@ func checkEventService(t *testing.T, ix *index, vals map[string]any) {
 	}
 	if store != "" && lookup(vals, "store", "type") != "redis" && ix.deployments[key(releaseNamespace, "redis")] != nil {
 		t.Error("a Redis is rendered although the store is not store.type redis")
+	}
+}
+
+// checkStoreAuth: with store.auth.existingSecret the store URL carries
+// only $(VAR) references, each an environment variable of the container
+// taken from that Secret's configured keys; without it, no credentials.
+func checkStoreAuth(t *testing.T, c corev1.Container, vals map[string]any) {
+	secret, _ := lookup(vals, "store", "auth", "existingSecret").(string)
+	store := arg(c.Args, "store")
+	cred, _, hasCred := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(store, "redis://"), "redis+cluster://"), "@")
+	if secret == "" {
+		if hasCred || slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil }) {
+			t.Errorf("credentials without store.auth.existingSecret: --store=%s", store)
+		}
+		return
+	}
+	if !hasCred {
+		t.Fatalf("--store=%s has no credentials although store.auth.existingSecret is %q", store, secret)
+	}
+	want := map[string]string{"ANGZARR_STORE_PASSWORD": lookup(vals, "store", "auth", "passwordKey").(string)}
+	wantCred := ":$(ANGZARR_STORE_PASSWORD)"
+	if k, _ := lookup(vals, "store", "auth", "usernameKey").(string); k != "" {
+		want["ANGZARR_STORE_USERNAME"] = k
+		wantCred = "$(ANGZARR_STORE_USERNAME)" + wantCred
+	}
+	if cred != wantCred {
+		t.Errorf("--store=%s: credentials %q, want %q", store, cred, wantCred)
+	}
+	got := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+			continue
+		}
+		if e.ValueFrom.SecretKeyRef.Name != secret {
+			t.Errorf("env %s reads Secret %s, want %s", e.Name, e.ValueFrom.SecretKeyRef.Name, secret)
+		}
+		got[e.Name] = e.ValueFrom.SecretKeyRef.Key
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("credential variables %v, want %v", got, want)
 	}
 }
 

@@ -56,10 +56,12 @@ var valueSets = []valueSet{
 		"eventService": map[string]any{"replicas": 1},
 	}}},
 	{name: "redis-cluster", set: []map[string]any{{
-		"store": map[string]any{"type": "redisCluster", "redisCluster": map[string]any{"addresses": []any{"redis-0.redis:6379", "redis-1.redis:6379", "redis-2.redis:6379"}}},
+		"store": map[string]any{"type": "redisCluster", "redisCluster": map[string]any{"addresses": []any{"redis-0.redis:6379", "redis-1.redis:6379", "redis-2.redis:6379"}},
+			"auth": map[string]any{"existingSecret": "redis-cluster-auth"}},
 	}}},
 	{name: "external-redis", set: []map[string]any{{
-		"store": map[string]any{"redis": map[string]any{"bundled": false, "address": "redis.data.svc.cluster.local:6379", "db": 3}},
+		"store": map[string]any{"redis": map[string]any{"bundled": false, "address": "redis.data.svc.cluster.local:6379", "db": 3},
+			"auth": map[string]any{"existingSecret": "redis-acl", "usernameKey": "user", "passwordKey": "pass"}},
 	}}},
 	{name: "service-monitors", set: []map[string]any{{
 		"serviceMonitor": map[string]any{"enabled": true, "interval": "15s", "labels": map[string]any{"release": "prometheus"}},

@@ -26,10 +26,10 @@ flags, the topology and the EnvoyFilter.
 {{- if $s.redis.bundled -}}
 redis://{{ include "angzarr.host" (dict "name" "redis" "ctx" .) }}:6379/{{ $s.redis.db }}
 {{- else -}}
-redis://{{ $s.redis.address }}/{{ $s.redis.db }}
+redis://{{ include "angzarr.storeCredentials" . }}{{ $s.redis.address }}/{{ $s.redis.db }}
 {{- end -}}
 {{- else if eq $s.type "redisCluster" -}}
-redis+cluster://{{ join "," $s.redisCluster.addresses }}
+redis+cluster://{{ include "angzarr.storeCredentials" . }}{{ join "," $s.redisCluster.addresses }}
 {{- else -}}
 sqlite:/var/lib/angzarr/events.db
 {{- end -}}
@@ -51,16 +51,52 @@ readOnlyRootFilesystem: true
 capabilities: {drop: [ALL]}
 {{- end -}}
 
-{{/* OpenTelemetry environment of the angzarr containers. */}}
+{{/* OpenTelemetry environment of the angzarr containers (list items). */}}
 {{- define "angzarr.telemetryEnv" -}}
 {{- with .Values.telemetry }}{{ if .otlpEndpoint -}}
-env:
-  # Traces over OTLP/gRPC (values: telemetry), e.g. to the Collector of
-  # istio/observability.
-  - {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ .otlpEndpoint | quote }}}
-  - {name: OTEL_TRACES_SAMPLER, value: {{ .sampler }}}
-  - {name: OTEL_TRACES_SAMPLER_ARG, value: {{ .samplerArg | quote }}}
+# Traces over OTLP/gRPC (values: telemetry), e.g. to the Collector of
+# istio/observability.
+- {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ .otlpEndpoint | quote }}}
+- {name: OTEL_TRACES_SAMPLER, value: {{ .sampler }}}
+- {name: OTEL_TRACES_SAMPLER_ARG, value: {{ .samplerArg | quote }}}
 {{- end }}{{ end }}
+{{- end -}}
+
+{{/*
+The Redis credentials from store.auth.existingSecret (list items): the
+store URL names them as $(VAR), which the kubelet expands, so they are not
+in the pod spec.
+*/}}
+{{- define "angzarr.storeAuthEnv" -}}
+{{- with .Values.store.auth }}{{ if .existingSecret -}}
+# Redis credentials, expanded into --store by the kubelet.
+{{- if .usernameKey }}
+- name: ANGZARR_STORE_USERNAME
+  valueFrom: {secretKeyRef: {name: {{ .existingSecret }}, key: {{ .usernameKey | quote }}}}
+{{- end }}
+- name: ANGZARR_STORE_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ .existingSecret }}, key: {{ .passwordKey | quote }}}}
+{{- end }}{{ end }}
+{{- end -}}
+
+{{/* USER:PASS@ of the store URL, as $(VAR) references, or nothing. */}}
+{{- define "angzarr.storeCredentials" -}}
+{{- with .Values.store.auth }}{{ if .existingSecret -}}
+{{- if .usernameKey }}$(ANGZARR_STORE_USERNAME){{ end }}:$(ANGZARR_STORE_PASSWORD)@
+{{- end }}{{ end }}
+{{- end -}}
+
+{{/* The env: block of an angzarr container (telemetry, and with store credentials). */}}
+{{- define "angzarr.env" -}}
+{{- $items := list (include "angzarr.telemetryEnv" .ctx) }}
+{{- if .store }}{{ $items = append $items (include "angzarr.storeAuthEnv" .ctx) }}{{ end }}
+{{- $items = compact $items }}
+{{- if $items -}}
+env:
+{{- range $items }}
+{{ . | indent 2 }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "angzarr.imagePullSecrets" -}}
