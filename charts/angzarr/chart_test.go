@@ -255,3 +255,50 @@ func firstDiff(a, b string) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestReadmeDocumentsEveryValue: README.md's values table names every
+// value of values.yaml (itself, or an enclosing object as `a.b` or
+// `a.b.*`), and nothing that values.yaml lacks.
+func TestReadmeDocumentsEveryValue(t *testing.T) {
+	ch := loadChart(t)
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for line := range strings.Lines(string(readme)) {
+		if cell, ok := strings.CutPrefix(line, "| `"); ok {
+			name, _, _ := strings.Cut(cell, "`")
+			documented[strings.TrimSuffix(name, ".*")] = true
+		}
+	}
+	if len(documented) == 0 {
+		t.Fatal("no values table in README.md")
+	}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if m, ok := v.(map[string]any); ok && len(m) > 0 {
+			for k, sub := range m {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), sub)
+			}
+			return
+		}
+		for p := prefix; ; {
+			if documented[p] {
+				return
+			}
+			i := strings.LastIndex(p, ".")
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+		}
+		t.Errorf("value %s is not in README.md's table", prefix)
+	}
+	walk("", ch.Values)
+	for name := range documented {
+		if lookup(ch.Values, strings.Split(name, ".")...) == nil {
+			t.Errorf("README.md documents %s, which values.yaml lacks", name)
+		}
+	}
+}

@@ -21,7 +21,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/filter/config"
@@ -116,8 +118,48 @@ func indexObjects(t *testing.T, objs []object) *index {
 			t.Errorf("%s rendered twice", id)
 		}
 		seen[id] = true
+		checkMeta(t, id, o.obj)
 	}
 	return ix
+}
+
+// checkMeta: names, namespaces and labels are what the API server
+// accepts (Services: DNS-1035 labels; the rest: DNS-1123 subdomains).
+func checkMeta(t *testing.T, id string, obj any) {
+	var m metav1.Object
+	switch v := obj.(type) {
+	case *serviceMonitor:
+		m = &v.Metadata
+	case metav1.Object:
+		m = v
+	default:
+		t.Errorf("%s: no object metadata", id)
+		return
+	}
+	nameErrs := validation.IsDNS1123Subdomain(m.GetName())
+	if _, ok := obj.(*corev1.Service); ok {
+		nameErrs = validation.IsDNS1035Label(m.GetName())
+	}
+	for _, e := range nameErrs {
+		t.Errorf("%s: name: %s", id, e)
+	}
+	if ns := m.GetNamespace(); ns != "" {
+		for _, e := range validation.IsDNS1123Label(ns) {
+			t.Errorf("%s: namespace: %s", id, e)
+		}
+	}
+	for k, v := range m.GetLabels() {
+		for _, e := range append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...) {
+			t.Errorf("%s: label %s=%s: %s", id, k, v, e)
+		}
+	}
+	if d, ok := obj.(*appsv1.Deployment); ok {
+		for k, v := range d.Spec.Template.Labels {
+			for _, e := range append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...) {
+				t.Errorf("%s: pod label %s=%s: %s", id, k, v, e)
+			}
+		}
+	}
 }
 
 // selects reports whether selector (matchLabels) selects labels.
