@@ -604,6 +604,9 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 	if svc, _, err := ix.hostService(top.EventService.Address); err != nil || svc.Name != "angzarr-eventsvc" {
 		t.Errorf("the topology's event service %s is not the rendered one: %v", top.EventService.Address, err)
 	}
+	if _, err := controlplane.Translate(top, controlplane.Options{WasmURL: url, WasmSHA256: strings.Repeat("0", 64)}); err != nil {
+		t.Errorf("the control plane cannot translate the topology: %v", err)
+	}
 
 	want := lookup(vals, "envoyFilter", "namespaces")
 	var got []string
@@ -710,8 +713,17 @@ func checkWasmPlugins(t *testing.T, ix *index, vals map[string]any) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := config.Decode(js); err != nil {
+		cfg, err := config.Decode(js)
+		if err != nil {
 			t.Errorf("WasmPlugin %s: plugin configuration: %v", wp.Name, err)
+			continue
+		}
+		// Istio's outbound cluster of the rendered event service.
+		parts := strings.Split(cfg.EventServiceCluster, "|")
+		if len(parts) != 4 || parts[0] != "outbound" {
+			t.Errorf("WasmPlugin %s: event_service_cluster %q is not an Istio outbound cluster", wp.Name, cfg.EventServiceCluster)
+		} else if svc, _, err := ix.hostService(parts[3] + ":" + parts[1]); err != nil || svc.Name != "angzarr-eventsvc" {
+			t.Errorf("WasmPlugin %s: event_service_cluster %q is not the rendered event service: %v", wp.Name, cfg.EventServiceCluster, err)
 		}
 	}
 }
