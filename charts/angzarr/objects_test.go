@@ -215,6 +215,14 @@ func checkWorkloads(t *testing.T, ix *index) {
 		} else if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
 			t.Errorf("Deployment %s: the default ServiceAccount's token is mounted although the pod does not use the API", k)
 		}
+		for _, c := range ps.TopologySpreadConstraints {
+			if c.LabelSelector == nil || !selects(c.LabelSelector.MatchLabels, d.Spec.Template.Labels) {
+				t.Errorf("Deployment %s: a topology spread constraint does not select its own pods", k)
+			}
+		}
+		if *d.Spec.Replicas > 1 && len(ps.TopologySpreadConstraints) == 0 {
+			t.Errorf("Deployment %s: %d replicas without a topology spread constraint", k, *d.Spec.Replicas)
+		}
 		psc := ps.SecurityContext
 		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 ||
 			psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {

@@ -68,7 +68,7 @@ var valueSets = []valueSet{
 		"telemetry":      map[string]any{"otlpEndpoint": ""},
 	}}},
 	{name: "namespaced-digests", set: []map[string]any{{
-		"controlPlane":     map[string]any{"watchNamespace": "shop"},
+		"controlPlane":     map[string]any{"watchNamespace": "shop", "replicas": 2},
 		"envoyFilter":      map[string]any{"namespaces": []any{"shop", "billing"}, "bootstrapOverride": true},
 		"image":            map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
 		"imagePullSecrets": []any{"ghcr-pull"},
