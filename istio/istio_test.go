@@ -33,6 +33,8 @@ import (
 	istioscheme "istio.io/client-go/pkg/clientset/versioned/scheme"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -128,6 +130,7 @@ type index struct {
 	bindings    []*rbacv1.ClusterRoleBinding
 	filters     map[string]*networkingv1alpha3.EnvoyFilter // file:ns/name
 	plugins     []*extensionsv1alpha1.WasmPlugin
+	selectors   map[string]map[string]string // PDBs' and NetworkPolicies' pod selectors, kind ns/name
 	objects     []object
 }
 
@@ -135,7 +138,7 @@ func build(t *testing.T) *index {
 	ix := &index{namespaces: map[string]bool{}, deployments: map[string]*appsv1.Deployment{},
 		services: map[string]*corev1.Service{}, configMaps: map[string]*corev1.ConfigMap{},
 		accounts: map[string]bool{}, roles: map[string]*rbacv1.ClusterRole{},
-		filters: map[string]*networkingv1alpha3.EnvoyFilter{}}
+		filters: map[string]*networkingv1alpha3.EnvoyFilter{}, selectors: map[string]map[string]string{}}
 	ix.objects = manifests(t)
 	for _, o := range ix.objects {
 		switch v := o.obj.(type) {
@@ -158,6 +161,17 @@ func build(t *testing.T) *index {
 			ix.filters[o.file+":"+v.Namespace+"/"+v.Name] = v
 		case *extensionsv1alpha1.WasmPlugin:
 			ix.plugins = append(ix.plugins, v)
+		case *policyv1.PodDisruptionBudget:
+			ix.selectors["PodDisruptionBudget "+v.Namespace+"/"+v.Name] = v.Spec.Selector.MatchLabels
+		case *networkingv1.NetworkPolicy:
+			ix.selectors["NetworkPolicy "+v.Namespace+"/"+v.Name] = v.Spec.PodSelector.MatchLabels
+			for _, in := range v.Spec.Ingress {
+				for j, from := range in.From {
+					if from.PodSelector != nil {
+						ix.selectors[fmt.Sprintf("NetworkPolicy %s/%s peer %d", v.Namespace, v.Name, j)] = from.PodSelector.MatchLabels
+					}
+				}
+			}
 		default:
 			t.Errorf("%s: unexpected kind %T", o.file, v)
 		}
@@ -243,6 +257,29 @@ func TestServicesSelectDeployments(t *testing.T) {
 			if !found {
 				t.Errorf("Service %s port %s: target %s is not a container port of %s", key, p.Name, p.TargetPort.String(), match.Name)
 			}
+		}
+	}
+}
+
+// TestSelectorsSelectDeployments: PodDisruptionBudgets and NetworkPolicies
+// (and their peers) select the pods of a Deployment of their namespace.
+func TestSelectorsSelectDeployments(t *testing.T) {
+	ix := build(t)
+	if len(ix.selectors) == 0 {
+		t.Fatal("no PodDisruptionBudget or NetworkPolicy")
+	}
+	for what, sel := range ix.selectors {
+		ns := strings.SplitN(strings.Fields(what)[1], "/", 2)[0]
+		found := false
+		for _, d := range ix.deployments {
+			ok := d.Namespace == ns && len(sel) > 0
+			for k, v := range sel {
+				ok = ok && d.Spec.Template.Labels[k] == v
+			}
+			found = found || ok
+		}
+		if !found {
+			t.Errorf("%s selects no Deployment", what)
 		}
 	}
 }
