@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
@@ -74,12 +75,12 @@ func BenchmarkFileSaveToProxy(b *testing.B) {
 		defer conn.Close()
 		waitServing(b, conn)
 		plis := listen(b)
-		applied := make(chan controlplane.ProxyConfig, 8)
+		applied := make(chan xdsclient.ProxyConfig, 8)
 		pdone := make(chan error, 1)
 		go func() {
 			pdone <- xdsproxy.Serve(ctx, plis, nil, xdsproxy.Config{XDS: clis.Addr().String(), Node: "cart-proxy",
 				Host:    wasmhost.Config{VMs: 1, Logger: slog.New(slog.DiscardHandler)},
-				Applied: func(pc controlplane.ProxyConfig) { applied <- pc }})
+				Applied: func(pc xdsclient.ProxyConfig) { applied <- pc }})
 		}()
 		defer func() { cancel(); <-pdone }()
 		nextApplied(b, applied)

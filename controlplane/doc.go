@@ -20,11 +20,14 @@
 // lists every problem, and the last good configuration keeps serving.
 //
 // Translation is pure (Translate) and golden-tested; Run wires the sources,
-// the caches and the gRPC server together. On the proxy side, DecodeFilter
-// unpacks an ECDS resource and ProxyClient is the xDS client of a proxy
-// without Envoy; package xdsproxy builds `angzarr proxy --xds` from them.
-// FanoutClient is the event service's client for its fan-out
-// configuration (the shape of eventsvc/fanout's Source).
+// the caches and the gRPC server together. The clients live apart, in
+// package xdsclient, so that the event service and the proxy do not import
+// the server: xdsclient.DecodeFilter unpacks an ECDS resource,
+// xdsclient.ProxyClient is the xDS client of a proxy without Envoy
+// (package xdsproxy builds `angzarr proxy --xds` from them), and
+// xdsclient.FanoutClient is the event service's client for its fan-out
+// configuration (the shape of eventsvc/fanout's Source). The names of the
+// served resources are defined there too, and aliased here.
 //
 // Files: topology.go and validate.go (the model), translate*.go and
 // verify.go (pure translation and snapshot checks), node.go (identity),
@@ -32,6 +35,5 @@
 // bookkeeping), source_file.go and source_k8s.go (sources), server.go,
 // module_server.go and metrics.go (what is served), tracing.go (span
 // names: controlplane.load_topology, .translate, .publish,
-// .publish_fanout, .ack, .nack), controlplane.go (Config, Run), filter.go,
-// proxyclient.go and fanoutclient.go (clients).
+// .publish_fanout, .ack, .nack), controlplane.go (Config, Run).
 package controlplane

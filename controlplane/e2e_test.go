@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
@@ -77,13 +78,13 @@ domains:
 
 // startProxy runs `angzarr proxy --xds` (xdsproxy) against the control
 // plane at xds as node; applied receives each configuration it applied.
-func startProxy(t testing.TB, xds, node string) (addr string, applied chan controlplane.ProxyConfig) {
+func startProxy(t testing.TB, xds, node string) (addr string, applied chan xdsclient.ProxyConfig) {
 	t.Helper()
 	lis := listen(t)
-	applied = make(chan controlplane.ProxyConfig, 8)
+	applied = make(chan xdsclient.ProxyConfig, 8)
 	cfg := xdsproxy.Config{XDS: xds, Node: node,
 		Host:    wasmhost.Config{VMs: 1, Logger: slog.New(slog.DiscardHandler)},
-		Applied: func(pc controlplane.ProxyConfig) { applied <- pc },
+		Applied: func(pc xdsclient.ProxyConfig) { applied <- pc },
 	}
 	serve(t, func(ctx context.Context) error { return xdsproxy.Serve(ctx, lis, nil, cfg) })
 	return lis.Addr().String(), applied
@@ -170,14 +171,14 @@ func TestEndToEndConfigOverXDS(t *testing.T) {
 	}
 }
 
-func nextApplied(t testing.TB, ch <-chan controlplane.ProxyConfig) controlplane.ProxyConfig {
+func nextApplied(t testing.TB, ch <-chan xdsclient.ProxyConfig) xdsclient.ProxyConfig {
 	t.Helper()
 	select {
 	case pc := <-ch:
 		return pc
 	case <-testutil.Deadline(t):
 		t.Fatal("the proxy applied no configuration before the test's deadline")
-		return controlplane.ProxyConfig{}
+		return xdsclient.ProxyConfig{}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
@@ -58,7 +59,7 @@ func FuzzDecodeFilter(f *testing.F) {
 		if proto.Unmarshal(data, tec) != nil {
 			return
 		}
-		if fl, err := DecodeFilter(tec); err == nil && fl.Config == nil {
+		if fl, err := xdsclient.DecodeFilter(tec); err == nil && fl.Config == nil {
 			t.Fatal("decoded without a configuration")
 		}
 	})

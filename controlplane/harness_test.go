@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
 )
 
@@ -318,7 +319,7 @@ func pluginOf(t testing.TB, r *discovery.DiscoveryResponse, name string) *config
 		if tec.GetName() != name {
 			continue
 		}
-		f, err := DecodeFilter(tec)
+		f, err := xdsclient.DecodeFilter(tec)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -90,7 +91,7 @@ func TestOldEnvoyGetsNoHeaderHold(t *testing.T) {
 			if err := r.GetResources()[0].UnmarshalTo(tec); err != nil {
 				t.Fatal(err)
 			}
-			f, err := DecodeFilter(tec)
+			f, err := xdsclient.DecodeFilter(tec)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 )
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago (Run
@@ -91,9 +92,9 @@ func TestRun(t *testing.T) {
 	sum := sha256.Sum256(module)
 
 	// A proxy receives the remote module with that digest.
-	pcs := make(chan controlplane.ProxyConfig, 1)
-	client := &controlplane.ProxyClient{Conn: conn, Node: &core.Node{Id: "order"}, Logger: slog.New(slog.DiscardHandler),
-		Apply: func(_ context.Context, pc controlplane.ProxyConfig) error {
+	pcs := make(chan xdsclient.ProxyConfig, 1)
+	client := &xdsclient.ProxyClient{Conn: conn, Node: &core.Node{Id: "order"}, Logger: slog.New(slog.DiscardHandler),
+		Apply: func(_ context.Context, pc xdsclient.ProxyConfig) error {
 			select {
 			case pcs <- pc:
 			default:

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -296,7 +297,7 @@ func TestDeltaXDS(t *testing.T) {
 	if err := r.GetResources()[0].GetResource().UnmarshalTo(tec); err != nil {
 		t.Fatal(err)
 	}
-	f, err := DecodeFilter(tec)
+	f, err := xdsclient.DecodeFilter(tec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ func TestFanoutClient(t *testing.T) {
 	tp := startPlane(t, shopYAML(t), nil)
 	got := make(chan *angzarr.FanoutConfig, 8)
 	refuse := make(chan bool, 8)
-	c := &FanoutClient{Conn: tp.conn, Node: &core.Node{Id: "angzarr-eventsvc-0"}, Logger: slog.New(slog.DiscardHandler)}
+	c := &xdsclient.FanoutClient{Conn: tp.conn, Node: &core.Node{Id: "angzarr-eventsvc-0"}, Logger: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

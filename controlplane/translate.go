@@ -16,42 +16,25 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
-// Names of the resources the control plane serves. The ECDS resource name
-// equals the filter name in the listener (or in Istio's EnvoyFilter).
+// Names of the resources the control plane serves, defined with their
+// clients in package xdsclient.
 const (
-	// FilterName is the Wasm filter's ECDS resource name on a sidecar (an
-	// Istio sidecar, a standalone Envoy beside one domain, `angzarr proxy`).
-	FilterName = "angzarr-filter"
-	// ClusterEventService is the event service's cluster.
-	ClusterEventService = "angzarr-eventsvc"
-	// ClusterLogic is the local business logic's cluster on a sidecar; it
-	// matches the filter's default BusinessLogicCluster.
-	ClusterLogic = "angzarr-logic"
-	// ClusterWasmSource is the cluster a remote Wasm module is fetched from.
-	ClusterWasmSource = "angzarr-wasm-source"
-	// ListenerIngress is the listener (and route configuration) that takes
-	// angzarr.BusinessCoordinator traffic on a standalone Envoy.
-	ListenerIngress = "angzarr-ingress"
-	// DomainHeader routes a command to its domain on a gateway when the
-	// :authority does not name the domain.
-	DomainHeader = "x-angzarr-domain"
-	// DefaultIngressPort is the ingress listener's default port.
-	DefaultIngressPort = 10000
-	// WasmRuntime is the Envoy Wasm runtime the filter runs on.
-	WasmRuntime = "envoy.wasm.runtime.v8"
-	// SubscriptionTypeURL is the type URL of the per-subscriber fan-out
-	// resources (one per saga or projector, named after it). Best consumed
-	// with delta xDS, which also reports removed subscribers.
-	SubscriptionTypeURL = "type.googleapis.com/angzarr.Subscription"
-	// FanoutTypeURL is the type URL of the whole fan-out configuration, one
-	// resource named FanoutName: every subscriber in each response, so a
-	// state-of-the-world client also sees removals.
-	FanoutTypeURL = "type.googleapis.com/angzarr.FanoutConfig"
-	// FanoutName is the name of the FanoutConfig resource.
-	FanoutName = "angzarr-fanout"
+	FilterName          = xdsclient.FilterName
+	ClusterEventService = xdsclient.ClusterEventService
+	ClusterLogic        = xdsclient.ClusterLogic
+	ClusterWasmSource   = xdsclient.ClusterWasmSource
+	ListenerIngress     = xdsclient.ListenerIngress
+	DomainHeader        = xdsclient.DomainHeader
+	DefaultIngressPort  = xdsclient.DefaultIngressPort
+	WasmRuntime         = xdsclient.WasmRuntime
+	SubscriptionTypeURL = xdsclient.SubscriptionTypeURL
+	FanoutTypeURL       = xdsclient.FanoutTypeURL
+	FanoutName          = xdsclient.FanoutName
+	WasmTypeURL         = xdsclient.WasmTypeURL
 )
 
 // Per-domain and per-subscriber names on a gateway.

@@ -15,10 +15,6 @@ import (
 	"github.com/angzarr-mesh/angzarr/filter/config"
 )
 
-// WasmTypeURL is the type URL of the Wasm HTTP filter's configuration, the
-// only type the ECDS config_discovery of the filter accepts.
-const WasmTypeURL = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
-
 // clusterNames names, for one flavour of node, the clusters the filter
 // calls a projector, a saga and a domain's coordinator through.
 type clusterNames struct {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
 )
 
@@ -223,7 +224,7 @@ func TestCoordinatorAddress(t *testing.T) {
 	}
 	plugin := func(c Class) *config.Config {
 		for _, r := range tr.Snapshots[c].Resources[types.ExtensionConfig].Items {
-			f, err := DecodeFilter(r.Resource.(*core.TypedExtensionConfig))
+			f, err := xdsclient.DecodeFilter(r.Resource.(*core.TypedExtensionConfig))
 			if err != nil {
 				t.Fatal(err)
 			}

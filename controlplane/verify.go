@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -149,7 +150,7 @@ func unpackPlugin(r types.Resource) (*config.Config, string, error) {
 	if !ok {
 		return nil, "", fmt.Errorf("is a %T, not a TypedExtensionConfig", r)
 	}
-	f, err := DecodeFilter(tec)
+	f, err := xdsclient.DecodeFilter(tec)
 	if err != nil {
 		return nil, "", err
 	}

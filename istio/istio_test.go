@@ -43,6 +43,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
 )
 
@@ -562,7 +563,7 @@ func TestWasmPluginVariant(t *testing.T) {
 		}
 		var want *config.Config
 		for _, r := range snap.Resources[types.ExtensionConfig].Items {
-			f, err := controlplane.DecodeFilter(r.Resource.(*core.TypedExtensionConfig))
+			f, err := xdsclient.DecodeFilter(r.Resource.(*core.TypedExtensionConfig))
 			if err != nil {
 				t.Fatal(err)
 			}

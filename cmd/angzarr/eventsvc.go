@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 )
 
@@ -57,7 +57,7 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 					return fmt.Errorf("--xds: %w", err)
 				}
 				defer conn.Close()
-				cfg.FanoutSource = &controlplane.FanoutClient{Conn: conn, Node: &core.Node{Id: node, Cluster: "angzarr-eventsvc"},
+				cfg.FanoutSource = &xdsclient.FanoutClient{Conn: conn, Node: &core.Node{Id: node, Cluster: "angzarr-eventsvc"},
 					Logger: cfg.Logger.With("component", "fanout-xds")}
 			}
 			return eventsvc.Run(cmd.Context(), cfg)

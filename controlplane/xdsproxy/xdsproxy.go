@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
 
@@ -51,7 +52,7 @@ type Config struct {
 	// FilterPath, Upstream and Clusters come from xDS.
 	Host wasmhost.Config
 	// Applied, when set, is called after each configuration is applied.
-	Applied func(controlplane.ProxyConfig)
+	Applied func(xdsclient.ProxyConfig)
 }
 
 // Validate reports every problem of the configuration at once.
@@ -118,7 +119,7 @@ func Serve(ctx context.Context, lis, admin net.Listener, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &proxy{cfg: cfg, log: log, lis: lis, admin: admin, ctx: ctx, modules: map[string][]byte{}}
-	client := &controlplane.ProxyClient{
+	client := &xdsclient.ProxyClient{
 		Conn:   conn,
 		Node:   &core.Node{Id: cfg.Node, Cluster: "angzarr-proxy", Metadata: md},
 		Apply:  p.apply,
@@ -158,7 +159,7 @@ type proxy struct {
 
 // apply installs a configuration: creates the Host the first time, then
 // swaps plugin and clusters live.
-func (p *proxy) apply(ctx context.Context, pc controlplane.ProxyConfig) error {
+func (p *proxy) apply(ctx context.Context, pc xdsclient.ProxyConfig) error {
 	module, err := p.module(ctx, pc.Filter)
 	if err != nil {
 		return err
@@ -234,7 +235,7 @@ func (p *proxy) serve(h *wasmhost.Host) {
 
 // module returns the filter's .wasm: a local file, or fetched from its URL
 // and checked against the pushed sha256 (cached by digest).
-func (p *proxy) module(ctx context.Context, f *controlplane.Filter) ([]byte, error) {
+func (p *proxy) module(ctx context.Context, f *xdsclient.Filter) ([]byte, error) {
 	if f.File != "" {
 		return os.ReadFile(f.File)
 	}

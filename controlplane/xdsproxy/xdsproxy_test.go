@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 )
 
 // The whole proxy (control plane + this package + wasmhost + the filter +
@@ -39,7 +39,7 @@ func TestRemoteModule(t *testing.T) {
 	defer srv.Close()
 	sum := sha256.Sum256(module)
 	p := &proxy{log: slog.New(slog.DiscardHandler), modules: map[string][]byte{}}
-	f := &controlplane.Filter{URL: srv.URL + "/filter.wasm", SHA256: hex.EncodeToString(sum[:])}
+	f := &xdsclient.Filter{URL: srv.URL + "/filter.wasm", SHA256: hex.EncodeToString(sum[:])}
 	for range 2 {
 		b, err := p.module(context.Background(), f)
 		if err != nil || string(b) != string(module) {

@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
@@ -190,7 +191,7 @@ func (m *mesh) run(ctx context.Context) error {
 
 	// The event service, fed its fan-out configuration by the control plane.
 	src := &fanoutSource{
-		inner: &controlplane.FanoutClient{Conn: fconn, Node: &core.Node{Id: "angzarr-dev-eventsvc", Cluster: "angzarr-eventsvc"},
+		inner: &xdsclient.FanoutClient{Conn: fconn, Node: &core.Node{Id: "angzarr-dev-eventsvc", Cluster: "angzarr-eventsvc"},
 			Logger: m.log.With("component", "eventsvc/fanout-xds")},
 		applied: make(chan struct{}),
 	}
@@ -232,7 +233,7 @@ func (m *mesh) run(ctx context.Context) error {
 			Node:     s.domain,
 			Metadata: map[string]any{controlplane.MetaDomain: s.domain},
 			Host:     wasmhost.Config{VMs: cfg.ProxyVMs, Logger: plog},
-			Applied:  func(controlplane.ProxyConfig) { once.Do(func() { close(ready) }) },
+			Applied:  func(xdsclient.ProxyConfig) { once.Do(func() { close(ready) }) },
 		}
 		lis, admin := m.listeners[name], m.listeners[kindProxyAdmin+"/"+s.domain]
 		g.Go(func() error { return named(name, xdsproxy.Serve(gctx, lis, admin, pcfg)) })

@@ -7,7 +7,7 @@
 //
 //   - eventsvc: the event service on SQLite (DataDir/events.db, kept across
 //     restarts), its fan-out dispatcher fed by the control plane over xDS
-//     (controlplane.FanoutClient as eventsvc.Config.FanoutSource);
+//     (xdsclient.FanoutClient as eventsvc.Config.FanoutSource);
 //   - controlplane: the control plane on DataDir/topology.yaml, generated on
 //     every start: the shop of examples/topology.yaml (same domains, sagas,
 //     projector and defaults) with every address on Host and the ports of

@@ -9,7 +9,7 @@ import (
 )
 
 // fanoutSource is the control plane's fan-out configuration (over xDS,
-// controlplane.FanoutClient), noting when the first one was applied so the
+// xdsclient.FanoutClient), noting when the first one was applied so the
 // mesh reports ready only once sagas and projectors are subscribed. The
 // domains' coordinators in it are the local proxies: the generated topology
 // names them (Domain.Coordinator).

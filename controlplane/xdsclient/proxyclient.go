@@ -1,4 +1,4 @@
-package controlplane
+package xdsclient
 
 import (
 	"context"
@@ -142,16 +142,7 @@ func (c *ProxyClient) stream(ctx context.Context, applied *ProxyConfig) error {
 		}
 		typ := resp.GetTypeUrl()
 		cand := next
-		switch typ {
-		case resource.ExtensionConfigType:
-			err = decodeFilterResponse(resp, &cand)
-		case resource.ClusterType:
-			err = decodeClustersResponse(resp, &cand)
-		case resource.ListenerType:
-			err = decodeListenersResponse(resp, &cand)
-		default:
-			err = fmt.Errorf("unexpected type %s", typ)
-		}
+		err = DecodeResponse(resp, &cand)
 		// A listener response matters only when its timeouts changed.
 		changed := typ != resource.ListenerType || !equalTimeouts(cand.Timeouts, next.Timeouts)
 		if err == nil && changed && cand.Filter != nil && cand.Clusters != nil {
@@ -172,6 +163,22 @@ func (c *ProxyClient) stream(ctx context.Context, applied *ProxyConfig) error {
 		if err := s.Send(req); err != nil {
 			return err
 		}
+	}
+}
+
+// DecodeResponse applies one discovery response of the types ProxyClient
+// subscribes to (the filter's ECDS resource, the clusters, the ingress
+// listener) to cfg.
+func DecodeResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig) error {
+	switch typ := resp.GetTypeUrl(); typ {
+	case resource.ExtensionConfigType:
+		return decodeFilterResponse(resp, cfg)
+	case resource.ClusterType:
+		return decodeClustersResponse(resp, cfg)
+	case resource.ListenerType:
+		return decodeListenersResponse(resp, cfg)
+	default:
+		return fmt.Errorf("unexpected type %s", typ)
 	}
 }
 

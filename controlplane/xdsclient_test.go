@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -21,11 +23,12 @@ func TestProxyClientReadsListenerTimeouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	resources := []*anypb.Any{mustAny(t, other), mustAny(t, l)}
-	var cfg ProxyConfig
-	if err := decodeListenersResponse(&discovery.DiscoveryResponse{VersionInfo: "v1", Resources: resources}, &cfg); err != nil {
+	var cfg xdsclient.ProxyConfig
+	resp := &discovery.DiscoveryResponse{VersionInfo: "v1", TypeUrl: resource.ListenerType, Resources: resources}
+	if err := xdsclient.DecodeResponse(resp, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	want := StreamTimeouts{StreamIdle: 5 * time.Minute, Request: 30 * time.Second, RequestHeaders: 10 * time.Second}
+	want := xdsclient.StreamTimeouts{StreamIdle: 5 * time.Minute, Request: 30 * time.Second, RequestHeaders: 10 * time.Second}
 	if cfg.Timeouts == nil || *cfg.Timeouts != want || cfg.ListenersVersion != "v1" {
 		t.Fatalf("timeouts %+v version %q, want %+v v1", cfg.Timeouts, cfg.ListenersVersion, want)
 	}
