@@ -31,13 +31,24 @@
 //     Options.MaxAttempts the entry is parked in the dead-letter log
 //     (store.DeadLetters) with the error and the subscriber moves on (an
 //     entry of several pages is split first, so only failing events are
-//     parked). A saga
-//     command for a domain outside the saga's target_domains is refused and
-//     parked at once (*RefusedError). Dead letters are listed and replayed
-//     through the FanoutAdmin gRPC service (Admin), which also rebuilds a
-//     subscriber from position 0 (ResetSubscriber). A replayed dead letter
-//     arrives after the later events of its aggregate: a projector that
-//     skips pages below the next sequence it expects will skip it too.
+//     parked). A saga answer with a command for a domain outside the
+//     saga's target_domains (or without one) is unusable: nothing of it is
+//     executed and the event is parked at once (*RefusedError, cause
+//     INVALID). Dead letters are listed and replayed through the
+//     FanoutAdmin gRPC service (Admin), which also rebuilds a subscriber
+//     from position 0 (ResetSubscriber). A replayed dead letter arrives
+//     after the later events of its aggregate: a projector that skips
+//     pages below the next sequence it expects will skip it too.
+//   - Saga commands are independent: each command a saga returns is
+//     executed and retried on its own, in order. A business refusal by its
+//     target (BusinessRefusal: FAILED_PRECONDITION, INVALID_ARGUMENT,
+//     NOT_FOUND, ALREADY_EXISTS, OUT_OF_RANGE, PERMISSION_DENIED) is not
+//     retried and parks the command at once (cause REFUSED); a transient
+//     failure is retried with the same backoff and parks the command after
+//     Options.MaxAttempts (cause EXHAUSTED). Either way the saga's other
+//     commands run and the event counts as delivered: the dead letter
+//     holds the triggering event, the command and its index, and a replay
+//     sends that command again, and only it.
 //
 // # Telemetry
 //

@@ -15,13 +15,17 @@ import (
 
 // sagaDelivery calls angzarr.Saga/HandleSync once per page of a log entry
 // (so each command's origin names the exact triggering event) and executes
-// the returned commands, in order, against the target domains'
-// angzarr.BusinessCoordinator/Handle.
+// the returned commands against the target domains'
+// angzarr.BusinessCoordinator/Handle, each on its own (command).
 type sagaDelivery struct {
 	d   *Dispatcher
 	sub *pb.Subscription
 }
 
+// deliver returns an error when the saga could not be called or answered
+// unusably (the entry is then retried or parked whole), or when ctx ended
+// before every command was executed or parked. A command that fails does
+// not fail the delivery: it is parked on its own and the others run.
 func (s *sagaDelivery) deliver(ctx context.Context, book *pb.EventBook) error {
 	conn, err := s.d.conns.get(s.sub.GetAddress())
 	if err != nil {
@@ -41,19 +45,60 @@ func (s *sagaDelivery) deliver(ctx context.Context, book *pb.EventBook) error {
 		if err != nil {
 			return err
 		}
-		for _, cmd := range cmds {
-			if err := s.execute(ctx, cmd); err != nil {
+		for i, cmd := range cmds {
+			if err := s.command(ctx, trigger, i, cmd); err != nil {
 				return err
 			}
 		}
-		s.d.metrics.commands(ctx, s.sub.GetName(), len(cmds))
 	}
 	return nil
 }
 
+// command executes the index-th command the saga returned for trigger, on
+// its own: a transient failure (unavailable, deadline exceeded, resource
+// exhausted, aborted: a conflict the target's retries did not resolve,
+// ...) is retried with backoff up to Options.MaxAttempts; a business
+// refusal (BusinessRefusal) is not retried. A command that still fails is parked
+// in the dead-letter log by itself (the trigger, the command, its index
+// and the cause), and the saga's other commands go on. The idempotency key
+// makes every retry, redelivery and replay safe. It returns an error only
+// when ctx ended first: the entry is then delivered again.
+func (s *sagaDelivery) command(ctx context.Context, trigger *pb.EventBook, index int, cmd *pb.CommandBook) error {
+	name := s.sub.GetName()
+	for attempt := 1; ; attempt++ {
+		err := s.execute(ctx, cmd, attempt)
+		if err == nil {
+			s.d.metrics.command(ctx, name, "ok")
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		refused := BusinessRefusal(err)
+		if !refused && attempt < s.d.opts.MaxAttempts {
+			s.d.metrics.command(ctx, name, "retry")
+			s.d.log.DebugContext(ctx, "saga command failed", "subscriber", name, "index", index, "domain", cmd.GetCover().GetDomain(), "attempt", attempt, "err", err)
+			if !s.d.backoff.sleep(ctx, attempt) {
+				return err
+			}
+			continue
+		}
+		cause, outcome := pb.DeadLetterCause_DEAD_LETTER_CAUSE_EXHAUSTED, "failed"
+		if refused {
+			cause, outcome = pb.DeadLetterCause_DEAD_LETTER_CAUSE_REFUSED, "refused"
+		}
+		s.d.metrics.command(ctx, name, outcome)
+		s.d.park(ctx, trigger.GetCover().GetDomain(), &pb.DeadLetter{
+			Subscriber: name, Kind: s.sub.GetKind(), Book: trigger,
+			Command: cmd, CommandIndex: uint32(index), Cause: cause, Attempts: uint32(attempt),
+		}, err)
+		return ctx.Err() // nil once parked
+	}
+}
+
 // execute sends one command to its domain's coordinator, in the span
 // orchestration.execute.
-func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook) (err error) {
+func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook, attempt int) (err error) {
 	domain := cmd.GetCover().GetDomain()
 	ctx = telemetry.WithCorrelationID(ctx, cmd.GetCover().GetCorrelationId()) // the command's, for its call
 	ctx, span := s.d.tracer.Start(ctx, spanExecute, trace.WithAttributes(
@@ -62,6 +107,7 @@ func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook) (err er
 		attribute.String(telemetry.CorrelationKey, cmd.GetCover().GetCorrelationId()),
 		attribute.String("saga", s.sub.GetName()),
 		attribute.String("idempotency_key", cmd.GetIdempotencyKey()),
+		attribute.Int("attempt", attempt),
 	))
 	defer func() { endSpan(span, err) }()
 	addr, err := s.d.endpoint(domain)

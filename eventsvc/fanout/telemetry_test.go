@@ -179,6 +179,7 @@ func TestDeliveryTelemetry(t *testing.T) {
 		"angzarr.saga.retry.total{domain=" + domain + ",subscriber=ship}":                        1,
 		"angzarr.saga.retry.total{domain=" + domain + ",subscriber=rogue}":                       1,
 		"angzarr.saga.compensation.total{domain=" + domain + ",reason=refused,subscriber=rogue}": 1,
+		"angzarr.fanout.saga_commands{outcome=ok,subscriber=ship}":                               1,
 		"angzarr.projector.duration{domain=" + domain + ",outcome=ok,subscriber=view}":           1,
 		"angzarr.bus.publish.duration{domain=" + domain + ",kind=saga,subscriber=ship}":          1,
 		"angzarr.bus.publish.duration{domain=" + domain + ",kind=projector,subscriber=view}":     1,

@@ -1,0 +1,289 @@
+package fanout_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
+	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
+	"github.com/angzarr-mesh/angzarr/examples/go/customer"
+	"github.com/angzarr-mesh/angzarr/examples/go/inventory"
+	"github.com/angzarr-mesh/angzarr/examples/go/order"
+	"github.com/angzarr-mesh/angzarr/examples/go/roots"
+	"github.com/angzarr-mesh/angzarr/examples/go/sagas"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/proto/examples"
+	"github.com/angzarr-mesh/angzarr/sdk"
+)
+
+// cancellationShop is an in-process event service whose dispatcher runs
+// the example shop's cancellation saga (order → inventory, customer), its
+// commands executed by a coordinator with the shop's logic.
+type cancellationShop struct {
+	coord *coordinator
+	bc    pb.BusinessCoordinatorClient
+	es    pb.EventStoreClient
+	admin pb.FanoutAdminClient
+	addr  string // the event service's
+}
+
+func startCancellationShop(ctx context.Context, t *testing.T, b backend) *cancellationShop {
+	t.Helper()
+	var es atomic.Pointer[pb.EventStoreClient]
+	coord := newCoordinator(func() pb.EventStoreClient { return *es.Load() })
+	coordAddr := serve(t, func(g *grpc.Server) { pb.RegisterBusinessCoordinatorServer(g, coord) })
+	cfg := &pb.FanoutConfig{
+		Version: "cancellation",
+		Subscriptions: []*pb.Subscription{{
+			Name: sagas.CancellationName, Kind: pb.SubscriberKind_SUBSCRIBER_KIND_SAGA, StartPosition: pb.StartPosition_START_POSITION_EARLIEST,
+			Address: serve(t, func(g *grpc.Server) {
+				if _, err := sdk.Register(g, sagas.Cancellation()); err != nil {
+					t.Fatal(err)
+				}
+			}),
+			SourceDomains: []string{order.Domain}, TargetDomains: []string{inventory.Domain, customer.Domain},
+		}},
+	}
+	for _, d := range []string{customer.Domain, order.Domain, inventory.Domain} {
+		cfg.Domains = append(cfg.Domains, &pb.DomainEndpoint{Domain: d, Address: coordAddr})
+	}
+	addr := eventsvctest.StartConfig(t, eventsvc.Config{
+		Store: b.url(t), FanoutSource: fanout.StaticSource{Config: cfg},
+		FanoutMaxAttempts: 3, FanoutBackoff: time.Millisecond, FanoutBackoffMax: 5 * time.Millisecond,
+	})
+	conn := eventsvctest.Dial(t, addr)
+	client := pb.NewEventStoreClient(conn)
+	es.Store(&client)
+	return &cancellationShop{
+		coord: coord, es: client, admin: pb.NewFanoutAdminClient(conn), addr: addr,
+		bc: pb.NewBusinessCoordinatorClient(eventsvctest.Dial(t, coordAddr)),
+	}
+}
+
+// cancelDiscountedOrder creates a customer, an order of one product by
+// them with a 300-point loyalty discount, and cancels it: the cancellation
+// saga answers with ReleaseReservation (index 0) and a 300-point refund
+// (index 1). reserve runs before the cancellation.
+func (s *cancellationShop) cancelDiscountedOrder(ctx context.Context, t *testing.T, product string, reserve func(orderID uuid.UUID)) (cust, orderID uuid.UUID) {
+	t.Helper()
+	cust, orderID = uuid.New(), uuid.New()
+	cid := "corr-" + orderID.String()
+	command(ctx, t, s.bc, customer.Domain, cust, cid, &examples.CreateCustomer{Name: "Ada", Email: "ada@example.com"})
+	command(ctx, t, s.bc, order.Domain, orderID, cid, &examples.CreateOrder{CustomerId: cust.String(), Items: []*examples.LineItem{{ProductId: product, Name: "thing", Quantity: 1, UnitPriceCents: 5000}}})
+	command(ctx, t, s.bc, order.Domain, orderID, cid, &examples.ApplyLoyaltyDiscount{Points: 300, DiscountCents: 300})
+	if reserve != nil {
+		reserve(orderID)
+	}
+	command(ctx, t, s.bc, order.Domain, orderID, cid, &examples.CancelOrder{Reason: "changed my mind"})
+	return cust, orderID
+}
+
+// caughtUp waits until the cancellation saga committed every partition of
+// the order log to its end: every event handled, parked or not.
+func (s *cancellationShop) caughtUp(ctx context.Context, t *testing.T) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the cancellation saga to catch up", func() bool {
+		p, err := s.admin.GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: sagas.CancellationName})
+		if status.Code(err) == codes.NotFound {
+			return false // the configuration is not applied yet
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pp := range p.GetPartitions() {
+			if !pp.GetStarted() || pp.GetCommitted() < pp.GetEnd() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (s *cancellationShop) deadLetters(ctx context.Context, t *testing.T) []*pb.DeadLetter {
+	t.Helper()
+	resp, err := s.admin.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Subscriber: sagas.CancellationName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetDeadLetters()
+}
+
+// sent counts the saga commands the coordinator received, by command type
+// ("ReleaseReservation", ...).
+func (s *cancellationShop) sent() map[string]int {
+	n := map[string]int{}
+	for _, c := range s.coord.received() {
+		u := c.GetPages()[0].GetCommand().GetTypeUrl()
+		n[u[strings.LastIndex(u, ".")+1:]]++
+	}
+	return n
+}
+
+// checkCommandLetter fails unless dl parks exactly the cancellation saga's
+// ReleaseReservation for orderID: index 0, the order's OrderCancelled
+// (sequence 2) as trigger, the origin and idempotency key it was sent with.
+func checkCommandLetter(t *testing.T, dl *pb.DeadLetter, orderID uuid.UUID, cause pb.DeadLetterCause, attempts uint32, errText string) {
+	t.Helper()
+	cmd := dl.GetCommand()
+	origin := &pb.SagaCommandOrigin{SagaName: sagas.CancellationName, TriggeringAggregate: dl.GetBook().GetCover(), TriggeringEventSequence: 2}
+	var rr examples.ReleaseReservation
+	switch {
+	case dl.GetCause() != cause || dl.GetAttempts() != attempts || !strings.Contains(dl.GetError(), errText):
+		t.Fatalf("dead letter: cause %v after %d attempts (%s); want %v after %d (%s)", dl.GetCause(), dl.GetAttempts(), dl.GetError(), cause, attempts, errText)
+	case len(dl.GetBook().GetPages()) != 1 || dl.GetBook().GetPages()[0].GetNum() != 2 || dl.GetBook().GetCover().GetDomain() != order.Domain ||
+		uuid.UUID(dl.GetBook().GetCover().GetRoot().GetValue()) != orderID:
+		t.Fatalf("dead letter's trigger: %v, want the order's event 2", dl.GetBook())
+	case cmd == nil || dl.GetCommandIndex() != 0 || cmd.GetCover().GetDomain() != inventory.Domain:
+		t.Fatalf("dead letter's command #%d: %v, want #0 for inventory", dl.GetCommandIndex(), cmd)
+	case cmd.GetPages()[0].GetCommand().UnmarshalTo(&rr) != nil || rr.GetOrderId() != orderID.String():
+		t.Fatalf("dead letter's command is %v, want ReleaseReservation of order %s", cmd.GetPages()[0].GetCommand().GetTypeUrl(), orderID)
+	case !proto.Equal(cmd.GetSagaOrigin(), origin) || cmd.GetIdempotencyKey() != fanout.IdempotencyKey(origin, 0) || !cmd.GetAutoResequence():
+		t.Fatalf("dead letter's command origin %v, key %q: not as sent", cmd.GetSagaOrigin(), cmd.GetIdempotencyKey())
+	}
+}
+
+// TestRefusedSagaCommandDoesNotHoldBackTheOthers is issue 19's case: an
+// order with a 300-point loyalty discount, for a product whose stock was
+// never initialized, is cancelled. The cancellation saga returns two
+// commands; the first (ReleaseReservation) is refused with
+// FAILED_PRECONDITION ("stock not initialized"). The refusal is not
+// retried, it is parked on its own (cause REFUSED, the command and its
+// index in the dead letter), the refund still runs, and the event is not
+// parked whole. Replaying the dead letter sends that command again, and
+// only it; refused again, it stays.
+func TestRefusedSagaCommandDoesNotHoldBackTheOthers(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t, time.Minute)
+		s := startCancellationShop(ctx, t, b)
+		cust, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
+		s.caughtUp(ctx, t)
+
+		if st, credits := customerState(ctx, t, s.es, cust); st.GetLoyaltyPoints() != 300 || credits != 1 {
+			t.Fatalf("customer has %d points in %d credits, want the 300-point refund once", st.GetLoyaltyPoints(), credits)
+		}
+		if n := s.sent(); n["ReleaseReservation"] != 1 || n["AddLoyaltyPoints"] != 1 || len(n) != 2 {
+			t.Fatalf("the coordinator received %v, want each command once (a refusal is not retried)", n)
+		}
+		dls := s.deadLetters(ctx, t)
+		if len(dls) != 1 {
+			t.Fatalf("%d dead letters, want the refused command's alone: %v", len(dls), dls)
+		}
+		checkCommandLetter(t, dls[0], orderID, pb.DeadLetterCause_DEAD_LETTER_CAUSE_REFUSED, 1, "stock not initialized")
+		if !strings.Contains(dls[0].GetError(), "FailedPrecondition") {
+			t.Fatalf("dead letter error %q does not name the refusal's code", dls[0].GetError())
+		}
+
+		out, err := exec.CommandContext(ctx, angzarrBin, "dlq", "list", "--addr", s.addr).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), "#0 ReleaseReservation -> inventory/") {
+			t.Fatalf("angzarr dlq list does not show the refused command: %v\n%s", err, out)
+		}
+
+		resp, err := s.admin.ReplayDeadLetters(ctx, &pb.ReplayDeadLettersRequest{Subscriber: sagas.CancellationName})
+		if err != nil || len(resp.GetResults()) != 1 || resp.GetResults()[0].GetDelivered() || !strings.Contains(resp.GetResults()[0].GetError(), "stock not initialized") {
+			t.Fatalf("replay of a command still refused: %v, %v", resp, err)
+		}
+		if n := s.sent(); n["ReleaseReservation"] != 2 || n["AddLoyaltyPoints"] != 1 {
+			t.Fatalf("after the replay the coordinator received %v, want ReleaseReservation again and nothing else", n)
+		}
+		if st, _ := customerState(ctx, t, s.es, cust); st.GetLoyaltyPoints() != 300 {
+			t.Fatalf("customer has %d points after the replay, want 300", st.GetLoyaltyPoints())
+		}
+		if dls := s.deadLetters(ctx, t); len(dls) != 1 || dls[0].GetId() != resp.GetResults()[0].GetId() {
+			t.Fatalf("dead letters after a failed replay: %v", dls)
+		}
+	})
+}
+
+// TestTransientSagaCommandFailureIsRetriedAndParkedAlone: the
+// cancellation saga's ReleaseReservation fails with UNAVAILABLE on every
+// attempt (the link to inventory is down): it is tried MaxAttempts (3)
+// times, then parked on its own (cause EXHAUSTED) while the refund runs at
+// once. Once the link is back, replaying the dead letter releases the
+// reservation exactly once, runs nothing else, and empties the log.
+func TestTransientSagaCommandFailureIsRetriedAndParkedAlone(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t, time.Minute)
+		s := startCancellationShop(ctx, t, b)
+		product := "stocked-" + b.name
+		command(ctx, t, s.bc, inventory.Domain, roots.Of(product), "", &examples.InitializeStock{ProductId: product, Quantity: 10})
+		s.coord.setFail(func(cmd *pb.CommandBook) error {
+			if cmd.GetCover().GetDomain() == inventory.Domain && cmd.GetSagaOrigin() != nil {
+				return status.Error(codes.Unavailable, "inventory unreachable")
+			}
+			return nil
+		})
+		cust, orderID := s.cancelDiscountedOrder(ctx, t, product, func(orderID uuid.UUID) {
+			command(ctx, t, s.bc, inventory.Domain, roots.Of(product), "", &examples.ReserveStock{Quantity: 1, OrderId: orderID.String()})
+		})
+		s.caughtUp(ctx, t)
+
+		if st, credits := customerState(ctx, t, s.es, cust); st.GetLoyaltyPoints() != 300 || credits != 1 {
+			t.Fatalf("customer has %d points in %d credits, want the 300-point refund once", st.GetLoyaltyPoints(), credits)
+		}
+		if n := s.sent(); n["ReleaseReservation"] != 3 || n["AddLoyaltyPoints"] != 1 {
+			t.Fatalf("the coordinator received %v, want ReleaseReservation 3 times (MaxAttempts) and the refund once", n)
+		}
+		dls := s.deadLetters(ctx, t)
+		if len(dls) != 1 {
+			t.Fatalf("%d dead letters, want the failing command's alone: %v", len(dls), dls)
+		}
+		checkCommandLetter(t, dls[0], orderID, pb.DeadLetterCause_DEAD_LETTER_CAUSE_EXHAUSTED, 3, "inventory unreachable")
+		if n := len(events(ctx, t, s.es, inventory.Domain, roots.Of(product))); n != 2 {
+			t.Fatalf("inventory has %d events, want 2 (initialized, reserved)", n)
+		}
+
+		s.coord.setFail(nil)
+		resp, err := s.admin.ReplayDeadLetters(ctx, &pb.ReplayDeadLettersRequest{Subscriber: sagas.CancellationName, Ids: []string{dls[0].GetId()}})
+		if err != nil || len(resp.GetResults()) != 1 || !resp.GetResults()[0].GetDelivered() {
+			t.Fatalf("replay after the fix: %v, %v", resp, err)
+		}
+		if n := s.sent(); n["ReleaseReservation"] != 4 || n["AddLoyaltyPoints"] != 1 {
+			t.Fatalf("after the replay the coordinator received %v, want one more ReleaseReservation and nothing else", n)
+		}
+		pages := events(ctx, t, s.es, inventory.Domain, roots.Of(product))
+		if len(pages) != 3 || !strings.HasSuffix(pages[2].GetEvent().GetTypeUrl(), "ReservationReleased") {
+			t.Fatalf("inventory events after the replay: %v, want the reservation released once", typeNames(pages))
+		}
+		if dls := s.deadLetters(ctx, t); len(dls) != 0 {
+			t.Fatalf("dead letters after a successful replay: %v", dls)
+		}
+	})
+}
+
+func typeNames(pages []*pb.EventPage) []string {
+	out := make([]string, len(pages))
+	for i, p := range pages {
+		out[i] = fmt.Sprint(p.GetNum(), ":", p.GetEvent().GetTypeUrl())
+	}
+	return out
+}
+
+// TestBusinessRefusal: the six business refusal codes, however wrapped,
+// are refusals; every other failure is transient.
+func TestBusinessRefusal(t *testing.T) {
+	refusals := map[codes.Code]bool{codes.FailedPrecondition: true, codes.InvalidArgument: true, codes.NotFound: true,
+		codes.AlreadyExists: true, codes.OutOfRange: true, codes.PermissionDenied: true}
+	for c := codes.Canceled; c <= codes.Unauthenticated; c++ {
+		err := fmt.Errorf("saga s: command for d at a: %w", status.Error(c, "no"))
+		if got := fanout.BusinessRefusal(err); got != refusals[c] {
+			t.Errorf("%v: refusal %v, want %v", c, got, refusals[c])
+		}
+	}
+	for _, err := range []error{fanout.ErrNoEndpoint, context.DeadlineExceeded, nil} {
+		if fanout.BusinessRefusal(err) {
+			t.Errorf("%v is a refusal", err)
+		}
+	}
+}
