@@ -56,10 +56,12 @@ func newDLQCmd() *cobra.Command {
 		Short: "List and replay the fan-out's dead letters",
 		Long: `Events a saga or projector failed to handle after the last attempt are parked
 in the event service's dead-letter log with the error. A command a saga
-returned is parked on its own when its target refuses it (cause "refused",
-not retried) or keeps failing (cause "exhausted"): the saga's other commands
-ran, and replaying it sends that command again, and only it. List them, fix
-the cause, then replay them: each one delivered leaves the log.
+returned is parked on its own when it keeps failing (cause "exhausted") or,
+refused by its target (cause "refused", never retried), when the aggregate
+that triggered the saga asks for it or does not compensate (the saga's
+fallback): the saga's other commands ran, and replaying it sends that
+command again, and only it. List them, fix the cause, then replay them: each
+one delivered leaves the log.
 
   angzarr dlq list                                         # the local mesh's
   angzarr dlq list --addr 127.0.0.1:1313

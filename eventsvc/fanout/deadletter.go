@@ -39,7 +39,6 @@ func (d *Dispatcher) park(ctx context.Context, domain string, dl *pb.DeadLetter,
 		id, err := d.st.AddDeadLetter(ctx, dl)
 		if err == nil {
 			d.metrics.deadLetter(ctx, dl.GetSubscriber())
-			d.metrics.compensation(ctx, dl.GetKind(), dl.GetSubscriber(), domain, cause)
 			args := []any{"subscriber", dl.GetSubscriber(), "id", id, "domain", domain,
 				"position", book.GetPosition(), "cause", dl.GetCause().String(), "attempts", dl.GetAttempts(), "err", dl.GetError()}
 			if c := dl.GetCommand(); c != nil {
@@ -126,7 +125,7 @@ func (d *Dispatcher) replayCommand(ctx context.Context, sub *pb.Subscription, le
 			Reason: fmt.Sprintf("domain %q is not one of its target domains %v", cmd.GetCover().GetDomain(), sub.GetTargetDomains())}
 	}
 	s := &sagaDelivery{d: d, sub: sub}
-	if err := s.execute(ctx, cmd, int(letter.GetAttempts())+1); err != nil {
+	if _, err := s.execute(ctx, cmd, int(letter.GetAttempts())+1); err != nil {
 		return err
 	}
 	d.metrics.command(ctx, sub.GetName(), "replayed")

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,8 @@ import (
 type Store interface {
 	// Partitions is the number of partitions of every domain's log.
 	Partitions() uint32
+	// Append records refused saga commands in the failure domain.
+	Append(ctx context.Context, req *store.AppendRequest) (*store.AppendResult, error)
 	store.Checkpointer
 	store.DeadLetters
 }
@@ -137,7 +140,8 @@ type Dispatcher struct {
 	base    context.Context    // Run's context; nil when not running
 	runners map[string]*runner // by subscriber name
 
-	domains atomic.Pointer[map[string]string] // coordinator address by domain
+	domains  atomic.Pointer[map[string]string] // coordinator address by domain
+	failures atomic.Pointer[string]            // FanoutConfig.failure_domain
 }
 
 // New returns a dispatcher over st; it does nothing until Run.
@@ -219,6 +223,8 @@ func (d *Dispatcher) Apply(cfg *pb.FanoutConfig) error {
 		domains[e.GetDomain()] = e.GetAddress()
 	}
 	d.domains.Store(&domains)
+	failures := cmp.Or(cfg.GetFailureDomain(), DefaultFailureDomain)
+	d.failures.Store(&failures)
 	want := map[string]*pb.Subscription{}
 	for _, s := range cfg.GetSubscriptions() {
 		want[s.GetName()] = s
@@ -261,6 +267,14 @@ func (d *Dispatcher) endpoint(domain string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w %q", ErrNoEndpoint, domain)
+}
+
+// failureDomain is where refused saga commands are recorded.
+func (d *Dispatcher) failureDomain() string {
+	if f := d.failures.Load(); f != nil {
+		return *f
+	}
+	return DefaultFailureDomain
 }
 
 // Subscribers returns the names of the running subscribers.

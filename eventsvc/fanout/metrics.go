@@ -58,7 +58,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		return nil, err
 	}
 	if ms.sagaCompensations, err = m.Int64Counter("angzarr.saga.compensation.total",
-		metric.WithDescription("Saga triggers, or single saga commands, given up and parked in the dead-letter log, whose effects need compensating out of band, by saga, source domain and reason.")); err != nil {
+		metric.WithDescription("Compensations of refused saga commands by saga, source domain, outcome (compensated by the origin aggregate, recorded, dead_lettered, escalated, stopped) and fallback (true when the saga's fallback applied).")); err != nil {
 		return nil, err
 	}
 	if ms.projectorDuration, err = m.Float64Histogram("angzarr.projector.duration", metric.WithUnit("s"), durations,
@@ -100,13 +100,13 @@ func (m *metrics) published(ctx context.Context, sub *pb.Subscription, domain st
 	m.busPublish.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("subscriber", sub.GetName()), attribute.String("kind", kind), attribute.String("domain", domain)))
 }
 
-// compensation counts a saga trigger or saga command parked in the
-// dead-letter log.
-func (m *metrics) compensation(ctx context.Context, kind pb.SubscriberKind, subscriber, domain string, cause error) {
-	if kind != pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
-		return
-	}
-	m.sagaCompensations.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", subscriber), attribute.String("domain", domain), attribute.String("reason", errorCode(cause))))
+// compensation counts one outcome of a refused saga command's
+// compensation: compensated (by the origin aggregate's events), recorded,
+// dead_lettered, escalated, stopped; fallback tells the saga's fallback
+// from the origin's request.
+func (m *metrics) compensation(ctx context.Context, subscriber, domain, outcome string, fallback bool) {
+	m.sagaCompensations.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", subscriber), attribute.String("domain", domain),
+		attribute.String("outcome", outcome), attribute.Bool("fallback", fallback)))
 }
 
 func (m *metrics) delivered(ctx context.Context, subscriber, outcome string) {

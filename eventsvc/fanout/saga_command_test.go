@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
@@ -39,10 +41,13 @@ type cancellationShop struct {
 	addr  string // the event service's
 }
 
-func startCancellationShop(ctx context.Context, t *testing.T, b backend) *cancellationShop {
+func startCancellationShop(ctx context.Context, t *testing.T, b backend, opts ...func(*coordinator)) *cancellationShop {
 	t.Helper()
 	var es atomic.Pointer[pb.EventStoreClient]
 	coord := newCoordinator(func() pb.EventStoreClient { return *es.Load() })
+	for _, o := range opts {
+		o(coord)
+	}
 	coordAddr := serve(t, func(g *grpc.Server) { pb.RegisterBusinessCoordinatorServer(g, coord) })
 	cfg := &pb.FanoutConfig{
 		Version: "cancellation",
@@ -120,6 +125,32 @@ func (s *cancellationShop) deadLetters(ctx context.Context, t *testing.T) []*pb.
 	return resp.GetDeadLetters()
 }
 
+// failures returns the SagaFailed events recorded for the order in the
+// failure domain.
+func (s *cancellationShop) failures(ctx context.Context, t *testing.T, orderID uuid.UUID) []*pb.SagaFailed {
+	t.Helper()
+	var out []*pb.SagaFailed
+	for _, p := range events(ctx, t, s.es, fanout.DefaultFailureDomain, orderID) {
+		f := &pb.SagaFailed{}
+		if err := p.GetEvent().UnmarshalTo(f); err != nil {
+			t.Fatalf("failure domain event %s: %v", p.GetEvent().GetTypeUrl(), err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// compensatingOrders gives the shop's order logic a compensation handler
+// (and an applier for the wrapperspb.StringValue notes it may store).
+func compensatingOrders(handle func(s *examples.OrderState, c *pb.SagaCompensation) ([]proto.Message, error)) func(*coordinator) {
+	return func(c *coordinator) {
+		a := order.Logic()
+		sdk.Apply(a, func(*examples.OrderState, *wrapperspb.StringValue) {})
+		sdk.OnCompensation(a, handle)
+		c.logic[order.Domain] = a
+	}
+}
+
 // sent counts the saga commands the coordinator received, by command type
 // ("ReleaseReservation", ...).
 func (s *cancellationShop) sent() map[string]int {
@@ -181,8 +212,20 @@ func TestRefusedSagaCommandDoesNotHoldBackTheOthers(t *testing.T) {
 			t.Fatalf("%d dead letters, want the refused command's alone: %v", len(dls), dls)
 		}
 		checkCommandLetter(t, dls[0], orderID, pb.DeadLetterCause_DEAD_LETTER_CAUSE_REFUSED, 1, "stock not initialized")
-		if !strings.Contains(dls[0].GetError(), "FailedPrecondition") {
-			t.Fatalf("dead letter error %q does not name the refusal's code", dls[0].GetError())
+		if !strings.Contains(dls[0].GetError(), "FailedPrecondition") || !strings.Contains(dls[0].GetError(), "the origin did not compensate") {
+			t.Fatalf("dead letter error %q does not name the refusal's code and the compensation's outcome", dls[0].GetError())
+		}
+		// The order logic has no compensation handler: the saga's
+		// default fallback recorded the failure in the failure domain.
+		failed := s.failures(ctx, t, orderID)
+		if len(failed) != 1 || !failed[0].GetFallback() || failed[0].GetCompensation().GetReason() != "stock not initialized" ||
+			failed[0].GetCompensation().GetCode() != int32(codes.FailedPrecondition) || failed[0].GetCompensation().GetCommandIndex() != 0 ||
+			!proto.Equal(failed[0].GetCompensation().GetRefusedCommand(), dls[0].GetCommand()) ||
+			!slices.Equal(failed[0].GetActions(), fanout.DefaultCompensationFallback) {
+			t.Fatalf("failure events %v, want the fallback's one SagaFailed", failed)
+		}
+		if n := len(events(ctx, t, s.es, order.Domain, orderID)); n != 3 {
+			t.Fatalf("order has %d events, want 3 (no compensation)", n)
 		}
 
 		out, err := exec.CommandContext(ctx, angzarrBin, "dlq", "list", "--addr", s.addr).CombinedOutput()
@@ -286,4 +329,78 @@ func TestBusinessRefusal(t *testing.T) {
 			t.Errorf("%v is a refusal", err)
 		}
 	}
+}
+
+// TestRefusedSagaCommandIsCompensatedByItsOrigin: the order logic handles
+// the framework's SagaCompensation: the refused ReleaseReservation is
+// described to the order (saga, triggering event, command, reason) through
+// its coordinator, the order stores its compensating event once, and
+// nothing is dead-lettered or recorded as a failure; the refund runs.
+func TestRefusedSagaCommandIsCompensatedByItsOrigin(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t, time.Minute)
+		var got atomic.Pointer[pb.SagaCompensation]
+		s := startCancellationShop(ctx, t, b, compensatingOrders(func(_ *examples.OrderState, c *pb.SagaCompensation) ([]proto.Message, error) {
+			got.Store(c)
+			rr, ok := sdk.RefusedCommand[*examples.ReleaseReservation](c)
+			if !ok {
+				return nil, sdk.Invalid("unexpected refused command %s", c.GetRefusedCommand().GetPages()[0].GetCommand().GetTypeUrl())
+			}
+			return []proto.Message{wrapperspb.String("release for order " + rr.GetOrderId() + " refused: " + c.GetReason())}, nil
+		}))
+		cust, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
+		eventually(t, 30*time.Second, "the order's compensation", func() bool { return len(events(ctx, t, s.es, order.Domain, orderID)) == 4 })
+		s.caughtUp(ctx, t)
+
+		pages := events(ctx, t, s.es, order.Domain, orderID)
+		var note wrapperspb.StringValue
+		if len(pages) != 4 || pages[3].GetEvent().UnmarshalTo(&note) != nil || note.GetValue() != "release for order "+orderID.String()+" refused: stock not initialized" {
+			t.Fatalf("order events %v, want its compensation note last, once", typeNames(pages))
+		}
+		c := got.Load()
+		if c.GetOrigin().GetSagaName() != sagas.CancellationName || c.GetOrigin().GetTriggeringEventSequence() != 2 ||
+			uuid.UUID(c.GetOrigin().GetTriggeringAggregate().GetRoot().GetValue()) != orderID || c.GetCode() != int32(codes.FailedPrecondition) ||
+			c.GetCommandIndex() != 0 || c.GetRefusedCommand().GetIdempotencyKey() != fanout.IdempotencyKey(c.GetOrigin(), 0) {
+			t.Fatalf("the order was told %v", c)
+		}
+		if dls := s.deadLetters(ctx, t); len(dls) != 0 {
+			t.Fatalf("dead letters of a compensated refusal: %v", dls)
+		}
+		if f := s.failures(ctx, t, orderID); len(f) != 0 {
+			t.Fatalf("failure events of a compensated refusal: %v", f)
+		}
+		if st, credits := customerState(ctx, t, s.es, cust); st.GetLoyaltyPoints() != 300 || credits != 1 {
+			t.Fatalf("customer has %d points in %d credits, want the 300-point refund once", st.GetLoyaltyPoints(), credits)
+		}
+	})
+}
+
+// TestCompensationRequest: the order logic answers the SagaCompensation
+// with a request (record the failure, escalate) instead of events: the
+// failure is recorded with the order's reason (not as a fallback), nothing
+// is stored on the order, and, not asked for, no dead letter is parked.
+func TestCompensationRequest(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t, time.Minute)
+		s := startCancellationShop(ctx, t, b, compensatingOrders(func(*examples.OrderState, *pb.SagaCompensation) ([]proto.Message, error) {
+			return nil, sdk.RequestCompensation("no stock was ever held for it",
+				pb.CompensationAction_COMPENSATION_ACTION_RECORD_FAILURE, pb.CompensationAction_COMPENSATION_ACTION_ESCALATE)
+		}))
+		_, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
+		eventually(t, 30*time.Second, "the recorded failure", func() bool { return len(s.failures(ctx, t, orderID)) > 0 })
+		s.caughtUp(ctx, t)
+
+		f := s.failures(ctx, t, orderID)
+		if len(f) != 1 || f[0].GetFallback() || f[0].GetReason() != "no stock was ever held for it" ||
+			!slices.Equal(f[0].GetActions(), []pb.CompensationAction{pb.CompensationAction_COMPENSATION_ACTION_RECORD_FAILURE, pb.CompensationAction_COMPENSATION_ACTION_ESCALATE}) ||
+			f[0].GetCompensation().GetReason() != "stock not initialized" {
+			t.Fatalf("failure events %v, want the order's request recorded once", f)
+		}
+		if n := len(events(ctx, t, s.es, order.Domain, orderID)); n != 3 {
+			t.Fatalf("order has %d events, want 3: a request stores nothing", n)
+		}
+		if dls := s.deadLetters(ctx, t); len(dls) != 0 {
+			t.Fatalf("dead letters the order did not ask for: %v", dls)
+		}
+	})
 }
