@@ -41,13 +41,14 @@ type cancellationShop struct {
 	addr  string // the event service's
 }
 
-func startCancellationShop(ctx context.Context, t *testing.T, b backend, opts ...func(*coordinator)) *cancellationShop {
+// shopOption changes the shop's coordinator or its cancellation saga's
+// subscription before it starts.
+type shopOption func(*coordinator, *pb.Subscription)
+
+func startCancellationShop(ctx context.Context, t *testing.T, b backend, opts ...shopOption) *cancellationShop {
 	t.Helper()
 	var es atomic.Pointer[pb.EventStoreClient]
 	coord := newCoordinator(func() pb.EventStoreClient { return *es.Load() })
-	for _, o := range opts {
-		o(coord)
-	}
 	coordAddr := serve(t, func(g *grpc.Server) { pb.RegisterBusinessCoordinatorServer(g, coord) })
 	cfg := &pb.FanoutConfig{
 		Version: "cancellation",
@@ -60,6 +61,9 @@ func startCancellationShop(ctx context.Context, t *testing.T, b backend, opts ..
 			}),
 			SourceDomains: []string{order.Domain}, TargetDomains: []string{inventory.Domain, customer.Domain},
 		}},
+	}
+	for _, o := range opts {
+		o(coord, cfg.Subscriptions[0])
 	}
 	for _, d := range []string{customer.Domain, order.Domain, inventory.Domain} {
 		cfg.Domains = append(cfg.Domains, &pb.DomainEndpoint{Domain: d, Address: coordAddr})
@@ -142,8 +146,8 @@ func (s *cancellationShop) failures(ctx context.Context, t *testing.T, orderID u
 
 // compensatingOrders gives the shop's order logic a compensation handler
 // (and an applier for the wrapperspb.StringValue notes it may store).
-func compensatingOrders(handle func(s *examples.OrderState, c *pb.SagaCompensation) ([]proto.Message, error)) func(*coordinator) {
-	return func(c *coordinator) {
+func compensatingOrders(handle func(s *examples.OrderState, c *pb.SagaCompensation) ([]proto.Message, error)) shopOption {
+	return func(c *coordinator, _ *pb.Subscription) {
 		a := order.Logic()
 		sdk.Apply(a, func(*examples.OrderState, *wrapperspb.StringValue) {})
 		sdk.OnCompensation(a, handle)
@@ -401,6 +405,33 @@ func TestCompensationRequest(t *testing.T) {
 		}
 		if dls := s.deadLetters(ctx, t); len(dls) != 0 {
 			t.Fatalf("dead letters the order did not ask for: %v", dls)
+		}
+	})
+}
+
+// TestCompensationFallbackFromTheTopology: a saga whose
+// compensation_fallback is ESCALATE alone: the order logic does not know
+// SagaCompensation, so the refused command is escalated, neither recorded
+// nor dead-lettered, and the refund still runs.
+func TestCompensationFallbackFromTheTopology(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t, time.Minute)
+		s := startCancellationShop(ctx, t, b, func(_ *coordinator, sub *pb.Subscription) {
+			sub.CompensationFallback = []pb.CompensationAction{pb.CompensationAction_COMPENSATION_ACTION_ESCALATE}
+		})
+		cust, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
+		s.caughtUp(ctx, t)
+		if st, credits := customerState(ctx, t, s.es, cust); st.GetLoyaltyPoints() != 300 || credits != 1 {
+			t.Fatalf("customer has %d points in %d credits, want the 300-point refund once", st.GetLoyaltyPoints(), credits)
+		}
+		if n := s.sent(); n["ReleaseReservation"] != 1 {
+			t.Fatalf("the coordinator received %v, want ReleaseReservation once", n)
+		}
+		if dls := s.deadLetters(ctx, t); len(dls) != 0 {
+			t.Fatalf("dead letters with an ESCALATE fallback: %v", dls)
+		}
+		if f := s.failures(ctx, t, orderID); len(f) != 0 {
+			t.Fatalf("failure events with an ESCALATE fallback: %v", f)
 		}
 	})
 }
