@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -35,7 +36,8 @@ var DefaultCompensationFallback = []pb.CompensationAction{
 // own (CompensationKey), retrying transient failures like any saga
 // command. The aggregate's logic either stores compensating events (done),
 // or refuses the command with a CompensationRequest in the status details:
-// the framework then does the requested actions. Any other answer (the
+// the framework then does the requested actions (unknown ones ignored;
+// none known means the fallback). Any other answer (the
 // logic does not know the command, fails, or cannot be reached) gets the
 // saga's fallback (Subscription.compensation_fallback, default
 // DefaultCompensationFallback). Every outcome is counted in
@@ -71,14 +73,19 @@ func (s *sagaDelivery) compensate(ctx context.Context, trigger *pb.EventBook, in
 		reason   string
 		fallback bool
 	)
-	switch req, ok := compensationRequest(err); {
+	req, ok := compensationRequest(err)
+	requested := slices.DeleteFunc(slices.Clone(req.GetActions()), func(a pb.CompensationAction) bool {
+		_, known := pb.CompensationAction_name[int32(a)]
+		return !known || a == pb.CompensationAction_COMPENSATION_ACTION_UNSPECIFIED
+	})
+	switch {
 	case err == nil:
 		n := len(resp.GetEvents().GetPages())
 		s.d.metrics.compensation(ctx, s.sub.GetName(), domain, "compensated", false)
 		log.InfoContext(ctx, "saga command refused, compensated by its origin", "events", n)
 		return nil
-	case ok && len(req.GetActions()) > 0:
-		actions, reason = req.GetActions(), req.GetReason()
+	case ok && len(requested) > 0:
+		actions, reason = requested, req.GetReason()
 	case ok:
 		actions, reason, fallback = s.fallback(), "the origin asked for no action: "+req.GetReason(), true
 	default:

@@ -40,7 +40,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if ms.deadLetters, err = m.Int64Counter("angzarr.fanout.dead_letters", metric.WithDescription("Log entries parked in the dead-letter log.")); err != nil {
 		return nil, err
 	}
-	if ms.sagaCmds, err = m.Int64Counter("angzarr.fanout.saga_commands", metric.WithDescription("Saga command executions by outcome (ok, retry, refused, failed: parked after the last attempt, replayed).")); err != nil {
+	if ms.sagaCmds, err = m.Int64Counter("angzarr.fanout.saga_commands", metric.WithDescription("Saga command executions by outcome (ok, retry, refused: compensated, failed: parked after the last attempt, replayed).")); err != nil {
 		return nil, err
 	}
 	if ms.lagSeconds, err = m.Float64Histogram("angzarr.fanout.lag", metric.WithUnit("s"),
@@ -118,9 +118,9 @@ func (m *metrics) deadLetter(ctx context.Context, subscriber string) {
 }
 
 // command counts one execution of a saga command by outcome: ok, retry
-// (a transient failure, tried again), refused (a business refusal, parked
-// at once), failed (parked after the last attempt), replayed (a parked
-// command sent again successfully).
+// (a transient failure, tried again), refused (a business refusal, not
+// retried: compensated), failed (parked after the last attempt), replayed
+// (a parked command sent again successfully).
 func (m *metrics) command(ctx context.Context, subscriber, outcome string) {
 	m.sagaCmds.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", subscriber), attribute.String("outcome", outcome)))
 }
