@@ -1,14 +1,18 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
@@ -111,6 +115,9 @@ func (s *sagaDelivery) compensate(ctx context.Context, trigger *pb.EventBook, in
 			outcome = "dead_lettered"
 		case pb.CompensationAction_COMPENSATION_ACTION_ESCALATE:
 			log.ErrorContext(ctx, "saga command refused: escalated", "reason", reason, "fallback", fallback)
+			if err := s.d.escalate(ctx, failed); err != nil {
+				log.ErrorContext(ctx, "saga refusal escalation webhook failed", "webhook", s.d.opts.EscalationWebhook, "err", err)
+			}
 			outcome = "escalated"
 		case pb.CompensationAction_COMPENSATION_ACTION_STOP:
 			outcome = "stopped"
@@ -207,4 +214,34 @@ func grpcStatus(err error) *status.Status {
 		return se.GRPCStatus()
 	}
 	return status.New(codes.Unknown, err.Error())
+}
+
+// escalate POSTs failed as JSON to Options.EscalationWebhook (nothing when
+// none is set), within Options.CallTimeout; a status other than 2xx is an
+// error.
+func (d *Dispatcher) escalate(ctx context.Context, failed *pb.SagaFailed) error {
+	if d.opts.EscalationWebhook == "" {
+		return nil
+	}
+	body, err := protojson.Marshal(failed)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.opts.CallTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.opts.EscalationWebhook, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("webhook answered %s", resp.Status)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,11 @@ type Options struct {
 	// DialOptions are used to reach subscribers and coordinators. Default:
 	// plaintext (the mesh's sidecar adds mTLS).
 	DialOptions []grpc.DialOption
+	// EscalationWebhook, when set, is an http(s) URL that receives a POST
+	// of every escalated saga refusal (CompensationAction ESCALATE): the
+	// angzarr.SagaFailed as JSON (protojson). A failed POST is logged; the
+	// escalation's error log and metric happen either way. Default none.
+	EscalationWebhook string
 	// Logger receives the dispatcher's logs. Default slog.Default().
 	Logger *slog.Logger
 	// MeterProvider provides the metric instruments. Default: no metrics.
@@ -86,6 +92,11 @@ func (o Options) Validate() error {
 	}
 	if o.BackoffBase > 0 && o.BackoffMax > 0 && o.BackoffMax < o.BackoffBase {
 		errs = append(errs, fmt.Errorf("fanout backoff max %v is below the backoff %v", o.BackoffMax, o.BackoffBase))
+	}
+	if o.EscalationWebhook != "" {
+		if u, err := url.Parse(o.EscalationWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("fanout escalation webhook %q: want an http(s) URL", o.EscalationWebhook))
+		}
 	}
 	if o.BatchSize < 0 || o.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("fanout batch size %d and concurrency %d: must not be negative", o.BatchSize, o.Concurrency))

@@ -58,7 +58,8 @@
 //     in the status details (sdk.RequestCompensation): record the failure
 //     (an angzarr.SagaFailed event in FanoutConfig.failure_domain, default
 //     DefaultFailureDomain, on the origin's root, once: FailureKey),
-//     dead-letter the command (cause REFUSED), escalate (an error log), or
+//     dead-letter the command (cause REFUSED), escalate (an error log and,
+//     with Options.EscalationWebhook, a POST of the SagaFailed as JSON), or
 //     stop. A logic that does not know the command, fails or cannot be
 //     reached gets Subscription.compensation_fallback (default
 //     DefaultCompensationFallback: record, then dead-letter). Details

@@ -3,6 +3,9 @@ package fanout_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"slices"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -41,9 +45,9 @@ type cancellationShop struct {
 	addr  string // the event service's
 }
 
-// shopOption changes the shop's coordinator or its cancellation saga's
-// subscription before it starts.
-type shopOption func(*coordinator, *pb.Subscription)
+// shopOption changes the shop's coordinator, its cancellation saga's
+// subscription or the event service's configuration before it starts.
+type shopOption func(*coordinator, *pb.Subscription, *eventsvc.Config)
 
 func startCancellationShop(ctx context.Context, t *testing.T, b backend, opts ...shopOption) *cancellationShop {
 	t.Helper()
@@ -62,16 +66,17 @@ func startCancellationShop(ctx context.Context, t *testing.T, b backend, opts ..
 			SourceDomains: []string{order.Domain}, TargetDomains: []string{inventory.Domain, customer.Domain},
 		}},
 	}
-	for _, o := range opts {
-		o(coord, cfg.Subscriptions[0])
-	}
 	for _, d := range []string{customer.Domain, order.Domain, inventory.Domain} {
 		cfg.Domains = append(cfg.Domains, &pb.DomainEndpoint{Domain: d, Address: coordAddr})
 	}
-	addr := eventsvctest.StartConfig(t, eventsvc.Config{
+	escfg := eventsvc.Config{
 		Store: b.url(t), FanoutSource: fanout.StaticSource{Config: cfg},
 		FanoutMaxAttempts: 3, FanoutBackoff: time.Millisecond, FanoutBackoffMax: 5 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(coord, cfg.Subscriptions[0], &escfg)
+	}
+	addr := eventsvctest.StartConfig(t, escfg)
 	conn := eventsvctest.Dial(t, addr)
 	client := pb.NewEventStoreClient(conn)
 	es.Store(&client)
@@ -147,7 +152,7 @@ func (s *cancellationShop) failures(ctx context.Context, t *testing.T, orderID u
 // compensatingOrders gives the shop's order logic a compensation handler
 // (and an applier for the wrapperspb.StringValue notes it may store).
 func compensatingOrders(handle func(s *examples.OrderState, c *pb.SagaCompensation) ([]proto.Message, error)) shopOption {
-	return func(c *coordinator, _ *pb.Subscription) {
+	return func(c *coordinator, _ *pb.Subscription, _ *eventsvc.Config) {
 		a := order.Logic()
 		sdk.Apply(a, func(*examples.OrderState, *wrapperspb.StringValue) {})
 		sdk.OnCompensation(a, handle)
@@ -381,15 +386,27 @@ func TestRefusedSagaCommandIsCompensatedByItsOrigin(t *testing.T) {
 
 // TestCompensationRequest: the order logic answers the SagaCompensation
 // with a request (record the failure, escalate) instead of events: the
-// failure is recorded with the order's reason (not as a fallback), nothing
-// is stored on the order, and, not asked for, no dead letter is parked.
+// failure is recorded with the order's reason (not as a fallback), the
+// escalation webhook (a real HTTP server) receives it as JSON, nothing is
+// stored on the order, and, not asked for, no dead letter is parked.
 func TestCompensationRequest(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := testCtx(t, time.Minute)
+		escalated := make(chan *pb.SagaFailed, 4)
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			f := &pb.SagaFailed{}
+			if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || protojson.Unmarshal(body, f) != nil {
+				http.Error(w, "want a POST of angzarr.SagaFailed as JSON", http.StatusBadRequest)
+				return
+			}
+			escalated <- f
+		}))
+		t.Cleanup(hook.Close)
 		s := startCancellationShop(ctx, t, b, compensatingOrders(func(*examples.OrderState, *pb.SagaCompensation) ([]proto.Message, error) {
 			return nil, sdk.RequestCompensation("no stock was ever held for it",
 				pb.CompensationAction_COMPENSATION_ACTION_RECORD_FAILURE, pb.CompensationAction_COMPENSATION_ACTION_ESCALATE)
-		}))
+		}), func(_ *coordinator, _ *pb.Subscription, cfg *eventsvc.Config) { cfg.FanoutEscalationWebhook = hook.URL })
 		_, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
 		eventually(t, 30*time.Second, "the recorded failure", func() bool { return len(s.failures(ctx, t, orderID)) > 0 })
 		s.caughtUp(ctx, t)
@@ -406,6 +423,17 @@ func TestCompensationRequest(t *testing.T) {
 		if dls := s.deadLetters(ctx, t); len(dls) != 0 {
 			t.Fatalf("dead letters the order did not ask for: %v", dls)
 		}
+		select {
+		case e := <-escalated:
+			if e.GetReason() != "no stock was ever held for it" || e.GetCompensation().GetReason() != "stock not initialized" || e.GetFallback() {
+				t.Fatalf("escalated %v", e)
+			}
+		case <-ctx.Done():
+			t.Fatal("the escalation webhook received nothing")
+		}
+		if len(escalated) != 0 {
+			t.Fatalf("%d more escalations", len(escalated))
+		}
 	})
 }
 
@@ -416,7 +444,7 @@ func TestCompensationRequest(t *testing.T) {
 func TestCompensationFallbackFromTheTopology(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := testCtx(t, time.Minute)
-		s := startCancellationShop(ctx, t, b, func(_ *coordinator, sub *pb.Subscription) {
+		s := startCancellationShop(ctx, t, b, func(_ *coordinator, sub *pb.Subscription, _ *eventsvc.Config) {
 			sub.CompensationFallback = []pb.CompensationAction{pb.CompensationAction_COMPENSATION_ACTION_ESCALATE}
 		})
 		cust, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)

@@ -126,4 +126,9 @@ func TestBadConfigurations(t *testing.T) {
 		!strings.Contains(err.Error(), "max attempts") || !strings.Contains(err.Error(), "below the backoff") {
 		t.Fatalf("config validation: %v", err)
 	}
+	for _, hook := range []string{"ftp://example.com/x", "not a url", "http://"} {
+		if err := (eventsvc.Config{Store: "sqlite:x", FanoutEscalationWebhook: hook}).Validate(); err == nil || !strings.Contains(err.Error(), "escalation webhook") {
+			t.Errorf("escalation webhook %q: %v", hook, err)
+		}
+	}
 }

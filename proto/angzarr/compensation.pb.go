@@ -37,8 +37,9 @@ const (
 	// Park the refused command in the dead-letter log (cause REFUSED) for an
 	// operator; a replay sends it again.
 	CompensationAction_COMPENSATION_ACTION_DEAD_LETTER CompensationAction = 2
-	// Escalate: an error log line and angzarr.saga.compensation.total with
-	// outcome "escalated".
+	// Escalate: an error log line, angzarr.saga.compensation.total with
+	// outcome "escalated", and a POST of the SagaFailed (JSON) to the event
+	// service's escalation webhook when one is configured.
 	CompensationAction_COMPENSATION_ACTION_ESCALATE CompensationAction = 3
 	// Stop: the refusal is final and needs nothing more.
 	CompensationAction_COMPENSATION_ACTION_STOP CompensationAction = 4
