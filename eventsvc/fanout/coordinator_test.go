@@ -40,6 +40,10 @@ type coordinator struct {
 	// fail, when set, is asked first about every command: a non-nil error
 	// is the answer (nothing is loaded or stored), as from a broken link.
 	fail func(cmd *pb.CommandBook) error
+	// loseAnswer, when set, is asked after a command stored its events:
+	// true answers UNAVAILABLE instead of the result (an ambiguous
+	// failure: the command took effect, the caller does not know).
+	loseAnswer func(cmd *pb.CommandBook) bool
 }
 
 func newCoordinator(es func() pb.EventStoreClient) *coordinator {
@@ -97,6 +101,12 @@ func (c *coordinator) Handle(ctx context.Context, cmd *pb.CommandBook) (*pb.Comm
 			return nil, err
 		}
 		c.count(saga, resp.GetDuplicate())
+		c.mu.Lock()
+		lose := c.loseAnswer
+		c.mu.Unlock()
+		if lose != nil && lose(cmd) {
+			return nil, status.Error(codes.Unavailable, "the answer was lost")
+		}
 		return &pb.CommandResponse{Events: resp.GetBook()}, nil
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -460,6 +461,57 @@ func TestCompensationFallbackFromTheTopology(t *testing.T) {
 		}
 		if f := s.failures(ctx, t, orderID); len(f) != 0 {
 			t.Fatalf("failure events with an ESCALATE fallback: %v", f)
+		}
+	})
+}
+
+// TestCompensationTakesEffectOnce: the order's compensating event is
+// stored, but the answer is lost (UNAVAILABLE, an ambiguous failure) the
+// first time: the dispatcher sends the SagaCompensation again under the
+// same idempotency key, the order's coordinator answers with the first
+// result, and the order holds its compensation once.
+func TestCompensationTakesEffectOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t, time.Minute)
+		var compensations, sent atomic.Int32
+		var keys sync.Map
+		s := startCancellationShop(ctx, t, b, compensatingOrders(func(_ *examples.OrderState, c *pb.SagaCompensation) ([]proto.Message, error) {
+			compensations.Add(1)
+			return []proto.Message{wrapperspb.String("compensated: " + c.GetReason())}, nil
+		}), func(c *coordinator, _ *pb.Subscription, _ *eventsvc.Config) {
+			isCompensation := func(cmd *pb.CommandBook) bool {
+				return strings.HasSuffix(cmd.GetPages()[0].GetCommand().GetTypeUrl(), "/angzarr.SagaCompensation")
+			}
+			c.fail = func(cmd *pb.CommandBook) error {
+				if isCompensation(cmd) {
+					sent.Add(1)
+					keys.Store(cmd.GetIdempotencyKey(), true)
+				}
+				return nil
+			}
+			var lost atomic.Bool
+			c.loseAnswer = func(cmd *pb.CommandBook) bool {
+				return isCompensation(cmd) && lost.CompareAndSwap(false, true) // the first answer only
+			}
+		})
+		_, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
+		s.caughtUp(ctx, t)
+
+		pages := events(ctx, t, s.es, order.Domain, orderID)
+		if len(pages) != 4 || compensations.Load() != 1 || sent.Load() != 2 {
+			t.Fatalf("order events %v after %d compensation decisions of %d sent, want it sent twice and stored once",
+				typeNames(pages), compensations.Load(), sent.Load())
+		}
+		n := 0
+		keys.Range(func(any, any) bool { n++; return true })
+		if _, ok := keys.Load(""); n != 1 || ok {
+			t.Fatalf("%d compensation keys (an empty one: %v), want one", n, ok)
+		}
+		if dls := s.deadLetters(ctx, t); len(dls) != 0 {
+			t.Fatalf("dead letters: %v", dls)
+		}
+		if f := s.failures(ctx, t, orderID); len(f) != 0 {
+			t.Fatalf("failure events: %v", f)
 		}
 	})
 }
