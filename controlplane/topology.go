@@ -58,6 +58,10 @@ type EventService struct {
 	// Address is host:port of the event service, e.g.
 	// "angzarr-eventsvc.angzarr-system.svc.cluster.local:9090". Required.
 	Address string `json:"address"`
+	// FailureDomain is where the event service records refused saga
+	// commands that their origin did not compensate (angzarr.SagaFailed
+	// events). Default "saga-failures"; it must not be a declared domain.
+	FailureDomain string `json:"failureDomain,omitempty"`
 }
 
 // Defaults are the filter settings that apply unless a domain overrides
@@ -172,6 +176,12 @@ type Saga struct {
 	// StartPosition for a saga without a checkpoint: "earliest" or
 	// "latest" (default for sagas).
 	StartPosition string `json:"startPosition,omitempty"`
+	// CompensationFallback is what the event service does, in order, about
+	// a command of the saga refused by its target when the aggregate whose
+	// event triggered it does not answer the angzarr.SagaCompensation it is
+	// sent: "record-failure", "dead-letter", "escalate", "stop". Default
+	// [record-failure, dead-letter].
+	CompensationFallback []string `json:"compensationFallback,omitempty"`
 }
 
 // Start positions accepted in the topology.

@@ -34,7 +34,7 @@ func TestDecodeReportsEveryProblem(t *testing.T) {
 apiVersion: angzarr.io/v2
 kind: Topo
 eventSevice: {address: x:1}
-eventService: {address: "no-port", timeout: 3s}
+eventService: {address: "no-port", timeout: 3s, failureDomain: "Failures!"}
 defaults: {maxRetries: -1, maxBodyBytes: -5, snapshotEvery: -1, eventServiceTimeout: -1s}
 domains:
   - {name: Order, service: "bad host!", port: 0}
@@ -46,7 +46,7 @@ projectors:
   - {name: summary, address: "s:1", domains: [], startPosition: middle}
   - {name: summary, address: "s", domains: [cart, ghost, cart]}
 sagas:
-  - {name: loyalty, address: "l:1", sources: [ghost], targets: []}
+  - {name: loyalty, address: "l:1", sources: [ghost], targets: [], compensationFallback: [record-failure, retry]}
 `,
 			want: []string{
 				"eventSevice: unknown field",
@@ -75,6 +75,8 @@ sagas:
 				`projectors[1].domains[2]: duplicate domain "cart"`,
 				`sagas[0].sources[0]: unknown domain "ghost"`,
 				"sagas[0].targets: at least one domain required",
+				`sagas[0].compensationFallback[1]: must be one of record-failure, dead-letter, escalate, stop, got "retry"`,
+				`eventService.failureDomain: "Failures!" is not a valid name`,
 			},
 		},
 		{
@@ -92,6 +94,17 @@ sagas:
 				"domains.port: cannot be string, want int",
 				`sagas[0].targets[0]: unknown domain "nowhere"`,
 			},
+		},
+		{
+			name: "failure domain is a declared domain",
+			yaml: `
+apiVersion: angzarr.io/v1alpha1
+kind: Topology
+eventService: {address: "es:9090", failureDomain: cart}
+domains:
+  - {name: cart, service: cart, port: 1}
+`,
+			want: []string{`eventService.failureDomain: "cart" is a declared domain`},
 		},
 		{
 			name: "duplicate key",

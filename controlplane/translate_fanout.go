@@ -12,7 +12,7 @@ import (
 // translateFanout lists every saga and projector as the subscription the
 // event service's dispatcher needs, sorted by name.
 func translateFanout(t *Topology) *angzarr.FanoutConfig {
-	fc := &angzarr.FanoutConfig{}
+	fc := &angzarr.FanoutConfig{FailureDomain: t.EventService.FailureDomain}
 	for _, p := range t.Projectors {
 		fc.Subscriptions = append(fc.Subscriptions, &angzarr.Subscription{
 			Name:          p.Name,
@@ -26,13 +26,14 @@ func translateFanout(t *Topology) *angzarr.FanoutConfig {
 	}
 	for _, s := range t.Sagas {
 		fc.Subscriptions = append(fc.Subscriptions, &angzarr.Subscription{
-			Name:          s.Name,
-			Kind:          angzarr.SubscriberKind_SUBSCRIBER_KIND_SAGA,
-			Address:       s.Address,
-			Cluster:       sagaCluster(s.Name),
-			SourceDomains: sorted(s.Sources),
-			TargetDomains: sorted(s.Targets),
-			StartPosition: startPosition(s.StartPosition, angzarr.StartPosition_START_POSITION_LATEST),
+			Name:                 s.Name,
+			Kind:                 angzarr.SubscriberKind_SUBSCRIBER_KIND_SAGA,
+			Address:              s.Address,
+			Cluster:              sagaCluster(s.Name),
+			SourceDomains:        sorted(s.Sources),
+			TargetDomains:        sorted(s.Targets),
+			StartPosition:        startPosition(s.StartPosition, angzarr.StartPosition_START_POSITION_LATEST),
+			CompensationFallback: compensationActions(s.CompensationFallback),
 		})
 	}
 	sort.Slice(fc.Subscriptions, func(i, j int) bool { return fc.Subscriptions[i].Name < fc.Subscriptions[j].Name })
@@ -58,6 +59,24 @@ func startPosition(s string, def angzarr.StartPosition) angzarr.StartPosition {
 		return angzarr.StartPosition_START_POSITION_LATEST
 	}
 	return def
+}
+
+// CompensationActions are the topology's names of the compensation
+// actions (Saga.CompensationFallback).
+var CompensationActions = map[string]angzarr.CompensationAction{
+	"record-failure": angzarr.CompensationAction_COMPENSATION_ACTION_RECORD_FAILURE,
+	"dead-letter":    angzarr.CompensationAction_COMPENSATION_ACTION_DEAD_LETTER,
+	"escalate":       angzarr.CompensationAction_COMPENSATION_ACTION_ESCALATE,
+	"stop":           angzarr.CompensationAction_COMPENSATION_ACTION_STOP,
+}
+
+// compensationActions maps the topology's action names (validated).
+func compensationActions(names []string) []angzarr.CompensationAction {
+	var out []angzarr.CompensationAction
+	for _, n := range names {
+		out = append(out, CompensationActions[n])
+	}
+	return out
 }
 
 func sorted(in []string) []string {

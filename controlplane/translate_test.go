@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -255,6 +257,35 @@ func TestCoordinatorAddress(t *testing.T) {
 	}
 	if pc := plugin(Class{Flavour: FlavourIstio, Domain: "cart"}); len(pc.Sagas) != 0 || len(pc.Coordinators) != 0 || len(pc.SyncProjectors) != 0 {
 		t.Fatalf("cart: %+v", pc)
+	}
+}
+
+// TestCompensationFallback: a saga's compensationFallback and the event
+// service's failureDomain reach the fan-out configuration; unset, they
+// stay unset (the event service's defaults).
+func TestCompensationFallback(t *testing.T) {
+	top := loadShop(t)
+	for i := range top.Sagas {
+		if top.Sagas[i].Name == "cancellation" {
+			top.Sagas[i].CompensationFallback = []string{"escalate", "dead-letter"}
+		}
+	}
+	top.EventService.FailureDomain = "shop-failures"
+	tr, err := Translate(top, Options{WasmFile: testWasmFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Fanout.GetFailureDomain() != "shop-failures" {
+		t.Fatalf("failure domain %q", tr.Fanout.GetFailureDomain())
+	}
+	for _, s := range tr.Fanout.GetSubscriptions() {
+		want := []angzarr.CompensationAction(nil)
+		if s.GetName() == "cancellation" {
+			want = []angzarr.CompensationAction{angzarr.CompensationAction_COMPENSATION_ACTION_ESCALATE, angzarr.CompensationAction_COMPENSATION_ACTION_DEAD_LETTER}
+		}
+		if !slices.Equal(s.GetCompensationFallback(), want) {
+			t.Errorf("%s: compensation fallback %v, want %v", s.GetName(), s.GetCompensationFallback(), want)
+		}
 	}
 }
 

@@ -143,6 +143,19 @@ func (t *Topology) Validate() error {
 		checkSubscriber(p, s.Name, s.Address, s.StartPosition)
 		checkDomains(p+".sources", s.Sources)
 		checkDomains(p+".targets", s.Targets)
+		for j, a := range s.CompensationFallback {
+			if _, ok := CompensationActions[a]; !ok {
+				add(fmt.Sprintf("%s.compensationFallback[%d]", p, j), "must be one of record-failure, dead-letter, escalate, stop, got %q", a)
+			}
+		}
+	}
+	if f := t.EventService.FailureDomain; f != "" {
+		switch {
+		case !nameRE.MatchString(f):
+			add("eventService.failureDomain", "%q is not a valid name", f)
+		case domains[f]:
+			add("eventService.failureDomain", "%q is a declared domain: the failure domain's events are the framework's", f)
+		}
 	}
 	return errors.Join(errs...)
 }

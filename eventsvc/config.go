@@ -62,6 +62,9 @@ type Config struct {
 	FanoutBackoff time.Duration
 	// FanoutBackoffMax caps the wait between delivery attempts. Default 10s.
 	FanoutBackoffMax time.Duration
+	// FanoutEscalationWebhook, when set, receives a POST of every escalated
+	// saga refusal (fanout.Options.EscalationWebhook). Default none.
+	FanoutEscalationWebhook string
 }
 
 // fanoutOptions are the dispatcher's options from the configuration.
@@ -69,6 +72,7 @@ func (c Config) fanoutOptions() fanout.Options {
 	return fanout.Options{
 		MaxAttempts: c.FanoutMaxAttempts, BackoffBase: c.FanoutBackoff, BackoffMax: c.FanoutBackoffMax,
 		PollInterval: c.PollInterval, Logger: c.Logger, TracerProvider: c.TracerProvider,
+		EscalationWebhook: c.FanoutEscalationWebhook,
 	}
 }
 

@@ -80,6 +80,23 @@ func TestGRPC(t *testing.T) {
 			if load.GetNextSequence() != 3 || len(load.GetBook().GetPages()) != 3 || !load.GetPrior().GetDuplicate() || load.GetPrior().GetNextSequence() != 3 {
 				t.Fatalf("load %v", load)
 			}
+			// A delayed load (a conflict's back-off) loads the same; a
+			// delay beyond the maximum is refused, naming the field; the
+			// call's deadline ends the wait.
+			delayed, err := es.Load(ctx, &pb.LoadRequest{Cover: cover(domain, root, ""), DelayMs: 2})
+			if err != nil || delayed.GetNextSequence() != 3 || len(delayed.GetBook().GetPages()) != 3 {
+				t.Fatalf("delayed load: %v, %v", delayed, err)
+			}
+			if _, err := es.Load(ctx, &pb.LoadRequest{Cover: cover(domain, root, ""), DelayMs: server.MaxLoadDelayMs + 1}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "delay_ms: at most 1000") {
+				t.Fatalf("load with too long a delay: %v", err)
+			}
+			short, cancel := context.WithTimeout(ctx, time.Millisecond)
+			_, err = es.Load(short, &pb.LoadRequest{Cover: cover(domain, root, ""), DelayMs: server.MaxLoadDelayMs})
+			cancel()
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Fatalf("delayed load past its deadline: %v", err)
+			}
+
 			// The idempotent repeat.
 			again, err := es.Append(ctx, &pb.AppendRequest{Cover: cover(domain, root, "c1"), Pages: storetest.Pages(0, 3, "a"), IdempotencyKey: "k"})
 			if err != nil || !again.GetDuplicate() || !proto.Equal(again.GetBook().GetPages()[2], resp.GetBook().GetPages()[2]) {

@@ -122,8 +122,9 @@ func (s *Stream) onDecisionStored(resp *wire.AppendResponse) {
 	s.complete(resp.Book, o)
 }
 
-// onDecisionConflict retries an auto_resequence command (reload, run the
-// logic again by callout, append) or answers ABORTED.
+// onDecisionConflict retries an auto_resequence command (reload after a
+// jittered back-off, run the logic again by callout, append) or answers
+// ABORTED.
 func (s *Stream) onDecisionConflict() {
 	if !s.cmd.AutoResequence {
 		s.reportConflict("")
@@ -133,9 +134,14 @@ func (s *Stream) onDecisionConflict() {
 		s.reportConflict("gave up after " + strconv.Itoa(s.retries) + " retries: ")
 		return
 	}
+	delay, ok := s.retryDelay()
+	if !ok {
+		s.reportConflict("gave up after " + strconv.Itoa(s.retries) + " retries at the command's deadline: ")
+		return
+	}
 	s.retries++
 	s.p.metrics.retry(s.domain)
-	s.load(func(s *Stream, resp *wire.LoadResponse) {
+	s.loadAfter(delay, func(s *Stream, resp *wire.LoadResponse) {
 		if prior := resp.Prior; prior != nil {
 			// An earlier attempt (or a twin) already applied the key.
 			s.complete(prior.Book, OutcomeDuplicate)

@@ -15,6 +15,13 @@
 // (EventStore.Append), retries write conflicts by callout when the command
 // asks for auto_resequence, and answers the client with a CommandResponse.
 //
+// Conflict retries back off: before each, a random wait that grows with the
+// retries in units of what the conflicting attempt took (retry_backoff,
+// retry_backoff_max), bounded by the command's deadline (grpc-timeout).
+// The filter has no timer of its own (it sets no tick), so the event
+// service waits for it: the retry's reload asks for the wait
+// (LoadRequest.delay_ms).
+//
 // A gRPC local reply carries no message, so answers that need a
 // CommandResponse but no fresh decision (Record, an idempotent repeat) send
 // the business logic a no-op probe — a ContextualCommand whose CommandBook

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
@@ -186,6 +187,93 @@ func TestCommandPath(t *testing.T) {
 			wantCode(t, r, Aborted, "gave up after 3 retries")
 			if len(hs.stored(1)) != 4 {
 				t.Fatalf("stored %d", len(hs.stored(1)))
+			}
+		}},
+		{"auto_resequence backs off before each retry, jittered and capped", `{"domains":["counter"],"max_retries":3,"retry_backoff":"10ms","retry_backoff_max":"30ms"}`, func(t *testing.T, hs *harness) {
+			var delays []uint32
+			hs.beforeCall = func(c *fakeCall) bool {
+				switch c.method {
+				case "Load":
+					req := &pb.LoadRequest{}
+					mustUnmarshal(t, c.msg, req)
+					delays = append(delays, req.GetDelayMs())
+				case "Append":
+					hs.store.append(&pb.AppendRequest{Cover: &pb.Cover{Domain: "counter", Root: root(1)},
+						ExpectedSequence: uint32(len(hs.stored(1))), Pages: []*pb.EventPage{counter.Event(1)}})
+				}
+				return true
+			}
+			c := cmd(1, 0, 1)
+			c.AutoResequence = true
+			wantCode(t, hs.handle(c), Aborted, "gave up after 3 retries")
+			// The first load, one per retry, and the conflict report's.
+			if len(delays) != 5 || delays[0] != 0 || delays[4] != 0 {
+				t.Fatalf("load delays %v ms, want 5 loads, the first and the last at once", delays)
+			}
+			distinct := map[uint32]bool{}
+			// unit 10ms (the fake clock makes attempts take no time):
+			// caps 20, 40 → 30, 80 → 30.
+			for i, most := range []uint32{20, 30, 30} {
+				if d := delays[i+1]; d > most {
+					t.Fatalf("retry %d waited %d ms, want at most %d (load delays %v)", i+1, d, most, delays)
+				}
+				distinct[delays[i+1]] = true
+			}
+			if len(distinct) < 2 {
+				t.Fatalf("retry delays %v ms are not jittered", delays[1:4])
+			}
+		}},
+		{"auto_resequence backs off in units of what an attempt takes", `{"domains":["counter"],"max_retries":3,"retry_backoff":"1ms","retry_backoff_max":"1s"}`, func(t *testing.T, hs *harness) {
+			var delays []uint32
+			hs.beforeCall = func(c *fakeCall) bool {
+				switch c.method {
+				case "Load":
+					req := &pb.LoadRequest{}
+					mustUnmarshal(t, c.msg, req)
+					delays = append(delays, req.GetDelayMs())
+				case "Handle":
+					hs.h.now = hs.h.now.Add(50 * time.Millisecond) // a slow logic
+				case "Append":
+					hs.store.append(&pb.AppendRequest{Cover: &pb.Cover{Domain: "counter", Root: root(1)},
+						ExpectedSequence: uint32(len(hs.stored(1))), Pages: []*pb.EventPage{counter.Event(1)}})
+				}
+				return true
+			}
+			c := cmd(1, 0, 1)
+			c.AutoResequence = true
+			wantCode(t, hs.handle(c), Aborted, "gave up after 3 retries")
+			if len(delays) != 5 {
+				t.Fatalf("load delays %v ms", delays)
+			}
+			// Each attempt takes 50ms: caps 100, 200, 400ms, where a
+			// fixed 1ms unit would allow 2, 4, 8.
+			longest := uint32(0)
+			for i, most := range []uint32{100, 200, 400} {
+				if d := delays[i+1]; d > most {
+					t.Fatalf("retry %d waited %d ms, want at most %d (load delays %v)", i+1, d, most, delays)
+				}
+				longest = max(longest, delays[i+1])
+			}
+			if longest <= 8 {
+				t.Fatalf("retry delays %v ms do not scale with the attempts' 50ms", delays[1:4])
+			}
+		}},
+		{"auto_resequence stops retrying at the command's deadline", counterConfig, func(t *testing.T, hs *harness) {
+			hs.beforeCall = func(c *fakeCall) bool {
+				if c.method == "Append" {
+					hs.store.append(&pb.AppendRequest{Cover: &pb.Cover{Domain: "counter", Root: root(1)},
+						ExpectedSequence: uint32(len(hs.stored(1))), Pages: []*pb.EventPage{counter.Event(1)}})
+				}
+				return true
+			}
+			c := cmd(1, 0, 1)
+			c.AutoResequence = true
+			// The fake clock moves 1µs per reading: the deadline passes
+			// before max_retries (3) are made.
+			r := hs.sendWith(PathHandle, frame(t, c), [][2]string{{"grpc-timeout", "2u"}})
+			wantCode(t, r, Aborted, "retries at the command's deadline")
+			if n := hs.h.metricVal["angzarr.retries.counter"]; n >= 3 {
+				t.Fatalf("%v retries", n)
 			}
 		}},
 		{"idempotency key: a repeat returns the original response", counterConfig, func(t *testing.T, hs *harness) {

@@ -42,6 +42,8 @@ func (s *Stream) onRequestHeaders(endOfStream bool) Action {
 		return Continue
 	}
 	s.start = s.host().Now()
+	s.attemptStart = s.start
+	s.readDeadline()
 	s.readTraceHeaders()
 	if err := s.host().ReplaceHeader(RequestHeaders, ":path", PathLogicHandle); err != nil {
 		s.fail(statusf(Internal, "rewrite :path: %v", err), OutcomeError)
@@ -254,10 +256,14 @@ func (s *Stream) verifyRejection() {
 // the answer. The continuations of the stream's callouts (one at a time)
 // are kept in the stream and are functions of it, not closures, so that
 // starting a callout allocates nothing for them.
-func (s *Stream) load(then func(s *Stream, resp *wire.LoadResponse)) {
+func (s *Stream) load(then func(s *Stream, resp *wire.LoadResponse)) { s.loadAfter(0, then) }
+
+// loadAfter is load with the event service waiting delay first (whole
+// milliseconds): the filter has no timer of its own.
+func (s *Stream) loadAfter(delay time.Duration, then func(s *Stream, resp *wire.LoadResponse)) {
 	// The cover keeps the correlation id: the event service's spans and
 	// logs of the load carry it.
-	req := &wire.LoadRequest{Cover: s.cover, IdempotencyKey: s.idemKey}
+	req := &wire.LoadRequest{Cover: s.cover, IdempotencyKey: s.idemKey, DelayMs: uint32(delay.Milliseconds())}
 	s.loaded = then
 	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Load", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
 		(*Stream).onLoadAnswer)

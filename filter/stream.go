@@ -36,6 +36,12 @@ type Stream struct {
 
 	// start is when the request headers arrived (latency).
 	start time.Time
+	// deadline is the client's (grpc-timeout from start); zero when none.
+	deadline time.Time
+	// attemptStart is when the current attempt to decide and append began
+	// (start, then each retry's after its back-off): its length scales the
+	// next back-off.
+	attemptStart time.Time
 	// inCallback is set while a stream callback runs: resuming then means
 	// returning Continue rather than calling ContinueStream.
 	inCallback bool

@@ -55,8 +55,13 @@ func newDLQCmd() *cobra.Command {
 		Use:   "dlq",
 		Short: "List and replay the fan-out's dead letters",
 		Long: `Events a saga or projector failed to handle after the last attempt are parked
-in the event service's dead-letter log with the error. List them, fix the
-subscriber, then replay them: each one delivered leaves the log.
+in the event service's dead-letter log with the error. A command a saga
+returned is parked on its own when it keeps failing (cause "exhausted") or,
+refused by its target (cause "refused", never retried), when the aggregate
+that triggered the saga asks for it or does not compensate (the saga's
+fallback): the saga's other commands ran, and replaying it sends that
+command again, and only it. List them, fix the cause, then replay them: each
+one delivered leaves the log.
 
   angzarr dlq list                                         # the local mesh's
   angzarr dlq list --addr 127.0.0.1:1313
@@ -88,10 +93,10 @@ func newDLQListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSUBSCRIBER\tAGGREGATE\tSEQUENCES\tATTEMPTS\tDEAD AT\tERROR")
+			fmt.Fprintln(tw, "ID\tSUBSCRIBER\tCAUSE\tAGGREGATE\tSEQUENCES\tCOMMAND\tATTEMPTS\tDEAD AT\tERROR")
 			for _, dl := range resp.GetDeadLetters() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", dl.GetId(), dl.GetSubscriber(), aggregate(dl.GetBook().GetCover()),
-					sequences(dl.GetBook()), dl.GetAttempts(), dl.GetDeadAt().AsTime().Format(time.RFC3339), oneLine(dl.GetError()))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", dl.GetId(), dl.GetSubscriber(), cause(dl.GetCause()), aggregate(dl.GetBook().GetCover()),
+					sequences(dl.GetBook()), command(dl), dl.GetAttempts(), dl.GetDeadAt().AsTime().Format(time.RFC3339), oneLine(dl.GetError()))
 			}
 			return tw.Flush()
 		},
@@ -162,6 +167,30 @@ func sequences(b *pb.EventBook) string {
 		return fmt.Sprint(p[0].GetNum())
 	}
 	return fmt.Sprintf("%d-%d", p[0].GetNum(), p[len(p)-1].GetNum())
+}
+
+// cause renders a dead letter's cause in lower case ("refused"; "-" when
+// not recorded).
+func cause(c pb.DeadLetterCause) string {
+	if c == pb.DeadLetterCause_DEAD_LETTER_CAUSE_UNSPECIFIED {
+		return "-"
+	}
+	return strings.ToLower(strings.TrimPrefix(c.String(), "DEAD_LETTER_CAUSE_"))
+}
+
+// command renders the saga command a dead letter parks on its own as
+// #INDEX TYPE -> DOMAIN/ROOT ("-" for a parked event).
+func command(dl *pb.DeadLetter) string {
+	c := dl.GetCommand()
+	if c == nil {
+		return "-"
+	}
+	kind := "?"
+	if p := c.GetPages(); len(p) > 0 {
+		u := p[0].GetCommand().GetTypeUrl()
+		kind = u[strings.LastIndex(u, ".")+1:]
+	}
+	return fmt.Sprintf("#%d %s -> %s", dl.GetCommandIndex(), kind, aggregate(c.GetCover()))
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/examples/go/customer"
 	"github.com/angzarr-mesh/angzarr/examples/go/fulfillment"
+	"github.com/angzarr-mesh/angzarr/examples/go/inventory"
 	"github.com/angzarr-mesh/angzarr/examples/go/order"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -36,11 +37,19 @@ type coordinator struct {
 	applied    int               // saga commands that stored events
 	duplicates int               // saga commands answered from an earlier result
 	onApplied  func(applied int)
+	// fail, when set, is asked first about every command: a non-nil error
+	// is the answer (nothing is loaded or stored), as from a broken link.
+	fail func(cmd *pb.CommandBook) error
+	// loseAnswer, when set, is asked after a command stored its events:
+	// true answers UNAVAILABLE instead of the result (an ambiguous
+	// failure: the command took effect, the caller does not know).
+	loseAnswer func(cmd *pb.CommandBook) bool
 }
 
 func newCoordinator(es func() pb.EventStoreClient) *coordinator {
 	return &coordinator{es: es, logic: map[string]pb.BusinessLogicServer{
 		customer.Domain: customer.Logic(), order.Domain: order.Logic(), fulfillment.Domain: fulfillment.Logic(),
+		inventory.Domain: inventory.Logic(),
 	}}
 }
 
@@ -58,6 +67,14 @@ func (c *coordinator) Handle(ctx context.Context, cmd *pb.CommandBook) (*pb.Comm
 		c.mu.Lock()
 		c.sagaCmds = append(c.sagaCmds, cmd)
 		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	fail := c.fail
+	c.mu.Unlock()
+	if fail != nil {
+		if err := fail(cmd); err != nil {
+			return nil, err
+		}
 	}
 	es := c.es()
 	for attempt := 0; ; attempt++ {
@@ -84,6 +101,12 @@ func (c *coordinator) Handle(ctx context.Context, cmd *pb.CommandBook) (*pb.Comm
 			return nil, err
 		}
 		c.count(saga, resp.GetDuplicate())
+		c.mu.Lock()
+		lose := c.loseAnswer
+		c.mu.Unlock()
+		if lose != nil && lose(cmd) {
+			return nil, status.Error(codes.Unavailable, "the answer was lost")
+		}
 		return &pb.CommandResponse{Events: resp.GetBook()}, nil
 	}
 }
@@ -103,6 +126,13 @@ func (c *coordinator) count(saga, duplicate bool) {
 	if hook != nil && !duplicate {
 		hook(n)
 	}
+}
+
+// setFail sets (nil: clears) the coordinator's failure hook.
+func (c *coordinator) setFail(fail func(cmd *pb.CommandBook) error) {
+	c.mu.Lock()
+	c.fail = fail
+	c.mu.Unlock()
 }
 
 func (c *coordinator) received() []*pb.CommandBook {

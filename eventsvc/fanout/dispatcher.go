@@ -1,10 +1,12 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,8 @@ import (
 type Store interface {
 	// Partitions is the number of partitions of every domain's log.
 	Partitions() uint32
+	// Append records refused saga commands in the failure domain.
+	Append(ctx context.Context, req *store.AppendRequest) (*store.AppendResult, error)
 	store.Checkpointer
 	store.DeadLetters
 }
@@ -59,6 +63,11 @@ type Options struct {
 	// DialOptions are used to reach subscribers and coordinators. Default:
 	// plaintext (the mesh's sidecar adds mTLS).
 	DialOptions []grpc.DialOption
+	// EscalationWebhook, when set, is an http(s) URL that receives a POST
+	// of every escalated saga refusal (CompensationAction ESCALATE): the
+	// angzarr.SagaFailed as JSON (protojson). A failed POST is logged; the
+	// escalation's error log and metric happen either way. Default none.
+	EscalationWebhook string
 	// Logger receives the dispatcher's logs. Default slog.Default().
 	Logger *slog.Logger
 	// MeterProvider provides the metric instruments. Default: no metrics.
@@ -83,6 +92,11 @@ func (o Options) Validate() error {
 	}
 	if o.BackoffBase > 0 && o.BackoffMax > 0 && o.BackoffMax < o.BackoffBase {
 		errs = append(errs, fmt.Errorf("fanout backoff max %v is below the backoff %v", o.BackoffMax, o.BackoffBase))
+	}
+	if o.EscalationWebhook != "" {
+		if u, err := url.Parse(o.EscalationWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("fanout escalation webhook %q: want an http(s) URL", o.EscalationWebhook))
+		}
 	}
 	if o.BatchSize < 0 || o.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("fanout batch size %d and concurrency %d: must not be negative", o.BatchSize, o.Concurrency))
@@ -137,7 +151,8 @@ type Dispatcher struct {
 	base    context.Context    // Run's context; nil when not running
 	runners map[string]*runner // by subscriber name
 
-	domains atomic.Pointer[map[string]string] // coordinator address by domain
+	domains  atomic.Pointer[map[string]string] // coordinator address by domain
+	failures atomic.Pointer[string]            // FanoutConfig.failure_domain
 }
 
 // New returns a dispatcher over st; it does nothing until Run.
@@ -219,6 +234,8 @@ func (d *Dispatcher) Apply(cfg *pb.FanoutConfig) error {
 		domains[e.GetDomain()] = e.GetAddress()
 	}
 	d.domains.Store(&domains)
+	failures := cmp.Or(cfg.GetFailureDomain(), DefaultFailureDomain)
+	d.failures.Store(&failures)
 	want := map[string]*pb.Subscription{}
 	for _, s := range cfg.GetSubscriptions() {
 		want[s.GetName()] = s
@@ -261,6 +278,14 @@ func (d *Dispatcher) endpoint(domain string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w %q", ErrNoEndpoint, domain)
+}
+
+// failureDomain is where refused saga commands are recorded.
+func (d *Dispatcher) failureDomain() string {
+	if f := d.failures.Load(); f != nil {
+		return *f
+	}
+	return DefaultFailureDomain
 }
 
 // Subscribers returns the names of the running subscribers.

@@ -31,13 +31,43 @@
 //     Options.MaxAttempts the entry is parked in the dead-letter log
 //     (store.DeadLetters) with the error and the subscriber moves on (an
 //     entry of several pages is split first, so only failing events are
-//     parked). A saga
-//     command for a domain outside the saga's target_domains is refused and
-//     parked at once (*RefusedError). Dead letters are listed and replayed
-//     through the FanoutAdmin gRPC service (Admin), which also rebuilds a
-//     subscriber from position 0 (ResetSubscriber). A replayed dead letter
-//     arrives after the later events of its aggregate: a projector that
-//     skips pages below the next sequence it expects will skip it too.
+//     parked). A saga answer with a command for a domain outside the
+//     saga's target_domains (or without one) is unusable: nothing of it is
+//     executed and the event is parked at once (*RefusedError, cause
+//     INVALID). Dead letters are listed and replayed through the
+//     FanoutAdmin gRPC service (Admin), which also rebuilds a subscriber
+//     from position 0 (ResetSubscriber). A replayed dead letter arrives
+//     after the later events of its aggregate: a projector that skips
+//     pages below the next sequence it expects will skip it too.
+//   - Saga commands are independent: each command a saga returns is
+//     executed and retried on its own, in order. A business refusal by its
+//     target (BusinessRefusal: FAILED_PRECONDITION, INVALID_ARGUMENT,
+//     NOT_FOUND, ALREADY_EXISTS, OUT_OF_RANGE, PERMISSION_DENIED) is not
+//     retried: it is compensated (below). A transient failure is retried
+//     with the same backoff and parks the command after
+//     Options.MaxAttempts (cause EXHAUSTED). Either way the saga's other
+//     commands run and the event counts as delivered: a command's dead
+//     letter holds the triggering event, the command and its index, and a
+//     replay sends that command again, and only it.
+//   - Compensation: a refused saga command is described to the aggregate
+//     whose event triggered the saga with the framework command
+//     angzarr.SagaCompensation (saga, triggering event, refused command,
+//     code and reason), sent through that aggregate's own coordinator
+//     under its own idempotency key (CompensationKey). Its logic stores
+//     compensating events, or refuses with an angzarr.CompensationRequest
+//     in the status details (sdk.RequestCompensation): record the failure
+//     (an angzarr.SagaFailed event in FanoutConfig.failure_domain, default
+//     DefaultFailureDomain, on the origin's root, once: FailureKey),
+//     dead-letter the command (cause REFUSED), escalate (an error log and,
+//     with Options.EscalationWebhook, a POST of the SagaFailed as JSON), or
+//     stop. A logic that does not know the command, fails or cannot be
+//     reached gets Subscription.compensation_fallback (default
+//     DefaultCompensationFallback: record, then dead-letter). Details
+//     travel with the logic's first answer only: after a write conflict
+//     the filter re-runs the logic by callout, whose status keeps no
+//     details, so a request made then gets the fallback. Dead letters are
+//     at least once (a crash before the batch's commit may park a command
+//     twice; its idempotency key makes replaying both harmless).
 //
 // # Telemetry
 //
@@ -51,7 +81,7 @@
 // whichever process appended it and whenever; an entry without one (or
 // with a malformed one) starts a trace of its own. Metrics:
 // angzarr.saga.duration, angzarr.saga.retry.total,
-// angzarr.saga.compensation.total, angzarr.projector.duration,
+// angzarr.saga.compensation.total (by outcome), angzarr.projector.duration,
 // angzarr.bus.publish.duration (docs/observability.md).
 //
 // A subscriber without a checkpoint starts at the beginning of the log

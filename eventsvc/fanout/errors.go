@@ -3,6 +3,9 @@ package fanout
 import (
 	"errors"
 	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ErrRefused is matched (errors.Is) by every *RefusedError.
@@ -38,3 +41,23 @@ var ErrNoEndpoint = errors.New("no coordinator address for domain")
 // ErrNotProjector is returned when a rebuild is asked of a saga: its
 // commands were executed already, only projectors are rebuilt.
 var ErrNotProjector = errors.New("only projectors can be rebuilt")
+
+// BusinessRefusal reports whether err is a business refusal by a command's target:
+// a gRPC status FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND,
+// ALREADY_EXISTS, OUT_OF_RANGE or PERMISSION_DENIED, however wrapped. The
+// same command would be refused again, so it is not retried. Every other
+// failure (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED once
+// the target's own conflict retries are exhausted, errors without a
+// status, ...) is taken as transient.
+func BusinessRefusal(err error) bool {
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.GRPCStatus().Code() {
+	case codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound,
+		codes.AlreadyExists, codes.OutOfRange, codes.PermissionDenied:
+		return true
+	}
+	return false
+}

@@ -40,7 +40,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if ms.deadLetters, err = m.Int64Counter("angzarr.fanout.dead_letters", metric.WithDescription("Log entries parked in the dead-letter log.")); err != nil {
 		return nil, err
 	}
-	if ms.sagaCmds, err = m.Int64Counter("angzarr.fanout.saga_commands", metric.WithDescription("Saga commands executed.")); err != nil {
+	if ms.sagaCmds, err = m.Int64Counter("angzarr.fanout.saga_commands", metric.WithDescription("Saga command executions by outcome (ok, retry, refused: compensated, failed: parked after the last attempt, replayed).")); err != nil {
 		return nil, err
 	}
 	if ms.lagSeconds, err = m.Float64Histogram("angzarr.fanout.lag", metric.WithUnit("s"),
@@ -58,7 +58,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		return nil, err
 	}
 	if ms.sagaCompensations, err = m.Int64Counter("angzarr.saga.compensation.total",
-		metric.WithDescription("Saga triggers given up and parked in the dead-letter log, whose effects need compensating out of band, by saga, source domain and reason.")); err != nil {
+		metric.WithDescription("Compensations of refused saga commands by saga, source domain, outcome (compensated by the origin aggregate, recorded, dead_lettered, escalated, stopped) and fallback (true when the saga's fallback applied).")); err != nil {
 		return nil, err
 	}
 	if ms.projectorDuration, err = m.Float64Histogram("angzarr.projector.duration", metric.WithUnit("s"), durations,
@@ -100,12 +100,13 @@ func (m *metrics) published(ctx context.Context, sub *pb.Subscription, domain st
 	m.busPublish.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("subscriber", sub.GetName()), attribute.String("kind", kind), attribute.String("domain", domain)))
 }
 
-// compensation counts a saga trigger parked in the dead-letter log.
-func (m *metrics) compensation(ctx context.Context, sub *pb.Subscription, domain string, cause error) {
-	if sub.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
-		return
-	}
-	m.sagaCompensations.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", sub.GetName()), attribute.String("domain", domain), attribute.String("reason", errorCode(cause))))
+// compensation counts one outcome of a refused saga command's
+// compensation: compensated (by the origin aggregate's events), recorded,
+// dead_lettered, escalated, stopped; fallback tells the saga's fallback
+// from the origin's request.
+func (m *metrics) compensation(ctx context.Context, subscriber, domain, outcome string, fallback bool) {
+	m.sagaCompensations.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", subscriber), attribute.String("domain", domain),
+		attribute.String("outcome", outcome), attribute.Bool("fallback", fallback)))
 }
 
 func (m *metrics) delivered(ctx context.Context, subscriber, outcome string) {
@@ -116,10 +117,12 @@ func (m *metrics) deadLetter(ctx context.Context, subscriber string) {
 	m.deadLetters.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", subscriber)))
 }
 
-func (m *metrics) commands(ctx context.Context, subscriber string, n int) {
-	if n > 0 {
-		m.sagaCmds.Add(ctx, int64(n), metric.WithAttributes(attribute.String("subscriber", subscriber)))
-	}
+// command counts one execution of a saga command by outcome: ok, retry
+// (a transient failure, tried again), refused (a business refusal, not
+// retried: compensated), failed (parked after the last attempt), replayed
+// (a parked command sent again successfully).
+func (m *metrics) command(ctx context.Context, subscriber, outcome string) {
+	m.sagaCmds.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", subscriber), attribute.String("outcome", outcome)))
 }
 
 func (m *metrics) lag(ctx context.Context, subscriber string, d time.Duration) {

@@ -15,13 +15,17 @@ import (
 
 // sagaDelivery calls angzarr.Saga/HandleSync once per page of a log entry
 // (so each command's origin names the exact triggering event) and executes
-// the returned commands, in order, against the target domains'
-// angzarr.BusinessCoordinator/Handle.
+// the returned commands against the target domains'
+// angzarr.BusinessCoordinator/Handle, each on its own (command).
 type sagaDelivery struct {
 	d   *Dispatcher
 	sub *pb.Subscription
 }
 
+// deliver returns an error when the saga could not be called or answered
+// unusably (the entry is then retried or parked whole), or when ctx ended
+// before every command was executed or parked. A command that fails does
+// not fail the delivery: it is parked on its own and the others run.
 func (s *sagaDelivery) deliver(ctx context.Context, book *pb.EventBook) error {
 	conn, err := s.d.conns.get(s.sub.GetAddress())
 	if err != nil {
@@ -41,19 +45,67 @@ func (s *sagaDelivery) deliver(ctx context.Context, book *pb.EventBook) error {
 		if err != nil {
 			return err
 		}
-		for _, cmd := range cmds {
-			if err := s.execute(ctx, cmd); err != nil {
+		for i, cmd := range cmds {
+			if err := s.command(ctx, trigger, i, cmd); err != nil {
 				return err
 			}
 		}
-		s.d.metrics.commands(ctx, s.sub.GetName(), len(cmds))
 	}
 	return nil
 }
 
+// command executes the index-th command the saga returned for trigger, on
+// its own (send): a transient failure is retried, a business refusal is
+// not. A refused command is compensated (compensate); one that still fails
+// after the last attempt is parked in the dead-letter log by itself (the
+// trigger, the command, its index, cause EXHAUSTED), and the saga's other
+// commands go on. The idempotency key makes every retry, redelivery and
+// replay safe. It returns an error only when ctx ended first: the entry is
+// then delivered again.
+func (s *sagaDelivery) command(ctx context.Context, trigger *pb.EventBook, index int, cmd *pb.CommandBook) error {
+	name := s.sub.GetName()
+	_, attempts, err := s.send(ctx, cmd)
+	switch {
+	case err == nil:
+		s.d.metrics.command(ctx, name, "ok")
+		return nil
+	case ctx.Err() != nil:
+		return err
+	case BusinessRefusal(err):
+		s.d.metrics.command(ctx, name, "refused")
+		return s.compensate(ctx, trigger, index, cmd, err)
+	}
+	s.d.metrics.command(ctx, name, "failed")
+	s.d.park(ctx, trigger.GetCover().GetDomain(), &pb.DeadLetter{
+		Subscriber: name, Kind: s.sub.GetKind(), Book: trigger, Command: cmd, CommandIndex: uint32(index),
+		Cause: pb.DeadLetterCause_DEAD_LETTER_CAUSE_EXHAUSTED, Attempts: uint32(attempts),
+	}, err)
+	return ctx.Err() // nil once parked
+}
+
+// send executes cmd, retrying a transient failure (unavailable, deadline
+// exceeded, resource exhausted, aborted: a conflict the target's retries
+// did not resolve, ...) with backoff up to Options.MaxAttempts; a business
+// refusal (BusinessRefusal) is not retried. It returns the answer, the
+// attempts made and the last error.
+func (s *sagaDelivery) send(ctx context.Context, cmd *pb.CommandBook) (*pb.CommandResponse, int, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := s.execute(ctx, cmd, attempt)
+		if err == nil || ctx.Err() != nil || BusinessRefusal(err) || attempt >= s.d.opts.MaxAttempts {
+			return resp, attempt, err
+		}
+		s.d.metrics.command(ctx, s.sub.GetName(), "retry")
+		s.d.log.DebugContext(ctx, "saga command failed", "subscriber", s.sub.GetName(), "domain", cmd.GetCover().GetDomain(),
+			"idempotency_key", cmd.GetIdempotencyKey(), "attempt", attempt, "err", err)
+		if !s.d.backoff.sleep(ctx, attempt) {
+			return nil, attempt, err
+		}
+	}
+}
+
 // execute sends one command to its domain's coordinator, in the span
 // orchestration.execute.
-func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook) (err error) {
+func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook, attempt int) (_ *pb.CommandResponse, err error) {
 	domain := cmd.GetCover().GetDomain()
 	ctx = telemetry.WithCorrelationID(ctx, cmd.GetCover().GetCorrelationId()) // the command's, for its call
 	ctx, span := s.d.tracer.Start(ctx, spanExecute, trace.WithAttributes(
@@ -62,22 +114,24 @@ func (s *sagaDelivery) execute(ctx context.Context, cmd *pb.CommandBook) (err er
 		attribute.String(telemetry.CorrelationKey, cmd.GetCover().GetCorrelationId()),
 		attribute.String("saga", s.sub.GetName()),
 		attribute.String("idempotency_key", cmd.GetIdempotencyKey()),
+		attribute.Int("attempt", attempt),
 	))
 	defer func() { endSpan(span, err) }()
 	addr, err := s.d.endpoint(domain)
 	if err != nil {
-		return fmt.Errorf("saga %s: %w", s.sub.GetName(), err)
+		return nil, fmt.Errorf("saga %s: %w", s.sub.GetName(), err)
 	}
 	conn, err := s.d.conns.get(addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.d.opts.CallTimeout)
 	defer cancel()
-	if _, err := pb.NewBusinessCoordinatorClient(conn).Handle(cctx, cmd); err != nil {
-		return fmt.Errorf("saga %s: command for %s at %s: %w", s.sub.GetName(), domain, addr, err)
+	resp, err := pb.NewBusinessCoordinatorClient(conn).Handle(cctx, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("saga %s: command for %s at %s: %w", s.sub.GetName(), domain, addr, err)
 	}
-	return nil
+	return resp, nil
 }
 
 // SagaCommands checks the commands a saga returned for one triggering

@@ -98,6 +98,10 @@ func TestBadConfigurations(t *testing.T) {
 		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_PROJECTOR, address: x}]", "source_domains: at least one"},
 		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_PROJECTOR, address: x, source_domains: [o], target_domains: [c]}]", "a projector sends no commands"},
 		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o]}, {name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o]}]", "appears twice"},
+		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o], compensation_fallback: [COMPENSATION_ACTION_UNSPECIFIED]}]", "subscriptions[0].compensation_fallback[0]: not an action"},
+		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o], compensation_fallback: [7]}]", "compensation_fallback[0]: not an action"},
+		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_PROJECTOR, address: x, source_domains: [o], compensation_fallback: [COMPENSATION_ACTION_STOP]}]", "only sagas compensate"},
+		{"failure_domain: 'no good'", "failure_domain"},
 		{"domains: [{domain: c}]", "domains[0].address"},
 	} {
 		path := filepath.Join(dir, "f.yaml")
@@ -121,5 +125,10 @@ func TestBadConfigurations(t *testing.T) {
 	if err := (eventsvc.Config{Store: "sqlite:x", FanoutMaxAttempts: -1, FanoutBackoff: time.Second, FanoutBackoffMax: time.Millisecond}).Validate(); err == nil ||
 		!strings.Contains(err.Error(), "max attempts") || !strings.Contains(err.Error(), "below the backoff") {
 		t.Fatalf("config validation: %v", err)
+	}
+	for _, hook := range []string{"ftp://example.com/x", "not a url", "http://"} {
+		if err := (eventsvc.Config{Store: "sqlite:x", FanoutEscalationWebhook: hook}).Validate(); err == nil || !strings.Contains(err.Error(), "escalation webhook") {
+			t.Errorf("escalation webhook %q: %v", hook, err)
+		}
 	}
 }

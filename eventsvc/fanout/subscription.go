@@ -43,10 +43,23 @@ func Validate(cfg *pb.FanoutConfig) error {
 				errs = append(errs, err)
 			}
 		}
+		for j, a := range s.GetCompensationFallback() {
+			if _, ok := pb.CompensationAction_name[int32(a)]; !ok || a == pb.CompensationAction_COMPENSATION_ACTION_UNSPECIFIED {
+				errs = append(errs, fmt.Errorf("%s.compensation_fallback[%d]: not an action: %v", at, j, a))
+			}
+		}
+		if len(s.GetCompensationFallback()) > 0 && s.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
+			errs = append(errs, fmt.Errorf("%s.compensation_fallback: only sagas compensate", at))
+		}
 		for j, d := range s.GetTargetDomains() {
 			if err := store.ValidateDomain(fmt.Sprintf("%s.target_domains[%d]", at, j), d); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	if f := cfg.GetFailureDomain(); f != "" {
+		if err := store.ValidateDomain("failure_domain", f); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	seen := map[string]bool{}

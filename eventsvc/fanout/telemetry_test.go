@@ -44,6 +44,15 @@ func (s *flakySaga) HandleSync(context.Context, *pb.EventBook) (*pb.SagaResponse
 	return &pb.SagaResponse{Commands: []*pb.CommandBook{{Cover: &pb.Cover{Domain: s.target, Root: &pb.UUID{Value: root[:]}}, Pages: []*pb.CommandPage{{Command: storetest.Event("go")}}}}}, nil
 }
 
+// refusingCoordinator refuses every command (FAILED_PRECONDITION).
+type refusingCoordinator struct {
+	pb.UnimplementedBusinessCoordinatorServer
+}
+
+func (refusingCoordinator) Handle(context.Context, *pb.CommandBook) (*pb.CommandResponse, error) {
+	return nil, status.Error(codes.FailedPrecondition, "not today")
+}
+
 // okCoordinator accepts every command.
 type okCoordinator struct {
 	pb.UnimplementedBusinessCoordinatorServer
@@ -87,9 +96,13 @@ func TestDeliveryTelemetry(t *testing.T) {
 		Subscriptions: []*pb.Subscription{
 			saga("ship", "shipping", "shipping"),
 			saga("rogue", "elsewhere", "shipping"),
+			saga("stingy", "refusing", "refusing"),
 			projectorSub("view", serve(t, func(g *grpc.Server) { pb.RegisterProjectorServer(g, nopProjector{}) }), pb.StartPosition_START_POSITION_EARLIEST, domain),
 		},
-		Domains: []*pb.DomainEndpoint{{Domain: "shipping", Address: serve(t, func(g *grpc.Server) { pb.RegisterBusinessCoordinatorServer(g, okCoordinator{}) })}},
+		Domains: []*pb.DomainEndpoint{
+			{Domain: "shipping", Address: serve(t, func(g *grpc.Server) { pb.RegisterBusinessCoordinatorServer(g, okCoordinator{}) })},
+			{Domain: "refusing", Address: serve(t, func(g *grpc.Server) { pb.RegisterBusinessCoordinatorServer(g, refusingCoordinator{}) })},
+		},
 	}
 	r := runDispatcher(t, backends()[0].open(t, backends()[0].url(t)), cfg, fanout.Options{TracerProvider: tp, MeterProvider: mp, MaxAttempts: 2})
 
@@ -99,7 +112,7 @@ func TestDeliveryTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.End()
-	for _, name := range []string{"ship", "rogue", "view"} {
+	for _, name := range []string{"ship", "rogue", "stingy", "view"} {
 		eventually(t, 20*time.Second, name+" to catch up", func() bool { return r.caughtUp(t, name) })
 	}
 
@@ -116,8 +129,10 @@ func TestDeliveryTelemetry(t *testing.T) {
 			projections = append(projections, s)
 		}
 	}
-	if len(orchestrates) != 2 || len(executes) != 1 || len(projections) != 1 || len(retries) != 2 {
-		t.Fatalf("spans: %d saga.orchestrate, %d saga.retry, %d orchestration.execute, %d projector.handle; want 2, 2, 1, 1", len(orchestrates), len(retries), len(executes), len(projections))
+	// stingy: its command (refused) and the compensation sent to the
+	// source domain, which has no coordinator: tried MaxAttempts (2) times.
+	if len(orchestrates) != 3 || len(executes) != 4 || len(projections) != 1 || len(retries) != 3 {
+		t.Fatalf("spans: %d saga.orchestrate, %d saga.retry, %d orchestration.execute, %d projector.handle; want 3, 3, 4, 1", len(orchestrates), len(retries), len(executes), len(projections))
 	}
 	traceID := cmd.SpanContext().TraceID()
 	var ship sdktrace.ReadOnlySpan
@@ -136,7 +151,12 @@ func TestDeliveryTelemetry(t *testing.T) {
 	if ship == nil {
 		t.Fatal("no saga.orchestrate for ship")
 	}
-	ex := executes[0]
+	var ex sdktrace.ReadOnlySpan
+	for _, e := range executes {
+		if attrs(e)["saga"] == "ship" {
+			ex = e
+		}
+	}
 	if ex.Parent().SpanID() == ship.SpanContext().SpanID() {
 		t.Errorf("orchestration.execute runs in saga.orchestrate, want in the saga.retry that succeeded")
 	}
@@ -174,14 +194,17 @@ func TestDeliveryTelemetry(t *testing.T) {
 		}
 	}
 	for k, want := range map[string]int64{
-		"angzarr.saga.duration{domain=" + domain + ",outcome=ok,subscriber=ship}":                1,
-		"angzarr.saga.duration{domain=" + domain + ",outcome=failed,subscriber=rogue}":           1,
-		"angzarr.saga.retry.total{domain=" + domain + ",subscriber=ship}":                        1,
-		"angzarr.saga.retry.total{domain=" + domain + ",subscriber=rogue}":                       1,
-		"angzarr.saga.compensation.total{domain=" + domain + ",reason=refused,subscriber=rogue}": 1,
-		"angzarr.projector.duration{domain=" + domain + ",outcome=ok,subscriber=view}":           1,
-		"angzarr.bus.publish.duration{domain=" + domain + ",kind=saga,subscriber=ship}":          1,
-		"angzarr.bus.publish.duration{domain=" + domain + ",kind=projector,subscriber=view}":     1,
+		"angzarr.saga.duration{domain=" + domain + ",outcome=ok,subscriber=ship}":                                      1,
+		"angzarr.saga.duration{domain=" + domain + ",outcome=failed,subscriber=rogue}":                                 1,
+		"angzarr.saga.retry.total{domain=" + domain + ",subscriber=ship}":                                              1,
+		"angzarr.saga.retry.total{domain=" + domain + ",subscriber=rogue}":                                             1,
+		"angzarr.saga.compensation.total{domain=" + domain + ",fallback=true,outcome=recorded,subscriber=stingy}":      1,
+		"angzarr.saga.compensation.total{domain=" + domain + ",fallback=true,outcome=dead_lettered,subscriber=stingy}": 1,
+		"angzarr.fanout.saga_commands{outcome=refused,subscriber=stingy}":                                              1,
+		"angzarr.fanout.saga_commands{outcome=ok,subscriber=ship}":                                                     1,
+		"angzarr.projector.duration{domain=" + domain + ",outcome=ok,subscriber=view}":                                 1,
+		"angzarr.bus.publish.duration{domain=" + domain + ",kind=saga,subscriber=ship}":                                1,
+		"angzarr.bus.publish.duration{domain=" + domain + ",kind=projector,subscriber=view}":                           1,
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %d, want %d", k, got[k], want)

@@ -2,14 +2,12 @@ package fanout
 
 import (
 	"context"
-	"errors"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/stats"
-	"google.golang.org/grpc/status"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
@@ -56,36 +54,6 @@ func endSpan(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
-}
-
-// errorCode names err for the reason label: "refused" for a refused saga
-// command, else the gRPC code of the failure in snake case ("unknown" for
-// errors without one).
-func errorCode(err error) string {
-	if errors.Is(err, ErrRefused) {
-		return "refused"
-	}
-	var se interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &se) {
-		return snake(se.GRPCStatus().Code().String())
-	}
-	return "unknown"
-}
-
-// snake turns a gRPC code name (FailedPrecondition) into failed_precondition.
-func snake(s string) string {
-	out := make([]byte, 0, len(s)+4)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			if i > 0 {
-				out = append(out, '_')
-			}
-			c += 'a' - 'A'
-		}
-		out = append(out, c)
-	}
-	return string(out)
 }
 
 // correlationStats is the otelgrpc client handler of the dispatcher's

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/status"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
@@ -59,6 +60,12 @@ func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadRespons
 		s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))
 		return nil, s.fail(ctx, "Load", err)
 	}
+	if d := req.GetDelayMs(); d > 0 {
+		if err := wait(ctx, time.Duration(d)*time.Millisecond); err != nil {
+			return nil, status.FromContextError(err).Err()
+		}
+		start = time.Now() // the wait is not the load's latency
+	}
 	l, err := s.store.Load(ctx, agg, req.GetIdempotencyKey())
 	s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))
 	if err != nil {
@@ -101,4 +108,16 @@ func (s *Server) ReadLog(ctx context.Context, req *pb.ReadLogRequest) (*pb.ReadL
 		return nil, s.fail(ctx, "ReadLog", err)
 	}
 	return &pb.ReadLogResponse{Books: books, Partitions: s.store.Partitions()}, nil
+}
+
+// wait waits for d, or less when ctx ends first (its error).
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

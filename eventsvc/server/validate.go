@@ -70,8 +70,14 @@ func loadRequest(req *pb.LoadRequest) (store.Aggregate, error) {
 	if err != nil {
 		return agg, err
 	}
+	if d := req.GetDelayMs(); d > MaxLoadDelayMs {
+		return agg, store.Invalid("delay_ms", "at most %d, got %d", MaxLoadDelayMs, d)
+	}
 	return agg, store.ValidateText("idempotency_key", req.GetIdempotencyKey(), store.MaxIdempotencyKeyLen)
 }
+
+// MaxLoadDelayMs is the longest wait a LoadRequest may ask for (delay_ms).
+const MaxLoadDelayMs = 1000
 
 // queryKind is what a Query addresses.
 type queryKind int

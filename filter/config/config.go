@@ -20,6 +20,8 @@ const (
 	DefaultEventServiceCluster  = "angzarr-eventsvc"
 	DefaultBusinessLogicCluster = "angzarr-logic"
 	DefaultMaxRetries           = 8
+	DefaultRetryBackoff         = 5 * time.Millisecond
+	DefaultRetryBackoffMax      = time.Second
 	DefaultEventServiceTimeout  = 5 * time.Second
 	DefaultBusinessLogicTimeout = 10 * time.Second
 	DefaultMaxBodyBytes         = 4 << 20
@@ -32,6 +34,9 @@ const (
 	MaxAggregateCacheBytes = 1 << 30
 	// MaxCascadeDepthLimit is the largest max_cascade_depth accepted.
 	MaxCascadeDepthLimit = 64
+	// MaxRetryBackoff bounds retry_backoff and retry_backoff_max: the
+	// event service waits at most this long before a load.
+	MaxRetryBackoff = time.Second
 )
 
 // Config is the filter's plugin configuration for one workload.
@@ -50,6 +55,19 @@ type Config struct {
 	// MaxRetries bounds the reload-and-retry loop of auto_resequence
 	// commands on write conflicts. Default 8; 0 after decoding means default.
 	MaxRetries int `json:"max_retries,omitempty"`
+	// RetryBackoff is the least back-off unit of write-conflict retries:
+	// before retry n the filter waits a random time between 0 and
+	// unit·2^n, where unit is what the conflicting attempt took (load,
+	// logic, append) but at least RetryBackoff, capped by RetryBackoffMax
+	// and by half the time the command's deadline (grpc-timeout) leaves, so
+	// that writers colliding on one aggregate spread out instead of
+	// colliding again. Default 5ms (0 means default; the default is
+	// applied where it is used, not written into the configuration).
+	RetryBackoff Duration `json:"retry_backoff,omitempty"`
+	// RetryBackoffMax caps the back-off of one retry. Default 1s, at most 1s
+	// (the event service waits for the filter, see
+	// angzarr.LoadRequest.delay_ms).
+	RetryBackoffMax Duration `json:"retry_backoff_max,omitempty"`
 	// EventServiceTimeout bounds each event-service callout. Default 5s.
 	EventServiceTimeout Duration `json:"event_service_timeout,omitempty"`
 	// BusinessLogicTimeout bounds each business-logic callout. Default 10s.
@@ -267,6 +285,19 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// RetryBackoffs returns the write-conflict back-off of the first retry and
+// its cap, defaults applied.
+func (c *Config) RetryBackoffs() (base, most time.Duration) {
+	base, most = time.Duration(c.RetryBackoff), time.Duration(c.RetryBackoffMax)
+	if base == 0 {
+		base = DefaultRetryBackoff
+	}
+	if most == 0 {
+		most = max(DefaultRetryBackoffMax, base)
+	}
+	return base, most
+}
+
 // Validate reports every problem of the configuration at once.
 func (c *Config) Validate() error {
 	var errs []error
@@ -282,6 +313,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRetries < 0 {
 		errs = append(errs, fmt.Errorf("max_retries: must be >= 0, got %d", c.MaxRetries))
+	}
+	if c.RetryBackoff < 0 || c.RetryBackoffMax < 0 || time.Duration(max(c.RetryBackoff, c.RetryBackoffMax)) > MaxRetryBackoff {
+		errs = append(errs, fmt.Errorf("retry_backoff %v and retry_backoff_max %v: must be between 0 and %v",
+			time.Duration(c.RetryBackoff), time.Duration(c.RetryBackoffMax), MaxRetryBackoff))
+	} else if base, most := c.RetryBackoffs(); base > most {
+		errs = append(errs, fmt.Errorf("retry_backoff %v: above retry_backoff_max %v", base, most))
 	}
 	if c.EventServiceTimeout < 0 {
 		errs = append(errs, errors.New("event_service_timeout: must be positive"))

@@ -60,6 +60,19 @@ func TestDecode(t *testing.T) {
 					t.Fatal("coordinator for order")
 				}
 			}},
+		{name: "retry back-off defaults", in: `{"domains":["order"]}`, check: func(t *testing.T, c *Config) {
+			if base, most := c.RetryBackoffs(); base != DefaultRetryBackoff || most != DefaultRetryBackoffMax || c.RetryBackoff != 0 {
+				t.Fatalf("retry back-off %v..%v (field %v), want the defaults, not written into the configuration", base, most, c.RetryBackoff)
+			}
+		}},
+		{name: "retry back-off", in: `{"domains":["order"],"retry_backoff":"1ms","retry_backoff_max":"1s"}`, check: func(t *testing.T, c *Config) {
+			if base, most := c.RetryBackoffs(); base != time.Millisecond || most != time.Second {
+				t.Fatalf("retry back-off %v..%v", base, most)
+			}
+		}},
+		{name: "retry back-off beyond the event service's limit", in: `{"retry_backoff_max":"2s"}`, wantErr: []string{"retry_backoff_max 2s: must be between 0 and 1s"}},
+		{name: "retry back-off alone beyond the limit", in: `{"retry_backoff":"1500ms"}`, wantErr: []string{"retry_backoff 1.5s"}},
+		{name: "retry back-off above its cap", in: `{"retry_backoff":"300ms","retry_backoff_max":"100ms"}`, wantErr: []string{"retry_backoff 300ms: above retry_backoff_max 100ms"}},
 		{name: "aggregate cache default", in: `{"domains":["order"]}`, check: func(t *testing.T, c *Config) {
 			if c.AggregateCacheBytes != DefaultAggregateCacheBytes {
 				t.Fatalf("aggregate_cache_bytes %d, want %d", c.AggregateCacheBytes, DefaultAggregateCacheBytes)

@@ -33,8 +33,14 @@ type LoadRequest struct {
 	Cover *Cover `protobuf:"bytes,1,opt,name=cover,proto3" json:"cover,omitempty"`
 	// When set, also look up the result of an earlier append with this key.
 	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Wait this many milliseconds before loading, at most 1000 (more is
+	// INVALID_ARGUMENT): a client that cannot sleep by itself (the Wasm
+	// filter, backing off a write conflict before it retries) spaces its
+	// retries this way. The call's deadline ends the wait early. 0: load at
+	// once.
+	DelayMs       uint32 `protobuf:"varint,3,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadRequest) Reset() {
@@ -79,6 +85,13 @@ func (x *LoadRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *LoadRequest) GetDelayMs() uint32 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
 }
 
 // An aggregate's current history.
@@ -547,10 +560,11 @@ var File_angzarr_eventstore_proto protoreflect.FileDescriptor
 
 const file_angzarr_eventstore_proto_rawDesc = "" +
 	"\n" +
-	"\x18angzarr/eventstore.proto\x12\aangzarr\x1a\x13angzarr/query.proto\x1a\x13angzarr/types.proto\x1a\x19google/protobuf/any.proto\"\\\n" +
+	"\x18angzarr/eventstore.proto\x12\aangzarr\x1a\x13angzarr/query.proto\x1a\x13angzarr/types.proto\x1a\x19google/protobuf/any.proto\"w\n" +
 	"\vLoadRequest\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12'\n" +
-	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\"\x8a\x01\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bdelay_ms\x18\x03 \x01(\rR\adelayMs\"\x8a\x01\n" +
 	"\fLoadResponse\x12&\n" +
 	"\x04book\x18\x01 \x01(\v2\x12.angzarr.EventBookR\x04book\x12#\n" +
 	"\rnext_sequence\x18\x02 \x01(\rR\fnextSequence\x12-\n" +

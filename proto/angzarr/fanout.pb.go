@@ -163,8 +163,13 @@ type Subscription struct {
 	Synchronous bool `protobuf:"varint,7,opt,name=synchronous,proto3" json:"synchronous,omitempty"`
 	// Where to start when the subscriber has no checkpoint.
 	StartPosition StartPosition `protobuf:"varint,8,opt,name=start_position,json=startPosition,proto3,enum=angzarr.StartPosition" json:"start_position,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Sagas: what the dispatcher does about a refused command when the
+	// aggregate whose event triggered it does not answer the
+	// SagaCompensation it is sent (the logic does not know it, or fails).
+	// Default (empty): RECORD_FAILURE, then DEAD_LETTER.
+	CompensationFallback []CompensationAction `protobuf:"varint,9,rep,packed,name=compensation_fallback,json=compensationFallback,proto3,enum=angzarr.CompensationAction" json:"compensation_fallback,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Subscription) Reset() {
@@ -253,6 +258,13 @@ func (x *Subscription) GetStartPosition() StartPosition {
 	return StartPosition_START_POSITION_UNSPECIFIED
 }
 
+func (x *Subscription) GetCompensationFallback() []CompensationAction {
+	if x != nil {
+		return x.CompensationFallback
+	}
+	return nil
+}
+
 // The whole fan-out configuration: every subscription (also usable as a
 // file for an event service configured without xDS).
 type FanoutConfig struct {
@@ -262,7 +274,10 @@ type FanoutConfig struct {
 	// Every subscriber, sorted by name.
 	Subscriptions []*Subscription `protobuf:"bytes,2,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
 	// Where each domain's BusinessCoordinator is reached (its own filter), for executing saga commands.
-	Domains       []*DomainEndpoint `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	Domains []*DomainEndpoint `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	// The domain where refused saga commands are recorded as SagaFailed
+	// events (CompensationAction RECORD_FAILURE). Default "saga-failures".
+	FailureDomain string `protobuf:"bytes,4,opt,name=failure_domain,json=failureDomain,proto3" json:"failure_domain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -316,6 +331,13 @@ func (x *FanoutConfig) GetDomains() []*DomainEndpoint {
 		return x.Domains
 	}
 	return nil
+}
+
+func (x *FanoutConfig) GetFailureDomain() string {
+	if x != nil {
+		return x.FailureDomain
+	}
+	return ""
 }
 
 // Where one domain's angzarr.BusinessCoordinator is served.
@@ -377,7 +399,7 @@ var File_angzarr_fanout_proto protoreflect.FileDescriptor
 
 const file_angzarr_fanout_proto_rawDesc = "" +
 	"\n" +
-	"\x14angzarr/fanout.proto\x12\aangzarr\"\xb2\x02\n" +
+	"\x14angzarr/fanout.proto\x12\aangzarr\x1a\x1aangzarr/compensation.proto\"\x84\x03\n" +
 	"\fSubscription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.angzarr.SubscriberKindR\x04kind\x12\x18\n" +
@@ -386,11 +408,13 @@ const file_angzarr_fanout_proto_rawDesc = "" +
 	"\x0esource_domains\x18\x05 \x03(\tR\rsourceDomains\x12%\n" +
 	"\x0etarget_domains\x18\x06 \x03(\tR\rtargetDomains\x12 \n" +
 	"\vsynchronous\x18\a \x01(\bR\vsynchronous\x12=\n" +
-	"\x0estart_position\x18\b \x01(\x0e2\x16.angzarr.StartPositionR\rstartPosition\"\x98\x01\n" +
+	"\x0estart_position\x18\b \x01(\x0e2\x16.angzarr.StartPositionR\rstartPosition\x12P\n" +
+	"\x15compensation_fallback\x18\t \x03(\x0e2\x1b.angzarr.CompensationActionR\x14compensationFallback\"\xbf\x01\n" +
 	"\fFanoutConfig\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12;\n" +
 	"\rsubscriptions\x18\x02 \x03(\v2\x15.angzarr.SubscriptionR\rsubscriptions\x121\n" +
-	"\adomains\x18\x03 \x03(\v2\x17.angzarr.DomainEndpointR\adomains\"B\n" +
+	"\adomains\x18\x03 \x03(\v2\x17.angzarr.DomainEndpointR\adomains\x12%\n" +
+	"\x0efailure_domain\x18\x04 \x01(\tR\rfailureDomain\"B\n" +
 	"\x0eDomainEndpoint\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress*j\n" +
@@ -418,22 +442,24 @@ func file_angzarr_fanout_proto_rawDescGZIP() []byte {
 var file_angzarr_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_angzarr_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_angzarr_fanout_proto_goTypes = []any{
-	(SubscriberKind)(0),    // 0: angzarr.SubscriberKind
-	(StartPosition)(0),     // 1: angzarr.StartPosition
-	(*Subscription)(nil),   // 2: angzarr.Subscription
-	(*FanoutConfig)(nil),   // 3: angzarr.FanoutConfig
-	(*DomainEndpoint)(nil), // 4: angzarr.DomainEndpoint
+	(SubscriberKind)(0),     // 0: angzarr.SubscriberKind
+	(StartPosition)(0),      // 1: angzarr.StartPosition
+	(*Subscription)(nil),    // 2: angzarr.Subscription
+	(*FanoutConfig)(nil),    // 3: angzarr.FanoutConfig
+	(*DomainEndpoint)(nil),  // 4: angzarr.DomainEndpoint
+	(CompensationAction)(0), // 5: angzarr.CompensationAction
 }
 var file_angzarr_fanout_proto_depIdxs = []int32{
 	0, // 0: angzarr.Subscription.kind:type_name -> angzarr.SubscriberKind
 	1, // 1: angzarr.Subscription.start_position:type_name -> angzarr.StartPosition
-	2, // 2: angzarr.FanoutConfig.subscriptions:type_name -> angzarr.Subscription
-	4, // 3: angzarr.FanoutConfig.domains:type_name -> angzarr.DomainEndpoint
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 2: angzarr.Subscription.compensation_fallback:type_name -> angzarr.CompensationAction
+	2, // 3: angzarr.FanoutConfig.subscriptions:type_name -> angzarr.Subscription
+	4, // 4: angzarr.FanoutConfig.domains:type_name -> angzarr.DomainEndpoint
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_fanout_proto_init() }
@@ -441,6 +467,7 @@ func file_angzarr_fanout_proto_init() {
 	if File_angzarr_fanout_proto != nil {
 		return
 	}
+	file_angzarr_compensation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -26,7 +26,71 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// An event a subscriber could not handle, parked after its last attempt.
+// Why a dead letter was parked.
+type DeadLetterCause int32
+
+const (
+	// Not recorded (dead letters parked before causes were).
+	DeadLetterCause_DEAD_LETTER_CAUSE_UNSPECIFIED DeadLetterCause = 0
+	// Every attempt failed with a transient error (unavailable, deadline
+	// exceeded, resource exhausted, a write conflict the target could not
+	// resolve, ...); a replay may succeed once the cause is gone.
+	DeadLetterCause_DEAD_LETTER_CAUSE_EXHAUSTED DeadLetterCause = 1
+	// The target aggregate's logic refused the saga command (a business
+	// refusal: failed precondition, invalid argument, not found, already
+	// exists, out of range, permission denied). Not retried: it would be
+	// refused again until something changes.
+	DeadLetterCause_DEAD_LETTER_CAUSE_REFUSED DeadLetterCause = 2
+	// The saga's answer was unusable (a command outside its target domains,
+	// or without one): nothing it returned was executed.
+	DeadLetterCause_DEAD_LETTER_CAUSE_INVALID DeadLetterCause = 3
+)
+
+// Enum value maps for DeadLetterCause.
+var (
+	DeadLetterCause_name = map[int32]string{
+		0: "DEAD_LETTER_CAUSE_UNSPECIFIED",
+		1: "DEAD_LETTER_CAUSE_EXHAUSTED",
+		2: "DEAD_LETTER_CAUSE_REFUSED",
+		3: "DEAD_LETTER_CAUSE_INVALID",
+	}
+	DeadLetterCause_value = map[string]int32{
+		"DEAD_LETTER_CAUSE_UNSPECIFIED": 0,
+		"DEAD_LETTER_CAUSE_EXHAUSTED":   1,
+		"DEAD_LETTER_CAUSE_REFUSED":     2,
+		"DEAD_LETTER_CAUSE_INVALID":     3,
+	}
+)
+
+func (x DeadLetterCause) Enum() *DeadLetterCause {
+	p := new(DeadLetterCause)
+	*p = x
+	return p
+}
+
+func (x DeadLetterCause) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeadLetterCause) Descriptor() protoreflect.EnumDescriptor {
+	return file_angzarr_fanoutadmin_proto_enumTypes[0].Descriptor()
+}
+
+func (DeadLetterCause) Type() protoreflect.EnumType {
+	return &file_angzarr_fanoutadmin_proto_enumTypes[0]
+}
+
+func (x DeadLetterCause) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeadLetterCause.Descriptor instead.
+func (DeadLetterCause) EnumDescriptor() ([]byte, []int) {
+	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{0}
+}
+
+// An event a subscriber could not handle, or one saga command that could
+// not be executed, parked after its last attempt (at once when refused).
 type DeadLetter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The dead letter's id in the store's dead-letter log.
@@ -42,7 +106,17 @@ type DeadLetter struct {
 	// How many deliveries were attempted.
 	Attempts uint32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// When the event was parked.
-	DeadAt        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=dead_at,json=deadAt,proto3" json:"dead_at,omitempty"`
+	DeadAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=dead_at,json=deadAt,proto3" json:"dead_at,omitempty"`
+	// Set when one command a saga returned was parked on its own (the saga
+	// handled the event, the other commands it returned ran): the command as
+	// it was sent, with its saga origin and idempotency key. book is then the
+	// triggering event, and a replay sends this command again, and only it;
+	// its idempotency key makes that safe if it did take effect after all.
+	Command *CommandBook `protobuf:"bytes,8,opt,name=command,proto3" json:"command,omitempty"`
+	// The command's index in the saga's response (with command only).
+	CommandIndex uint32 `protobuf:"varint,9,opt,name=command_index,json=commandIndex,proto3" json:"command_index,omitempty"`
+	// Why it was parked.
+	Cause         DeadLetterCause `protobuf:"varint,10,opt,name=cause,proto3,enum=angzarr.DeadLetterCause" json:"cause,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -124,6 +198,27 @@ func (x *DeadLetter) GetDeadAt() *timestamppb.Timestamp {
 		return x.DeadAt
 	}
 	return nil
+}
+
+func (x *DeadLetter) GetCommand() *CommandBook {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetCommandIndex() uint32 {
+	if x != nil {
+		return x.CommandIndex
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetCause() DeadLetterCause {
+	if x != nil {
+		return x.Cause
+	}
+	return DeadLetterCause_DEAD_LETTER_CAUSE_UNSPECIFIED
 }
 
 // Which dead letters to list.
@@ -626,7 +721,7 @@ var File_angzarr_fanoutadmin_proto protoreflect.FileDescriptor
 
 const file_angzarr_fanoutadmin_proto_rawDesc = "" +
 	"\n" +
-	"\x19angzarr/fanoutadmin.proto\x12\aangzarr\x1a\x14angzarr/fanout.proto\x1a\x13angzarr/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x01\n" +
+	"\x19angzarr/fanoutadmin.proto\x12\aangzarr\x1a\x14angzarr/fanout.proto\x1a\x13angzarr/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x02\n" +
 	"\n" +
 	"DeadLetter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
@@ -637,7 +732,11 @@ const file_angzarr_fanoutadmin_proto_rawDesc = "" +
 	"\x04book\x18\x04 \x01(\v2\x12.angzarr.EventBookR\x04book\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
 	"\battempts\x18\x06 \x01(\rR\battempts\x123\n" +
-	"\adead_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06deadAt\"N\n" +
+	"\adead_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06deadAt\x12.\n" +
+	"\acommand\x18\b \x01(\v2\x14.angzarr.CommandBookR\acommand\x12#\n" +
+	"\rcommand_index\x18\t \x01(\rR\fcommandIndex\x12.\n" +
+	"\x05cause\x18\n" +
+	" \x01(\x0e2\x18.angzarr.DeadLetterCauseR\x05cause\"N\n" +
 	"\x16ListDeadLettersRequest\x12\x1e\n" +
 	"\n" +
 	"subscriber\x18\x01 \x01(\tR\n" +
@@ -670,7 +769,12 @@ const file_angzarr_fanoutadmin_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x1c\n" +
 	"\tcommitted\x18\x03 \x01(\x04R\tcommitted\x12\x10\n" +
 	"\x03end\x18\x04 \x01(\x04R\x03end\x12\x18\n" +
-	"\astarted\x18\x05 \x01(\bR\astarted2\xed\x02\n" +
+	"\astarted\x18\x05 \x01(\bR\astarted*\x93\x01\n" +
+	"\x0fDeadLetterCause\x12!\n" +
+	"\x1dDEAD_LETTER_CAUSE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bDEAD_LETTER_CAUSE_EXHAUSTED\x10\x01\x12\x1d\n" +
+	"\x19DEAD_LETTER_CAUSE_REFUSED\x10\x02\x12\x1d\n" +
+	"\x19DEAD_LETTER_CAUSE_INVALID\x10\x032\xed\x02\n" +
 	"\vFanoutAdmin\x12T\n" +
 	"\x0fListDeadLetters\x12\x1f.angzarr.ListDeadLettersRequest\x1a .angzarr.ListDeadLettersResponse\x12Z\n" +
 	"\x11ReplayDeadLetters\x12!.angzarr.ReplayDeadLettersRequest\x1a\".angzarr.ReplayDeadLettersResponse\x12O\n" +
@@ -689,42 +793,47 @@ func file_angzarr_fanoutadmin_proto_rawDescGZIP() []byte {
 	return file_angzarr_fanoutadmin_proto_rawDescData
 }
 
+var file_angzarr_fanoutadmin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_angzarr_fanoutadmin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_angzarr_fanoutadmin_proto_goTypes = []any{
-	(*DeadLetter)(nil),                   // 0: angzarr.DeadLetter
-	(*ListDeadLettersRequest)(nil),       // 1: angzarr.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),      // 2: angzarr.ListDeadLettersResponse
-	(*ReplayDeadLettersRequest)(nil),     // 3: angzarr.ReplayDeadLettersRequest
-	(*ReplayDeadLettersResponse)(nil),    // 4: angzarr.ReplayDeadLettersResponse
-	(*ReplayResult)(nil),                 // 5: angzarr.ReplayResult
-	(*ResetSubscriberRequest)(nil),       // 6: angzarr.ResetSubscriberRequest
-	(*GetSubscriberProgressRequest)(nil), // 7: angzarr.GetSubscriberProgressRequest
-	(*SubscriberProgress)(nil),           // 8: angzarr.SubscriberProgress
-	(*PartitionProgress)(nil),            // 9: angzarr.PartitionProgress
-	(SubscriberKind)(0),                  // 10: angzarr.SubscriberKind
-	(*EventBook)(nil),                    // 11: angzarr.EventBook
-	(*timestamppb.Timestamp)(nil),        // 12: google.protobuf.Timestamp
+	(DeadLetterCause)(0),                 // 0: angzarr.DeadLetterCause
+	(*DeadLetter)(nil),                   // 1: angzarr.DeadLetter
+	(*ListDeadLettersRequest)(nil),       // 2: angzarr.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),      // 3: angzarr.ListDeadLettersResponse
+	(*ReplayDeadLettersRequest)(nil),     // 4: angzarr.ReplayDeadLettersRequest
+	(*ReplayDeadLettersResponse)(nil),    // 5: angzarr.ReplayDeadLettersResponse
+	(*ReplayResult)(nil),                 // 6: angzarr.ReplayResult
+	(*ResetSubscriberRequest)(nil),       // 7: angzarr.ResetSubscriberRequest
+	(*GetSubscriberProgressRequest)(nil), // 8: angzarr.GetSubscriberProgressRequest
+	(*SubscriberProgress)(nil),           // 9: angzarr.SubscriberProgress
+	(*PartitionProgress)(nil),            // 10: angzarr.PartitionProgress
+	(SubscriberKind)(0),                  // 11: angzarr.SubscriberKind
+	(*EventBook)(nil),                    // 12: angzarr.EventBook
+	(*timestamppb.Timestamp)(nil),        // 13: google.protobuf.Timestamp
+	(*CommandBook)(nil),                  // 14: angzarr.CommandBook
 }
 var file_angzarr_fanoutadmin_proto_depIdxs = []int32{
-	10, // 0: angzarr.DeadLetter.kind:type_name -> angzarr.SubscriberKind
-	11, // 1: angzarr.DeadLetter.book:type_name -> angzarr.EventBook
-	12, // 2: angzarr.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
-	0,  // 3: angzarr.ListDeadLettersResponse.dead_letters:type_name -> angzarr.DeadLetter
-	5,  // 4: angzarr.ReplayDeadLettersResponse.results:type_name -> angzarr.ReplayResult
-	9,  // 5: angzarr.SubscriberProgress.partitions:type_name -> angzarr.PartitionProgress
-	1,  // 6: angzarr.FanoutAdmin.ListDeadLetters:input_type -> angzarr.ListDeadLettersRequest
-	3,  // 7: angzarr.FanoutAdmin.ReplayDeadLetters:input_type -> angzarr.ReplayDeadLettersRequest
-	6,  // 8: angzarr.FanoutAdmin.ResetSubscriber:input_type -> angzarr.ResetSubscriberRequest
-	7,  // 9: angzarr.FanoutAdmin.GetSubscriberProgress:input_type -> angzarr.GetSubscriberProgressRequest
-	2,  // 10: angzarr.FanoutAdmin.ListDeadLetters:output_type -> angzarr.ListDeadLettersResponse
-	4,  // 11: angzarr.FanoutAdmin.ReplayDeadLetters:output_type -> angzarr.ReplayDeadLettersResponse
-	8,  // 12: angzarr.FanoutAdmin.ResetSubscriber:output_type -> angzarr.SubscriberProgress
-	8,  // 13: angzarr.FanoutAdmin.GetSubscriberProgress:output_type -> angzarr.SubscriberProgress
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	11, // 0: angzarr.DeadLetter.kind:type_name -> angzarr.SubscriberKind
+	12, // 1: angzarr.DeadLetter.book:type_name -> angzarr.EventBook
+	13, // 2: angzarr.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
+	14, // 3: angzarr.DeadLetter.command:type_name -> angzarr.CommandBook
+	0,  // 4: angzarr.DeadLetter.cause:type_name -> angzarr.DeadLetterCause
+	1,  // 5: angzarr.ListDeadLettersResponse.dead_letters:type_name -> angzarr.DeadLetter
+	6,  // 6: angzarr.ReplayDeadLettersResponse.results:type_name -> angzarr.ReplayResult
+	10, // 7: angzarr.SubscriberProgress.partitions:type_name -> angzarr.PartitionProgress
+	2,  // 8: angzarr.FanoutAdmin.ListDeadLetters:input_type -> angzarr.ListDeadLettersRequest
+	4,  // 9: angzarr.FanoutAdmin.ReplayDeadLetters:input_type -> angzarr.ReplayDeadLettersRequest
+	7,  // 10: angzarr.FanoutAdmin.ResetSubscriber:input_type -> angzarr.ResetSubscriberRequest
+	8,  // 11: angzarr.FanoutAdmin.GetSubscriberProgress:input_type -> angzarr.GetSubscriberProgressRequest
+	3,  // 12: angzarr.FanoutAdmin.ListDeadLetters:output_type -> angzarr.ListDeadLettersResponse
+	5,  // 13: angzarr.FanoutAdmin.ReplayDeadLetters:output_type -> angzarr.ReplayDeadLettersResponse
+	9,  // 14: angzarr.FanoutAdmin.ResetSubscriber:output_type -> angzarr.SubscriberProgress
+	9,  // 15: angzarr.FanoutAdmin.GetSubscriberProgress:output_type -> angzarr.SubscriberProgress
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_fanoutadmin_proto_init() }
@@ -739,13 +848,14 @@ func file_angzarr_fanoutadmin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_angzarr_fanoutadmin_proto_rawDesc), len(file_angzarr_fanoutadmin_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_angzarr_fanoutadmin_proto_goTypes,
 		DependencyIndexes: file_angzarr_fanoutadmin_proto_depIdxs,
+		EnumInfos:         file_angzarr_fanoutadmin_proto_enumTypes,
 		MessageInfos:      file_angzarr_fanoutadmin_proto_msgTypes,
 	}.Build()
 	File_angzarr_fanoutadmin_proto = out.File

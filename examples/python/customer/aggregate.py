@@ -39,12 +39,35 @@ def _name(type_url):
     return type_url.rsplit("/", 1)[-1]
 
 
+def every_n(n):
+    """A snapshot policy (before, after) -> bool: snapshot whenever the
+    history passes a multiple of n events, so a load never replays more than
+    about n events (n = 0: never). What sdk.EveryN is in Go."""
+    return lambda before, after: n > 0 and after // n > before // n
+
+
+def next_sequence(book):
+    """The sequence the aggregate's next event gets: one past its last
+    numbered page, else the snapshot's sequence, else 0 (sdk.NextSequence)."""
+    nxt = book.snapshot.sequence if book.HasField("snapshot") else 0
+    for page in book.pages:
+        if page.WhichOneof("sequence") == "num":
+            nxt = max(nxt, page.num + 1)
+        else:
+            nxt += 1  # a force-written page still takes a place
+    return nxt
+
+
 class Aggregate:
     """Business logic from handlers (message type -> fn(state, cmd) -> events)
-    and an apply function (state, event) that folds an event into a state."""
+    and an apply function (state, event) that folds an event into a state.
+    With a snapshot policy (every_n), the answer carries the new state as
+    snapshot_state when the policy asks for one, and the framework stores
+    it: loads (and a conflict's retries) replay only the events after it."""
 
-    def __init__(self, domain, new_state, apply, handlers, event_types):
+    def __init__(self, domain, new_state, apply, handlers, event_types, snapshot=None):
         self.domain = domain
+        self.snapshot = snapshot
         self.new_state = new_state
         self.apply = apply
         self.handlers = {h.DESCRIPTOR.full_name: (h, fn) for h, fn in handlers.items()}
@@ -94,4 +117,7 @@ class Aggregate:
             for event in self.decide(state, page.command):
                 self.apply(state, event)
                 out.pages.add().event.Pack(event)
+        before = next_sequence(contextual.events)
+        if self.snapshot is not None and out.pages and self.snapshot(before, before + len(out.pages)):
+            out.snapshot_state.Pack(state)
         return out

@@ -1,9 +1,14 @@
 """The customer domain's business logic: customers and their loyalty points."""
 import gen_path  # noqa: F401  (puts the generated stubs on sys.path)
-from aggregate import Aggregate, invalid, precondition
+from aggregate import Aggregate, every_n, invalid, precondition
 from examples import customer_pb2 as pb
 
 DOMAIN = "customer"
+
+# SNAPSHOT_EVERY is how many events apart the customer asks for snapshots:
+# a busy customer collects points for years, and every load (every conflict
+# retry included) would otherwise replay them all.
+SNAPSHOT_EVERY = 50
 
 
 def apply(state, event):
@@ -65,4 +70,5 @@ def logic():
         apply,
         {pb.CreateCustomer: create, pb.AddLoyaltyPoints: add_points, pb.RedeemLoyaltyPoints: redeem_points},
         [pb.CustomerCreated, pb.LoyaltyPointsAdded, pb.LoyaltyPointsRedeemed],
+        snapshot=every_n(SNAPSHOT_EVERY),
     )

@@ -132,6 +132,25 @@ class RunnerTest(Case):
             snapshot=pb.CustomerState(name="Ann", email="a@x", loyalty_points=100, lifetime_points=200),
             snapshot_sequence=7)
 
+    def test_snapshot_every_50_events(self):
+        """The command that takes the history past 50 events answers the
+        state after it as snapshot_state; the one before does not; a load
+        from that snapshot rebuilds the same state."""
+        added = [pb.LoyaltyPointsAdded(points=1, new_balance=i + 1, new_lifetime_points=i + 1) for i in range(48)]
+        agg = logic.logic()
+        book = agg.handle(contextual([CREATED] + added, pb.AddLoyaltyPoints(points=1)))  # sequence 49: 50 events
+        self.assertTrue(book.HasField("snapshot_state"))
+        state = pb.CustomerState()
+        book.snapshot_state.Unpack(state)
+        self.assertEqual((state.name, state.loyalty_points, state.lifetime_points), ("Ann", 49, 49))
+        early = agg.handle(contextual([CREATED] + added[:-1], pb.AddLoyaltyPoints(points=1)))  # sequence 48
+        self.assertFalse(early.HasField("snapshot_state"))
+        after = agg.handle(contextual([], pb.AddLoyaltyPoints(points=2), snapshot=state, snapshot_sequence=50))
+        self.assertFalse(after.HasField("snapshot_state"))
+        again = pb.LoyaltyPointsAdded()
+        after.pages[0].event.Unpack(again)
+        self.assertEqual((again.new_balance, again.new_lifetime_points), (51, 51))
+
     def test_unknown_command(self):
         self.then_rejected([], pb.CustomerCreated(name="x"), INVALID, "no handler")
 

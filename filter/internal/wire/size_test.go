@@ -88,6 +88,8 @@ func TestEncodersMatchProtobuf(t *testing.T) {
 	for name, cover := range map[string]*Cover{"built cover": built, "decoded cover": decoded} {
 		exact(t, name+": LoadRequest", (&LoadRequest{Cover: cover, IdempotencyKey: "k"}).Marshal(),
 			&pb.LoadRequest{Cover: pbCover, IdempotencyKey: "k"})
+		exact(t, name+": delayed LoadRequest", (&LoadRequest{Cover: cover, IdempotencyKey: "k", DelayMs: 300}).Marshal(),
+			&pb.LoadRequest{Cover: pbCover, IdempotencyKey: "k", DelayMs: 300})
 		equivalent(t, name+": AppendRequest", (&AppendRequest{Cover: cover, ExpectedSequence: 300, Pages: toEventPages(t, pages),
 			SnapshotState: marshal(t, anyOf(t, wrapperspb.Int64(9))), IdempotencyKey: "key"}).Marshal(),
 			&pb.AppendRequest{Cover: pbCover, ExpectedSequence: 300, Pages: pages, SnapshotState: anyOf(t, wrapperspb.Int64(9)), IdempotencyKey: "key"})

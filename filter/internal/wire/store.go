@@ -6,15 +6,19 @@ package wire
 type LoadRequest struct {
 	Cover          *Cover
 	IdempotencyKey string
+	// DelayMs asks the event service to wait before loading (a write
+	// conflict's back-off).
+	DelayMs uint32
 }
 
 // Marshal encodes the request.
 func (r *LoadRequest) Marshal() []byte {
-	b := make([]byte, 0, coverSize(1, r.Cover)+sizeString(2, r.IdempotencyKey))
+	b := make([]byte, 0, coverSize(1, r.Cover)+sizeString(2, r.IdempotencyKey)+sizeUint(3, uint64(r.DelayMs)))
 	if r.Cover != nil {
 		b = appendCover(b, 1, r.Cover)
 	}
-	return appendString(b, 2, r.IdempotencyKey)
+	b = appendString(b, 2, r.IdempotencyKey)
+	return appendUint(b, 3, uint64(r.DelayMs))
 }
 
 // LoadResponse is angzarr.LoadResponse; the loaded book stays raw.
