@@ -8,11 +8,8 @@
 package istio_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,13 +35,12 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/yaml"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 )
 
 // object is one decoded manifest document.
@@ -77,23 +73,12 @@ func manifests(t *testing.T) []object {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-		for i := 0; ; i++ {
-			doc, err := r.Read()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			js, err := yaml.YAMLToJSONStrict(doc)
-			if err != nil {
-				t.Errorf("%s doc %d: %v", f, i, err)
-				continue
-			}
-			if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
-				continue
-			}
+		docs, err := testutil.YAMLDocuments(data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, d := range docs {
+			i, doc, js := d.Index, d.YAML, d.JSON
 			obj, _, err := dec.Decode(doc, nil, nil)
 			if err != nil {
 				t.Errorf("%s doc %d: %v", f, i, err)

@@ -58,7 +58,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   # de-duplicate, keep order
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
-  echo "deps: missing: ${why[*]}"
+  printf 'deps: missing: %s\n' "${why[@]}"
   echo "deps: installing Debian packages: ${missing[*]}"
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then

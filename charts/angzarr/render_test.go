@@ -6,16 +6,15 @@
 package angzarr_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"io"
 	"maps"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"helm.sh/helm/v4/pkg/chart/common"
@@ -27,9 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/yaml"
 )
 
 // releaseNamespace is where istio/ installs Angzarr.
@@ -191,23 +188,12 @@ func decodeAll(t *testing.T, rendered map[string]string) []object {
 		if !strings.HasSuffix(name, ".yaml") {
 			continue
 		}
-		r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(rendered[name])))
-		for i := 0; ; i++ {
-			doc, err := r.Read()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			js, err := yaml.YAMLToJSONStrict(doc)
-			if err != nil {
-				t.Errorf("%s doc %d: %v", name, i, err)
-				continue
-			}
-			if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
-				continue
-			}
+		docs, err := testutil.YAMLDocuments([]byte(rendered[name]))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, d := range docs {
+			i, doc, js := d.Index, d.YAML, d.JSON
 			var tm metav1.TypeMeta
 			if err := json.Unmarshal(js, &tm); err != nil {
 				t.Fatal(err)

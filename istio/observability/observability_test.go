@@ -10,23 +10,20 @@
 package observability_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 )
@@ -50,24 +47,13 @@ func decode(t *testing.T, file string) []runtime.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	docs, err := testutil.YAMLDocuments(data)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
 	var out []runtime.Object
-	for i := 0; ; i++ {
-		doc, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		js, err := yaml.YAMLToJSONStrict(doc)
-		if err != nil {
-			t.Errorf("%s doc %d: %v", file, i, err)
-			continue
-		}
-		if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
-			continue
-		}
+	for _, d := range docs {
+		i, doc := d.Index, d.YAML
 		obj, _, err := dec.Decode(doc, nil, nil)
 		if err != nil {
 			t.Errorf("%s doc %d: %v", file, i, err)
