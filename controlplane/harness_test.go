@@ -27,6 +27,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -102,7 +103,7 @@ func startPlane(t *testing.T, topology []byte, kube kubernetes.Interface) *testP
 	}
 	t.Cleanup(func() { tp.conn.Close() })
 	health := healthpb.NewHealthClient(tp.conn)
-	waitFor(t, 10*time.Second, "health SERVING", func() bool {
+	testutil.Eventually(t, "health SERVING", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
@@ -119,18 +120,6 @@ func writeFile(t testing.TB, path string, data []byte) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

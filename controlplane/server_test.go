@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -108,7 +109,7 @@ func TestXDSEndToEnd(t *testing.T) {
 	}
 	eventsvc.ack(whole)
 
-	waitFor(t, wait, "4 connected nodes", func() bool {
+	testutil.Eventually(t, "4 connected nodes", func() bool {
 		return tp.metricSum(t, "angzarr.controlplane.connected_nodes", "") == 4
 	})
 
@@ -148,7 +149,7 @@ func TestXDSEndToEnd(t *testing.T) {
 
 	// The proxy rejects the new filter config: logged and counted.
 	envoy.nack(up, "wasm: failed to load module")
-	waitFor(t, wait, "the NACK counted", func() bool {
+	testutil.Eventually(t, "the NACK counted", func() bool {
 		return tp.metricSum(t, "angzarr.controlplane.nacks", "type_url="+resource.ExtensionConfigType) == 1
 	})
 	if logs := tp.logs.String(); !strings.Contains(logs, "NACK") || !strings.Contains(logs, "wasm: failed to load module") ||
@@ -162,7 +163,7 @@ func TestXDSEndToEnd(t *testing.T) {
 		t.Fatal("version did not change")
 	}
 	writeFile(t, tp.topology, bytes.Replace(changed, []byte("targets: [customer]\n"), []byte("targets: [ghost]\n"), 1))
-	waitFor(t, wait, "the bad topology rejected", func() bool { return tp.cp.LastError() != nil })
+	testutil.Eventually(t, "the bad topology rejected", func() bool { return tp.cp.LastError() != nil })
 	if err := tp.cp.LastError(); !strings.Contains(err.Error(), `unknown domain "ghost"`) {
 		t.Errorf("rejection: %v", err)
 	}
@@ -183,7 +184,7 @@ func TestXDSEndToEnd(t *testing.T) {
 		t.Errorf("after the fix, max_retries %d, want 5", p.MaxRetries)
 	}
 	envoy.ack(fixed)
-	waitFor(t, wait, "the error cleared", func() bool { return tp.cp.LastError() == nil })
+	testutil.Eventually(t, "the error cleared", func() bool { return tp.cp.LastError() == nil })
 	if n := tp.metricSum(t, "angzarr.controlplane.pushes", ""); n < 8 {
 		t.Errorf("pushes counted %d, want >= 8", n)
 	}
@@ -197,7 +198,7 @@ func TestUnknownDomainFailsClosed(t *testing.T) {
 	n := istioNode("billing-1", "shop", "billing", map[string]any{MetaDomain: "billing"})
 	s := ecdsStream(t, tp.conn, n)
 	s.subscribe(resource.ExtensionConfigType, FilterName)
-	waitFor(t, wait, "the node tracked", func() bool {
+	testutil.Eventually(t, "the node tracked", func() bool {
 		id, ok := tp.cp.Publisher().identity(n.GetId())
 		return ok && id.Domain == "billing" && id.Source == "metadata"
 	})
@@ -389,7 +390,7 @@ func TestFanoutClient(t *testing.T) {
 	if fc := recv(); len(fc.GetSubscriptions()) != 5 {
 		t.Fatalf("second configuration: %v", fc)
 	}
-	waitFor(t, wait, "the NACK counted", func() bool {
+	testutil.Eventually(t, "the NACK counted", func() bool {
 		return tp.metricSum(t, "angzarr.controlplane.nacks", "type_url="+FanoutTypeURL) == 1
 	})
 	if !strings.Contains(tp.logs.String(), "cannot reach audit") {

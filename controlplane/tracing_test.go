@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"go.opentelemetry.io/otel/codes"
@@ -30,7 +31,7 @@ func spanAttrs(s sdktrace.ReadOnlySpan) map[string]string {
 func (tp *testPlane) findSpan(t *testing.T, name string, want map[string]string) sdktrace.ReadOnlySpan {
 	t.Helper()
 	var found sdktrace.ReadOnlySpan
-	waitFor(t, wait, name+" with "+fmt.Sprint(want), func() bool {
+	testutil.Eventually(t, name+" with "+fmt.Sprint(want), func() bool {
 		for _, s := range tp.spans.GetSpans().Snapshots() {
 			if s.Name() != name {
 				continue

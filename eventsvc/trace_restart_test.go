@@ -18,6 +18,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -127,7 +128,7 @@ func TestTraceContextSurvivesRestart(t *testing.T) {
 					t.Errorf("%s attributes %v", name, a)
 				}
 			}
-			eventuallyTrue(t, 20*time.Second, "the saga's command to reach the coordinator", func() bool {
+			testutil.Eventually(t, "the saga's command to reach the coordinator", func() bool {
 				coord.mu.Lock()
 				defer coord.mu.Unlock()
 				return len(coord.traceparents) > 0
@@ -138,17 +139,5 @@ func TestTraceContextSurvivesRestart(t *testing.T) {
 				t.Errorf("the coordinator got traceparent %q, want one in trace %s", tp, traceID)
 			}
 		})
-	}
-}
-
-// eventuallyTrue polls cond every 10ms until it holds or the timeout passes.
-func eventuallyTrue(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/examples/go/order"
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -164,7 +165,7 @@ func killDuringFanout(t *testing.T, url string) {
 		t.Fatal(err)
 	}
 
-	eventually(t, 90*time.Second, "every loyalty credit", func() bool {
+	testutil.Eventually(t, "every loyalty credit", func() bool {
 		total := 0
 		for _, c := range custs {
 			_, added := customerState(ctx, t, es(), c)
@@ -183,7 +184,7 @@ func killDuringFanout(t *testing.T, url string) {
 	}
 	for _, o := range orderIDs {
 		var n int
-		eventually(t, 30*time.Second, "the shipment of "+o.String(), func() bool {
+		testutil.Eventually(t, "the shipment of "+o.String(), func() bool {
 			n = len(events(ctx, t, es(), fulfillment.Domain, roots.Of(o.String())))
 			return n > 0
 		})

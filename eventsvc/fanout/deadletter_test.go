@@ -15,6 +15,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -56,7 +57,7 @@ func TestPoisonEventIsDeadLetteredAndReplayed(t *testing.T) {
 		appendText(c, 1, "c1")
 
 		var dls []*pb.DeadLetter
-		eventually(t, 10*time.Second, "the poison event's dead letter", func() bool {
+		testutil.Eventually(t, "the poison event's dead letter", func() bool {
 			resp, err := admin.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Subscriber: "picky"})
 			if err != nil {
 				t.Fatal(err)
@@ -64,7 +65,7 @@ func TestPoisonEventIsDeadLetteredAndReplayed(t *testing.T) {
 			dls = resp.GetDeadLetters()
 			return len(dls) > 0
 		})
-		eventually(t, 10*time.Second, "the other events", func() bool { return rec.count() == 4 })
+		testutil.Eventually(t, "the other events", func() bool { return rec.count() == 4 })
 		rec.mu.Lock()
 		failures, texts := rec.failures, rec.texts
 		rec.mu.Unlock()

@@ -25,6 +25,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/sqlite"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -105,21 +106,6 @@ func serve(t testing.TB, register func(*grpc.Server)) string {
 	go func() { defer close(done); _ = g.Serve(lis) }()
 	t.Cleanup(func() { g.Stop(); <-done })
 	return lis.Addr().String()
-}
-
-// eventually polls cond every 10ms until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		if t.Failed() {
-			t.FailNow()
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
 }
 
 // recorder is a real angzarr.Projector gRPC service that records what it
@@ -238,7 +224,7 @@ func runDispatcher(t *testing.T, st fullStore, cfg *pb.FanoutConfig, opts fanout
 	r := &running{d: d, st: fanout.NotifyingStore{Store: st, D: d}, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- d.Run(ctx, fanout.StaticSource{Config: cfg}) }()
 	t.Cleanup(func() { r.stop(t) })
-	eventually(t, 10*time.Second, "the configuration to apply", func() bool { return len(d.Subscribers()) == len(cfg.GetSubscriptions()) })
+	testutil.Eventually(t, "the configuration to apply", func() bool { return len(d.Subscribers()) == len(cfg.GetSubscriptions()) })
 	return r
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -14,6 +13,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -69,8 +69,8 @@ func TestProjectorReceivesEveryEventOnceInOrder(t *testing.T) {
 		for _, n := range want {
 			total += int(n)
 		}
-		eventually(t, 30*time.Second, fmt.Sprintf("%d events delivered", total), func() bool { return rec.count() >= total })
-		eventually(t, 10*time.Second, "the checkpoints to be committed", func() bool { return r.caughtUp(t, "summary") })
+		testutil.Eventually(t, fmt.Sprintf("%d events delivered", total), func() bool { return rec.count() >= total })
+		testutil.Eventually(t, "the checkpoints to be committed", func() bool { return r.caughtUp(t, "summary") })
 		rec.checkOnceInOrder(t, want)
 	})
 }
@@ -94,11 +94,11 @@ func TestStartPositionsCheckpointsAndRebuild(t *testing.T) {
 			}}
 		}
 		r := runDispatcher(t, st, cfg(early, late), fanout.Options{})
-		eventually(t, 10*time.Second, "the history delivered to the earliest projector", func() bool { return early.count() == 5 })
-		eventually(t, 10*time.Second, "the latest projector's checkpoints", func() bool { return started(t, r, "late") })
+		testutil.Eventually(t, "the history delivered to the earliest projector", func() bool { return early.count() == 5 })
+		testutil.Eventually(t, "the latest projector's checkpoints", func() bool { return started(t, r, "late") })
 		next = appendN(t, r.st, agg, next, 5, "during")
-		eventually(t, 10*time.Second, "new events delivered", func() bool { return early.count() == 10 && late.count() == 5 })
-		eventually(t, 10*time.Second, "checkpoints committed", func() bool { return r.caughtUp(t, "early") && r.caughtUp(t, "late") })
+		testutil.Eventually(t, "new events delivered", func() bool { return early.count() == 10 && late.count() == 5 })
+		testutil.Eventually(t, "checkpoints committed", func() bool { return r.caughtUp(t, "early") && r.caughtUp(t, "late") })
 		if got := fmt.Sprint(late.seqs[agg.Root]); got != "[5 6 7 8 9]" {
 			t.Fatalf("the latest projector received %s, want [5 6 7 8 9]", got)
 		}
@@ -107,8 +107,8 @@ func TestStartPositionsCheckpointsAndRebuild(t *testing.T) {
 		next = appendN(t, st, agg, next, 3, "down")
 		early2, late2 := newRecorder(), newRecorder()
 		r2 := runDispatcher(t, st, cfg(early2, late2), fanout.Options{})
-		eventually(t, 10*time.Second, "the events appended while down", func() bool { return early2.count() == 3 && late2.count() == 3 })
-		eventually(t, 10*time.Second, "checkpoints committed", func() bool { return r2.caughtUp(t, "early") && r2.caughtUp(t, "late") })
+		testutil.Eventually(t, "the events appended while down", func() bool { return early2.count() == 3 && late2.count() == 3 })
+		testutil.Eventually(t, "checkpoints committed", func() bool { return r2.caughtUp(t, "early") && r2.caughtUp(t, "late") })
 		for _, rec := range []*recorder{early2, late2} {
 			if got := fmt.Sprint(rec.seqs[agg.Root]); got != "[10 11 12]" {
 				t.Fatalf("after restart received %s, want [10 11 12]", got)
@@ -123,8 +123,8 @@ func TestStartPositionsCheckpointsAndRebuild(t *testing.T) {
 		if len(p.GetPartitions()) != int(st.Partitions()) {
 			t.Fatalf("reset progress %v", p)
 		}
-		eventually(t, 10*time.Second, "the rebuild", func() bool { return early2.count() == 3+int(next) })
-		eventually(t, 10*time.Second, "the rebuild's checkpoints", func() bool { return r2.caughtUp(t, "early") })
+		testutil.Eventually(t, "the rebuild", func() bool { return early2.count() == 3+int(next) })
+		testutil.Eventually(t, "the rebuild's checkpoints", func() bool { return r2.caughtUp(t, "early") })
 		want := "[10 11 12 0 1 2 3 4 5 6 7 8 9 10 11 12]"
 		if got := fmt.Sprint(early2.seqs[agg.Root]); got != want {
 			t.Fatalf("rebuild received %s, want %s", got, want)
@@ -164,14 +164,14 @@ func TestLiveReconfiguration(t *testing.T) {
 	r := runDispatcher(t, st, &pb.FanoutConfig{Subscriptions: []*pb.Subscription{subOne}}, fanout.Options{})
 	agg := store.Aggregate{Domain: domain, Root: uuid.New()}
 	next := appendN(t, r.st, agg, 0, 2, "x")
-	eventually(t, 10*time.Second, "delivery to one", func() bool { return one.count() == 2 })
-	eventually(t, 10*time.Second, "one's checkpoint", func() bool { return r.caughtUp(t, "one") })
+	testutil.Eventually(t, "delivery to one", func() bool { return one.count() == 2 })
+	testutil.Eventually(t, "one's checkpoint", func() bool { return r.caughtUp(t, "one") })
 
 	if err := r.d.Apply(&pb.FanoutConfig{Version: "2", Subscriptions: []*pb.Subscription{subTwo}}); err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, r.st, agg, next, 1, "y")
-	eventually(t, 10*time.Second, "delivery to two", func() bool { return two.count() == 3 })
+	testutil.Eventually(t, "delivery to two", func() bool { return two.count() == 3 })
 	if one.count() != 2 {
 		t.Fatalf("a removed subscriber received %d events", one.count())
 	}

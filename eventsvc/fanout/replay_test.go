@@ -15,6 +15,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -40,7 +41,7 @@ func TestReplayCommandRebuildsProjector(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 10*time.Second, "the first delivery", func() bool { return rec.count() == aggs*each })
+	testutil.Eventually(t, "the first delivery", func() bool { return rec.count() == aggs*each })
 
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, angzarrBin, "replay", "--projector", "summary", "--addr", addr, "--interval", "20ms")

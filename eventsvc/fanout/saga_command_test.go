@@ -30,6 +30,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/examples/go/order"
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/examples/go/sagas"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 	"github.com/angzarr-mesh/angzarr/sdk"
@@ -109,7 +110,7 @@ func (s *cancellationShop) cancelDiscountedOrder(ctx context.Context, t *testing
 // the order log to its end: every event handled, parked or not.
 func (s *cancellationShop) caughtUp(ctx context.Context, t *testing.T) {
 	t.Helper()
-	eventually(t, 30*time.Second, "the cancellation saga to catch up", func() bool {
+	testutil.Eventually(t, "the cancellation saga to catch up", func() bool {
 		p, err := s.admin.GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: sagas.CancellationName})
 		if status.Code(err) == codes.NotFound {
 			return false // the configuration is not applied yet
@@ -359,7 +360,7 @@ func TestRefusedSagaCommandIsCompensatedByItsOrigin(t *testing.T) {
 			return []proto.Message{wrapperspb.String("release for order " + rr.GetOrderId() + " refused: " + c.GetReason())}, nil
 		}))
 		cust, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
-		eventually(t, 30*time.Second, "the order's compensation", func() bool { return len(events(ctx, t, s.es, order.Domain, orderID)) == 4 })
+		testutil.Eventually(t, "the order's compensation", func() bool { return len(events(ctx, t, s.es, order.Domain, orderID)) == 4 })
 		s.caughtUp(ctx, t)
 
 		pages := events(ctx, t, s.es, order.Domain, orderID)
@@ -409,7 +410,7 @@ func TestCompensationRequest(t *testing.T) {
 				pb.CompensationAction_COMPENSATION_ACTION_RECORD_FAILURE, pb.CompensationAction_COMPENSATION_ACTION_ESCALATE)
 		}), func(_ *coordinator, _ *pb.Subscription, cfg *eventsvc.Config) { cfg.FanoutEscalationWebhook = hook.URL })
 		_, orderID := s.cancelDiscountedOrder(ctx, t, "never-stocked-"+b.name, nil)
-		eventually(t, 30*time.Second, "the recorded failure", func() bool { return len(s.failures(ctx, t, orderID)) > 0 })
+		testutil.Eventually(t, "the recorded failure", func() bool { return len(s.failures(ctx, t, orderID)) > 0 })
 		s.caughtUp(ctx, t)
 
 		f := s.failures(ctx, t, orderID)

@@ -24,6 +24,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/examples/go/order"
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/examples/go/sagas"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 	"github.com/angzarr-mesh/angzarr/sdk"
@@ -146,7 +147,7 @@ func TestSagaCommandsExecutedOnce(t *testing.T) {
 		es.Store(&client)
 		admin := pb.NewFanoutAdminClient(conn)
 		for _, s := range cfg.GetSubscriptions() {
-			eventually(t, 10*time.Second, s.GetName()+"'s checkpoints", func() bool {
+			testutil.Eventually(t, s.GetName()+"'s checkpoints", func() bool {
 				p, err := admin.GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: s.GetName()})
 				if status.Code(err) == codes.NotFound {
 					return false // the dispatcher has not applied its configuration yet
@@ -178,7 +179,7 @@ func TestSagaCommandsExecutedOnce(t *testing.T) {
 			wantPoints[c] += int32(cents / 100)
 		}
 
-		eventually(t, 30*time.Second, "every saga effect", func() bool {
+		testutil.Eventually(t, "every saga effect", func() bool {
 			for _, o := range orders {
 				if len(events(ctx, t, client, fulfillment.Domain, roots.Of(o.String()))) == 0 {
 					return false
@@ -233,7 +234,7 @@ func TestSagaCommandsExecutedOnce(t *testing.T) {
 
 		// The rogue saga's commands were refused and parked at once.
 		var dls []*pb.DeadLetter
-		eventually(t, 10*time.Second, "the rogue saga's dead letters", func() bool {
+		testutil.Eventually(t, "the rogue saga's dead letters", func() bool {
 			resp, err := admin.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Subscriber: "rogue"})
 			if err != nil {
 				t.Fatal(err)

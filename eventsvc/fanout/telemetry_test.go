@@ -20,6 +20,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -113,7 +114,7 @@ func TestDeliveryTelemetry(t *testing.T) {
 	}
 	cmd.End()
 	for _, name := range []string{"ship", "rogue", "stingy", "view"} {
-		eventually(t, 20*time.Second, name+" to catch up", func() bool { return r.caughtUp(t, name) })
+		testutil.Eventually(t, name+" to catch up", func() bool { return r.caughtUp(t, name) })
 	}
 
 	var orchestrates, retries, executes, projections []sdktrace.ReadOnlySpan
@@ -240,7 +241,7 @@ func TestDeliveryWithoutTraceContext(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, 20*time.Second, "view to catch up", func() bool { return r.caughtUp(t, "view") })
+		testutil.Eventually(t, "view to catch up", func() bool { return r.caughtUp(t, "view") })
 		if rec.count() != len(traces) {
 			t.Fatalf("delivered %d events, want %d", rec.count(), len(traces))
 		}

@@ -393,7 +393,7 @@ func TestDevMeshEndToEnd(t *testing.T) {
 	e.run("send", "order", "order-e2e-2", "CreateOrder", `{"customerId":"alice-e2e","items":[{"productId":"mug-e2e","name":"Mug","quantity":1,"unitPriceCents":1250}]}`)
 	e.run("send", "order", "order-e2e-2", "SubmitPayment", `{"paymentMethod":"card","amountCents":1250}`, "--expect-sequence", "1")
 	e.run("send", "order", "order-e2e-2", "ConfirmPayment", `{"paymentReference":"p2"}`, "--auto-resequence")
-	pollUntil(t, 60*time.Second, func() bool {
+	testutil.Eventually(t, "the customer's fourth event, 92 points", func() bool {
 		l := e.eventLines("customer", "alice-e2e")
 		return len(l) == 4 && strings.Contains(string(l[3].Event), `"newBalance":92`)
 	})
@@ -443,18 +443,6 @@ func waitLine(t *testing.T, lines <-chan string, want string) {
 		case <-timeout:
 			t.Fatalf("events --follow: no line with %s within 30s", want)
 		}
-	}
-}
-
-// pollUntil polls cond (saga effects are asynchronous) until it holds.
-func pollUntil(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval
 	}
 }
 

@@ -292,7 +292,7 @@ func TestKilledDispatcherAppliesEverySagaEffectExactlyOnceAfterRestart(t *testin
 	if left = placeAll(ctx, m.shopClients(), left, true, nil, &completed); len(left) > 0 {
 		t.Fatalf("%d orders could not be completed after the restart, e.g. %v", len(left), left[0])
 	}
-	m.caughtUp(ctx, time.Minute, shopSubscribers...)
+	m.caughtUp(ctx, shopSubscribers...)
 	t.Logf("every order complete and fanned out after %v", time.Since(start))
 
 	// Every completed order credited its customer once and shipped once.

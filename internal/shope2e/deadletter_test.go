@@ -21,6 +21,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -132,7 +133,7 @@ func TestPoisonEventIsDeadLetteredWhileTheRestFlowAndReplayedOnceFixed(t *testin
 	audit := &auditProjector{poison: poison, offered: map[string]int{}, accepted: map[string]int{}}
 	m.addProjector(controlplane.Projector{Name: "audit", Address: serveProjector(t, audit), Domains: []string{"order"},
 		StartPosition: controlplane.StartEarliest})
-	eventually(t, effectTimeout, func() (bool, string) {
+	testutil.EventuallyWhy(t, func() (bool, string) {
 		p, err := m.admin().GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: "audit"})
 		if err != nil {
 			return false, fmt.Sprintf("the event service does not know the audit projector yet: %v", err)
@@ -158,7 +159,7 @@ func TestPoisonEventIsDeadLetteredWhileTheRestFlowAndReplayedOnceFixed(t *testin
 	// The poison event is parked after maxAttempts deliveries, with the
 	// subscriber's error.
 	var dead *pb.DeadLetter
-	eventually(t, effectTimeout, func() (bool, string) {
+	testutil.EventuallyWhy(t, func() (bool, string) {
 		dl, err := m.admin().ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Subscriber: "audit"})
 		if err != nil {
 			return false, err.Error()
@@ -187,7 +188,7 @@ func TestPoisonEventIsDeadLetteredWhileTheRestFlowAndReplayedOnceFixed(t *testin
 
 	// The rest flowed: the projector has every other order event, once,
 	// and the sagas shipped the later order.
-	m.caughtUp(ctx, effectTimeout, append([]string{"audit"}, shopSubscribers...)...)
+	m.caughtUp(ctx, append([]string{"audit"}, shopSubscribers...)...)
 	for _, key := range []string{pageKey(good, 0), pageKey(late, 0), pageKey(late, 1), pageKey(late, 2)} {
 		if _, accepted := audit.counts(key); accepted != 1 {
 			t.Errorf("the audit projector accepted %s %d times, want once", key, accepted)
@@ -220,7 +221,7 @@ func TestPoisonEventIsDeadLetteredWhileTheRestFlowAndReplayedOnceFixed(t *testin
 	if res, err := m.admin().ReplayDeadLetters(ctx, &pb.ReplayDeadLettersRequest{Subscriber: "audit"}); err != nil || len(res.GetResults()) != 0 {
 		t.Errorf("second replay: %v, %v; want nothing to replay", res, err)
 	}
-	m.caughtUp(ctx, effectTimeout, "audit")
+	m.caughtUp(ctx, "audit")
 	for _, key := range []string{pageKey(poison, 0), pageKey(good, 0), pageKey(late, 0), pageKey(late, 1), pageKey(late, 2)} {
 		if _, accepted := audit.counts(key); accepted != 1 {
 			t.Errorf("the audit projector accepted %s %d times, want once", key, accepted)

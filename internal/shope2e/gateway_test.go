@@ -123,7 +123,7 @@ func TestGatewayStreamsOrderAndSagaEventsUnderOneCorrelationID(t *testing.T) {
 	checkCompletedOrderStream(t, books, nil, order, customer, corrs[0])
 	// The count was right: once the sagas have handled everything, the
 	// workflow holds exactly what was streamed.
-	m.caughtUp(ctx, effectTimeout, shopSubscribers...)
+	m.caughtUp(ctx, shopSubscribers...)
 	if flow := m.workflow(ctx, corrs[0]); len(flow) != count {
 		t.Errorf("workflow %s holds %v, the stream ended after %d books", corrs[0], flow, count)
 	}
@@ -153,7 +153,7 @@ func TestGatewayStreamsOrderAndSagaEventsUnderOneCorrelationID(t *testing.T) {
 		t.Errorf("header %s: %v, want %q", server.CorrelationHeader, got, corr)
 	}
 	checkCompletedOrderStream(t, books, []string{"order:OrderCreated", "order:PaymentSubmitted"}, order, customer, corr)
-	m.caughtUp(ctx, effectTimeout, shopSubscribers...)
+	m.caughtUp(ctx, shopSubscribers...)
 	if flow := m.workflow(ctx, corr); len(flow) != 5 {
 		t.Errorf("workflow %s holds %v, the stream had 5 events", corr, flow)
 	}

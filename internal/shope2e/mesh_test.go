@@ -37,6 +37,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -369,30 +370,13 @@ func ofType(events []event, name string) []event {
 	return out
 }
 
-// eventually polls cond every 50ms until it reports done or the timeout
-// passes; then it fails the test with cond's last explanation.
-func eventually(t testing.TB, timeout time.Duration, cond func() (done bool, why string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, why)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-}
-
 // caughtUp waits until each named subscriber has handled every entry of
 // its source logs: every partition has a checkpoint at the log's end.
 // Saga commands are executed before their event's checkpoint moves, so
 // after this every effect of what was stored before is stored too.
-func (m *mesh) caughtUp(ctx context.Context, timeout time.Duration, names ...string) {
+func (m *mesh) caughtUp(ctx context.Context, names ...string) {
 	m.t.Helper()
-	eventually(m.t, timeout, func() (bool, string) {
+	testutil.EventuallyWhy(m.t, func() (bool, string) {
 		for _, name := range names {
 			p, err := m.admin().GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: name})
 			if err != nil {

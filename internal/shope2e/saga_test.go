@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -43,14 +44,14 @@ func TestCompletedOrderEarnsLoyaltyPointsAndShipsExactlyOnce(t *testing.T) {
 	}
 
 	// The effects appear, asynchronously.
-	eventually(t, effectTimeout, func() (bool, string) {
+	testutil.EventuallyWhy(t, func() (bool, string) {
 		c, s := m.history(ctx, "customer", customer), m.history(ctx, "fulfillment", shipment)
 		return len(ofType(c, "LoyaltyPointsAdded")) > 0 && len(ofType(s, "ShipmentCreated")) > 0,
 			"customer " + describe(c) + "; shipment " + describe(s)
 	})
 	// Every saga has now handled every order event: a duplicate would be
 	// stored by now.
-	m.caughtUp(ctx, effectTimeout, shopSubscribers...)
+	m.caughtUp(ctx, shopSubscribers...)
 
 	c := m.history(ctx, "customer", customer)
 	if len(c) != 2 || c[0].typeName() != "CustomerCreated" {
@@ -103,11 +104,11 @@ func TestCancelledOrderReleasesReservationAndRefundsPointsExactlyOnce(t *testing
 		t.Fatalf("CancelOrder answered %v, want OrderCancelled with 70 points used", got)
 	}
 
-	eventually(t, effectTimeout, func() (bool, string) {
+	testutil.EventuallyWhy(t, func() (bool, string) {
 		c, i := m.history(ctx, "customer", customer), m.history(ctx, "inventory", stock)
 		return len(c) >= 4 && len(ofType(i, "ReservationReleased")) > 0, "customer " + describe(c) + "; inventory " + describe(i)
 	})
-	m.caughtUp(ctx, effectTimeout, shopSubscribers...)
+	m.caughtUp(ctx, shopSubscribers...)
 
 	inv := m.history(ctx, "inventory", stock)
 	if got := types(inv); !equal(got, []string{"StockInitialized", "StockReserved", "ReservationReleased"}) {

@@ -27,6 +27,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/examples/go/inventory"
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -108,12 +109,12 @@ func TestCommandTelemetry(t *testing.T) {
 	w.confirm = span.SpanContext()
 
 	shipment := roots.Of(w.order.String())
-	eventually(t, effectTimeout, func() (bool, string) {
+	testutil.EventuallyWhy(t, func() (bool, string) {
 		c, s := m.history(ctx, "customer", w.customer), m.history(ctx, "fulfillment", shipment)
 		return len(ofType(c, "LoyaltyPointsAdded")) > 0 && len(ofType(s, "ShipmentCreated")) > 0,
 			"customer " + describe(c) + "; shipment " + describe(s)
 	})
-	m.caughtUp(ctx, effectTimeout, shopSubscribers...)
+	m.caughtUp(ctx, shopSubscribers...)
 	m.noDeadLetters(ctx)
 
 	t.Run("one trace", func(t *testing.T) { checkTrace(t, spans, w) })
