@@ -20,19 +20,8 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 )
-
-// freeAddr returns a 127.0.0.1 address that was free a moment ago (Run
-// takes addresses, not listeners).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func httpGet(url string) (string, error) {
 	resp, err := http.Get(url)
@@ -61,7 +50,7 @@ func TestRun(t *testing.T) {
 	}
 	topo := filepath.Join(dir, "topology.yaml")
 	writeAtomic(t, topo, string(shopYAML))
-	xds, metrics, mod := freeAddr(t), freeAddr(t), freeAddr(t)
+	xds, metrics, mod := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -145,7 +134,7 @@ func TestServeMetricsListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := ml.Addr().String()
-	if _, err := controlplane.New(controlplane.Config{Topology: topo, Filter: filter, MetricsListen: freeAddr(t), MetricsListener: ml}); err == nil ||
+	if _, err := controlplane.New(controlplane.Config{Topology: topo, Filter: filter, MetricsListen: testutil.FreeAddr(t), MetricsListener: ml}); err == nil ||
 		!strings.Contains(err.Error(), "an address and a listener are both set") {
 		t.Fatalf("metrics address and listener: %v", err)
 	}

@@ -40,7 +40,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
-	"github.com/angzarr-mesh/angzarr/internal/testutil"
+	"github.com/angzarr-mesh/angzarr/internal/testutil/yamldocs"
 )
 
 // object is one decoded manifest document.
@@ -73,7 +73,7 @@ func manifests(t *testing.T) []object {
 		if err != nil {
 			t.Fatal(err)
 		}
-		docs, err := testutil.YAMLDocuments(data)
+		docs, err := yamldocs.Split(data)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}

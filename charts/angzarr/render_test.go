@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/angzarr-mesh/angzarr/internal/testutil"
+	"github.com/angzarr-mesh/angzarr/internal/testutil/yamldocs"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"helm.sh/helm/v4/pkg/chart/common"
@@ -188,7 +188,7 @@ func decodeAll(t *testing.T, rendered map[string]string) []object {
 		if !strings.HasSuffix(name, ".yaml") {
 			continue
 		}
-		docs, err := testutil.YAMLDocuments([]byte(rendered[name]))
+		docs, err := yamldocs.Split([]byte(rendered[name]))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,32 +55,6 @@ func buildAll(t *testing.T) (cli, filter string) {
 		t.Fatal(err)
 	}
 	return cli, filter
-}
-
-// freeBase finds 40 consecutive free ports.
-func freeBase(t *testing.T) int {
-	t.Helper()
-	for attempt := range 50 {
-		base := 20000 + (os.Getpid()*97+attempt*641)%12000 // below the ephemeral range
-		var ls []net.Listener
-		ok := true
-		for p := base; p < base+40; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no 40 consecutive free ports")
-	return 0
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writing and a test
@@ -229,7 +202,7 @@ func TestDevMeshEndToEnd(t *testing.T) {
 		t.Skip("builds the CLI and the filter and runs the whole mesh")
 	}
 	cli, filter := buildAll(t)
-	e := &env{t: t, cli: cli, filter: filter, data: filepath.Join(t.TempDir(), "data"), base: freeBase(t)}
+	e := &env{t: t, cli: cli, filter: filter, data: filepath.Join(t.TempDir(), "data"), base: testutil.FreePorts(t, 40)}
 	m := e.start()
 
 	// The endpoint table and the endpoints file name every domain's proxy.

@@ -20,6 +20,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -52,7 +53,7 @@ func startDev(t *testing.T, dataDir string, base int) *devProcess {
 func startDevFreePorts(t *testing.T, dataDir string) (*devProcess, int) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		base := freeBase(t)
+		base := testutil.FreePorts(t, ports)
 		p, err := tryStartDev(t, dataDir, base)
 		if errors.Is(err, errPortTaken) && attempt < 3 {
 			t.Logf("ports taken meanwhile, trying others: %v", err)

@@ -17,11 +17,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -94,33 +91,6 @@ func angzarrCLI(t testing.TB) string {
 // ports is how many consecutive ports the mesh takes from its base.
 const ports = 40
 
-// freeBase finds 40 consecutive free ports below the ephemeral range (the
-// mesh places its components at fixed offsets from a base port).
-func freeBase(t testing.TB) int {
-	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(12000)
-		var ls []net.Listener
-		ok := true
-		for p := base; p < base+ports; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", ports)
-	return 0
-}
-
 // mesh is a running local mesh and clients of its parts.
 type mesh struct {
 	t       testing.TB
@@ -160,7 +130,7 @@ func tryStartMesh(t *testing.T) (*mesh, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	cfg := devmesh.Config{
-		DataDir: data, Filter: filterModule(t), BasePort: freeBase(t), NoPython: true,
+		DataDir: data, Filter: filterModule(t), BasePort: testutil.FreePorts(t, ports), NoPython: true,
 		ReadyTimeout: time.Minute,
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}

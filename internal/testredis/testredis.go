@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	"io"
 	"net"
 	"os"
@@ -67,7 +68,7 @@ func StartServer(t testing.TB, opts Options) *Server {
 	// few fresh ports, each start is checked.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		s.port, s.busPort = freePort(t), freePort(t)
+		s.port, s.busPort = testutil.FreePort(t), testutil.FreePort(t)
 		if lastErr = s.start(bin); lastErr == nil {
 			t.Cleanup(s.stop)
 			return s
@@ -160,16 +161,6 @@ func tail(b []byte) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Do sends one inline command to addr and returns the first line of the

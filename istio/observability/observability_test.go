@@ -18,7 +18,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/angzarr-mesh/angzarr/internal/testutil"
+	"github.com/angzarr-mesh/angzarr/internal/testutil/yamldocs"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -47,7 +47,7 @@ func decode(t *testing.T, file string) []runtime.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := testutil.YAMLDocuments(data)
+	docs, err := yamldocs.Split(data)
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}

@@ -1,4 +1,7 @@
-package testutil
+// Package yamldocs splits multi-document YAML (Kubernetes manifests,
+// rendered charts) for tests. It is apart from testutil so that only the
+// tests that read manifests link Kubernetes' YAML reader.
+package yamldocs
 
 import (
 	"bufio"
@@ -18,11 +21,11 @@ type Document struct {
 	JSON  []byte
 }
 
-// YAMLDocuments splits a multi-document YAML stream (Kubernetes manifests,
+// Split splits a multi-document YAML stream (Kubernetes manifests,
 // rendered charts) and converts each document to JSON strictly: a
 // duplicate key is an error, as kubectl's strict decoding makes it. Empty
 // documents (a lone "---", comments only) are left out.
-func YAMLDocuments(data []byte) ([]Document, error) {
+func Split(data []byte) ([]Document, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var out []Document
 	for i := 0; ; i++ {
