@@ -3,11 +3,13 @@ package filter
 import (
 	"encoding/hex"
 	"math/rand/v2"
+
+	"github.com/angzarr-mesh/angzarr/internal/wellknown"
 )
 
 // CorrelationHeader is the response header that returns a command's
 // correlation id to the client.
-const CorrelationHeader = "x-angzarr-correlation-id"
+const CorrelationHeader = wellknown.CorrelationHeader
 
 // newUUIDv4 returns a random RFC 9562 version 4 UUID in its text form. The
 // bits come from the runtime's ChaCha8 generator, which Go seeds from the

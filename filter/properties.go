@@ -1,24 +1,14 @@
 package filter
 
+import "github.com/angzarr-mesh/angzarr/internal/wellknown"
+
 // Stream properties: the facts about a command the filter hands to the
-// proxy with proxy_set_property, so that the proxy's own telemetry (angzarr
-// proxy's spans and its angzarr.command.* metrics; Envoy's access logs
-// through the filter state "wasm.<name>") can name the command without
-// parsing its body. Values are plain strings.
+// proxy with proxy_set_property (see package wellknown).
 const (
-	// PropertyDomain is the command's domain, recorded once the command is
-	// validated (so only a domain the workload serves), or at the end for
-	// a command refused before that whose domain is served.
-	PropertyDomain = "angzarr.domain"
-	// PropertyRoot is the aggregate root as the event service's spans
-	// render it: the UUID text of the 16 root bytes.
-	PropertyRoot = "angzarr.root"
-	// PropertyCorrelationID is the command's correlation id, given or
-	// generated.
-	PropertyCorrelationID = "angzarr.correlation_id"
-	// PropertyOutcome is the command's Outcome (metrics.go), recorded when
-	// the command finishes.
-	PropertyOutcome = "angzarr.outcome"
+	PropertyDomain        = wellknown.PropertyDomain
+	PropertyRoot          = wellknown.PropertyRoot
+	PropertyCorrelationID = wellknown.PropertyCorrelationID
+	PropertyOutcome       = wellknown.PropertyOutcome
 )
 
 // describe records the domain, root and correlation id of a validated

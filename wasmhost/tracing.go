@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
+
+	"github.com/angzarr-mesh/angzarr/internal/wellknown"
 )
 
 // Tracing: the spans Envoy's tracing would create around the plugin, named
@@ -72,12 +74,12 @@ func AngzarrSpanNames() *SpanNames {
 	}
 }
 
-// The stream properties the angzarr filter sets (filter/properties.go).
+// The stream properties the angzarr filter sets.
 const (
-	propDomain      = "angzarr.domain"
-	propRoot        = "angzarr.root"
-	propCorrelation = "angzarr.correlation_id"
-	propOutcome     = "angzarr.outcome"
+	propDomain      = wellknown.PropertyDomain
+	propRoot        = wellknown.PropertyRoot
+	propCorrelation = wellknown.PropertyCorrelationID
+	propOutcome     = wellknown.PropertyOutcome
 )
 
 // Span attribute keys: the event service's for the aggregate, the

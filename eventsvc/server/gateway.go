@@ -14,11 +14,13 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+
+	"github.com/angzarr-mesh/angzarr/internal/wellknown"
 )
 
 // CorrelationHeader is the response header that carries a command's
 // correlation id (the filter sets the same header).
-const CorrelationHeader = "x-angzarr-correlation-id"
+const CorrelationHeader = wellknown.CorrelationHeader
 
 // Coordinators finds the angzarr.BusinessCoordinator of a domain: the
 // domain's address in the mesh, so the command passes through that domain's
