@@ -28,6 +28,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -166,14 +167,7 @@ func TestGRPC(t *testing.T) {
 				t.Fatal(err)
 			}
 			n := 0
-			for {
-				r, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+			for _, r := range testutil.Collect(t, stream) {
 				if r.GetDomain() == domain {
 					n++
 				}
@@ -186,14 +180,7 @@ func TestGRPC(t *testing.T) {
 				t.Fatal(err)
 			}
 			n = 0
-			for {
-				r, err := lr.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+			for _, r := range testutil.Collect(t, lr) {
 				if r.GetDomain() != domain {
 					t.Fatalf("ListRoots(%s) returned %v", domain, r)
 				}
@@ -219,14 +206,7 @@ func TestGRPC(t *testing.T) {
 				t.Fatal(err)
 			}
 			var synced []string
-			for {
-				b, err := sync.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatalf("bounded Synchronize: %v", err)
-				}
+			for _, b := range testutil.Collect(t, sync) {
 				for _, p := range b.GetPages() {
 					synced = append(synced, storetest.Text(t, p))
 				}
@@ -255,18 +235,12 @@ func collect(t *testing.T, eq pb.EventQueryClient, q *pb.Query) string {
 		t.Fatal(err)
 	}
 	var out []string
-	for {
-		b, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return strings.Join(out, " ")
-		}
-		if err != nil {
-			t.Fatalf("GetEvents(%v): %v", q, err)
-		}
+	for _, b := range testutil.Collect(t, stream) {
 		for _, p := range b.GetPages() {
 			out = append(out, storetest.Text(t, p))
 		}
 	}
+	return strings.Join(out, " ")
 }
 
 func TestHealthReflectionAndMetrics(t *testing.T) {
