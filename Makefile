@@ -57,11 +57,12 @@ test:
 test-go:
 	$(GO) test $(TESTFLAGS) ./...
 
-# The heaviest end-to-end runs, once more without the race detector's
-# slowdown: 10,000 commands through the filter under the envoy-1.33 WASI
-# profile (poll_oneoff fails there).
+# The heaviest end-to-end runs, without the race detector's slowdown:
+# 10,000 commands through the filter under the envoy-1.33 WASI profile
+# (poll_oneoff fails there), and the images built twice from scratch.
 test-e2e:
 	$(GO) test -count=1 -timeout 15m -run '^TestManyCommands$$' ./filter/e2e
+	$(GO) test -count=1 -timeout 15m -run '^TestBuildWritesEveryImage$$' ./internal/images
 
 ## fresh-check: clone HEAD into a temp dir and run `make test` there with empty Go caches (--purge: FRESH_FLAGS=--purge)
 fresh-check:

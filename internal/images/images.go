@@ -122,10 +122,12 @@ func Layer(files []File, modTime time.Time) (v1.Layer, error) {
 }
 
 // gzipBytes compresses b with a fixed level and an empty header (no name,
-// no time, unknown OS), so equal input gives equal output.
+// no time, unknown OS), so equal input gives equal output with the same Go
+// release (compress/flate's output is not promised across releases, which
+// is why the images carry the Go version in their binaries' build info).
 func gzipBytes(b []byte) ([]byte, error) {
 	var out bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&out, gzip.DefaultCompression)
 	if err != nil {
 		return nil, err
 	}

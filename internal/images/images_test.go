@@ -170,6 +170,9 @@ func TestBuildWritesEveryImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds three binaries")
 	}
+	if raceEnabled {
+		t.Skip("under -race: the build runs without it in `make test-e2e`")
+	}
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		t.Fatal(err)
