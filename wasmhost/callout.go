@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 )
 
 // calloutKind tells the three kinds of root-context callouts apart.
@@ -189,7 +191,7 @@ func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 		facts = c.spanFacts()
 		delete(v.callouts, calloutKey(c.token, c.kind))
 		if failed {
-			v.statusCode, v.statusMsg = uint32(statusBrokenConnection), "reset"
+			v.statusCode, v.statusMsg = uint32(proxywasm.StatusBrokenConnection), "reset"
 			v.callExport("proxy_on_http_call_response", v.rootID, uint64(v.rootID), uint64(c.token), 0, 0, 0)
 			v.statusCode, v.statusMsg = 0, ""
 			return

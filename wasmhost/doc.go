@@ -229,11 +229,14 @@
 // The Wasm side:
 //
 //	module.go      a plugin generation: compile, start and retire its VMs
+//	precompile.go  Precompile: a module into the shared compilation cache
+//	               (tests compile once per binary, before any wait)
 //	pool.go        the VMs of a generation and which stream runs on which
 //	vm.go          one VM: instantiation, calls into the module, traps
 //	workers.go     long-lived goroutines for streams, pumps and callouts
-//	abi*.go        the proxy-wasm host functions, by family (abi_types.go
-//	               holds the ABI's numbers)
+//	abi*.go        the proxy-wasm host functions, by family, each
+//	               returning its status (the ABI's numbers are defined
+//	               once, in internal/proxywasm)
 //	memory.go      checked access to the module's memory
 //	wasi.go        the WASI functions of each Envoy profile
 //	shared.go      shared data and shared queues

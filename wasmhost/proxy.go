@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 )
 
 // proxyStream drives one downstream request through the plugin to the
@@ -118,7 +120,7 @@ func (p *proxyStream) run() (abort bool) {
 		s.create()
 	}
 	s.traceCtx = p.traceCtx
-	hdrs, o := s.headersCallback(streamRequest, reqHeaders, eos, hold)
+	hdrs, o := s.headersCallback(proxywasm.StreamRequest, reqHeaders, eos, hold)
 	lr := s.local
 	v.mu.Unlock()
 	if o != proceed {
@@ -403,7 +405,7 @@ func (p *proxyStream) pumpRequest() {
 			tr = p.r.Trailer
 		}
 		v.mu.Lock()
-		out, trailers, o := p.transfer(streamRequest, buf[:n], eof, tr)
+		out, trailers, o := p.transfer(proxywasm.StreamRequest, buf[:n], eof, tr)
 		if o == proceed && eof {
 			p.addTrailers(trailers)
 		}
@@ -456,7 +458,7 @@ func nonEmpty(h http.Header) bool {
 // tr has trailers. It returns the bytes to pass on and, at the end, the
 // trailers to send (the peer's as the plugin left them, or those the
 // plugin created in its last body callback).
-func (p *proxyStream) transfer(dir streamType, chunk []byte, eof bool, tr http.Header) ([]byte, *headerMap, outcome) {
+func (p *proxyStream) transfer(dir proxywasm.StreamType, chunk []byte, eof bool, tr http.Header) ([]byte, *headerMap, outcome) {
 	hasTrailers := eof && nonEmpty(tr)
 	out, trailers, o := p.bodyCallback(dir, chunk, eof && !hasTrailers)
 	if o == proceed && hasTrailers {
@@ -470,7 +472,7 @@ func (p *proxyStream) transfer(dir streamType, chunk []byte, eof bool, tr http.H
 // bodyCallback runs proxy_on_request_body or proxy_on_response_body for a
 // chunk (lock held) and returns the bytes to pass on, and trailers the
 // plugin created at the end of the stream.
-func (p *proxyStream) bodyCallback(dir streamType, chunk []byte, eos bool) ([]byte, *headerMap, outcome) {
+func (p *proxyStream) bodyCallback(dir proxywasm.StreamType, chunk []byte, eos bool) ([]byte, *headerMap, outcome) {
 	s := p.s
 	h := s.half(dir)
 	*h.body = append(*h.body, chunk...)
@@ -495,7 +497,7 @@ func (p *proxyStream) bodyCallback(dir streamType, chunk []byte, eos bool) ([]by
 			}
 		}
 	}
-	if dir == streamRequest {
+	if dir == proxywasm.StreamRequest {
 		s.releaseHeaders()
 	}
 	return h.take()
@@ -504,7 +506,7 @@ func (p *proxyStream) bodyCallback(dir streamType, chunk []byte, eos bool) ([]by
 // trailersCallback runs proxy_on_request_trailers or
 // proxy_on_response_trailers (lock held); it returns any body still
 // buffered and the trailers to send.
-func (p *proxyStream) trailersCallback(dir streamType, tr http.Header) ([]byte, *headerMap, outcome) {
+func (p *proxyStream) trailersCallback(dir proxywasm.StreamType, tr http.Header) ([]byte, *headerMap, outcome) {
 	s := p.s
 	h := s.half(dir)
 	*h.trailers = trailerMap(tr)
@@ -519,7 +521,7 @@ func (p *proxyStream) trailersCallback(dir streamType, tr http.Header) ([]byte, 
 			return nil, nil, o
 		}
 	}
-	if dir == streamRequest {
+	if dir == proxywasm.StreamRequest {
 		s.releaseHeaders()
 	}
 	return h.take()
@@ -528,9 +530,9 @@ func (p *proxyStream) trailersCallback(dir streamType, tr http.Header) ([]byte, 
 // await waits (lock held) until the plugin continues dir: with request
 // headers held, until it lets them go (awaitHeldHeaders consumes the
 // continue_stream), else for proxy_continue_stream.
-func (p *proxyStream) await(dir streamType) outcome {
+func (p *proxyStream) await(dir proxywasm.StreamType) outcome {
 	s := p.s
-	if dir == streamRequest && s.reqHeld {
+	if dir == proxywasm.StreamRequest && s.reqHeld {
 		for s.reqHeld {
 			if o := s.outcome(); o != proceed {
 				return o
@@ -593,7 +595,7 @@ func (p *proxyStream) respond(src *response) bool {
 		p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, nil))
 	}
 	v.mu.Lock()
-	hdrs, o := s.headersCallback(streamResponse, responseHeaderMap(src.code, src.header), eos, false)
+	hdrs, o := s.headersCallback(proxywasm.StreamResponse, responseHeaderMap(src.code, src.header), eos, false)
 	lr := s.local
 	v.mu.Unlock()
 	if o != proceed {
@@ -626,7 +628,7 @@ func (p *proxyStream) respond(src *response) bool {
 			p.endUpstream(upstreamResult(s.isGRPC, src.code, src.header, tr))
 		}
 		v.mu.Lock()
-		out, trailers, o := p.transfer(streamResponse, buf[:n], eof, tr)
+		out, trailers, o := p.transfer(proxywasm.StreamResponse, buf[:n], eof, tr)
 		v.mu.Unlock()
 		if o != proceed {
 			// Headers already went downstream: Envoy resets.

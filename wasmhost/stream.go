@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 )
 
 // stream is the HTTP context of one proxied request on one VM: what the
@@ -119,9 +121,9 @@ func (s *stream) callback(name string, args ...uint64) uint32 {
 // them, and the outcome. With hold, a pause does not wait: the headers
 // stay with the stream (reqHeld), the body callbacks go on, and nil
 // headers are returned (see awaitHeldHeaders).
-func (s *stream) headersCallback(dir streamType, hdrs *headerMap, eos, hold bool) (*headerMap, outcome) {
+func (s *stream) headersCallback(dir proxywasm.StreamType, hdrs *headerMap, eos, hold bool) (*headerMap, outcome) {
 	slot, continued, name := &s.reqHeaders, &s.reqContinued, "proxy_on_request_headers"
-	if dir == streamResponse {
+	if dir == proxywasm.StreamResponse {
 		slot, continued, name = &s.respHeaders, &s.respContinued, "proxy_on_response_headers"
 	}
 	*slot, *continued = hdrs, false
@@ -143,16 +145,16 @@ func (s *stream) headersCallback(dir streamType, hdrs *headerMap, eos, hold bool
 
 // await blocks with the lock held until dir is continued (true) or the
 // stream is interrupted (false; see outcome).
-func (s *stream) await(dir streamType) bool {
+func (s *stream) await(dir proxywasm.StreamType) bool {
 	for {
 		if s.cancelled || s.local != nil || s.reset || s.v.failed || s.v.closed || (s.expired != "" && !s.expiryHandled) {
 			return false
 		}
-		if dir == streamRequest && s.reqContinued {
+		if dir == proxywasm.StreamRequest && s.reqContinued {
 			s.reqContinued = false
 			return true
 		}
-		if dir == streamResponse && s.respContinued {
+		if dir == proxywasm.StreamResponse && s.respContinued {
 			s.respContinued = false
 			return true
 		}
@@ -208,8 +210,8 @@ type half struct {
 	trailersCallback string
 }
 
-func (s *stream) half(dir streamType) half {
-	if dir == streamResponse {
+func (s *stream) half(dir proxywasm.StreamType) half {
+	if dir == proxywasm.StreamResponse {
 		return half{&s.respBody, &s.respBodyVisible, &s.respContinued, &s.respTrailers, &s.addRespTrailers,
 			"proxy_on_response_body", "proxy_on_response_trailers"}
 	}
@@ -254,44 +256,44 @@ func (s *stream) finish() {
 
 // headerMapFor returns the map of type t as the current context sees it;
 // mutable reports whether it may be changed.
-func (v *vm) headerMapFor(t mapType, mutable bool) *headerMap {
+func (v *vm) headerMapFor(t proxywasm.MapType, mutable bool) *headerMap {
 	s := v.contextStream()
 	switch t {
-	case mapRequestHeaders:
+	case proxywasm.MapRequestHeaders:
 		if s != nil {
 			return s.reqHeaders
 		}
-	case mapRequestTrailers:
+	case proxywasm.MapRequestTrailers:
 		if s != nil {
 			if s.reqTrailers == nil && mutable && s.addReqTrailers {
 				s.reqTrailers = &headerMap{}
 			}
 			return s.reqTrailers
 		}
-	case mapResponseHeaders:
+	case proxywasm.MapResponseHeaders:
 		if s != nil {
 			return s.respHeaders
 		}
-	case mapResponseTrailers:
+	case proxywasm.MapResponseTrailers:
 		if s != nil {
 			if s.respTrailers == nil && mutable && s.addRespTrailers {
 				s.respTrailers = &headerMap{}
 			}
 			return s.respTrailers
 		}
-	case mapGRPCInitialMetadata:
+	case proxywasm.MapGRPCInitialMetadata:
 		if !mutable {
 			return v.grpcInitMeta
 		}
-	case mapGRPCTrailingMetadata:
+	case proxywasm.MapGRPCTrailingMetadata:
 		if !mutable {
 			return v.grpcTrailMeta
 		}
-	case mapHTTPCallResponseHeaders:
+	case proxywasm.MapHTTPCallResponseHeaders:
 		if !mutable && v.httpResp != nil {
 			return v.httpResp.headers
 		}
-	case mapHTTPCallResponseTrailers:
+	case proxywasm.MapHTTPCallResponseTrailers:
 		if !mutable && v.httpResp != nil {
 			return v.httpResp.trailers
 		}
