@@ -181,8 +181,13 @@ func TestGatewayStreamsTheCommandsEffects(t *testing.T) {
 	t.Run("time, with the client's correlation id", func(t *testing.T) {
 		cmd := command(t, "update")
 		cmd.Cover.CorrelationId = "corr-" + uuid.NewString()
+		// The stream follows the workflow for its duration, then ends: both
+		// books (the command's and the one it caused) must arrive within it.
+		// Long enough that a loaded machine (a -race run beside others)
+		// still delivers both; the test waits all of it.
+		const duration = 2 * time.Second
 		start := time.Now()
-		stream, err := gw.ExecuteStreamResponseTime(ctx, &pb.ExecuteStreamTimeRequest{Command: cmd, Duration: durationpb.New(300 * time.Millisecond)})
+		stream, err := gw.ExecuteStreamResponseTime(ctx, &pb.ExecuteStreamTimeRequest{Command: cmd, Duration: durationpb.New(duration)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +208,7 @@ func TestGatewayStreamsTheCommandsEffects(t *testing.T) {
 		if n != 2 {
 			t.Errorf("%d books, want 2", n)
 		}
-		if time.Since(start) < 300*time.Millisecond {
+		if time.Since(start) < duration {
 			t.Errorf("stream ended after %v, before its duration", time.Since(start))
 		}
 	})
