@@ -209,7 +209,8 @@ func workloadOf(ns, name string, ann, podLabels map[string]string, containers []
 		}
 	case w.Service == "":
 		w.Service = fmt.Sprintf("%s.%s.svc.cluster.local", name, ns)
-		log.Info("workload: no Service sends to its port; assuming one named after it, on the same port",
+		// Debug: this runs again on every pod, deployment or service change.
+		log.Debug("workload: no Service sends to its port; assuming one named after it, on the same port",
 			"workload", ns+"/"+name, "service", w.Service, "port", w.Port)
 	}
 	return w, true

@@ -200,8 +200,9 @@ func (m *metrics) sampleHeap() {
 	if !ok {
 		return
 	}
-	for i, name := range []string{metricHeapLive, metricHeapTotal} {
-		v := []uint64{live, total}[i]
+	values := [2]uint64{live, total}
+	for i, name := range [2]string{metricHeapLive, metricHeapTotal} {
+		v := values[i]
 		id, ok := m.id(MetricGauge, name) // defined from the first sample on
 		if delta := int64(v) - int64(m.heapSent[i]); ok && delta != 0 && m.host.IncrementMetric(id, delta) == nil {
 			m.heapSent[i] = v

@@ -4,7 +4,6 @@ package filter
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 
@@ -30,25 +29,8 @@ var filterRuntime struct {
 func compiledFilter(t *testing.T) *wasmdrive.Runtime {
 	t.Helper()
 	r := &filterRuntime
-	r.once.Do(func() {
-		dir, err := os.MkdirTemp("", "angzarr-filter-test-*")
-		if err != nil {
-			r.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		path, err := wasmbuild.Build(dir)
-		if err != nil {
-			r.err = err
-			return
-		}
-		bin, err := os.ReadFile(path)
-		if err != nil {
-			r.err = err
-			return
-		}
-		r.rt, r.err = wasmdrive.NewRuntime(context.Background(), bin)
-	})
+	bin := wasmbuild.Module(t)
+	r.once.Do(func() { r.rt, r.err = wasmdrive.NewRuntime(context.Background(), bin) })
 	if r.err != nil {
 		t.Fatalf("filter module: %v", r.err)
 	}

@@ -35,30 +35,37 @@ declare -a wanted=(
   "py:google.protobuf:python3-protobuf"
 )
 
-missing=()
-why=()
-for entry in "${wanted[@]}"; do
-  pkg=${entry##*:}
-  check=${entry%:*}
-  kind=${check%%:*}
-  what=${check#*:}
-  ok=1
+# satisfied ENTRY: whether this machine has what ENTRY checks.
+satisfied() {
+  local check=${1%:*}
+  local kind=${check%%:*} what=${check#*:}
   case "$kind" in
-    cmd) command -v "$what" >/dev/null 2>&1 || ok=0 ;;
-    file) [ -e "$what" ] || ok=0 ;;
-    py) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" 2>/dev/null || ok=0 ;;
-    *) echo "deps: bad check $entry" >&2; exit 2 ;;
+    cmd) command -v "$what" >/dev/null 2>&1 ;;
+    file) [ -e "$what" ] ;;
+    py) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" 2>/dev/null ;;
+    *) echo "deps: bad check $1" >&2; exit 2 ;;
   esac
-  if [ $ok = 0 ]; then
-    missing+=("$pkg")
-    why+=("$pkg ($kind $what)")
+}
+
+# --list-packages: the Debian packages this script may install, one a line
+# (make fresh-check --purge removes them first).
+if [ "${1:-}" = "--list-packages" ]; then
+  printf '%s\n' "${wanted[@]##*:}" | awk '!seen[$0]++'
+  exit 0
+fi
+
+missing=()
+for entry in "${wanted[@]}"; do
+  if ! satisfied "$entry"; then
+    check=${entry%:*}
+    echo "deps: missing: ${entry##*:} (${check%%:*} ${check#*:})"
+    missing+=("${entry##*:}")
   fi
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
   # de-duplicate, keep order
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
-  printf 'deps: missing: %s\n' "${why[@]}"
   echo "deps: installing Debian packages: ${missing[*]}"
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -70,12 +77,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Check again: a package that installed but did not provide what was
   # checked (renamed, split) must fail here, not in a test 20 minutes on.
   for entry in "${wanted[@]}"; do
-    check=${entry%:*}; kind=${check%%:*}; what=${check#*:}
-    case "$kind" in
-      cmd) command -v "$what" >/dev/null 2>&1 ;;
-      file) [ -e "$what" ] ;;
-      py) /usr/bin/python3 -c "import $what" 2>/dev/null ;;
-    esac || { echo "deps: still missing after install: $kind $what (package ${entry##*:})" >&2; exit 1; }
+    satisfied "$entry" || { echo "deps: still missing after install: ${entry%:*} (package ${entry##*:})" >&2; exit 1; }
   done
   echo "deps: installed ${missing[*]}"
 else

@@ -29,11 +29,9 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
 fi
 
 if [ $purge = 1 ]; then
-  # The packages deps.sh would install: the last field of each entry of its
-  # `wanted` list, less those the base machine is built on.
-  mapfile -t pkgs < <(sed -n '/^declare -a wanted=(/,/^)/p' scripts/deps.sh |
-    grep -o '"[^"]*"' | tr -d '"' | awk -F: '{print $NF}' |
-    grep -vxE 'git|gcc|python3' | awk '!seen[$0]++')
+  # The packages deps.sh may install, less those the base machine is
+  # built on.
+  mapfile -t pkgs < <(scripts/deps.sh --list-packages | grep -vxE 'git|gcc|python3')
   echo "fresh-check: purging ${pkgs[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${pkgs[@]}" >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get autoremove -y -qq >/dev/null

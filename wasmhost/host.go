@@ -22,7 +22,6 @@ type Host struct {
 	cfg     Config
 	log     *slog.Logger
 	profile profileSpec
-	cache   wazero.CompilationCache
 	funcs   map[string]map[string]hostFunc
 
 	gen          atomic.Pointer[generation]
@@ -68,7 +67,6 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		profile:  profileFor(cfg.WASIProfile),
-		cache:    sharedCompilationCache(),
 		shared:   newSharedStore(),
 		metrics:  newMetricsRegistry(),
 		commands: commands,
@@ -413,4 +411,10 @@ func compile(ctx context.Context, rt wazero.Runtime, module []byte) (wazero.Comp
 func sharedCompilationCache() wazero.CompilationCache {
 	compilationCacheOnce.Do(func() { compilationCache = wazero.NewCompilationCache() })
 	return compilationCache
+}
+
+// newRuntime is a wazero runtime on the shared compilation cache: every
+// generation's, and Precompile's, so that they find each other's modules.
+func newRuntime(ctx context.Context) wazero.Runtime {
+	return wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(sharedCompilationCache()))
 }

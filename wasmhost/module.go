@@ -35,7 +35,7 @@ var abiVersions = []string{"proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0"}
 // must succeed on all of them).
 func newGeneration(ctx context.Context, h *Host, p Plugin) (*generation, error) {
 	g := &generation{h: h, plugin: p}
-	g.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(h.cache))
+	g.rt = newRuntime(ctx)
 	ok := false
 	defer func() {
 		if !ok {

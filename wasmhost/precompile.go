@@ -1,20 +1,17 @@
 package wasmhost
 
-import (
-	"context"
-
-	"github.com/tetratelabs/wazero"
-)
+import "context"
 
 // Precompile compiles module into the process-wide compilation cache that
-// every Host shares, and checks it loads as New would: a later New or
-// UpdatePlugin with the same bytes finds it compiled. Envoy also compiles a
+// every Host shares, so that a later New or UpdatePlugin with the same
+// bytes finds it compiled. It checks only that the bytes compile; New
+// still applies the load-time checks (ABI version, imports, allocator). Envoy also compiles a
 // module once, before any worker uses it (WasmBase::load); tests call this
 // once per test binary, so that no wait in a test includes compiling the
 // module, which under the race detector takes longer than any sensible
 // bound.
 func Precompile(ctx context.Context, module []byte) error {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(sharedCompilationCache()))
+	rt := newRuntime(ctx)
 	// Closing the runtime leaves the module in the shared cache: a runtime
 	// with a compilation cache does not own the cache's engine.
 	defer rt.Close(context.Background())

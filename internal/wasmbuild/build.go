@@ -73,29 +73,49 @@ func consultFilterSources() error {
 }
 
 var (
-	once    sync.Once
-	dir     string
-	path    string
-	onceErr error
+	built      sync.Once
+	dir, path  string
+	module     []byte
+	buildErr   error
+	compiled   sync.Once
+	compileErr error
 )
 
 // build builds the filter once per test binary into a temp dir (removed by
-// Cleanup) and compiles it into wasmhost's shared compilation cache.
+// Cleanup).
 func build() (string, error) {
-	once.Do(func() {
-		if dir, onceErr = os.MkdirTemp("", "angzarr-filter-*"); onceErr != nil {
+	built.Do(func() {
+		if dir, buildErr = os.MkdirTemp("", "angzarr-filter-*"); buildErr != nil {
 			return
 		}
-		if path, onceErr = Build(dir); onceErr != nil {
+		if path, buildErr = Build(dir); buildErr != nil {
 			return
 		}
-		var wasm []byte
-		if wasm, onceErr = os.ReadFile(path); onceErr != nil {
-			return
-		}
-		onceErr = wasmhost.Precompile(context.Background(), wasm)
+		module, buildErr = os.ReadFile(path)
 	})
-	return path, onceErr
+	return path, buildErr
+}
+
+// buildAndCompile builds the filter once and compiles it once into
+// wasmhost's shared compilation cache.
+func buildAndCompile() (string, error) {
+	p, err := build()
+	if err != nil {
+		return "", err
+	}
+	compiled.Do(func() { compileErr = wasmhost.Precompile(context.Background(), module) })
+	return p, compileErr
+}
+
+// Module returns the bytes of the filter built once for this test binary,
+// for tests that run it on another runtime than wasmhost (wasmdrive). The
+// slice is shared: do not modify it.
+func Module(tb testing.TB) []byte {
+	tb.Helper()
+	if _, err := build(); err != nil {
+		tb.Fatal(err)
+	}
+	return module
 }
 
 // Filter returns the path of the filter built and compiled once for this
@@ -103,7 +123,7 @@ func build() (string, error) {
 // load the filter.
 func Filter(tb testing.TB) string {
 	tb.Helper()
-	p, err := build()
+	p, err := buildAndCompile()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -117,13 +137,21 @@ func Cleanup() {
 	}
 }
 
+// Main is a TestMain body for packages that build the filter only when a
+// test asks for it (Filter, Module): it runs the tests, then removes what
+// was built.
+func Main(m *testing.M) int {
+	defer Cleanup()
+	return m.Run()
+}
+
 // Run is a TestMain body for packages that need the built filter: it builds
 // and compiles it before any test starts, stores the module's path in *p,
 // runs the tests and returns the exit code for os.Exit.
 func Run(m *testing.M, p *string) int {
 	defer Cleanup()
 	var err error
-	if *p, err = build(); err != nil {
+	if *p, err = buildAndCompile(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
