@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	_ "github.com/angzarr-mesh/angzarr/proto/examples" // the example shop's messages
+	"github.com/angzarr-mesh/angzarr/schema"
 )
 
 // Types resolves message types: those of a descriptor set first, then
@@ -37,7 +37,7 @@ func LoadTypes(descriptorSet string) (*Types, error) {
 	if err := proto.Unmarshal(b, &set); err != nil {
 		return nil, fmt.Errorf("descriptor set %s: not a FileDescriptorSet: %w", descriptorSet, err)
 	}
-	files, err := newFiles(&set)
+	files, err := schema.Files(&set, protoregistry.GlobalFiles)
 	if err != nil {
 		return nil, fmt.Errorf("descriptor set %s: %w (build it with protoc --include_imports)", descriptorSet, err)
 	}
@@ -51,53 +51,6 @@ func LoadTypes(descriptorSet string) (*Types, error) {
 		return nil, fmt.Errorf("descriptor set %s: %w", descriptorSet, regErr)
 	}
 	return &Types{local: local}, nil
-}
-
-// newFiles builds the set's files in dependency order, resolving imports
-// from the set and then from the binary's registry (so well-known types may
-// be left out of the set).
-func newFiles(set *descriptorpb.FileDescriptorSet) (*protoregistry.Files, error) {
-	files := &protoregistry.Files{}
-	pending := slices.Clone(set.GetFile())
-	for len(pending) > 0 {
-		var next []*descriptorpb.FileDescriptorProto
-		var lastErr error
-		for _, fdp := range pending {
-			if _, err := files.FindFileByPath(fdp.GetName()); err == nil {
-				continue
-			}
-			fd, err := protodesc.NewFile(fdp, chainFiles{files, protoregistry.GlobalFiles})
-			if err != nil {
-				next, lastErr = append(next, fdp), err
-				continue
-			}
-			if err := files.RegisterFile(fd); err != nil {
-				return nil, err
-			}
-		}
-		if len(next) == len(pending) {
-			return nil, lastErr
-		}
-		pending = next
-	}
-	return files, nil
-}
-
-// chainFiles resolves from the first registry that knows a file.
-type chainFiles [2]*protoregistry.Files
-
-func (c chainFiles) FindFileByPath(p string) (protoreflect.FileDescriptor, error) {
-	if fd, err := c[0].FindFileByPath(p); err == nil {
-		return fd, nil
-	}
-	return c[1].FindFileByPath(p)
-}
-
-func (c chainFiles) FindDescriptorByName(n protoreflect.FullName) (protoreflect.Descriptor, error) {
-	if d, err := c[0].FindDescriptorByName(n); err == nil {
-		return d, nil
-	}
-	return c[1].FindDescriptorByName(n)
 }
 
 func registerMessages(r *protoregistry.Types, ms protoreflect.MessageDescriptors) error {

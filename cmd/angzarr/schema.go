@@ -1,0 +1,49 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/angzarr-mesh/angzarr/internal/client"
+)
+
+// newSchemaCmd is `angzarr schema`: guard stored events against breaking
+// .proto changes.
+func newSchemaCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "schema",
+		Short: "Check .proto changes against the types events were stored under",
+	}
+	cmd.AddCommand(newSchemaCheckCmd())
+	return cmd
+}
+
+func newSchemaCheckCmd() *cobra.Command {
+	var cfg client.SchemaCheckConfig
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Report every change that would misread stored events; exit non-zero if there is one",
+		Long: `check compares new descriptors (a FileDescriptorSet file, or a running
+service's gRPC reflection) with those the events were stored under, starting
+at each stored event type and following every message and enum it reaches.
+It reports each breaking change with its rule (buf's WIRE / WIRE_JSON rule
+names), the type, the field path and number, and exits non-zero if there is
+one, so CI can stop the change before it reaches production.
+
+  protoc --include_imports --descriptor_set_out=new.binpb -I proto proto/examples/*.proto
+  angzarr schema check --against stored.binpb --descriptor-set new.binpb
+  angzarr schema check --against stored.binpb --reflect localhost:50051 --types examples.CustomerCreated`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Out = cmd.OutOrStdout()
+			return client.SchemaCheck(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Against, "against", "", "FileDescriptorSet the stored events were written under")
+	f.StringVar(&cfg.DescriptorSet, "descriptor-set", "", "the new descriptors, as a FileDescriptorSet file")
+	f.StringVar(&cfg.Reflect, "reflect", "", "the new descriptors, from this running service's gRPC reflection (HOST:PORT)")
+	f.StringSliceVar(&cfg.Types, "types", nil, "stored event types, full names or type URLs (default: every message --against defines)")
+	f.StringVar(&cfg.Level, "level", "wire_json", "wire_json (binary and JSON stay readable) or wire (binary only)")
+	f.StringVarP(&cfg.Output, "output", "o", client.OutputTable, "table or json (one change per line)")
+	return cmd
+}
