@@ -118,6 +118,21 @@ type Domain struct {
 	// inbound sidecar runs the filter); set it for standalone proxies
 	// (`angzarr proxy`, a standalone Envoy), whose ingress has its own port.
 	Coordinator string `json:"coordinator,omitempty"`
+	// Upcasters turn the domain's stored events of old versions into
+	// current ones as the event service reads them (angzarr.Upcaster),
+	// applied in order; each declares the old types it takes.
+	Upcasters []Upcaster `json:"upcasters,omitempty"`
+}
+
+// Upcaster is an angzarr.Upcaster service of a domain.
+type Upcaster struct {
+	// Address is host:port of the service, as the event service reaches
+	// it. Required.
+	Address string `json:"address"`
+	// Types are the full message names of the stored event types it
+	// upcasts (e.g. examples.ProductCreated), each given to one upcaster
+	// of the domain at most. Required.
+	Types []string `json:"types"`
 }
 
 // coordinator returns host and port of the domain's BusinessCoordinator.

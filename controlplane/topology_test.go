@@ -107,6 +107,28 @@ domains:
 			want: []string{`eventService.failureDomain: "cart" is a declared domain`},
 		},
 		{
+			name: "upcasters",
+			yaml: `
+apiVersion: angzarr.io/v1alpha1
+kind: Topology
+eventService: {address: "es:9090"}
+domains:
+  - name: product
+    service: product
+    port: 1
+    upcasters:
+      - {address: "up", types: [examples.ProductCreated]}
+      - {address: "up:1", types: ["not a type", examples.ProductCreated]}
+      - {address: "up:2"}
+`,
+			want: []string{
+				`domains[0].upcasters[0].address: "up" is not host:port`,
+				`domains[0].upcasters[1].types[0]: "not a type" is not a full message name (package.Message)`,
+				"domains[0].upcasters[1].types[1]: examples.ProductCreated is already upcast by another upcaster of the domain",
+				"domains[0].upcasters[2].types: required: the stored event types it upcasts",
+			},
+		},
+		{
 			name: "duplicate key",
 			yaml: "apiVersion: angzarr.io/v1alpha1\napiVersion: angzarr.io/v1alpha1\nkind: Topology\n",
 			want: []string{`"apiVersion" already set in map`},

@@ -42,10 +42,14 @@ func translateFanout(t *Topology) *angzarr.FanoutConfig {
 	for i := range t.Domains {
 		d := &t.Domains[i]
 		host, port := d.coordinator()
-		fc.Domains = append(fc.Domains, &angzarr.DomainEndpoint{
+		ep := &angzarr.DomainEndpoint{
 			Domain:  d.Name,
 			Address: net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10)),
-		})
+		}
+		for _, u := range d.Upcasters {
+			ep.Upcasters = append(ep.Upcasters, &angzarr.UpcasterEndpoint{Address: u.Address, Types: u.Types})
+		}
+		fc.Domains = append(fc.Domains, ep)
 	}
 	sort.Slice(fc.Domains, func(i, j int) bool { return fc.Domains[i].Domain < fc.Domains[j].Domain })
 	return fc

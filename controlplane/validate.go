@@ -6,6 +6,8 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // nameRE is what domain, saga and projector names look like: they become
@@ -84,6 +86,25 @@ func (t *Topology) Validate() error {
 		if dom.Coordinator != "" {
 			if err := checkAddress(dom.Coordinator); err != nil {
 				add(p+".coordinator", "%v", err)
+			}
+		}
+		upcast := map[string]bool{}
+		for j, u := range dom.Upcasters {
+			up := fmt.Sprintf("%s.upcasters[%d]", p, j)
+			if err := checkAddress(u.Address); err != nil {
+				add(up+".address", "%v", err)
+			}
+			if len(u.Types) == 0 {
+				add(up+".types", "required: the stored event types it upcasts")
+			}
+			for k, ty := range u.Types {
+				switch {
+				case !protoreflect.FullName(ty).IsValid():
+					add(fmt.Sprintf("%s.types[%d]", up, k), "%q is not a full message name (package.Message)", ty)
+				case upcast[ty]:
+					add(fmt.Sprintf("%s.types[%d]", up, k), "%s is already upcast by another upcaster of the domain", ty)
+				}
+				upcast[ty] = true
 			}
 		}
 		for j, w := range dom.Workloads {

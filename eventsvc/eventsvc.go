@@ -29,6 +29,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/server"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/instrumented"
+	"github.com/angzarr-mesh/angzarr/eventsvc/store/upcast"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -81,14 +82,22 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		return fmt.Errorf("eventsvc: open store: %w", err)
 	}
 	defer raw.Close()
-	st, err := instrument(raw, cfg, mp)
+	inst, err := instrument(raw, cfg, mp)
 	if err != nil {
 		return err
 	}
+	// Every read, the dispatcher's too, comes back upcast to current
+	// versions; the upcasters follow the fan-out configuration.
+	upcasters := upcast.NewTable(upcast.Options{})
+	defer upcasters.Close()
+	st := upcast.New(inst, upcasters)
 
 	disp, src, err := newDispatcher(st, cfg, log, mp)
 	if err != nil {
 		return err
+	}
+	if src != nil {
+		src = alsoApply{Source: src, check: upcasters.Check, apply: upcasters.Apply}
 	}
 	dctx, dcancel := context.WithCancel(ctx)
 	dispatched := make(chan error, 1)
@@ -202,6 +211,27 @@ func instrument(st store.Store, cfg Config, mp metric.MeterProvider) (*instrumen
 		kind = strings.TrimSuffix(u.Kind, "+cluster")
 	}
 	return instrumented.New(b, kind, instrumented.Options{MeterProvider: mp, TracerProvider: tracerProvider(cfg)})
+}
+
+// alsoApply hands every fan-out configuration to a second taker (the
+// upcasters) besides the dispatcher: checked by both before either takes
+// it, so that they never hold different configurations.
+type alsoApply struct {
+	fanout.Source
+	check, apply func(*pb.FanoutConfig) error
+}
+
+// Run implements fanout.Source.
+func (a alsoApply) Run(ctx context.Context, apply func(*pb.FanoutConfig) error) error {
+	return a.Source.Run(ctx, func(c *pb.FanoutConfig) error {
+		if err := a.check(c); err != nil {
+			return err
+		}
+		if err := apply(c); err != nil {
+			return err
+		}
+		return a.apply(c)
+	})
 }
 
 // newDispatcher returns the fan-out dispatcher over st and the source of

@@ -27,7 +27,8 @@ table or as JSON lines (--output json).
   angzarr events customer alice --as-of-sequence 1
   angzarr events customer alice --as-of-time 5m   # or RFC 3339
   angzarr events order --from 2 --to 5
-  angzarr events order --follow              # stored events, then new ones until Ctrl-C`,
+  angzarr events order --follow              # stored events, then new ones until Ctrl-C
+  angzarr events product mug --raw           # as stored: old versions, before upcasting`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -63,6 +64,7 @@ table or as JSON lines (--output json).
 	f.StringVar(&asOfSeq, "as-of-sequence", "", "the aggregate as it stood at this sequence (inclusive)")
 	f.StringVar(&asOfT, "as-of-time", "", "the aggregate as it stood at this time: RFC 3339 or a duration ago (5m)")
 	f.BoolVarP(&cfg.Follow, "follow", "f", false, "keep printing new events until Ctrl-C (EventQuery.Synchronize)")
+	f.BoolVar(&cfg.Raw, "raw", false, "the events as stored, before the domain's upcasters (old versions stay old)")
 	f.StringVarP(&cfg.Output, "output", "o", client.OutputTable, "table or json (one object per line)")
 	f.StringVar(&cfg.Addr, "addr", "", "event service HOST:PORT (default: DATA-DIR/endpoints.json's)")
 	f.StringVar(&cfg.DataDir, "data-dir", ".angzarr", "the local mesh's data directory (for endpoints.json)")

@@ -19,6 +19,9 @@ func (s *Server) GetEvents(req *pb.Query, stream pb.EventQuery_GetEventsServer) 
 	if err != nil {
 		return s.fail(ctx, "GetEvents", err)
 	}
+	if req.GetRaw() {
+		ctx = store.WithRaw(ctx) // as stored, past the domain's upcasters
+	}
 	if q.kind == byAggregate {
 		pages, err := store.Select(ctx, s.store, q.agg, q.sel)
 		if err != nil {

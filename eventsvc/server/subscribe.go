@@ -37,6 +37,9 @@ func (s *Server) Synchronize(stream pb.EventQuery_SynchronizeServer) error {
 	if q.sel.Set != nil || !q.sel.AsOf.IsZero() {
 		return s.fail(ctx, "Synchronize", store.Invalid("selection", "Synchronize follows a range (or everything); sequences and as_of_time do not apply"))
 	}
+	if req.GetRaw() {
+		ctx = store.WithRaw(ctx) // as stored, past the domain's upcasters
+	}
 	// Later messages are never read: a client may half-close or send more,
 	// the subscription stands until the client cancels it.
 	s.metrics.subscriptions.Add(ctx, 1)

@@ -170,6 +170,7 @@ func TestEventsQuery(t *testing.T) {
 		{"aggregate", EventsConfig{Domain: "customer", Root: "alice"},
 			&pb.Query{Cover: &pb.Cover{Domain: "customer", Root: &pb.UUID{Value: root[:]}}}},
 		{"domain", EventsConfig{Domain: "order"}, &pb.Query{Cover: &pb.Cover{Domain: "order"}}},
+		{"raw", EventsConfig{Domain: "product", Raw: true}, &pb.Query{Cover: &pb.Cover{Domain: "product"}, Raw: true}},
 		{"correlation", EventsConfig{CorrelationID: "c"}, &pb.Query{Cover: &pb.Cover{CorrelationId: "c"}}},
 		{"range", EventsConfig{Domain: "order", From: u32(2), To: u32(5)},
 			&pb.Query{Cover: &pb.Cover{Domain: "order"}, Selection: &pb.Query_Range{Range: &pb.SequenceRange{Lower: 2, Upper: u32(5)}}}},

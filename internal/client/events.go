@@ -42,6 +42,9 @@ type EventsConfig struct {
 	// Follow keeps streaming new events after the stored ones
 	// (EventQuery.Synchronize) until the context is done.
 	Follow bool
+	// Raw shows the events as stored, without the domain's upcasters (old
+	// versions stay old).
+	Raw bool
 	// Output is "table" (default) or "json" (one JSON object per line).
 	Output string
 	// Addr is the event service. Default: DataDir/endpoints.json's.
@@ -95,7 +98,7 @@ func (c *EventsConfig) Validate() error {
 
 // Query builds the EventQuery request.
 func (c *EventsConfig) Query() *pb.Query {
-	q := &pb.Query{Cover: &pb.Cover{Domain: c.Domain, CorrelationId: c.CorrelationID}}
+	q := &pb.Query{Cover: &pb.Cover{Domain: c.Domain, CorrelationId: c.CorrelationID}, Raw: c.Raw}
 	if c.Root != "" {
 		root := ParseRoot(c.Root)
 		q.Cover.Root = &pb.UUID{Value: root[:]}

@@ -110,8 +110,8 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	plan := c.plan()
-	if c.BasePort < 1 || c.BasePort+span > 65535 {
-		errs = append(errs, fmt.Errorf("base port %d: must leave room for %d ports below 65536", c.BasePort, span))
+	if c.BasePort < 1 || c.BasePort+PortSpan > 65535 {
+		errs = append(errs, fmt.Errorf("base port %d: must leave room for %d ports below 65536", c.BasePort, PortSpan))
 	}
 	known := map[string]bool{}
 	for _, p := range plan {
@@ -165,8 +165,11 @@ const (
 	offProxy               = 10
 	offProxyAdmin          = 20
 	offComponent           = 30
-	span                   = 40
 )
+
+// PortSpan is how many consecutive ports from Config.BasePort the mesh may
+// take: 30 for its own parts, then one per shop component (up to 30).
+const PortSpan = 60
 
 // Component kinds of the plan.
 const (

@@ -23,6 +23,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/client"
+	"github.com/angzarr-mesh/angzarr/internal/devmesh"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
@@ -202,7 +203,7 @@ func TestDevMeshEndToEnd(t *testing.T) {
 		t.Skip("builds the CLI and the filter and runs the whole mesh")
 	}
 	cli, filter := buildAll(t)
-	e := &env{t: t, cli: cli, filter: filter, data: filepath.Join(t.TempDir(), "data"), base: testutil.FreePorts(t, 40)}
+	e := &env{t: t, cli: cli, filter: filter, data: filepath.Join(t.TempDir(), "data"), base: testutil.FreePorts(t, devmesh.PortSpan)}
 	m := e.start()
 
 	// The endpoint table and the endpoints file name every domain's proxy.

@@ -62,6 +62,17 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 				Domains: s.shop.Subscribes, Synchronous: true, StartPosition: controlplane.StartEarliest})
 		}
 	}
+	// Upcasters last: they join the domain they serve, listed above.
+	for _, s := range plan {
+		if s.shop == nil || s.shop.Kind != shop.Upcaster {
+			continue
+		}
+		for i := range t.Domains {
+			if t.Domains[i].Name == s.shop.Domain {
+				t.Domains[i].Upcasters = append(t.Domains[i].Upcasters, controlplane.Upcaster{Address: s.addr(c.Host), Types: s.shop.Upcasts})
+			}
+		}
+	}
 	return t
 }
 

@@ -346,7 +346,10 @@ type DomainEndpoint struct {
 	// The domain, e.g. "customer".
 	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
 	// host:port of the domain's BusinessCoordinator, reached through the mesh.
-	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// The domain's upcasters (angzarr.Upcaster), applied in order to the
+	// events the event service reads from the domain's streams.
+	Upcasters     []*UpcasterEndpoint `protobuf:"bytes,3,rep,name=upcasters,proto3" json:"upcasters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -395,6 +398,69 @@ func (x *DomainEndpoint) GetAddress() string {
 	return ""
 }
 
+func (x *DomainEndpoint) GetUpcasters() []*UpcasterEndpoint {
+	if x != nil {
+		return x.Upcasters
+	}
+	return nil
+}
+
+// One angzarr.Upcaster service and the stored event types it upcasts.
+type UpcasterEndpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port of the Upcaster service.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// The full message names it upcasts (e.g. "examples.ProductCreated"),
+	// each given to one upcaster of the domain at most.
+	Types         []string `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpcasterEndpoint) Reset() {
+	*x = UpcasterEndpoint{}
+	mi := &file_angzarr_fanout_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpcasterEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpcasterEndpoint) ProtoMessage() {}
+
+func (x *UpcasterEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_fanout_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpcasterEndpoint.ProtoReflect.Descriptor instead.
+func (*UpcasterEndpoint) Descriptor() ([]byte, []int) {
+	return file_angzarr_fanout_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UpcasterEndpoint) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *UpcasterEndpoint) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
 var File_angzarr_fanout_proto protoreflect.FileDescriptor
 
 const file_angzarr_fanout_proto_rawDesc = "" +
@@ -414,10 +480,14 @@ const file_angzarr_fanout_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12;\n" +
 	"\rsubscriptions\x18\x02 \x03(\v2\x15.angzarr.SubscriptionR\rsubscriptions\x121\n" +
 	"\adomains\x18\x03 \x03(\v2\x17.angzarr.DomainEndpointR\adomains\x12%\n" +
-	"\x0efailure_domain\x18\x04 \x01(\tR\rfailureDomain\"B\n" +
+	"\x0efailure_domain\x18\x04 \x01(\tR\rfailureDomain\"{\n" +
 	"\x0eDomainEndpoint\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress*j\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x127\n" +
+	"\tupcasters\x18\x03 \x03(\v2\x19.angzarr.UpcasterEndpointR\tupcasters\"B\n" +
+	"\x10UpcasterEndpoint\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05types\x18\x02 \x03(\tR\x05types*j\n" +
 	"\x0eSubscriberKind\x12\x1f\n" +
 	"\x1bSUBSCRIBER_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SUBSCRIBER_KIND_SAGA\x10\x01\x12\x1d\n" +
@@ -440,26 +510,28 @@ func file_angzarr_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_angzarr_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_angzarr_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_angzarr_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_angzarr_fanout_proto_goTypes = []any{
-	(SubscriberKind)(0),     // 0: angzarr.SubscriberKind
-	(StartPosition)(0),      // 1: angzarr.StartPosition
-	(*Subscription)(nil),    // 2: angzarr.Subscription
-	(*FanoutConfig)(nil),    // 3: angzarr.FanoutConfig
-	(*DomainEndpoint)(nil),  // 4: angzarr.DomainEndpoint
-	(CompensationAction)(0), // 5: angzarr.CompensationAction
+	(SubscriberKind)(0),      // 0: angzarr.SubscriberKind
+	(StartPosition)(0),       // 1: angzarr.StartPosition
+	(*Subscription)(nil),     // 2: angzarr.Subscription
+	(*FanoutConfig)(nil),     // 3: angzarr.FanoutConfig
+	(*DomainEndpoint)(nil),   // 4: angzarr.DomainEndpoint
+	(*UpcasterEndpoint)(nil), // 5: angzarr.UpcasterEndpoint
+	(CompensationAction)(0),  // 6: angzarr.CompensationAction
 }
 var file_angzarr_fanout_proto_depIdxs = []int32{
 	0, // 0: angzarr.Subscription.kind:type_name -> angzarr.SubscriberKind
 	1, // 1: angzarr.Subscription.start_position:type_name -> angzarr.StartPosition
-	5, // 2: angzarr.Subscription.compensation_fallback:type_name -> angzarr.CompensationAction
+	6, // 2: angzarr.Subscription.compensation_fallback:type_name -> angzarr.CompensationAction
 	2, // 3: angzarr.FanoutConfig.subscriptions:type_name -> angzarr.Subscription
 	4, // 4: angzarr.FanoutConfig.domains:type_name -> angzarr.DomainEndpoint
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 5: angzarr.DomainEndpoint.upcasters:type_name -> angzarr.UpcasterEndpoint
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_fanout_proto_init() }
@@ -474,7 +546,7 @@ func file_angzarr_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_angzarr_fanout_proto_rawDesc), len(file_angzarr_fanout_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

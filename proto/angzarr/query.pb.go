@@ -41,7 +41,10 @@ type Query struct {
 	Selection isQuery_Selection `protobuf_oneof:"selection"`
 	// Synchronize on a whole domain: resume after these log positions (one per
 	// partition; a partition not listed is replayed from its start).
-	After         []*LogPosition `protobuf:"bytes,6,rep,name=after,proto3" json:"after,omitempty"`
+	After []*LogPosition `protobuf:"bytes,6,rep,name=after,proto3" json:"after,omitempty"`
+	// The events as stored, without the domain's upcasters: old versions
+	// stay old (angzarr events --raw).
+	Raw           bool `protobuf:"varint,7,opt,name=raw,proto3" json:"raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -122,6 +125,13 @@ func (x *Query) GetAfter() []*LogPosition {
 		return x.After
 	}
 	return nil
+}
+
+func (x *Query) GetRaw() bool {
+	if x != nil {
+		return x.Raw
+	}
+	return false
 }
 
 type isQuery_Selection interface {
@@ -396,13 +406,14 @@ var File_angzarr_query_proto protoreflect.FileDescriptor
 
 const file_angzarr_query_proto_rawDesc = "" +
 	"\n" +
-	"\x13angzarr/query.proto\x12\aangzarr\x1a\x13angzarr/types.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n" +
+	"\x13angzarr/query.proto\x12\aangzarr\x1a\x13angzarr/types.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x02\n" +
 	"\x05Query\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12.\n" +
 	"\x05range\x18\x03 \x01(\v2\x16.angzarr.SequenceRangeH\x00R\x05range\x124\n" +
 	"\tsequences\x18\x04 \x01(\v2\x14.angzarr.SequenceSetH\x00R\tsequences\x124\n" +
 	"\btemporal\x18\x05 \x01(\v2\x16.angzarr.TemporalQueryH\x00R\btemporal\x12*\n" +
-	"\x05after\x18\x06 \x03(\v2\x14.angzarr.LogPositionR\x05afterB\v\n" +
+	"\x05after\x18\x06 \x03(\v2\x14.angzarr.LogPositionR\x05after\x12\x10\n" +
+	"\x03raw\x18\a \x01(\bR\x03rawB\v\n" +
 	"\tselection\"J\n" +
 	"\rSequenceRange\x12\x14\n" +
 	"\x05lower\x18\x01 \x01(\rR\x05lower\x12\x19\n" +

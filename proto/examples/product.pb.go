@@ -235,7 +235,13 @@ func (x *Discontinue) GetReason() string {
 	return ""
 }
 
-// A product was added.
+// A product was added (version 1). No longer written: the catalogue went
+// multi-currency and the logic writes ProductListed. Stored ProductCreated
+// events are upcast to ProductListed as they are read (the product
+// upcaster), so the logic never sees this type; it stays defined because
+// years of stored events name it.
+//
+// Deprecated: Marked as deprecated in examples/product.proto.
 type ProductCreated struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
@@ -304,6 +310,131 @@ func (x *ProductCreated) GetPriceCents() int64 {
 	return 0
 }
 
+// A product was listed (version 2 of ProductCreated: its price_cents split
+// into an amount and a currency).
+type ProductListed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Price         *Money                 `protobuf:"bytes,4,opt,name=price,proto3" json:"price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProductListed) Reset() {
+	*x = ProductListed{}
+	mi := &file_examples_product_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProductListed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProductListed) ProtoMessage() {}
+
+func (x *ProductListed) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_product_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProductListed.ProtoReflect.Descriptor instead.
+func (*ProductListed) Descriptor() ([]byte, []int) {
+	return file_examples_product_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ProductListed) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *ProductListed) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProductListed) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ProductListed) GetPrice() *Money {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+// An amount of money.
+type Money struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Integer cents.
+	Cents int64 `protobuf:"varint,1,opt,name=cents,proto3" json:"cents,omitempty"`
+	// ISO 4217 code, e.g. "USD".
+	Currency      string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Money) Reset() {
+	*x = Money{}
+	mi := &file_examples_product_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Money) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Money) ProtoMessage() {}
+
+func (x *Money) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_product_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Money.ProtoReflect.Descriptor instead.
+func (*Money) Descriptor() ([]byte, []int) {
+	return file_examples_product_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Money) GetCents() int64 {
+	if x != nil {
+		return x.Cents
+	}
+	return 0
+}
+
+func (x *Money) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
 // A product's name and description changed.
 type ProductUpdated struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -315,7 +446,7 @@ type ProductUpdated struct {
 
 func (x *ProductUpdated) Reset() {
 	*x = ProductUpdated{}
-	mi := &file_examples_product_proto_msgTypes[5]
+	mi := &file_examples_product_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +458,7 @@ func (x *ProductUpdated) String() string {
 func (*ProductUpdated) ProtoMessage() {}
 
 func (x *ProductUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_product_proto_msgTypes[5]
+	mi := &file_examples_product_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +471,7 @@ func (x *ProductUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductUpdated.ProtoReflect.Descriptor instead.
 func (*ProductUpdated) Descriptor() ([]byte, []int) {
-	return file_examples_product_proto_rawDescGZIP(), []int{5}
+	return file_examples_product_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProductUpdated) GetName() string {
@@ -368,7 +499,7 @@ type PriceSet struct {
 
 func (x *PriceSet) Reset() {
 	*x = PriceSet{}
-	mi := &file_examples_product_proto_msgTypes[6]
+	mi := &file_examples_product_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +511,7 @@ func (x *PriceSet) String() string {
 func (*PriceSet) ProtoMessage() {}
 
 func (x *PriceSet) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_product_proto_msgTypes[6]
+	mi := &file_examples_product_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +524,7 @@ func (x *PriceSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceSet.ProtoReflect.Descriptor instead.
 func (*PriceSet) Descriptor() ([]byte, []int) {
-	return file_examples_product_proto_rawDescGZIP(), []int{6}
+	return file_examples_product_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PriceSet) GetPriceCents() int64 {
@@ -420,7 +551,7 @@ type ProductDiscontinued struct {
 
 func (x *ProductDiscontinued) Reset() {
 	*x = ProductDiscontinued{}
-	mi := &file_examples_product_proto_msgTypes[7]
+	mi := &file_examples_product_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +563,7 @@ func (x *ProductDiscontinued) String() string {
 func (*ProductDiscontinued) ProtoMessage() {}
 
 func (x *ProductDiscontinued) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_product_proto_msgTypes[7]
+	mi := &file_examples_product_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +576,7 @@ func (x *ProductDiscontinued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductDiscontinued.ProtoReflect.Descriptor instead.
 func (*ProductDiscontinued) Descriptor() ([]byte, []int) {
-	return file_examples_product_proto_rawDescGZIP(), []int{7}
+	return file_examples_product_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProductDiscontinued) GetReason() string {
@@ -470,7 +601,7 @@ type ProductState struct {
 
 func (x *ProductState) Reset() {
 	*x = ProductState{}
-	mi := &file_examples_product_proto_msgTypes[8]
+	mi := &file_examples_product_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +613,7 @@ func (x *ProductState) String() string {
 func (*ProductState) ProtoMessage() {}
 
 func (x *ProductState) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_product_proto_msgTypes[8]
+	mi := &file_examples_product_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +626,7 @@ func (x *ProductState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductState.ProtoReflect.Descriptor instead.
 func (*ProductState) Descriptor() ([]byte, []int) {
-	return file_examples_product_proto_rawDescGZIP(), []int{8}
+	return file_examples_product_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProductState) GetSku() string {
@@ -551,13 +682,21 @@ const file_examples_product_proto_rawDesc = "" +
 	"\vprice_cents\x18\x01 \x01(\x03R\n" +
 	"priceCents\"%\n" +
 	"\vDiscontinue\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"y\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"}\n" +
 	"\x0eProductCreated\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x1f\n" +
 	"\vprice_cents\x18\x04 \x01(\x03R\n" +
-	"priceCents\"F\n" +
+	"priceCents:\x02\x18\x01\"~\n" +
+	"\rProductListed\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12%\n" +
+	"\x05price\x18\x04 \x01(\v2\x0f.examples.MoneyR\x05price\"9\n" +
+	"\x05Money\x12\x14\n" +
+	"\x05cents\x18\x01 \x01(\x03R\x05cents\x12\x1a\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"F\n" +
 	"\x0eProductUpdated\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"]\n" +
@@ -587,24 +726,27 @@ func file_examples_product_proto_rawDescGZIP() []byte {
 	return file_examples_product_proto_rawDescData
 }
 
-var file_examples_product_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_examples_product_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_examples_product_proto_goTypes = []any{
 	(*CreateProduct)(nil),       // 0: examples.CreateProduct
 	(*UpdateProduct)(nil),       // 1: examples.UpdateProduct
 	(*SetPrice)(nil),            // 2: examples.SetPrice
 	(*Discontinue)(nil),         // 3: examples.Discontinue
 	(*ProductCreated)(nil),      // 4: examples.ProductCreated
-	(*ProductUpdated)(nil),      // 5: examples.ProductUpdated
-	(*PriceSet)(nil),            // 6: examples.PriceSet
-	(*ProductDiscontinued)(nil), // 7: examples.ProductDiscontinued
-	(*ProductState)(nil),        // 8: examples.ProductState
+	(*ProductListed)(nil),       // 5: examples.ProductListed
+	(*Money)(nil),               // 6: examples.Money
+	(*ProductUpdated)(nil),      // 7: examples.ProductUpdated
+	(*PriceSet)(nil),            // 8: examples.PriceSet
+	(*ProductDiscontinued)(nil), // 9: examples.ProductDiscontinued
+	(*ProductState)(nil),        // 10: examples.ProductState
 }
 var file_examples_product_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	6, // 0: examples.ProductListed.price:type_name -> examples.Money
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_examples_product_proto_init() }
@@ -618,7 +760,7 @@ func file_examples_product_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_product_proto_rawDesc), len(file_examples_product_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

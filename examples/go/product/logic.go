@@ -11,6 +11,10 @@ import (
 // Domain is the domain this logic serves.
 const Domain = "product"
 
+// Currency is the catalogue's currency: every price is in it, and events
+// stored before prices had a currency (ProductCreated) were in it.
+const Currency = "USD"
+
 // Product statuses.
 const (
 	Active       = "active"
@@ -24,8 +28,8 @@ func Logic() *sdk.Aggregate[*examples.ProductState] {
 	sdk.On(a, update)
 	sdk.On(a, setPrice)
 	sdk.On(a, discontinue)
-	sdk.Apply(a, func(s *examples.ProductState, e *examples.ProductCreated) {
-		s.Sku, s.Name, s.Description, s.PriceCents, s.Status = e.Sku, e.Name, e.Description, e.PriceCents, Active
+	sdk.Apply(a, func(s *examples.ProductState, e *examples.ProductListed) {
+		s.Sku, s.Name, s.Description, s.PriceCents, s.Status = e.Sku, e.Name, e.Description, e.GetPrice().GetCents(), Active
 	})
 	sdk.Apply(a, func(s *examples.ProductState, e *examples.ProductUpdated) {
 		s.Name, s.Description = e.Name, e.Description
@@ -57,7 +61,8 @@ func create(s *examples.ProductState, c *examples.CreateProduct) ([]proto.Messag
 	case c.PriceCents <= 0:
 		return nil, sdk.Invalid("price must be positive, got %d", c.PriceCents)
 	}
-	return []proto.Message{&examples.ProductCreated{Sku: c.Sku, Name: c.Name, Description: c.Description, PriceCents: c.PriceCents}}, nil
+	return []proto.Message{&examples.ProductListed{Sku: c.Sku, Name: c.Name, Description: c.Description,
+		Price: &examples.Money{Cents: c.PriceCents, Currency: Currency}}}, nil
 }
 
 func update(s *examples.ProductState, c *examples.UpdateProduct) ([]proto.Message, error) {

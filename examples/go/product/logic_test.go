@@ -1,12 +1,16 @@
 package product_test
 
 import (
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/examples/go/product"
+	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 	"github.com/angzarr-mesh/angzarr/sdk/sdktest"
 )
@@ -14,7 +18,7 @@ import (
 type msgs = []proto.Message
 
 var (
-	created      = &examples.ProductCreated{Sku: "SKU-1", Name: "Mug", Description: "A mug", PriceCents: 1000}
+	created      = &examples.ProductListed{Sku: "SKU-1", Name: "Mug", Description: "A mug", Price: &examples.Money{Cents: 1000, Currency: product.Currency}}
 	discontinued = &examples.ProductDiscontinued{Reason: "old"}
 )
 
@@ -49,4 +53,41 @@ func TestProduct(t *testing.T) {
 		{Name: "discontinue twice", Given: msgs{created, discontinued}, When: &examples.Discontinue{},
 			Code: codes.FailedPrecondition, Phrase: "already discontinued"},
 	})
+}
+
+// The logic knows version 2 only: a history of version 1 must reach it
+// through the upcaster, which gives the same decisions.
+func TestUpcasterGivesTheLogicVersion2(t *testing.T) {
+	//lint:ignore SA1019 the stored v1
+	v1 := &examples.ProductCreated{Sku: "SKU-1", Name: "Mug", Description: "A mug", PriceCents: 1000}
+	old, err := anypb.New(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := product.Upcaster()
+	if got, want := u.Types(), []string{"examples.ProductCreated"}; !slices.Equal(got, want) {
+		t.Fatalf("Types() = %v, want %v", got, want)
+	}
+	resp, err := u.Upcast(t.Context(), &angzarr.UpcastRequest{Domain: product.Domain, Events: []*anypb.Any{old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &examples.ProductListed{}
+	if err := resp.GetEvents()[0].UnmarshalTo(got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, created) {
+		t.Fatalf("upcast = %v, want %v", got, created)
+	}
+	sdktest.Run(t, product.Logic(), []sdktest.Case{
+		{Name: "set price after an upcast creation", Given: msgs{got}, When: &examples.SetPrice{PriceCents: 1200},
+			Then: msgs{&examples.PriceSet{PriceCents: 1200, PreviousPriceCents: 1000}}},
+	})
+	if _, err := u.Upcast(t.Context(), &angzarr.UpcastRequest{Domain: "order", Events: []*anypb.Any{old}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("another domain: %v, want INVALID_ARGUMENT", err)
+	}
+	cur, _ := anypb.New(created)
+	if _, err := u.Upcast(t.Context(), &angzarr.UpcastRequest{Domain: product.Domain, Events: []*anypb.Any{cur}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a type it does not take: %v, want INVALID_ARGUMENT", err)
+	}
 }

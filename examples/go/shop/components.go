@@ -32,6 +32,9 @@ const (
 	Saga Kind = "saga"
 	// Projector serves angzarr.Projector.
 	Projector Kind = "projector"
+	// Upcaster serves angzarr.Upcaster for one domain: the event service
+	// calls it, not the domain's filter.
+	Upcaster Kind = "upcaster"
 )
 
 // Component is one gRPC service of the shop.
@@ -42,14 +45,16 @@ type Component struct {
 	Name string
 	// Kind says which Angzarr service it serves.
 	Kind Kind
-	// Domain is the domain a Logic component serves ("" otherwise).
+	// Domain is the domain a Logic or Upcaster component serves ("" otherwise).
 	Domain string
 	// Subscribes lists the domains whose events a saga or projector consumes.
 	Subscribes []string
 	// Targets lists the domains a saga sends commands to.
 	Targets []string
+	// Upcasts lists the stored event types an Upcaster takes.
+	Upcasts []string
 	// New returns a fresh handler: an angzarr.BusinessLogicServer,
-	// SagaServer or ProjectorServer.
+	// SagaServer, ProjectorServer or UpcasterServer.
 	New func() any
 }
 
@@ -63,7 +68,8 @@ func (c Component) Register(s grpc.ServiceRegistrar) (string, error) {
 	return sdk.Register(s, c.New())
 }
 
-// All lists every component in a fixed order: domains, sagas, projector.
+// All lists every component in a fixed order: domains, sagas, projector,
+// upcaster.
 // Run with Everything ("all") gives them consecutive ports in this order.
 func All() []Component {
 	logic := func(domain string, newLogic func() any) Component {
@@ -85,6 +91,10 @@ func All() []Component {
 		{
 			Name: ordersummary.Name, Kind: Projector, Subscribes: []string{order.Domain, fulfillment.Domain},
 			New: func() any { return ordersummary.New() },
+		},
+		{
+			Name: product.UpcasterName, Kind: Upcaster, Domain: product.Domain, Upcasts: product.Upcaster().Types(),
+			New: func() any { return product.Upcaster() },
 		},
 	}
 }

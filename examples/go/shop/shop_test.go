@@ -73,7 +73,7 @@ func contextual(t *testing.T, domain string, cmd proto.Message) *angzarr.Context
 func TestLogicComponentsOverGRPC(t *testing.T) {
 	creates := map[string]struct{ cmd, event proto.Message }{
 		"customer":    {&examples.CreateCustomer{Name: "Ann", Email: "a@x"}, &examples.CustomerCreated{Name: "Ann", Email: "a@x"}},
-		"product":     {&examples.CreateProduct{Sku: "S", Name: "N", PriceCents: 1}, &examples.ProductCreated{Sku: "S", Name: "N", PriceCents: 1}},
+		"product":     {&examples.CreateProduct{Sku: "S", Name: "N", PriceCents: 1}, &examples.ProductListed{Sku: "S", Name: "N", Price: &examples.Money{Cents: 1, Currency: "USD"}}},
 		"cart":        {&examples.CreateCart{CustomerId: "c"}, &examples.CartCreated{CustomerId: "c"}},
 		"inventory":   {&examples.InitializeStock{ProductId: "p", Quantity: 3}, &examples.StockInitialized{ProductId: "p", Quantity: 3}},
 		"order":       {&examples.CreateOrder{CustomerId: "c", Items: []*examples.LineItem{{ProductId: "p", Quantity: 1, UnitPriceCents: 5}}}, nil},
@@ -204,15 +204,19 @@ func TestComponentsAreConsistent(t *testing.T) {
 		if got := byName[c.Name][c.Kind]; got.Ref() != c.Ref() {
 			t.Errorf("Components()[%q][%q] = %v", c.Name, c.Kind, got.Ref())
 		}
-		if (c.Kind == shop.Logic) != (c.Domain != "") {
+		serves := c.Kind == shop.Logic || c.Kind == shop.Upcaster
+		if serves != (c.Domain != "") {
 			t.Errorf("%s: domain %q", c.Ref(), c.Domain)
 		}
-		if c.Kind != shop.Logic && len(c.Subscribes) == 0 {
+		if (c.Kind == shop.Saga || c.Kind == shop.Projector) && len(c.Subscribes) == 0 {
 			t.Errorf("%s subscribes to nothing", c.Ref())
 		}
+		if (c.Kind == shop.Upcaster) != (len(c.Upcasts) > 0) {
+			t.Errorf("%s: upcasts %v", c.Ref(), c.Upcasts)
+		}
 	}
-	if len(all) != 10 {
-		t.Fatalf("%d components, want 6 domains, 3 sagas and a projector", len(all))
+	if len(all) != 11 {
+		t.Fatalf("%d components, want 6 domains, 3 sagas, a projector and an upcaster", len(all))
 	}
 }
 
@@ -225,6 +229,7 @@ func TestLookup(t *testing.T) {
 		"loyalty-earn":            "saga:loyalty-earn",
 		"order-summary":           "projector:order-summary",
 		"projector:order-summary": "projector:order-summary",
+		"product-upcaster":        "upcaster:product-upcaster",
 	} {
 		c, err := shop.Lookup(ref)
 		if err != nil || c.Ref() != want {
