@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +74,14 @@ type Config struct {
 	// provider. When set, neither is served (the caller exports; Serve
 	// closes MetricsListener).
 	MeterProvider metric.MeterProvider
+	// SchemaRegistry is host:port of the event service whose schema
+	// registry the domains' descriptors are registered with
+	// (Domain.Descriptors). Default: the topology's event service.
+	SchemaRegistry string
+	// SchemaInterval is how often the descriptors are registered again
+	// besides every topology change (files change, binaries roll out).
+	// Default 30s; negative: only on topology changes.
+	SchemaInterval time.Duration
 	// TracerProvider receives the spans of topology loads, translations,
 	// publications and the proxies' ACKs and NACKs (controlplane.*, see
 	// tracing.go). Default: the global provider (otel.GetTracerProvider).
@@ -114,8 +123,10 @@ type ControlPlane struct {
 	// meter provider shutdown when MetricsListener is served (else nil).
 	promReg      *prometheus.Registry
 	promShutdown func(context.Context) error
+	schemas      *schemaGuard
 
 	mu        sync.Mutex
+	applied   *Topology  // last topology applied
 	file      *Topology  // last good topology file
 	workloads []Workload // last Kubernetes workloads
 	haveFile  bool
@@ -163,6 +174,9 @@ func New(cfg Config) (*ControlPlane, error) {
 	}
 	pub = newPublisher(cfg.Logger, cfg.Filter, m, tracer)
 	cp.pub = pub
+	if cp.schemas, err = newSchemaGuard(cfg.Logger, cfg.Topology, cfg.SchemaRegistry, cfg.MeterProvider); err != nil {
+		return nil, fmt.Errorf("controlplane: metrics: %w", err)
+	}
 	return cp, nil
 }
 
@@ -205,6 +219,10 @@ func (cp *ControlPlane) Serve(ctx context.Context, lis net.Listener) error {
 		})
 	}
 	g.Go(func() error { return serveXDS(ctx, lis, cp.pub) })
+	if iv := cmp.Or(cp.cfg.SchemaInterval, 30*time.Second); iv > 0 {
+		g.Go(func() error { cp.recheckSchemas(ctx, iv); return nil })
+	}
+	defer cp.schemas.close()
 	return g.Wait()
 }
 
@@ -317,6 +335,14 @@ func (cp *ControlPlane) reconcileLocked(ctx context.Context, span trace.Span) {
 	merged := mergeWorkloads(base, cp.workloads)
 	span.SetAttributes(attribute.Int("domains", len(merged.Domains)), attribute.Int("sagas", len(merged.Sagas)),
 		attribute.Int("projectors", len(merged.Projectors)))
+	if err := cp.schemas.check(ctx, merged); err != nil {
+		err = fmt.Errorf("topology rejected, still serving version %q: %w", cp.pub.Version(), err)
+		cp.pub.metrics.snapshots.Add(ctx, 1, resultAttr(resultRejected))
+		cp.lastErr = err
+		cp.log.Error("topology rejected; the last good configuration keeps serving", "version", cp.pub.Version(), "err", err)
+		endSpan(span, outcomeRejected, err)
+		return
+	}
 	version, unchanged, err := cp.pub.apply(ctx, merged)
 	span.SetAttributes(attribute.String("version", version))
 	if err != nil {
@@ -330,9 +356,46 @@ func (cp *ControlPlane) reconcileLocked(ctx context.Context, span trace.Span) {
 		outcome = outcomeUnchanged
 	}
 	endSpan(span, outcome, nil)
-	cp.lastErr = nil
+	cp.lastErr, cp.applied = nil, merged
 	cp.log.Info("topology applied", "version", version, "domains", len(merged.Domains),
 		"sagas", len(merged.Sagas), "projectors", len(merged.Projectors), "workloads", len(cp.workloads))
+}
+
+// recheckSchemas registers the applied topology's descriptors again every
+// interval: a descriptor file may change, a new binary may roll out. A
+// refusal then is logged and counted, and the registry shows it (angzarr
+// schema status); the running configuration is left as it is. After a
+// check that could not reach the registry (it may start after the control
+// plane) the next one comes sooner: 1s, doubling up to the interval.
+func (cp *ControlPlane) recheckSchemas(ctx context.Context, interval time.Duration) {
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	wait := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cp.schemas.kick:
+			timer.Reset(wait)
+			wait = min(2*wait, interval)
+			continue
+		case <-timer.C:
+		}
+		cp.mu.Lock()
+		t := cp.applied
+		cp.mu.Unlock()
+		timer.Reset(interval)
+		if t == nil {
+			continue
+		}
+		err := cp.schemas.check(ctx, t)
+		if len(cp.schemas.kick) == 0 {
+			wait = time.Second // registered everything: back to the start of the back-off
+		}
+		if err != nil {
+			cp.log.Error("schema registry refused descriptors of running logic: stored events of the domain may be misread", "err", err)
+		}
+	}
 }
 
 // reject records a topology that could not even be decoded.

@@ -122,6 +122,27 @@ type Domain struct {
 	// current ones as the event service reads them (angzarr.Upcaster),
 	// applied in order; each declares the old types it takes.
 	Upcasters []Upcaster `json:"upcasters,omitempty"`
+	// Descriptors says where the descriptors of the domain's events come
+	// from, for the event service's schema registry: before it pushes a
+	// topology, the control plane registers them, and a change that would
+	// misread stored events (angzarr schema check's rules) is refused, the
+	// last good configuration serving on. Default: none, the domain's
+	// stored types are not guarded.
+	Descriptors *DescriptorSource `json:"descriptors,omitempty"`
+}
+
+// DescriptorSource is where a domain's descriptors come from. A file wins
+// over reflection: it is a reviewed artifact of the build, whereas
+// reflection reports whatever binary runs.
+type DescriptorSource struct {
+	// File is a FileDescriptorSet (protoc --include_imports
+	// --descriptor_set_out, buf build -o), relative to the topology file's
+	// directory. Re-read on every check.
+	File string `json:"file,omitempty"`
+	// Reflection asks the logic's gRPC reflection (service:port), which
+	// every SDK-built service serves, for the files of the domain's stored
+	// types (as the registry lists them).
+	Reflection bool `json:"reflection,omitempty"`
 }
 
 // Upcaster is an angzarr.Upcaster service of a domain.

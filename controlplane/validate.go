@@ -88,6 +88,12 @@ func (t *Topology) Validate() error {
 				add(p+".coordinator", "%v", err)
 			}
 		}
+		if ds := dom.Descriptors; ds != nil && ds.File == "" && !ds.Reflection {
+			add(p+".descriptors", "name a file or reflection: true")
+		}
+		if dom.Name == schemaRegistryDomain {
+			add(p+".name", "%q is the event service's schema registry", dom.Name)
+		}
 		upcast := map[string]bool{}
 		for j, u := range dom.Upcasters {
 			up := fmt.Sprintf("%s.upcasters[%d]", p, j)

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
+	"github.com/angzarr-mesh/angzarr/eventsvc/schemareg"
 	"github.com/angzarr-mesh/angzarr/eventsvc/server"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/instrumented"
@@ -104,7 +105,17 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	go func() { dispatched <- disp.Run(dctx, src) }()
 	defer func() { dcancel(); <-dispatched }() // before the store closes
 
-	srv, err := server.New(fanout.NotifyingStore{Store: st, D: disp}, server.Options{Limits: cfg.Limits, PollInterval: cfg.PollInterval, Logger: log, MeterProvider: mp})
+	// The schema registry records the types appends use (first use) and
+	// judges the descriptors the control plane registers. It keeps its
+	// books on the backend itself: its reads and writes are not the
+	// application's storage operations, and stay out of their metrics and
+	// of the traces of the commands whose first use they record.
+	rst, ok := raw.(schemareg.Store)
+	if !ok {
+		return fmt.Errorf("eventsvc: the %T store cannot keep the schema registry", raw)
+	}
+	schemas := schemareg.New(rst, schemareg.Options{Logger: log})
+	srv, err := server.New(fanout.NotifyingStore{Store: schemareg.Recording{Store: st, R: schemas}, D: disp}, server.Options{Limits: cfg.Limits, PollInterval: cfg.PollInterval, Logger: log, MeterProvider: mp})
 	if err != nil {
 		return err
 	}
@@ -117,9 +128,10 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	srv.Register(g)
 	disp.Admin().Register(g)
 	srv.NewGateway(disp).Register(g)
+	schemas.Serve(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
-	for _, name := range []string{"", pb.EventQuery_ServiceDesc.ServiceName, pb.EventStore_ServiceDesc.ServiceName, pb.FanoutAdmin_ServiceDesc.ServiceName, pb.CommandGateway_ServiceDesc.ServiceName} {
+	for _, name := range []string{"", pb.EventQuery_ServiceDesc.ServiceName, pb.EventStore_ServiceDesc.ServiceName, pb.FanoutAdmin_ServiceDesc.ServiceName, pb.CommandGateway_ServiceDesc.ServiceName, pb.SchemaRegistry_ServiceDesc.ServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(g)

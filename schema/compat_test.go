@@ -145,3 +145,28 @@ func TestParseLevel(t *testing.T) {
 		t.Error("ParseLevel(file) took a level Check does not apply")
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	fp := func(src string) string {
+		t.Helper()
+		d, err := compile(t, header+src).FindDescriptorByName("t.Ev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return schema.Fingerprint(d.(protoreflect.MessageDescriptor))
+	}
+	base := fp(`message A { string x = 1; } message Ev { A a = 1; int32 n = 2; }`)
+	for _, tc := range []struct {
+		name, src string
+		same      bool
+	}{
+		{"comments and an unrelated message", "// a comment\nmessage A { string x = 1; } message Ev { A a = 1; /* n */ int32 n = 2; } message Other { bool b = 1; }", true},
+		{"a field added", `message A { string x = 1; } message Ev { A a = 1; int32 n = 2; string s = 3; }`, false},
+		{"a reached message changed", `message A { string x = 1; int64 y = 2; } message Ev { A a = 1; int32 n = 2; }`, false},
+		{"a field renamed", `message A { string x = 1; } message Ev { A a = 1; int32 m = 2; }`, false},
+	} {
+		if got := fp(tc.src) == base; got != tc.same {
+			t.Errorf("%s: same fingerprint = %v, want %v", tc.name, got, tc.same)
+		}
+	}
+}

@@ -180,3 +180,27 @@ func Reflect(ctx context.Context, conn grpc.ClientConnInterface, names []protore
 	}
 	return set, missing, nil
 }
+
+// SetOf is the FileDescriptorSet of files and everything they import,
+// each file once, imports before the files that import them: what protoc
+// --include_imports writes, from descriptors a binary has compiled in.
+func SetOf(files ...protoreflect.FileDescriptor) *descriptorpb.FileDescriptorSet {
+	set := &descriptorpb.FileDescriptorSet{}
+	seen := map[string]bool{}
+	var add func(protoreflect.FileDescriptor)
+	add = func(fd protoreflect.FileDescriptor) {
+		if seen[fd.Path()] {
+			return
+		}
+		seen[fd.Path()] = true
+		imports := fd.Imports()
+		for i := range imports.Len() {
+			add(imports.Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+	}
+	for _, fd := range files {
+		add(fd)
+	}
+	return set
+}

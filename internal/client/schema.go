@@ -1,27 +1,42 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/schema"
 )
 
 // SchemaCheckConfig is `angzarr schema check`.
 type SchemaCheckConfig struct {
-	// Against is the FileDescriptorSet the events were stored under.
+	// Against is a FileDescriptorSet the events were stored under; empty:
+	// the event service's schema registry for Domain (a dry-run Register,
+	// which also counts the stored events each change affects).
 	Against string
+	// Domain is the domain whose stored types the registry checks.
+	Domain string
+	// Addr is the event service (default DataDir's endpoints.json's).
+	Addr, DataDir string
 	// DescriptorSet is the new descriptors as a file; Reflect, a running
 	// service to ask instead (HOST:PORT). Exactly one is set.
 	DescriptorSet, Reflect string
@@ -48,8 +63,11 @@ func SchemaCheck(ctx context.Context, c SchemaCheckConfig) error {
 	if c.Output != OutputTable && c.Output != OutputJSON {
 		return fmt.Errorf("--output %q: want %s or %s", c.Output, OutputTable, OutputJSON)
 	}
-	if c.Against == "" || (c.DescriptorSet == "") == (c.Reflect == "") {
-		return errors.New("schema check: give --against FILE and one of --descriptor-set FILE or --reflect HOST:PORT")
+	if (c.Against == "") == (c.Domain == "") || (c.DescriptorSet == "") == (c.Reflect == "") {
+		return errors.New("schema check: give --against FILE or --domain DOMAIN (the registry), and one of --descriptor-set FILE or --reflect HOST:PORT")
+	}
+	if c.Domain != "" {
+		return c.checkRegistry(ctx)
 	}
 	old, err := schema.ReadFileSet(c.Against)
 	if err != nil {
@@ -131,16 +149,23 @@ func reflectFiles(ctx context.Context, addr string, old *protoregistry.Files, ty
 }
 
 func printChanges(w io.Writer, output string, changes []schema.Change) error {
+	return printChangesCounted(w, output, changes, nil)
+}
+
+// printChangesCounted prints changes with, when counts is not nil, the
+// stored events each affects.
+func printChangesCounted(w io.Writer, output string, changes []schema.Change, counts map[int]string) error {
 	if output == OutputJSON {
 		enc := json.NewEncoder(w)
-		for _, c := range changes {
+		for i, c := range changes {
 			if err := enc.Encode(struct {
 				Rule   schema.Rule `json:"rule"`
 				Type   string      `json:"type"`
 				Path   string      `json:"path,omitempty"`
 				Number int32       `json:"number,omitempty"`
 				Detail string      `json:"detail"`
-			}{c.Rule, string(c.Type), c.Path, c.Number, c.Detail}); err != nil {
+				Stored string      `json:"storedEvents,omitempty"`
+			}{c.Rule, string(c.Type), c.Path, c.Number, c.Detail, counts[i]}); err != nil {
 				return err
 			}
 		}
@@ -150,13 +175,187 @@ func printChanges(w io.Writer, output string, changes []schema.Change) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tTYPE\tFIELD\t#\tDETAIL")
-	for _, c := range changes {
+	if counts != nil {
+		fmt.Fprintln(tw, "RULE\tTYPE\tFIELD\t#\tSTORED\tDETAIL")
+	} else {
+		fmt.Fprintln(tw, "RULE\tTYPE\tFIELD\t#\tDETAIL")
+	}
+	for i, c := range changes {
 		num := ""
 		if c.Number != 0 {
 			num = fmt.Sprint(c.Number)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Rule, c.Type, c.Path, num, c.Detail)
+		if counts != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Rule, c.Type, c.Path, num, counts[i], c.Detail)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Rule, c.Type, c.Path, num, c.Detail)
+		}
 	}
 	return tw.Flush()
+}
+
+// eventService is the configured event service address.
+func eventService(addr, dataDir string) (string, error) {
+	if addr != "" {
+		return addr, nil
+	}
+	f, err := endpoints.Read(dataDir)
+	if err != nil {
+		return "", err
+	}
+	return f.EventService, nil
+}
+
+// checkRegistry asks the registry to judge the new descriptors (a dry
+// run): what the control plane would be told.
+func (c SchemaCheckConfig) checkRegistry(ctx context.Context) error {
+	addr, err := eventService(c.Addr, c.DataDir)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	reg := pb.NewSchemaRegistryClient(conn)
+	st, err := reg.Status(ctx, &pb.SchemaStatusRequest{Domain: c.Domain})
+	if err != nil {
+		return explain(err, addr)
+	}
+	var types []protoreflect.FullName
+	for _, d := range st.GetDomains() {
+		for _, ty := range d.GetTypes() {
+			types = append(types, protoreflect.FullName(ty.GetType()))
+		}
+	}
+	var raw []byte
+	if c.DescriptorSet != "" {
+		if raw, err = os.ReadFile(c.DescriptorSet); err != nil {
+			return fmt.Errorf("descriptor set: %w", err)
+		}
+	} else {
+		lc, err := grpc.NewClient(c.Reflect, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer lc.Close()
+		set, _, err := schema.Reflect(ctx, lc, types)
+		if err != nil {
+			return explain(err, c.Reflect)
+		}
+		if raw, err = proto.Marshal(set); err != nil {
+			return err
+		}
+	}
+	_, err = reg.Register(ctx, &pb.RegisterSchemaRequest{Domain: c.Domain, FileDescriptorSet: raw, DryRun: true, Source: "angzarr schema check"})
+	if status.Code(err) == codes.FailedPrecondition {
+		var changes []schema.Change
+		counts := map[int]string{}
+		for _, d := range status.Convert(err).Details() {
+			if r, ok := d.(*pb.SchemaRefusal); ok {
+				for _, ch := range r.GetChanges() {
+					n := fmt.Sprint(ch.GetStoredEvents())
+					if ch.GetStoredEventsPartial() {
+						n = ">=" + n
+					}
+					counts[len(changes)] = n
+					changes = append(changes, schema.Change{Rule: schema.Rule(ch.GetRule()), Type: protoreflect.FullName(ch.GetType()),
+						Path: ch.GetPath(), Number: ch.GetNumber(), Detail: ch.GetDetail()})
+				}
+			}
+		}
+		if err := printChangesCounted(c.Out, c.Output, changes, counts); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %d in domain %s's %d stored types (WIRE_JSON)", ErrBreaking, len(changes), c.Domain, len(types))
+	}
+	if err != nil {
+		return explain(err, addr)
+	}
+	if c.Output == OutputTable {
+		_, err = fmt.Fprintf(c.Out, "no breaking change in domain %s's %d stored types (WIRE_JSON)\n", c.Domain, len(types))
+	}
+	return err
+}
+
+// SchemaStatusConfig is `angzarr schema status`.
+type SchemaStatusConfig struct {
+	// Domain is one domain; empty for every domain the registry knows.
+	Domain        string
+	Addr, DataDir string
+	Output        string // OutputTable or OutputJSON
+	Out           io.Writer
+}
+
+// SchemaStatus prints what the schema registry holds: each stored type's
+// version, each domain's current descriptors and its last refusal.
+func SchemaStatus(ctx context.Context, c SchemaStatusConfig) error {
+	if c.Output != OutputTable && c.Output != OutputJSON {
+		return fmt.Errorf("--output %q: want %s or %s", c.Output, OutputTable, OutputJSON)
+	}
+	addr, err := eventService(c.Addr, c.DataDir)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	st, err := pb.NewSchemaRegistryClient(conn).Status(ctx, &pb.SchemaStatusRequest{Domain: c.Domain})
+	if err != nil {
+		return explain(err, addr)
+	}
+	if c.Output == OutputJSON {
+		b, err := protojson.Marshal(st)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.Out, "%s\n", b)
+		return err
+	}
+	short := func(fp string) string {
+		if len(fp) > 12 {
+			return fp[:12]
+		}
+		return cmp.Or(fp, "-")
+	}
+	tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOMAIN\tTYPE\tKIND\tVERSION\tFINGERPRINT\tRECORDED")
+	for _, d := range st.GetDomains() {
+		for _, ty := range d.GetTypes() {
+			kind, recorded := "event", "-"
+			if ty.GetSnapshot() {
+				kind = "snapshot"
+			}
+			if ty.GetRecordedAt() != nil {
+				recorded = ty.GetRecordedAt().AsTime().UTC().Format(time.RFC3339)
+			}
+			version := fmt.Sprint(ty.GetVersion())
+			if ty.GetVersion() == 0 {
+				version = "0 (no descriptors: unguarded)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.GetDomain(), ty.GetType(), kind, version, short(ty.GetFingerprint()), recorded)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range st.GetDomains() {
+		if d.GetDescriptorsFingerprint() == "" {
+			fmt.Fprintf(c.Out, "\n%s: no descriptors registered (name them in the topology: domains[].descriptors)\n", d.GetDomain())
+		} else {
+			fmt.Fprintf(c.Out, "\n%s: descriptors %s from %s at %s\n", d.GetDomain(), short(d.GetDescriptorsFingerprint()),
+				d.GetDescriptorsSource(), d.GetDescriptorsRecordedAt().AsTime().UTC().Format(time.RFC3339))
+		}
+		if r := d.GetLastRefusal(); r != nil {
+			fmt.Fprintf(c.Out, "%s: REFUSED at %s, from %s, %d breaking change(s):\n", d.GetDomain(),
+				r.GetRefusedAt().AsTime().UTC().Format(time.RFC3339), r.GetSource(), len(r.GetChanges()))
+			for _, ch := range r.GetChanges() {
+				fmt.Fprintf(c.Out, "  %s %s.%s: %s (%d stored)\n", ch.GetRule(), ch.GetType(), ch.GetPath(), ch.GetDetail(), ch.GetStoredEvents())
+			}
+		}
+	}
+	return nil
 }

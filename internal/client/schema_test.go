@@ -6,15 +6,21 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
 
@@ -121,5 +127,73 @@ func TestSchemaCheckRefusesBadFlags(t *testing.T) {
 		if err := SchemaCheck(ctx, cfg); err == nil || errors.Is(err, ErrBreaking) {
 			t.Errorf("%+v: err = %v, want a usage error", cfg, err)
 		}
+	}
+}
+
+// withoutEmail drops CustomerCreated.email without reserving it.
+func withoutEmail(fdp *descriptorpb.FileDescriptorProto) {
+	for _, m := range fdp.GetMessageType() {
+		if m.GetName() == "CustomerCreated" {
+			m.Field = slices.DeleteFunc(m.Field, func(f *descriptorpb.FieldDescriptorProto) bool { return f.GetName() == "email" })
+		}
+	}
+}
+
+// TestSchemaAgainstTheRegistry: `schema check --domain` and `schema
+// status` against a real event service whose registry recorded a stored
+// CustomerCreated.
+func TestSchemaAgainstTheRegistry(t *testing.T) {
+	ctx := t.Context()
+	es := eventsvctest.Start(t, "sqlite:"+filepath.Join(t.TempDir(), "events.db"))
+	conn, err := grpc.NewClient(es, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	current, err := os.ReadFile(storedSet(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pb.NewSchemaRegistryClient(conn).Register(ctx, &pb.RegisterSchemaRequest{Domain: "customer", FileDescriptorSet: current, Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := anypb.New(&ex.CustomerCreated{Name: "Alice", Email: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := ParseRoot("alice")
+	if _, err := pb.NewEventStoreClient(conn).Append(ctx, &pb.AppendRequest{Cover: &pb.Cover{Domain: "customer", Root: &pb.UUID{Value: root[:]}},
+		Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 0}, Event: ev}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	if err := SchemaCheck(ctx, SchemaCheckConfig{Domain: "customer", Addr: es, Reflect: reflectingServer(t), Output: OutputTable, Out: &out}); err != nil {
+		t.Fatalf("the running binary against the registry: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "no breaking change in domain customer's 1 stored types") {
+		t.Errorf("output: %s", out.String())
+	}
+
+	out.Reset()
+	err = SchemaCheck(ctx, SchemaCheckConfig{Domain: "customer", Addr: es, DescriptorSet: storedSet(t, withoutEmail), Output: OutputTable, Out: &out})
+	if !errors.Is(err, ErrBreaking) {
+		t.Fatalf("email dropped: %v, want breaking\n%s", err, out.String())
+	}
+	for _, w := range []string{"STORED", "FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED", "examples.CustomerCreated", "email"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("check output lacks %q:\n%s", w, out.String())
+		}
+	}
+	if !regexp.MustCompile(`email\s+2\s+1\s`).MatchString(out.String()) {
+		t.Errorf("check output does not count 1 stored event for #2:\n%s", out.String())
+	}
+
+	out.Reset()
+	if err := SchemaStatus(ctx, SchemaStatusConfig{Domain: "customer", Addr: es, Output: OutputTable, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`customer\s+examples.CustomerCreated\s+event\s+1\s`).MatchString(out.String()) || !strings.Contains(out.String(), "from test") {
+		t.Errorf("status output:\n%s", out.String())
 	}
 }

@@ -104,7 +104,13 @@ func (m *mesh) prepare(ctx context.Context) error {
 	} else {
 		m.log.Info("the customer domain runs in Go: Python is not usable", "component", "logic/customer", "reason", why)
 	}
-	if m.topology, err = cfg.writeTopology(cfg.topology(m.plan)); err != nil {
+	topo := cfg.topology(m.plan)
+	if m.python {
+		if err := cfg.pythonDescriptors(topo); err != nil {
+			return err
+		}
+	}
+	if m.topology, err = cfg.writeTopology(topo); err != nil {
 		return err
 	}
 	skip := map[string]bool{}
@@ -146,6 +152,9 @@ func (m *mesh) run(ctx context.Context) error {
 		Filter:          controlplane.Options{WasmFile: m.filter},
 		MetricsListener: m.listeners[kindControlPlaneMetrics], // Serve closes it
 		Logger:          m.log.With("component", kindControlPlane),
+		// Types stored for the first time are guarded within seconds
+		// (reflection asks for the types the registry has seen).
+		SchemaInterval: 5 * time.Second,
 	})
 	if err != nil {
 		m.closeListeners()
