@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bufbuild/protocompile"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,6 +22,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/schema/schematest"
 )
 
 // compileSet compiles one .proto (package loyalty) into a descriptor set
@@ -30,14 +30,7 @@ import (
 // the set.
 func compileSet(t *testing.T, path, src string) *descriptorpb.FileDescriptorSet {
 	t.Helper()
-	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"loyalty.proto": "syntax = \"proto3\";\npackage loyalty;\n" + src}),
-	})}
-	res, err := c.Compile(t.Context(), "loyalty.proto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{protodesc.ToFileDescriptorProto(res[0])}}
+	set := schematest.Compile(t, "loyalty.proto", "syntax = \"proto3\";\npackage loyalty;\n"+src)
 	b, err := proto.Marshal(set)
 	if err != nil {
 		t.Fatal(err)

@@ -1,18 +1,15 @@
 package schema_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/bufbuild/protocompile"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/angzarr-mesh/angzarr/schema"
+	"github.com/angzarr-mesh/angzarr/schema/schematest"
 )
 
 // compile builds one .proto source (file "ev.proto", package t) the way
@@ -20,15 +17,7 @@ import (
 // file would be.
 func compile(t *testing.T, src string) *protoregistry.Files {
 	t.Helper()
-	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"ev.proto": src}),
-	})}
-	res, err := c.Compile(context.Background(), "ev.proto")
-	if err != nil {
-		t.Fatalf("compile:\n%s\n%v", src, err)
-	}
-	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{protodesc.ToFileDescriptorProto(res[0])}}
-	files, err := schema.Files(set, schema.WellKnown)
+	files, err := schema.Files(schematest.Compile(t, "ev.proto", src), schema.WellKnown)
 	if err != nil {
 		t.Fatal(err)
 	}

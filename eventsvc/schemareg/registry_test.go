@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bufbuild/protocompile"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,24 +26,14 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/sqlite"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/schema/schematest"
 )
 
 // descriptors compiles one .proto (package shop) into a descriptor set as
 // protoc --include_imports would write it.
 func descriptors(t *testing.T, src string) []byte {
 	t.Helper()
-	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"shop.proto": "syntax = \"proto3\";\npackage shop;\n" + src}),
-	})}
-	res, err := c.Compile(t.Context(), "shop.proto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := proto.Marshal(&descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{protodesc.ToFileDescriptorProto(res[0])}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return schematest.Marshal(t, "shop.proto", "syntax = \"proto3\";\npackage shop;\n"+src)
 }
 
 // event packs a message of the compiled type name with no fields set (the

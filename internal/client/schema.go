@@ -194,35 +194,36 @@ func printChangesCounted(w io.Writer, output string, changes []schema.Change, co
 	return tw.Flush()
 }
 
-// eventService is the configured event service address.
-func eventService(addr, dataDir string) (string, error) {
-	if addr != "" {
-		return addr, nil
+// registryStatus connects to the event service (addr, or dataDir's
+// endpoints.json's) and asks its schema registry for domain's status ("":
+// every domain). The caller closes conn.
+func registryStatus(ctx context.Context, addr, dataDir, domain string) (conn *grpc.ClientConn, st *pb.SchemaStatusResponse, _ string, err error) {
+	if addr == "" {
+		f, err := endpoints.Read(dataDir)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		addr = f.EventService
 	}
-	f, err := endpoints.Read(dataDir)
-	if err != nil {
-		return "", err
+	if conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		return nil, nil, "", err
 	}
-	return f.EventService, nil
+	if st, err = pb.NewSchemaRegistryClient(conn).Status(ctx, &pb.SchemaStatusRequest{Domain: domain}); err != nil {
+		conn.Close()
+		return nil, nil, "", explain(err, addr)
+	}
+	return conn, st, addr, nil
 }
 
 // checkRegistry asks the registry to judge the new descriptors (a dry
 // run): what the control plane would be told.
 func (c SchemaCheckConfig) checkRegistry(ctx context.Context) error {
-	addr, err := eventService(c.Addr, c.DataDir)
-	if err != nil {
-		return err
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, st, addr, err := registryStatus(ctx, c.Addr, c.DataDir, c.Domain)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	reg := pb.NewSchemaRegistryClient(conn)
-	st, err := reg.Status(ctx, &pb.SchemaStatusRequest{Domain: c.Domain})
-	if err != nil {
-		return explain(err, addr)
-	}
 	var types []protoreflect.FullName
 	for _, d := range st.GetDomains() {
 		for _, ty := range d.GetTypes() {
@@ -294,19 +295,11 @@ func SchemaStatus(ctx context.Context, c SchemaStatusConfig) error {
 	if c.Output != OutputTable && c.Output != OutputJSON {
 		return fmt.Errorf("--output %q: want %s or %s", c.Output, OutputTable, OutputJSON)
 	}
-	addr, err := eventService(c.Addr, c.DataDir)
-	if err != nil {
-		return err
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, st, _, err := registryStatus(ctx, c.Addr, c.DataDir, c.Domain)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	st, err := pb.NewSchemaRegistryClient(conn).Status(ctx, &pb.SchemaStatusRequest{Domain: c.Domain})
-	if err != nil {
-		return explain(err, addr)
-	}
 	if c.Output == OutputJSON {
 		b, err := protojson.Marshal(st)
 		if err != nil {
