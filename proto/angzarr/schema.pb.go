@@ -29,6 +29,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A domain's descriptors, to check and record.
 type RegisterSchemaRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The domain whose logic these descriptors describe.
@@ -103,6 +104,7 @@ func (x *RegisterSchemaRequest) GetSource() string {
 	return ""
 }
 
+// What a Register found and did.
 type RegisterSchemaResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Every stored type of the domain with its version after the call.
@@ -260,8 +262,9 @@ type SchemaChange struct {
 	// Stored events of the type in the domain (counted when refused), and
 	// whether the count stopped short of the whole log (then it is a lower
 	// bound).
-	StoredEvents        uint64 `protobuf:"varint,6,opt,name=stored_events,json=storedEvents,proto3" json:"stored_events,omitempty"`
-	StoredEventsPartial bool   `protobuf:"varint,7,opt,name=stored_events_partial,json=storedEventsPartial,proto3" json:"stored_events_partial,omitempty"`
+	StoredEvents uint64 `protobuf:"varint,6,opt,name=stored_events,json=storedEvents,proto3" json:"stored_events,omitempty"`
+	// Whether the count stopped short of the whole log.
+	StoredEventsPartial bool `protobuf:"varint,7,opt,name=stored_events_partial,json=storedEventsPartial,proto3" json:"stored_events_partial,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -347,10 +350,14 @@ func (x *SchemaChange) GetStoredEventsPartial() bool {
 
 // The status detail of a refused Register.
 type SchemaRefusal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Domain        string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
-	Changes       []*SchemaChange        `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
-	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain whose descriptors were refused.
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	// Every breaking change, with the stored events it would misread.
+	Changes []*SchemaChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Who registered them (RegisterSchemaRequest.source).
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// When.
 	RefusedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refused_at,json=refusedAt,proto3" json:"refused_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -414,6 +421,7 @@ func (x *SchemaRefusal) GetRefusedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Which domains Status reports.
 type SchemaStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One domain; empty for every domain the registry knows.
@@ -459,9 +467,11 @@ func (x *SchemaStatusRequest) GetDomain() string {
 	return ""
 }
 
+// The registry's view of each domain asked for.
 type SchemaStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Domains       []*DomainSchema        `protobuf:"bytes,1,rep,name=domains,proto3" json:"domains,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per domain, by name.
+	Domains       []*DomainSchema `protobuf:"bytes,1,rep,name=domains,proto3" json:"domains,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -503,16 +513,20 @@ func (x *SchemaStatusResponse) GetDomains() []*DomainSchema {
 	return nil
 }
 
+// One domain in the registry.
 type DomainSchema struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Domain string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain.
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
 	// Every stored type, by name.
 	Types []*SchemaTypeVersion `protobuf:"bytes,2,rep,name=types,proto3" json:"types,omitempty"`
 	// The current descriptors: their SHA-256, who registered them and when;
 	// empty when the domain never registered any.
-	DescriptorsFingerprint string                 `protobuf:"bytes,3,opt,name=descriptors_fingerprint,json=descriptorsFingerprint,proto3" json:"descriptors_fingerprint,omitempty"`
-	DescriptorsSource      string                 `protobuf:"bytes,4,opt,name=descriptors_source,json=descriptorsSource,proto3" json:"descriptors_source,omitempty"`
-	DescriptorsRecordedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=descriptors_recorded_at,json=descriptorsRecordedAt,proto3" json:"descriptors_recorded_at,omitempty"`
+	DescriptorsFingerprint string `protobuf:"bytes,3,opt,name=descriptors_fingerprint,json=descriptorsFingerprint,proto3" json:"descriptors_fingerprint,omitempty"`
+	// Who registered the current descriptors.
+	DescriptorsSource string `protobuf:"bytes,4,opt,name=descriptors_source,json=descriptorsSource,proto3" json:"descriptors_source,omitempty"`
+	// When they were recorded.
+	DescriptorsRecordedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=descriptors_recorded_at,json=descriptorsRecordedAt,proto3" json:"descriptors_recorded_at,omitempty"`
 	// The last refused Register since this event service started, if any.
 	LastRefusal   *SchemaRefusal `protobuf:"bytes,6,opt,name=last_refusal,json=lastRefusal,proto3" json:"last_refusal,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -591,9 +605,11 @@ func (x *DomainSchema) GetLastRefusal() *SchemaRefusal {
 	return nil
 }
 
+// Which domain's recorded descriptors to return.
 type SchemaDescriptorsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Domain        string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain.
+	Domain        string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -635,9 +651,11 @@ func (x *SchemaDescriptorsRequest) GetDomain() string {
 	return ""
 }
 
+// A domain's stored types with the descriptors of their latest versions.
 type SchemaDescriptorsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Types         []*TypeDescriptors     `protobuf:"bytes,1,rep,name=types,proto3" json:"types,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per stored type, by name.
+	Types         []*TypeDescriptors `protobuf:"bytes,1,rep,name=types,proto3" json:"types,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -681,8 +699,9 @@ func (x *SchemaDescriptorsResponse) GetTypes() []*TypeDescriptors {
 
 // A stored type's latest version and the descriptors it was recorded under.
 type TypeDescriptors struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Version *SchemaTypeVersion     `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The type and its latest version.
+	Version *SchemaTypeVersion `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
 	// A google.protobuf.FileDescriptorSet: the files the type was recorded
 	// under, with their imports. Empty for a version-0 type.
 	FileDescriptorSet []byte `protobuf:"bytes,2,opt,name=file_descriptor_set,json=fileDescriptorSet,proto3" json:"file_descriptor_set,omitempty"`
@@ -737,13 +756,17 @@ func (x *TypeDescriptors) GetFileDescriptorSet() []byte {
 // The domain's descriptors changed (recorded when their SHA-256 differs from
 // the current ones).
 type SchemaDescriptorsRecorded struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	Domain            string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
-	FileDescriptorSet []byte                 `protobuf:"bytes,2,opt,name=file_descriptor_set,json=fileDescriptorSet,proto3" json:"file_descriptor_set,omitempty"`
-	Fingerprint       string                 `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
-	Source            string                 `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain they describe (also the aggregate's root, hashed).
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	// A google.protobuf.FileDescriptorSet, as registered.
+	FileDescriptorSet []byte `protobuf:"bytes,2,opt,name=file_descriptor_set,json=fileDescriptorSet,proto3" json:"file_descriptor_set,omitempty"`
+	// Its SHA-256 (hex), without source code info.
+	Fingerprint string `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// Who registered it.
+	Source        string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SchemaDescriptorsRecorded) Reset() {
@@ -807,12 +830,17 @@ func (x *SchemaDescriptorsRecorded) GetSource() string {
 // A stored type got a version: its first use, or a compatible change of
 // its shape.
 type SchemaTypeRecorded struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Domain      string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
-	Type        string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	Version     uint32                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	Fingerprint string                 `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
-	Snapshot    bool                   `protobuf:"varint,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The domain that stored the type.
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	// The type's full message name.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// Its version (SchemaTypeVersion.version).
+	Version uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Its shape's SHA-256 (SchemaTypeVersion.fingerprint); empty at version 0.
+	Fingerprint string `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// Whether it is stored as a snapshot state.
+	Snapshot bool `protobuf:"varint,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	// The sequence of the SchemaDescriptorsRecorded event of this aggregate
 	// the version was recorded under; unset for version 0.
 	DescriptorsSequence *uint32 `protobuf:"varint,6,opt,name=descriptors_sequence,json=descriptorsSequence,proto3,oneof" json:"descriptors_sequence,omitempty"`

@@ -34,6 +34,8 @@ const (
 // SchemaRegistryClient is the client API for SchemaRegistry service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// The schema registry of the event service (see the file comment).
 type SchemaRegistryClient interface {
 	// Register checks a domain's descriptors against those its stored types
 	// were recorded under. Compatible: they become the domain's current
@@ -91,6 +93,8 @@ func (c *schemaRegistryClient) Descriptors(ctx context.Context, in *SchemaDescri
 // SchemaRegistryServer is the server API for SchemaRegistry service.
 // All implementations must embed UnimplementedSchemaRegistryServer
 // for forward compatibility.
+//
+// The schema registry of the event service (see the file comment).
 type SchemaRegistryServer interface {
 	// Register checks a domain's descriptors against those its stored types
 	// were recorded under. Compatible: they become the domain's current

@@ -26,6 +26,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Stored events of old versions, to upcast.
 type UpcastRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The domain the events belong to.
@@ -80,6 +81,7 @@ func (x *UpcastRequest) GetEvents() []*anypb.Any {
 	return nil
 }
 
+// The current versions of an UpcastRequest's events.
 type UpcastResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The current versions, one per request event, in order.
