@@ -1,0 +1,181 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Step kinds of a workflow.
+const (
+	StepCommand      = "command"      // the workflow's own aggregate deciding on a command
+	StepSaga         = "saga"         // stored by a command a saga or process manager issued
+	StepRefusal      = "refusal"      // a refused saga command recorded in the failure domain
+	StepCompensation = "compensation" // the origin aggregate's answer after a refusal
+)
+
+// defaultFailureDomain is where refused saga commands are recorded when
+// the configuration names none.
+const defaultFailureDomain = "saga-failures"
+
+// workflowJSON is everything that shares a correlation id, as a timeline.
+type workflowJSON struct {
+	Correlation string     `json:"correlation"`
+	Start       time.Time  `json:"start"`
+	End         time.Time  `json:"end"`
+	DurationMs  float64    `json:"durationMs"`
+	Domains     []string   `json:"domains"`
+	Steps       []stepJSON `json:"steps"`
+	// DeadLetters are the workflow's parked events and saga commands.
+	DeadLetters []deadLetterJSON `json:"deadLetters"`
+}
+
+// stepJSON is one append: consecutive events of one aggregate.
+type stepJSON struct {
+	Kind   string `json:"kind"`
+	Domain string `json:"domain"`
+	Root   string `json:"root"`
+	// By names the sagas or process managers that can have issued the
+	// command (from the topology: they read an earlier step's domain and
+	// may write this one); several when the topology allows several.
+	By     []string    `json:"by,omitempty"`
+	Events []eventJSON `json:"events"`
+	At     time.Time   `json:"at"`
+	// TookMs is the time from the previous step's last event to this
+	// step's first: what the step took (the saga's or the client's turn).
+	TookMs float64 `json:"tookMs"`
+	// SinceStartMs is the time from the workflow's first event.
+	SinceStartMs float64 `json:"sinceStartMs"`
+	// Projectors receive this step's events.
+	Projectors []string `json:"projectors,omitempty"`
+}
+
+func (c *Console) getWorkflow(w http.ResponseWriter, r *http.Request) {
+	id, err := correlationParam(r)
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
+	out, err := c.workflow(r.Context(), id)
+	if err != nil {
+		upstream(w, err)
+		return
+	}
+	writeJSON(w, out)
+}
+
+// workflow reads a correlation id's events (EventQuery.GetEvents by
+// correlation) and the dead letters, and builds the timeline.
+func (c *Console) workflow(ctx context.Context, id string) (*workflowJSON, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := c.query.GetEvents(ctx, &pb.Query{Cover: &pb.Cover{CorrelationId: id}})
+	if err != nil {
+		return nil, err
+	}
+	var books []*pb.EventBook
+	for {
+		b, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		books = append(books, b)
+	}
+	out := buildWorkflow(id, books, c.topo.current())
+	if dl, err := c.admin.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{}); err == nil {
+		for _, d := range dl.GetDeadLetters() {
+			if d.GetBook().GetCover().GetCorrelationId() != id && d.GetCommand().GetCover().GetCorrelationId() != id {
+				continue
+			}
+			out.DeadLetters = append(out.DeadLetters, deadLetterJSON{ID: d.GetId(), Subscriber: d.GetSubscriber(), Kind: kindName(d.GetKind()),
+				Cause: causeName(d.GetCause()), Error: d.GetError(), Attempts: d.GetAttempts(), DeadAt: d.GetDeadAt().AsTime(),
+				Events: decodeBook(d.GetBook(), false)})
+		}
+	}
+	return out, nil
+}
+
+// buildWorkflow turns a correlation id's books (in append order) into
+// steps, attributing each to the command, a saga, a refusal or a
+// compensation by the topology.
+func buildWorkflow(id string, books []*pb.EventBook, cfg *pb.FanoutConfig) *workflowJSON {
+	out := &workflowJSON{Correlation: id, Steps: []stepJSON{}, Domains: []string{}, DeadLetters: []deadLetterJSON{}}
+	failures := cfg.GetFailureDomain()
+	if failures == "" {
+		failures = defaultFailureDomain
+	}
+	var origin string // domain/root of the first step
+	seen := map[string]bool{}
+	refused := false
+	var prevEnd time.Time
+	for _, b := range books {
+		events := decodeBook(b, false)
+		if len(events) == 0 {
+			continue
+		}
+		st := stepJSON{Domain: b.GetCover().GetDomain(), Root: rootString(b.GetCover().GetRoot()), Events: events, At: events[0].Time}
+		agg := st.Domain + "/" + st.Root
+		switch {
+		case origin == "":
+			origin, st.Kind = agg, StepCommand
+			out.Start = st.At
+		case st.Domain == failures:
+			st.Kind, refused = StepRefusal, true
+		case agg == origin && refused:
+			st.Kind = StepCompensation
+		case agg == origin:
+			st.Kind = StepCommand
+		default:
+			st.Kind = StepSaga
+			st.By = causes(cfg, seen, st.Domain)
+		}
+		for _, sub := range cfg.GetSubscriptions() {
+			if sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_PROJECTOR && slices.Contains(sub.GetSourceDomains(), st.Domain) {
+				st.Projectors = append(st.Projectors, sub.GetName())
+			}
+		}
+		if !prevEnd.IsZero() {
+			st.TookMs = ms(st.At.Sub(prevEnd))
+		}
+		st.SinceStartMs = ms(st.At.Sub(out.Start))
+		prevEnd = events[len(events)-1].Time
+		if prevEnd.After(out.End) {
+			out.End = prevEnd
+		}
+		seen[st.Domain] = true
+		out.Steps = append(out.Steps, st)
+	}
+	for d := range seen {
+		out.Domains = append(out.Domains, d)
+	}
+	slices.Sort(out.Domains)
+	if !out.Start.IsZero() {
+		out.DurationMs = ms(out.End.Sub(out.Start))
+	}
+	return out
+}
+
+// causes are the sagas and process managers (anything with targets) that
+// read a domain of an earlier step and may write domain.
+func causes(cfg *pb.FanoutConfig, earlier map[string]bool, domain string) []string {
+	var out []string
+	for _, sub := range cfg.GetSubscriptions() {
+		if !slices.Contains(sub.GetTargetDomains(), domain) {
+			continue
+		}
+		if slices.ContainsFunc(sub.GetSourceDomains(), func(d string) bool { return earlier[d] }) {
+			out = append(out, sub.GetName())
+		}
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
