@@ -25,6 +25,7 @@ verbs to send commands and read events.`,
 		newDevCmd(),
 		newSendCmd(),
 		newEventsCmd(),
+		newConsoleCmd(),
 	)
 	return root
 }
