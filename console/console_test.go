@@ -154,9 +154,9 @@ func TestWorkflowIsATimelineAcrossDomainsWithTheSagaSteps(t *testing.T) {
 		t.Fatalf("workflow %+v", wf)
 	}
 	want := []struct{ kind, domain, by string }{
-		// inventory-x is written by nothing the topology knows: a saga step
-		// without a known cause.
-		{"command", "order", ""}, {"saga", "inventory-x", ""}, {"command", "order", ""},
+		// inventory-x is written by nothing the topology knows: a client's
+		// command.
+		{"command", "order", ""}, {"command", "inventory-x", ""}, {"command", "order", ""},
 		{"saga", "customer", "loyalty-earn"}, {"saga", "fulfillment", "fulfillment"},
 	}
 	for i, w := range want {

@@ -92,6 +92,11 @@ func (h *liveHub) stream(ctx context.Context, domain string, after map[uint32]ui
 	if err != nil {
 		return err
 	}
+	h.mu.Lock()
+	if _, ok := h.times[domain]; !ok {
+		h.times[domain] = nil // followed: its rate is known, 0 until an event comes
+	}
+	h.mu.Unlock()
 	q := &pb.Query{Cover: &pb.Cover{Domain: domain}}
 	for p, off := range after {
 		q.After = append(q.After, &pb.LogPosition{Partition: p, Offset: off})

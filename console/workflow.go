@@ -41,8 +41,10 @@ type stepJSON struct {
 	Domain string `json:"domain"`
 	Root   string `json:"root"`
 	// By names the sagas or process managers that can have issued the
-	// command (from the topology: they read an earlier step's domain and
-	// may write this one); several when the topology allows several.
+	// command (from the topology: they read the domain of a step since
+	// this aggregate's previous one and may write this one); several when
+	// the topology allows several. A step nothing in the topology can have
+	// caused is a client's command.
 	By     []string    `json:"by,omitempty"`
 	Events []eventJSON `json:"events"`
 	At     time.Time   `json:"at"`
@@ -112,8 +114,9 @@ func buildWorkflow(id string, books []*pb.EventBook, cfg *pb.FanoutConfig) *work
 	if failures == "" {
 		failures = defaultFailureDomain
 	}
-	var origin string // domain/root of the first step
-	seen := map[string]bool{}
+	var origin string            // domain/root of the first step
+	lastStep := map[string]int{} // aggregate → index of its latest step
+	seen := map[string]bool{}    // domains with a step
 	refused := false
 	var prevEnd time.Time
 	for _, b := range books {
@@ -123,19 +126,29 @@ func buildWorkflow(id string, books []*pb.EventBook, cfg *pb.FanoutConfig) *work
 		}
 		st := stepJSON{Domain: b.GetCover().GetDomain(), Root: rootString(b.GetCover().GetRoot()), Events: events, At: events[0].Time}
 		agg := st.Domain + "/" + st.Root
-		switch {
-		case origin == "":
-			origin, st.Kind = agg, StepCommand
+		if origin == "" {
+			origin = agg
 			out.Start = st.At
+		}
+		// The domains with events since this aggregate's previous step:
+		// what a saga may have reacted to.
+		since := map[string]bool{}
+		from := 0
+		if i, ok := lastStep[agg]; ok {
+			from = i + 1
+		}
+		for _, prev := range out.Steps[from:] {
+			since[prev.Domain] = true
+		}
+		switch by := causes(cfg, since, st.Domain); {
 		case st.Domain == failures:
 			st.Kind, refused = StepRefusal, true
-		case agg == origin && refused:
+		case len(by) > 0:
+			st.Kind, st.By = StepSaga, by
+		case refused && agg == origin:
 			st.Kind = StepCompensation
-		case agg == origin:
-			st.Kind = StepCommand
 		default:
-			st.Kind = StepSaga
-			st.By = causes(cfg, seen, st.Domain)
+			st.Kind = StepCommand // a client's command (nothing in the topology writes here)
 		}
 		for _, sub := range cfg.GetSubscriptions() {
 			if sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_PROJECTOR && slices.Contains(sub.GetSourceDomains(), st.Domain) {
@@ -151,6 +164,7 @@ func buildWorkflow(id string, books []*pb.EventBook, cfg *pb.FanoutConfig) *work
 			out.End = prevEnd
 		}
 		seen[st.Domain] = true
+		lastStep[agg] = len(out.Steps)
 		out.Steps = append(out.Steps, st)
 	}
 	for d := range seen {
@@ -164,7 +178,8 @@ func buildWorkflow(id string, books []*pb.EventBook, cfg *pb.FanoutConfig) *work
 }
 
 // causes are the sagas and process managers (anything with targets) that
-// read a domain of an earlier step and may write domain.
+// read one of the domains that had a step since the aggregate's previous
+// one, and may write domain.
 func causes(cfg *pb.FanoutConfig, earlier map[string]bool, domain string) []string {
 	var out []string
 	for _, sub := range cfg.GetSubscriptions() {

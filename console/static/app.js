@@ -41,7 +41,7 @@ async function act(path, body) {
 }
 
 const main = () => document.getElementById("main");
-function show(...nodes) { main().replaceChildren(...nodes); }
+function show(...nodes) { main().replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false)); }
 function fail(e) { show(h("p", { class: "error", "data-testid": "error" }, String(e.message || e))); }
 const enc = encodeURIComponent;
 const short = (id) => (id || "").slice(0, 8);
