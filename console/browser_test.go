@@ -239,11 +239,14 @@ func TestConsoleInABrowser(t *testing.T) {
 	noError("workflow")
 	steps := text("[data-testid=steps]")
 	sagaSteps, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](
-		`[...document.querySelectorAll('tr[data-kind=saga]')].map(r => r.dataset.domain + ":" + r.querySelector('[data-testid=step-by]').textContent)`))
+		`[...document.querySelectorAll('tr[data-kind=saga]')].map(r => r.dataset.domain + ":" + r.querySelector('[data-testid=step-by]').textContent + ":" + r.dataset.confirmed)`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !containsAll(sagaSteps, "customer:loyalty-earn", "fulfillment:fulfillment") || !strings.Contains(steps, "LoyaltyPointsAdded") || !strings.Contains(steps, "ShipmentCreated") {
+	// The points could come from loyalty-earn or cancellation (both read
+	// orders and write customers): the store's idempotency record says
+	// loyalty-earn.
+	if !slices.Contains(sagaSteps, "customer:loyalty-earn:yes") || !slices.Contains(sagaSteps, "fulfillment:fulfillment:no") || !strings.Contains(steps, "LoyaltyPointsAdded") || !strings.Contains(steps, "ShipmentCreated") {
 		t.Errorf("the workflow's saga steps %v lack loyalty-earn → customer and fulfillment → fulfillment:\n%s", sagaSteps, steps)
 	}
 
@@ -269,25 +272,6 @@ func TestConsoleInABrowser(t *testing.T) {
 	newCustomer := uuid.New()
 	send("customer", newCustomer, "live-"+newCustomer.String(), 0, &ex.CreateCustomer{Name: "Bo", Email: "bo@example.com"})
 	do("live event", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`a[href="#/aggregate/customer/%s"]`, newCustomer))), shot("live"))
-}
-
-// containsAll reports whether, for each "domain:saga" wanted, a
-// "domain:by" step names that saga among its possible causes.
-func containsAll(have []string, want ...string) bool {
-	for _, w := range want {
-		wd, ws, _ := strings.Cut(w, ":")
-		found := false
-		for _, h := range have {
-			hd, by, _ := strings.Cut(h, ":")
-			if hd == wd && slices.Contains(strings.Split(by, " or "), ws) {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
 
 // addProjector adds a projector to the running mesh's topology file; the

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/angzarr-mesh/angzarr/internal/sagakey"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -53,8 +56,22 @@ type stepJSON struct {
 	TookMs float64 `json:"tookMs"`
 	// SinceStartMs is the time from the workflow's first event.
 	SinceStartMs float64 `json:"sinceStartMs"`
+	// Confirmed is true when By is the one saga whose command stored this
+	// step: the store holds the idempotency key that saga's command for an
+	// earlier event of the workflow carried.
+	Confirmed bool `json:"confirmed,omitempty"`
 	// Projectors receive this step's events.
 	Projectors []string `json:"projectors,omitempty"`
+
+	// triggers are the events that may have triggered the step's saga.
+	triggers []trigger
+}
+
+// trigger is an event of the workflow a saga may have reacted to.
+type trigger struct {
+	domain   string
+	root     []byte
+	sequence uint32
 }
 
 func (c *Console) getWorkflow(w http.ResponseWriter, r *http.Request) {
@@ -92,6 +109,7 @@ func (c *Console) workflow(ctx context.Context, id string) (*workflowJSON, error
 		books = append(books, b)
 	}
 	out := buildWorkflow(id, books, c.topo.current())
+	c.confirmCauses(ctx, out)
 	if dl, err := c.admin.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{}); err == nil {
 		for _, d := range dl.GetDeadLetters() {
 			if d.GetBook().GetCover().GetCorrelationId() != id && d.GetCommand().GetCover().GetCorrelationId() != id {
@@ -139,6 +157,10 @@ func buildWorkflow(id string, books []*pb.EventBook, cfg *pb.FanoutConfig) *work
 		}
 		for _, prev := range out.Steps[from:] {
 			since[prev.Domain] = true
+			for _, e := range prev.Events {
+				root, _ := uuid.Parse(e.Root)
+				st.triggers = append(st.triggers, trigger{domain: e.Domain, root: root[:], sequence: e.Sequence})
+			}
 		}
 		switch by := causes(cfg, since, st.Domain); {
 		case st.Domain == failures:
@@ -194,3 +216,54 @@ func causes(cfg *pb.FanoutConfig, earlier map[string]bool, domain string) []stri
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Bounds of confirmCauses: the commands a saga may have issued per event,
+// and the lookups per workflow.
+const (
+	maxCommandIndex = 4
+	maxCauseLookups = 64
+)
+
+// confirmCauses narrows each saga step with several possible sagas to the
+// one that issued its command: a saga's command carries the idempotency key
+// sagakey.Key(saga, trigger, index), and EventStore.Load reports the append
+// an aggregate made with a key. Lookups are bounded; a step left
+// unconfirmed keeps every possible saga.
+func (c *Console) confirmCauses(ctx context.Context, wf *workflowJSON) {
+	lookups := 0
+	for i := range wf.Steps {
+		st := &wf.Steps[i]
+		if st.Kind != StepSaga || len(st.By) < 2 {
+			continue
+		}
+		root, err := uuid.Parse(st.Root)
+		if err != nil {
+			continue
+		}
+		cover := &pb.Cover{Domain: st.Domain, Root: &pb.UUID{Value: root[:]}}
+		first := st.Events[0].Sequence
+		found := ""
+	search:
+		for _, saga := range st.By {
+			for _, t := range st.triggers {
+				for idx := range maxCommandIndex {
+					if lookups == maxCauseLookups {
+						return
+					}
+					lookups++
+					resp, err := c.store.Load(ctx, &pb.LoadRequest{Cover: cover, IdempotencyKey: sagakey.Key(saga, t.domain, t.root, t.sequence, idx)})
+					if err != nil {
+						return // not allowed, or unavailable: keep the topology's answer
+					}
+					if p := resp.GetPrior().GetBook().GetPages(); len(p) > 0 && p[0].GetNum() == first {
+						found = saga
+						break search
+					}
+				}
+			}
+		}
+		if found != "" {
+			st.By, st.Confirmed = []string{found}, true
+		}
+	}
+}

@@ -169,8 +169,9 @@ async function workflowView(id) {
     chart.append(s("rect", { class: "bar " + st.kind, x, y: y + 2, width: 10, height: 12, rx: 2 }));
     chart.append(s("text", { x: x + 14, y: y + 12, fill: "#667085" }, `+${st.sinceStartMs.toFixed(1)} ms`));
   });
-  const rows = wf.steps.map((st) => h("tr", { "data-testid": "step", "data-kind": st.kind, "data-domain": st.domain },
-    h("td", {}, h("span", { class: "badge " + st.kind }, st.kind)),
+  const rows = wf.steps.map((st) => h("tr", { "data-testid": "step", "data-kind": st.kind, "data-domain": st.domain, "data-confirmed": st.confirmed ? "yes" : "no" },
+    h("td", {}, h("span", { class: "badge " + st.kind }, st.kind),
+      st.kind === "saga" ? h("div", { class: "muted" }, st.confirmed ? "confirmed by its idempotency key" : "from the topology") : null),
     h("td", { "data-testid": "step-by" }, st.by ? st.by.join(" or ") : ""),
     h("td", {}, aggLink(st.domain, st.root)),
     h("td", {}, st.events.map((e) => h("div", {}, `#${e.sequence} ${typeShort(e.type)}`))),
