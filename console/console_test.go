@@ -505,3 +505,41 @@ func TestReaderAndOperatorRoles(t *testing.T) {
 }
 
 var _ = pb.SubscriberKind_SUBSCRIBER_KIND_SAGA
+
+func TestFanoutCountsTheEventsASubscriberIsBehindPerDomain(t *testing.T) {
+	r := startRig(t)
+	held := uuid.New()
+	r.audit.mu.Lock()
+	r.audit.hold, r.audit.released = held, make(chan struct{})
+	r.audit.mu.Unlock()
+	// Three appends to one order: the projector holds the first, so it is
+	// three order events behind until released.
+	for seq := range uint32(3) {
+		r.appendEvents("order", held, "held", seq, &ex.OrderCreated{CustomerId: "h"})
+	}
+	type sub struct {
+		Name        string
+		Lag         uint64
+		LagByDomain map[string]uint64
+	}
+	lagOf := func() sub {
+		var f struct{ Subscribers []sub }
+		r.mustGet(readerToken, "/api/fanout", &f)
+		for _, s := range f.Subscribers {
+			if s.Name == "audit" {
+				return s
+			}
+		}
+		t.Fatal("no audit subscriber")
+		return sub{}
+	}
+	r.eventually("the audit projector is 3 order events behind", func() (bool, string) {
+		s := lagOf()
+		return s.Lag == 3 && s.LagByDomain["order"] == 3 && s.LagByDomain["customer"] == 0, fmt.Sprintf("%+v", s)
+	})
+	close(r.audit.released)
+	r.eventually("the audit projector caught up", func() (bool, string) {
+		s := lagOf()
+		return s.Lag == 0, fmt.Sprintf("%+v", s)
+	})
+}

@@ -18,13 +18,14 @@ type fanoutJSON struct {
 }
 
 type subscriberJSON struct {
-	Name        string          `json:"name"`
-	Kind        string          `json:"kind"`
-	Lag         uint64          `json:"lag"`
-	LagCapped   bool            `json:"lagCapped,omitempty"`
-	DeadLetters int             `json:"deadLetters"`
-	Partitions  []partitionJSON `json:"partitions"`
-	Error       string          `json:"error,omitempty"`
+	Name        string            `json:"name"`
+	Kind        string            `json:"kind"`
+	Lag         uint64            `json:"lag"`
+	LagCapped   bool              `json:"lagCapped,omitempty"`
+	LagByDomain map[string]uint64 `json:"lagByDomain"`
+	DeadLetters int               `json:"deadLetters"`
+	Partitions  []partitionJSON   `json:"partitions"`
+	Error       string            `json:"error,omitempty"`
 }
 
 type partitionJSON struct {
@@ -48,7 +49,7 @@ func (c *Console) getFanout(w http.ResponseWriter, r *http.Request) {
 	out := fanoutJSON{Subscribers: []subscriberJSON{}, History: []historyJSON{}}
 	for _, sub := range cfg.GetSubscriptions() {
 		ss := now.Subs[sub.GetName()]
-		sj := subscriberJSON{Name: sub.GetName(), Kind: kindName(sub.GetKind()), Lag: ss.Lag, LagCapped: ss.LagCapped,
+		sj := subscriberJSON{Name: sub.GetName(), Kind: kindName(sub.GetKind()), Lag: ss.Lag, LagCapped: ss.LagCapped, LagByDomain: ss.LagByDomain,
 			DeadLetters: ss.DeadLetters, Error: ss.Err, Partitions: []partitionJSON{}}
 		for _, p := range ss.Partitions {
 			sj.Partitions = append(sj.Partitions, partitionJSON{Domain: p.GetDomain(), Partition: p.GetPartition(),

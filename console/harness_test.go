@@ -179,10 +179,23 @@ type auditProjector struct {
 	poison  map[uuid.UUID]bool
 	fixed   bool
 	handled int
+	// hold, when set, holds every delivery of that aggregate until
+	// released (closed) or the call ends.
+	hold     uuid.UUID
+	released chan struct{}
 }
 
-func (p *auditProjector) Handle(_ context.Context, b *pb.EventBook) (*emptypb.Empty, error) {
+func (p *auditProjector) Handle(ctx context.Context, b *pb.EventBook) (*emptypb.Empty, error) {
 	p.mu.Lock()
+	if hold, released := p.hold, p.released; released != nil && uuid.UUID(b.GetCover().GetRoot().GetValue()) == hold {
+		p.mu.Unlock()
+		select {
+		case <-released:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		p.mu.Lock()
+	}
 	defer p.mu.Unlock()
 	if p.poison[uuid.UUID(b.GetCover().GetRoot().GetValue())] && !p.fixed {
 		return nil, status.Error(codes.Internal, "audit store is down")

@@ -39,6 +39,8 @@ type subSample struct {
 	// (at most maxLagCount; LagCapped says it is more).
 	Lag       uint64 `json:"lag"`
 	LagCapped bool   `json:"lagCapped,omitempty"`
+	// LagByDomain splits Lag by source domain.
+	LagByDomain map[string]uint64 `json:"lagByDomain,omitempty"`
 	// Partitions are its positions per source domain and partition.
 	Partitions  []*pb.PartitionProgress `json:"-"`
 	DeadLetters int                     `json:"deadLetters"`
@@ -98,6 +100,7 @@ func (s *sampler) subscriber(ctx context.Context, name string, deadLetters int) 
 		return ss
 	}
 	ss.Partitions = p.GetPartitions()
+	ss.LagByDomain = map[string]uint64{}
 	byDomain := map[string][]*pb.PartitionProgress{}
 	for _, pp := range p.GetPartitions() {
 		byDomain[pp.GetDomain()] = append(byDomain[pp.GetDomain()], pp)
@@ -108,6 +111,7 @@ func (s *sampler) subscriber(ctx context.Context, name string, deadLetters int) 
 			ss.Err = err.Error()
 		}
 		ss.Lag += n
+		ss.LagByDomain[domain] = n
 		ss.LagCapped = ss.LagCapped || capped
 	}
 	return ss
