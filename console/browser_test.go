@@ -56,7 +56,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	mctx, stopMesh := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- devmesh.Run(mctx, devmesh.Config{DataDir: data, Filter: wasmbuild.Filter(t), BasePort: testutil.FreePorts(t, 40),
+		done <- devmesh.Run(mctx, devmesh.Config{DataDir: data, Filter: wasmbuild.Filter(t), BasePort: testutil.FreePorts(t, 60), // room for shop components main adds (devmesh.PortSpan)
 			NoPython: true, ConsoleToken: token, ReadyTimeout: 2 * time.Minute, Logger: slog.New(slog.DiscardHandler)})
 	}()
 	t.Cleanup(func() {
