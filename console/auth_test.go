@@ -60,6 +60,7 @@ func TestClientCertificatesAreIdentities(t *testing.T) {
 		if cert != nil {
 			tr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
 		}
+		defer tr.CloseIdleConnections()
 		resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/api/session")
 		if err != nil {
 			t.Fatal(err)

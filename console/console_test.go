@@ -433,7 +433,7 @@ func TestLiveStreamsNewEvents(t *testing.T) {
 
 func TestLoginSetsAStrictSessionCookieAndEveryAnswerHasTheCSP(t *testing.T) {
 	r := startRig(t)
-	client := &http.Client{Jar: newJar(t), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Transport: r.srv.Client().Transport, Jar: newJar(t), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Get(r.srv.URL + "/login?token=" + operatorToken)
 	if err != nil {
 		t.Fatal(err)
@@ -456,8 +456,13 @@ func TestLoginSetsAStrictSessionCookieAndEveryAnswerHasTheCSP(t *testing.T) {
 	if s.User != "olga" || s.Role != "operator" || len(s.CSRF) != 64 {
 		t.Errorf("session %+v", s)
 	}
-	if resp, err := client.Get(r.srv.URL + "/login?token=wrong-token-0123456789"); err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("login with a wrong token: %v %v", resp.StatusCode, err)
+	resp, err = client.Get(r.srv.URL + "/login?token=wrong-token-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("login with a wrong token: %d, want 401", resp.StatusCode)
 	}
 
 	for _, path := range []string{"/", "/static/app.js", "/api/topology", "/login"} {
