@@ -548,3 +548,40 @@ func TestFanoutCountsTheEventsASubscriberIsBehindPerDomain(t *testing.T) {
 		return s.Lag == 0, fmt.Sprintf("%+v", s)
 	})
 }
+
+func TestWorkflowShowsRefusalsCompensationsAndWhatIsParked(t *testing.T) {
+	r := startRig(t)
+	order, customer := uuid.New(), uuid.New()
+	corr := "refused-" + order.String()
+	r.appendEvents("order", order, corr, 0, &ex.OrderCreated{CustomerId: customer.String(), SubtotalCents: 5000})
+	r.appendEvents("customer", customer, corr, 0, &ex.LoyaltyPointsRedeemed{Points: 10, NewBalance: 0})
+	// The framework records a refused saga command in the failure domain,
+	// and the order compensates.
+	r.appendEvents("saga-failures", order, corr, 0, &pb.SagaFailed{Reason: "insufficient points",
+		Compensation: &pb.SagaCompensation{Origin: &pb.SagaCommandOrigin{SagaName: "loyalty-earn"}, Reason: "insufficient points"}})
+	r.appendEvents("order", order, corr, 1, &ex.OrderCancelled{Reason: "points refused"})
+
+	var wf workflow
+	r.mustGet(readerToken, "/api/workflow?id="+corr, &wf)
+	var kinds []string
+	for _, st := range wf.Steps {
+		kinds = append(kinds, st.Kind+":"+st.Domain)
+	}
+	if got := strings.Join(kinds, " "); got != "command:order saga:customer refusal:saga-failures compensation:order" {
+		t.Errorf("steps %s", got)
+	}
+	if e := wf.Steps[2].Events[0]; e.Type != "angzarr.SagaFailed" || e.Data["reason"] != "insufficient points" {
+		t.Errorf("refusal %+v", e)
+	}
+
+	// A parked event shows in its workflow.
+	dl := r.park()
+	var parked struct {
+		Steps       []any
+		DeadLetters []deadLetter
+	}
+	r.mustGet(readerToken, "/api/workflow?id="+dl.Events[0].Correlation, &parked)
+	if len(parked.Steps) != 1 || len(parked.DeadLetters) != 1 || parked.DeadLetters[0].ID != dl.ID || !strings.Contains(parked.DeadLetters[0].Error, "audit store is down") {
+		t.Errorf("workflow of the parked event: %+v", parked)
+	}
+}
