@@ -166,7 +166,6 @@ type stats struct {
 type subStat struct {
 	lag         uint64
 	deadLetters int
-	rate        float64
 }
 
 func (s *sampler) stats() stats {

@@ -106,10 +106,9 @@ type subscriberNode struct {
 	Sources     []string `json:"sources"`
 	Targets     []string `json:"targets,omitempty"`
 	Synchronous bool     `json:"synchronous,omitempty"`
-	// Rate is events handled per second over the sampled minutes.
-	Rate        float64 `json:"rate"`
-	Lag         uint64  `json:"lag"`
-	DeadLetters int     `json:"deadLetters"`
+	// Lag is how many events of its sources it has not handled yet.
+	Lag         uint64 `json:"lag"`
+	DeadLetters int    `json:"deadLetters"`
 	// Health: "ok", "lagging" (behind its sources), "failing" (dead
 	// letters parked) or "unknown" (not sampled yet).
 	Health string `json:"health"`
@@ -133,7 +132,7 @@ func (c *Console) topologyView() topologyJSON {
 		kind := kindName(s.GetKind())
 		st, sampled := stats.subscribers[s.GetName()]
 		n := subscriberNode{Name: s.GetName(), Kind: kind, Sources: s.GetSourceDomains(), Targets: s.GetTargetDomains(),
-			Synchronous: s.GetSynchronous(), Rate: st.rate, Lag: st.lag, DeadLetters: st.deadLetters, Health: "unknown"}
+			Synchronous: s.GetSynchronous(), Lag: st.lag, DeadLetters: st.deadLetters, Health: "unknown"}
 		if sampled {
 			n.Health = "ok"
 			switch {
