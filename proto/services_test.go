@@ -77,6 +77,7 @@ func TestDescriptorSetHasEveryRPC(t *testing.T) {
 		"EventStore.ListRoots":                      {".angzarr.ListRootsRequest", "stream .angzarr.AggregateRoot"},
 		"FanoutAdmin.ListDeadLetters":               {".angzarr.ListDeadLettersRequest", ".angzarr.ListDeadLettersResponse"},
 		"FanoutAdmin.ReplayDeadLetters":             {".angzarr.ReplayDeadLettersRequest", ".angzarr.ReplayDeadLettersResponse"},
+		"FanoutAdmin.DiscardDeadLetters":            {".angzarr.DiscardDeadLettersRequest", ".angzarr.DiscardDeadLettersResponse"},
 		"FanoutAdmin.ResetSubscriber":               {".angzarr.ResetSubscriberRequest", ".angzarr.SubscriberProgress"},
 		"FanoutAdmin.GetSubscriberProgress":         {".angzarr.GetSubscriberProgressRequest", ".angzarr.SubscriberProgress"},
 		"EventStore.Append":                         {".angzarr.AppendRequest", ".angzarr.AppendResponse"},

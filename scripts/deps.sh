@@ -33,6 +33,7 @@ declare -a wanted=(
   "file:/usr/bin/python3:python3"
   "py:grpc:python3-grpcio"
   "py:google.protobuf:python3-protobuf"
+  "cmd:chromium:chromium"                         # the console's browser test (chromedp)
 )
 
 # satisfied ENTRY: whether this machine has what ENTRY checks.

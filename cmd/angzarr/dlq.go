@@ -66,9 +66,10 @@ one delivered leaves the log.
   angzarr dlq list                                         # the local mesh's
   angzarr dlq list --addr 127.0.0.1:1313
   angzarr dlq replay --subscriber order-summary            # all of them
-  angzarr dlq replay --subscriber order-summary 12 13      # by id`,
+  angzarr dlq replay --subscriber order-summary 12 13      # by id
+  angzarr dlq skip --subscriber order-summary 14           # discard, never delivered`,
 	}
-	cmd.AddCommand(newDLQListCmd(), newDLQReplayCmd())
+	cmd.AddCommand(newDLQListCmd(), newDLQReplayCmd(), newDLQSkipCmd())
 	return cmd
 }
 
@@ -146,6 +147,42 @@ func newDLQReplayCmd() *cobra.Command {
 	}
 	a.register(cmd, 5*time.Minute)
 	cmd.Flags().StringVar(&subscriber, "subscriber", "", "the subscriber whose dead letters are replayed (required)")
+	return cmd
+}
+
+func newDLQSkipCmd() *cobra.Command {
+	var (
+		a          adminFlags
+		subscriber string
+	)
+	cmd := &cobra.Command{
+		Use:   "skip --subscriber NAME ID...",
+		Short: "Discard dead letters without delivering them",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			if subscriber == "" {
+				return errors.New("--subscriber is required")
+			}
+			client, ctx, done, err := a.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := client.DiscardDeadLetters(ctx, &pb.DiscardDeadLettersRequest{Subscriber: subscriber, Ids: ids})
+			if err != nil {
+				return err
+			}
+			for _, id := range resp.GetDiscarded() {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\tdiscarded\n", id)
+			}
+			if n := len(ids) - len(resp.GetDiscarded()); n > 0 {
+				return fmt.Errorf("%d of the ids were not parked", n)
+			}
+			return nil
+		},
+	}
+	a.register(cmd, 30*time.Second)
+	cmd.Flags().StringVar(&subscriber, "subscriber", "", "the subscriber whose dead letters are discarded (required)")
 	return cmd
 }
 

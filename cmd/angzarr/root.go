@@ -26,6 +26,7 @@ verbs to send commands and read events.`,
 		newSendCmd(),
 		newEventsCmd(),
 		newSchemaCmd(),
+		newConsoleCmd(),
 	)
 	return root
 }

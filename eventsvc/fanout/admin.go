@@ -56,6 +56,21 @@ func (a *Admin) ReplayDeadLetters(ctx context.Context, req *pb.ReplayDeadLetters
 	return &pb.ReplayDeadLettersResponse{Results: res}, nil
 }
 
+// DiscardDeadLetters implements angzarr.FanoutAdmin.
+func (a *Admin) DiscardDeadLetters(ctx context.Context, req *pb.DiscardDeadLettersRequest) (*pb.DiscardDeadLettersResponse, error) {
+	if err := store.ValidateDomain("subscriber", req.GetSubscriber()); err != nil {
+		return nil, toStatus(err)
+	}
+	if len(req.GetIds()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "ids: at least one dead letter to discard")
+	}
+	out, err := a.d.Discard(ctx, req.GetSubscriber(), req.GetIds())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.DiscardDeadLettersResponse{Discarded: out}, nil
+}
+
 // ResetSubscriber implements angzarr.FanoutAdmin.
 func (a *Admin) ResetSubscriber(ctx context.Context, req *pb.ResetSubscriberRequest) (*pb.SubscriberProgress, error) {
 	p, err := a.d.Reset(ctx, req.GetName())

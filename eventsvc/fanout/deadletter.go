@@ -64,6 +64,25 @@ func (d *Dispatcher) DeadLetters(ctx context.Context, subscriber string, limit i
 	return d.st.ListDeadLetters(ctx, subscriber, limit)
 }
 
+// Discard removes the subscriber's dead letters with the given ids without
+// delivering them and returns the ids it removed (those not parked are
+// left out).
+func (d *Dispatcher) Discard(ctx context.Context, subscriber string, ids []string) ([]string, error) {
+	var out []string
+	for _, id := range ids {
+		err := d.st.RemoveDeadLetter(ctx, subscriber, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, id)
+		d.log.Info("dead letter discarded", "subscriber", subscriber, "id", id)
+	}
+	return out, nil
+}
+
 // Replay delivers the subscriber's dead letters with the given ids (all of
 // them when ids is empty) once more, in order, to the subscriber as it is
 // configured now; a dead letter of one saga command sends that command

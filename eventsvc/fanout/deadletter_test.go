@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
@@ -113,6 +115,70 @@ func TestPoisonEventIsDeadLetteredAndReplayed(t *testing.T) {
 		}
 		if _, err := admin.ReplayDeadLetters(context.Background(), &pb.ReplayDeadLettersRequest{Subscriber: "nobody"}); err == nil {
 			t.Fatal("replay for an unknown subscriber succeeded")
+		}
+	})
+}
+
+// TestDiscardRemovesOnlyTheNamedDeadLetters: `angzarr dlq skip` (Discard)
+// removes the dead letters it names and only them, never delivering them;
+// an id that is not parked is reported, and a discard without ids is
+// refused.
+func TestDiscardRemovesOnlyTheNamedDeadLetters(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := testCtx(t, time.Minute)
+		rec := newRecorder()
+		domain := storetest.Domain(t)
+		cfg := &pb.FanoutConfig{Subscriptions: []*pb.Subscription{
+			projectorSub("picky", serve(t, func(g *grpc.Server) { pb.RegisterProjectorServer(g, rec) }), 0, domain),
+		}}
+		addr := eventsvctest.StartConfig(t, eventsvc.Config{
+			Store: b.url(t), FanoutSource: fanout.StaticSource{Config: cfg},
+			FanoutMaxAttempts: 2, FanoutBackoff: time.Millisecond, FanoutBackoffMax: 5 * time.Millisecond,
+		})
+		conn := eventsvctest.Dial(t, addr)
+		es, admin := pb.NewEventStoreClient(conn), pb.NewFanoutAdminClient(conn)
+		for _, root := range []uuid.UUID{uuid.New(), uuid.New()} {
+			if _, err := es.Append(ctx, &pb.AppendRequest{Cover: store.Aggregate{Domain: domain, Root: root}.Cover("c"),
+				Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 0}, Event: storetest.Event("poison")}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var dls []*pb.DeadLetter
+		testutil.Eventually(t, "two dead letters", func() bool {
+			resp, err := admin.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Subscriber: "picky"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dls = resp.GetDeadLetters()
+			return len(dls) == 2
+		})
+		skipped, kept := dls[0].GetId(), dls[1].GetId()
+
+		out, err := exec.CommandContext(ctx, angzarrBin, "dlq", "skip", "--addr", addr, "--subscriber", "picky", skipped).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), skipped+"\tdiscarded") {
+			t.Fatalf("angzarr dlq skip: %v\n%s", err, out)
+		}
+		left, err := admin.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Subscriber: "picky"})
+		if err != nil || len(left.GetDeadLetters()) != 1 || left.GetDeadLetters()[0].GetId() != kept {
+			t.Fatalf("dead letters after skipping %s: %v, %v", skipped, left, err)
+		}
+		// Skipped again: nothing is parked under that id any more.
+		if out, err := exec.CommandContext(ctx, angzarrBin, "dlq", "skip", "--addr", addr, "--subscriber", "picky", skipped).CombinedOutput(); err == nil ||
+			!strings.Contains(string(out), "not parked") {
+			t.Errorf("skipping a skipped dead letter: %v\n%s", err, out)
+		}
+		if _, err := admin.DiscardDeadLetters(ctx, &pb.DiscardDeadLettersRequest{Subscriber: "picky"}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("a discard without ids: %v, want InvalidArgument", err)
+		}
+		// The skipped event was never delivered: fixed, a replay of the
+		// rest delivers only the kept one.
+		rec.setPoisoned(false)
+		resp, err := admin.ReplayDeadLetters(ctx, &pb.ReplayDeadLettersRequest{Subscriber: "picky"})
+		if err != nil || len(resp.GetResults()) != 1 || resp.GetResults()[0].GetId() != kept || !resp.GetResults()[0].GetDelivered() {
+			t.Fatalf("replay after the skip: %v, %v", resp, err)
+		}
+		if rec.count() != 1 {
+			t.Errorf("the projector received %v, want the kept event only", rec.texts)
 		}
 	})
 }

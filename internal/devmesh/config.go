@@ -43,7 +43,7 @@ type Config struct {
 	// connections could take a port at random).
 	BasePort int
 	// Ports overrides the port of single components, by name ("eventsvc",
-	// "eventsvc-metrics", "controlplane", "controlplane-metrics",
+	// "eventsvc-metrics", "controlplane", "controlplane-metrics", "console",
 	// "proxy/order", "proxy-admin/order", "logic/order",
 	// "saga/loyalty-earn", "projector/order-summary"). Optional.
 	Ports map[string]int
@@ -59,6 +59,10 @@ type Config struct {
 	PythonCustomer string
 	// ProxyVMs is the number of Wasm VMs per proxy. Default 1.
 	ProxyVMs int
+	// ConsoleToken is the login token of the web console's user
+	// "developer" (an operator); the endpoint table prints its login URL.
+	// Default: a random one per start.
+	ConsoleToken string
 	// ReadyTimeout bounds the start: every component must be ready within
 	// it. Default 2m.
 	ReadyTimeout time.Duration
@@ -162,6 +166,7 @@ const (
 	offControlPlane        = 1
 	offEventServiceMetrics = 2
 	offControlPlaneMetrics = 3
+	offConsole             = 4
 	offProxy               = 10
 	offProxyAdmin          = 20
 	offComponent           = 30
@@ -179,6 +184,7 @@ const (
 	kindControlPlaneMetrics = "controlplane-metrics"
 	kindProxy               = "proxy"
 	kindProxyAdmin          = "proxy-admin"
+	kindConsole             = "console"
 )
 
 // slot is one listening component of the mesh.
@@ -210,6 +216,7 @@ func (c Config) plan() []slot {
 		{name: kindEventServiceMetrics, kind: kindEventServiceMetrics, port: port(kindEventServiceMetrics, offEventServiceMetrics)},
 		{name: kindControlPlane, kind: kindControlPlane, port: port(kindControlPlane, offControlPlane)},
 		{name: kindControlPlaneMetrics, kind: kindControlPlaneMetrics, port: port(kindControlPlaneMetrics, offControlPlaneMetrics)},
+		{name: kindConsole, kind: kindConsole, port: port(kindConsole, offConsole)},
 	}
 	all := shop.All()
 	i := 0

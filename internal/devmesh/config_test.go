@@ -22,7 +22,7 @@ var quiet = slog.New(slog.DiscardHandler)
 func TestPlanPorts(t *testing.T) {
 	cfg := Config{BasePort: 41000, Ports: map[string]int{"eventsvc": 1313}}.withDefaults()
 	want := map[string]int{
-		"eventsvc": 1313, "controlplane": 41001, "eventsvc-metrics": 41002, "controlplane-metrics": 41003,
+		"eventsvc": 1313, "controlplane": 41001, "eventsvc-metrics": 41002, "controlplane-metrics": 41003, "console": 41004,
 		"proxy/customer": 41010, "proxy/order": 41014, "proxy/fulfillment": 41015,
 		"proxy-admin/customer": 41020, "logic/customer": 41030, "logic/fulfillment": 41035,
 		"saga/loyalty-earn": 41036, "saga/fulfillment": 41037, "saga/cancellation": 41038, "projector/order-summary": 41039,
@@ -37,7 +37,7 @@ func TestPlanPorts(t *testing.T) {
 			t.Errorf("%s: port %d, want %d", name, got[name], port)
 		}
 	}
-	if len(got) != 4+6+6+11 {
+	if len(got) != 5+6+6+11 {
 		t.Errorf("%d components: %v", len(got), got)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/angzarr-mesh/angzarr/console"
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
@@ -27,6 +28,9 @@ import (
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
+
+// consoleUser is the web console's user in the local mesh.
+const consoleUser = "developer"
 
 // StoreFile is the SQLite database's name inside the data directory.
 const StoreFile = "events.db"
@@ -64,6 +68,8 @@ type mesh struct {
 	python    bool
 	topology  string
 	listeners map[string]net.Listener
+	// consoleToken logs the developer in to the web console.
+	consoleToken string
 }
 
 // prepare checks the filter, takes the data directory, decides on Python,
@@ -97,6 +103,11 @@ func (m *mesh) prepare(ctx context.Context) error {
 	}()
 	_ = os.Remove(endpoints.Path(m.dataDir)) // a crashed run's
 	m.plan = cfg.plan()
+	if m.consoleToken = cfg.ConsoleToken; m.consoleToken == "" {
+		if m.consoleToken, err = console.NewToken(); err != nil {
+			return err
+		}
+	}
 	var why string
 	m.python, why = cfg.pythonUsable(ctx)
 	if m.python {
@@ -228,6 +239,13 @@ func (m *mesh) run(ctx context.Context) error {
 	g.Go(func() error { return named(kindControlPlane, cp.Serve(gctx, clis)) })
 	waits = append(waits, wait{kindControlPlane + " topology", cp.Publisher().Applied()})
 
+	// The web console, for the developer (an operator).
+	ccfg := console.Config{EventService: addr(kindEventService), ControlPlane: cpAddr,
+		Tokens: map[string]string{m.consoleToken: consoleUser}, Operators: []string{consoleUser},
+		Logger: m.log.With("component", kindConsole)}
+	conLis := m.listeners[kindConsole]
+	g.Go(func() error { return named(kindConsole, console.Serve(gctx, conLis, ccfg)) })
+
 	// One xDS-fed proxy per domain.
 	for _, s := range m.plan {
 		if s.kind != kindProxy {
@@ -337,6 +355,8 @@ func (m *mesh) endpoints() *endpoints.File {
 			f.ControlPlane = a
 		case s.kind == kindControlPlaneMetrics:
 			f.ControlPlaneMetrics = a
+		case s.kind == kindConsole:
+			f.Console = a
 		case s.kind == kindProxy:
 			d := f.Domains[s.domain]
 			d.Coordinator = a

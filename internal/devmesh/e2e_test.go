@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,6 +262,32 @@ func TestDevMeshEndToEnd(t *testing.T) {
 		}
 		if body := httpGet(t, "http://"+ep.addr+"/metrics"); !strings.Contains(body, ep.metric) {
 			t.Errorf("%s/metrics lacks %s:\n%s", ep.addr, ep.metric, body)
+		}
+	}
+
+	// The web console listens at +4, in the file and the table with a
+	// login URL that logs the developer in as an operator.
+	if want := "127.0.0.1:" + strconv.Itoa(e.base+4); m.ep.Console != want {
+		t.Errorf("console at %q, want %s", m.ep.Console, want)
+	}
+	if login := regexp.MustCompile(`http://\S+/login\?token=\S+`).FindString(m.stdout.String()); login == "" {
+		t.Errorf("the endpoint table has no console login URL:\n%s", m.stdout.String())
+	} else {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		if resp, err := c.Get(login); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("console login: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if resp, err := c.Get("http://" + m.ep.Console + "/api/session"); err != nil {
+			t.Error(err)
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(b), `"role":"operator"`) {
+				t.Errorf("console session %s, want the developer as an operator", b)
+			}
 		}
 	}
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/angzarr-mesh/angzarr/console"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
 )
 
@@ -31,6 +32,8 @@ func (m *mesh) writeTable(w io.Writer) {
 			row(s.name, a, "xDS (topology "+rel(TopologyFile)+")")
 		case kindControlPlaneMetrics:
 			row(s.name, a, "/metrics (Prometheus: topology versions, xDS pushes)")
+		case kindConsole:
+			row(s.name, a, "web console: open "+console.LoginURL(a, m.consoleToken))
 		case kindProxyAdmin:
 			row(s.name, a, "/ready, /stats/prometheus")
 		case string(shop.Logic):

@@ -487,6 +487,108 @@ func (x *ReplayResult) GetError() string {
 	return ""
 }
 
+// Which dead letters to discard.
+type DiscardDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscriber whose dead letters are discarded; required.
+	Subscriber string `protobuf:"bytes,1,opt,name=subscriber,proto3" json:"subscriber,omitempty"`
+	// The dead letters to discard; required (at least one: there is no
+	// "discard everything").
+	Ids           []string `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardDeadLettersRequest) Reset() {
+	*x = DiscardDeadLettersRequest{}
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardDeadLettersRequest) ProtoMessage() {}
+
+func (x *DiscardDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*DiscardDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DiscardDeadLettersRequest) GetSubscriber() string {
+	if x != nil {
+		return x.Subscriber
+	}
+	return ""
+}
+
+func (x *DiscardDeadLettersRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// What a discard removed.
+type DiscardDeadLettersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ids removed, in request order; ids that were not parked are absent.
+	Discarded     []string `protobuf:"bytes,1,rep,name=discarded,proto3" json:"discarded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardDeadLettersResponse) Reset() {
+	*x = DiscardDeadLettersResponse{}
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardDeadLettersResponse) ProtoMessage() {}
+
+func (x *DiscardDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*DiscardDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DiscardDeadLettersResponse) GetDiscarded() []string {
+	if x != nil {
+		return x.Discarded
+	}
+	return nil
+}
+
 // Which subscriber to rebuild.
 type ResetSubscriberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -498,7 +600,7 @@ type ResetSubscriberRequest struct {
 
 func (x *ResetSubscriberRequest) Reset() {
 	*x = ResetSubscriberRequest{}
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[6]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +612,7 @@ func (x *ResetSubscriberRequest) String() string {
 func (*ResetSubscriberRequest) ProtoMessage() {}
 
 func (x *ResetSubscriberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[6]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +625,7 @@ func (x *ResetSubscriberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSubscriberRequest.ProtoReflect.Descriptor instead.
 func (*ResetSubscriberRequest) Descriptor() ([]byte, []int) {
-	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{6}
+	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ResetSubscriberRequest) GetName() string {
@@ -544,7 +646,7 @@ type GetSubscriberProgressRequest struct {
 
 func (x *GetSubscriberProgressRequest) Reset() {
 	*x = GetSubscriberProgressRequest{}
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[7]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +658,7 @@ func (x *GetSubscriberProgressRequest) String() string {
 func (*GetSubscriberProgressRequest) ProtoMessage() {}
 
 func (x *GetSubscriberProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[7]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +671,7 @@ func (x *GetSubscriberProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubscriberProgressRequest.ProtoReflect.Descriptor instead.
 func (*GetSubscriberProgressRequest) Descriptor() ([]byte, []int) {
-	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{7}
+	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetSubscriberProgressRequest) GetName() string {
@@ -592,7 +694,7 @@ type SubscriberProgress struct {
 
 func (x *SubscriberProgress) Reset() {
 	*x = SubscriberProgress{}
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[8]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +706,7 @@ func (x *SubscriberProgress) String() string {
 func (*SubscriberProgress) ProtoMessage() {}
 
 func (x *SubscriberProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[8]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +719,7 @@ func (x *SubscriberProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberProgress.ProtoReflect.Descriptor instead.
 func (*SubscriberProgress) Descriptor() ([]byte, []int) {
-	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{8}
+	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubscriberProgress) GetName() string {
@@ -654,7 +756,7 @@ type PartitionProgress struct {
 
 func (x *PartitionProgress) Reset() {
 	*x = PartitionProgress{}
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[9]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +768,7 @@ func (x *PartitionProgress) String() string {
 func (*PartitionProgress) ProtoMessage() {}
 
 func (x *PartitionProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_angzarr_fanoutadmin_proto_msgTypes[9]
+	mi := &file_angzarr_fanoutadmin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +781,7 @@ func (x *PartitionProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionProgress.ProtoReflect.Descriptor instead.
 func (*PartitionProgress) Descriptor() ([]byte, []int) {
-	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{9}
+	return file_angzarr_fanoutadmin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PartitionProgress) GetDomain() string {
@@ -754,7 +856,14 @@ const file_angzarr_fanoutadmin_proto_rawDesc = "" +
 	"\fReplayResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tdelivered\x18\x02 \x01(\bR\tdelivered\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\",\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"M\n" +
+	"\x19DiscardDeadLettersRequest\x12\x1e\n" +
+	"\n" +
+	"subscriber\x18\x01 \x01(\tR\n" +
+	"subscriber\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\tR\x03ids\":\n" +
+	"\x1aDiscardDeadLettersResponse\x12\x1c\n" +
+	"\tdiscarded\x18\x01 \x03(\tR\tdiscarded\",\n" +
 	"\x16ResetSubscriberRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"2\n" +
 	"\x1cGetSubscriberProgressRequest\x12\x12\n" +
@@ -774,10 +883,11 @@ const file_angzarr_fanoutadmin_proto_rawDesc = "" +
 	"\x1dDEAD_LETTER_CAUSE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bDEAD_LETTER_CAUSE_EXHAUSTED\x10\x01\x12\x1d\n" +
 	"\x19DEAD_LETTER_CAUSE_REFUSED\x10\x02\x12\x1d\n" +
-	"\x19DEAD_LETTER_CAUSE_INVALID\x10\x032\xed\x02\n" +
+	"\x19DEAD_LETTER_CAUSE_INVALID\x10\x032\xcc\x03\n" +
 	"\vFanoutAdmin\x12T\n" +
 	"\x0fListDeadLetters\x12\x1f.angzarr.ListDeadLettersRequest\x1a .angzarr.ListDeadLettersResponse\x12Z\n" +
-	"\x11ReplayDeadLetters\x12!.angzarr.ReplayDeadLettersRequest\x1a\".angzarr.ReplayDeadLettersResponse\x12O\n" +
+	"\x11ReplayDeadLetters\x12!.angzarr.ReplayDeadLettersRequest\x1a\".angzarr.ReplayDeadLettersResponse\x12]\n" +
+	"\x12DiscardDeadLetters\x12\".angzarr.DiscardDeadLettersRequest\x1a#.angzarr.DiscardDeadLettersResponse\x12O\n" +
 	"\x0fResetSubscriber\x12\x1f.angzarr.ResetSubscriberRequest\x1a\x1b.angzarr.SubscriberProgress\x12[\n" +
 	"\x15GetSubscriberProgress\x12%.angzarr.GetSubscriberProgressRequest\x1a\x1b.angzarr.SubscriberProgressB7Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarrb\x06proto3"
 
@@ -794,7 +904,7 @@ func file_angzarr_fanoutadmin_proto_rawDescGZIP() []byte {
 }
 
 var file_angzarr_fanoutadmin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_angzarr_fanoutadmin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_angzarr_fanoutadmin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_angzarr_fanoutadmin_proto_goTypes = []any{
 	(DeadLetterCause)(0),                 // 0: angzarr.DeadLetterCause
 	(*DeadLetter)(nil),                   // 1: angzarr.DeadLetter
@@ -803,34 +913,38 @@ var file_angzarr_fanoutadmin_proto_goTypes = []any{
 	(*ReplayDeadLettersRequest)(nil),     // 4: angzarr.ReplayDeadLettersRequest
 	(*ReplayDeadLettersResponse)(nil),    // 5: angzarr.ReplayDeadLettersResponse
 	(*ReplayResult)(nil),                 // 6: angzarr.ReplayResult
-	(*ResetSubscriberRequest)(nil),       // 7: angzarr.ResetSubscriberRequest
-	(*GetSubscriberProgressRequest)(nil), // 8: angzarr.GetSubscriberProgressRequest
-	(*SubscriberProgress)(nil),           // 9: angzarr.SubscriberProgress
-	(*PartitionProgress)(nil),            // 10: angzarr.PartitionProgress
-	(SubscriberKind)(0),                  // 11: angzarr.SubscriberKind
-	(*EventBook)(nil),                    // 12: angzarr.EventBook
-	(*timestamppb.Timestamp)(nil),        // 13: google.protobuf.Timestamp
-	(*CommandBook)(nil),                  // 14: angzarr.CommandBook
+	(*DiscardDeadLettersRequest)(nil),    // 7: angzarr.DiscardDeadLettersRequest
+	(*DiscardDeadLettersResponse)(nil),   // 8: angzarr.DiscardDeadLettersResponse
+	(*ResetSubscriberRequest)(nil),       // 9: angzarr.ResetSubscriberRequest
+	(*GetSubscriberProgressRequest)(nil), // 10: angzarr.GetSubscriberProgressRequest
+	(*SubscriberProgress)(nil),           // 11: angzarr.SubscriberProgress
+	(*PartitionProgress)(nil),            // 12: angzarr.PartitionProgress
+	(SubscriberKind)(0),                  // 13: angzarr.SubscriberKind
+	(*EventBook)(nil),                    // 14: angzarr.EventBook
+	(*timestamppb.Timestamp)(nil),        // 15: google.protobuf.Timestamp
+	(*CommandBook)(nil),                  // 16: angzarr.CommandBook
 }
 var file_angzarr_fanoutadmin_proto_depIdxs = []int32{
-	11, // 0: angzarr.DeadLetter.kind:type_name -> angzarr.SubscriberKind
-	12, // 1: angzarr.DeadLetter.book:type_name -> angzarr.EventBook
-	13, // 2: angzarr.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
-	14, // 3: angzarr.DeadLetter.command:type_name -> angzarr.CommandBook
+	13, // 0: angzarr.DeadLetter.kind:type_name -> angzarr.SubscriberKind
+	14, // 1: angzarr.DeadLetter.book:type_name -> angzarr.EventBook
+	15, // 2: angzarr.DeadLetter.dead_at:type_name -> google.protobuf.Timestamp
+	16, // 3: angzarr.DeadLetter.command:type_name -> angzarr.CommandBook
 	0,  // 4: angzarr.DeadLetter.cause:type_name -> angzarr.DeadLetterCause
 	1,  // 5: angzarr.ListDeadLettersResponse.dead_letters:type_name -> angzarr.DeadLetter
 	6,  // 6: angzarr.ReplayDeadLettersResponse.results:type_name -> angzarr.ReplayResult
-	10, // 7: angzarr.SubscriberProgress.partitions:type_name -> angzarr.PartitionProgress
+	12, // 7: angzarr.SubscriberProgress.partitions:type_name -> angzarr.PartitionProgress
 	2,  // 8: angzarr.FanoutAdmin.ListDeadLetters:input_type -> angzarr.ListDeadLettersRequest
 	4,  // 9: angzarr.FanoutAdmin.ReplayDeadLetters:input_type -> angzarr.ReplayDeadLettersRequest
-	7,  // 10: angzarr.FanoutAdmin.ResetSubscriber:input_type -> angzarr.ResetSubscriberRequest
-	8,  // 11: angzarr.FanoutAdmin.GetSubscriberProgress:input_type -> angzarr.GetSubscriberProgressRequest
-	3,  // 12: angzarr.FanoutAdmin.ListDeadLetters:output_type -> angzarr.ListDeadLettersResponse
-	5,  // 13: angzarr.FanoutAdmin.ReplayDeadLetters:output_type -> angzarr.ReplayDeadLettersResponse
-	9,  // 14: angzarr.FanoutAdmin.ResetSubscriber:output_type -> angzarr.SubscriberProgress
-	9,  // 15: angzarr.FanoutAdmin.GetSubscriberProgress:output_type -> angzarr.SubscriberProgress
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
+	7,  // 10: angzarr.FanoutAdmin.DiscardDeadLetters:input_type -> angzarr.DiscardDeadLettersRequest
+	9,  // 11: angzarr.FanoutAdmin.ResetSubscriber:input_type -> angzarr.ResetSubscriberRequest
+	10, // 12: angzarr.FanoutAdmin.GetSubscriberProgress:input_type -> angzarr.GetSubscriberProgressRequest
+	3,  // 13: angzarr.FanoutAdmin.ListDeadLetters:output_type -> angzarr.ListDeadLettersResponse
+	5,  // 14: angzarr.FanoutAdmin.ReplayDeadLetters:output_type -> angzarr.ReplayDeadLettersResponse
+	8,  // 15: angzarr.FanoutAdmin.DiscardDeadLetters:output_type -> angzarr.DiscardDeadLettersResponse
+	11, // 16: angzarr.FanoutAdmin.ResetSubscriber:output_type -> angzarr.SubscriberProgress
+	11, // 17: angzarr.FanoutAdmin.GetSubscriberProgress:output_type -> angzarr.SubscriberProgress
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -849,7 +963,7 @@ func file_angzarr_fanoutadmin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_angzarr_fanoutadmin_proto_rawDesc), len(file_angzarr_fanoutadmin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	FanoutAdmin_ListDeadLetters_FullMethodName       = "/angzarr.FanoutAdmin/ListDeadLetters"
 	FanoutAdmin_ReplayDeadLetters_FullMethodName     = "/angzarr.FanoutAdmin/ReplayDeadLetters"
+	FanoutAdmin_DiscardDeadLetters_FullMethodName    = "/angzarr.FanoutAdmin/DiscardDeadLetters"
 	FanoutAdmin_ResetSubscriber_FullMethodName       = "/angzarr.FanoutAdmin/ResetSubscriber"
 	FanoutAdmin_GetSubscriberProgress_FullMethodName = "/angzarr.FanoutAdmin/GetSubscriberProgress"
 )
@@ -39,6 +40,9 @@ type FanoutAdminClient interface {
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
 	// Deliver parked events to their subscriber again; delivered ones leave the log.
 	ReplayDeadLetters(ctx context.Context, in *ReplayDeadLettersRequest, opts ...grpc.CallOption) (*ReplayDeadLettersResponse, error)
+	// Remove parked events without delivering them (an operator skips what
+	// is known to be obsolete); the subscriber never sees them.
+	DiscardDeadLetters(ctx context.Context, in *DiscardDeadLettersRequest, opts ...grpc.CallOption) (*DiscardDeadLettersResponse, error)
 	// Move a subscriber back to the beginning of every source log (rebuild).
 	ResetSubscriber(ctx context.Context, in *ResetSubscriberRequest, opts ...grpc.CallOption) (*SubscriberProgress, error)
 	// Report how far a subscriber has read its source logs.
@@ -67,6 +71,16 @@ func (c *fanoutAdminClient) ReplayDeadLetters(ctx context.Context, in *ReplayDea
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReplayDeadLettersResponse)
 	err := c.cc.Invoke(ctx, FanoutAdmin_ReplayDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fanoutAdminClient) DiscardDeadLetters(ctx context.Context, in *DiscardDeadLettersRequest, opts ...grpc.CallOption) (*DiscardDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiscardDeadLettersResponse)
+	err := c.cc.Invoke(ctx, FanoutAdmin_DiscardDeadLetters_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +117,9 @@ type FanoutAdminServer interface {
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
 	// Deliver parked events to their subscriber again; delivered ones leave the log.
 	ReplayDeadLetters(context.Context, *ReplayDeadLettersRequest) (*ReplayDeadLettersResponse, error)
+	// Remove parked events without delivering them (an operator skips what
+	// is known to be obsolete); the subscriber never sees them.
+	DiscardDeadLetters(context.Context, *DiscardDeadLettersRequest) (*DiscardDeadLettersResponse, error)
 	// Move a subscriber back to the beginning of every source log (rebuild).
 	ResetSubscriber(context.Context, *ResetSubscriberRequest) (*SubscriberProgress, error)
 	// Report how far a subscriber has read its source logs.
@@ -122,6 +139,9 @@ func (UnimplementedFanoutAdminServer) ListDeadLetters(context.Context, *ListDead
 }
 func (UnimplementedFanoutAdminServer) ReplayDeadLetters(context.Context, *ReplayDeadLettersRequest) (*ReplayDeadLettersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetters not implemented")
+}
+func (UnimplementedFanoutAdminServer) DiscardDeadLetters(context.Context, *DiscardDeadLettersRequest) (*DiscardDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiscardDeadLetters not implemented")
 }
 func (UnimplementedFanoutAdminServer) ResetSubscriber(context.Context, *ResetSubscriberRequest) (*SubscriberProgress, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetSubscriber not implemented")
@@ -186,6 +206,24 @@ func _FanoutAdmin_ReplayDeadLetters_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FanoutAdmin_DiscardDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiscardDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FanoutAdminServer).DiscardDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FanoutAdmin_DiscardDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FanoutAdminServer).DiscardDeadLetters(ctx, req.(*DiscardDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FanoutAdmin_ResetSubscriber_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ResetSubscriberRequest)
 	if err := dec(in); err != nil {
@@ -236,6 +274,10 @@ var FanoutAdmin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplayDeadLetters",
 			Handler:    _FanoutAdmin_ReplayDeadLetters_Handler,
+		},
+		{
+			MethodName: "DiscardDeadLetters",
+			Handler:    _FanoutAdmin_DiscardDeadLetters_Handler,
 		},
 		{
 			MethodName: "ResetSubscriber",

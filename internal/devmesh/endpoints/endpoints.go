@@ -39,6 +39,9 @@ type File struct {
 	// http://ControlPlaneMetrics/metrics. Empty in files of meshes that
 	// had none.
 	ControlPlaneMetrics string `json:"controlPlaneMetrics,omitempty"`
+	// Console is the web console's HTTP address (angzarr console); its
+	// login URL, which holds a secret, is printed, not written here.
+	Console string `json:"console,omitempty"`
 	// Domains maps each domain to its endpoints.
 	Domains map[string]Domain `json:"domains"`
 	// Sagas and Projectors map each subscriber's name to its address.
