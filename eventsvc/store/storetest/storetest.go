@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Log", testLog},
 		{"Limits", testLimits},
 		{"ConcurrentSameExpected", testConcurrentSameExpected},
+		{"GroupCommit", testGroupCommit},
 		{"Checkpoints", testCheckpoints},
 		{"TraceContext", testTraceContext},
 		{"DeadLetters", testDeadLetters},
@@ -619,4 +620,114 @@ func testConcurrentSameExpected(t *testing.T, s store.Store) {
 	}
 	checkSeqs(t, l.Pages[:2], 0, 2, "seed")
 	checkSeqs(t, l.Pages[2:], 2, 2, fmt.Sprint("w", winners[0]))
+}
+
+// testGroupCommit: 64 appends released together, as a group-committing
+// backend batches them: appends to fresh aggregates, stale appends that
+// conflict, one idempotency key raced by 16 writers, and force pages raced
+// by 16 writers on one aggregate. Every append gets its own answer and
+// the failing ones leave their neighbours untouched.
+func testGroupCommit(t *testing.T, s store.Store) {
+	const group = 16
+	domain := Domain(t)
+	agg := func() store.Aggregate { return store.Aggregate{Domain: domain, Root: uuid.New()} }
+	var (
+		fresh, stale  = make([]store.Aggregate, group), make([]store.Aggregate, group)
+		keyed, forced = agg(), agg()
+		freshErr      = make([]error, group)
+		staleErr      = make([]error, group)
+		keyedRes      = make([]*store.AppendResult, group)
+		keyedErr      = make([]error, group)
+		forcedErr     = make([]error, group)
+		wg            sync.WaitGroup
+		start         = make(chan struct{})
+	)
+	for i := 0; i < group; i++ {
+		fresh[i], stale[i] = agg(), agg()
+		wg.Add(4)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, freshErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: fresh[i], Pages: Pages(0, 2, "fresh")}); freshErr[i] == nil {
+				_, freshErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: fresh[i], Expected: 2, Pages: Pages(2, 1, "fresh")})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			_, staleErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: stale[i], Expected: 5, Pages: Pages(5, 1, "stale")})
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			keyedRes[i], keyedErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: keyed, IdempotencyKey: "once", Pages: Pages(0, 3, fmt.Sprint("k", i))})
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			_, forcedErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: forced,
+				Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Force{Force: true}, Event: Event(fmt.Sprint("f", i))}}})
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	for i := 0; i < group; i++ {
+		if freshErr[i] != nil || forcedErr[i] != nil || keyedErr[i] != nil {
+			t.Fatalf("writer %d: fresh %v, forced %v, keyed %v", i, freshErr[i], forcedErr[i], keyedErr[i])
+		}
+		var ce *store.ConflictError
+		if !errors.As(staleErr[i], &ce) || ce.Next != 0 || ce.Aggregate != stale[i] {
+			t.Fatalf("stale writer %d: %v, want a conflict with next 0", i, staleErr[i])
+		}
+		l, err := s.Load(ctx(t), fresh[i], "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSeqs(t, l.Pages, 0, 3, "fresh")
+		if l, err := s.Load(ctx(t), stale[i], ""); err != nil || l.Next != 0 || len(l.Pages) != 0 {
+			t.Fatalf("stale aggregate after its conflict: %v, %+v", err, l)
+		}
+	}
+
+	// The key: one append stored, every other writer got its result.
+	var winner int = -1
+	for i, r := range keyedRes {
+		if !r.Duplicate {
+			if winner >= 0 {
+				t.Fatalf("writers %d and %d both stored with one idempotency key", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("every keyed append was a duplicate: none stored")
+	}
+	for i, r := range keyedRes {
+		if r.First != 0 || r.Next != 3 || len(r.Pages) != 3 || r.Position.GetOffset() != keyedRes[winner].Position.GetOffset() {
+			t.Fatalf("keyed writer %d: %+v, winner %d: %+v", i, r, winner, keyedRes[winner])
+		}
+		checkSeqs(t, r.Pages, 0, 3, fmt.Sprint("k", winner))
+	}
+	l, err := s.Load(ctx(t), keyed, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, l.Pages, 0, 3, fmt.Sprint("k", winner))
+
+	// The force pages: each writer's page exactly once, contiguous.
+	l, err = s.Load(ctx(t), forced, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, p := range l.Pages {
+		if p.GetNum() != uint32(i) || seen[Text(t, p)] {
+			t.Fatalf("forced page %d: num %d, %q (seen before: %v)", i, p.GetNum(), Text(t, p), seen[Text(t, p)])
+		}
+		seen[Text(t, p)] = true
+	}
+	if len(seen) != group || l.Next != group {
+		t.Fatalf("forced: %d distinct pages, next %d, want %d", len(seen), l.Next, group)
+	}
 }
