@@ -75,6 +75,12 @@ func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadRespons
 		Book:         &pb.EventBook{Cover: agg.Cover(req.GetCover().GetCorrelationId()), Snapshot: l.Snapshot, Pages: l.Pages},
 		NextSequence: l.Next,
 	}
+	if l.Encoded != nil {
+		// The pages in their wire form go out as the book's unknown fields,
+		// which the marshaller writes verbatim: a client decodes them as
+		// the book's pages, with no decode and encode in between.
+		resp.Book.ProtoReflect().SetUnknown(l.Encoded)
+	}
 	if p := l.Prior; p != nil {
 		resp.Prior = &pb.AppendResponse{
 			Book:         &pb.EventBook{Cover: agg.Cover(req.GetCover().GetCorrelationId()), Pages: p.Pages},

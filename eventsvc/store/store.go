@@ -127,12 +127,35 @@ type AppendResult struct {
 type Loaded struct {
 	// Snapshot is the latest snapshot, nil when there is none.
 	Snapshot *pb.Snapshot
-	// Pages are the events after the snapshot (all events without one).
+	// Pages are the events after the snapshot (all events without one),
+	// nil when the backend set Encoded instead.
 	Pages []*pb.EventPage
+	// Encoded, when not nil, holds the same pages in their wire form,
+	// EventBook.pages fields back to back (AppendEncodedPage): the gRPC
+	// server sends them without decoding them. EncodedCount is their
+	// number. Readers in the process use AllPages.
+	Encoded      []byte
+	EncodedCount int
 	// Next is the sequence the next appended event will get.
 	Next uint32
 	// Prior is the earlier append with the requested idempotency key.
 	Prior *AppendResult
+}
+
+// PageCount is the number of loaded pages.
+func (l *Loaded) PageCount() int {
+	if l.Encoded != nil {
+		return l.EncodedCount
+	}
+	return len(l.Pages)
+}
+
+// AllPages returns the loaded pages, decoding Encoded when it is set.
+func (l *Loaded) AllPages() ([]*pb.EventPage, error) {
+	if l.Encoded == nil {
+		return l.Pages, nil
+	}
+	return DecodeEncodedPages(l.Encoded)
 }
 
 // Micros converts a store timestamp in microseconds since the Unix epoch.

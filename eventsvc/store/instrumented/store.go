@@ -107,8 +107,8 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 	outcome := Outcome(err)
 	s.metrics.observe(ctx, opLoad, start, outcome)
 	if err == nil {
-		s.metrics.count(ctx, s.metrics.loaded, len(l.Pages), agg.Domain)
-		span.SetAttributes(attribute.Int("events", len(l.Pages)), attribute.Bool("snapshot", l.Snapshot != nil), attribute.Int("next_sequence", int(l.Next)))
+		s.metrics.count(ctx, s.metrics.loaded, l.PageCount(), agg.Domain)
+		span.SetAttributes(attribute.Int("events", l.PageCount()), attribute.Bool("snapshot", l.Snapshot != nil), attribute.Int("next_sequence", int(l.Next)))
 	}
 	end(span, outcome, err)
 	return l, err

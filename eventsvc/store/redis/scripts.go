@@ -65,9 +65,13 @@ return {0, nxt, after, off, ts}
 
 // loadScript reads a consistent view of one aggregate.
 //
-// KEYS: 1 events, 2 snapshot, 3 idempotency. ARGV: 1 idempotency key.
+// KEYS: 1 events, 2 snapshot, 3 idempotency. ARGV: 1 idempotency key,
+// 2 the most pages to return inline.
 // Reply: {next, snapshot or "", first page sequence, pages, prior or "",
-// prior pages}.
+// prior pages}. When more than ARGV[2] pages follow the snapshot, pages is
+// false: the caller reads them with LRANGE first next-1, which returns
+// the same pages later since the list is append-only, and which Redis
+// serves without turning a long reply into a Lua table and back.
 var loadScript = goredis.NewScript(`
 local nxt = redis.call('LLEN', KEYS[1])
 local snap = redis.call('GET', KEYS[2])
@@ -78,7 +82,11 @@ else
   snap = ''
 end
 local pages = {}
-if from < nxt then pages = redis.call('LRANGE', KEYS[1], from, -1) end
+if nxt - from > tonumber(ARGV[2]) then
+  pages = false
+elseif from < nxt then
+  pages = redis.call('LRANGE', KEYS[1], from, nxt - 1)
+end
 local prior = ''
 local priorPages = {}
 if ARGV[1] ~= '' then

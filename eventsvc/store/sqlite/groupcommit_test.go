@@ -89,10 +89,14 @@ func TestBatchFailureStaysLocal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(l.Pages) != len(w.texts) || l.Next != uint32(len(w.texts)) {
-			t.Fatalf("%s: %d pages, next %d, want %v", w.agg, len(l.Pages), l.Next, w.texts)
+		pages, err := l.AllPages()
+		if err != nil {
+			t.Fatal(err)
 		}
-		for i, p := range l.Pages {
+		if len(pages) != len(w.texts) || l.Next != uint32(len(w.texts)) {
+			t.Fatalf("%s: %d pages, next %d, want %v", w.agg, len(pages), l.Next, w.texts)
+		}
+		for i, p := range pages {
 			if storetest.Text(t, p) != w.texts[i] {
 				t.Fatalf("%s page %d: %q, want %q", w.agg, i, storetest.Text(t, p), w.texts[i])
 			}

@@ -46,7 +46,7 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 		out.Snapshot = &pb.Snapshot{Sequence: seq, State: st}
 	}
 	if seq < out.Next {
-		if out.Pages, err = rangeQuery(ctx, tx, agg, seq, math.MaxUint32); err != nil {
+		if out.Encoded, out.EncodedCount, err = encodedRange(ctx, tx, agg, seq, math.MaxUint32); err != nil {
 			return nil, err
 		}
 	}
@@ -56,4 +56,30 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 		}
 	}
 	return out, nil
+}
+
+// encodedRange is rangeQuery writing the pages in their wire form
+// (store.AppendEncodedPage) straight from the rows, events undecoded.
+func encodedRange(ctx context.Context, q querier, agg store.Aggregate, lo, hi uint32) ([]byte, int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, created_at, event FROM events
+		WHERE domain = ? AND root = ? AND seq >= ? AND seq <= ? ORDER BY seq`, agg.Domain, agg.Root[:], lo, hi)
+	if err != nil {
+		return nil, 0, wrap("read events", err)
+	}
+	defer rows.Close()
+	b := []byte{}
+	n := 0
+	for rows.Next() {
+		var (
+			seq uint32
+			at  int64
+			ev  sql.RawBytes // valid until the next row: copied into b
+		)
+		if err := rows.Scan(&seq, &at, &ev); err != nil {
+			return nil, 0, wrap("read events", err)
+		}
+		b = store.AppendEncodedPage(b, seq, at, []byte(ev))
+		n++
+	}
+	return b, n, wrap("read events", rows.Err())
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Limits", testLimits},
 		{"ConcurrentSameExpected", testConcurrentSameExpected},
 		{"GroupCommit", testGroupCommit},
+		{"LongHistory", testLongHistory},
 		{"Checkpoints", testCheckpoints},
 		{"TraceContext", testTraceContext},
 		{"DeadLetters", testDeadLetters},
@@ -136,7 +137,7 @@ func checkSeqs(t *testing.T, pages []*pb.EventPage, first uint32, n int, prefix 
 
 func testAppendAndLoad(t *testing.T, s store.Store) {
 	agg := newAgg(t)
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func testAppendAndLoad(t *testing.T, s store.Store) {
 	if res.First != 3 || res.Next != 5 {
 		t.Fatalf("second append: %+v", res)
 	}
-	l, err = s.Load(ctx(t), agg, "")
+	l, err = load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func testConflict(t *testing.T, s store.Store) {
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale snapshot-only append: %v", err)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func testInvalidNum(t *testing.T, s store.Store) {
 	if !errors.As(err, &ie) || ie.Field != "pages[2].num" {
 		t.Fatalf("got %v, want invalid pages[2].num", err)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func testForce(t *testing.T, s store.Store) {
 	}
 	res = mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: []*pb.EventPage{force("a-4"), {Sequence: &pb.EventPage_Num{Num: 5}, Event: Event("a-5")}}})
 	checkSeqs(t, res.Pages, 4, 2, "a")
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func testSnapshot(t *testing.T, s store.Store) {
 	if res.Next != 3 {
 		t.Fatalf("next %d", res.Next)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func testSnapshot(t *testing.T, s store.Store) {
 		t.Fatalf("after snapshot: snapshot %v, %d pages, next %d", l.Snapshot, len(l.Pages), l.Next)
 	}
 	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 3, Pages: Pages(3, 2, "a")})
-	l, err = s.Load(ctx(t), agg, "")
+	l, err = load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func testSnapshot(t *testing.T, s store.Store) {
 	checkSeqs(t, l.Pages, 3, 2, "a")
 	// A later snapshot replaces it; a snapshot-only append covers everything.
 	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Snapshot: Event("state@5")})
-	l, err = s.Load(ctx(t), agg, "")
+	l, err = load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +300,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 	if again.Position.GetOffset() != first.Position.GetOffset() || again.Position.GetPartition() != first.Position.GetPartition() {
 		t.Fatalf("repeat position %v, want %v", again.Position, first.Position)
 	}
-	l, err := s.Load(ctx(t), agg, "k1")
+	l, err := load(t, s, agg, "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 		t.Fatalf("load with key: next %d prior %+v", l.Next, l.Prior)
 	}
 	checkSeqs(t, l.Prior.Pages, 0, 2, "a")
-	if l, err = s.Load(ctx(t), agg, "unknown"); err != nil || l.Prior != nil {
+	if l, err = load(t, s, agg, "unknown"); err != nil || l.Prior != nil {
 		t.Fatalf("load with unknown key: prior %v err %v", l.Prior, err)
 	}
 	// Keys are per aggregate.
@@ -339,7 +340,7 @@ func testSelect(t *testing.T, s store.Store) {
 		time.Sleep(time.Millisecond) // the store's clock must move on; not a readiness wait
 	}
 	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Pages: Pages(5, 5, "a")})
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +563,7 @@ func testLimits(t *testing.T, s store.Store) {
 			t.Errorf("%s: got %v, want an invalid %s", tc.name, err, tc.field)
 		}
 	}
-	if l, err := s.Load(ctx(t), agg, ""); err != nil || l.Next != 0 {
+	if l, err := load(t, s, agg, ""); err != nil || l.Next != 0 {
 		t.Fatalf("invalid appends stored something: next %d, %v", l.Next, err)
 	}
 	// The largest allowed append goes through whole.
@@ -611,7 +612,7 @@ func testConcurrentSameExpected(t *testing.T, s store.Store) {
 	if len(winners) != 1 || conflicts != writers-1 || len(others) != 0 {
 		t.Fatalf("winners %v, conflicts %d, other errors %v", winners, conflicts, others)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -680,12 +681,12 @@ func testGroupCommit(t *testing.T, s store.Store) {
 		if !errors.As(staleErr[i], &ce) || ce.Next != 0 || ce.Aggregate != stale[i] {
 			t.Fatalf("stale writer %d: %v, want a conflict with next 0", i, staleErr[i])
 		}
-		l, err := s.Load(ctx(t), fresh[i], "")
+		l, err := load(t, s, fresh[i], "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkSeqs(t, l.Pages, 0, 3, "fresh")
-		if l, err := s.Load(ctx(t), stale[i], ""); err != nil || l.Next != 0 || len(l.Pages) != 0 {
+		if l, err := load(t, s, stale[i], ""); err != nil || l.Next != 0 || len(l.Pages) != 0 {
 			t.Fatalf("stale aggregate after its conflict: %v, %+v", err, l)
 		}
 	}
@@ -709,14 +710,14 @@ func testGroupCommit(t *testing.T, s store.Store) {
 		}
 		checkSeqs(t, r.Pages, 0, 3, fmt.Sprint("k", winner))
 	}
-	l, err := s.Load(ctx(t), keyed, "")
+	l, err := load(t, s, keyed, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkSeqs(t, l.Pages, 0, 3, fmt.Sprint("k", winner))
 
 	// The force pages: each writer's page exactly once, contiguous.
-	l, err = s.Load(ctx(t), forced, "")
+	l, err = load(t, s, forced, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -730,4 +731,56 @@ func testGroupCommit(t *testing.T, s store.Store) {
 	if len(seen) != group || l.Next != group {
 		t.Fatalf("forced: %d distinct pages, next %d, want %d", len(seen), l.Next, group)
 	}
+}
+
+// load is s.Load with the pages decoded when the backend sent them encoded
+// (Loaded.AllPages), so that the tests read Pages either way.
+func load(t *testing.T, s store.Store, agg store.Aggregate, key string) (*store.Loaded, error) {
+	t.Helper()
+	l, err := s.Load(ctx(t), agg, key)
+	if err != nil {
+		return l, err
+	}
+	pages, err := l.AllPages()
+	if err != nil {
+		t.Fatalf("load %s: decode encoded pages: %v", agg, err)
+	}
+	if len(pages) != l.PageCount() {
+		t.Fatalf("load %s: %d pages decoded, %d counted", agg, len(pages), l.PageCount())
+	}
+	l.Pages, l.Encoded, l.EncodedCount = pages, nil, 0
+	return l, nil
+}
+
+// testLongHistory: loads of histories longer than a backend may return in
+// one piece (300 pages; 70 after a snapshot; 5 after a later one) come
+// back whole and in order.
+func testLongHistory(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	for seq := uint32(0); seq < 300; seq += 100 {
+		mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: seq, Pages: Pages(seq, 100, "h")})
+	}
+	l, err := load(t, s, agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, l.Pages, 0, 300, "h")
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 300, Snapshot: Event("state@300")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 300, Pages: Pages(300, 70, "h")})
+	if l, err = load(t, s, agg, ""); err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot.GetSequence() != 300 || l.Next != 370 {
+		t.Fatalf("snapshot %v, next %d", l.Snapshot, l.Next)
+	}
+	checkSeqs(t, l.Pages, 300, 70, "h")
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 370, Pages: Pages(370, 5, "h"), Snapshot: Event("state@375")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 375, Pages: Pages(375, 5, "h")})
+	if l, err = load(t, s, agg, ""); err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot.GetSequence() != 375 || l.Next != 380 {
+		t.Fatalf("snapshot %v, next %d", l.Snapshot, l.Next)
+	}
+	checkSeqs(t, l.Pages, 375, 5, "h")
 }
