@@ -66,7 +66,12 @@ func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadRespons
 		}
 		start = time.Now() // the wait is not the load's latency
 	}
-	l, err := s.store.Load(ctx, agg, req.GetIdempotencyKey())
+	var l *store.Loaded
+	if el, ok := s.store.(store.EncodedLoader); ok {
+		l, err = el.LoadEncoded(ctx, agg, req.GetIdempotencyKey())
+	} else {
+		l, err = s.store.Load(ctx, agg, req.GetIdempotencyKey())
+	}
 	s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))
 	if err != nil {
 		return nil, s.fail(ctx, "Load", err)

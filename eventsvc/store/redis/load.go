@@ -13,8 +13,22 @@ import (
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
-// Load implements store.Loader with one read-only Lua script.
+// Load implements store.Loader: LoadEncoded, its pages decoded.
 func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	l, err := s.LoadEncoded(ctx, agg, idempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	if l.Pages, err = l.AllPages(); err != nil {
+		return nil, wrap("decode pages", err)
+	}
+	l.Encoded, l.EncodedCount = nil, 0
+	return l, nil
+}
+
+// LoadEncoded implements store.EncodedLoader with one read-only Lua script
+// (and an LRANGE for long histories, see loadScript).
+func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
 	if err := store.ValidateDomain("cover.domain", agg.Domain); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,16 @@ import (
 
 // Load implements store.Loader from one consistent read transaction.
 func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	return s.load(ctx, agg, idempotencyKey, false)
+}
+
+// LoadEncoded implements store.EncodedLoader: Load writing the pages in
+// their wire form straight from the rows.
+func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	return s.load(ctx, agg, idempotencyKey, true)
+}
+
+func (s *Store) load(ctx context.Context, agg store.Aggregate, idempotencyKey string, encoded bool) (*store.Loaded, error) {
 	if err := store.ValidateDomain("cover.domain", agg.Domain); err != nil {
 		return nil, err
 	}
@@ -45,8 +55,14 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 		}
 		out.Snapshot = &pb.Snapshot{Sequence: seq, State: st}
 	}
-	if seq < out.Next {
+	switch {
+	case seq >= out.Next:
+	case encoded:
 		if out.Encoded, out.EncodedCount, err = encodedRange(ctx, tx, agg, seq, math.MaxUint32); err != nil {
+			return nil, err
+		}
+	default:
+		if out.Pages, err = rangeQuery(ctx, tx, agg, seq, math.MaxUint32); err != nil {
 			return nil, err
 		}
 	}

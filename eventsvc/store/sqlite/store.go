@@ -13,9 +13,10 @@ import (
 )
 
 var (
-	_ store.Store        = (*Store)(nil)
-	_ store.Checkpointer = (*Store)(nil)
-	_ store.DeadLetters  = (*Store)(nil)
+	_ store.Store         = (*Store)(nil)
+	_ store.EncodedLoader = (*Store)(nil)
+	_ store.Checkpointer  = (*Store)(nil)
+	_ store.DeadLetters   = (*Store)(nil)
 )
 
 // Store is the SQLite event store.

@@ -733,22 +733,37 @@ func testGroupCommit(t *testing.T, s store.Store) {
 	}
 }
 
-// load is s.Load with the pages decoded when the backend sent them encoded
-// (Loaded.AllPages), so that the tests read Pages either way.
+// load is s.Load; when s is a store.EncodedLoader, LoadEncoded must give
+// the same answer with the pages encoded (checked here, every time).
 func load(t *testing.T, s store.Store, agg store.Aggregate, key string) (*store.Loaded, error) {
 	t.Helper()
 	l, err := s.Load(ctx(t), agg, key)
 	if err != nil {
 		return l, err
 	}
-	pages, err := l.AllPages()
+	if l.Encoded != nil {
+		t.Fatalf("load %s: Load set Encoded", agg)
+	}
+	el, ok := s.(store.EncodedLoader)
+	if !ok {
+		return l, nil
+	}
+	e, err := el.LoadEncoded(ctx(t), agg, key)
 	if err != nil {
-		t.Fatalf("load %s: decode encoded pages: %v", agg, err)
+		t.Fatalf("load %s encoded: %v", agg, err)
 	}
-	if len(pages) != l.PageCount() {
-		t.Fatalf("load %s: %d pages decoded, %d counted", agg, len(pages), l.PageCount())
+	pages, err := e.AllPages()
+	if err != nil {
+		t.Fatalf("load %s encoded: decode: %v", agg, err)
 	}
-	l.Pages, l.Encoded, l.EncodedCount = pages, nil, 0
+	if len(pages) != e.PageCount() || e.Pages != nil {
+		t.Fatalf("load %s encoded: %d pages decoded, %d counted, %d decoded pages set", agg, len(pages), e.PageCount(), len(e.Pages))
+	}
+	e.Pages, e.Encoded, e.EncodedCount = pages, nil, 0
+	if e.Next != l.Next || !proto.Equal(e.Snapshot, l.Snapshot) || !proto.Equal(&pb.EventBook{Pages: e.Pages}, &pb.EventBook{Pages: l.Pages}) ||
+		(e.Prior == nil) != (l.Prior == nil) {
+		t.Fatalf("load %s: LoadEncoded %+v differs from Load %+v", agg, e, l)
+	}
 	return l, nil
 }
 
