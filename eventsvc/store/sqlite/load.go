@@ -58,7 +58,7 @@ func (s *Store) load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 	switch {
 	case seq >= out.Next:
 	case encoded:
-		if out.Encoded, out.EncodedCount, err = encodedRange(ctx, tx, agg, seq, math.MaxUint32); err != nil {
+		if out.Encoded, out.EncodedCount, err = encodedRange(ctx, tx, agg, seq, math.MaxUint32, int(out.Next-seq)); err != nil {
 			return nil, err
 		}
 	default:
@@ -75,26 +75,28 @@ func (s *Store) load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 }
 
 // encodedRange is rangeQuery writing the pages in their wire form
-// (store.AppendEncodedPage) straight from the rows, events undecoded.
-func encodedRange(ctx context.Context, q querier, agg store.Aggregate, lo, hi uint32) ([]byte, int, error) {
+// (store.AppendEncodedPage) straight from the rows, events undecoded;
+// about is the number of pages expected, to size the buffer.
+func encodedRange(ctx context.Context, q querier, agg store.Aggregate, lo, hi uint32, about int) ([]byte, int, error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, created_at, event FROM events
 		WHERE domain = ? AND root = ? AND seq >= ? AND seq <= ? ORDER BY seq`, agg.Domain, agg.Root[:], lo, hi)
 	if err != nil {
 		return nil, 0, wrap("read events", err)
 	}
 	defer rows.Close()
-	b := []byte{}
+	b := make([]byte, 0, store.EncodedPageSize(128)*about)
 	n := 0
+	// Declared once: Scan's pointers make them escape.
+	var (
+		seq int64 // not uint32: database/sql converts integers to unsigned ones through strings
+		at  int64
+		ev  sql.RawBytes // valid until the next row: copied into b
+	)
 	for rows.Next() {
-		var (
-			seq uint32
-			at  int64
-			ev  sql.RawBytes // valid until the next row: copied into b
-		)
 		if err := rows.Scan(&seq, &at, &ev); err != nil {
 			return nil, 0, wrap("read events", err)
 		}
-		b = store.AppendEncodedPage(b, seq, at, []byte(ev))
+		b = store.AppendEncodedPage(b, uint32(seq), at, []byte(ev))
 		n++
 	}
 	return b, n, wrap("read events", rows.Err())
