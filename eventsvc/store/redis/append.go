@@ -73,7 +73,6 @@ func (s *Store) appendCall(req *store.AppendRequest) (*appendCall, error) {
 // appendResult reads an append's reply from appendScript.
 func (s *Store) appendResult(req *store.AppendRequest, v any) (*store.AppendResult, error) {
 	agg := req.Aggregate
-	k := s.keys(agg)
 	reply, _ := v.([]any)
 	bad := func() error { return fmt.Errorf("redis append: unexpected reply %v", reply) }
 	if len(reply) < 2 {
@@ -99,7 +98,7 @@ func (s *Store) appendResult(req *store.AppendRequest, v any) (*store.AppendResu
 		}
 		res := &store.AppendResult{
 			First: uint32(first), Next: uint32(next), Duplicate: code == 1,
-			Position: &pb.LogPosition{Partition: k.p, Offset: off},
+			Position: &pb.LogPosition{Partition: s.partition(agg), Offset: off},
 		}
 		if code == 1 {
 			raws, _ := reply[4].([]any)
