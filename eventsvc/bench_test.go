@@ -3,9 +3,11 @@ package eventsvc_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,10 +17,17 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	promclient "github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	promexp "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
+	"github.com/angzarr-mesh/angzarr/eventsvc/server"
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
@@ -31,9 +40,13 @@ var benchClients = []int{1, 16, 64}
 
 // BenchmarkEventService measures appends/s and loads/s through gRPC on
 // Redis and SQLite at 1, 16 and 64 clients, beside `redis-benchmark -t set`
-// on the same redis-server, and the load time of a 1,000-event aggregate
-// (no snapshot) and of a 100,000-event aggregate with a snapshot. It runs a
-// fixed, bounded load once, whatever b.N is, and prints a table.
+// on the same redis-server and beside the same gRPC server over a store
+// that does nothing (the floor the gRPC stack itself sets on this
+// machine); the same appends on the stores alone, without gRPC (where
+// group commit shows); and the load time and allocations of a 1,000-event
+// aggregate (no snapshot) and the load time of a 100,000-event aggregate
+// with a snapshot. It runs a fixed, bounded load once, whatever b.N is,
+// and prints tables.
 func BenchmarkEventService(b *testing.B) {
 	if b.N > 1 {
 		b.Skip("runs a fixed load once: use -benchtime 1x")
@@ -44,9 +57,17 @@ func BenchmarkEventService(b *testing.B) {
 		raw[c] = redisBenchmarkSet(b, redisSrv.Addr(), c)
 	}
 	type row struct {
-		backend              string
-		appends, loads       map[int]float64
-		load1k, load100kSnap time.Duration
+		backend                string
+		appends, loads, direct map[int]float64
+		load1k, load100kSnap   time.Duration
+		allocs1k               float64
+		storeLoad1k            time.Duration
+		storeAllocs1k          float64
+	}
+	noop := map[int]float64{}
+	conns := dialN(b, startNoopServer(b), 4)
+	for _, c := range benchClients {
+		noop[c] = appendThroughput(b, conns, c)
 	}
 	var rows []row
 	for _, be := range []struct{ name, url string }{
@@ -55,20 +76,29 @@ func BenchmarkEventService(b *testing.B) {
 	} {
 		addr := eventsvctest.Start(b, be.url)
 		conns := dialN(b, addr, 4)
-		r := row{backend: be.name, appends: map[int]float64{}, loads: map[int]float64{}}
+		r := row{backend: be.name, appends: map[int]float64{}, loads: map[int]float64{}, direct: map[int]float64{}}
 		for _, c := range benchClients {
 			r.appends[c] = appendThroughput(b, conns, c)
 			r.loads[c] = loadThroughput(b, conns, c)
 		}
-		r.load1k, r.load100kSnap = loadTimes(b, conns[0])
+		r.load1k, r.load100kSnap, r.allocs1k = loadTimes(b, conns[0])
+		st := openStore(b, be.url)
+		for _, c := range benchClients {
+			r.direct[c] = storeAppendThroughput(b, st, c)
+		}
+		r.storeLoad1k, r.storeAllocs1k = storeLoadTime(b, st)
 		rows = append(rows, r)
 	}
 
 	fmt.Printf("\nEvent service through gRPC: one in-process eventsvc, 4 client connections, %v per figure;\n", benchWindow)
 	fmt.Println("appends of one 100-byte event with the expected sequence; loads of 10-event aggregates;")
-	fmt.Println("redis SET/s: redis-benchmark -t set with the same number of clients on the same redis-server.")
+	fmt.Println("redis SET/s: redis-benchmark -t set with the same number of clients on the same redis-server;")
+	fmt.Println("no-op store: the same gRPC server (stats handler, metrics) over a store that stores nothing.")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "backend\tclients\tappends/s\tloads/s\tredis SET/s\tappends/SET\t")
+	fmt.Fprintln(w, "backend\tclients\tappends/s\tloads/s\tredis SET/s\tappends/SET\tappends/no-op\t")
+	for _, c := range benchClients {
+		fmt.Fprintf(w, "no-op store\t%d\t%.0f\t-\t%.0f\t%.2f\t1.00\t\n", c, noop[c], raw[c], noop[c]/raw[c])
+	}
 	for _, r := range rows {
 		for _, c := range benchClients {
 			set, ratio := "-", "-"
@@ -76,21 +106,130 @@ func BenchmarkEventService(b *testing.B) {
 				set = fmt.Sprintf("%.0f", raw[c])
 				ratio = fmt.Sprintf("%.2f", r.appends[c]/raw[c])
 			}
-			fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%s\t%s\t\n", r.backend, c, r.appends[c], r.loads[c], set, ratio)
+			fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%s\t%s\t%.2f\t\n", r.backend, c, r.appends[c], r.loads[c], set, ratio, r.appends[c]/noop[c])
 		}
 	}
 	w.Flush()
-	fmt.Println("\nMean gRPC Load time (50 loads each):")
+	fmt.Println("\nThe stores alone (Append called in the process, no gRPC), same appends:")
 	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "backend\t1,000 events, no snapshot\t100,000 events, snapshot + 100 after it\t")
+	fmt.Fprintln(w, "backend\tclients\tappends/s\tappends/SET\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%v\t%v\t\n", r.backend, r.load1k.Round(time.Microsecond), r.load100kSnap.Round(time.Microsecond))
+		for _, c := range benchClients {
+			ratio := "-"
+			if r.backend == "redis" {
+				ratio = fmt.Sprintf("%.2f", r.direct[c]/raw[c])
+			}
+			fmt.Fprintf(w, "%s\t%d\t%.0f\t%s\t\n", r.backend, c, r.direct[c], ratio)
+		}
+	}
+	w.Flush()
+	fmt.Println("\nLoad times: mean of 50 gRPC Loads (the client's decoding included, allocations of client and")
+	fmt.Println("server together), and of 50 store Loads in the process:")
+	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "backend\t1,000 events, gRPC\tallocs/load\t1,000 events, store\tallocs/load\t100,000 events, snapshot + 100 after it, gRPC\t")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%v\t%.0f\t%v\t%.0f\t%v\t\n", r.backend, r.load1k.Round(time.Microsecond), r.allocs1k,
+			r.storeLoad1k.Round(time.Microsecond), r.storeAllocs1k, r.load100kSnap.Round(time.Microsecond))
 	}
 	w.Flush()
 	for _, r := range rows {
 		b.ReportMetric(r.appends[64], r.backend+"-appends/s@64")
 	}
 	b.ReportMetric(raw[64], "redis-set/s@64")
+}
+
+// startNoopServer serves the event service's gRPC API, composed as Serve
+// composes it (stats handler with metrics, server metrics), over a store
+// whose Append stores nothing, and returns its address.
+func startNoopServer(b *testing.B) string {
+	reg := promclient.NewRegistry()
+	exp, err := promexp.New(promexp.WithRegisterer(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithMeterProvider(mp))))
+	srv, err := server.New(noopStore{}, server.Options{MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go g.Serve(lis) //nolint:errcheck // ends with Stop
+	b.Cleanup(func() { g.Stop(); _ = mp.Shutdown(context.Background()) })
+	return lis.Addr().String()
+}
+
+// noopStore answers every Append as stored without storing it.
+type noopStore struct{ store.Store }
+
+func (noopStore) Append(_ context.Context, r *store.AppendRequest) (*store.AppendResult, error) {
+	return &store.AppendResult{First: r.Expected, Next: r.Expected + uint32(len(r.Pages)), Position: &pb.LogPosition{}}, nil
+}
+
+func (noopStore) Partitions() uint32 { return 1 }
+
+// openStore opens the store of a URL in the process (beside the event
+// service on the same storage).
+func openStore(b *testing.B, url string) store.Store {
+	st, err := eventsvc.OpenStore(context.Background(), url, store.Limits{}, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+// storeAppendThroughput: appendThroughput on the store itself.
+func storeAppendThroughput(b *testing.B, st store.Store, c int) float64 {
+	domain := storetest.Domain(b)
+	aggs := make([]store.Aggregate, c)
+	next := make([]uint32, c)
+	for i := range aggs {
+		aggs[i] = store.Aggregate{Domain: domain, Root: uuid.New()}
+	}
+	ev := storetest.Event(strings.Repeat("e", 100))
+	return run(b, c, func(ctx context.Context, k, _ int) error {
+		res, err := st.Append(ctx, &store.AppendRequest{Aggregate: aggs[k], CorrelationID: "bench", Expected: next[k], Pages: []*pb.EventPage{{Event: ev}}})
+		if err != nil {
+			return err
+		}
+		next[k] = res.Next
+		return nil
+	})
+}
+
+// storeLoadTime returns the mean time and allocations of a store load (as
+// the gRPC server makes it: LoadEncoded) of a 1,000-event aggregate
+// without snapshot.
+func storeLoadTime(b *testing.B, st store.Store) (time.Duration, float64) {
+	ctx := context.Background()
+	agg := store.Aggregate{Domain: storetest.Domain(b), Root: uuid.New()}
+	if _, err := st.Append(ctx, &store.AppendRequest{Aggregate: agg, Pages: storetest.Pages(0, 1000, "s")}); err != nil {
+		b.Fatal(err)
+	}
+	loadFn := st.Load
+	if el, ok := st.(store.EncodedLoader); ok {
+		loadFn = el.LoadEncoded // what the gRPC server calls
+	}
+	load := func() {
+		l, err := loadFn(ctx, agg, "")
+		if err != nil || l.PageCount() != 1000 {
+			b.Fatalf("load: %v", err)
+		}
+	}
+	const n = 50
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		load()
+	}
+	took := time.Since(start) / n
+	// AllocsPerRun runs with GOMAXPROCS 1: counted apart from the timing.
+	return took, testing.AllocsPerRun(10, load)
 }
 
 // redisBenchmarkSet runs redis-benchmark -t set with c clients and returns
@@ -211,9 +350,10 @@ func loadThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
 }
 
 // loadTimes returns the mean gRPC load time of a 1,000-event aggregate
-// without snapshot and of a 100,000-event aggregate whose snapshot covers
+// without snapshot (and the allocations per load of the whole process,
+// client and server) and of a 100,000-event aggregate whose snapshot covers
 // all but its last 100 events.
-func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duration) {
+func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duration, float64) {
 	ctx := context.Background()
 	es := pb.NewEventStoreClient(conn)
 	domain := storetest.Domain(b)
@@ -238,8 +378,11 @@ func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duratio
 			b.Fatal(err)
 		}
 	}
+	const n = 50
+	var mallocs uint64
 	mean := func(root uuid.UUID, wantPages int) time.Duration {
-		const n = 50
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
 		start := time.Now()
 		for i := 0; i < n; i++ {
 			resp, err := es.Load(ctx, &pb.LoadRequest{Cover: cover(domain, root, "")})
@@ -250,7 +393,12 @@ func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duratio
 				b.Fatalf("loaded %d pages, want %d", len(resp.GetBook().GetPages()), wantPages)
 			}
 		}
-		return time.Since(start) / n
+		took := time.Since(start) / n
+		runtime.ReadMemStats(&m1)
+		mallocs = m1.Mallocs - m0.Mallocs
+		return took
 	}
-	return mean(small, 1000), mean(big, 100)
+	small1k := mean(small, 1000)
+	allocs := float64(mallocs) / n
+	return small1k, mean(big, 100), allocs
 }

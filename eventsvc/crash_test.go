@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
@@ -22,11 +23,11 @@ type ack struct {
 	first, n uint32
 }
 
-// writeLoad appends from 8 goroutines (two aggregates each) through addr
-// until an append fails (the crash) or 5000 appends were acknowledged. It
-// calls crash once `crashAfter` appends were acknowledged, while the writers
-// keep going, and returns every acknowledged append.
-func writeLoad(t *testing.T, addr, domain string, crashAfter int, crash func()) []ack {
+// writeLoad appends from `writers` goroutines (two aggregates each)
+// through addr until an append fails (the crash). It calls crash once
+// `crashAfter` appends were acknowledged, while the writers keep going,
+// and returns every acknowledged append.
+func writeLoad(t *testing.T, addr, domain string, writers, crashAfter int, crash func()) []ack {
 	t.Helper()
 	conn := eventsvctest.Dial(t, addr)
 	es := pb.NewEventStoreClient(conn)
@@ -36,10 +37,10 @@ func writeLoad(t *testing.T, addr, domain string, crashAfter int, crash func()) 
 		mu    sync.Mutex
 		acks  []ack
 		wg    sync.WaitGroup
-		count = make(chan struct{}, 8)
+		count = make(chan struct{}, writers)
 		stop  = make(chan struct{})
 	)
-	for w := 0; w < 8; w++ {
+	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -124,7 +125,61 @@ func verify(t *testing.T, addr, domain string, acks []ack) {
 	if len(acks) == 0 {
 		t.Fatal("no append was acknowledged")
 	}
+	verifyLog(t, es, domain, want)
 	t.Logf("%d acknowledged appends over %d aggregates survived", len(acks), len(want))
+}
+
+// verifyLog checks that the domain's log has, for every aggregate, entries
+// whose pages tile its history exactly: no append stored without its log
+// entry, no entry without its pages.
+func verifyLog(t *testing.T, es pb.EventStoreClient, domain string, roots map[uuid.UUID]uint32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	logged := map[uuid.UUID]uint32{}
+	partitions := uint32(1)
+	for p := uint32(0); p < partitions; p++ {
+		after := uint64(0)
+		for {
+			resp, err := es.ReadLog(ctx, &pb.ReadLogRequest{Domain: domain, Partition: p, After: after})
+			if err != nil {
+				t.Fatalf("read log partition %d: %v", p, err)
+			}
+			partitions = resp.GetPartitions()
+			if len(resp.GetBooks()) == 0 {
+				break
+			}
+			for _, b := range resp.GetBooks() {
+				root := uuid.UUID(b.GetCover().GetRoot().GetValue())
+				for _, pg := range b.GetPages() {
+					if pg.GetNum() != logged[root] {
+						t.Fatalf("%s: the log has page %d where %d comes next", root, pg.GetNum(), logged[root])
+					}
+					logged[root]++
+				}
+				after = b.GetPosition().GetOffset()
+			}
+		}
+	}
+	for root, n := range logged {
+		if _, ok := roots[root]; !ok {
+			// An append whose acknowledgement was lost in the crash: its
+			// pages must be stored too.
+			l, err := es.Load(ctx, &pb.LoadRequest{Cover: cover(domain, root, "")})
+			if err != nil || l.GetNextSequence() != n {
+				t.Fatalf("%s: %d pages logged, next sequence %d (%v)", root, n, l.GetNextSequence(), err)
+			}
+		}
+	}
+	for root := range roots {
+		l, err := es.Load(ctx, &pb.LoadRequest{Cover: cover(domain, root, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if logged[root] != l.GetNextSequence() {
+			t.Fatalf("%s: %d pages logged, %d stored", root, logged[root], l.GetNextSequence())
+		}
+	}
 }
 
 // TestCrashEventsvc kills -9 the eventsvc process in the middle of a write
@@ -140,7 +195,7 @@ func TestCrashEventsvc(t *testing.T) {
 			url := storeURL(t)
 			proc := eventsvctest.StartProcess(t, angzarrBin, url)
 			domain := storetest.Domain(t)
-			acks := writeLoad(t, proc.Addr(), domain, 300, proc.Kill)
+			acks := writeLoad(t, proc.Addr(), domain, 8, 300, proc.Kill)
 			proc.Restart()
 			verify(t, proc.Addr(), domain, acks)
 		})
@@ -153,7 +208,42 @@ func TestCrashRedisServer(t *testing.T) {
 	srv := testredis.StartServer(t, testredis.Options{AppendOnly: true})
 	addr := eventsvctest.Start(t, "redis://"+srv.Addr()+"/0")
 	domain := storetest.Domain(t)
-	acks := writeLoad(t, addr, domain, 300, srv.Kill)
+	acks := writeLoad(t, addr, domain, 8, 300, srv.Kill)
 	srv.Restart()
 	verify(t, addr, domain, acks)
+}
+
+// TestCrashGroupCommit kills -9 in the middle of group commits: 32 writers
+// keep batches full, and on Redis one log partition puts every append of
+// the domain in one slot, so that each pipeline's appends form one script
+// call. The event service is killed (SQLite, Redis), and redis-server is
+// killed (appendonly yes, appendfsync always) under an in-process event
+// service. Every acknowledged append must be there, whole, with its log
+// entry; an append whose acknowledgement was lost is there whole or not
+// at all.
+func TestCrashGroupCommit(t *testing.T) {
+	const writers = 32
+	t.Run("sqlite", func(t *testing.T) {
+		proc := eventsvctest.StartProcess(t, angzarrBin, "sqlite:"+filepath.Join(t.TempDir(), "events.db"))
+		domain := storetest.Domain(t)
+		acks := writeLoad(t, proc.Addr(), domain, writers, 500, proc.Kill)
+		proc.Restart()
+		verify(t, proc.Addr(), domain, acks)
+	})
+	t.Run("redis", func(t *testing.T) {
+		url := "redis://" + testredis.StartServer(t, testredis.Options{AppendOnly: true}).Addr() + "/0"
+		proc := eventsvctest.StartProcess(t, angzarrBin, url, "--redis-partitions", "1")
+		domain := storetest.Domain(t)
+		acks := writeLoad(t, proc.Addr(), domain, writers, 500, proc.Kill)
+		proc.Restart()
+		verify(t, proc.Addr(), domain, acks)
+	})
+	t.Run("redis-server", func(t *testing.T) {
+		srv := testredis.StartServer(t, testredis.Options{AppendOnly: true})
+		addr := eventsvctest.StartConfig(t, eventsvc.Config{Store: "redis://" + srv.Addr() + "/0", RedisPartitions: 1})
+		domain := storetest.Domain(t)
+		acks := writeLoad(t, addr, domain, writers, 500, srv.Kill)
+		srv.Restart()
+		verify(t, addr, domain, acks)
+	})
 }

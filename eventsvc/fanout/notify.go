@@ -25,3 +25,13 @@ func (s NotifyingStore) Append(ctx context.Context, req *store.AppendRequest) (*
 	}
 	return res, err
 }
+
+// LoadEncoded implements store.EncodedLoader when the wrapped store does,
+// and is its Load otherwise (so that a store that transforms pages and
+// has no LoadEncoded is never passed by).
+func (s NotifyingStore) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	if el, ok := s.Store.(store.EncodedLoader); ok {
+		return el.LoadEncoded(ctx, agg, idempotencyKey)
+	}
+	return s.Store.Load(ctx, agg, idempotencyKey)
+}

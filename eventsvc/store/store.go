@@ -35,6 +35,18 @@ type Loader interface {
 	Load(ctx context.Context, agg Aggregate, idempotencyKey string) (*Loaded, error)
 }
 
+// EncodedLoader is a Loader that can also hand a history on in its wire
+// form, for the gRPC server to send without decoding it (Loaded.Encoded).
+// Both backends implement it. A decorator forwards LoadEncoded only if it
+// leaves pages as they are; one that transforms pages (upcasting) must not
+// implement it, or must decode, transform and re-encode: the server then
+// falls back to Load, so that nothing passes it by.
+type EncodedLoader interface {
+	// LoadEncoded is Load with the pages in Loaded.Encoded (and
+	// EncodedCount) instead of Loaded.Pages; Prior keeps decoded pages.
+	LoadEncoded(ctx context.Context, agg Aggregate, idempotencyKey string) (*Loaded, error)
+}
+
 // Reader answers event queries.
 type Reader interface {
 	// Range returns the aggregate's pages with lo <= sequence <= hi, in
@@ -127,12 +139,35 @@ type AppendResult struct {
 type Loaded struct {
 	// Snapshot is the latest snapshot, nil when there is none.
 	Snapshot *pb.Snapshot
-	// Pages are the events after the snapshot (all events without one).
+	// Pages are the events after the snapshot (all events without one),
+	// nil from LoadEncoded.
 	Pages []*pb.EventPage
+	// Encoded is set by LoadEncoded only (never by Load): the same pages in
+	// their wire form, EventBook.pages fields back to back
+	// (AppendEncodedPage), which the gRPC server sends without decoding
+	// them. EncodedCount is their number. AllPages decodes them.
+	Encoded      []byte
+	EncodedCount int
 	// Next is the sequence the next appended event will get.
 	Next uint32
 	// Prior is the earlier append with the requested idempotency key.
 	Prior *AppendResult
+}
+
+// PageCount is the number of loaded pages.
+func (l *Loaded) PageCount() int {
+	if l.Encoded != nil {
+		return l.EncodedCount
+	}
+	return len(l.Pages)
+}
+
+// AllPages returns the loaded pages, decoding Encoded when it is set.
+func (l *Loaded) AllPages() ([]*pb.EventPage, error) {
+	if l.Encoded == nil {
+		return l.Pages, nil
+	}
+	return DecodeEncodedPages(l.Encoded)
 }
 
 // Micros converts a store timestamp in microseconds since the Unix epoch.

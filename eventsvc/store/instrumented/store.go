@@ -23,7 +23,10 @@ type Backend interface {
 	store.DeadLetters
 }
 
-var _ Backend = (*Store)(nil)
+var (
+	_ Backend             = (*Store)(nil)
+	_ store.EncodedLoader = (*Store)(nil)
+)
 
 // Options configure the decorator.
 type Options struct {
@@ -101,14 +104,27 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 
 // Load implements store.Loader in the span aggregate.load_events.
 func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	return s.load(ctx, agg, idempotencyKey, s.inner.Load)
+}
+
+// LoadEncoded implements store.EncodedLoader (the backend's, or its Load
+// when it has none) in the span aggregate.load_events.
+func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	if el, ok := s.inner.(store.EncodedLoader); ok {
+		return s.load(ctx, agg, idempotencyKey, el.LoadEncoded)
+	}
+	return s.load(ctx, agg, idempotencyKey, s.inner.Load)
+}
+
+func (s *Store) load(ctx context.Context, agg store.Aggregate, idempotencyKey string, load func(context.Context, store.Aggregate, string) (*store.Loaded, error)) (*store.Loaded, error) {
 	start := time.Now()
 	ctx, span := s.span(ctx, "aggregate.load_events", agg, telemetry.CorrelationID(ctx))
-	l, err := s.inner.Load(ctx, agg, idempotencyKey)
+	l, err := load(ctx, agg, idempotencyKey)
 	outcome := Outcome(err)
 	s.metrics.observe(ctx, opLoad, start, outcome)
 	if err == nil {
-		s.metrics.count(ctx, s.metrics.loaded, len(l.Pages), agg.Domain)
-		span.SetAttributes(attribute.Int("events", len(l.Pages)), attribute.Bool("snapshot", l.Snapshot != nil), attribute.Int("next_sequence", int(l.Next)))
+		s.metrics.count(ctx, s.metrics.loaded, l.PageCount(), agg.Domain)
+		span.SetAttributes(attribute.Int("events", l.PageCount()), attribute.Bool("snapshot", l.Snapshot != nil), attribute.Int("next_sequence", int(l.Next)))
 	}
 	end(span, outcome, err)
 	return l, err

@@ -12,14 +12,32 @@ import (
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
-// Append implements store.Appender with one Lua script.
+// Append implements store.Appender: one append of an appendScript call,
+// which it may share with other appends to the same slot (pipeline.go).
 func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.AppendResult, error) {
 	if err := req.Validate(s.limits); err != nil {
 		return nil, err
 	}
+	a, err := s.appendCall(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.registerDomain(ctx, req.Aggregate.Domain); err != nil {
+		return nil, err
+	}
+	v, err := s.pipe.append(ctx, a)
+	if err != nil {
+		return nil, wrap("append", err)
+	}
+	return s.appendResult(req, v)
+}
+
+// appendCall encodes a validated request as its share of an appendScript
+// call.
+func (s *Store) appendCall(req *store.AppendRequest) (*appendCall, error) {
 	agg := req.Aggregate
 	k := s.keys(agg)
-	args := make([]any, 9, 9+len(req.Pages))
+	args := make([]any, 10, 10+len(req.Pages))
 	args[0] = req.Expected
 	args[1] = "0"
 	if req.Checked() {
@@ -37,6 +55,7 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 	args[5] = agg.Root[:]
 	args[6] = req.CorrelationID
 	args[7], args[8] = req.Trace.Traceparent, req.Trace.Tracestate
+	args[9] = len(req.Pages)
 	for i, p := range req.Pages {
 		b, err := encodePage(req.CorrelationID, p.GetEvent())
 		if err != nil {
@@ -44,20 +63,25 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 		}
 		args = append(args, b)
 	}
-	if err := s.registerDomain(ctx, agg.Domain); err != nil {
-		return nil, err
-	}
-	keys := []string{k.events, k.snap, k.idem, k.log, k.roots, k.corrs + req.CorrelationID}
-	v, err := s.pipe.run(ctx, appendScript, keys, args...)
-	if err != nil {
-		return nil, wrap("append", err)
-	}
+	return &appendCall{
+		log: k.log, roots: k.roots,
+		keys: [4]string{k.events, k.snap, k.idem, k.corrs + req.CorrelationID},
+		args: args, pages: len(req.Pages),
+	}, nil
+}
+
+// appendResult reads an append's reply from appendScript.
+func (s *Store) appendResult(req *store.AppendRequest, v any) (*store.AppendResult, error) {
+	agg := req.Aggregate
 	reply, _ := v.([]any)
 	bad := func() error { return fmt.Errorf("redis append: unexpected reply %v", reply) }
 	if len(reply) < 2 {
 		return nil, bad()
 	}
 	switch code, _ := reply[0].(int64); code {
+	case 3:
+		msg, _ := reply[1].(string)
+		return nil, fmt.Errorf("redis append to %s: %s", agg, msg)
 	case 2:
 		next, _ := reply[1].(int64)
 		return nil, &store.ConflictError{Aggregate: agg, Expected: req.Expected, Next: uint32(next)}
@@ -74,7 +98,7 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 		}
 		res := &store.AppendResult{
 			First: uint32(first), Next: uint32(next), Duplicate: code == 1,
-			Position: &pb.LogPosition{Partition: k.p, Offset: off},
+			Position: &pb.LogPosition{Partition: s.partition(agg), Offset: off},
 		}
 		if code == 1 {
 			raws, _ := reply[4].([]any)

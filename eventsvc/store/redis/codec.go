@@ -72,5 +72,43 @@ func decodePages(first uint32, raws []string) ([]*pb.EventPage, error) {
 	return out, nil
 }
 
+// encodePages writes stored pages, consecutive from sequence first, in
+// their wire form (store.AppendEncodedPage) without decoding their events.
+func encodePages(first uint32, raws []string) ([]byte, error) {
+	size := 0
+	for _, r := range raws {
+		size += store.EncodedPageSize(len(r))
+	}
+	b := make([]byte, 0, size)
+	for i, raw := range raws {
+		if len(raw) < tsLen {
+			return nil, errCorrupt
+		}
+		us, err := strconv.ParseInt(raw[:tsLen], 10, 64)
+		if err != nil {
+			return nil, errCorrupt
+		}
+		n, k := uvarint(raw[tsLen:])
+		if k <= 0 || uint64(len(raw)-tsLen-k) < n {
+			return nil, errCorrupt
+		}
+		b = store.AppendEncodedPage(b, first+uint32(i), us, raw[tsLen+k+int(n):])
+	}
+	return b, nil
+}
+
+// uvarint is binary.Uvarint of a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<(7*i), i + 1
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	return 0, 0
+}
+
 // parseTS parses a 16-digit script timestamp.
 func parseTS(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }

@@ -8,9 +8,9 @@
 // aggregate's partition: FNV-1a of the root's 16 bytes modulo the store's
 // partition count (default 16). The domain's log partition P, its correlation
 // index and its root set carry the same tag, so one append touches one slot
-// only and runs as one Lua script: compare, idempotency record, pages,
-// snapshot, root registration, correlation index and log entry commit
-// together or not at all. No command ever spans slots.
+// only and runs inside one Lua script call: compare, idempotency record,
+// pages, snapshot, root registration, correlation index and log entry
+// commit together or not at all. No command ever spans slots.
 //
 //	az:ev:{d:P}:ROOT      list   the pages; list index == sequence
 //	az:snap:{d:P}:ROOT    string "SEQ STATE" (latest snapshot only)
@@ -49,10 +49,17 @@
 // as UNAVAILABLE, and a retry with the same expected sequence or idempotency
 // key is safe.
 //
-// # Pipelining
+// # Group commit
 //
-// Append and Load scripts from concurrent callers are sent in pipelines
-// (up to 2 in flight): while one is on the wire, new calls queue and the
-// next pipeline carries them all. Each script stays atomic by itself; the
-// pipeline only saves round trips and syscalls under load.
+// Append and Load calls from concurrent callers are sent in pipelines (up
+// to 2 in flight): while one is on the wire, new calls queue and the next
+// pipeline carries them all. The appends of a pipeline to one slot go as
+// one script call (appendScript), in arrival order: each is still checked
+// against its own expected sequence (after the appends before it), has
+// its own idempotency record and log entry and gets its own reply, and one
+// that fails (a key of its aggregate of the wrong type) writes nothing and
+// fails alone. The group is one command to Redis: it reaches the AOF as
+// one transaction, and with appendfsync always no reply leaves Redis before
+// the fsync that covers it. Loads of more than 64 pages read the pages
+// with a plain LRANGE after the script (lists are append-only).
 package redis

@@ -13,13 +13,27 @@ import (
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
-// Load implements store.Loader with one read-only Lua script.
+// Load implements store.Loader: LoadEncoded, its pages decoded.
 func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	l, err := s.LoadEncoded(ctx, agg, idempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	if l.Pages, err = l.AllPages(); err != nil {
+		return nil, wrap("decode pages", err)
+	}
+	l.Encoded, l.EncodedCount = nil, 0
+	return l, nil
+}
+
+// LoadEncoded implements store.EncodedLoader with one read-only Lua script
+// (and an LRANGE for long histories, see loadScript).
+func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
 	if err := store.ValidateDomain("cover.domain", agg.Domain); err != nil {
 		return nil, err
 	}
 	k := s.keys(agg)
-	v, err := s.pipe.run(ctx, loadScript, []string{k.events, k.snap, k.idem}, idempotencyKey)
+	v, err := s.pipe.run(ctx, loadScript, []string{k.events, k.snap, k.idem}, idempotencyKey, inlinePages)
 	if err != nil {
 		return nil, wrap("load", err)
 	}
@@ -40,9 +54,22 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 		}
 		out.Snapshot = &pb.Snapshot{Sequence: uint32(n), State: st}
 	}
-	if out.Pages, err = decodePages(uint32(from), strings1(reply[3])); err != nil {
-		return nil, wrap("decode pages", err)
+	var raws []string
+	if inline, ok := reply[3].([]any); ok {
+		raws = make([]string, len(inline))
+		for i, r := range inline {
+			raws[i], _ = r.(string)
+		}
+	} else if raws, err = s.c.LRange(ctx, k.events, from, next-1).Result(); err != nil {
+		return nil, wrap("load pages", err)
 	}
+	if len(raws) != int(next-from) {
+		return nil, fmt.Errorf("redis load: %d pages from %d, next sequence %d", len(raws), from, next)
+	}
+	if out.Encoded, err = encodePages(uint32(from), raws); err != nil {
+		return nil, wrap("encode pages", err)
+	}
+	out.EncodedCount = len(raws)
 	if prior, _ := reply[4].(string); prior != "" {
 		f := strings.Fields(prior)
 		if len(f) != 4 {
@@ -58,6 +85,10 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 	}
 	return out, nil
 }
+
+// inlinePages is the most pages the load script returns itself; longer
+// histories are read with LRANGE (see loadScript).
+const inlinePages = 64
 
 // strings1 converts a script's array reply of strings.
 func strings1(v any) []string {

@@ -2,72 +2,110 @@ package redis
 
 import goredis "github.com/redis/go-redis/v9"
 
-// appendScript is the whole append, atomic in the aggregate's slot.
+// appendScript stores a group of appends to aggregates of one slot (one
+// domain partition), each atomic and checked on its own, in order: a later
+// append of the group sees the earlier ones. The whole group is one script
+// call, so Redis runs it as one command and writes it to the AOF as one
+// transaction (kill -9 leaves all of it or none; appendfsync always makes
+// it durable before any reply).
 //
-// KEYS: 1 events, 2 snapshot, 3 idempotency, 4 log, 5 roots, 6 correlation
-// ARGV: 1 expected, 2 checked ("1"/"0"), 3 idempotency key, 4 snapshot
-// state, 5 has snapshot ("1"/"0"), 6 raw root, 7 correlation id,
-// 8 traceparent, 9 tracestate ("" for none: the field is left out of the
-// log entry), 10.. pages
+// KEYS: 1 log, 2 roots, then 4 per append: events, snapshot, idempotency,
+// correlation.
+// ARGV: 1 number of appends, then per append 10 head fields and its pages:
+// expected, checked ("1"/"0"), idempotency key, snapshot state, has
+// snapshot ("1"/"0"), raw root, correlation id, traceparent, tracestate
+// ("" for none: the field is left out of the log entry), page count,
+// pages...
 //
-// Replies: {0, first, next, offset, ts} stored; {1, first, next, offset,
-// pages} duplicate; {2, next} conflict.
+// Reply: one reply per append: {0, first, next, offset, ts} stored;
+// {1, first, next, offset, pages} duplicate; {2, next} conflict; {3,
+// message} failed before writing anything (a key of the aggregate holds the
+// wrong type), its neighbours unaffected.
 var appendScript = goredis.NewScript(`
-local n = #ARGV - 9
-local nxt = redis.call('LLEN', KEYS[1])
-local key = ARGV[3]
-if key ~= '' then
-  local prior = redis.call('HGET', KEYS[3], key)
-  if prior then
-    local first, count, after, off = string.match(prior, '^(%d+) (%d+) (%d+) (%d+)$')
-    first = tonumber(first)
-    count = tonumber(count)
-    local pages = {}
-    if count > 0 then pages = redis.call('LRANGE', KEYS[1], first, first + count - 1) end
-    return {1, first, tonumber(after), off, pages}
-  end
-end
-if ARGV[2] == '1' and tonumber(ARGV[1]) ~= nxt then
-  return {2, nxt}
-end
 local t = redis.call('TIME')
 local ts = string.format('%010d%06d', tonumber(t[1]), tonumber(t[2]))
-local after = nxt + n
-local off = '0'
-if n > 0 then
-  local items = {}
-  for i = 1, n do items[i] = ts .. ARGV[9 + i] end
-  redis.call('RPUSH', KEYS[1], unpack(items))
-  if nxt == 0 then redis.call('SADD', KEYS[5], ARGV[6]) end
-  local entry = {'r', ARGV[6], 's', nxt, 'n', n, 'c', ARGV[7], 't', ts}
-  if ARGV[8] ~= '' then
-    entry[#entry + 1] = 'tp'
-    entry[#entry + 1] = ARGV[8]
-  end
-  if ARGV[9] ~= '' then
-    entry[#entry + 1] = 'tst'
-    entry[#entry + 1] = ARGV[9]
-  end
-  local id = redis.call('XADD', KEYS[4], '0-*', unpack(entry))
-  off = string.sub(id, 3)
-  if ARGV[7] ~= '' then
-    redis.call('RPUSH', KEYS[6], ARGV[6] .. ts .. ' ' .. nxt .. ' ' .. n)
-  end
+local function failed(r)
+  return type(r) == 'table' and r.err
 end
-if ARGV[5] == '1' then
-  redis.call('SET', KEYS[2], after .. ' ' .. ARGV[4])
+local out = {}
+local a = 2
+for j = 1, tonumber(ARGV[1]) do
+  local kb = 2 + (j - 1) * 4
+  local kev, ksnap, kidem, kcorr = KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4]
+  local expected, checked, key, snap, hassnap = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local root, cid, tp, tst = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local n = tonumber(ARGV[a + 9])
+  local p0 = a + 10
+  a = p0 + n
+  local reply
+  local nxt = redis.pcall('LLEN', kev)
+  local prior = false
+  if failed(nxt) then
+    reply = {3, nxt.err}
+  elseif key ~= '' then
+    prior = redis.pcall('HGET', kidem, key)
+    if failed(prior) then
+      reply = {3, prior.err}
+    elseif prior then
+      local first, count, after, off = string.match(prior, '^(%d+) (%d+) (%d+) (%d+)$')
+      first = tonumber(first)
+      count = tonumber(count)
+      local pages = {}
+      if count > 0 then pages = redis.call('LRANGE', kev, first, first + count - 1) end
+      reply = {1, first, tonumber(after), off, pages}
+    end
+  end
+  if not reply and checked == '1' and tonumber(expected) ~= nxt then
+    reply = {2, nxt}
+  end
+  if not reply and n > 0 and cid ~= '' then
+    -- The first write: the one that can still fail on its own key's type
+    -- (the others' keys were read above, or are shared by the group).
+    local c = redis.pcall('RPUSH', kcorr, root .. ts .. ' ' .. nxt .. ' ' .. n)
+    if failed(c) then reply = {3, c.err} end
+  end
+  if not reply then
+    local after = nxt + n
+    local off = '0'
+    if n > 0 then
+      local items = {}
+      for i = 1, n do items[i] = ts .. ARGV[p0 + i - 1] end
+      redis.call('RPUSH', kev, unpack(items))
+      if nxt == 0 then redis.call('SADD', KEYS[2], root) end
+      local entry = {'r', root, 's', nxt, 'n', n, 'c', cid, 't', ts}
+      if tp ~= '' then
+        entry[#entry + 1] = 'tp'
+        entry[#entry + 1] = tp
+      end
+      if tst ~= '' then
+        entry[#entry + 1] = 'tst'
+        entry[#entry + 1] = tst
+      end
+      local id = redis.call('XADD', KEYS[1], '0-*', unpack(entry))
+      off = string.sub(id, 3)
+    end
+    if hassnap == '1' then
+      redis.call('SET', ksnap, after .. ' ' .. snap)
+    end
+    if key ~= '' then
+      redis.call('HSET', kidem, key, nxt .. ' ' .. n .. ' ' .. after .. ' ' .. off)
+    end
+    reply = {0, nxt, after, off, ts}
+  end
+  out[j] = reply
 end
-if key ~= '' then
-  redis.call('HSET', KEYS[3], key, nxt .. ' ' .. n .. ' ' .. after .. ' ' .. off)
-end
-return {0, nxt, after, off, ts}
+return out
 `)
 
 // loadScript reads a consistent view of one aggregate.
 //
-// KEYS: 1 events, 2 snapshot, 3 idempotency. ARGV: 1 idempotency key.
+// KEYS: 1 events, 2 snapshot, 3 idempotency. ARGV: 1 idempotency key,
+// 2 the most pages to return inline.
 // Reply: {next, snapshot or "", first page sequence, pages, prior or "",
-// prior pages}.
+// prior pages}. When more than ARGV[2] pages follow the snapshot, pages is
+// false: the caller reads them with LRANGE first next-1, which returns
+// the same pages later since the list is append-only, and which Redis
+// serves without turning a long reply into a Lua table and back.
 var loadScript = goredis.NewScript(`
 local nxt = redis.call('LLEN', KEYS[1])
 local snap = redis.call('GET', KEYS[2])
@@ -78,7 +116,11 @@ else
   snap = ''
 end
 local pages = {}
-if from < nxt then pages = redis.call('LRANGE', KEYS[1], from, -1) end
+if nxt - from > tonumber(ARGV[2]) then
+  pages = false
+elseif from < nxt then
+  pages = redis.call('LRANGE', KEYS[1], from, nxt - 1)
+end
 local prior = ''
 local priorPages = {}
 if ARGV[1] ~= '' then

@@ -17,9 +17,10 @@ import (
 )
 
 var (
-	_ store.Store        = (*Store)(nil)
-	_ store.Checkpointer = (*Store)(nil)
-	_ store.DeadLetters  = (*Store)(nil)
+	_ store.Store         = (*Store)(nil)
+	_ store.EncodedLoader = (*Store)(nil)
+	_ store.Checkpointer  = (*Store)(nil)
+	_ store.DeadLetters   = (*Store)(nil)
 )
 
 // DefaultPartitions is the default number of log partitions per domain.

@@ -13,36 +13,38 @@ import (
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
-// Append implements store.Appender in one writer transaction.
+// Append implements store.Appender: the request is validated and encoded
+// here, then applied by the group committer in a writer transaction it
+// may share with other appends (see groupcommit.go).
 func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.AppendResult, error) {
 	if err := req.Validate(s.limits); err != nil {
 		return nil, err
 	}
-	events := make([][]byte, len(req.Pages))
-	for i, p := range req.Pages {
-		b, err := proto.Marshal(p.GetEvent())
+	p := &pending{ctx: ctx, req: req, events: make([][]byte, len(req.Pages)), done: make(chan outcome, 1)}
+	for i, pg := range req.Pages {
+		b, err := proto.Marshal(pg.GetEvent())
 		if err != nil {
 			return nil, store.Invalid("pages[].event", "%v", err)
 		}
-		events[i] = b
+		p.events[i] = b
 	}
-	var snap []byte
 	if req.Snapshot != nil {
 		b, err := proto.Marshal(req.Snapshot)
 		if err != nil {
 			return nil, store.Invalid("snapshot_state", "%v", err)
 		}
-		snap = b
+		p.snap = b
 	}
+	return s.commits.submit(p)
+}
+
+// apply applies one append inside the batch transaction tx. It writes
+// nothing when it returns a conflict, a duplicate or an invalid error; on
+// any other error the caller rolls the append's savepoint back.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, now time.Time) (*store.AppendResult, error) {
+	req := p.req
 	agg := req.Aggregate
 	root := agg.Root[:]
-
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, wrap("begin", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-
 	if req.IdempotencyKey != "" {
 		prior, err := s.prior(ctx, tx, agg, req.IdempotencyKey)
 		if err != nil {
@@ -54,7 +56,7 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 	}
 
 	var next uint32
-	err = tx.QueryRowContext(ctx, `SELECT next_seq FROM aggregates WHERE domain = ? AND root = ?`, agg.Domain, root).Scan(&next)
+	err := tx.StmtContext(ctx, st.next).QueryRowContext(ctx, agg.Domain, root).Scan(&next)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, wrap("read next sequence", err)
 	}
@@ -65,17 +67,14 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 		return nil, store.Invalid("pages", "the aggregate's sequence space is exhausted")
 	}
 
-	now := time.Now().UTC().Truncate(time.Microsecond)
 	res := &store.AppendResult{First: next, Next: next + uint32(len(req.Pages)), Position: &pb.LogPosition{}}
-	if len(events) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (domain, root, seq, created_at, correlation_id, event, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return nil, wrap("prepare insert", err)
-		}
-		defer stmt.Close()
-		for i, ev := range events {
+	if len(p.events) > 0 {
+		ins := tx.StmtContext(ctx, st.insertEvent)
+		at := timestamppb.New(now)
+		res.Pages = make([]*pb.EventPage, len(p.events))
+		for i, ev := range p.events {
 			seq := next + uint32(i)
-			r, err := stmt.ExecContext(ctx, agg.Domain, root, seq, now.UnixMicro(), req.CorrelationID, ev, req.Trace.Traceparent, req.Trace.Tracestate)
+			r, err := ins.ExecContext(ctx, agg.Domain, root, seq, now.UnixMicro(), req.CorrelationID, ev, req.Trace.Traceparent, req.Trace.Tracestate)
 			if err != nil {
 				return nil, wrap("insert event", err)
 			}
@@ -84,31 +83,22 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 				return nil, wrap("insert event", err)
 			}
 			res.Position.Offset = uint64(pos)
-			res.Pages = append(res.Pages, &pb.EventPage{
-				Sequence:  &pb.EventPage_Num{Num: seq},
-				CreatedAt: timestamppb.New(now),
-				Event:     req.Pages[i].GetEvent(),
-			})
+			res.Pages[i] = &pb.EventPage{Sequence: &pb.EventPage_Num{Num: seq}, CreatedAt: at, Event: req.Pages[i].GetEvent()}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO aggregates (domain, root, next_seq) VALUES (?, ?, ?)
-			ON CONFLICT (domain, root) DO UPDATE SET next_seq = excluded.next_seq`, agg.Domain, root, res.Next); err != nil {
+		if _, err := tx.StmtContext(ctx, st.setNext).ExecContext(ctx, agg.Domain, root, res.Next); err != nil {
 			return nil, wrap("update aggregate", err)
 		}
 	}
-	if snap != nil {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (domain, root, seq, state) VALUES (?, ?, ?, ?)
-			ON CONFLICT (domain, root) DO UPDATE SET seq = excluded.seq, state = excluded.state`, agg.Domain, root, res.Next, snap); err != nil {
+	if p.snap != nil {
+		if _, err := tx.StmtContext(ctx, st.setSnapshot).ExecContext(ctx, agg.Domain, root, res.Next, p.snap); err != nil {
 			return nil, wrap("store snapshot", err)
 		}
 	}
 	if req.IdempotencyKey != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency (domain, root, key, first_seq, count, next_seq, pos) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.StmtContext(ctx, st.insertIdem).ExecContext(ctx,
 			agg.Domain, root, req.IdempotencyKey, res.First, len(req.Pages), res.Next, res.Position.Offset); err != nil {
 			return nil, wrap("record idempotency key", err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, wrap("commit", err)
 	}
 	return res, nil
 }

@@ -2,11 +2,15 @@
 // (pure Go): one database file in WAL mode with synchronous=FULL, so an
 // acknowledged append survives a crash of the process or the machine.
 //
-// Every append is one IMMEDIATE (writer) transaction: the compare on the
-// aggregate's next sequence, the idempotency record, the pages, the snapshot
-// and the aggregate's new next sequence commit together or not at all.
-// Writers are serialised through a single connection; readers use a pool and
-// see committed state only.
+// Appends are group-committed (groupcommit.go): one goroutine writes them
+// through the single writer connection, and appends that arrive while it
+// is busy share its next IMMEDIATE transaction and so one WAL fsync. Within
+// it each append has its own savepoint: the compare on the aggregate's next
+// sequence (which sees the appends before it in the batch), the idempotency
+// record, the pages, the snapshot and the aggregate's new next sequence are
+// kept together or rolled back together, without touching the other appends
+// of the batch. No append is acknowledged before its batch committed.
+// Readers use a pool and see committed state only.
 //
 // The durable per-domain log is the events table itself: its
 // AUTOINCREMENT key is a global append order, so the log has one partition

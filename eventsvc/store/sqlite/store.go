@@ -13,16 +13,18 @@ import (
 )
 
 var (
-	_ store.Store        = (*Store)(nil)
-	_ store.Checkpointer = (*Store)(nil)
-	_ store.DeadLetters  = (*Store)(nil)
+	_ store.Store         = (*Store)(nil)
+	_ store.EncodedLoader = (*Store)(nil)
+	_ store.Checkpointer  = (*Store)(nil)
+	_ store.DeadLetters   = (*Store)(nil)
 )
 
 // Store is the SQLite event store.
 type Store struct {
-	w      *sql.DB // the single writer connection
-	r      *sql.DB // readers
-	limits store.Limits
+	w       *sql.DB // the single writer connection
+	r       *sql.DB // readers
+	limits  store.Limits
+	commits *committer // the group committer of appends
 }
 
 // Options tune the store.
@@ -155,14 +157,24 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &Store{w: w, r: r, limits: opts.Limits.WithDefaults()}, nil
+	st, err := prepare(ctx, w)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, store.Unavailable(fmt.Errorf("sqlite: %s: %w", path, err))
+	}
+	s := &Store{w: w, r: r, limits: opts.Limits.WithDefaults()}
+	s.commits = newCommitter(s, st)
+	return s, nil
 }
 
 // Partitions implements store.LogReader: SQLite's log has one partition.
 func (s *Store) Partitions() uint32 { return 1 }
 
-// Close closes the database.
+// Close stops the group committer (appends still queued get
+// store.ErrUnavailable) and closes the database.
 func (s *Store) Close() error {
+	s.commits.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 

@@ -45,6 +45,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Log", testLog},
 		{"Limits", testLimits},
 		{"ConcurrentSameExpected", testConcurrentSameExpected},
+		{"GroupCommit", testGroupCommit},
+		{"LongHistory", testLongHistory},
 		{"Checkpoints", testCheckpoints},
 		{"TraceContext", testTraceContext},
 		{"DeadLetters", testDeadLetters},
@@ -135,7 +137,7 @@ func checkSeqs(t *testing.T, pages []*pb.EventPage, first uint32, n int, prefix 
 
 func testAppendAndLoad(t *testing.T, s store.Store) {
 	agg := newAgg(t)
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func testAppendAndLoad(t *testing.T, s store.Store) {
 	if res.First != 3 || res.Next != 5 {
 		t.Fatalf("second append: %+v", res)
 	}
-	l, err = s.Load(ctx(t), agg, "")
+	l, err = load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func testConflict(t *testing.T, s store.Store) {
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale snapshot-only append: %v", err)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func testInvalidNum(t *testing.T, s store.Store) {
 	if !errors.As(err, &ie) || ie.Field != "pages[2].num" {
 		t.Fatalf("got %v, want invalid pages[2].num", err)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +232,7 @@ func testForce(t *testing.T, s store.Store) {
 	}
 	res = mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: []*pb.EventPage{force("a-4"), {Sequence: &pb.EventPage_Num{Num: 5}, Event: Event("a-5")}}})
 	checkSeqs(t, res.Pages, 4, 2, "a")
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +245,7 @@ func testSnapshot(t *testing.T, s store.Store) {
 	if res.Next != 3 {
 		t.Fatalf("next %d", res.Next)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +253,7 @@ func testSnapshot(t *testing.T, s store.Store) {
 		t.Fatalf("after snapshot: snapshot %v, %d pages, next %d", l.Snapshot, len(l.Pages), l.Next)
 	}
 	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 3, Pages: Pages(3, 2, "a")})
-	l, err = s.Load(ctx(t), agg, "")
+	l, err = load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +263,7 @@ func testSnapshot(t *testing.T, s store.Store) {
 	checkSeqs(t, l.Pages, 3, 2, "a")
 	// A later snapshot replaces it; a snapshot-only append covers everything.
 	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Snapshot: Event("state@5")})
-	l, err = s.Load(ctx(t), agg, "")
+	l, err = load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +300,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 	if again.Position.GetOffset() != first.Position.GetOffset() || again.Position.GetPartition() != first.Position.GetPartition() {
 		t.Fatalf("repeat position %v, want %v", again.Position, first.Position)
 	}
-	l, err := s.Load(ctx(t), agg, "k1")
+	l, err := load(t, s, agg, "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +308,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 		t.Fatalf("load with key: next %d prior %+v", l.Next, l.Prior)
 	}
 	checkSeqs(t, l.Prior.Pages, 0, 2, "a")
-	if l, err = s.Load(ctx(t), agg, "unknown"); err != nil || l.Prior != nil {
+	if l, err = load(t, s, agg, "unknown"); err != nil || l.Prior != nil {
 		t.Fatalf("load with unknown key: prior %v err %v", l.Prior, err)
 	}
 	// Keys are per aggregate.
@@ -338,7 +340,7 @@ func testSelect(t *testing.T, s store.Store) {
 		time.Sleep(time.Millisecond) // the store's clock must move on; not a readiness wait
 	}
 	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Pages: Pages(5, 5, "a")})
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +563,7 @@ func testLimits(t *testing.T, s store.Store) {
 			t.Errorf("%s: got %v, want an invalid %s", tc.name, err, tc.field)
 		}
 	}
-	if l, err := s.Load(ctx(t), agg, ""); err != nil || l.Next != 0 {
+	if l, err := load(t, s, agg, ""); err != nil || l.Next != 0 {
 		t.Fatalf("invalid appends stored something: next %d, %v", l.Next, err)
 	}
 	// The largest allowed append goes through whole.
@@ -610,7 +612,7 @@ func testConcurrentSameExpected(t *testing.T, s store.Store) {
 	if len(winners) != 1 || conflicts != writers-1 || len(others) != 0 {
 		t.Fatalf("winners %v, conflicts %d, other errors %v", winners, conflicts, others)
 	}
-	l, err := s.Load(ctx(t), agg, "")
+	l, err := load(t, s, agg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,4 +621,181 @@ func testConcurrentSameExpected(t *testing.T, s store.Store) {
 	}
 	checkSeqs(t, l.Pages[:2], 0, 2, "seed")
 	checkSeqs(t, l.Pages[2:], 2, 2, fmt.Sprint("w", winners[0]))
+}
+
+// testGroupCommit: 64 appends released together, as a group-committing
+// backend batches them: appends to fresh aggregates, stale appends that
+// conflict, one idempotency key raced by 16 writers, and force pages raced
+// by 16 writers on one aggregate. Every append gets its own answer and
+// the failing ones leave their neighbours untouched.
+func testGroupCommit(t *testing.T, s store.Store) {
+	const group = 16
+	domain := Domain(t)
+	agg := func() store.Aggregate { return store.Aggregate{Domain: domain, Root: uuid.New()} }
+	var (
+		fresh, stale  = make([]store.Aggregate, group), make([]store.Aggregate, group)
+		keyed, forced = agg(), agg()
+		freshErr      = make([]error, group)
+		staleErr      = make([]error, group)
+		keyedRes      = make([]*store.AppendResult, group)
+		keyedErr      = make([]error, group)
+		forcedErr     = make([]error, group)
+		wg            sync.WaitGroup
+		start         = make(chan struct{})
+	)
+	for i := 0; i < group; i++ {
+		fresh[i], stale[i] = agg(), agg()
+		wg.Add(4)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, freshErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: fresh[i], Pages: Pages(0, 2, "fresh")}); freshErr[i] == nil {
+				_, freshErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: fresh[i], Expected: 2, Pages: Pages(2, 1, "fresh")})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			_, staleErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: stale[i], Expected: 5, Pages: Pages(5, 1, "stale")})
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			keyedRes[i], keyedErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: keyed, IdempotencyKey: "once", Pages: Pages(0, 3, fmt.Sprint("k", i))})
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			_, forcedErr[i] = s.Append(ctx(t), &store.AppendRequest{Aggregate: forced,
+				Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Force{Force: true}, Event: Event(fmt.Sprint("f", i))}}})
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	for i := 0; i < group; i++ {
+		if freshErr[i] != nil || forcedErr[i] != nil || keyedErr[i] != nil {
+			t.Fatalf("writer %d: fresh %v, forced %v, keyed %v", i, freshErr[i], forcedErr[i], keyedErr[i])
+		}
+		var ce *store.ConflictError
+		if !errors.As(staleErr[i], &ce) || ce.Next != 0 || ce.Aggregate != stale[i] {
+			t.Fatalf("stale writer %d: %v, want a conflict with next 0", i, staleErr[i])
+		}
+		l, err := load(t, s, fresh[i], "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSeqs(t, l.Pages, 0, 3, "fresh")
+		if l, err := load(t, s, stale[i], ""); err != nil || l.Next != 0 || len(l.Pages) != 0 {
+			t.Fatalf("stale aggregate after its conflict: %v, %+v", err, l)
+		}
+	}
+
+	// The key: one append stored, every other writer got its result.
+	var winner int = -1
+	for i, r := range keyedRes {
+		if !r.Duplicate {
+			if winner >= 0 {
+				t.Fatalf("writers %d and %d both stored with one idempotency key", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("every keyed append was a duplicate: none stored")
+	}
+	for i, r := range keyedRes {
+		if r.First != 0 || r.Next != 3 || len(r.Pages) != 3 || r.Position.GetOffset() != keyedRes[winner].Position.GetOffset() {
+			t.Fatalf("keyed writer %d: %+v, winner %d: %+v", i, r, winner, keyedRes[winner])
+		}
+		checkSeqs(t, r.Pages, 0, 3, fmt.Sprint("k", winner))
+	}
+	l, err := load(t, s, keyed, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, l.Pages, 0, 3, fmt.Sprint("k", winner))
+
+	// The force pages: each writer's page exactly once, contiguous.
+	l, err = load(t, s, forced, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, p := range l.Pages {
+		if p.GetNum() != uint32(i) || seen[Text(t, p)] {
+			t.Fatalf("forced page %d: num %d, %q (seen before: %v)", i, p.GetNum(), Text(t, p), seen[Text(t, p)])
+		}
+		seen[Text(t, p)] = true
+	}
+	if len(seen) != group || l.Next != group {
+		t.Fatalf("forced: %d distinct pages, next %d, want %d", len(seen), l.Next, group)
+	}
+}
+
+// load is s.Load; when s is a store.EncodedLoader, LoadEncoded must give
+// the same answer with the pages encoded (checked here, every time).
+func load(t *testing.T, s store.Store, agg store.Aggregate, key string) (*store.Loaded, error) {
+	t.Helper()
+	l, err := s.Load(ctx(t), agg, key)
+	if err != nil {
+		return l, err
+	}
+	if l.Encoded != nil {
+		t.Fatalf("load %s: Load set Encoded", agg)
+	}
+	el, ok := s.(store.EncodedLoader)
+	if !ok {
+		return l, nil
+	}
+	e, err := el.LoadEncoded(ctx(t), agg, key)
+	if err != nil {
+		t.Fatalf("load %s encoded: %v", agg, err)
+	}
+	pages, err := e.AllPages()
+	if err != nil {
+		t.Fatalf("load %s encoded: decode: %v", agg, err)
+	}
+	if len(pages) != e.PageCount() || e.Pages != nil {
+		t.Fatalf("load %s encoded: %d pages decoded, %d counted, %d decoded pages set", agg, len(pages), e.PageCount(), len(e.Pages))
+	}
+	e.Pages, e.Encoded, e.EncodedCount = pages, nil, 0
+	if e.Next != l.Next || !proto.Equal(e.Snapshot, l.Snapshot) || !proto.Equal(&pb.EventBook{Pages: e.Pages}, &pb.EventBook{Pages: l.Pages}) ||
+		(e.Prior == nil) != (l.Prior == nil) {
+		t.Fatalf("load %s: LoadEncoded %+v differs from Load %+v", agg, e, l)
+	}
+	return l, nil
+}
+
+// testLongHistory: loads of histories longer than a backend may return in
+// one piece (300 pages; 70 after a snapshot; 5 after a later one) come
+// back whole and in order.
+func testLongHistory(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	for seq := uint32(0); seq < 300; seq += 100 {
+		mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: seq, Pages: Pages(seq, 100, "h")})
+	}
+	l, err := load(t, s, agg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, l.Pages, 0, 300, "h")
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 300, Snapshot: Event("state@300")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 300, Pages: Pages(300, 70, "h")})
+	if l, err = load(t, s, agg, ""); err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot.GetSequence() != 300 || l.Next != 370 {
+		t.Fatalf("snapshot %v, next %d", l.Snapshot, l.Next)
+	}
+	checkSeqs(t, l.Pages, 300, 70, "h")
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 370, Pages: Pages(370, 5, "h"), Snapshot: Event("state@375")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 375, Pages: Pages(375, 5, "h")})
+	if l, err = load(t, s, agg, ""); err != nil {
+		t.Fatal(err)
+	}
+	if l.Snapshot.GetSequence() != 375 || l.Next != 380 {
+		t.Fatalf("snapshot %v, next %d", l.Snapshot, l.Next)
+	}
+	checkSeqs(t, l.Pages, 375, 5, "h")
 }
