@@ -38,6 +38,15 @@ func (s Recording) Append(ctx context.Context, req *store.AppendRequest) (*store
 	return res, nil
 }
 
+// LoadEncoded implements store.EncodedLoader when the wrapped store does
+// (the recording is about appends; loads pass through as they are).
+func (s Recording) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	if el, ok := s.Store.(store.EncodedLoader); ok {
+		return el.LoadEncoded(ctx, agg, idempotencyKey)
+	}
+	return s.Store.Load(ctx, agg, idempotencyKey)
+}
+
 // Serve registers the registry's gRPC service (angzarr.SchemaRegistry) on g.
 func (r *Registry) Serve(g grpc.ServiceRegistrar) { pb.RegisterSchemaRegistryServer(g, server{R: r}) }
 

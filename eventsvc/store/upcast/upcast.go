@@ -337,3 +337,14 @@ func typeName(a *anypb.Any) protoreflect.FullName {
 	u := a.GetTypeUrl()
 	return protoreflect.FullName(u[strings.LastIndex(u, "/")+1:])
 }
+
+// LoadEncoded implements store.EncodedLoader: the stored bytes pass
+// through as they are when nothing of the domain is upcast (or the read is
+// raw) and the backend can hand them out; otherwise it is Load, decoded
+// and upcast.
+func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+	if el, ok := s.Backend.(store.EncodedLoader); ok && (store.IsRaw(ctx) || s.t.domain(agg.Domain) == nil) {
+		return el.LoadEncoded(ctx, agg, idempotencyKey)
+	}
+	return s.Load(ctx, agg, idempotencyKey)
+}

@@ -280,3 +280,28 @@ func TestEventPageFieldsAreCarried(t *testing.T) {
 		t.Fatalf("EventPage has fields %s: carry the new ones in upcast's call", got)
 	}
 }
+
+// LoadEncoded passes the stored bytes through only when nothing of the
+// domain is upcast (or the read is raw); otherwise it is Load, upcast.
+func TestLoadEncodedUpcastsWhenItMust(t *testing.T) {
+	f := newFixture(t, mustAny(t, "abc"))
+	l, err := f.st.LoadEncoded(t.Context(), f.agg, "")
+	if err != nil || l.Encoded == nil || l.PageCount() != 1 {
+		t.Fatalf("no upcasters: %v %+v, want the encoded pages", err, l)
+	}
+	if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: serve(t, &fakeUpcaster{conv: toV2}), Types: []string{v1}})); err != nil {
+		t.Fatal(err)
+	}
+	l, err = f.st.LoadEncoded(t.Context(), f.agg, "")
+	if err != nil || l.Encoded != nil || len(l.Pages) != 1 || types(l.Pages)[0] != v2 {
+		t.Fatalf("with an upcaster: %v %+v, want the decoded, upcast page", err, l)
+	}
+	l, err = f.st.LoadEncoded(store.WithRaw(t.Context()), f.agg, "")
+	if err != nil || l.Encoded == nil {
+		t.Fatalf("raw: %v %+v, want the stored bytes", err, l)
+	}
+	pages, err := l.AllPages()
+	if err != nil || types(pages)[0] != v1 {
+		t.Fatalf("raw pages %v %v, want the stored v1", pages, err)
+	}
+}
