@@ -16,15 +16,16 @@ import (
 )
 
 // ErrUnknownHandler is returned by Register and Serve for a handler that
-// implements none of angzarr.BusinessLogicServer, SagaServer or
-// ProjectorServer.
+// implements none of angzarr.BusinessLogicServer, SagaServer,
+// ProjectorServer or ProcessManagerServer.
 var ErrUnknownHandler = errors.New("sdk: handler implements no Angzarr service")
 
 // StopTimeout bounds a graceful stop: calls still running after it are cut.
 const StopTimeout = 10 * time.Second
 
 // Register registers handler on s as the Angzarr service it implements
-// (angzarr.BusinessLogicServer, SagaServer or ProjectorServer) and returns
+// (angzarr.BusinessLogicServer, SagaServer, ProjectorServer or
+// ProcessManagerServer) and returns
 // that service's full name.
 func Register(s grpc.ServiceRegistrar, handler any) (string, error) {
 	switch h := handler.(type) {
@@ -37,6 +38,9 @@ func Register(s grpc.ServiceRegistrar, handler any) (string, error) {
 	case angzarr.ProjectorServer:
 		angzarr.RegisterProjectorServer(s, h)
 		return angzarr.Projector_ServiceDesc.ServiceName, nil
+	case angzarr.ProcessManagerServer:
+		angzarr.RegisterProcessManagerServer(s, h)
+		return angzarr.ProcessManager_ServiceDesc.ServiceName, nil
 	}
 	return "", fmt.Errorf("%w: %T", ErrUnknownHandler, handler)
 }
