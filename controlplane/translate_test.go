@@ -296,7 +296,7 @@ func TestCompensationFallback(t *testing.T) {
 func TestProcessManagerSubscription(t *testing.T) {
 	top := loadShop(t)
 	top.ProcessManagers = append(top.ProcessManagers,
-		ProcessManager{Name: "checkout", Address: "checkout.shop:50051", Sources: []string{"order", "cart", "inventory"}, Targets: []string{"order", "inventory"},
+		ProcessManager{Name: "pay", Address: "pay.shop:50051", Sources: []string{"order", "cart", "inventory"}, Targets: []string{"order", "inventory"},
 			CompensationFallback: []string{"escalate"}},
 		ProcessManager{Name: "returns", Address: "returns.shop:50051", Domain: "returns-flow", Sources: []string{"order"}, Targets: []string{"order"}, StartPosition: StartEarliest})
 	if err := top.Validate(); err != nil {
@@ -311,12 +311,12 @@ func TestProcessManagerSubscription(t *testing.T) {
 		got[s.GetName()] = s
 	}
 	pm := angzarr.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER
-	c, r := got["checkout"], got["returns"]
-	if c.GetKind() != pm || c.GetDomain() != "checkout" || c.GetAddress() != "checkout.shop:50051" ||
+	c, r := got["pay"], got["returns"]
+	if c.GetKind() != pm || c.GetDomain() != "pay" || c.GetAddress() != "pay.shop:50051" ||
 		!slices.Equal(c.GetSourceDomains(), []string{"cart", "inventory", "order"}) || !slices.Equal(c.GetTargetDomains(), []string{"inventory", "order"}) ||
 		c.GetStartPosition() != angzarr.StartPosition_START_POSITION_LATEST ||
 		!slices.Equal(c.GetCompensationFallback(), []angzarr.CompensationAction{angzarr.CompensationAction_COMPENSATION_ACTION_ESCALATE}) {
-		t.Fatalf("checkout: %v", c)
+		t.Fatalf("pay: %v", c)
 	}
 	if r.GetKind() != pm || r.GetDomain() != "returns-flow" || r.GetStartPosition() != angzarr.StartPosition_START_POSITION_EARLIEST {
 		t.Fatalf("returns: %v", r)

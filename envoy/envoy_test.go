@@ -149,6 +149,10 @@ func TestLocalTopology(t *testing.T) {
 		addr["projector:"+p.Name] = p.Address
 		subs["projector:"+p.Name] = p.Domains
 	}
+	for _, p := range top.ProcessManagers {
+		addr["process-manager:"+p.Name] = p.Address
+		subs["process-manager:"+p.Name] = append(slices.Clone(p.Sources), p.Targets...)
+	}
 	for i, c := range shop.All() {
 		ref := c.Ref()
 		if want := fmt.Sprintf("127.0.0.1:%d", 50051+i); addr[ref] != want {

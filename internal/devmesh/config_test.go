@@ -26,6 +26,7 @@ func TestPlanPorts(t *testing.T) {
 		"proxy/customer": 41010, "proxy/order": 41014, "proxy/fulfillment": 41015,
 		"proxy-admin/customer": 41020, "logic/customer": 41030, "logic/fulfillment": 41035,
 		"saga/loyalty-earn": 41036, "saga/fulfillment": 41037, "saga/cancellation": 41038, "projector/order-summary": 41039,
+		"process-manager/checkout": 41040,
 	}
 	got := map[string]int{}
 	for _, s := range cfg.plan() {
@@ -36,7 +37,7 @@ func TestPlanPorts(t *testing.T) {
 			t.Errorf("%s: port %d, want %d", name, got[name], port)
 		}
 	}
-	if len(got) != 4+6+6+10 {
+	if len(got) != 4+6+6+11 {
 		t.Errorf("%d components: %v", len(got), got)
 	}
 }

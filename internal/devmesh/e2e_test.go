@@ -202,7 +202,7 @@ func TestDevMeshEndToEnd(t *testing.T) {
 		t.Skip("builds the CLI and the filter and runs the whole mesh")
 	}
 	cli, filter := buildAll(t)
-	e := &env{t: t, cli: cli, filter: filter, data: filepath.Join(t.TempDir(), "data"), base: testutil.FreePorts(t, 40)}
+	e := &env{t: t, cli: cli, filter: filter, data: filepath.Join(t.TempDir(), "data"), base: testutil.FreePorts(t, 50)}
 	m := e.start()
 
 	// The endpoint table and the endpoints file name every domain's proxy.

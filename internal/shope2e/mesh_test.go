@@ -89,7 +89,7 @@ func angzarrCLI(t testing.TB) string {
 }
 
 // ports is how many consecutive ports the mesh takes from its base.
-const ports = 40
+const ports = 50
 
 // mesh is a running local mesh and clients of its parts.
 type mesh struct {

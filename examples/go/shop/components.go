@@ -1,5 +1,5 @@
-// Package shop assembles the example shop: its six domains, three sagas and
-// the order-summary projector, as components that can each be registered on
+// Package shop assembles the example shop: its six domains, three sagas,
+// the order-summary projector and the checkout process manager, as components that can each be registered on
 // a gRPC server (the local mesh does this in-process) or served on their own
 // address (Run, the shop binary).
 package shop
@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/angzarr-mesh/angzarr/examples/go/cart"
+	"github.com/angzarr-mesh/angzarr/examples/go/checkout"
 	"github.com/angzarr-mesh/angzarr/examples/go/customer"
 	"github.com/angzarr-mesh/angzarr/examples/go/fulfillment"
 	"github.com/angzarr-mesh/angzarr/examples/go/inventory"
@@ -32,6 +33,8 @@ const (
 	Saga Kind = "saga"
 	// Projector serves angzarr.Projector.
 	Projector Kind = "projector"
+	// ProcessManager serves angzarr.ProcessManager.
+	ProcessManager Kind = "process-manager"
 )
 
 // Component is one gRPC service of the shop.
@@ -44,12 +47,13 @@ type Component struct {
 	Kind Kind
 	// Domain is the domain a Logic component serves ("" otherwise).
 	Domain string
-	// Subscribes lists the domains whose events a saga or projector consumes.
+	// Subscribes lists the domains whose events a saga, process manager or
+	// projector consumes.
 	Subscribes []string
-	// Targets lists the domains a saga sends commands to.
+	// Targets lists the domains a saga or process manager sends commands to.
 	Targets []string
 	// New returns a fresh handler: an angzarr.BusinessLogicServer,
-	// SagaServer or ProjectorServer.
+	// SagaServer, ProjectorServer or ProcessManagerServer.
 	New func() any
 }
 
@@ -63,7 +67,8 @@ func (c Component) Register(s grpc.ServiceRegistrar) (string, error) {
 	return sdk.Register(s, c.New())
 }
 
-// All lists every component in a fixed order: domains, sagas, projector.
+// All lists every component in a fixed order: domains, sagas, projector,
+// process manager.
 // Run with Everything ("all") gives them consecutive ports in this order.
 func All() []Component {
 	logic := func(domain string, newLogic func() any) Component {
@@ -85,6 +90,10 @@ func All() []Component {
 		{
 			Name: ordersummary.Name, Kind: Projector, Subscribes: []string{order.Domain, fulfillment.Domain},
 			New: func() any { return ordersummary.New() },
+		},
+		{
+			Name: checkout.Name, Kind: ProcessManager, Subscribes: checkout.Sources, Targets: checkout.Targets,
+			New: func() any { return checkout.ProcessManager() },
 		},
 	}
 }

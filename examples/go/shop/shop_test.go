@@ -211,8 +211,8 @@ func TestComponentsAreConsistent(t *testing.T) {
 			t.Errorf("%s subscribes to nothing", c.Ref())
 		}
 	}
-	if len(all) != 10 {
-		t.Fatalf("%d components, want 6 domains, 3 sagas and a projector", len(all))
+	if len(all) != 11 {
+		t.Fatalf("%d components, want 6 domains, 3 sagas, a projector and a process manager", len(all))
 	}
 }
 
