@@ -58,7 +58,9 @@ func ProcessManager() *sdk.ProcessManager[*examples.CheckoutState] {
 	sdk.Remember(pm, func(s *examples.CheckoutState, e *examples.ReservationsRequested) {
 		s.Requested, s.Status = e.ProductIds, Reserving
 	})
-	sdk.Remember(pm, func(s *examples.CheckoutState, e *examples.ItemReserved) { s.Reserved = append(s.Reserved, e.ProductId) })
+	sdk.Remember(pm, func(s *examples.CheckoutState, e *examples.ItemReserved) {
+		s.Reserved = append(s.Reserved, e.ProductId)
+	})
 	sdk.Remember(pm, func(s *examples.CheckoutState, e *examples.ReservationRefused) {
 		if s.Status == Reserving {
 			s.Status = Cancelling
