@@ -321,7 +321,7 @@ func TestKillDuringProcessManager(t *testing.T) {
 }
 
 // mustAny packs m.
-func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+func mustAny(t testing.TB, m proto.Message) *anypb.Any {
 	t.Helper()
 	a, err := anypb.New(m)
 	if err != nil {
