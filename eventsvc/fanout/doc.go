@@ -62,10 +62,9 @@
 //     with Options.EscalationWebhook, a POST of the SagaFailed as JSON), or
 //     stop. A logic that does not know the command, fails or cannot be
 //     reached gets Subscription.compensation_fallback (default
-//     DefaultCompensationFallback: record, then dead-letter). Details
-//     travel with the logic's first answer only: after a write conflict
-//     the filter re-runs the logic by callout, whose status keeps no
-//     details, so a request made then gets the fallback. Dead letters are
+//     DefaultCompensationFallback: record, then dead-letter). The request
+//     survives a write conflict: the filter re-runs the logic by callout
+//     and answers with that callout's status details. Dead letters are
 //     at least once (a crash before the batch's commit may park a command
 //     twice; its idempotency key makes replaying both harmless).
 //   - Process managers (SUBSCRIBER_KIND_PROCESS_MANAGER): each event of a
