@@ -97,14 +97,14 @@ func TestXDSEndToEnd(t *testing.T) {
 		}
 		subs[s.GetName()] = s
 	}
-	if len(subs) != 4 || !subs["order-summary"].GetSynchronous() ||
+	if len(subs) != 5 || !subs["order-summary"].GetSynchronous() ||
 		!slices.Equal(subs["cancellation"].GetTargetDomains(), []string{"customer", "inventory"}) {
 		t.Errorf("subscriptions %v", subs)
 	}
 	eventsvc.ack(fan)
 	eventsvc.subscribe(FanoutTypeURL)
 	whole := eventsvc.next(FanoutTypeURL, wait)
-	if got := fanoutNames(t, whole); !slices.Equal(got, []string{"cancellation", "fulfillment", "loyalty-earn", "order-summary"}) {
+	if got := fanoutNames(t, whole); !slices.Equal(got, []string{"cancellation", "checkout", "fulfillment", "loyalty-earn", "order-summary"}) {
 		t.Errorf("FanoutConfig %v", got)
 	}
 	eventsvc.ack(whole)
@@ -136,7 +136,7 @@ func TestXDSEndToEnd(t *testing.T) {
 	}
 	eventsvc.ack(newSub)
 	whole = eventsvc.next(FanoutTypeURL, wait)
-	if got := fanoutNames(t, whole); len(got) != 5 || !slices.Contains(got, "audit") {
+	if got := fanoutNames(t, whole); len(got) != 6 || !slices.Contains(got, "audit") {
 		t.Errorf("FanoutConfig after the change: %v", got)
 	}
 	eventsvc.ack(whole)
@@ -267,8 +267,8 @@ func TestFanoutRemoval(t *testing.T) {
 		t.Error("the removed saga is still a Subscription resource")
 	}
 	fc := p.fanoutAll.GetResources()[FanoutName].(*angzarr.FanoutConfig)
-	if len(fc.GetSubscriptions()) != 3 {
-		t.Errorf("FanoutConfig has %d subscriptions, want 3", len(fc.GetSubscriptions()))
+	if len(fc.GetSubscriptions()) != 4 {
+		t.Errorf("FanoutConfig has %d subscriptions, want 4", len(fc.GetSubscriptions()))
 	}
 }
 
@@ -315,7 +315,7 @@ func TestDeltaXDS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.GetTypeUrl() != SubscriptionTypeURL || len(r.GetResources()) != 4 {
+	if r.GetTypeUrl() != SubscriptionTypeURL || len(r.GetResources()) != 5 {
 		t.Fatalf("delta subscriptions: %d resources of %s", len(r.GetResources()), r.GetTypeUrl())
 	}
 	if err := s.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: SubscriptionTypeURL, ResponseNonce: r.GetNonce()}); err != nil {
@@ -381,13 +381,13 @@ func TestFanoutClient(t *testing.T) {
 			return nil
 		}
 	}
-	if fc := recv(); len(fc.GetSubscriptions()) != 4 {
+	if fc := recv(); len(fc.GetSubscriptions()) != 5 {
 		t.Fatalf("first configuration: %v", fc)
 	}
 	refuse <- true
 	withAudit := append(shopYAML(t), []byte("  - {name: audit, address: \"audit.shop:1\", sources: [order], targets: [customer]}\n")...)
 	writeFile(t, tp.topology, withAudit)
-	if fc := recv(); len(fc.GetSubscriptions()) != 5 {
+	if fc := recv(); len(fc.GetSubscriptions()) != 6 {
 		t.Fatalf("second configuration: %v", fc)
 	}
 	testutil.Eventually(t, "the NACK counted", func() bool {
@@ -397,7 +397,7 @@ func TestFanoutClient(t *testing.T) {
 		t.Error("the NACK was not logged")
 	}
 	writeFile(t, tp.topology, shopYAML(t))
-	if fc := recv(); len(fc.GetSubscriptions()) != 4 {
+	if fc := recv(); len(fc.GetSubscriptions()) != 5 {
 		t.Fatalf("third configuration: %v", fc)
 	}
 }

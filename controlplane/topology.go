@@ -45,6 +45,10 @@ type Topology struct {
 	// Sagas consume the events of source domains and send commands to
 	// target domains.
 	Sagas []Saga `json:"sagas,omitempty"`
+	// ProcessManagers consume the events of source domains, keep a stream
+	// per workflow (correlation id) in a domain of their own and send
+	// commands to target domains.
+	ProcessManagers []ProcessManager `json:"processManagers,omitempty"`
 }
 
 // Metadata names a topology document.
@@ -220,6 +224,40 @@ type Saga struct {
 	CompensationFallback []string `json:"compensationFallback,omitempty"`
 }
 
+// ProcessManager is a stateful orchestrator (angzarr.ProcessManager): the
+// event service feeds it the events of its source domains that carry a
+// correlation id, keeps its state as one stream per workflow in Domain,
+// and sends its commands to target domains.
+type ProcessManager struct {
+	// Name of the process manager; unique among subscribers. Required.
+	Name string `json:"name"`
+	// Address is host:port of its angzarr.ProcessManager service. Required.
+	Address string `json:"address"`
+	// Domain is where its workflow streams are kept: not a declared domain
+	// (the streams are the framework's), unique among process managers.
+	// Default: the name.
+	Domain string `json:"domain,omitempty"`
+	// Sources are the domains whose events it consumes. At least one.
+	Sources []string `json:"sources"`
+	// Targets are the domains its commands go to. At least one.
+	Targets []string `json:"targets"`
+	// StartPosition without a checkpoint: "earliest" or "latest"
+	// (default).
+	StartPosition string `json:"startPosition,omitempty"`
+	// CompensationFallback is what the event service does about a refused
+	// command the process manager does not answer when told of it; as for
+	// sagas. Default [record-failure, dead-letter].
+	CompensationFallback []string `json:"compensationFallback,omitempty"`
+}
+
+// domain is the process manager's stream domain.
+func (p *ProcessManager) domain() string {
+	if p.Domain != "" {
+		return p.Domain
+	}
+	return p.Name
+}
+
 // Start positions accepted in the topology.
 const (
 	StartEarliest = "earliest"
@@ -358,6 +396,12 @@ func (t *Topology) clone() *Topology {
 	for i := range c.Sagas {
 		c.Sagas[i].Sources = slices.Clone(c.Sagas[i].Sources)
 		c.Sagas[i].Targets = slices.Clone(c.Sagas[i].Targets)
+	}
+	c.ProcessManagers = slices.Clone(t.ProcessManagers)
+	for i := range c.ProcessManagers {
+		pm := &c.ProcessManagers[i]
+		pm.Sources, pm.Targets = slices.Clone(pm.Sources), slices.Clone(pm.Targets)
+		pm.CompensationFallback = slices.Clone(pm.CompensationFallback)
 	}
 	return &c
 }

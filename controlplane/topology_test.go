@@ -47,6 +47,11 @@ projectors:
   - {name: summary, address: "s", domains: [cart, ghost, cart]}
 sagas:
   - {name: loyalty, address: "l:1", sources: [ghost], targets: [], compensationFallback: [record-failure, retry]}
+processManagers:
+  - {name: checkout, address: "c:1", domain: cart, sources: [cart], targets: [ghost], compensationFallback: [undo]}
+  - {name: loyalty, address: "c", sources: [], targets: [cart], domain: "Bad!"}
+  - {name: other, address: "o:1", sources: [cart], targets: [cart], domain: checkout-flow}
+  - {name: again, address: "o:1", sources: [cart], targets: [cart], domain: checkout-flow}
 `,
 			want: []string{
 				"eventSevice: unknown field",
@@ -76,6 +81,14 @@ sagas:
 				`sagas[0].sources[0]: unknown domain "ghost"`,
 				"sagas[0].targets: at least one domain required",
 				`sagas[0].compensationFallback[1]: must be one of record-failure, dead-letter, escalate, stop, got "retry"`,
+				`processManagers[0].targets[0]: unknown domain "ghost"`,
+				`processManagers[0].compensationFallback[0]: must be one of record-failure, dead-letter, escalate, stop, got "undo"`,
+				`processManagers[0].domain: "cart" is a declared domain`,
+				`processManagers[1].name: duplicate subscriber "loyalty"`,
+				`processManagers[1].address: "c" is not host:port`,
+				"processManagers[1].sources: at least one domain required",
+				`processManagers[1].domain: "Bad!" is not a valid name`,
+				`processManagers[3].domain: "checkout-flow" is the domain of another process manager`,
 				`eventService.failureDomain: "Failures!" is not a valid name`,
 			},
 		},

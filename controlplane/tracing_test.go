@@ -104,7 +104,7 @@ func TestTracing(t *testing.T) {
 		{spanTranslate, map[string]string{"version": v2, "domains": itoa(len(shop.Domains)), "sagas": itoa(len(shop.Sagas) + 1), "outcome": "applied"}},
 		{spanPublish, map[string]string{"node.id": "order", "trigger": "topology", "version": v2, "node.class": "envoy/order",
 			"resources.clusters": itoa(len(cds2.GetResources())), "resources.listeners": "1", "resources.extension_configs": "1", "outcome": "applied"}},
-		{spanPublishFanout, map[string]string{"version": v2, "subscriptions": itoa(len(shop.Sagas) + len(shop.Projectors) + 1)}},
+		{spanPublishFanout, map[string]string{"version": v2, "subscriptions": itoa(len(shop.Sagas) + len(shop.Projectors) + len(shop.ProcessManagers) + 1)}},
 	} {
 		s := tp.findSpan(t, c.name, c.want)
 		if s.Parent().SpanID() != load2.SpanContext().SpanID() || s.SpanContext().TraceID() != load2.SpanContext().TraceID() {

@@ -9,7 +9,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
-// translateFanout lists every saga and projector as the subscription the
+// translateFanout lists every saga, process manager and projector as the subscription the
 // event service's dispatcher needs, sorted by name.
 func translateFanout(t *Topology) *angzarr.FanoutConfig {
 	fc := &angzarr.FanoutConfig{FailureDomain: t.EventService.FailureDomain}
@@ -34,6 +34,18 @@ func translateFanout(t *Topology) *angzarr.FanoutConfig {
 			TargetDomains:        sorted(s.Targets),
 			StartPosition:        startPosition(s.StartPosition, angzarr.StartPosition_START_POSITION_LATEST),
 			CompensationFallback: compensationActions(s.CompensationFallback),
+		})
+	}
+	for _, pm := range t.ProcessManagers {
+		fc.Subscriptions = append(fc.Subscriptions, &angzarr.Subscription{
+			Name:                 pm.Name,
+			Kind:                 angzarr.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER,
+			Address:              pm.Address,
+			Domain:               pm.domain(),
+			SourceDomains:        sorted(pm.Sources),
+			TargetDomains:        sorted(pm.Targets),
+			StartPosition:        startPosition(pm.StartPosition, angzarr.StartPosition_START_POSITION_LATEST),
+			CompensationFallback: compensationActions(pm.CompensationFallback),
 		})
 	}
 	sort.Slice(fc.Subscriptions, func(i, j int) bool { return fc.Subscriptions[i].Name < fc.Subscriptions[j].Name })

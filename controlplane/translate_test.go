@@ -289,6 +289,40 @@ func TestCompensationFallback(t *testing.T) {
 	}
 }
 
+// TestProcessManagerSubscription: a process manager reaches the fan-out
+// configuration as a PROCESS_MANAGER subscription with its stream domain
+// (default its name), sorted sources and targets, LATEST by default and
+// its compensation fallback.
+func TestProcessManagerSubscription(t *testing.T) {
+	top := loadShop(t)
+	top.ProcessManagers = append(top.ProcessManagers,
+		ProcessManager{Name: "pay", Address: "pay.shop:50051", Sources: []string{"order", "cart", "inventory"}, Targets: []string{"order", "inventory"},
+			CompensationFallback: []string{"escalate"}},
+		ProcessManager{Name: "returns", Address: "returns.shop:50051", Domain: "returns-flow", Sources: []string{"order"}, Targets: []string{"order"}, StartPosition: StartEarliest})
+	if err := top.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Translate(top, Options{WasmFile: testWasmFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*angzarr.Subscription{}
+	for _, s := range tr.Fanout.GetSubscriptions() {
+		got[s.GetName()] = s
+	}
+	pm := angzarr.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER
+	c, r := got["pay"], got["returns"]
+	if c.GetKind() != pm || c.GetDomain() != "pay" || c.GetAddress() != "pay.shop:50051" ||
+		!slices.Equal(c.GetSourceDomains(), []string{"cart", "inventory", "order"}) || !slices.Equal(c.GetTargetDomains(), []string{"inventory", "order"}) ||
+		c.GetStartPosition() != angzarr.StartPosition_START_POSITION_LATEST ||
+		!slices.Equal(c.GetCompensationFallback(), []angzarr.CompensationAction{angzarr.CompensationAction_COMPENSATION_ACTION_ESCALATE}) {
+		t.Fatalf("pay: %v", c)
+	}
+	if r.GetKind() != pm || r.GetDomain() != "returns-flow" || r.GetStartPosition() != angzarr.StartPosition_START_POSITION_EARLIEST {
+		t.Fatalf("returns: %v", r)
+	}
+}
+
 // TestVerifyRejectsBrokenSnapshots breaks translated snapshots in the ways
 // verification must catch and expects each to be reported.
 func TestVerifyRejectsBrokenSnapshots(t *testing.T) {

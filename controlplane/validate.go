@@ -135,7 +135,7 @@ func (t *Topology) Validate() error {
 		case !nameRE.MatchString(name):
 			add(p+".name", "%q is not a valid name (lower-case letters, digits and '-', starting with a letter, at most 63)", name)
 		case subscribers[name]:
-			add(p+".name", "duplicate subscriber %q (saga and projector names share one namespace)", name)
+			add(p+".name", "duplicate subscriber %q (saga, process manager and projector names share one namespace)", name)
 		}
 		subscribers[name] = true
 		if err := checkAddress(address); err != nil {
@@ -175,6 +175,29 @@ func (t *Topology) Validate() error {
 				add(fmt.Sprintf("%s.compensationFallback[%d]", p, j), "must be one of record-failure, dead-letter, escalate, stop, got %q", a)
 			}
 		}
+	}
+	pmDomains := map[string]bool{}
+	for i, pm := range t.ProcessManagers {
+		p := fmt.Sprintf("processManagers[%d]", i)
+		checkSubscriber(p, pm.Name, pm.Address, pm.StartPosition)
+		checkDomains(p+".sources", pm.Sources)
+		checkDomains(p+".targets", pm.Targets)
+		for j, a := range pm.CompensationFallback {
+			if _, ok := CompensationActions[a]; !ok {
+				add(fmt.Sprintf("%s.compensationFallback[%d]", p, j), "must be one of record-failure, dead-letter, escalate, stop, got %q", a)
+			}
+		}
+		switch d := pm.domain(); {
+		case !nameRE.MatchString(d):
+			add(p+".domain", "%q is not a valid name", d)
+		case domains[d]:
+			add(p+".domain", "%q is a declared domain: a process manager's streams are the framework's", d)
+		case pmDomains[d]:
+			add(p+".domain", "%q is the domain of another process manager", d)
+		case d == t.EventService.FailureDomain || (t.EventService.FailureDomain == "" && d == "saga-failures"):
+			add(p+".domain", "%q is the failure domain", d)
+		}
+		pmDomains[pm.domain()] = true
 	}
 	if f := t.EventService.FailureDomain; f != "" {
 		switch {

@@ -140,6 +140,9 @@ func TestLocalTopology(t *testing.T) {
 	subs := map[string][]string{}
 	for _, d := range top.Domains {
 		addr["logic:"+d.Name] = fmt.Sprintf("%s:%d", d.Service, d.Port)
+		for _, u := range d.Upcasters {
+			addr[fmt.Sprintf("upcaster:%s %v", d.Name, u.Types)] = u.Address
+		}
 	}
 	for _, s := range top.Sagas {
 		addr["saga:"+s.Name] = s.Address
@@ -149,12 +152,19 @@ func TestLocalTopology(t *testing.T) {
 		addr["projector:"+p.Name] = p.Address
 		subs["projector:"+p.Name] = p.Domains
 	}
+	for _, p := range top.ProcessManagers {
+		addr["process-manager:"+p.Name] = p.Address
+		subs["process-manager:"+p.Name] = append(slices.Clone(p.Sources), p.Targets...)
+	}
 	for i, c := range shop.All() {
 		ref := c.Ref()
+		if c.Kind == shop.Upcaster {
+			ref = fmt.Sprintf("upcaster:%s %v", c.Domain, c.Upcasts) // the topology lists it under its domain
+		}
 		if want := fmt.Sprintf("127.0.0.1:%d", 50051+i); addr[ref] != want {
 			t.Errorf("%s at %q, the shop binary serves it on %s", ref, addr[ref], want)
 		}
-		if c.Kind != shop.Logic && !slices.Equal(subs[ref], append(slices.Clone(c.Subscribes), c.Targets...)) {
+		if c.Kind != shop.Logic && c.Kind != shop.Upcaster && !slices.Equal(subs[ref], append(slices.Clone(c.Subscribes), c.Targets...)) {
 			t.Errorf("%s: topology %v, component %v + %v", ref, subs[ref], c.Subscribes, c.Targets)
 		}
 	}

@@ -65,6 +65,10 @@ type Config struct {
 	// FanoutEscalationWebhook, when set, receives a POST of every escalated
 	// saga refusal (fanout.Options.EscalationWebhook). Default none.
 	FanoutEscalationWebhook string
+	// FanoutConcurrency is how many aggregates of one fetched batch each
+	// subscriber's worker delivers in parallel
+	// (fanout.Options.Concurrency). Default 8.
+	FanoutConcurrency int
 }
 
 // fanoutOptions are the dispatcher's options from the configuration.
@@ -72,7 +76,7 @@ func (c Config) fanoutOptions() fanout.Options {
 	return fanout.Options{
 		MaxAttempts: c.FanoutMaxAttempts, BackoffBase: c.FanoutBackoff, BackoffMax: c.FanoutBackoffMax,
 		PollInterval: c.PollInterval, Logger: c.Logger, TracerProvider: c.TracerProvider,
-		EscalationWebhook: c.FanoutEscalationWebhook,
+		EscalationWebhook: c.FanoutEscalationWebhook, Concurrency: c.FanoutConcurrency,
 	}
 }
 

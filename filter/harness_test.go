@@ -128,6 +128,7 @@ type guest interface {
 	// DeleteStream ends it (proxy_on_done, proxy_on_delete).
 	DeleteStream(id uint32)
 	OnGrpcReceive(token uint32, size int)
+	OnGrpcTrailingMetadata(token uint32)
 	OnGrpcClose(token uint32, code Code, message string)
 }
 
@@ -250,6 +251,11 @@ func (hs *harness) pump() {
 		}
 		hs.h.current = 0 // callout results arrive on the root context
 		if st != nil {
+			if st.Details != "" {
+				hs.h.grpcTrailers = map[string]string{"grpc-status-details-bin": st.Details}
+				hs.g.OnGrpcTrailingMetadata(c.token)
+				hs.h.grpcTrailers = nil
+			}
 			hs.g.OnGrpcClose(c.token, st.Code, st.Message)
 			continue
 		}

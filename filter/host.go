@@ -19,6 +19,9 @@ const (
 	RequestTrailers  = proxywasm.MapRequestTrailers
 	ResponseHeaders  = proxywasm.MapResponseHeaders
 	ResponseTrailers = proxywasm.MapResponseTrailers
+	// GrpcTrailingMetadata is a callout's trailers, readable during
+	// proxy_on_grpc_receive_trailing_metadata.
+	GrpcTrailingMetadata = proxywasm.MapGRPCTrailingMetadata
 )
 
 // BufferType is a proxy-wasm buffer (proxy_buffer_type_t).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
+	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
@@ -171,6 +172,34 @@ func TestCommandPath(t *testing.T) {
 			wantCode(t, r, FailedPrecondition, "below zero")
 			if len(hs.stored(1)) != 2 {
 				t.Fatalf("stored %d", len(hs.stored(1)))
+			}
+		}},
+		{"a rejection on the re-run after a conflict keeps its details", counterConfig, func(t *testing.T, hs *harness) {
+			// The logic's second answer (by callout, after the write
+			// conflict) refuses with details, as a compensation handler's
+			// CompensationRequest does: they reach the caller unchanged.
+			details := base64.RawStdEncoding.EncodeToString(wire.RPCStatus(int32(FailedPrecondition), "compensation requested",
+				wire.Any("type.googleapis.com/angzarr.CompensationRequest", []byte{0x12, 0x03, 'w', 'h', 'y'})))
+			hs.beforeCall = func(c *fakeCall) bool {
+				if c.method == "Append" {
+					hs.beforeCall = nil
+					hs.store.append(&pb.AppendRequest{Cover: &pb.Cover{Domain: "counter", Root: root(1)}, Pages: []*pb.EventPage{counter.Event(1)}})
+				}
+				return true
+			}
+			logic := hs.logic
+			hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
+				if hs.logicCalls > 1 {
+					return nil, &Status{Code: FailedPrecondition, Message: "compensation requested", Details: details}
+				}
+				return logic(cc)
+			}
+			c := cmd(1, 0, 1)
+			c.AutoResequence = true
+			r := hs.handle(c)
+			wantCode(t, r, FailedPrecondition, "compensation requested")
+			if r.details != details {
+				t.Fatalf("details %q, want the logic's %q", r.details, details)
 			}
 		}},
 		{"auto_resequence gives up after max_retries", counterConfig, func(t *testing.T, hs *harness) {

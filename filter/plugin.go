@@ -25,6 +25,9 @@ type pendingCall struct {
 	stream          uint32
 	service, method string
 	done            func(s *Stream, msg []byte, st *Status)
+	// details is the callout's grpc-status-details-bin trailer, kept by
+	// OnGrpcTrailingMetadata for the failure it ends with.
+	details string
 }
 
 // what names the call for messages: "angzarr.EventStore/Load" (built only
@@ -164,7 +167,22 @@ func (p *Plugin) OnGrpcClose(token uint32, code Code, message string) {
 		p.deliver(c, nil, statusf(Unavailable, "%s: the call ended without a response", c.what()))
 		return
 	}
-	p.deliver(c, nil, &Status{Code: code, Message: message})
+	p.deliver(c, nil, &Status{Code: code, Message: message, Details: c.details})
+}
+
+// OnGrpcTrailingMetadata keeps a callout's grpc-status-details-bin: a
+// failure the callout then ends with is answered with its details (the
+// business logic's refusal re-run by callout after a write conflict keeps
+// the details of its first answer, e.g. a CompensationRequest).
+func (p *Plugin) OnGrpcTrailingMetadata(token uint32) {
+	c, ok := p.callouts[token]
+	if !ok {
+		return
+	}
+	if d, ok := p.host.GetHeader(GrpcTrailingMetadata, "grpc-status-details-bin"); ok && d != "" {
+		c.details = d
+		p.callouts[token] = c
+	}
 }
 
 // deliver switches to the callout's stream and runs its continuation; a

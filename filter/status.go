@@ -49,6 +49,9 @@ type Status struct {
 	// grpc-status-details-bin: what a sync-mode command stored before its
 	// synchronous part failed.
 	Partial []byte
+	// Details is an upstream's grpc-status-details-bin (a callout's
+	// failure), passed on as it is when the filter adds none of its own.
+	Details string
 }
 
 // Error implements error.
@@ -86,7 +89,7 @@ func (s *Status) detailsHeader() string {
 		details = append(details, wire.Any(commandResponseType, s.Partial))
 	}
 	if len(details) == 0 {
-		return ""
+		return s.Details
 	}
 	b := wire.RPCStatus(int32(s.Code), s.Message, details...)
 	return base64.RawStdEncoding.EncodeToString(b)

@@ -28,6 +28,7 @@ ROWS += [
     ("saga loyalty-earn", "Go", ["examples/go/sagas/loyalty_earn.go"], "examples/go/sagas/loyalty_earn.go"),
     ("saga fulfillment", "Go", ["examples/go/sagas/fulfillment.go"], "examples/go/sagas/fulfillment.go"),
     ("saga cancellation", "Go", ["examples/go/sagas/cancellation.go"], "examples/go/sagas/cancellation.go"),
+    ("process manager checkout", "Go", ["examples/go/checkout/checkout.go"], "examples/go/checkout/checkout.go"),
     ("projector order-summary", "Go", ["examples/go/ordersummary/*.go"], "examples/go/ordersummary/"),
 ]
 

@@ -17,7 +17,7 @@ import (
 
 // ErrUnknownHandler is returned by Register and Serve for a handler that
 // implements none of angzarr.BusinessLogicServer, SagaServer,
-// ProjectorServer or UpcasterServer.
+// ProjectorServer, UpcasterServer or ProcessManagerServer.
 var ErrUnknownHandler = errors.New("sdk: handler implements no Angzarr service")
 
 // StopTimeout bounds a graceful stop: calls still running after it are cut.
@@ -25,7 +25,7 @@ const StopTimeout = 10 * time.Second
 
 // Register registers handler on s as the Angzarr service it implements
 // (angzarr.BusinessLogicServer, SagaServer, ProjectorServer or
-// UpcasterServer) and returns
+// UpcasterServer or ProcessManagerServer) and returns
 // that service's full name.
 func Register(s grpc.ServiceRegistrar, handler any) (string, error) {
 	switch h := handler.(type) {
@@ -41,6 +41,9 @@ func Register(s grpc.ServiceRegistrar, handler any) (string, error) {
 	case angzarr.UpcasterServer:
 		angzarr.RegisterUpcasterServer(s, h)
 		return angzarr.Upcaster_ServiceDesc.ServiceName, nil
+	case angzarr.ProcessManagerServer:
+		angzarr.RegisterProcessManagerServer(s, h)
+		return angzarr.ProcessManager_ServiceDesc.ServiceName, nil
 	}
 	return "", fmt.Errorf("%w: %T", ErrUnknownHandler, handler)
 }

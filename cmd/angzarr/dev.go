@@ -66,7 +66,7 @@ one component (e.g. --port eventsvc=1313).
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", ".angzarr", "data directory: the SQLite store, the generated topology, endpoints.json")
 	f.StringVar(&cfg.Filter, "filter", devmesh.DefaultFilter, "the filter module every proxy loads (make filter builds it)")
-	f.IntVar(&cfg.BasePort, "base-port", devmesh.DefaultBasePort, "first port of the mesh (it uses the 40 from there)")
+	f.IntVar(&cfg.BasePort, "base-port", devmesh.DefaultBasePort, "first port of the mesh (it uses the 50 from there)")
 	f.StringArrayVar(&ports, "port", nil, "move one component: NAME=PORT (eventsvc, eventsvc-metrics, controlplane, controlplane-metrics, proxy/DOMAIN, proxy-admin/DOMAIN, logic/DOMAIN, saga/NAME, projector/NAME); repeatable")
 	f.StringVar(&cfg.Host, "host", devmesh.DefaultHost, "address every component listens on")
 	f.StringVar(&cfg.Python, "python", devmesh.DefaultPython, "Python interpreter for the Python customer (used when it can import grpc)")

@@ -76,6 +76,7 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 	f.IntVar(&cfg.FanoutMaxAttempts, "fanout-max-attempts", 0, "deliveries of an event to a subscriber before it is dead-lettered (0: 5)")
 	f.DurationVar(&cfg.FanoutBackoff, "fanout-backoff", 0, "wait after a failed delivery, doubling per attempt (0: 100ms)")
 	f.DurationVar(&cfg.FanoutBackoffMax, "fanout-backoff-max", 0, "longest wait between delivery attempts (0: 10s)")
+	f.IntVar(&cfg.FanoutConcurrency, "fanout-concurrency", 0, "aggregates of a fetched batch each subscriber delivers in parallel (0: 8)")
 	f.StringVar(&cfg.FanoutEscalationWebhook, "fanout-escalation-webhook", "", "http(s) URL that receives a POST (angzarr.SagaFailed as JSON) of every escalated saga refusal")
 	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the fan-out configuration (angzarr.FanoutConfig) over xDS, live")
 	f.StringVar(&node, "node", "angzarr-eventsvc", "with --xds: this replica's node id")

@@ -68,7 +68,14 @@ func (s *sagaDelivery) compensate(ctx context.Context, trigger *pb.EventBook, in
 		AutoResequence: true,
 		IdempotencyKey: CompensationKey(comp.GetOrigin(), index),
 	}
-	resp, _, err := s.send(ctx, ccmd)
+	var n int
+	if s.origin != nil {
+		n, err = s.origin(ctx, comp, index)
+	} else {
+		var resp *pb.CommandResponse
+		resp, _, err = s.send(ctx, ccmd)
+		n = len(resp.GetEvents().GetPages())
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -84,7 +91,6 @@ func (s *sagaDelivery) compensate(ctx context.Context, trigger *pb.EventBook, in
 	})
 	switch {
 	case err == nil:
-		n := len(resp.GetEvents().GetPages())
 		s.d.metrics.compensation(ctx, s.sub.GetName(), domain, "compensated", false)
 		log.InfoContext(ctx, "saga command refused, compensated by its origin", "events", n)
 		return nil

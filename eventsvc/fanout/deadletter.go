@@ -137,8 +137,8 @@ func (d *Dispatcher) Replay(ctx context.Context, subscriber string, ids []string
 func (d *Dispatcher) replayCommand(ctx context.Context, sub *pb.Subscription, letter *pb.DeadLetter) error {
 	cmd := letter.GetCommand()
 	switch {
-	case sub.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_SAGA:
-		return fmt.Errorf("dead letter %s holds a command, but %s is not a saga", letter.GetId(), sub.GetName())
+	case sub.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_SAGA && sub.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER:
+		return fmt.Errorf("dead letter %s holds a command, but %s is neither a saga nor a process manager", letter.GetId(), sub.GetName())
 	case !targets(sub, cmd.GetCover().GetDomain()):
 		return &RefusedError{Saga: sub.GetName(), Index: int(letter.GetCommandIndex()),
 			Reason: fmt.Sprintf("domain %q is not one of its target domains %v", cmd.GetCover().GetDomain(), sub.GetTargetDomains())}

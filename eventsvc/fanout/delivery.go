@@ -20,8 +20,11 @@ type deliverer interface {
 
 // deliverer returns the delivery for sub's kind.
 func (d *Dispatcher) deliverer(sub *pb.Subscription) deliverer {
-	if sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
+	switch sub.GetKind() {
+	case pb.SubscriberKind_SUBSCRIBER_KIND_SAGA:
 		return &sagaDelivery{d: d, sub: sub}
+	case pb.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER:
+		return newPMDelivery(d, sub)
 	}
 	return &projectorDelivery{d: d, sub: sub}
 }
@@ -63,8 +66,11 @@ func (w *worker) attempt(ctx context.Context, book *pb.EventBook) (int, error) {
 	name := w.sub.GetName()
 	saga := w.sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA
 	spanName := spanProjector
-	if saga {
+	switch w.sub.GetKind() {
+	case pb.SubscriberKind_SUBSCRIBER_KIND_SAGA:
 		spanName = spanSagaOrchestrate
+	case pb.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER:
+		spanName = spanPMOrchestrate
 	}
 	ctx, span := w.d.tracer.Start(ctx, spanName,
 		trace.WithAttributes(append(bookAttrs(book), attribute.String("subscriber", name))...))

@@ -32,8 +32,11 @@ import (
 type Store interface {
 	// Partitions is the number of partitions of every domain's log.
 	Partitions() uint32
-	// Append records refused saga commands in the failure domain.
+	// Append records refused saga commands in the failure domain and
+	// process managers' steps in their domains.
 	Append(ctx context.Context, req *store.AppendRequest) (*store.AppendResult, error)
+	// Load loads a process manager's workflow stream.
+	store.Loader
 	store.Checkpointer
 	store.DeadLetters
 }

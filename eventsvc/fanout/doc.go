@@ -62,18 +62,34 @@
 //     with Options.EscalationWebhook, a POST of the SagaFailed as JSON), or
 //     stop. A logic that does not know the command, fails or cannot be
 //     reached gets Subscription.compensation_fallback (default
-//     DefaultCompensationFallback: record, then dead-letter). Details
-//     travel with the logic's first answer only: after a write conflict
-//     the filter re-runs the logic by callout, whose status keeps no
-//     details, so a request made then gets the fallback. Dead letters are
+//     DefaultCompensationFallback: record, then dead-letter). The request
+//     survives a write conflict: the filter re-runs the logic by callout
+//     and answers with that callout's status details. Dead letters are
 //     at least once (a crash before the batch's commit may park a command
 //     twice; its idempotency key makes replaying both harmless).
+//   - Process managers (SUBSCRIBER_KIND_PROCESS_MANAGER): each event of a
+//     source domain that carries a correlation id is one step of the
+//     workflow of that id: the dispatcher loads the workflow's stream (in
+//     Subscription.domain, default the PM's name; root
+//     ProcessManagerRoot, the UUIDv5 of the correlation id, so no client
+//     text becomes a key), calls angzarr.ProcessManager/Handle, appends
+//     the PM's events and an angzarr.ProcessManagerStep holding the
+//     prepared commands in one append (expected sequence, idempotency key
+//     StepKey; a conflict with another step of the workflow decides
+//     again), and then executes the commands like a saga's, their origin
+//     naming the PM's stream and the step's sequence (so their keys derive
+//     from the stream's position). A redelivered event finds its step
+//     stored and sends the same commands under the same keys: each takes
+//     effect once across crashes. A refused command comes back to the PM
+//     itself (Handle with the SagaCompensation, stored as a step under
+//     CompensationKey); a PM that refuses it gets the fallback as above.
 //
 // # Telemetry
 //
 // Each delivery of a log entry runs in a span, saga.orchestrate (with a
 // child saga.retry per attempt after the first and orchestration.execute
-// per saga command) or projector.handle, carrying domain, root and
+// per saga command), pm.orchestrate (with orchestration.fetch per load of
+// the workflow and orchestration.execute per command) or projector.handle, carrying domain, root and
 // correlation_id; the gRPC calls to subscribers and coordinators send the
 // W3C trace context on. The delivery continues the trace of the append
 // that wrote the entry: its span's parent is the trace context the store
@@ -81,7 +97,8 @@
 // whichever process appended it and whenever; an entry without one (or
 // with a malformed one) starts a trace of its own. Metrics:
 // angzarr.saga.duration, angzarr.saga.retry.total,
-// angzarr.saga.compensation.total (by outcome), angzarr.projector.duration,
+// angzarr.saga.compensation.total (by outcome), angzarr.pm.duration,
+// angzarr.pm.conflict.total, angzarr.projector.duration,
 // angzarr.bus.publish.duration (docs/observability.md).
 //
 // A subscriber without a checkpoint starts at the beginning of the log

@@ -23,6 +23,8 @@ type metrics struct {
 	sagaCompensations metric.Int64Counter
 	projectorDuration metric.Float64Histogram
 	busPublish        metric.Float64Histogram
+	pmDuration        metric.Float64Histogram
+	pmConflicts       metric.Int64Counter
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -69,7 +71,20 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Time from an event's append to the log to its successful delivery, by subscriber, kind and source domain.")); err != nil {
 		return nil, err
 	}
+	if ms.pmDuration, err = m.Float64Histogram("angzarr.pm.duration", metric.WithUnit("s"), durations,
+		metric.WithDescription("Process manager delivery of one log entry (load, Handle, append, commands, every attempt included) by process manager, source domain and outcome (ok, failed).")); err != nil {
+		return nil, err
+	}
+	if ms.pmConflicts, err = m.Int64Counter("angzarr.pm.conflict.total",
+		metric.WithDescription("Process manager steps decided again because another step of the workflow was stored first, by process manager.")); err != nil {
+		return nil, err
+	}
 	return &ms, nil
+}
+
+// pmConflict counts one step decided again after a write conflict.
+func (m *metrics) pmConflict(ctx context.Context, subscriber string) {
+	m.pmConflicts.Add(ctx, 1, metric.WithAttributes(attribute.String("subscriber", subscriber)))
 }
 
 // handled records one delivery of a log entry to sub (every attempt): its
@@ -81,7 +96,11 @@ func (m *metrics) handled(ctx context.Context, sub *pb.Subscription, domain stri
 	}
 	name := attribute.String("subscriber", sub.GetName())
 	dom := attribute.String("domain", domain)
-	if sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
+	switch sub.GetKind() {
+	case pb.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER:
+		m.pmDuration.Record(ctx, d.Seconds(), metric.WithAttributes(name, dom, attribute.String("outcome", outcome)))
+		return
+	case pb.SubscriberKind_SUBSCRIBER_KIND_SAGA:
 		m.sagaDuration.Record(ctx, d.Seconds(), metric.WithAttributes(name, dom, attribute.String("outcome", outcome)))
 		if attempts > 1 {
 			m.sagaRetries.Add(ctx, int64(attempts-1), metric.WithAttributes(name, dom))
@@ -94,8 +113,11 @@ func (m *metrics) handled(ctx context.Context, sub *pb.Subscription, domain stri
 // published records the time from an event's append to its delivery.
 func (m *metrics) published(ctx context.Context, sub *pb.Subscription, domain string, d time.Duration) {
 	kind := "projector"
-	if sub.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
+	switch sub.GetKind() {
+	case pb.SubscriberKind_SUBSCRIBER_KIND_SAGA:
 		kind = "saga"
+	case pb.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER:
+		kind = "process_manager"
 	}
 	m.busPublish.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("subscriber", sub.GetName()), attribute.String("kind", kind), attribute.String("domain", domain)))
 }

@@ -20,6 +20,11 @@ import (
 type sagaDelivery struct {
 	d   *Dispatcher
 	sub *pb.Subscription
+	// origin, when set, tells the origin of a refused command about it
+	// instead of its coordinator (a process manager compensates itself):
+	// it returns the number of compensating events stored, or the origin's
+	// refusal.
+	origin func(ctx context.Context, comp *pb.SagaCompensation, index int) (int, error)
 }
 
 // deliver returns an error when the saga could not be called or answered

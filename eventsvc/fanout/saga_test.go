@@ -84,7 +84,7 @@ func completeOrder(ctx context.Context, t *testing.T, bc pb.BusinessCoordinatorC
 }
 
 // events loads an aggregate's events from the event service.
-func events(ctx context.Context, t *testing.T, es pb.EventStoreClient, domain string, root uuid.UUID) []*pb.EventPage {
+func events(ctx context.Context, t testing.TB, es pb.EventStoreClient, domain string, root uuid.UUID) []*pb.EventPage {
 	t.Helper()
 	ld, err := es.Load(ctx, &pb.LoadRequest{Cover: store.Aggregate{Domain: domain, Root: root}.Cover("")})
 	if err != nil {

@@ -100,7 +100,7 @@ func TestBadConfigurations(t *testing.T) {
 		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o]}, {name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o]}]", "appears twice"},
 		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o], compensation_fallback: [COMPENSATION_ACTION_UNSPECIFIED]}]", "subscriptions[0].compensation_fallback[0]: not an action"},
 		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_SAGA, address: x, source_domains: [o], compensation_fallback: [7]}]", "compensation_fallback[0]: not an action"},
-		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_PROJECTOR, address: x, source_domains: [o], compensation_fallback: [COMPENSATION_ACTION_STOP]}]", "only sagas compensate"},
+		{"subscriptions: [{name: a, kind: SUBSCRIBER_KIND_PROJECTOR, address: x, source_domains: [o], compensation_fallback: [COMPENSATION_ACTION_STOP]}]", "only sagas and process managers compensate"},
 		{"failure_domain: 'no good'", "failure_domain"},
 		{"domains: [{domain: c}]", "domains[0].address"},
 	} {

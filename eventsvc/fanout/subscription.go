@@ -25,12 +25,21 @@ func Validate(cfg *pb.FanoutConfig) error {
 		names[s.GetName()] = true
 		switch s.GetKind() {
 		case pb.SubscriberKind_SUBSCRIBER_KIND_SAGA:
+		case pb.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER:
+			if err := store.ValidateDomain(at+".domain", ProcessManagerDomain(s)); err != nil {
+				errs = append(errs, err)
+			} else if slices.Contains(s.GetSourceDomains(), ProcessManagerDomain(s)) || slices.Contains(s.GetTargetDomains(), ProcessManagerDomain(s)) {
+				errs = append(errs, fmt.Errorf("%s.domain: %q is its own stream's domain, not a source or target", at, ProcessManagerDomain(s)))
+			}
 		case pb.SubscriberKind_SUBSCRIBER_KIND_PROJECTOR:
 			if len(s.GetTargetDomains()) > 0 {
 				errs = append(errs, fmt.Errorf("%s.target_domains: a projector sends no commands", at))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("%s.kind: want SUBSCRIBER_KIND_SAGA or SUBSCRIBER_KIND_PROJECTOR, got %v", at, s.GetKind()))
+			errs = append(errs, fmt.Errorf("%s.kind: want SUBSCRIBER_KIND_SAGA, SUBSCRIBER_KIND_PROJECTOR or SUBSCRIBER_KIND_PROCESS_MANAGER, got %v", at, s.GetKind()))
+		}
+		if s.GetDomain() != "" && s.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER {
+			errs = append(errs, fmt.Errorf("%s.domain: only process managers have a domain of their own", at))
 		}
 		if s.GetAddress() == "" {
 			errs = append(errs, fmt.Errorf("%s.address: required", at))
@@ -48,8 +57,8 @@ func Validate(cfg *pb.FanoutConfig) error {
 				errs = append(errs, fmt.Errorf("%s.compensation_fallback[%d]: not an action: %v", at, j, a))
 			}
 		}
-		if len(s.GetCompensationFallback()) > 0 && s.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_SAGA {
-			errs = append(errs, fmt.Errorf("%s.compensation_fallback: only sagas compensate", at))
+		if len(s.GetCompensationFallback()) > 0 && s.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_PROJECTOR {
+			errs = append(errs, fmt.Errorf("%s.compensation_fallback: only sagas and process managers compensate", at))
 		}
 		for j, d := range s.GetTargetDomains() {
 			if err := store.ValidateDomain(fmt.Sprintf("%s.target_domains[%d]", at, j), d); err != nil {
@@ -79,7 +88,7 @@ func Validate(cfg *pb.FanoutConfig) error {
 }
 
 // startsLatest reports whether a subscriber without a checkpoint starts at
-// the end of the log: LATEST, or unspecified for a saga.
+// the end of the log: LATEST, or unspecified for a saga or process manager.
 func startsLatest(s *pb.Subscription) bool {
 	switch s.GetStartPosition() {
 	case pb.StartPosition_START_POSITION_LATEST:
@@ -87,7 +96,7 @@ func startsLatest(s *pb.Subscription) bool {
 	case pb.StartPosition_START_POSITION_EARLIEST:
 		return false
 	}
-	return s.GetKind() == pb.SubscriberKind_SUBSCRIBER_KIND_SAGA
+	return s.GetKind() != pb.SubscriberKind_SUBSCRIBER_KIND_PROJECTOR
 }
 
 // targets reports whether a saga may send commands to domain.

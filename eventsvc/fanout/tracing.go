@@ -20,6 +20,8 @@ const (
 	spanSagaRetry       = "saga.retry"
 	spanExecute         = "orchestration.execute"
 	spanProjector       = "projector.handle"
+	spanPMOrchestrate   = "pm.orchestrate"
+	spanFetch           = "orchestration.fetch"
 )
 
 // tracerName is the instrumentation scope of the dispatcher's spans.

@@ -38,8 +38,8 @@ type Config struct {
 	Host string
 	// BasePort places every component at a fixed offset from it (see
 	// Ports): event service +0, control plane +1, their metrics +2 and +3,
-	// proxies +10.., proxy admin +20.., business logic, sagas and projector
-	// +30... Default 13100 (below the ephemeral port range, where outgoing
+	// proxies +10.., proxy admin +20.., business logic, sagas, projector
+	// and process manager +30... Default 13100 (below the ephemeral port range, where outgoing
 	// connections could take a port at random).
 	BasePort int
 	// Ports overrides the port of single components, by name ("eventsvc",

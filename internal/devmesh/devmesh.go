@@ -373,6 +373,11 @@ func (m *mesh) endpoints() *endpoints.File {
 			f.Sagas[s.shop.Name] = a
 		case s.kind == string(shop.Projector):
 			f.Projectors[s.shop.Name] = a
+		case s.kind == string(shop.ProcessManager):
+			if f.ProcessManagers == nil {
+				f.ProcessManagers = map[string]string{}
+			}
+			f.ProcessManagers[s.shop.Name] = a
 		}
 	}
 	return f

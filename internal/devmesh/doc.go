@@ -24,8 +24,8 @@
 // their Prometheus /metrics endpoints (eventsvc-metrics,
 // controlplane-metrics), +10..15 proxies (customer, product, cart,
 // inventory, order, fulfillment), +20..25 their admin endpoints (/ready,
-// /stats/prometheus), +30..39 logic, sagas and projector in the order of
-// shop.All(); Ports overrides single components. Every port is taken before
+// /stats/prometheus), +30..40 logic, sagas, projector and process manager
+// in the order of shop.All() (50 ports are set aside); Ports overrides single components. Every port is taken before
 // anything starts, and every one that is in use is reported with its
 // component and what to do (PortError).
 //

@@ -44,6 +44,8 @@ func (m *mesh) writeTable(w io.Writer) {
 			row(s.name, a, fmt.Sprintf("angzarr.Projector: %v", s.shop.Subscribes))
 		case string(shop.Upcaster):
 			row(s.name, a, fmt.Sprintf("angzarr.Upcaster for %s: %v", s.domain, s.shop.Upcasts))
+		case string(shop.ProcessManager):
+			row(s.name, a, fmt.Sprintf("angzarr.ProcessManager: %v → %v", s.shop.Subscribes, s.shop.Targets))
 		}
 	}
 	fmt.Fprintf(w, "\nTry: angzarr send customer alice examples.CreateCustomer '{\"name\":\"Alice\",\"email\":\"alice@example.com\"}'\n")

@@ -20,7 +20,8 @@ import (
 const TopologyFile = "topology.yaml"
 
 // topology is the example shop of examples/topology.yaml with every address
-// on the local ports of the plan: the same domains, sagas and projector and
+// on the local ports of the plan: the same domains, sagas, projector and
+// process manager and
 // the same defaults, but the event service, each domain's business logic
 // and each subscriber at Host:port. Each proxy's node id is its domain (a
 // domain's default workload), so the control plane gives proxy/order the
@@ -63,6 +64,9 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 			t.Domains = append(t.Domains, d)
 		case s.shop.Kind == shop.Saga:
 			t.Sagas = append(t.Sagas, controlplane.Saga{Name: s.shop.Name, Address: s.addr(c.Host),
+				Sources: s.shop.Subscribes, Targets: s.shop.Targets})
+		case s.shop.Kind == shop.ProcessManager:
+			t.ProcessManagers = append(t.ProcessManagers, controlplane.ProcessManager{Name: s.shop.Name, Address: s.addr(c.Host),
 				Sources: s.shop.Subscribes, Targets: s.shop.Targets})
 		case s.shop.Kind == shop.Projector:
 			t.Projectors = append(t.Projectors, controlplane.Projector{Name: s.shop.Name, Address: s.addr(c.Host),

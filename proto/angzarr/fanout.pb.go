@@ -43,6 +43,12 @@ const (
 	SubscriberKind_SUBSCRIBER_KIND_SAGA SubscriberKind = 1
 	// A projector (angzarr.Projector): consumes events and keeps a read model.
 	SubscriberKind_SUBSCRIBER_KIND_PROJECTOR SubscriberKind = 2
+	// A process manager (angzarr.ProcessManager): consumes events of its
+	// source domains that carry a correlation id, keeps one stream per
+	// workflow in its own domain (Subscription.domain) and returns PM events
+	// and commands for its target domains, which the dispatcher stores and
+	// executes.
+	SubscriberKind_SUBSCRIBER_KIND_PROCESS_MANAGER SubscriberKind = 3
 )
 
 // Enum value maps for SubscriberKind.
@@ -51,11 +57,13 @@ var (
 		0: "SUBSCRIBER_KIND_UNSPECIFIED",
 		1: "SUBSCRIBER_KIND_SAGA",
 		2: "SUBSCRIBER_KIND_PROJECTOR",
+		3: "SUBSCRIBER_KIND_PROCESS_MANAGER",
 	}
 	SubscriberKind_value = map[string]int32{
-		"SUBSCRIBER_KIND_UNSPECIFIED": 0,
-		"SUBSCRIBER_KIND_SAGA":        1,
-		"SUBSCRIBER_KIND_PROJECTOR":   2,
+		"SUBSCRIBER_KIND_UNSPECIFIED":     0,
+		"SUBSCRIBER_KIND_SAGA":            1,
+		"SUBSCRIBER_KIND_PROJECTOR":       2,
+		"SUBSCRIBER_KIND_PROCESS_MANAGER": 3,
 	}
 )
 
@@ -91,7 +99,7 @@ type StartPosition int32
 
 const (
 	// Not set: the dispatcher applies the kind's default (projectors from the
-	// beginning, sagas from the end).
+	// beginning, sagas and process managers from the end).
 	StartPosition_START_POSITION_UNSPECIFIED StartPosition = 0
 	// From the first event of each source domain's log (rebuild a read model).
 	StartPosition_START_POSITION_EARLIEST StartPosition = 1
@@ -146,7 +154,7 @@ type Subscription struct {
 	// Unique name of the subscriber (the saga's or projector's name in the
 	// topology); also the xDS resource name and the consumer-group name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Saga or projector.
+	// Saga, projector or process manager.
 	Kind SubscriberKind `protobuf:"varint,2,opt,name=kind,proto3,enum=angzarr.SubscriberKind" json:"kind,omitempty"`
 	// host:port of the subscriber's gRPC service, reached through the mesh.
 	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
@@ -155,7 +163,8 @@ type Subscription struct {
 	Cluster string `protobuf:"bytes,4,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// Domains whose events are delivered to the subscriber, sorted.
 	SourceDomains []string `protobuf:"bytes,5,rep,name=source_domains,json=sourceDomains,proto3" json:"source_domains,omitempty"`
-	// Domains the saga's commands may target, sorted; empty for projectors.
+	// Domains the saga's or process manager's commands may target, sorted;
+	// empty for projectors.
 	// Commands for any other domain are refused by the dispatcher.
 	TargetDomains []string `protobuf:"bytes,6,rep,name=target_domains,json=targetDomains,proto3" json:"target_domains,omitempty"`
 	// Whether the subscriber is also called synchronously on the command path
@@ -163,13 +172,17 @@ type Subscription struct {
 	Synchronous bool `protobuf:"varint,7,opt,name=synchronous,proto3" json:"synchronous,omitempty"`
 	// Where to start when the subscriber has no checkpoint.
 	StartPosition StartPosition `protobuf:"varint,8,opt,name=start_position,json=startPosition,proto3,enum=angzarr.StartPosition" json:"start_position,omitempty"`
-	// Sagas: what the dispatcher does about a refused command when the
-	// aggregate whose event triggered it does not answer the
-	// SagaCompensation it is sent (the logic does not know it, or fails).
+	// Sagas and process managers: what the dispatcher does about a refused
+	// command when the aggregate whose event triggered it (for a PM: the PM
+	// itself) does not answer the SagaCompensation it is sent (the logic
+	// does not know it, or fails).
 	// Default (empty): RECORD_FAILURE, then DEAD_LETTER.
 	CompensationFallback []CompensationAction `protobuf:"varint,9,rep,packed,name=compensation_fallback,json=compensationFallback,proto3,enum=angzarr.CompensationAction" json:"compensation_fallback,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Process managers: the domain of the PM's own streams (one aggregate
+	// per workflow, root = UUIDv5 of the correlation id). Default: the name.
+	Domain        string `protobuf:"bytes,10,opt,name=domain,proto3" json:"domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscription) Reset() {
@@ -263,6 +276,13 @@ func (x *Subscription) GetCompensationFallback() []CompensationAction {
 		return x.CompensationFallback
 	}
 	return nil
+}
+
+func (x *Subscription) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
 }
 
 // The whole fan-out configuration: every subscription (also usable as a
@@ -465,7 +485,7 @@ var File_angzarr_fanout_proto protoreflect.FileDescriptor
 
 const file_angzarr_fanout_proto_rawDesc = "" +
 	"\n" +
-	"\x14angzarr/fanout.proto\x12\aangzarr\x1a\x1aangzarr/compensation.proto\"\x84\x03\n" +
+	"\x14angzarr/fanout.proto\x12\aangzarr\x1a\x1aangzarr/compensation.proto\"\x9c\x03\n" +
 	"\fSubscription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.angzarr.SubscriberKindR\x04kind\x12\x18\n" +
@@ -475,7 +495,9 @@ const file_angzarr_fanout_proto_rawDesc = "" +
 	"\x0etarget_domains\x18\x06 \x03(\tR\rtargetDomains\x12 \n" +
 	"\vsynchronous\x18\a \x01(\bR\vsynchronous\x12=\n" +
 	"\x0estart_position\x18\b \x01(\x0e2\x16.angzarr.StartPositionR\rstartPosition\x12P\n" +
-	"\x15compensation_fallback\x18\t \x03(\x0e2\x1b.angzarr.CompensationActionR\x14compensationFallback\"\xbf\x01\n" +
+	"\x15compensation_fallback\x18\t \x03(\x0e2\x1b.angzarr.CompensationActionR\x14compensationFallback\x12\x16\n" +
+	"\x06domain\x18\n" +
+	" \x01(\tR\x06domain\"\xbf\x01\n" +
 	"\fFanoutConfig\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12;\n" +
 	"\rsubscriptions\x18\x02 \x03(\v2\x15.angzarr.SubscriptionR\rsubscriptions\x121\n" +
@@ -487,11 +509,12 @@ const file_angzarr_fanout_proto_rawDesc = "" +
 	"\tupcasters\x18\x03 \x03(\v2\x19.angzarr.UpcasterEndpointR\tupcasters\"B\n" +
 	"\x10UpcasterEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05types\x18\x02 \x03(\tR\x05types*j\n" +
+	"\x05types\x18\x02 \x03(\tR\x05types*\x8f\x01\n" +
 	"\x0eSubscriberKind\x12\x1f\n" +
 	"\x1bSUBSCRIBER_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SUBSCRIBER_KIND_SAGA\x10\x01\x12\x1d\n" +
-	"\x19SUBSCRIBER_KIND_PROJECTOR\x10\x02*g\n" +
+	"\x19SUBSCRIBER_KIND_PROJECTOR\x10\x02\x12#\n" +
+	"\x1fSUBSCRIBER_KIND_PROCESS_MANAGER\x10\x03*g\n" +
 	"\rStartPosition\x12\x1e\n" +
 	"\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17START_POSITION_EARLIEST\x10\x01\x12\x19\n" +

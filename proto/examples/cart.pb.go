@@ -804,6 +804,8 @@ type CartCheckedOut struct {
 	FinalSubtotal int64                  `protobuf:"varint,1,opt,name=final_subtotal,json=finalSubtotal,proto3" json:"final_subtotal,omitempty"`
 	DiscountCents int64                  `protobuf:"varint,2,opt,name=discount_cents,json=discountCents,proto3" json:"discount_cents,omitempty"`
 	Items         []*CartItem            `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	// The cart's customer, for the checkout process manager's order.
+	CustomerId    string `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,6 +859,13 @@ func (x *CartCheckedOut) GetItems() []*CartItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *CartCheckedOut) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
 }
 
 // A cart as rebuilt from its events; status is "active" or "checked_out"
@@ -1010,11 +1019,13 @@ const file_examples_cart_proto_rawDesc = "" +
 	"couponType\x12%\n" +
 	"\x0ediscount_cents\x18\x03 \x01(\x03R\rdiscountCents\"0\n" +
 	"\vCartCleared\x12!\n" +
-	"\fnew_subtotal\x18\x01 \x01(\x03R\vnewSubtotal\"\x88\x01\n" +
+	"\fnew_subtotal\x18\x01 \x01(\x03R\vnewSubtotal\"\xa9\x01\n" +
 	"\x0eCartCheckedOut\x12%\n" +
 	"\x0efinal_subtotal\x18\x01 \x01(\x03R\rfinalSubtotal\x12%\n" +
 	"\x0ediscount_cents\x18\x02 \x01(\x03R\rdiscountCents\x12(\n" +
-	"\x05items\x18\x03 \x03(\v2\x12.examples.CartItemR\x05items\"\xdd\x01\n" +
+	"\x05items\x18\x03 \x03(\v2\x12.examples.CartItemR\x05items\x12\x1f\n" +
+	"\vcustomer_id\x18\x04 \x01(\tR\n" +
+	"customerId\"\xdd\x01\n" +
 	"\tCartState\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12(\n" +

@@ -194,5 +194,6 @@ func checkout(s *examples.CartState, _ *examples.Checkout) ([]proto.Message, err
 		FinalSubtotal: s.SubtotalCents,
 		DiscountCents: min(s.DiscountCents, s.SubtotalCents),
 		Items:         s.Items,
+		CustomerId:    s.CustomerId,
 	}}, nil
 }

@@ -17,7 +17,7 @@ var (
 	created = &examples.CartCreated{CustomerId: "c-1"}
 	// two mugs at 1000: subtotal 2000
 	mugs       = &examples.ItemAdded{ProductId: "mug", Name: "Mug", Quantity: 2, UnitPriceCents: 1000, NewSubtotal: 2000}
-	checkedOut = &examples.CartCheckedOut{FinalSubtotal: 2000, Items: []*examples.CartItem{{ProductId: "mug", Name: "Mug", Quantity: 2, UnitPriceCents: 1000}}}
+	checkedOut = &examples.CartCheckedOut{FinalSubtotal: 2000, CustomerId: "c-1", Items: []*examples.CartItem{{ProductId: "mug", Name: "Mug", Quantity: 2, UnitPriceCents: 1000}}}
 )
 
 func TestCart(t *testing.T) {
@@ -81,7 +81,7 @@ func TestCart(t *testing.T) {
 		{Name: "checkout of 2000", Given: msgs{created, mugs}, When: &examples.Checkout{}, Then: msgs{checkedOut}},
 		{Name: "checkout carries the discount", Given: msgs{created, mugs, &examples.CouponApplied{CouponCode: "TEN", CouponType: "percentage", DiscountCents: 200}},
 			When: &examples.Checkout{},
-			Then: msgs{&examples.CartCheckedOut{FinalSubtotal: 2000, DiscountCents: 200, Items: checkedOut.Items}}},
+			Then: msgs{&examples.CartCheckedOut{FinalSubtotal: 2000, DiscountCents: 200, Items: checkedOut.Items, CustomerId: "c-1"}}},
 		{Name: "checkout an empty cart", Given: msgs{created}, When: &examples.Checkout{}, Code: codes.FailedPrecondition, Phrase: "empty"},
 		{Name: "checkout twice", Given: msgs{created, mugs, checkedOut}, When: &examples.Checkout{}, Code: codes.FailedPrecondition, Phrase: "already checked out"},
 		{Name: "checkout a missing cart", When: &examples.Checkout{}, Code: codes.FailedPrecondition, Phrase: "does not exist"},

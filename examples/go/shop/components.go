@@ -1,5 +1,5 @@
-// Package shop assembles the example shop: its six domains, three sagas and
-// the order-summary projector, as components that can each be registered on
+// Package shop assembles the example shop: its six domains, three sagas,
+// the order-summary projector and the checkout process manager, as components that can each be registered on
 // a gRPC server (the local mesh does this in-process) or served on their own
 // address (Run, the shop binary).
 package shop
@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/angzarr-mesh/angzarr/examples/go/cart"
+	"github.com/angzarr-mesh/angzarr/examples/go/checkout"
 	"github.com/angzarr-mesh/angzarr/examples/go/customer"
 	"github.com/angzarr-mesh/angzarr/examples/go/fulfillment"
 	"github.com/angzarr-mesh/angzarr/examples/go/inventory"
@@ -35,6 +36,8 @@ const (
 	// Upcaster serves angzarr.Upcaster for one domain: the event service
 	// calls it, not the domain's filter.
 	Upcaster Kind = "upcaster"
+	// ProcessManager serves angzarr.ProcessManager.
+	ProcessManager Kind = "process-manager"
 )
 
 // Component is one gRPC service of the shop.
@@ -47,14 +50,15 @@ type Component struct {
 	Kind Kind
 	// Domain is the domain a Logic or Upcaster component serves ("" otherwise).
 	Domain string
-	// Subscribes lists the domains whose events a saga or projector consumes.
+	// Subscribes lists the domains whose events a saga, process manager or
+	// projector consumes.
 	Subscribes []string
-	// Targets lists the domains a saga sends commands to.
+	// Targets lists the domains a saga or process manager sends commands to.
 	Targets []string
 	// Upcasts lists the stored event types an Upcaster takes.
 	Upcasts []string
 	// New returns a fresh handler: an angzarr.BusinessLogicServer,
-	// SagaServer, ProjectorServer or UpcasterServer.
+	// SagaServer, ProjectorServer, UpcasterServer or ProcessManagerServer.
 	New func() any
 }
 
@@ -69,7 +73,7 @@ func (c Component) Register(s grpc.ServiceRegistrar) (string, error) {
 }
 
 // All lists every component in a fixed order: domains, sagas, projector,
-// upcaster.
+// upcaster, process manager.
 // Run with Everything ("all") gives them consecutive ports in this order.
 func All() []Component {
 	logic := func(domain string, newLogic func() any) Component {
@@ -95,6 +99,10 @@ func All() []Component {
 		{
 			Name: product.UpcasterName, Kind: Upcaster, Domain: product.Domain, Upcasts: product.Upcaster().Types(),
 			New: func() any { return product.Upcaster() },
+		},
+		{
+			Name: checkout.Name, Kind: ProcessManager, Subscribes: checkout.Sources, Targets: checkout.Targets,
+			New: func() any { return checkout.ProcessManager() },
 		},
 	}
 }

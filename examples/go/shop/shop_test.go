@@ -208,15 +208,15 @@ func TestComponentsAreConsistent(t *testing.T) {
 		if serves != (c.Domain != "") {
 			t.Errorf("%s: domain %q", c.Ref(), c.Domain)
 		}
-		if (c.Kind == shop.Saga || c.Kind == shop.Projector) && len(c.Subscribes) == 0 {
+		if (c.Kind == shop.Saga || c.Kind == shop.Projector || c.Kind == shop.ProcessManager) && len(c.Subscribes) == 0 {
 			t.Errorf("%s subscribes to nothing", c.Ref())
 		}
 		if (c.Kind == shop.Upcaster) != (len(c.Upcasts) > 0) {
 			t.Errorf("%s: upcasts %v", c.Ref(), c.Upcasts)
 		}
 	}
-	if len(all) != 11 {
-		t.Fatalf("%d components, want 6 domains, 3 sagas, a projector and an upcaster", len(all))
+	if len(all) != 12 {
+		t.Fatalf("%d components, want 6 domains, 3 sagas, a projector, an upcaster and a process manager", len(all))
 	}
 }
 

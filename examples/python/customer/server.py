@@ -1,7 +1,7 @@
 """Serves the customer domain's business logic (angzarr.BusinessLogic) over
 gRPC, with the gRPC health service.
 
-    /usr/bin/python3 examples/python/customer/server.py --listen 127.0.0.1:50061
+    /usr/bin/python3 examples/python/customer/server.py --listen 127.0.0.1:50071
 
 It prints "listening on HOST:PORT" once it serves (port 0 picks a free one)
 and stops gracefully on SIGTERM or SIGINT.
@@ -49,7 +49,7 @@ def serve(listen):
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--listen", default="127.0.0.1:50061", help="address to listen on (port 0: a free port)")
+    parser.add_argument("--listen", default="127.0.0.1:50071", help="address to listen on (port 0: a free port)")
     args = parser.parse_args(argv)
 
     server, addr = serve(args.listen)

@@ -157,10 +157,15 @@ func OnResponseTrailers(id, trailers uint32) filter.Action {
 //go:wasmexport proxy_on_grpc_receive_initial_metadata
 func OnGrpcReceiveInitialMetadata(rootID, token, headers uint32) {}
 
-// OnGrpcReceiveTrailingMetadata ignores callout metadata.
+// OnGrpcReceiveTrailingMetadata lets the root keep a callout's status
+// details (Plugin.OnGrpcTrailingMetadata).
 //
 //go:wasmexport proxy_on_grpc_receive_trailing_metadata
-func OnGrpcReceiveTrailingMetadata(rootID, token, trailers uint32) {}
+func OnGrpcReceiveTrailingMetadata(rootID, token, trailers uint32) {
+	if root, ok := state().roots[rootID]; ok {
+		root.OnGrpcTrailingMetadata(token)
+	}
+}
 
 // OnGrpcReceive delivers a callout's response message.
 //

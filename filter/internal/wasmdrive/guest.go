@@ -231,6 +231,13 @@ func (g *Guest) OnGrpcReceive(token uint32, size int) error {
 	return err
 }
 
+// OnGrpcTrailingMetadata delivers a callout's trailers (n of them; the
+// Host answers their values) on the root context.
+func (g *Guest) OnGrpcTrailingMetadata(token uint32, n int) error {
+	_, err := g.call("proxy_on_grpc_receive_trailing_metadata", RootID, uint64(token), uint64(n))
+	return err
+}
+
 // OnGrpcClose delivers a callout's end on the root context; a failure's
 // message is what proxy_get_status answers meanwhile.
 func (g *Guest) OnGrpcClose(token, code uint32, message string) error {
@@ -284,6 +291,9 @@ func instantiateEnv(ctx context.Context, rt wazero.Runtime) error {
 	})
 	fn("proxy_get_header_map_value", n(5), func(g *Guest, m api.Module, s []uint64) proxywasm.Status {
 		mt, ok := mapArg(s[0])
+		if s[0] == uint64(proxywasm.MapGRPCTrailingMetadata) {
+			mt, ok = proxywasm.MapGRPCTrailingMetadata, true // a callout's trailers: readable, not writable
+		}
 		key, ok2 := read(m, s[1], s[2])
 		if !ok || !ok2 {
 			return proxywasm.StatusBadArgument

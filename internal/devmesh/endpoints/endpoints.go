@@ -47,6 +47,8 @@ type File struct {
 	// Sagas and Projectors map each subscriber's name to its address.
 	Sagas      map[string]string `json:"sagas,omitempty"`
 	Projectors map[string]string `json:"projectors,omitempty"`
+	// ProcessManagers maps each process manager's name to its address.
+	ProcessManagers map[string]string `json:"processManagers,omitempty"`
 }
 
 // Domain is where one domain is served.
