@@ -27,7 +27,7 @@ func TestPlanPorts(t *testing.T) {
 		"proxy-admin/customer": 41020, "logic/customer": 41030, "logic/fulfillment": 41035,
 		"saga/loyalty-earn": 41036, "saga/fulfillment": 41037, "saga/cancellation": 41038, "projector/order-summary": 41039,
 		"upcaster/product-upcaster": 41040,
-		"process-manager/checkout": 41041,
+		"process-manager/checkout":  41041,
 	}
 	got := map[string]int{}
 	for _, s := range cfg.plan() {
