@@ -25,10 +25,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/authz"
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/server"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/instrumented"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -86,9 +88,28 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		return err
 	}
 
+	files, authorizer, err := security(cfg, log, mp)
+	if err != nil {
+		return err
+	}
+	if files != nil {
+		cfg.fanoutDial = append(cfg.fanoutDial, identity.DialOption(files, identity.ID{}))
+	}
 	disp, src, err := newDispatcher(st, cfg, log, mp)
 	if err != nil {
 		return err
+	}
+	if authorizer != nil && src != nil {
+		if cfg.Fanout != "" { // in force before the first call, not after the dispatcher's first apply
+			fc, err := fanout.LoadFile(cfg.Fanout)
+			if err != nil {
+				return fmt.Errorf("eventsvc: %w", err)
+			}
+			if err := authorizer.Update(fc.GetAccess()); err != nil {
+				return fmt.Errorf("eventsvc: %s: access: %w", cfg.Fanout, err)
+			}
+		}
+		src = authorizer.Source(src)
 	}
 	dctx, dcancel := context.WithCancel(ctx)
 	dispatched := make(chan error, 1)
@@ -100,11 +121,15 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		return err
 	}
 	// Reused stream workers spare a goroutine (and its stack growth) per call.
-	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	sopts := []grpc.ServerOption{identity.ServerOption(files)}
+	if authorizer != nil {
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(authorizer.Unary()), grpc.ChainStreamInterceptor(authorizer.Stream()))
+	}
+	g := grpc.NewServer(append(sopts, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		// Server spans continue the caller's W3C trace context; health checks
 		// are left out.
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tracerProvider(cfg)), otelgrpc.WithMeterProvider(mp),
-			otelgrpc.WithPropagators(telemetry.Propagator()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))
+			otelgrpc.WithPropagators(telemetry.Propagator()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))...)
 	srv.Register(g)
 	disp.Admin().Register(g)
 	srv.NewGateway(disp).Register(g)
@@ -171,6 +196,33 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		cancel()
 	}
 	return runErr
+}
+
+// security loads the identity and builds the authorizer: files and an
+// authorizer for mTLS, an authorizer alone behind a sidecar, neither for
+// plaintext.
+func security(cfg Config, log *slog.Logger, mp metric.MeterProvider) (*identity.Files, *authz.Authorizer, error) {
+	var files *identity.Files
+	switch {
+	case cfg.IdentityFromSidecar:
+		log.Info("eventsvc: identities from the sidecar's " + identity.XFCCHeader + " header; the listener must be reachable only through it")
+	case cfg.Identity == (identity.Config{}):
+		return nil, nil, nil
+	default:
+		var err error
+		if files, err = cfg.Identity.Load("eventsvc", log); err != nil {
+			return nil, nil, fmt.Errorf("eventsvc: %w", err)
+		}
+		if files == nil { // --insecure
+			return nil, nil, nil
+		}
+		log.Info("eventsvc: mTLS with authorization", "identity", files.ID().String())
+	}
+	a, err := authz.New(authz.Options{Resolver: identity.Resolver{TrustXFCC: cfg.IdentityFromSidecar}, Logger: log, MeterProvider: mp})
+	if err != nil {
+		return nil, nil, err
+	}
+	return files, a, nil
 }
 
 // redact hides a password in a store URL for logs.

@@ -278,6 +278,9 @@ type FanoutConfig struct {
 	// The domain where refused saga commands are recorded as SagaFailed
 	// events (CompensationAction RECORD_FAILURE). Default "saga-failures".
 	FailureDomain string `protobuf:"bytes,4,opt,name=failure_domain,json=failureDomain,proto3" json:"failure_domain,omitempty"`
+	// Who may call the event service. Unset: nobody may (an event service
+	// with authorization on refuses every call but health checks).
+	Access        *AccessPolicy `protobuf:"bytes,20,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +343,13 @@ func (x *FanoutConfig) GetFailureDomain() string {
 	return ""
 }
 
+func (x *FanoutConfig) GetAccess() *AccessPolicy {
+	if x != nil {
+		return x.Access
+	}
+	return nil
+}
+
 // Where one domain's angzarr.BusinessCoordinator is served.
 type DomainEndpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -399,7 +409,7 @@ var File_angzarr_fanout_proto protoreflect.FileDescriptor
 
 const file_angzarr_fanout_proto_rawDesc = "" +
 	"\n" +
-	"\x14angzarr/fanout.proto\x12\aangzarr\x1a\x1aangzarr/compensation.proto\"\x84\x03\n" +
+	"\x14angzarr/fanout.proto\x12\aangzarr\x1a\x14angzarr/access.proto\x1a\x1aangzarr/compensation.proto\"\x84\x03\n" +
 	"\fSubscription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.angzarr.SubscriberKindR\x04kind\x12\x18\n" +
@@ -409,12 +419,13 @@ const file_angzarr_fanout_proto_rawDesc = "" +
 	"\x0etarget_domains\x18\x06 \x03(\tR\rtargetDomains\x12 \n" +
 	"\vsynchronous\x18\a \x01(\bR\vsynchronous\x12=\n" +
 	"\x0estart_position\x18\b \x01(\x0e2\x16.angzarr.StartPositionR\rstartPosition\x12P\n" +
-	"\x15compensation_fallback\x18\t \x03(\x0e2\x1b.angzarr.CompensationActionR\x14compensationFallback\"\xbf\x01\n" +
+	"\x15compensation_fallback\x18\t \x03(\x0e2\x1b.angzarr.CompensationActionR\x14compensationFallback\"\xee\x01\n" +
 	"\fFanoutConfig\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12;\n" +
 	"\rsubscriptions\x18\x02 \x03(\v2\x15.angzarr.SubscriptionR\rsubscriptions\x121\n" +
 	"\adomains\x18\x03 \x03(\v2\x17.angzarr.DomainEndpointR\adomains\x12%\n" +
-	"\x0efailure_domain\x18\x04 \x01(\tR\rfailureDomain\"B\n" +
+	"\x0efailure_domain\x18\x04 \x01(\tR\rfailureDomain\x12-\n" +
+	"\x06access\x18\x14 \x01(\v2\x15.angzarr.AccessPolicyR\x06access\"B\n" +
 	"\x0eDomainEndpoint\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress*j\n" +
@@ -448,6 +459,7 @@ var file_angzarr_fanout_proto_goTypes = []any{
 	(*FanoutConfig)(nil),    // 3: angzarr.FanoutConfig
 	(*DomainEndpoint)(nil),  // 4: angzarr.DomainEndpoint
 	(CompensationAction)(0), // 5: angzarr.CompensationAction
+	(*AccessPolicy)(nil),    // 6: angzarr.AccessPolicy
 }
 var file_angzarr_fanout_proto_depIdxs = []int32{
 	0, // 0: angzarr.Subscription.kind:type_name -> angzarr.SubscriberKind
@@ -455,11 +467,12 @@ var file_angzarr_fanout_proto_depIdxs = []int32{
 	5, // 2: angzarr.Subscription.compensation_fallback:type_name -> angzarr.CompensationAction
 	2, // 3: angzarr.FanoutConfig.subscriptions:type_name -> angzarr.Subscription
 	4, // 4: angzarr.FanoutConfig.domains:type_name -> angzarr.DomainEndpoint
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 5: angzarr.FanoutConfig.access:type_name -> angzarr.AccessPolicy
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_fanout_proto_init() }
@@ -467,6 +480,7 @@ func file_angzarr_fanout_proto_init() {
 	if File_angzarr_fanout_proto != nil {
 		return
 	}
+	file_angzarr_access_proto_init()
 	file_angzarr_compensation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -1,0 +1,120 @@
+package authz
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+)
+
+// Full method names the policy knows.
+const (
+	mLoad             = "/angzarr.EventStore/Load"
+	mAppend           = "/angzarr.EventStore/Append"
+	mReadLog          = "/angzarr.EventStore/ReadLog"
+	mListRoots        = "/angzarr.EventStore/ListRoots"
+	mGetEvents        = "/angzarr.EventQuery/GetEvents"
+	mSynchronize      = "/angzarr.EventQuery/Synchronize"
+	mGetRoots         = "/angzarr.EventQuery/GetAggregateRoots"
+	mFanoutAdminPfx   = "/angzarr.FanoutAdmin/"
+	mGatewayPfx       = "/angzarr.CommandGateway/"
+	mHealthPfx        = "/grpc.health.v1.Health/"
+	mReflectionPfx    = "/grpc.reflection."
+	actionReadHistory = "read"
+)
+
+// open reports whether a method needs no decision beyond an identity
+// (health checks, reflection).
+func open(method string) bool {
+	return hasPrefix(method, mHealthPfx) || hasPrefix(method, mReflectionPfx)
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// decide decides one request message of method by caller id.
+func (p *Policy) decide(id, method string, msg any) *denial {
+	switch {
+	case method == mLoad:
+		req, _ := msg.(*pb.LoadRequest)
+		_, d := p.write(id, req.GetCover().GetDomain(), "load")
+		return d
+	case method == mAppend:
+		req, _ := msg.(*pb.AppendRequest)
+		return p.appendAllowed(id, req)
+	case method == mReadLog:
+		req, _ := msg.(*pb.ReadLogRequest)
+		return p.read(id, req.GetDomain(), "read the log of")
+	case method == mListRoots:
+		req, _ := msg.(*pb.ListRootsRequest)
+		return p.read(id, req.GetDomain(), "list the roots of")
+	case method == mGetEvents || method == mSynchronize:
+		req, _ := msg.(*pb.Query)
+		return p.read(id, req.GetCover().GetDomain(), "query")
+	case method == mGetRoots:
+		if _, ok := msg.(*emptypb.Empty); !ok {
+			return &denial{id, "call " + method, "request type"}
+		}
+		return p.read(id, "", "list the roots")
+	case hasPrefix(method, mFanoutAdminPfx):
+		return p.admin(id, "use "+method)
+	case hasPrefix(method, mGatewayPfx):
+		return p.read(id, gatewayDomain(msg), "stream commands of")
+	}
+	return &denial{id, "call " + method, "no rule"}
+}
+
+// gatewayDomain is the domain of a gateway request's command.
+func gatewayDomain(msg any) string {
+	switch m := msg.(type) {
+	case *pb.CommandBook:
+		return m.GetCover().GetDomain()
+	case *pb.ExecuteStreamCountRequest:
+		return m.GetCommand().GetCover().GetDomain()
+	case *pb.ExecuteStreamTimeRequest:
+		return m.GetCommand().GetCover().GetDomain()
+	}
+	return ""
+}
+
+// appendAllowed allows a domain's writers to append events with types and
+// sequences, with a snapshot of the state after them; snapshot-only
+// appends, forced sequences and untyped events need the domain's rule to
+// allow them (admins may).
+func (p *Policy) appendAllowed(id string, req *pb.AppendRequest) *denial {
+	domain := req.GetCover().GetDomain()
+	r, d := p.write(id, domain, "append to")
+	if d != nil {
+		return d
+	}
+	admin := p.admins.has(id)
+	allow := func(ok bool, what, flag string) *denial {
+		if ok || admin {
+			return nil
+		}
+		return &denial{id, fmt.Sprintf("append %s to domain %q", what, domain), fmt.Sprintf("domains[%s].%s", domain, flag)}
+	}
+	if len(req.GetPages()) == 0 && req.GetSnapshotState() != nil {
+		if d := allow(r != nil && r.snapshotOnly, "a snapshot without events", "allow_snapshot_only"); d != nil {
+			return d
+		}
+	}
+	for _, pg := range req.GetPages() {
+		if pg.GetForce() {
+			if d := allow(r != nil && r.forced, "a page with a forced sequence", "allow_forced_sequences"); d != nil {
+				return d
+			}
+		}
+		if pg.GetEvent().GetTypeUrl() == "" {
+			if d := allow(r != nil && r.untyped, "an event without a type", "allow_untyped_events"); d != nil {
+				return d
+			}
+		}
+	}
+	if s := req.GetSnapshotState(); s != nil && s.GetTypeUrl() == "" {
+		if d := allow(r != nil && r.untyped, "a snapshot without a type", "allow_untyped_events"); d != nil {
+			return d
+		}
+	}
+	return nil
+}
