@@ -45,6 +45,9 @@ type Topology struct {
 	// Sagas consume the events of source domains and send commands to
 	// target domains.
 	Sagas []Saga `json:"sagas,omitempty"`
+	// Identity maps workload identities to what they may do in the event
+	// service (the access policy served with the fan-out configuration).
+	Identity WorkloadIdentities `json:"identity,omitempty"`
 }
 
 // Metadata names a topology document.
@@ -118,6 +121,23 @@ type Domain struct {
 	// inbound sidecar runs the filter); set it for standalone proxies
 	// (`angzarr proxy`, a standalone Envoy), whose ingress has its own port.
 	Coordinator string `json:"coordinator,omitempty"`
+	// Identities are the SPIFFE IDs of the domain's workloads (its
+	// filters): they alone Load/Append the domain. Default: for each
+	// workload with a namespace, spiffe://<trust domain>/ns/<namespace>/sa/<name>;
+	// annotated Kubernetes workloads add their service accounts.
+	Identities []string `json:"identities,omitempty"`
+	// Readers may query the domain's events (EventQuery).
+	Readers []string `json:"readers,omitempty"`
+	// Recorders may Record events of the domain (importers, operators).
+	Recorders []string `json:"recorders,omitempty"`
+	// AllowSnapshotOnly lets the domain's filters append a snapshot
+	// without events. Default false.
+	AllowSnapshotOnly bool `json:"allowSnapshotOnly,omitempty"`
+	// AllowForcedSequences lets them append pages with force. Default false.
+	AllowForcedSequences bool `json:"allowForcedSequences,omitempty"`
+	// AllowUntypedEvents lets them append events without a type. Default
+	// false.
+	AllowUntypedEvents bool `json:"allowUntypedEvents,omitempty"`
 }
 
 // coordinator returns host and port of the domain's BusinessCoordinator.
@@ -160,6 +180,9 @@ type Projector struct {
 	// StartPosition for a projector without a checkpoint: "earliest"
 	// (default for projectors) or "latest".
 	StartPosition string `json:"startPosition,omitempty"`
+	// Identity is the projector's SPIFFE ID: a reader of its domains.
+	// Optional.
+	Identity string `json:"identity,omitempty"`
 }
 
 // Saga reacts to the events of source domains with commands to target
@@ -182,6 +205,9 @@ type Saga struct {
 	// sent: "record-failure", "dead-letter", "escalate", "stop". Default
 	// [record-failure, dead-letter].
 	CompensationFallback []string `json:"compensationFallback,omitempty"`
+	// Identity is the saga's SPIFFE ID: a reader of its source domains.
+	// Optional.
+	Identity string `json:"identity,omitempty"`
 }
 
 // Start positions accepted in the topology.
@@ -313,6 +339,9 @@ func (t *Topology) clone() *Topology {
 	c.Domains = slices.Clone(t.Domains)
 	for i := range c.Domains {
 		c.Domains[i].Workloads = slices.Clone(c.Domains[i].Workloads)
+		c.Domains[i].Identities = slices.Clone(c.Domains[i].Identities)
+		c.Domains[i].Readers = slices.Clone(c.Domains[i].Readers)
+		c.Domains[i].Recorders = slices.Clone(c.Domains[i].Recorders)
 	}
 	c.Projectors = slices.Clone(t.Projectors)
 	for i := range c.Projectors {
@@ -323,5 +352,7 @@ func (t *Topology) clone() *Topology {
 		c.Sagas[i].Sources = slices.Clone(c.Sagas[i].Sources)
 		c.Sagas[i].Targets = slices.Clone(c.Sagas[i].Targets)
 	}
+	c.Identity.Admins = slices.Clone(t.Identity.Admins)
+	c.Identity.Readers = slices.Clone(t.Identity.Readers)
 	return &c
 }

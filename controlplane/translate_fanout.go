@@ -48,6 +48,7 @@ func translateFanout(t *Topology) *angzarr.FanoutConfig {
 		})
 	}
 	sort.Slice(fc.Domains, func(i, j int) bool { return fc.Domains[i].Domain < fc.Domains[j].Domain })
+	fc.Access = translateAccess(t)
 	return fc
 }
 
