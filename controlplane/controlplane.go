@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 )
 
 // DefaultListen is the default xDS address.
@@ -77,6 +79,13 @@ type Config struct {
 	// publications and the proxies' ACKs and NACKs (controlplane.*, see
 	// tracing.go). Default: the global provider (otel.GetTracerProvider).
 	TracerProvider trace.TracerProvider
+	// Identity is the control plane's workload identity: with certificate
+	// files xDS is served over mTLS to workloads of its trust domain;
+	// Identity.Insecure serves plaintext and logs a warning. The zero value
+	// is plaintext without a warning, for tests that build a Config
+	// in-process; `angzarr controlplane` requires --cert/--key/--ca or
+	// --insecure.
+	Identity identity.Config
 }
 
 // Validate reports every problem of the configuration at once.
@@ -99,6 +108,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Filter.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Identity != (identity.Config{}) {
+		if err := c.Identity.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -204,7 +218,18 @@ func (cp *ControlPlane) Serve(ctx context.Context, lis net.Listener) error {
 			return nil
 		})
 	}
-	g.Go(func() error { return serveXDS(ctx, lis, cp.pub) })
+	var files *identity.Files
+	if cp.cfg.Identity != (identity.Config{}) {
+		var err error
+		if files, err = cp.cfg.Identity.Load("controlplane", cp.log); err != nil {
+			lis.Close()
+			return fmt.Errorf("controlplane: %w", err)
+		}
+		if files != nil {
+			cp.log.Info("xDS over mTLS", "identity", files.ID().String())
+		}
+	}
+	g.Go(func() error { return serveXDS(ctx, lis, cp.pub, identity.ServerOption(files)) })
 	return g.Wait()
 }
 
