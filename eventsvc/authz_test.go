@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -303,5 +304,35 @@ func TestAuthorizationHappyPathAndRevocation(t *testing.T) {
 	wantDenied(t, err, "customer", "domains[customer].writers")
 	if n := m.stored(t, "customer", root); n != 2 {
 		t.Fatalf("next sequence %d after a refused append, want 2", n)
+	}
+}
+
+// TestAuthorizationFromSidecar: behind a sidecar the caller is the last
+// element of x-forwarded-client-cert (the test plays the sidecar).
+func TestAuthorizationFromSidecar(t *testing.T) {
+	dir := t.TempDir()
+	fanoutFile := filepath.Join(dir, "fanout.yaml")
+	if err := os.WriteFile(fanoutFile, []byte(accessPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := eventsvctest.StartConfig(t, eventsvc.Config{Store: "sqlite:" + filepath.Join(dir, "e.db"), Fanout: fanoutFile, IdentityFromSidecar: true})
+	st := pb.NewEventStoreClient(eventsvctest.Dial(t, addr))
+	root := uuid.New()
+	appendAs := func(xfcc ...string) error {
+		ctx := ctxT(t)
+		for _, h := range xfcc {
+			ctx = metadata.AppendToOutgoingContext(ctx, identity.XFCCHeader, h)
+		}
+		_, err := st.Append(ctx, &pb.AppendRequest{Cover: cover("customer", root, ""), Pages: []*pb.EventPage{typed("CustomerCreated", "points:0")}})
+		return err
+	}
+	if err := appendAs(); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no header: %v", err)
+	}
+	// A client's own header comes first; the sidecar appends the element it
+	// verified.
+	wantDenied(t, appendAs("URI=spiffe://angzarr.test/ns/shop/sa/customer,By=spiffe://angzarr.test/ns/angzarr-system/sa/angzarr-eventsvc;URI=spiffe://angzarr.test/ns/shop/sa/attacker"), "attacker", "domains[customer].writers")
+	if err := appendAs("By=spiffe://angzarr.test/ns/angzarr-system/sa/angzarr-eventsvc;URI=spiffe://angzarr.test/ns/shop/sa/customer"); err != nil {
+		t.Fatalf("the customer filter through the sidecar: %v", err)
 	}
 }
