@@ -1,0 +1,161 @@
+//go:build !wasip1
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
+	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
+	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/wasmhost"
+)
+
+// TestCommandPathWithIdentity runs the command path with mTLS everywhere:
+// client -> proxy listener (mTLS), filter -> event service (mTLS cluster,
+// the proxy's certificate), the event service authorizing the filter's
+// Load/Append from the access policy. A proxy whose identity is not the
+// domain's writer stores nothing.
+func TestCommandPathWithIdentity(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := identity.NewCA("angzarr.test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(ns, sa string) *identity.Files {
+		t.Helper()
+		is, err := ca.Issue(ns, sa, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ca.WriteFiles(filepath.Join(dir, sa), sa, is)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := identity.LoadFiles(c.CertFile, c.KeyFile, c.CAFile, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	esCert, err := ca.Issue("angzarr-system", "angzarr-eventsvc", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	esCfg, err := ca.WriteFiles(filepath.Join(dir, "eventsvc"), "eventsvc", esCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanout := filepath.Join(dir, "fanout.yaml")
+	policy := fmt.Sprintf("access:\n  admins: [spiffe://angzarr.test/ns/ops/sa/operator]\n  domains:\n    - domain: %s\n      writers: [spiffe://angzarr.test/ns/shop/sa/counter]\n", counter.Domain)
+	if err := os.WriteFile(fanout, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	es := eventsvctest.StartConfig(t, eventsvc.Config{Store: "redis://" + testredis.Start(t) + "/0", Identity: esCfg, Fanout: fanout, Logger: logger})
+
+	llis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, lcancel := context.WithCancel(context.Background())
+	ldone := make(chan error, 1)
+	go func() { ldone <- counter.Serve(lctx, llis, &counter.Service{}) }()
+	t.Cleanup(func() { lcancel(); <-ldone })
+
+	// proxy starts a proxy with the identity f and returns its address.
+	proxy := func(f *identity.Files) string {
+		t.Helper()
+		raw, err := json.Marshal(config.Config{Domains: []string{counter.Domain}, EventServiceCluster: "angzarr-eventsvc", BusinessLogicCluster: "angzarr-logic"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := wasmhost.New(context.Background(), wasmhost.Config{
+			FilterPath: wasmPath, Plugin: wasmhost.Plugin{Configuration: raw},
+			Upstream: llis.Addr().String(), Clusters: map[string]string{"angzarr-eventsvc": es, "angzarr-logic": llis.Addr().String()},
+			VMs: 1, Logger: logger,
+			ListenerTLS: identity.ServerTLS(f), ListenerID: f.ID().String(), ClusterTLS: identity.ClientTLS(f, identity.ID{}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pctx, pcancel := context.WithCancel(context.Background())
+		pdone := make(chan error, 1)
+		go func() { pdone <- h.Serve(pctx, plis) }()
+		t.Cleanup(func() { pcancel(); <-pdone; h.Close() })
+		return plis.Addr().String()
+	}
+	client := issue("shop", "web")
+	coordinator := func(addr string, dial grpc.DialOption) pb.BusinessCoordinatorClient {
+		cc, err := grpc.NewClient(addr, dial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return pb.NewBusinessCoordinatorClient(cc)
+	}
+	operator := issue("ops", "operator")
+	events := func(root []byte) uint32 {
+		t.Helper()
+		cc, err := grpc.NewClient(es, identity.DialOption(operator, identity.ID{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		resp, err := pb.NewEventStoreClient(cc).Load(ctxT(t), &pb.LoadRequest{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: root}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetNextSequence()
+	}
+
+	good := proxy(issue("shop", "counter"))
+	t.Run("the domain's own proxy stores the command's events", func(t *testing.T) {
+		root := newRoot(t)
+		if _, err := coordinator(good, identity.DialOption(client, identity.ID{})).Handle(ctxT(t), command(root, 0, 5)); err != nil {
+			t.Fatal(err)
+		}
+		if n := events(root); n != 1 {
+			t.Fatalf("next sequence %d, want 1", n)
+		}
+	})
+	t.Run("a plaintext client is refused by the proxy", func(t *testing.T) {
+		_, err := coordinator(good, grpc.WithTransportCredentials(insecure.NewCredentials())).Handle(ctxT(t), command(newRoot(t), 0, 5))
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("plaintext: %v", err)
+		}
+	})
+	t.Run("another workload's proxy cannot write the domain", func(t *testing.T) {
+		rogue := proxy(issue("shop", "rogue"))
+		root := newRoot(t)
+		_, err := coordinator(rogue, identity.DialOption(client, identity.ID{})).Handle(ctxT(t), command(root, 0, 5))
+		if err == nil {
+			t.Fatal("the rogue proxy's command succeeded")
+		}
+		t.Logf("rogue proxy: %v", err)
+		if n := events(root); n != 0 {
+			t.Fatalf("next sequence %d, want 0", n)
+		}
+	})
+}
