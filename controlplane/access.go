@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/angzarr-mesh/angzarr/filter/config"
 	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -24,6 +25,13 @@ type WorkloadIdentities struct {
 	Admins []string `json:"admins,omitempty"`
 	// Readers may read every domain (the console, the CLI's events verb).
 	Readers []string `json:"readers,omitempty"`
+	// Proxies says every proxy runs with mTLS (Istio under STRICT
+	// PeerAuthentication, `angzarr proxy` with certificates): the filters
+	// then trust the caller identity the proxy sets, Record is allowed only
+	// to a domain's recorders (and the admins), and idempotency keys belong
+	// to their caller (saga keys stay shared among the event service and
+	// the domains' proxies). Default false: callers are anonymous.
+	Proxies bool `json:"proxies,omitempty"`
 }
 
 // DefaultTrustDomain is Istio's default trust domain.
@@ -154,4 +162,20 @@ func sortedUnique(in []string) []string {
 	out := slices.Clone(in)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// callerIdentity sets the filter's caller-identity settings for domain d
+// when the topology says proxies run with mTLS.
+func callerIdentity(t *Topology, d *Domain, c *config.Config) {
+	if !t.Identity.Proxies {
+		return
+	}
+	td := t.trustDomain()
+	c.CallerIdentity = true
+	c.Recorders = sortedUnique(append(slices.Clone(d.Recorders), t.Identity.Admins...))
+	issuers := []string{t.eventServiceIdentity()}
+	for i := range t.Domains {
+		issuers = append(issuers, t.Domains[i].identities(td)...)
+	}
+	c.SagaIssuers = sortedUnique(issuers)
 }

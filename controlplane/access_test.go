@@ -55,3 +55,24 @@ func TestAccessPolicyFromTopology(t *testing.T) {
 		t.Errorf("file topology mutated: %v", d.Identities)
 	}
 }
+
+// TestCallerIdentityInFilterConfig: with identity.proxies the filters trust
+// the caller identity; recorders are the domain's and the admins.
+func TestCallerIdentityInFilterConfig(t *testing.T) {
+	top := loadShop(t)
+	top.Domains[0].Recorders = []string{"spiffe://cluster.local/ns/ops/sa/importer"}
+	c := pluginConfig(top, top.Domains[0].Name, "e", "l", istioNames)
+	if !c.CallerIdentity || !slices.Equal(c.Recorders, []string{"spiffe://cluster.local/ns/angzarr-system/sa/angzarr-operator", "spiffe://cluster.local/ns/ops/sa/importer"}) {
+		t.Fatalf("caller identity %v, recorders %v", c.CallerIdentity, c.Recorders)
+	}
+	if !slices.Contains(c.SagaIssuers, "spiffe://cluster.local/ns/angzarr-system/sa/angzarr-eventsvc") || !slices.Contains(c.SagaIssuers, "spiffe://cluster.local/ns/shop/sa/order") {
+		t.Fatalf("saga issuers %v", c.SagaIssuers)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	top.Identity.Proxies = false
+	if c := pluginConfig(top, top.Domains[0].Name, "e", "l", istioNames); c.CallerIdentity || c.Recorders != nil {
+		t.Fatalf("without identity.proxies: %+v", c)
+	}
+}
