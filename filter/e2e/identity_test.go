@@ -83,7 +83,8 @@ func TestCommandPathWithIdentity(t *testing.T) {
 	// proxy starts a proxy with the identity f and returns its address.
 	proxy := func(f *identity.Files) string {
 		t.Helper()
-		raw, err := json.Marshal(config.Config{Domains: []string{counter.Domain}, EventServiceCluster: "angzarr-eventsvc", BusinessLogicCluster: "angzarr-logic"})
+		raw, err := json.Marshal(config.Config{Domains: []string{counter.Domain}, EventServiceCluster: "angzarr-eventsvc", BusinessLogicCluster: "angzarr-logic",
+			CallerIdentity: true, Recorders: []string{"spiffe://angzarr.test/ns/ops/sa/importer"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +139,40 @@ func TestCommandPathWithIdentity(t *testing.T) {
 		}
 		if n := events(root); n != 1 {
 			t.Fatalf("next sequence %d, want 1", n)
+		}
+	})
+	t.Run("Record only for recorders", func(t *testing.T) {
+		root := newRoot(t)
+		book := &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: root}}, Pages: []*pb.EventPage{counter.Event(5000000)}}
+		_, err := coordinator(good, identity.DialOption(client, identity.ID{})).Record(ctxT(t), book)
+		if status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("Record by a client: %v", err)
+		}
+		if n := events(root); n != 0 {
+			t.Fatalf("next sequence %d after a refused Record", n)
+		}
+		if _, err := coordinator(good, identity.DialOption(issue("ops", "importer"), identity.ID{})).Record(ctxT(t), book); err != nil {
+			t.Fatalf("Record by the importer: %v", err)
+		}
+		if n := events(root); n != 1 {
+			t.Fatalf("next sequence %d after the importer's Record", n)
+		}
+	})
+	t.Run("an idempotency key belongs to its caller", func(t *testing.T) {
+		root := newRoot(t)
+		a := command(root, 0, 4)
+		a.IdempotencyKey = "k-1"
+		if _, err := coordinator(good, identity.DialOption(client, identity.ID{})).Handle(ctxT(t), a); err != nil {
+			t.Fatal(err)
+		}
+		b := command(root, 1, 7)
+		b.IdempotencyKey = "k-1"
+		resp, err := coordinator(good, identity.DialOption(issue("shop", "mobile"), identity.ID{})).Handle(ctxT(t), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := events(root); n != 2 || resp.GetEvents().GetPages()[0].GetNum() != 1 {
+			t.Fatalf("B's command with A's key: next sequence %d, answer %v", n, resp)
 		}
 	})
 	t.Run("a plaintext client is refused by the proxy", func(t *testing.T) {
