@@ -48,6 +48,9 @@ type EventsConfig struct {
 	Addr string
 	// DataDir is where the local mesh's endpoints.json is. Default ".angzarr".
 	DataDir string
+	// Dial is the connection's transport: mTLS with an operator's
+	// certificate (internal/identity.DialOption). Default plaintext.
+	Dial grpc.DialOption
 	// DescriptorSet adds event types not registered in the binary.
 	DescriptorSet string
 	// Out receives the events.
@@ -155,7 +158,11 @@ func Events(ctx context.Context, c EventsConfig) error {
 		}
 		addr = f.EventService
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := c.Dial
+	if dial == nil {
+		dial = grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	conn, err := grpc.NewClient(addr, dial)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,9 @@ type SendConfig struct {
 	Addr string
 	// DataDir is where the local mesh's endpoints.json is. Default ".angzarr".
 	DataDir string
+	// Dial is the connection's transport: mTLS with an operator's
+	// certificate (internal/identity.DialOption). Default plaintext.
+	Dial grpc.DialOption
 	// DescriptorSet is a FileDescriptorSet with the command's type, for
 	// types not registered in the binary. Optional.
 	DescriptorSet string
@@ -132,7 +135,11 @@ func Send(ctx context.Context, c SendConfig) error {
 			return err
 		}
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := c.Dial
+	if dial == nil {
+		dial = grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	conn, err := grpc.NewClient(addr, dial)
 	if err != nil {
 		return err
 	}
