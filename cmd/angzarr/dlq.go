@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/internal/client"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -44,6 +45,9 @@ func (a *adminFlags) eventService() string {
 // dial connects to the event service's FanoutAdmin.
 func (a *adminFlags) dial(ctx context.Context) (pb.FanoutAdminClient, context.Context, func(), error) {
 	dial, err := a.id.dial()
+	if err == nil && dial == nil {
+		dial, err = client.DialFor("")
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/angzarr-mesh/angzarr/internal/identity"
 )
@@ -23,8 +22,8 @@ func (i *identityFlags) add(f *pflag.FlagSet) {
 }
 
 // clientIdentityFlags are a client verb's certificate: mTLS when --cert,
-// --key and --ca are given, plaintext otherwise (the local mesh of
-// `angzarr dev` still serves plaintext).
+// --key and --ca are given; otherwise the operator certificate of the
+// running local mesh when it requires mTLS, else plaintext.
 type clientIdentityFlags struct {
 	cfg identity.Config
 }
@@ -35,10 +34,11 @@ func (c *clientIdentityFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&c.cfg.CAFile, "ca", "", "CA bundle (PEM) the server must chain to")
 }
 
-// dial is the transport the flags describe.
+// dial is the transport the flags describe; without flags, the local
+// mesh's operator certificate when it runs mTLS, else plaintext.
 func (c *clientIdentityFlags) dial() (grpc.DialOption, error) {
 	if c.cfg == (identity.Config{}) {
-		return grpc.WithTransportCredentials(insecure.NewCredentials()), nil
+		return nil, nil // the client package decides (client.DialFor)
 	}
 	if err := c.cfg.Validate(); err != nil {
 		return nil, err

@@ -50,6 +50,9 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 		case s.shop == nil:
 		case s.shop.Kind == shop.Logic:
 			d := controlplane.Domain{Name: s.domain, Service: c.Host, Port: s.port, Coordinator: proxies[s.domain]}
+			if !c.Insecure {
+				d.Identities = []string{id(proxyAccount(s.domain))}
+			}
 			if d.Name == "order" {
 				d.MaxRetries = 12 // as in examples/topology.yaml: sagas write back
 			}
@@ -57,10 +60,22 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 		case s.shop.Kind == shop.Saga:
 			t.Sagas = append(t.Sagas, controlplane.Saga{Name: s.shop.Name, Address: s.addr(c.Host),
 				Sources: s.shop.Subscribes, Targets: s.shop.Targets})
+			if !c.Insecure {
+				t.Sagas[len(t.Sagas)-1].Identity = id(subscriberAccount(s.shop.Name))
+			}
 		case s.shop.Kind == shop.Projector:
 			t.Projectors = append(t.Projectors, controlplane.Projector{Name: s.shop.Name, Address: s.addr(c.Host),
 				Domains: s.shop.Subscribes, Synchronous: true, StartPosition: controlplane.StartEarliest})
+			if !c.Insecure {
+				t.Projectors[len(t.Projectors)-1].Identity = id(subscriberAccount(s.shop.Name))
+			}
 		}
+	}
+	if !c.Insecure {
+		// Every component has an identity of the local CA; the operator
+		// (the client verbs) administers.
+		t.Identity = controlplane.WorkloadIdentities{TrustDomain: TrustDomain, EventService: id(eventServiceAccount),
+			Admins: []string{id(operatorAccount)}, Proxies: true}
 	}
 	return t
 }
