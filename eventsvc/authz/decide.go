@@ -2,9 +2,11 @@ package authz
 
 import (
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/angzarr-mesh/angzarr/internal/sagakey"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -59,22 +61,42 @@ func (p *Policy) decide(id, method string, msg any) *denial {
 	case hasPrefix(method, mFanoutAdminPfx):
 		return p.admin(id, "use "+method)
 	case hasPrefix(method, mGatewayPfx):
-		return p.read(id, gatewayDomain(msg), "stream commands of")
+		if d := p.read(id, gatewayDomain(msg), "stream commands of"); d != nil {
+			return d
+		}
+		return p.gatewaySaga(id, msg)
 	}
 	return &denial{id, "call " + method, "no rule"}
 }
 
-// gatewayDomain is the domain of a gateway request's command.
-func gatewayDomain(msg any) string {
+// gatewaySaga refuses a gateway command that passes for a saga's (a saga
+// origin or a saga idempotency key) unless an admin sends it: the gateway
+// executes commands with the event service's identity, which the domains'
+// filters trust with saga keys.
+func (p *Policy) gatewaySaga(id string, msg any) *denial {
+	cmd := gatewayCommand(msg)
+	if cmd.GetSagaOrigin() == nil && !strings.HasPrefix(cmd.GetIdempotencyKey(), sagakey.Prefix) || p.admins.has(id) {
+		return nil
+	}
+	return &denial{id, "send a saga's command through the gateway", "admins"}
+}
+
+// gatewayCommand is a gateway request's command.
+func gatewayCommand(msg any) *pb.CommandBook {
 	switch m := msg.(type) {
 	case *pb.CommandBook:
-		return m.GetCover().GetDomain()
+		return m
 	case *pb.ExecuteStreamCountRequest:
-		return m.GetCommand().GetCover().GetDomain()
+		return m.GetCommand()
 	case *pb.ExecuteStreamTimeRequest:
-		return m.GetCommand().GetCover().GetDomain()
+		return m.GetCommand()
 	}
-	return ""
+	return nil
+}
+
+// gatewayDomain is the domain of a gateway request's command.
+func gatewayDomain(msg any) string {
+	return gatewayCommand(msg).GetCover().GetDomain()
 }
 
 // appendAllowed allows a domain's writers to append events with types and

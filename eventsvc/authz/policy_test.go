@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/angzarr-mesh/angzarr/internal/sagakey"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -31,5 +32,34 @@ func TestCompileRefusesBadPolicies(t *testing.T) {
 	}
 	if d := p.decide("spiffe://td/ns/a/sa/b", "/angzarr.Unknown/Call", nil); d == nil || d.rule != "no rule" {
 		t.Fatalf("unknown method: %v", d)
+	}
+}
+
+// TestGatewayRefusesSagaCommands: the gateway executes commands with the
+// event service's identity, which filters trust with saga keys; only an
+// admin may send a saga's command through it.
+func TestGatewayRefusesSagaCommands(t *testing.T) {
+	p, err := Compile(&pb.AccessPolicy{
+		Admins:  []string{"spiffe://td/ns/ops/sa/operator"},
+		Domains: []*pb.DomainAccess{{Domain: "customer", Readers: []string{"spiffe://td/ns/shop/sa/console"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const method = "/angzarr.CommandGateway/ExecuteStream"
+	console := "spiffe://td/ns/shop/sa/console"
+	plain := &pb.CommandBook{Cover: &pb.Cover{Domain: "customer"}}
+	if d := p.decide(console, method, plain); d != nil {
+		t.Fatalf("a reader's plain command: %v", d)
+	}
+	keyed := &pb.CommandBook{Cover: &pb.Cover{Domain: "customer"}, IdempotencyKey: sagakey.Key("loyalty-earn", "order", make([]byte, 16), 3, 0)}
+	origin := &pb.CommandBook{Cover: &pb.Cover{Domain: "customer"}, SagaOrigin: &pb.SagaCommandOrigin{SagaName: "loyalty-earn"}}
+	for name, c := range map[string]any{"saga key": keyed, "saga origin": origin, "count request": &pb.ExecuteStreamCountRequest{Command: keyed}} {
+		if d := p.decide(console, method, c); d == nil || d.rule != "admins" {
+			t.Errorf("%s: %v", name, d)
+		}
+		if d := p.decide("spiffe://td/ns/ops/sa/operator", method, c); d != nil {
+			t.Errorf("%s by the operator: %v", name, d)
+		}
 	}
 }
