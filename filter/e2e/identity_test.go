@@ -28,85 +28,111 @@ import (
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
 
+// secureStack is the command path with mTLS everywhere: a CA, an event
+// service with authorization (the counter domain written by
+// spiffe://angzarr.test/ns/shop/sa/counter, an operator admin), the counter
+// logic, and proxies of given identities.
+type secureStack struct {
+	t      testing.TB
+	dir    string
+	ca     *identity.CA
+	es     string
+	logic  string
+	logger *slog.Logger
+}
+
+func startSecure(t testing.TB) *secureStack {
+	t.Helper()
+	s := &secureStack{t: t, dir: t.TempDir()}
+	var err error
+	if s.ca, err = identity.NewCA("angzarr.test", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	esCert, err := s.ca.Issue("angzarr-system", "angzarr-eventsvc", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	esCfg, err := s.ca.WriteFiles(filepath.Join(s.dir, "eventsvc"), "eventsvc", esCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanout := filepath.Join(s.dir, "fanout.yaml")
+	policy := fmt.Sprintf("access:\n  admins: [spiffe://angzarr.test/ns/ops/sa/operator]\n  domains:\n    - domain: %s\n      writers: [spiffe://angzarr.test/ns/shop/sa/counter]\n", counter.Domain)
+	if err := os.WriteFile(fanout, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
+	s.es = eventsvctest.StartConfig(t, eventsvc.Config{Store: "redis://" + testredis.Start(t) + "/0", Identity: esCfg, Fanout: fanout, Logger: s.logger})
+
+	llis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.logic = llis.Addr().String()
+	lctx, lcancel := context.WithCancel(context.Background())
+	ldone := make(chan error, 1)
+	go func() { ldone <- counter.Serve(lctx, llis, &counter.Service{}) }()
+	t.Cleanup(func() { lcancel(); <-ldone })
+	return s
+}
+
+// issue returns the loaded certificate of ns/sa.
+func (s *secureStack) issue(ns, sa string) *identity.Files {
+	s.t.Helper()
+	is, err := s.ca.Issue(ns, sa, time.Time{}, time.Time{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c, err := s.ca.WriteFiles(filepath.Join(s.dir, sa), sa, is)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	f, err := identity.LoadFiles(c.CertFile, c.KeyFile, c.CAFile, "")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return f
+}
+
+// proxy starts a proxy with the identity f (vms Wasm VMs) and returns its
+// address.
+func (s *secureStack) proxy(f *identity.Files, vms int) string {
+	t := s.t
+	t.Helper()
+	raw, err := json.Marshal(config.Config{Domains: []string{counter.Domain}, EventServiceCluster: "angzarr-eventsvc", BusinessLogicCluster: "angzarr-logic",
+		CallerIdentity: true, Recorders: []string{"spiffe://angzarr.test/ns/ops/sa/importer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := wasmhost.New(context.Background(), wasmhost.Config{
+		FilterPath: wasmPath, Plugin: wasmhost.Plugin{Configuration: raw},
+		Upstream: s.logic, Clusters: map[string]string{"angzarr-eventsvc": s.es, "angzarr-logic": s.logic},
+		VMs: vms, Logger: s.logger,
+		ListenerTLS: identity.ServerTLS(f), ListenerID: f.ID().String(), ClusterTLS: identity.ClientTLS(f, identity.ID{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(context.Background())
+	pdone := make(chan error, 1)
+	go func() { pdone <- h.Serve(pctx, plis) }()
+	t.Cleanup(func() { pcancel(); <-pdone; h.Close() })
+	return plis.Addr().String()
+}
+
 // TestCommandPathWithIdentity runs the command path with mTLS everywhere:
 // client -> proxy listener (mTLS), filter -> event service (mTLS cluster,
 // the proxy's certificate), the event service authorizing the filter's
 // Load/Append from the access policy. A proxy whose identity is not the
 // domain's writer stores nothing.
 func TestCommandPathWithIdentity(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := identity.NewCA("angzarr.test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(ns, sa string) *identity.Files {
-		t.Helper()
-		is, err := ca.Issue(ns, sa, time.Time{}, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := ca.WriteFiles(filepath.Join(dir, sa), sa, is)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := identity.LoadFiles(c.CertFile, c.KeyFile, c.CAFile, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	esCert, err := ca.Issue("angzarr-system", "angzarr-eventsvc", time.Time{}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	esCfg, err := ca.WriteFiles(filepath.Join(dir, "eventsvc"), "eventsvc", esCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fanout := filepath.Join(dir, "fanout.yaml")
-	policy := fmt.Sprintf("access:\n  admins: [spiffe://angzarr.test/ns/ops/sa/operator]\n  domains:\n    - domain: %s\n      writers: [spiffe://angzarr.test/ns/shop/sa/counter]\n", counter.Domain)
-	if err := os.WriteFile(fanout, []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	es := eventsvctest.StartConfig(t, eventsvc.Config{Store: "redis://" + testredis.Start(t) + "/0", Identity: esCfg, Fanout: fanout, Logger: logger})
-
-	llis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lctx, lcancel := context.WithCancel(context.Background())
-	ldone := make(chan error, 1)
-	go func() { ldone <- counter.Serve(lctx, llis, &counter.Service{}) }()
-	t.Cleanup(func() { lcancel(); <-ldone })
-
-	// proxy starts a proxy with the identity f and returns its address.
-	proxy := func(f *identity.Files) string {
-		t.Helper()
-		raw, err := json.Marshal(config.Config{Domains: []string{counter.Domain}, EventServiceCluster: "angzarr-eventsvc", BusinessLogicCluster: "angzarr-logic",
-			CallerIdentity: true, Recorders: []string{"spiffe://angzarr.test/ns/ops/sa/importer"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := wasmhost.New(context.Background(), wasmhost.Config{
-			FilterPath: wasmPath, Plugin: wasmhost.Plugin{Configuration: raw},
-			Upstream: llis.Addr().String(), Clusters: map[string]string{"angzarr-eventsvc": es, "angzarr-logic": llis.Addr().String()},
-			VMs: 1, Logger: logger,
-			ListenerTLS: identity.ServerTLS(f), ListenerID: f.ID().String(), ClusterTLS: identity.ClientTLS(f, identity.ID{}),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		plis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pctx, pcancel := context.WithCancel(context.Background())
-		pdone := make(chan error, 1)
-		go func() { pdone <- h.Serve(pctx, plis) }()
-		t.Cleanup(func() { pcancel(); <-pdone; h.Close() })
-		return plis.Addr().String()
-	}
+	st := startSecure(t)
+	es, issue := st.es, st.issue
+	proxy := func(f *identity.Files) string { return st.proxy(f, 1) }
 	client := issue("shop", "web")
 	coordinator := func(addr string, dial grpc.DialOption) pb.BusinessCoordinatorClient {
 		cc, err := grpc.NewClient(addr, dial)
