@@ -17,15 +17,16 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
 	"github.com/angzarr-mesh/angzarr/console"
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/internal/client"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
@@ -87,7 +88,13 @@ func TestConsoleInABrowser(t *testing.T) {
 		ep = f
 		return true, ""
 	})
-	conn, err := grpc.NewClient(ep.EventService, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The mesh runs mTLS with authorization: the test acts as its operator,
+	// and its projector has a certificate of the mesh's CA.
+	dial, err := client.DialFor(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(ep.EventService, dial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +105,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// A projector that refuses one order's events until it is fixed.
 	audit := &auditProjector{poison: map[uuid.UUID]bool{}}
-	addProjector(t, data, controlplane.Projector{Name: "audit", Address: serveGRPC(t, func(s *grpc.Server) { pb.RegisterProjectorServer(s, audit) }),
+	addProjector(t, data, controlplane.Projector{Name: "audit", Address: serveGRPC(t, func(s *grpc.Server) { pb.RegisterProjectorServer(s, audit) }, meshServerOption(t, data, "subscriber-audit")),
 		Domains: []string{"order"}, StartPosition: controlplane.StartEarliest})
 	testutil.EventuallyWhy(t, func() (bool, string) {
 		_, err := admin.GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: "audit"})
@@ -110,7 +117,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	corr := "order-" + order.String()
 	send := func(domain string, root uuid.UUID, corr string, seq uint32, msg proto.Message) {
 		t.Helper()
-		c, err := grpc.NewClient(ep.Domains[domain].Coordinator, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := grpc.NewClient(ep.Domains[domain].Coordinator, dial)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,6 +290,29 @@ func TestConsoleInABrowser(t *testing.T) {
 
 // addProjector adds a projector to the running mesh's topology file; the
 // control plane reads it again and pushes the fan-out configuration.
+// meshServerOption is the transport of a server with a certificate the
+// local mesh in data issued for service account sa.
+func meshServerOption(t *testing.T, data, sa string) grpc.ServerOption {
+	t.Helper()
+	ca, err := identity.LoadCA(filepath.Join(data, endpoints.IdentityDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := ca.Issue("angzarr-dev", sa, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ca.WriteFiles(t.TempDir(), sa, is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := identity.LoadFiles(c.CertFile, c.KeyFile, c.CAFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return identity.ServerOption(files)
+}
+
 func addProjector(t *testing.T, data string, p controlplane.Projector) {
 	t.Helper()
 	path := filepath.Join(data, devmesh.TopologyFile)

@@ -153,13 +153,13 @@ func startRig(t *testing.T) *rig {
 	return r
 }
 
-func serveGRPC(t *testing.T, register func(*grpc.Server)) string {
+func serveGRPC(t *testing.T, register func(*grpc.Server), opts ...grpc.ServerOption) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	register(s)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(lis) }()

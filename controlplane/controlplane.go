@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 )
 
 // DefaultListen is the default xDS address.
@@ -86,6 +88,13 @@ type Config struct {
 	// publications and the proxies' ACKs and NACKs (controlplane.*, see
 	// tracing.go). Default: the global provider (otel.GetTracerProvider).
 	TracerProvider trace.TracerProvider
+	// Identity is the control plane's workload identity: with certificate
+	// files xDS is served over mTLS to workloads of its trust domain;
+	// Identity.Insecure serves plaintext and logs a warning. The zero value
+	// is plaintext without a warning, for tests that build a Config
+	// in-process; `angzarr controlplane` requires --cert/--key/--ca or
+	// --insecure.
+	Identity identity.Config
 }
 
 // Validate reports every problem of the configuration at once.
@@ -108,6 +117,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Filter.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Identity != (identity.Config{}) {
+		if err := c.Identity.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -194,6 +208,20 @@ func (cp *ControlPlane) LastError() error {
 // Serve runs the sources and serves xDS on lis (and the metrics on
 // Config.MetricsListener) until ctx is done.
 func (cp *ControlPlane) Serve(ctx context.Context, lis net.Listener) error {
+	// The identity first: nothing starts with certificates that do not load.
+	var files *identity.Files
+	if cp.cfg.Identity != (identity.Config{}) {
+		var err error
+		if files, err = cp.cfg.Identity.Load("controlplane", cp.log); err != nil {
+			lis.Close()
+			return fmt.Errorf("controlplane: %w", err)
+		}
+		if files != nil {
+			cp.log.Info("xDS over mTLS", "identity", files.ID().String())
+		}
+	}
+	// The schema registry is called with the control plane's identity.
+	cp.schemas.registryDial = identity.DialOption(files, identity.ID{})
 	g, ctx := errgroup.WithContext(ctx)
 	if mlis := cp.cfg.MetricsListener; mlis != nil {
 		if cp.promReg == nil { // a MeterProvider of the caller's
@@ -218,7 +246,7 @@ func (cp *ControlPlane) Serve(ctx context.Context, lis net.Listener) error {
 			return nil
 		})
 	}
-	g.Go(func() error { return serveXDS(ctx, lis, cp.pub) })
+	g.Go(func() error { return serveXDS(ctx, lis, cp.pub, identity.ServerOption(files)) })
 	if iv := cmp.Or(cp.cfg.SchemaInterval, 30*time.Second); iv > 0 {
 		g.Go(func() error { cp.recheckSchemas(ctx, iv); return nil })
 	}

@@ -43,6 +43,10 @@ type schemaGuard struct {
 	timeout  time.Duration // per call
 	refused  metric.Int64Counter
 
+	// registryDial is how the registry is reached: with the control
+	// plane's identity (set by Serve before any check). Logic services are
+	// reached in plaintext, as their own proxy reaches them.
+	registryDial grpc.DialOption
 	// kick receives a value when a check could not register a domain,
 	// for an early retry.
 	kick chan struct{}
@@ -66,18 +70,24 @@ func newSchemaGuard(log *slog.Logger, topologyPath, registry string, mp metric.M
 		kick: make(chan struct{}, 1), conns: map[string]*grpc.ClientConn{}}, nil
 }
 
-// conn returns a client connection to addr, kept for later checks.
-func (g *schemaGuard) conn(addr string) (*grpc.ClientConn, error) {
+// conn returns a client connection to addr (the registry's when registry),
+// kept for later checks.
+func (g *schemaGuard) conn(addr string, registry bool) (*grpc.ClientConn, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if c, ok := g.conns[addr]; ok {
+	key := fmt.Sprint(registry, " ", addr)
+	if c, ok := g.conns[key]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if registry && g.registryDial != nil {
+		creds = g.registryDial
+	}
+	c, err := grpc.NewClient(addr, creds)
 	if err != nil {
 		return nil, err
 	}
-	g.conns[addr] = c
+	g.conns[key] = c
 	return c, nil
 }
 
@@ -136,7 +146,7 @@ func (e *schemaRefusal) Error() string {
 func (g *schemaGuard) checkDomain(ctx context.Context, registryAddr string, d *Domain) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	rc, err := g.conn(registryAddr)
+	rc, err := g.conn(registryAddr, true)
 	if err != nil {
 		return err
 	}
@@ -182,7 +192,7 @@ func (g *schemaGuard) descriptors(ctx context.Context, reg pb.SchemaRegistryClie
 	}
 	slices.Sort(names)
 	addr := d.Service + ":" + fmt.Sprint(d.Port)
-	lc, err := g.conn(addr)
+	lc, err := g.conn(addr, false)
 	if err != nil {
 		return nil, "", err
 	}

@@ -22,13 +22,13 @@ import (
 // ECDS, CDS, LDS and RDS services, each state of the world and delta, plus
 // the gRPC health service (SERVING once a first topology is applied; the
 // readiness probe of the Deployment).
-func serveXDS(ctx context.Context, lis net.Listener, p *Publisher) error {
+func serveXDS(ctx context.Context, lis net.Listener, p *Publisher, opts ...grpc.ServerOption) error {
 	xds := serverv3.NewServer(ctx, p.Cache(), newCallbacks(p))
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append(opts,
 		grpc.MaxConcurrentStreams(1_000_000),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, xds)
 	extensionservice.RegisterExtensionConfigDiscoveryServiceServer(gs, xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xds)

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 )
 
 // Annotations on a workload's pod template (or a bare pod) read by the
@@ -44,6 +46,9 @@ type Workload struct {
 	Service     string
 	Port        int
 	ServicePort int
+	// ServiceAccount the pods run as ("default" when unset): the
+	// workload's identity, a writer of its domain.
+	ServiceAccount string
 }
 
 // NewKubernetesClient connects to the API server: in-cluster when
@@ -138,6 +143,7 @@ func annotatedWorkloads(ds []*appsv1.Deployment, ps []*corev1.Pod, ss []*corev1.
 	for _, d := range ds {
 		tpl := d.Spec.Template
 		if w, ok := workloadOf(d.Namespace, d.Name, tpl.Annotations, tpl.Labels, tpl.Spec.Containers, ss, log); ok {
+			w.ServiceAccount = serviceAccount(tpl.Spec)
 			byKey[w.Namespace+"/"+w.Name] = w
 		}
 	}
@@ -147,6 +153,7 @@ func annotatedWorkloads(ds []*appsv1.Deployment, ps []*corev1.Pod, ss []*corev1.
 			continue
 		}
 		if w, ok := workloadOf(p.Namespace, name, p.Annotations, p.Labels, p.Spec.Containers, ss, log); ok {
+			w.ServiceAccount = serviceAccount(p.Spec)
 			byKey[w.Namespace+"/"+w.Name] = w
 		}
 	}
@@ -307,6 +314,33 @@ func serviceHost(s *corev1.Service) string {
 	return s.Name + "." + s.Namespace + ".svc.cluster.local"
 }
 
+// addWorkloadIdentity makes an annotated workload's service account a
+// writer of its domain (after the identities the domain had, declared or
+// defaulted from its workloads). A name that makes no identity adds none.
+func addWorkloadIdentity(d *Domain, td string, w Workload) {
+	if w.ServiceAccount == "" {
+		return
+	}
+	id, err := identity.New(td, w.Namespace, w.ServiceAccount)
+	if err != nil {
+		return
+	}
+	if d.Identities == nil {
+		d.Identities = slices.Clone(d.identities(td))
+	}
+	if !slices.Contains(d.Identities, id.String()) {
+		d.Identities = append(d.Identities, id.String())
+	}
+}
+
+// serviceAccount is the service account a pod runs as.
+func serviceAccount(spec corev1.PodSpec) string {
+	if spec.ServiceAccountName != "" {
+		return spec.ServiceAccountName
+	}
+	return "default"
+}
+
 // podWorkloadName names a pod's workload the way Istio does: a
 // ReplicaSet's pod belongs to the Deployment (the ReplicaSet name less its
 // pod-template-hash), another controller's pod to that controller, a bare
@@ -338,8 +372,12 @@ func mergeWorkloads(t *Topology, ws []Workload) *Topology {
 		d, ok := out.domain(w.Domain)
 		if !ok {
 			out.Domains = append(out.Domains, Domain{Name: w.Domain, Service: w.Service, Port: w.Port, ServicePort: w.ServicePort, Workloads: []WorkloadRef{ref}})
+			// Its identity is the service account, not one guessed from the name.
+			out.Domains[len(out.Domains)-1].Identities = []string{}
+			addWorkloadIdentity(&out.Domains[len(out.Domains)-1], out.trustDomain(), w)
 			continue
 		}
+		addWorkloadIdentity(d, out.trustDomain(), w)
 		if len(d.Workloads) == 0 {
 			d.Workloads = d.workloads()
 		}

@@ -44,6 +44,7 @@ func TestAnnotatedWorkloads(t *testing.T) {
 		deployment("billing", "invoice", map[string]string{DomainAnnotation: "invoice", PortAnnotation: "9000",
 			ServiceAnnotation: "invoices.billing.svc.cluster.local"}, 1),
 	}
+	ds[0].Spec.Template.Spec.ServiceAccountName = "order-writer"
 	ps := []*corev1.Pod{
 		{ // a pod of the order Deployment: represented by the Deployment
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "order-5d8c7-abcde",
@@ -63,10 +64,10 @@ func TestAnnotatedWorkloads(t *testing.T) {
 	}
 	got := annotatedWorkloads(ds, ps, nil, slog.New(slog.DiscardHandler))
 	want := []Workload{
-		{Namespace: "billing", Name: "invoice", Domain: "invoice", Service: "invoices.billing.svc.cluster.local", Port: 9000},
-		{Namespace: "lab", Name: "probe", Domain: "probe", Service: "probe.lab.svc.cluster.local", Port: 8000},
-		{Namespace: "shop", Name: "ledger", Domain: "ledger", Service: "ledger.shop.svc.cluster.local", Port: 7000},
-		{Namespace: "shop", Name: "order", Domain: "order", Service: "order.shop.svc.cluster.local", Port: 50051},
+		{Namespace: "billing", Name: "invoice", Domain: "invoice", Service: "invoices.billing.svc.cluster.local", Port: 9000, ServiceAccount: "default"},
+		{Namespace: "lab", Name: "probe", Domain: "probe", Service: "probe.lab.svc.cluster.local", Port: 8000, ServiceAccount: "default"},
+		{Namespace: "shop", Name: "ledger", Domain: "ledger", Service: "ledger.shop.svc.cluster.local", Port: 7000, ServiceAccount: "default"},
+		{Namespace: "shop", Name: "order", Domain: "order", Service: "order.shop.svc.cluster.local", Port: 50051, ServiceAccount: "order-writer"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("workloads\n got %+v\nwant %+v", got, want)
@@ -162,10 +163,10 @@ func TestServicePorts(t *testing.T) {
 	}
 	got := annotatedWorkloads(ds, nil, ss, slog.New(slog.DiscardHandler))
 	want := []Workload{
-		{Namespace: "billing", Name: "invoice", Domain: "invoice", Service: "invoices.billing.svc.cluster.local", Port: 9000, ServicePort: 443},
-		{Namespace: "shop", Name: "cart", Domain: "cart", Service: "cart-api.shop.svc.cluster.local", Port: 50051, ServicePort: 80},
-		{Namespace: "shop", Name: "ledger", Domain: "ledger", Service: "ledger.shop.svc.cluster.local", Port: 7000},
-		{Namespace: "shop", Name: "order", Domain: "order", Service: "order.shop.svc.cluster.local", Port: 50051},
+		{Namespace: "billing", Name: "invoice", Domain: "invoice", Service: "invoices.billing.svc.cluster.local", Port: 9000, ServicePort: 443, ServiceAccount: "default"},
+		{Namespace: "shop", Name: "cart", Domain: "cart", Service: "cart-api.shop.svc.cluster.local", Port: 50051, ServicePort: 80, ServiceAccount: "default"},
+		{Namespace: "shop", Name: "ledger", Domain: "ledger", Service: "ledger.shop.svc.cluster.local", Port: 7000, ServiceAccount: "default"},
+		{Namespace: "shop", Name: "order", Domain: "order", Service: "order.shop.svc.cluster.local", Port: 50051, ServiceAccount: "default"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("workloads\n got %+v\nwant %+v", got, want)

@@ -49,6 +49,9 @@ type Topology struct {
 	// per workflow (correlation id) in a domain of their own and send
 	// commands to target domains.
 	ProcessManagers []ProcessManager `json:"processManagers,omitempty"`
+	// Identity maps workload identities to what they may do in the event
+	// service (the access policy served with the fan-out configuration).
+	Identity WorkloadIdentities `json:"identity,omitempty"`
 }
 
 // Metadata names a topology document.
@@ -133,6 +136,23 @@ type Domain struct {
 	// last good configuration serving on. Default: none, the domain's
 	// stored types are not guarded.
 	Descriptors *DescriptorSource `json:"descriptors,omitempty"`
+	// Identities are the SPIFFE IDs of the domain's workloads (its
+	// filters): they alone Load/Append the domain. Default: for each
+	// workload with a namespace, spiffe://<trust domain>/ns/<namespace>/sa/<name>;
+	// annotated Kubernetes workloads add their service accounts.
+	Identities []string `json:"identities,omitempty"`
+	// Readers may query the domain's events (EventQuery).
+	Readers []string `json:"readers,omitempty"`
+	// Recorders may Record events of the domain (importers, operators).
+	Recorders []string `json:"recorders,omitempty"`
+	// AllowSnapshotOnly lets the domain's filters append a snapshot
+	// without events. Default false.
+	AllowSnapshotOnly bool `json:"allowSnapshotOnly,omitempty"`
+	// AllowForcedSequences lets them append pages with force. Default false.
+	AllowForcedSequences bool `json:"allowForcedSequences,omitempty"`
+	// AllowUntypedEvents lets them append events without a type. Default
+	// false.
+	AllowUntypedEvents bool `json:"allowUntypedEvents,omitempty"`
 }
 
 // DescriptorSource is where a domain's descriptors come from. A file wins
@@ -200,6 +220,9 @@ type Projector struct {
 	// StartPosition for a projector without a checkpoint: "earliest"
 	// (default for projectors) or "latest".
 	StartPosition string `json:"startPosition,omitempty"`
+	// Identity is the projector's SPIFFE ID: a reader of its domains.
+	// Optional.
+	Identity string `json:"identity,omitempty"`
 }
 
 // Saga reacts to the events of source domains with commands to target
@@ -222,6 +245,9 @@ type Saga struct {
 	// sent: "record-failure", "dead-letter", "escalate", "stop". Default
 	// [record-failure, dead-letter].
 	CompensationFallback []string `json:"compensationFallback,omitempty"`
+	// Identity is the saga's SPIFFE ID: a reader of its source domains.
+	// Optional.
+	Identity string `json:"identity,omitempty"`
 }
 
 // ProcessManager is a stateful orchestrator (angzarr.ProcessManager): the
@@ -387,6 +413,9 @@ func (t *Topology) clone() *Topology {
 	c.Domains = slices.Clone(t.Domains)
 	for i := range c.Domains {
 		c.Domains[i].Workloads = slices.Clone(c.Domains[i].Workloads)
+		c.Domains[i].Identities = slices.Clone(c.Domains[i].Identities)
+		c.Domains[i].Readers = slices.Clone(c.Domains[i].Readers)
+		c.Domains[i].Recorders = slices.Clone(c.Domains[i].Recorders)
 	}
 	c.Projectors = slices.Clone(t.Projectors)
 	for i := range c.Projectors {
@@ -403,5 +432,7 @@ func (t *Topology) clone() *Topology {
 		pm.Sources, pm.Targets = slices.Clone(pm.Sources), slices.Clone(pm.Targets)
 		pm.CompensationFallback = slices.Clone(pm.CompensationFallback)
 	}
+	c.Identity.Admins = slices.Clone(t.Identity.Admins)
+	c.Identity.Readers = slices.Clone(t.Identity.Readers)
 	return &c
 }

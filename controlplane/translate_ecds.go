@@ -74,6 +74,7 @@ func pluginConfig(t *Topology, domain, eventCluster, logicCluster string, names 
 			}
 		}
 	}
+	callerIdentity(t, d, c)
 	return c
 }
 

@@ -64,6 +64,7 @@ func translateFanout(t *Topology) *angzarr.FanoutConfig {
 		fc.Domains = append(fc.Domains, ep)
 	}
 	sort.Slice(fc.Domains, func(i, j int) bool { return fc.Domains[i].Domain < fc.Domains[j].Domain })
+	fc.Access = translateAccess(t)
 	return fc
 }
 

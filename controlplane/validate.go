@@ -207,6 +207,7 @@ func (t *Topology) Validate() error {
 			add("eventService.failureDomain", "%q is a declared domain: the failure domain's events are the framework's", f)
 		}
 	}
+	errs = append(errs, t.validateIdentity()...)
 	return errors.Join(errs...)
 }
 

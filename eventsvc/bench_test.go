@@ -310,7 +310,11 @@ func run(b *testing.B, c int, op func(ctx context.Context, client int, i int) er
 // appendThroughput: each client appends one event at a time to its own
 // aggregate with the expected sequence.
 func appendThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
-	domain := storetest.Domain(b)
+	return appendThroughputIn(b, conns, c, storetest.Domain(b))
+}
+
+// appendThroughputIn is appendThroughput in a given domain.
+func appendThroughputIn(b *testing.B, conns []*grpc.ClientConn, c int, domain string) float64 {
 	roots := make([]uuid.UUID, c)
 	next := make([]uint32, c)
 	for i := range roots {

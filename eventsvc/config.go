@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 )
 
 // Config configures the event service.
@@ -62,6 +64,22 @@ type Config struct {
 	FanoutBackoff time.Duration
 	// FanoutBackoffMax caps the wait between delivery attempts. Default 10s.
 	FanoutBackoffMax time.Duration
+	// Identity is the event service's workload identity. With certificate
+	// files it serves mTLS, authorizes every call from the access policy
+	// of the fan-out configuration (angzarr.AccessPolicy; nothing but
+	// health checks before one arrives) and its dispatcher presents the
+	// certificate to subscribers and coordinators. Identity.Insecure
+	// serves plaintext without authorization and logs a warning. The zero
+	// value is plaintext without authorization and no warning, for tests
+	// that build a Config in-process; `angzarr eventsvc` requires
+	// --cert/--key/--ca or --insecure.
+	Identity identity.Config
+	// IdentityFromSidecar authorizes every call from the identity in the
+	// x-forwarded-client-cert header of the sidecar in front of the event
+	// service, which terminates mTLS (Istio): the listener is plaintext
+	// and must be reachable only through that sidecar. Not with
+	// certificate files. Default false.
+	IdentityFromSidecar bool
 	// FanoutEscalationWebhook, when set, receives a POST of every escalated
 	// saga refusal (fanout.Options.EscalationWebhook). Default none.
 	FanoutEscalationWebhook string
@@ -69,6 +87,8 @@ type Config struct {
 	// subscriber's worker delivers in parallel
 	// (fanout.Options.Concurrency). Default 8.
 	FanoutConcurrency int
+
+	fanoutDial []grpc.DialOption // the dispatcher's credentials, set by Serve
 }
 
 // fanoutOptions are the dispatcher's options from the configuration.
@@ -76,7 +96,7 @@ func (c Config) fanoutOptions() fanout.Options {
 	return fanout.Options{
 		MaxAttempts: c.FanoutMaxAttempts, BackoffBase: c.FanoutBackoff, BackoffMax: c.FanoutBackoffMax,
 		PollInterval: c.PollInterval, Logger: c.Logger, TracerProvider: c.TracerProvider,
-		EscalationWebhook: c.FanoutEscalationWebhook, Concurrency: c.FanoutConcurrency,
+		EscalationWebhook: c.FanoutEscalationWebhook, Concurrency: c.FanoutConcurrency, DialOptions: c.fanoutDial,
 	}
 }
 
@@ -115,6 +135,15 @@ func (c Config) Validate() error {
 	}
 	if err := c.fanoutOptions().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.IdentityFromSidecar {
+		if c.Identity.CertFile != "" || c.Identity.KeyFile != "" || c.Identity.CAFile != "" || c.Identity.Insecure {
+			errs = append(errs, errors.New("identity from the sidecar: no certificate files and no --insecure (the sidecar terminates mTLS)"))
+		}
+	} else if c.Identity != (identity.Config{}) {
+		if err := c.Identity.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must not be negative", c.ShutdownTimeout))

@@ -25,12 +25,14 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/authz"
 	"github.com/angzarr-mesh/angzarr/eventsvc/fanout"
 	"github.com/angzarr-mesh/angzarr/eventsvc/schemareg"
 	"github.com/angzarr-mesh/angzarr/eventsvc/server"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/instrumented"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/upcast"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/internal/telemetry"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -87,18 +89,37 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	files, authorizer, err := security(cfg, log, mp)
+	if err != nil {
+		return err
+	}
+	if files != nil {
+		cfg.fanoutDial = append(cfg.fanoutDial, identity.DialOption(files, identity.ID{}))
+	}
 	// Every read, the dispatcher's too, comes back upcast to current
-	// versions; the upcasters follow the fan-out configuration.
-	upcasters := upcast.NewTable(upcast.Options{})
+	// versions; the upcasters follow the fan-out configuration and are
+	// reached with the event service's identity, as subscribers are.
+	upcasters := upcast.NewTable(upcast.Options{DialOptions: cfg.fanoutDial})
 	defer upcasters.Close()
 	st := upcast.New(inst, upcasters)
-
 	disp, src, err := newDispatcher(st, cfg, log, mp)
 	if err != nil {
 		return err
 	}
 	if src != nil {
 		src = alsoApply{Source: src, check: upcasters.Check, apply: upcasters.Apply}
+	}
+	if authorizer != nil && src != nil {
+		if cfg.Fanout != "" { // in force before the first call, not after the dispatcher's first apply
+			fc, err := fanout.LoadFile(cfg.Fanout)
+			if err != nil {
+				return fmt.Errorf("eventsvc: %w", err)
+			}
+			if err := authorizer.Update(fc.GetAccess()); err != nil {
+				return fmt.Errorf("eventsvc: %s: access: %w", cfg.Fanout, err)
+			}
+		}
+		src = authorizer.Source(src)
 	}
 	dctx, dcancel := context.WithCancel(ctx)
 	dispatched := make(chan error, 1)
@@ -120,11 +141,15 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		return err
 	}
 	// Reused stream workers spare a goroutine (and its stack growth) per call.
-	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	sopts := []grpc.ServerOption{identity.ServerOption(files)}
+	if authorizer != nil {
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(authorizer.Unary()), grpc.ChainStreamInterceptor(authorizer.Stream()))
+	}
+	g := grpc.NewServer(append(sopts, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		// Server spans continue the caller's W3C trace context; health checks
 		// are left out.
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tracerProvider(cfg)), otelgrpc.WithMeterProvider(mp),
-			otelgrpc.WithPropagators(telemetry.Propagator()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))
+			otelgrpc.WithPropagators(telemetry.Propagator()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))...)
 	srv.Register(g)
 	disp.Admin().Register(g)
 	srv.NewGateway(disp).Register(g)
@@ -192,6 +217,33 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		cancel()
 	}
 	return runErr
+}
+
+// security loads the identity and builds the authorizer: files and an
+// authorizer for mTLS, an authorizer alone behind a sidecar, neither for
+// plaintext.
+func security(cfg Config, log *slog.Logger, mp metric.MeterProvider) (*identity.Files, *authz.Authorizer, error) {
+	var files *identity.Files
+	switch {
+	case cfg.IdentityFromSidecar:
+		log.Info("eventsvc: identities from the sidecar's " + identity.XFCCHeader + " header; the listener must be reachable only through it")
+	case cfg.Identity == (identity.Config{}):
+		return nil, nil, nil
+	default:
+		var err error
+		if files, err = cfg.Identity.Load("eventsvc", log); err != nil {
+			return nil, nil, fmt.Errorf("eventsvc: %w", err)
+		}
+		if files == nil { // --insecure
+			return nil, nil, nil
+		}
+		log.Info("eventsvc: mTLS with authorization", "identity", files.ID().String())
+	}
+	a, err := authz.New(authz.Options{Resolver: identity.Resolver{TrustXFCC: cfg.IdentityFromSidecar}, Logger: log, MeterProvider: mp})
+	if err != nil {
+		return nil, nil, err
+	}
+	return files, a, nil
 }
 
 // redact hides a password in a store URL for logs.

@@ -45,6 +45,13 @@ func (s *Stream) onRequestHeaders(endOfStream bool) Action {
 	s.attemptStart = s.start
 	s.readDeadline()
 	s.readTraceHeaders()
+	s.readCaller()
+	if s.kind == kindRecord {
+		if st := s.authorizeRecord(); st != nil {
+			s.fail(st, OutcomeDenied)
+			return Pause
+		}
+	}
 	if err := s.host().ReplaceHeader(RequestHeaders, ":path", PathLogicHandle); err != nil {
 		s.fail(statusf(Internal, "rewrite :path: %v", err), OutcomeError)
 		return Pause
@@ -202,7 +209,7 @@ func (s *Stream) startCommand(cmd *wire.CommandBook) {
 	}
 	s.setCorrelation(cmd.Cover)
 	s.cmd = cmd
-	s.idemKey = idempotencyKey(cmd)
+	s.idemKey = s.scopeKey(idempotencyKey(cmd))
 	if s.startFromCache() {
 		return
 	}

@@ -74,6 +74,9 @@ type Stream struct {
 	cmd         *wire.CommandBook
 	correlation string
 	idemKey     string
+	// caller is the client's identity from x-forwarded-client-cert, with
+	// CallerIdentity ("" when it has none).
+	caller string
 	// expected is the aggregate sequence the next append expects.
 	expected uint32
 	retries  int

@@ -25,8 +25,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	extensionsapi "istio.io/api/extensions/v1alpha1"
 	networkingapi "istio.io/api/networking/v1alpha3"
+	securityapi "istio.io/api/security/v1beta1"
 	extensionsv1alpha1 "istio.io/client-go/pkg/apis/extensions/v1alpha1"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	istioscheme "istio.io/client-go/pkg/clientset/versioned/scheme"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -157,6 +159,13 @@ func build(t *testing.T) *index {
 						ix.selectors[fmt.Sprintf("NetworkPolicy %s/%s peer %d", v.Namespace, v.Name, j)] = from.PodSelector.MatchLabels
 					}
 				}
+			}
+		case *securityv1.PeerAuthentication:
+			specOf(t, o, &securityapi.PeerAuthentication{})
+		case *securityv1.AuthorizationPolicy:
+			specOf(t, o, &securityapi.AuthorizationPolicy{})
+			if sel := v.Spec.GetSelector().GetMatchLabels(); sel != nil {
+				ix.selectors["AuthorizationPolicy "+v.Namespace+"/"+v.Name] = sel
 			}
 		default:
 			t.Errorf("%s: unexpected kind %T", o.file, v)
@@ -349,6 +358,28 @@ func TestControlPlaneInstall(t *testing.T) {
 			}
 			if svc.Namespace != dep.Namespace {
 				t.Errorf("domain %s: Service and workload in different namespaces", dom.Name)
+			}
+		}
+	}
+	// Each domain's workload runs as a service account the access policy
+	// makes a writer of its domain, and nothing else's.
+	tr, err := controlplane.Translate(top, controlplane.Options{WasmFile: "/filter.wasm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writers := map[string][]string{}
+	for _, d := range tr.Fanout.GetAccess().GetDomains() {
+		for _, w := range d.GetWriters() {
+			writers[w] = append(writers[w], d.GetDomain())
+		}
+	}
+	for _, dom := range top.Domains {
+		for _, w := range dom.Workloads {
+			if dep := ix.deployments[w.Namespace+"/"+w.Name]; dep != nil {
+				id := "spiffe://cluster.local/ns/" + dep.Namespace + "/sa/" + dep.Spec.Template.Spec.ServiceAccountName
+				if got := writers[id]; !slices.Equal(got, []string{dom.Name}) {
+					t.Errorf("Deployment %s runs as %s, which writes %v; want [%s]", dep.Name, id, got, dom.Name)
+				}
 			}
 		}
 	}

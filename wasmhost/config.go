@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +133,24 @@ type Config struct {
 	// angzarr.command.total instruments. Default: a provider of the host's
 	// own, rendered at the end of /stats/prometheus.
 	MeterProvider otelmetric.MeterProvider
+
+	// ListenerTLS, when set, serves the listener over TLS (HTTP/2 by ALPN)
+	// with this configuration, typically requiring client certificates
+	// (internal/identity.ServerTLS). Like Envoy's HCM with
+	// forward_client_cert_details SANITIZE_SET, a request's own
+	// x-forwarded-client-cert is dropped and, on a connection with a client
+	// certificate, set to the element By=<ListenerID>;URI=<the client's URI
+	// SAN>. Default: cleartext (h2c), and the header is dropped all the same.
+	ListenerTLS *tls.Config
+	// ListenerID is the proxy's own URI SAN for the By of the
+	// x-forwarded-client-cert it sets. Optional.
+	ListenerID string
+	// ClusterTLS, when set, makes every callout cluster (the event service,
+	// coordinators, sagas, projectors) a TLS upstream with this client
+	// configuration (internal/identity.ClientTLS), HTTP/2 by ALPN. The
+	// business-logic upstream stays cleartext: it is the pod's own.
+	// Default: h2c to every cluster.
+	ClusterTLS *tls.Config
 }
 
 func (c *Config) withDefaults() Config {

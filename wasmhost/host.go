@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h.upstreamAddr.Store(&upstream)
 	h.timeouts.Store(&timeouts{idle: cfg.StreamIdleTimeout, request: cfg.RequestTimeout})
 	h.upstream = newH2CTransport()
-	h.callouts = newH2CTransport()
+	h.callouts = newClusterTransport(cfg.ClusterTLS)
 	g, err := newGeneration(ctx, h, cfg.Plugin)
 	if err != nil {
 		h.workers.close()
@@ -287,9 +288,16 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 // The server is net/http's (server.go); each stream is handed to a worker
 // goroutine (ServeHTTP).
 func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
-	return serve(ctx, ln, newServer(h, &h.cfg, h.log, func(ctx context.Context, c net.Conn) context.Context {
+	srv := newServer(xfccSanitizer{h}, &h.cfg, h.log, func(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, downstreamConnKey{}, &downstreamConn{conn: c, worker: int(h.connSeq.Add(1) - 1)})
-	}))
+	})
+	if h.cfg.ListenerTLS != nil {
+		cfg := h.cfg.ListenerTLS.Clone()
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+		srv.Protocols.SetHTTP2(true)
+		ln = tls.NewListener(ln, cfg)
+	}
+	return serve(ctx, ln, srv)
 }
 
 // ServeAdmin serves the admin endpoints on ln until ctx is done:

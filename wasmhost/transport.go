@@ -1,6 +1,8 @@
 package wasmhost
 
 import (
+	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
@@ -25,13 +27,35 @@ const (
 // as Envoy's HTTP/2 connection pool does.
 type h2cTransport struct{ t *http.Transport }
 
-func newH2CTransport() *h2cTransport {
+func newH2CTransport() *h2cTransport { return newClusterTransport(nil) }
+
+// newClusterTransport is newH2CTransport, over TLS when tlsCfg is set: each
+// connection is a TLS client connection (ALPN h2) on which the same
+// prior-knowledge HTTP/2 client runs, so requests keep their http:// URLs.
+func newClusterTransport(tlsCfg *tls.Config) *h2cTransport {
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive}
+	dial := d.DialContext
+	if tlsCfg != nil {
+		cfg := tlsCfg.Clone()
+		cfg.NextProtos = []string{"h2"}
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(c, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tc, nil
+		}
+	}
 	return &h2cTransport{t: &http.Transport{
 		Protocols:              &protocols,
-		DialContext:            d.DialContext,
+		DialContext:            dial,
 		IdleConnTimeout:        upstreamIdleTimeout,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		// The proxy forwards bodies as they are: no Accept-Encoding added,

@@ -97,7 +97,8 @@ func TestSchemaRefuses(t *testing.T) {
 		{"credentials for the bundled Redis", map[string]any{"store": map[string]any{"auth": map[string]any{"existingSecret": "x"}}}, "/store/auth/existingSecret"},
 		{"credentials with SQLite", map[string]any{"store": map[string]any{"type": "sqlite", "auth": map[string]any{"existingSecret": "x"}}, "eventService": map[string]any{"replicas": 1}}, "/store/auth/existingSecret"},
 		{"bad Secret key", map[string]any{"store": map[string]any{"type": "redisCluster", "redisCluster": map[string]any{"addresses": []any{"a:1"}}, "auth": map[string]any{"existingSecret": "x", "passwordKey": "a b"}}}, "/store/auth/passwordKey"},
-		{"identity not yet defined", map[string]any{"identity": map[string]any{"enabled": true}}, "identity"},
+		{"identity principal with spiffe://", map[string]any{"identity": map[string]any{"eventServiceClients": []any{"spiffe://cluster.local/ns/a/sa/b"}}}, "/identity/eventServiceClients/0"},
+		{"identity unknown key", map[string]any{"identity": map[string]any{"admins": []any{"x"}}}, "admins"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := render(ch, tc.vals, releaseNamespace)
@@ -144,6 +145,9 @@ var goldens = []golden{
 	{"istio/envoyfilter.yaml", "istio", "envoyfilter.yaml"},
 	{"istio/variants/bootstrap-override.yaml", "istio-bootstrap-override", "envoyfilter.yaml"},
 	{"istio/variants/wasmplugin.yaml", "istio-wasmplugin", "wasmplugin.yaml"},
+	{"istio/identity.yaml", "istio", "identity.yaml"},
+	{"istio/variants/wasmplugin-identity.yaml", "istio-wasmplugin", "identity.yaml"},
+	{"istio/variants/wasmplugin-eventsvc.yaml", "istio-wasmplugin", "eventsvc.yaml"},
 }
 
 // command is the `helm template` equivalent of a value set.

@@ -14,8 +14,10 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	extensionsapi "istio.io/api/extensions/v1alpha1"
 	networkingapi "istio.io/api/networking/v1alpha3"
+	securityapi "istio.io/api/security/v1beta1"
 	extensionsv1alpha1 "istio.io/client-go/pkg/apis/extensions/v1alpha1"
 	networkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -47,6 +49,8 @@ type index struct {
 	filters      []*networkingv1alpha3.EnvoyFilter
 	plugins      []*extensionsv1alpha1.WasmPlugin
 	monitors     []*serviceMonitor
+	peerAuths    []*securityv1.PeerAuthentication
+	authzs       []*securityv1.AuthorizationPolicy
 }
 
 func key(ns, name string) string { return ns + "/" + name }
@@ -110,6 +114,14 @@ func indexObjects(t *testing.T, objs []object) *index {
 			specOf(t, o, &extensionsapi.WasmPlugin{})
 			ix.plugins = append(ix.plugins, v)
 			id = "WasmPlugin/" + key(v.Namespace, v.Name)
+		case *securityv1.PeerAuthentication:
+			specOf(t, o, &securityapi.PeerAuthentication{})
+			ix.peerAuths = append(ix.peerAuths, v)
+			id = "PeerAuthentication/" + key(v.Namespace, v.Name)
+		case *securityv1.AuthorizationPolicy:
+			specOf(t, o, &securityapi.AuthorizationPolicy{})
+			ix.authzs = append(ix.authzs, v)
+			id = "AuthorizationPolicy/" + key(v.Namespace, v.Name)
 		default:
 			t.Errorf("%s: unexpected kind %T", o.template, v)
 			continue
@@ -749,7 +761,7 @@ func checkNamespaces(t *testing.T, objs []object) {
 			kind = fmt.Sprintf("%T", v)
 		}
 		switch {
-		case strings.HasSuffix(o.template, "/envoyfilter.yaml"), strings.HasSuffix(o.template, "/wasmplugin.yaml"):
+		case strings.HasSuffix(o.template, "/envoyfilter.yaml"), strings.HasSuffix(o.template, "/wasmplugin.yaml"), strings.HasSuffix(o.template, "/identity.yaml"):
 		case kind == "*v1.Namespace", kind == "*v1.ClusterRole", kind == "*v1.ClusterRoleBinding":
 			if ns != "" {
 				t.Errorf("%s: cluster-scoped %s with namespace %q", o.template, kind, ns)

@@ -5,8 +5,10 @@ import (
 	"net"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	"github.com/angzarr-mesh/angzarr/console"
+	"github.com/angzarr-mesh/angzarr/internal/client"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 )
 
@@ -17,6 +19,7 @@ func newConsoleCmd() *cobra.Command {
 		tokens     string
 		user, role string
 		logs       logFlags
+		id         clientIdentityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "console",
@@ -49,6 +52,17 @@ users their role (--role is the role of --user); anyone else gets nothing.
 					}
 				}
 			}
+			// The console's own identity towards the event service and the
+			// control plane: --cert/--key/--ca, or the local mesh's operator
+			// certificate when it runs mTLS.
+			dial, err := id.dial()
+			if err == nil && dial == nil {
+				dial, err = client.DialFor(".angzarr")
+			}
+			if err != nil {
+				return err
+			}
+			cfg.DialOptions = []grpc.DialOption{dial}
 			login := ""
 			if tokens != "" {
 				if cfg.Tokens, err = console.ReadTokens(tokens); err != nil {
@@ -90,6 +104,7 @@ users their role (--role is the role of --user); anyone else gets nothing.
 	f.StringArrayVar(&cfg.Operators, "operator", nil, "a user who may replay and skip dead letters; repeatable")
 	f.StringArrayVar(&cfg.Readers, "reader", nil, "a user who may read; repeatable")
 	f.DurationVar(&cfg.SampleInterval, "sample-interval", console.DefaultSampleInterval, "how often the subscribers' positions are sampled")
+	id.add(f)
 	logs.add(f)
 	return cmd
 }

@@ -14,6 +14,7 @@ func newControlplaneCmd() *cobra.Command {
 		cfg    controlplane.Config
 		filter string
 		logs   logFlags
+		id     identityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "controlplane",
@@ -25,7 +26,10 @@ for standalone Envoy, and the fan-out subscriptions for the event service.
 
   angzarr controlplane --topology examples/topology.yaml --filter-wasm /etc/angzarr/filter.wasm
   angzarr controlplane --kubernetes in-cluster --event-service angzarr-eventsvc.angzarr-system.svc.cluster.local:1313 \
-      --filter-wasm https://artifacts.example.com/filter.wasm --filter-sha256 <hex>`,
+      --filter-wasm https://artifacts.example.com/filter.wasm --filter-sha256 <hex>
+
+xDS is served over mTLS with --cert/--key/--ca (clients of the same trust
+domain), or plaintext with --insecure.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.HasPrefix(filter, "http://") || strings.HasPrefix(filter, "https://") {
@@ -37,6 +41,10 @@ for standalone Envoy, and the fan-out subscriptions for the event service.
 			if cfg.Logger, err = logs.logger(); err != nil {
 				return err
 			}
+			if err := id.cfg.Validate(); err != nil {
+				return err
+			}
+			cfg.Identity = id.cfg
 			stop, err := startTelemetry(cmd.Context(), "angzarr-controlplane", nil, cfg.Logger)
 			if err != nil {
 				return err
@@ -59,6 +67,7 @@ for standalone Envoy, and the fan-out subscriptions for the event service.
 	f.Uint32Var(&cfg.Filter.IngressPort, "ingress-port", controlplane.DefaultIngressPort, "port of a standalone Envoy's ingress listener")
 	f.BoolVar(&cfg.Filter.ReleaseRequestHeaders, "release-request-headers", false, "the filter lets a command's headers go at once on every proxy (Envoy < 1.35 gets this anyway, read from its xDS node): a body that never ends then holds a stream of the logic until the request timeout")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", controlplane.DefaultPollInterval, "how often the topology file is checked")
+	id.add(f)
 	logs.add(f)
 	_ = cmd.MarkFlagRequired("filter-wasm")
 	return cmd

@@ -71,6 +71,7 @@ one component (e.g. --port eventsvc=1313).
 	f.StringVar(&cfg.Host, "host", devmesh.DefaultHost, "address every component listens on")
 	f.StringVar(&cfg.Python, "python", devmesh.DefaultPython, "Python interpreter for the Python customer (used when it can import grpc)")
 	f.BoolVar(&cfg.NoPython, "no-python", false, "serve the Go customer even when Python could")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "run every component in plaintext without identities or authorization (default: a local CA in DATA-DIR/identity, mTLS everywhere, authorization on; send, events and dlq use its operator certificate)")
 	f.StringVar(&cfg.PythonCustomer, "python-customer", devmesh.DefaultPythonCustomer, "the Python customer's server script")
 	f.IntVar(&cfg.ProxyVMs, "proxy-vms", 1, "Wasm VMs per proxy")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", devmesh.DefaultReadyTimeout, "how long every component may take to become ready")

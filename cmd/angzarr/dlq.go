@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/internal/client"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -21,11 +21,13 @@ import (
 type adminFlags struct {
 	addr    string
 	timeout time.Duration
+	id      clientIdentityFlags
 }
 
 func (a *adminFlags) register(cmd *cobra.Command, timeout time.Duration) {
 	cmd.Flags().StringVar(&a.addr, "addr", "", "event service HOST:PORT (default: the local mesh's, from .angzarr/endpoints.json, else "+eventsvc.DefaultListen+")")
 	cmd.Flags().DurationVar(&a.timeout, "timeout", timeout, "give up after this long")
+	a.id.add(cmd.Flags())
 }
 
 // eventService is --addr, or the running local mesh's event service, or the
@@ -42,7 +44,14 @@ func (a *adminFlags) eventService() string {
 
 // dial connects to the event service's FanoutAdmin.
 func (a *adminFlags) dial(ctx context.Context) (pb.FanoutAdminClient, context.Context, func(), error) {
-	conn, err := grpc.NewClient(a.eventService(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial, err := a.id.dial()
+	if err == nil && dial == nil {
+		dial, err = client.DialFor("")
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn, err := grpc.NewClient(a.eventService(), dial)
 	if err != nil {
 		return nil, nil, nil, err
 	}

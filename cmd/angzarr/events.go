@@ -12,6 +12,7 @@ import (
 func newEventsCmd() *cobra.Command {
 	var (
 		cfg                      client.EventsConfig
+		id                       clientIdentityFlags
 		from, to, asOfSeq, asOfT string
 	)
 	cmd := &cobra.Command{
@@ -54,10 +55,16 @@ table or as JSON lines (--output json).
 				}
 			}
 			cfg.Out = cmd.OutOrStdout()
+			dial, err := id.dial()
+			if err != nil {
+				return err
+			}
+			cfg.Dial = dial
 			return client.Events(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
+	id.add(f)
 	f.StringVar(&cfg.CorrelationID, "correlation-id", "", "events of one workflow, across domains")
 	f.StringVar(&from, "from", "", "first sequence of a range")
 	f.StringVar(&to, "to", "", "last sequence of a range (inclusive)")

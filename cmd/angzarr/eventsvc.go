@@ -11,6 +11,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 )
 
 func newEventsvcCmd() *cobra.Command {
@@ -19,6 +20,7 @@ func newEventsvcCmd() *cobra.Command {
 		logs logFlags
 		xds  string
 		node string
+		id   identityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "eventsvc",
@@ -35,12 +37,26 @@ projectors (at least once, retried with backoff, dead-lettered after
   angzarr eventsvc --store sqlite:./events.db --fanout fanout.yaml --fanout-max-attempts 8
   angzarr eventsvc --store redis://127.0.0.1:6379/0 --xds 127.0.0.1:18000   # fan-out from the control plane
 
+Every call is authorized: with --cert/--key/--ca the service serves mTLS and
+decides each call from the access policy of the fan-out configuration (the
+topology's identities); with --identity-from-sidecar it takes the caller from
+the x-forwarded-client-cert header of the Istio sidecar in front of it.
+--insecure serves plaintext without authorization and says so at start.
+
 It also serves angzarr.CommandGateway: commands executed through the domains'
 coordinators named by the fan-out configuration, streaming what they cause.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if cfg.Logger, err = logs.logger(); err != nil {
+				return err
+			}
+			cfg.Identity = id.cfg
+			if cfg.IdentityFromSidecar {
+				if id.cfg != (identity.Config{}) {
+					return errors.New("--identity-from-sidecar: the sidecar terminates mTLS; no --cert/--key/--ca/--insecure")
+				}
+			} else if err := id.cfg.Validate(); err != nil {
 				return err
 			}
 			stop, err := startTelemetry(cmd.Context(), "angzarr-eventsvc", nil, cfg.Logger)
@@ -52,7 +68,17 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 				if cfg.Fanout != "" {
 					return errors.New("--xds and --fanout both configure the fan-out: choose one")
 				}
-				conn, err := grpc.NewClient(xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
+				// The same identity towards the control plane; plaintext
+				// behind a sidecar (it adds mTLS) or with --insecure.
+				dial := grpc.WithTransportCredentials(insecure.NewCredentials())
+				if !cfg.IdentityFromSidecar && !id.cfg.Insecure {
+					files, err := identity.LoadFiles(id.cfg.CertFile, id.cfg.KeyFile, id.cfg.CAFile, id.cfg.TrustDomain)
+					if err != nil {
+						return err
+					}
+					dial = identity.DialOption(files, identity.ID{})
+				}
+				conn, err := grpc.NewClient(xds, dial)
 				if err != nil {
 					return fmt.Errorf("--xds: %w", err)
 				}
@@ -80,6 +106,8 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 	f.StringVar(&cfg.FanoutEscalationWebhook, "fanout-escalation-webhook", "", "http(s) URL that receives a POST (angzarr.SagaFailed as JSON) of every escalated saga refusal")
 	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the fan-out configuration (angzarr.FanoutConfig) over xDS, live")
 	f.StringVar(&node, "node", "angzarr-eventsvc", "with --xds: this replica's node id")
+	f.BoolVar(&cfg.IdentityFromSidecar, "identity-from-sidecar", false, "behind an Istio sidecar that terminates mTLS: serve plaintext and take each caller's identity from its x-forwarded-client-cert header (the port must be reachable only through the sidecar)")
+	id.add(f)
 	logs.add(f)
 	return cmd
 }

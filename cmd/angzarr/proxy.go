@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsproxy"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
 
@@ -24,6 +25,7 @@ func newProxyCmd() *cobra.Command {
 		xds          string
 		domain       string
 		logs         logFlags
+		id           identityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -34,7 +36,13 @@ proxy-wasm ABI the way Envoy does.
 Static: --upstream, --filter, --plugin-config and --cluster configure it.
 With --xds HOST:PORT --node ID it takes the filter module, its plugin
 configuration, the upstream and the clusters from the control plane, as
-Envoy does, and applies every change live.`,
+Envoy does, and applies every change live.
+
+With --cert/--key/--ca the listener requires client certificates of the
+trust domain (and sets x-forwarded-client-cert for the filter, as Envoy
+does), and the clusters and the control plane are reached over mTLS with
+the same certificate; the business-logic upstream stays the pod's own
+cleartext. --insecure runs plaintext and logs a warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.WASIProfile = wasmhost.WASIProfile(profile)
@@ -56,6 +64,21 @@ Envoy does, and applies every change live.`,
 				return err
 			}
 			defer stop()
+			if err := id.cfg.Validate(); err != nil {
+				return err
+			}
+			files, err := id.cfg.Load("proxy", cfg.Logger)
+			if err != nil {
+				return err
+			}
+			xdsDial := identity.DialOption(files, identity.ID{})
+			if files != nil {
+				// mTLS on the listener (callers get the
+				// x-forwarded-client-cert the filter trusts) and to every
+				// cluster but the pod's own logic.
+				cfg.ListenerTLS, cfg.ListenerID = identity.ServerTLS(files), files.ID().String()
+				cfg.ClusterTLS = identity.ClientTLS(files, identity.ID{})
+			}
 			if xds != "" {
 				if cfg.Upstream != "" || cfg.FilterPath != "" || pluginConfig != "" || len(clusters) > 0 {
 					return fmt.Errorf("--xds takes the upstream, filter, plugin config and clusters from the control plane: drop --upstream, --filter, --plugin-config and --cluster")
@@ -64,7 +87,7 @@ Envoy does, and applies every change live.`,
 				if domain != "" {
 					md = map[string]any{"ANGZARR_DOMAIN": domain}
 				}
-				return xdsproxy.Run(cmd.Context(), xdsproxy.Config{XDS: xds, Node: cfg.NodeID, Metadata: md, Host: cfg})
+				return xdsproxy.Run(cmd.Context(), xdsproxy.Config{XDS: xds, Node: cfg.NodeID, Metadata: md, Host: cfg, XDSDial: xdsDial})
 			}
 			if cfg.Upstream == "" || cfg.FilterPath == "" {
 				return fmt.Errorf("--upstream and --filter are required (or --xds HOST:PORT --node ID)")
@@ -120,6 +143,7 @@ Envoy does, and applies every change live.`,
 	f.StringVar(&cfg.NodeID, "node-id", "", "alias of --node")
 	_ = f.MarkHidden("node-id")
 	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the filter, plugin config, upstream and clusters over xDS")
+	id.add(f)
 	logs.add(f)
 	f.StringVar(&domain, "domain", "", "with --xds: the domain this proxy serves (node metadata ANGZARR_DOMAIN), when the topology does not map the node id")
 	return cmd

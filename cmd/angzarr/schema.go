@@ -18,7 +18,10 @@ func newSchemaCmd() *cobra.Command {
 }
 
 func newSchemaStatusCmd() *cobra.Command {
-	var cfg client.SchemaStatusConfig
+	var (
+		cfg client.SchemaStatusConfig
+		id  clientIdentityFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "status [DOMAIN]",
 		Short: "Show the schema registry: each stored type's version, each domain's descriptors and last refusal",
@@ -28,10 +31,16 @@ func newSchemaStatusCmd() *cobra.Command {
 				cfg.Domain = args[0]
 			}
 			cfg.Out = cmd.OutOrStdout()
+			dial, err := id.dial()
+			if err != nil {
+				return err
+			}
+			cfg.Dial = dial
 			return client.SchemaStatus(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
+	id.add(f)
 	f.StringVarP(&cfg.Output, "output", "o", client.OutputTable, "table or json")
 	f.StringVar(&cfg.Addr, "addr", "", "event service HOST:PORT (default: DATA-DIR/endpoints.json's)")
 	f.StringVar(&cfg.DataDir, "data-dir", ".angzarr", "the local mesh's data directory (for endpoints.json)")
@@ -39,7 +48,10 @@ func newSchemaStatusCmd() *cobra.Command {
 }
 
 func newSchemaCheckCmd() *cobra.Command {
-	var cfg client.SchemaCheckConfig
+	var (
+		cfg client.SchemaCheckConfig
+		id  clientIdentityFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Report every change that would misread stored events; exit non-zero if there is one",
@@ -57,10 +69,16 @@ one, so CI can stop the change before it reaches production.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Out = cmd.OutOrStdout()
+			dial, err := id.dial()
+			if err != nil {
+				return err
+			}
+			cfg.Dial = dial
 			return client.SchemaCheck(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
+	id.add(f)
 	f.StringVar(&cfg.Against, "against", "", "FileDescriptorSet the stored events were written under (instead of --domain)")
 	f.StringVar(&cfg.Domain, "domain", "", "check against the event service's schema registry for this domain (counts the stored events each change affects)")
 	f.StringVar(&cfg.Addr, "addr", "", "event service HOST:PORT, with --domain (default: DATA-DIR/endpoints.json's)")

@@ -10,6 +10,7 @@ import (
 // newSendCmd is `angzarr send`: one command to a domain's coordinator.
 func newSendCmd() *cobra.Command {
 	var cfg client.SendConfig
+	var id clientIdentityFlags
 	cmd := &cobra.Command{
 		Use:   "send DOMAIN ROOT TYPE [JSON]",
 		Short: "Send a command to a domain and print the CommandResponse as JSON",
@@ -43,10 +44,16 @@ conflicts. A stale sequence is refused (ABORTED) with the right one.
 				cfg.JSON = args[3]
 			}
 			cfg.Out = cmd.OutOrStdout()
+			dial, err := id.dial()
+			if err != nil {
+				return err
+			}
+			cfg.Dial = dial
 			return client.Send(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
+	id.add(f)
 	f.StringVar(&cfg.Addr, "addr", "", "the domain's BusinessCoordinator HOST:PORT (default: its proxy in DATA-DIR/endpoints.json)")
 	f.StringVar(&cfg.DataDir, "data-dir", ".angzarr", "the local mesh's data directory (for endpoints.json)")
 	f.StringVar(&cfg.DescriptorSet, "descriptor-set", "", "FileDescriptorSet with types not built in")

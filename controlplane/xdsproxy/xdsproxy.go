@@ -53,6 +53,9 @@ type Config struct {
 	Host wasmhost.Config
 	// Applied, when set, is called after each configuration is applied.
 	Applied func(xdsclient.ProxyConfig)
+	// XDSDial is the transport of the connection to the control plane
+	// (internal/identity.DialOption for mTLS). Default plaintext.
+	XDSDial grpc.DialOption
 }
 
 // Validate reports every problem of the configuration at once.
@@ -110,7 +113,11 @@ func Serve(ctx context.Context, lis, admin net.Listener, cfg Config) error {
 		log = slog.Default()
 	}
 	md, _ := structpb.NewStruct(cfg.Metadata)
-	conn, err := grpc.NewClient(cfg.XDS, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := cfg.XDSDial
+	if dial == nil {
+		dial = grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	conn, err := grpc.NewClient(cfg.XDS, dial)
 	if err != nil {
 		lis.Close()
 		return fmt.Errorf("xdsproxy: %w", err)

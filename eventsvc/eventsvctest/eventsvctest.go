@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 )
 
 // Start serves an event service on storeURL in this process and returns its
@@ -74,7 +75,16 @@ func StartStoppable(t testing.TB, cfg eventsvc.Config) (addr string, stop func()
 	}
 	t.Cleanup(stop)
 	addr = lis.Addr().String()
-	if err := WaitReady(addr, 30*time.Second, exited); err != nil {
+	dial := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if c := cfg.Identity; c.CertFile != "" {
+		// The service's own certificate: health checks need no rule.
+		f, err := identity.LoadFiles(c.CertFile, c.KeyFile, c.CAFile, c.TrustDomain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dial = identity.DialOption(f, identity.ID{})
+	}
+	if err := waitReady(addr, 30*time.Second, exited, dial); err != nil {
 		t.Fatal(err)
 	}
 	return addr, stop
@@ -95,7 +105,12 @@ func Dial(t testing.TB, addr string) *grpc.ClientConn {
 // the timeout passes, or exited yields (the server stopped: its error is
 // returned).
 func WaitReady(addr string, timeout time.Duration, exited <-chan error) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return waitReady(addr, timeout, exited, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// waitReady is WaitReady with the client's credentials.
+func waitReady(addr string, timeout time.Duration, exited <-chan error, dial grpc.DialOption) error {
+	conn, err := grpc.NewClient(addr, dial)
 	if err != nil {
 		return err
 	}

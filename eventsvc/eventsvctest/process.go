@@ -52,7 +52,7 @@ type Process struct {
 // extraArgs...` and waits until it serves.
 func StartProcess(t testing.TB, bin, storeURL string, extraArgs ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, bin: bin, args: append([]string{"eventsvc", "--store", storeURL, "--listen", "127.0.0.1:0"}, extraArgs...)}
+	p := &Process{t: t, bin: bin, args: append([]string{"eventsvc", "--store", storeURL, "--listen", "127.0.0.1:0", "--insecure"}, extraArgs...)}
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}

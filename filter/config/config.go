@@ -124,7 +124,28 @@ type Config struct {
 	// wasmhost with Plugin.AllowOnHeadersStopIteration. Without it the
 	// command would wait for a body that never comes. Default false.
 	HoldRequestHeaders bool `json:"hold_request_headers,omitempty"`
+
+	// CallerIdentity trusts the x-forwarded-client-cert header the proxy
+	// sets (Envoy's connection manager with SANITIZE_SET, an Istio sidecar
+	// under STRICT mTLS, angzarr proxy with a TLS listener) to tell who
+	// calls: Record is then allowed only to Recorders, and idempotency keys
+	// belong to their caller. Default false: callers are anonymous, Record
+	// is open, keys are scoped per aggregate only.
+	CallerIdentity bool `json:"caller_identity,omitempty"`
+	// Recorders are the identities (URI SANs, e.g. SPIFFE IDs) allowed to
+	// Record events with CallerIdentity. Default none: Record is refused.
+	Recorders []string `json:"recorders,omitempty"`
+	// SagaIssuers are the identities whose saga idempotency keys
+	// (sagakey.Prefix) are shared across callers with CallerIdentity: the
+	// event service's dispatcher and the proxies that run CASCADE, so that
+	// a saga command run during a cascade and redelivered by the
+	// dispatcher takes effect once. Anyone else's saga keys are theirs
+	// alone, like any key. Default none.
+	SagaIssuers []string `json:"saga_issuers,omitempty"`
 }
+
+// MaxIdentityLen bounds an identity of Recorders and SagaIssuers.
+const MaxIdentityLen = 2048
 
 // Projector is a synchronous projector the filter calls on the command
 // path.
@@ -333,7 +354,28 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_body_bytes: must be positive, got %d", c.MaxBodyBytes))
 	}
 	errs = append(errs, c.validateSync()...)
+	errs = append(errs, validIdentities("recorders", c.Recorders)...)
+	errs = append(errs, validIdentities("saga_issuers", c.SagaIssuers)...)
+	if !c.CallerIdentity && (len(c.Recorders) > 0 || len(c.SagaIssuers) > 0) {
+		errs = append(errs, errors.New("recorders, saga_issuers: need caller_identity"))
+	}
 	return errors.Join(errs...)
+}
+
+// validIdentities checks a list of caller identities: non-empty printable
+// ASCII without spaces, bounded.
+func validIdentities(field string, ids []string) []error {
+	var errs []error
+	for i, id := range ids {
+		ok := id != "" && len(id) <= MaxIdentityLen
+		for j := 0; ok && j < len(id); j++ {
+			ok = id[j] > 0x20 && id[j] < 0x7f
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s[%d]: %q is not an identity (printable ASCII without spaces, at most %d bytes)", field, i, id, MaxIdentityLen))
+		}
+	}
+	return errs
 }
 
 // validateSync checks the fields of the sync modes.

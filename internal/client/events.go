@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
@@ -51,6 +50,11 @@ type EventsConfig struct {
 	Addr string
 	// DataDir is where the local mesh's endpoints.json is. Default ".angzarr".
 	DataDir string
+	// Dial is the connection's transport: mTLS with an operator's
+	// certificate (internal/identity.DialOption). Default: the local
+	// mesh's operator certificate when it runs mTLS (DialFor), else
+	// plaintext.
+	Dial grpc.DialOption
 	// DescriptorSet adds event types not registered in the binary.
 	DescriptorSet string
 	// Out receives the events.
@@ -158,7 +162,14 @@ func Events(ctx context.Context, c EventsConfig) error {
 		}
 		addr = f.EventService
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := c.Dial
+	if dial == nil {
+		var err error
+		if dial, err = DialFor(c.DataDir); err != nil {
+			return err
+		}
+	}
+	conn, err := grpc.NewClient(addr, dial)
 	if err != nil {
 		return err
 	}

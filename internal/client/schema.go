@@ -37,6 +37,8 @@ type SchemaCheckConfig struct {
 	Domain string
 	// Addr is the event service (default DataDir's endpoints.json's).
 	Addr, DataDir string
+	// Dial is the transport to the event service; nil: DialFor(DataDir).
+	Dial grpc.DialOption
 	// DescriptorSet is the new descriptors as a file; Reflect, a running
 	// service to ask instead (HOST:PORT). Exactly one is set.
 	DescriptorSet, Reflect string
@@ -195,9 +197,9 @@ func printChangesCounted(w io.Writer, output string, changes []schema.Change, co
 }
 
 // registryStatus connects to the event service (addr, or dataDir's
-// endpoints.json's) and asks its schema registry for domain's status ("":
+// endpoints.json's; with dial, or the local mesh's DialFor) and asks its schema registry for domain's status ("":
 // every domain). The caller closes conn.
-func registryStatus(ctx context.Context, addr, dataDir, domain string) (conn *grpc.ClientConn, st *pb.SchemaStatusResponse, _ string, err error) {
+func registryStatus(ctx context.Context, addr, dataDir string, dial grpc.DialOption, domain string) (conn *grpc.ClientConn, st *pb.SchemaStatusResponse, _ string, err error) {
 	if addr == "" {
 		f, err := endpoints.Read(dataDir)
 		if err != nil {
@@ -205,7 +207,12 @@ func registryStatus(ctx context.Context, addr, dataDir, domain string) (conn *gr
 		}
 		addr = f.EventService
 	}
-	if conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	if dial == nil {
+		if dial, err = DialFor(dataDir); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	if conn, err = grpc.NewClient(addr, dial); err != nil {
 		return nil, nil, "", err
 	}
 	if st, err = pb.NewSchemaRegistryClient(conn).Status(ctx, &pb.SchemaStatusRequest{Domain: domain}); err != nil {
@@ -218,7 +225,7 @@ func registryStatus(ctx context.Context, addr, dataDir, domain string) (conn *gr
 // checkRegistry asks the registry to judge the new descriptors (a dry
 // run): what the control plane would be told.
 func (c SchemaCheckConfig) checkRegistry(ctx context.Context) error {
-	conn, st, addr, err := registryStatus(ctx, c.Addr, c.DataDir, c.Domain)
+	conn, st, addr, err := registryStatus(ctx, c.Addr, c.DataDir, c.Dial, c.Domain)
 	if err != nil {
 		return err
 	}
@@ -285,8 +292,10 @@ type SchemaStatusConfig struct {
 	// Domain is one domain; empty for every domain the registry knows.
 	Domain        string
 	Addr, DataDir string
-	Output        string // OutputTable or OutputJSON
-	Out           io.Writer
+	// Dial is the transport to the event service; nil: DialFor(DataDir).
+	Dial   grpc.DialOption
+	Output string // OutputTable or OutputJSON
+	Out    io.Writer
 }
 
 // SchemaStatus prints what the schema registry holds: each stored type's
@@ -295,7 +304,7 @@ func SchemaStatus(ctx context.Context, c SchemaStatusConfig) error {
 	if c.Output != OutputTable && c.Output != OutputJSON {
 		return fmt.Errorf("--output %q: want %s or %s", c.Output, OutputTable, OutputJSON)
 	}
-	conn, st, _, err := registryStatus(ctx, c.Addr, c.DataDir, c.Domain)
+	conn, st, _, err := registryStatus(ctx, c.Addr, c.DataDir, c.Dial, c.Domain)
 	if err != nil {
 		return err
 	}

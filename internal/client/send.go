@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -37,6 +36,11 @@ type SendConfig struct {
 	Addr string
 	// DataDir is where the local mesh's endpoints.json is. Default ".angzarr".
 	DataDir string
+	// Dial is the connection's transport: mTLS with an operator's
+	// certificate (internal/identity.DialOption). Default: the local
+	// mesh's operator certificate when it runs mTLS (DialFor), else
+	// plaintext.
+	Dial grpc.DialOption
 	// DescriptorSet is a FileDescriptorSet with the command's type, for
 	// types not registered in the binary. Optional.
 	DescriptorSet string
@@ -132,7 +136,14 @@ func Send(ctx context.Context, c SendConfig) error {
 			return err
 		}
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := c.Dial
+	if dial == nil {
+		var err error
+		if dial, err = DialFor(c.DataDir); err != nil {
+			return err
+		}
+	}
+	conn, err := grpc.NewClient(addr, dial)
 	if err != nil {
 		return err
 	}

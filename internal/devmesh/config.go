@@ -72,6 +72,12 @@ type Config struct {
 	// Logger receives every component's logs, each with attribute
 	// component=<name>. Default slog.Default().
 	Logger *slog.Logger
+	// Insecure runs every component in plaintext without identities or
+	// authorization (a warning is logged). Default false: a local CA under
+	// DataDir/identity issues a certificate per component, every server
+	// requires mTLS, the event service authorizes each call, and the client
+	// verbs use the operator certificate there.
+	Insecure bool
 }
 
 // withDefaults returns c with its defaults applied.

@@ -26,6 +26,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
 )
 
@@ -70,6 +71,7 @@ type mesh struct {
 	listeners map[string]net.Listener
 	// consoleToken logs the developer in to the web console.
 	consoleToken string
+	ids          *meshIdentity // nil with Config.Insecure
 }
 
 // prepare checks the filter, takes the data directory, decides on Python,
@@ -114,6 +116,22 @@ func (m *mesh) prepare(ctx context.Context) error {
 		m.log.Info("the customer domain runs in Python", "component", "logic/customer", "python", cfg.Python, "script", cfg.PythonCustomer)
 	} else {
 		m.log.Info("the customer domain runs in Go: Python is not usable", "component", "logic/customer", "reason", why)
+	}
+	if !cfg.Insecure {
+		var accounts []string
+		for _, s := range m.plan {
+			switch {
+			case s.kind == kindProxy:
+				accounts = append(accounts, proxyAccount(s.domain))
+			case s.shop != nil && servedOverMTLS(s.shop.Kind):
+				accounts = append(accounts, subscriberAccount(s.shop.Name))
+			}
+		}
+		if m.ids, err = newMeshIdentity(m.dataDir, append(accounts, eventServiceAccount, controlPlaneAccount, consoleAccount)); err != nil {
+			return err
+		}
+	} else {
+		m.log.Warn("INSECURE: angzarr dev runs plaintext without identities or authorization", "component", "dev")
 	}
 	topo := cfg.topology(m.plan)
 	if m.python {
@@ -163,6 +181,7 @@ func (m *mesh) run(ctx context.Context) error {
 		Filter:          controlplane.Options{WasmFile: m.filter},
 		MetricsListener: m.listeners[kindControlPlaneMetrics], // Serve closes it
 		Logger:          m.log.With("component", kindControlPlane),
+		Identity:        m.identityConfig(controlPlaneAccount),
 		// Types stored for the first time are guarded within seconds
 		// (reflection asks for the types the registry has seen).
 		SchemaInterval: 5 * time.Second,
@@ -171,7 +190,7 @@ func (m *mesh) run(ctx context.Context) error {
 		m.closeListeners()
 		return fmt.Errorf("angzarr dev: %s: %w", kindControlPlane, err)
 	}
-	fconn, err := grpc.NewClient(cpAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	fconn, err := grpc.NewClient(cpAddr, m.dial(eventServiceAccount))
 	if err != nil {
 		m.closeListeners()
 		return fmt.Errorf("angzarr dev: %w", err)
@@ -205,6 +224,9 @@ func (m *mesh) run(ctx context.Context) error {
 			continue
 		}
 		lis, c := m.listeners[s.name], *s.shop
+		if m.ids != nil && servedOverMTLS(c.Kind) {
+			lis = m.ids.serverListener(lis, subscriberAccount(c.Name))
+		}
 		m.log.Info("serving", "component", s.name, "addr", lis.Addr().String(), "kind", c.Kind, "language", "go")
 		g.Go(func() error { return named(s.name, shop.Serve(gctx, lis, c)) })
 	}
@@ -221,12 +243,13 @@ func (m *mesh) run(ctx context.Context) error {
 		Logger:          m.log.With("component", kindEventService),
 		FanoutSource:    src,
 		MetricsListener: m.listeners[kindEventServiceMetrics],
+		Identity:        m.identityConfig(eventServiceAccount),
 	}
 	elis := m.listeners[kindEventService]
 	g.Go(func() error { return named(kindEventService, eventsvc.Serve(gctx, elis, ecfg)) })
 	eready := make(chan struct{})
 	g.Go(func() error {
-		if err := healthy(gctx, addr(kindEventService)); err != nil {
+		if err := healthy(gctx, addr(kindEventService), m.dial(operatorAccount)); err != nil {
 			return named(kindEventService, err)
 		}
 		close(eready)
@@ -242,7 +265,7 @@ func (m *mesh) run(ctx context.Context) error {
 	// The web console, for the developer (an operator).
 	ccfg := console.Config{EventService: addr(kindEventService), ControlPlane: cpAddr,
 		Tokens: map[string]string{m.consoleToken: consoleUser}, Operators: []string{consoleUser},
-		Logger: m.log.With("component", kindConsole)}
+		DialOptions: []grpc.DialOption{m.dial(consoleAccount)}, Logger: m.log.With("component", kindConsole)}
 	conLis := m.listeners[kindConsole]
 	g.Go(func() error { return named(kindConsole, console.Serve(gctx, conLis, ccfg)) })
 
@@ -261,6 +284,12 @@ func (m *mesh) run(ctx context.Context) error {
 			Metadata: map[string]any{controlplane.MetaDomain: s.domain},
 			Host:     wasmhost.Config{VMs: cfg.ProxyVMs, Logger: plog},
 			Applied:  func(xdsclient.ProxyConfig) { once.Do(func() { close(ready) }) },
+			XDSDial:  m.dial(proxyAccount(s.domain)),
+		}
+		if m.ids != nil {
+			f := m.ids.files[proxyAccount(s.domain)]
+			pcfg.Host.ListenerTLS, pcfg.Host.ListenerID = identity.ServerTLS(f), f.ID().String()
+			pcfg.Host.ClusterTLS = identity.ClientTLS(f, identity.ID{})
 		}
 		lis, admin := m.listeners[name], m.listeners[kindProxyAdmin+"/"+s.domain]
 		g.Go(func() error { return named(name, xdsproxy.Serve(gctx, lis, admin, pcfg)) })
@@ -323,14 +352,32 @@ func (m *mesh) awaitReady(gctx context.Context, waits []wait) error {
 }
 
 // healthy waits until the gRPC server at addr reports SERVING.
-func healthy(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func healthy(ctx context.Context, addr string, dial grpc.DialOption) error {
+	conn, err := grpc.NewClient(addr, dial)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
 	return err
+}
+
+// identityConfig is the identity of a component: its certificate files,
+// or --insecure.
+func (m *mesh) identityConfig(sa string) identity.Config {
+	if m.ids == nil {
+		return identity.Config{Insecure: true}
+	}
+	return m.ids.config(sa)
+}
+
+// dial is a component's transport to another: mTLS with its certificate,
+// or plaintext.
+func (m *mesh) dial(sa string) grpc.DialOption {
+	if m.ids == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return identity.DialOption(m.ids.files[sa], identity.ID{})
 }
 
 func (m *mesh) closeListeners() {
@@ -343,7 +390,7 @@ func (m *mesh) closeListeners() {
 // endpoints is the endpoints file of the running mesh.
 func (m *mesh) endpoints() *endpoints.File {
 	f := &endpoints.File{PID: os.Getpid(), DataDir: m.dataDir, Domains: map[string]endpoints.Domain{},
-		Sagas: map[string]string{}, Projectors: map[string]string{}}
+		Sagas: map[string]string{}, Projectors: map[string]string{}, MTLS: m.ids != nil}
 	for _, s := range m.plan {
 		a := s.addr(m.cfg.Host)
 		switch {

@@ -21,12 +21,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/client"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
@@ -313,7 +316,11 @@ func TestDevMeshEndToEnd(t *testing.T) {
 	// The same through EventQuery.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := grpc.NewClient(m.ep.EventService, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial, err := client.DialFor(m.ep.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(m.ep.EventService, dial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +333,47 @@ func TestDevMeshEndToEnd(t *testing.T) {
 	}
 	if err := books[0].GetPages()[2].GetEvent().UnmarshalTo(&completed); err != nil || completed.GetLoyaltyPointsEarned() != 50 || completed.GetFinalTotalCents() != 5000 {
 		t.Errorf("OrderCompleted %v (%v)", &completed, err)
+	}
+
+	// The mesh runs mTLS with authorization: no certificate, no call; a
+	// saga's certificate neither writes a domain nor Records through its
+	// proxy; nothing is stored.
+	if !m.ep.MTLS {
+		t.Fatal("angzarr dev does not run mTLS")
+	}
+	plain, err := grpc.NewClient(m.ep.EventService, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	forged := &pb.AppendRequest{Cover: &pb.Cover{Domain: "customer", Root: &pb.UUID{Value: orderRoot[:]}},
+		Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 0}, Event: books[0].GetPages()[2].GetEvent()}}}
+	if _, err := pb.NewEventStoreClient(plain).Append(ctx, forged); status.Code(err) != codes.Unavailable {
+		t.Errorf("plaintext Append: %v", err)
+	}
+	sagaCert := filepath.Join(m.ep.DataDir, "identity", "subscriber-loyalty-earn")
+	sagaFiles, err := identity.LoadFiles(sagaCert+".crt", sagaCert+".key", filepath.Join(m.ep.DataDir, "identity", "ca.crt"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asSaga, err := grpc.NewClient(m.ep.EventService, identity.DialOption(sagaFiles, identity.ID{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asSaga.Close()
+	if _, err := pb.NewEventStoreClient(asSaga).Append(ctx, forged); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Append with a saga's certificate: %v", err)
+	}
+	sagaToProxy, err := grpc.NewClient(m.ep.Domains["customer"].Coordinator, identity.DialOption(sagaFiles, identity.ID{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sagaToProxy.Close()
+	if _, err := pb.NewBusinessCoordinatorClient(sagaToProxy).Record(ctx, &pb.EventBook{Cover: forged.GetCover(), Pages: forged.GetPages()}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Record with a saga's certificate: %v", err)
+	}
+	if books := getEvents(ctx, t, eq, &pb.Query{Cover: forged.GetCover()}); len(books) != 0 {
+		t.Errorf("forged events stored: %v", books)
 	}
 
 	// A stale sequence is refused, saying which one to send.

@@ -58,6 +58,9 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 			// customer has a file instead, see pythonDescriptors).
 			d := controlplane.Domain{Name: s.domain, Service: c.Host, Port: s.port, Coordinator: proxies[s.domain],
 				Descriptors: &controlplane.DescriptorSource{Reflection: true}}
+			if !c.Insecure {
+				d.Identities = []string{id(proxyAccount(s.domain))}
+			}
 			if d.Name == "order" {
 				d.MaxRetries = 12 // as in examples/topology.yaml: sagas write back
 			}
@@ -65,12 +68,18 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 		case s.shop.Kind == shop.Saga:
 			t.Sagas = append(t.Sagas, controlplane.Saga{Name: s.shop.Name, Address: s.addr(c.Host),
 				Sources: s.shop.Subscribes, Targets: s.shop.Targets})
+			if !c.Insecure {
+				t.Sagas[len(t.Sagas)-1].Identity = id(subscriberAccount(s.shop.Name))
+			}
 		case s.shop.Kind == shop.ProcessManager:
 			t.ProcessManagers = append(t.ProcessManagers, controlplane.ProcessManager{Name: s.shop.Name, Address: s.addr(c.Host),
 				Sources: s.shop.Subscribes, Targets: s.shop.Targets})
 		case s.shop.Kind == shop.Projector:
 			t.Projectors = append(t.Projectors, controlplane.Projector{Name: s.shop.Name, Address: s.addr(c.Host),
 				Domains: s.shop.Subscribes, Synchronous: true, StartPosition: controlplane.StartEarliest})
+			if !c.Insecure {
+				t.Projectors[len(t.Projectors)-1].Identity = id(subscriberAccount(s.shop.Name))
+			}
 		}
 	}
 	// Upcasters last: they join the domain they serve, listed above.
@@ -83,6 +92,12 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 				t.Domains[i].Upcasters = append(t.Domains[i].Upcasters, controlplane.Upcaster{Address: s.addr(c.Host), Types: s.shop.Upcasts})
 			}
 		}
+	}
+	if !c.Insecure {
+		// Every component has an identity of the local CA; the operator
+		// (the client verbs) administers.
+		t.Identity = controlplane.WorkloadIdentities{TrustDomain: TrustDomain, EventService: id(eventServiceAccount),
+			ControlPlane: id(controlPlaneAccount), Admins: []string{id(operatorAccount), id(consoleAccount)}, Proxies: true}
 	}
 	return t
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/examples/go/roots"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
+	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
@@ -79,13 +81,31 @@ func (p *auditProjector) counts(key string) (offered, accepted int) {
 }
 
 // serveProjector serves p on a free port until the test ends.
-func serveProjector(t *testing.T, p pb.ProjectorServer) string {
+func serveProjector(t *testing.T, m *mesh, p pb.ProjectorServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	// The mesh runs mTLS: the projector gets a certificate of its CA.
+	dir := filepath.Join(m.dataDir, endpoints.IdentityDir)
+	ca, err := identity.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := ca.Issue("angzarr-dev", "subscriber-audit", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ca.WriteFiles(t.TempDir(), "audit", is)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := identity.LoadFiles(c.CertFile, c.KeyFile, c.CAFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(identity.ServerOption(files))
 	pb.RegisterProjectorServer(s, p)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(lis) }()
@@ -131,7 +151,7 @@ func TestPoisonEventIsDeadLetteredWhileTheRestFlowAndReplayedOnceFixed(t *testin
 	ctx := ctxT(t, 2*time.Minute)
 	poison, good, late := uuid.New(), uuid.New(), uuid.New()
 	audit := &auditProjector{poison: poison, offered: map[string]int{}, accepted: map[string]int{}}
-	m.addProjector(controlplane.Projector{Name: "audit", Address: serveProjector(t, audit), Domains: []string{"order"},
+	m.addProjector(controlplane.Projector{Name: "audit", Address: serveProjector(t, m, audit), Domains: []string{"order"},
 		StartPosition: controlplane.StartEarliest})
 	testutil.EventuallyWhy(t, func() (bool, string) {
 		p, err := m.admin().GetSubscriberProgress(ctx, &pb.GetSubscriberProgressRequest{Name: "audit"})

@@ -27,11 +27,11 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
+	"github.com/angzarr-mesh/angzarr/internal/client"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh/endpoints"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
@@ -195,7 +195,11 @@ func (m *mesh) conn(addr string) *grpc.ClientConn {
 	if c, ok := m.conns[addr]; ok {
 		return c
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial, err := client.DialFor(m.dataDir)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	c, err := grpc.NewClient(addr, dial)
 	if err != nil {
 		m.t.Fatal(err)
 	}

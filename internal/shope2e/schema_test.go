@@ -12,7 +12,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"sigs.k8s.io/yaml"
 
+	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/examples/go/product"
 	"github.com/angzarr-mesh/angzarr/internal/devmesh"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
@@ -67,13 +69,20 @@ func TestBreakingShopChangeIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The product domain is the only one whose port is the product logic's.
-	edited := strings.Replace(string(raw), "descriptors:\n    reflection: true\n  name: product",
-		"descriptors:\n    file: product-broken.binpb\n  name: product", 1)
-	if edited == string(raw) {
-		t.Fatalf("the product domain's descriptors not found in the topology:\n%s", raw)
+	top, err := controlplane.DecodeTopology(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := os.WriteFile(topo+".tmp", []byte(edited), 0o644); err != nil {
+	for i := range top.Domains {
+		if top.Domains[i].Name == product.Domain {
+			top.Domains[i].Descriptors = &controlplane.DescriptorSource{File: "product-broken.binpb"}
+		}
+	}
+	edited, err := yaml.Marshal(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(topo+".tmp", edited, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(topo+".tmp", topo); err != nil {

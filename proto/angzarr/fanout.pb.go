@@ -298,6 +298,9 @@ type FanoutConfig struct {
 	// The domain where refused saga commands are recorded as SagaFailed
 	// events (CompensationAction RECORD_FAILURE). Default "saga-failures".
 	FailureDomain string `protobuf:"bytes,4,opt,name=failure_domain,json=failureDomain,proto3" json:"failure_domain,omitempty"`
+	// Who may call the event service. Unset: nobody may (an event service
+	// with authorization on refuses every call but health checks).
+	Access        *AccessPolicy `protobuf:"bytes,20,opt,name=access,proto3" json:"access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -358,6 +361,13 @@ func (x *FanoutConfig) GetFailureDomain() string {
 		return x.FailureDomain
 	}
 	return ""
+}
+
+func (x *FanoutConfig) GetAccess() *AccessPolicy {
+	if x != nil {
+		return x.Access
+	}
+	return nil
 }
 
 // Where one domain's angzarr.BusinessCoordinator is served.
@@ -485,7 +495,7 @@ var File_angzarr_fanout_proto protoreflect.FileDescriptor
 
 const file_angzarr_fanout_proto_rawDesc = "" +
 	"\n" +
-	"\x14angzarr/fanout.proto\x12\aangzarr\x1a\x1aangzarr/compensation.proto\"\x9c\x03\n" +
+	"\x14angzarr/fanout.proto\x12\aangzarr\x1a\x14angzarr/access.proto\x1a\x1aangzarr/compensation.proto\"\x9c\x03\n" +
 	"\fSubscription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x17.angzarr.SubscriberKindR\x04kind\x12\x18\n" +
@@ -497,12 +507,13 @@ const file_angzarr_fanout_proto_rawDesc = "" +
 	"\x0estart_position\x18\b \x01(\x0e2\x16.angzarr.StartPositionR\rstartPosition\x12P\n" +
 	"\x15compensation_fallback\x18\t \x03(\x0e2\x1b.angzarr.CompensationActionR\x14compensationFallback\x12\x16\n" +
 	"\x06domain\x18\n" +
-	" \x01(\tR\x06domain\"\xbf\x01\n" +
+	" \x01(\tR\x06domain\"\xee\x01\n" +
 	"\fFanoutConfig\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12;\n" +
 	"\rsubscriptions\x18\x02 \x03(\v2\x15.angzarr.SubscriptionR\rsubscriptions\x121\n" +
 	"\adomains\x18\x03 \x03(\v2\x17.angzarr.DomainEndpointR\adomains\x12%\n" +
-	"\x0efailure_domain\x18\x04 \x01(\tR\rfailureDomain\"{\n" +
+	"\x0efailure_domain\x18\x04 \x01(\tR\rfailureDomain\x12-\n" +
+	"\x06access\x18\x14 \x01(\v2\x15.angzarr.AccessPolicyR\x06access\"{\n" +
 	"\x0eDomainEndpoint\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x127\n" +
@@ -542,6 +553,7 @@ var file_angzarr_fanout_proto_goTypes = []any{
 	(*DomainEndpoint)(nil),   // 4: angzarr.DomainEndpoint
 	(*UpcasterEndpoint)(nil), // 5: angzarr.UpcasterEndpoint
 	(CompensationAction)(0),  // 6: angzarr.CompensationAction
+	(*AccessPolicy)(nil),     // 7: angzarr.AccessPolicy
 }
 var file_angzarr_fanout_proto_depIdxs = []int32{
 	0, // 0: angzarr.Subscription.kind:type_name -> angzarr.SubscriberKind
@@ -549,12 +561,13 @@ var file_angzarr_fanout_proto_depIdxs = []int32{
 	6, // 2: angzarr.Subscription.compensation_fallback:type_name -> angzarr.CompensationAction
 	2, // 3: angzarr.FanoutConfig.subscriptions:type_name -> angzarr.Subscription
 	4, // 4: angzarr.FanoutConfig.domains:type_name -> angzarr.DomainEndpoint
-	5, // 5: angzarr.DomainEndpoint.upcasters:type_name -> angzarr.UpcasterEndpoint
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7, // 5: angzarr.FanoutConfig.access:type_name -> angzarr.AccessPolicy
+	5, // 6: angzarr.DomainEndpoint.upcasters:type_name -> angzarr.UpcasterEndpoint
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_fanout_proto_init() }
@@ -562,6 +575,7 @@ func file_angzarr_fanout_proto_init() {
 	if File_angzarr_fanout_proto != nil {
 		return
 	}
+	file_angzarr_access_proto_init()
 	file_angzarr_compensation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

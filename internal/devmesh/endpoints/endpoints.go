@@ -49,6 +49,20 @@ type File struct {
 	Projectors map[string]string `json:"projectors,omitempty"`
 	// ProcessManagers maps each process manager's name to its address.
 	ProcessManagers map[string]string `json:"processManagers,omitempty"`
+	// MTLS says every server requires mTLS: clients use the operator's
+	// certificate of OperatorFiles.
+	MTLS bool `json:"mtls,omitempty"`
+}
+
+// IdentityDir is the directory of the local mesh's CA and certificates
+// inside its data directory.
+const IdentityDir = "identity"
+
+// OperatorFiles are the operator's certificate, key and the CA bundle the
+// local mesh issues in dataDir: the client verbs' identity.
+func OperatorFiles(dataDir string) (cert, key, ca string) {
+	d := filepath.Join(dataDir, IdentityDir)
+	return filepath.Join(d, "operator.crt"), filepath.Join(d, "operator.key"), filepath.Join(d, "ca.crt")
 }
 
 // Domain is where one domain is served.
