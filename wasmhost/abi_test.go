@@ -310,6 +310,27 @@ func TestABI(t *testing.T) {
 		wantFacts(t, e, "grpc_close status=12 get_status=12 message=*")
 	})
 
+	// Envoy's async gRPC client sends the cluster name as :authority
+	// unless envoy_grpc.authority is set; a peer refuses a `|` in it.
+	t.Run("grpc_call to an Istio cluster name without authority", func(t *testing.T) {
+		c := grpcClient(t, e.proxy.Addr)
+		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-istio-name")
+		_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("err = %v, want UNAVAILABLE", err)
+		}
+		wantFacts(t, e, "grpc_close status=14 get_status=14 message=upstream connect error or disconnect/reset before headers. reset reason: remote reset")
+	})
+
+	t.Run("grpc_call to an Istio cluster name with authority", func(t *testing.T) {
+		c := grpcClient(t, e.proxy.Addr)
+		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-istio-authority")
+		if _, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("hi")}}); err != nil {
+			t.Fatal(err)
+		}
+		wantFacts(t, e, "grpc_receive root_ok=true size=5 len=5")
+	})
+
 	t.Run("grpc_call to an unreachable cluster", func(t *testing.T) {
 		c := grpcClient(t, e.proxy.Addr)
 		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-unreachable")

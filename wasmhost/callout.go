@@ -284,10 +284,12 @@ func (v *vm) doHTTPCall(ctx context.Context, r httpCallRequest) (*calloutReply, 
 }
 
 type grpcRequest struct {
-	addr     string
-	path     string
-	metadata *headerMap
-	timeout  time.Duration
+	addr string
+	// authority is the call's :authority (calloutAuthority).
+	authority string
+	path      string
+	metadata  *headerMap
+	timeout   time.Duration
 }
 
 // grpc status codes used by the host.
@@ -303,6 +305,7 @@ func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Req
 	if err != nil {
 		return nil, err
 	}
+	req.Host = r.authority
 	r.metadata.toHTTP(req.Header)
 	// Shared value slices: net/http only reads them.
 	req.Header["Content-Type"] = grpcContentType
@@ -429,6 +432,9 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, frame []byte) {
 
 func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint32, string, []byte) {
 	timedOut := func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
+	if !validAuthority(r.authority) {
+		return grpcUnavailable, peerRefusedAuthority, nil
+	}
 	req, err := r.httpRequest(ctx, bytes.NewReader(frame))
 	if err != nil {
 		return grpcInternal, err.Error(), nil
@@ -555,6 +561,10 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 			v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
 			v.statusCode, v.statusMsg = 0, ""
 		})
+	}
+	if !validAuthority(r.authority) {
+		closeWith(grpcUnavailable, peerRefusedAuthority)
+		return
 	}
 	req, err := r.httpRequest(c.ctx, pr)
 	if err != nil {

@@ -299,7 +299,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			VMConfiguration: []byte("vmcfg"),
 		},
 		Upstream:     up,
-		Clusters:     map[string]string{"echo": up, "nowhere": "127.0.0.1:1"},
+		Clusters:     map[string]string{"echo": up, "nowhere": "127.0.0.1:1", "outbound|9||echo.default.svc.cluster.local": up},
 		VMs:          2,
 		Logger:       slog.New(logs),
 		LogLevel:     slog.LevelDebug,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,6 +232,11 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	h.metrics.streams.Add(1)
 	h.metrics.activeStreams.Add(1)
 	defer h.metrics.activeStreams.Add(-1)
+	if !validAuthority(r.Host) {
+		// The connection manager refuses it before any filter runs.
+		writeLocalReply(w, invalidAuthorityReply(), strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc"))
+		return false
+	}
 	var g *generation
 	for {
 		g = h.gen.Load()

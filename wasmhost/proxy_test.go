@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -40,6 +41,21 @@ func TestProxyGRPC(t *testing.T) {
 		}
 		if got := trailer.Get("x-echo-trailer"); len(got) != 1 || got[0] != "t1" {
 			t.Errorf("trailer = %v", trailer)
+		}
+	})
+
+	// Envoy's connection manager refuses an invalid :authority with a 400
+	// before any filter runs (HeaderValidation::requestHeadersValid).
+	t.Run("invalid authority", func(t *testing.T) {
+		conn, err := grpc.NewClient(e.proxy.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithAuthority("outbound|1313||angzarr-eventsvc.angzarr.svc.cluster.local"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = testgrpc.NewTestServiceClient(conn).UnaryCall(testCtx(t), &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("ping")}})
+		if status.Code(err) != codes.Internal {
+			t.Fatalf("err = %v, want INTERNAL (HTTP 400)", err)
 		}
 	})
 

@@ -222,6 +222,16 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		c.paused = true
 		grpcCall(c, "echo", "grpc.testing.TestService", "UnaryCall", []byte{0x1a, 0x03, 0x12, 0x01, 0x41})
 		return 1
+	case "grpc-call-istio-name":
+		// An Istio cluster name is no valid :authority (issue #17).
+		c.paused = true
+		grpcCall(c, istioEcho, "grpc.testing.TestService", "UnaryCall", []byte{0x1a, 0x03, 0x12, 0x01, 0x41})
+		return 1
+	case "grpc-call-istio-authority":
+		// The same cluster, with envoy_grpc.authority set.
+		c.paused = true
+		grpcCall(c, string(grpcService(istioEcho, "echo.default.svc.cluster.local")), "grpc.testing.TestService", "UnaryCall", []byte{0x1a, 0x03, 0x12, 0x01, 0x41})
+		return 1
 	case "grpc-call-unimplemented":
 		c.paused = true
 		grpcCall(c, "echo", "grpc.testing.TestService", "UnimplementedCall", nil)
@@ -649,4 +659,17 @@ func caseMisc() {
 	st("set_effective_root", proxy_set_effective_context(rootID))
 	_, s = getHeader(mapReqHeaders, ":path")
 	st("root_effective_req_headers", s)
+}
+
+// istioEcho is the echo cluster under an Istio-shaped name.
+const istioEcho = "outbound|9||echo.default.svc.cluster.local"
+
+// grpcService encodes envoy.config.core.v3.GrpcService{envoy_grpc:
+// {cluster_name, authority}} (both strings shorter than 128 bytes).
+func grpcService(cluster, authority string) []byte {
+	inner := []byte{0x0a, byte(len(cluster))}
+	inner = append(inner, cluster...)
+	inner = append(inner, 0x12, byte(len(authority)))
+	inner = append(inner, authority...)
+	return append([]byte{0x0a, byte(len(inner))}, inner...)
 }
