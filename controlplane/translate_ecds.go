@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
@@ -115,7 +116,51 @@ func istioFilter(t *Topology, o Options, domain string) (*core.TypedExtensionCon
 		h, p, _ := urlHostPort(o.WasmURL)
 		wasmCluster = istioOutbound(h, p)
 	}
-	return wasmExtension(FilterName, o, wasmCluster, pluginConfig(t, domain, istioOutbound(host, port), logic, istioNames))
+	pc := pluginConfig(t, domain, istioOutbound(host, port), logic, istioNames)
+	self := ""
+	if d, ok := t.domain(domain); ok {
+		self = d.Service
+	}
+	istioAuthorities(pc, self)
+	return wasmExtension(FilterName, o, wasmCluster, pc)
+}
+
+// istioAuthorities gives every cluster the filter calls the :authority
+// of its calls. Envoy's async gRPC client sends the cluster name unless the
+// GrpcService's envoy_grpc.authority is set (source/common/grpc/
+// async_client_impl.cc), and the callee's sidecar refuses the `|` of
+// Istio's names (istio/istio#27918). An outbound cluster
+// ("outbound|port||host") gets its Service's host name; the inbound
+// cluster of the workload's own logic gets the workload's Service (self).
+func istioAuthorities(pc *config.Config, self string) {
+	add := func(cluster string) {
+		if cluster == "" || config.ValidAuthority(cluster) {
+			return
+		}
+		parts := strings.Split(cluster, "|")
+		host := self
+		if len(parts) == 4 && parts[0] == "outbound" && parts[3] != "" {
+			host = parts[3]
+		}
+		if host == "" {
+			return // Validate reports it
+		}
+		if pc.Authorities == nil {
+			pc.Authorities = map[string]string{}
+		}
+		pc.Authorities[cluster] = host
+	}
+	add(pc.EventServiceCluster)
+	add(pc.BusinessLogicCluster)
+	for _, p := range pc.SyncProjectors {
+		add(p.Cluster)
+	}
+	for _, s := range pc.Sagas {
+		add(s.Cluster)
+	}
+	for _, c := range pc.Coordinators {
+		add(c)
+	}
 }
 
 // sidecarFilter is the ECDS resource for a standalone Envoy or `angzarr

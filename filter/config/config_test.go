@@ -30,6 +30,24 @@ func TestDecode(t *testing.T) {
 					t.Fatalf("fields: %+v", c)
 				}
 			}},
+		{name: "Istio cluster names need authorities",
+			in: `{"domains":["order"],"event_service_cluster":"outbound|1313||es.ns.svc.cluster.local","business_logic_cluster":"inbound|50051||",
+			"coordinators":{"cart":"outbound|50051||cart.ns.svc.cluster.local"},"sagas":[{"name":"s","cluster":"outbound|9||s.ns","targets":["cart"]}]}`,
+			wantErr: []string{"event_service_cluster: cluster \"outbound|1313||es.ns.svc.cluster.local\" is no valid :authority",
+				"business_logic_cluster", `coordinators["cart"]`, "sagas[0].cluster"}},
+		{name: "Istio cluster names with authorities",
+			in: `{"domains":["order"],"event_service_cluster":"outbound|1313||es.ns.svc.cluster.local","business_logic_cluster":"inbound|50051||",
+			"authorities":{"outbound|1313||es.ns.svc.cluster.local":"es.ns.svc.cluster.local","inbound|50051||":"order.ns.svc.cluster.local"}}`,
+			check: func(t *testing.T, c *Config) {
+				if a := c.Authority(c.EventServiceCluster); a != "es.ns.svc.cluster.local" {
+					t.Fatalf("authority = %q", a)
+				}
+				if a := c.Authority("angzarr-logic"); a != "" {
+					t.Fatalf("authority of an unlisted cluster = %q", a)
+				}
+			}},
+		{name: "invalid authority", in: `{"authorities":{"es":"a|b","":"x"}}`,
+			wantErr: []string{`authorities["es"]: "a|b" is no valid :authority`, "authorities: empty cluster name"}},
 		{name: "unknown key", in: `{"domain":"order"}`, wantErr: []string{"unknown field", "domain"}},
 		{name: "key in the wrong case", in: `{"Domains":["order"]}`, wantErr: []string{"unknown field", "Domains", "case-sensitive"}},
 		{name: "trailing data", in: `{} {}`, wantErr: []string{"trailing"}},

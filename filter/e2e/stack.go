@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,8 +115,10 @@ func Start(t testing.TB, o Options) *Stack {
 	if len(cfg.Domains) == 0 {
 		cfg.Domains = []string{counter.Domain}
 	}
-	cfg.EventServiceCluster = "angzarr-eventsvc"
-	cfg.BusinessLogicCluster = "angzarr-logic"
+	// The clusters keep the names the configuration gives them (Istio's
+	// names in TestIstioClusterNames), else the standalone ones.
+	cfg.EventServiceCluster = cmp.Or(cfg.EventServiceCluster, "angzarr-eventsvc")
+	cfg.BusinessLogicCluster = cmp.Or(cfg.BusinessLogicCluster, "angzarr-logic")
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +127,7 @@ func Start(t testing.TB, o Options) *Stack {
 	if vms == 0 {
 		vms = 2
 	}
-	clusters := map[string]string{"angzarr-eventsvc": s.EventSvc, "angzarr-logic": s.Logic}
+	clusters := map[string]string{cfg.EventServiceCluster: s.EventSvc, cfg.BusinessLogicCluster: s.Logic}
 	maps.Copy(clusters, o.Clusters)
 	ptp := o.ProxyTracerProvider
 	if ptp == nil {
