@@ -331,6 +331,18 @@ func TestABI(t *testing.T) {
 		wantFacts(t, e, "grpc_receive root_ok=true size=5 len=5")
 	})
 
+	// A callout has no downstream connection: an ORIGINAL_DST cluster
+	// finds no host for it.
+	t.Run("grpc_call to an ORIGINAL_DST cluster", func(t *testing.T) {
+		c := grpcClient(t, e.proxy.Addr)
+		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-original-dst")
+		_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("err = %v, want UNAVAILABLE", err)
+		}
+		wantFacts(t, e, "grpc_close status=14 get_status=14 message=no healthy upstream")
+	})
+
 	t.Run("grpc_call to an unreachable cluster", func(t *testing.T) {
 		c := grpcClient(t, e.proxy.Addr)
 		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-unreachable")

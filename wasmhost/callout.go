@@ -236,6 +236,9 @@ func localCalloutReply(code int, body string) *calloutReply {
 }
 
 func (v *vm) doHTTPCall(ctx context.Context, r httpCallRequest) (*calloutReply, bool) {
+	if r.addr == OriginalDst {
+		return localCalloutReply(http.StatusServiceUnavailable, noHealthyUpstream), false
+	}
 	path, _ := r.headers.get(":path")
 	method, _ := r.headers.get(":method")
 	authority, _ := r.headers.get(":authority")
@@ -432,6 +435,9 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, frame []byte) {
 
 func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint32, string, []byte) {
 	timedOut := func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
+	if r.addr == OriginalDst {
+		return grpcUnavailable, noHealthyUpstream, nil
+	}
 	if !validAuthority(r.authority) {
 		return grpcUnavailable, peerRefusedAuthority, nil
 	}
@@ -561,6 +567,10 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 			v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
 			v.statusCode, v.statusMsg = 0, ""
 		})
+	}
+	if r.addr == OriginalDst {
+		closeWith(grpcUnavailable, noHealthyUpstream)
+		return
 	}
 	if !validAuthority(r.authority) {
 		closeWith(grpcUnavailable, peerRefusedAuthority)

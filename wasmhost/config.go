@@ -72,7 +72,9 @@ type Config struct {
 	// with prior knowledge (h2c). Required to serve traffic.
 	Upstream string
 	// Clusters maps cluster names usable by proxy_http_call and
-	// proxy_grpc_call to HOST:PORT (HTTP/2 prior knowledge). Default none.
+	// proxy_grpc_call to HOST:PORT (HTTP/2 prior knowledge), or to
+	// OriginalDst for an ORIGINAL_DST cluster (no host for a callout).
+	// Default none.
 	Clusters map[string]string
 	// FailOpen passes traffic through unfiltered when the plugin fails
 	// (trap, no healthy VM). Default false: fail closed, the stream gets
@@ -220,6 +222,9 @@ func validateClusters(clusters map[string]string) []error {
 	for name, addr := range clusters {
 		if name == "" {
 			errs = append(errs, errors.New("wasmhost: cluster with empty name"))
+		}
+		if addr == OriginalDst {
+			continue
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("wasmhost: cluster %q address %q: %w", name, addr, err))

@@ -232,6 +232,11 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		c.paused = true
 		grpcCall(c, string(grpcService(istioEcho, "echo.default.svc.cluster.local")), "grpc.testing.TestService", "UnaryCall", []byte{0x1a, 0x03, 0x12, 0x01, 0x41})
 		return 1
+	case "grpc-call-original-dst":
+		// Istio's inbound cluster in passthrough mode (ORIGINAL_DST).
+		c.paused = true
+		grpcCall(c, "inbound|50051||", "grpc.testing.TestService", "UnaryCall", nil)
+		return 1
 	case "grpc-call-unimplemented":
 		c.paused = true
 		grpcCall(c, "echo", "grpc.testing.TestService", "UnimplementedCall", nil)
