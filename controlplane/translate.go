@@ -386,9 +386,18 @@ func istioOutbound(host string, port uint32) string {
 	return fmt.Sprintf("outbound|%d||%s", port, host)
 }
 
-// istioInbound is Istio's name for the inbound cluster of a local port.
-func istioInbound(port uint32) string {
-	return fmt.Sprintf("inbound|%d||", port)
+// IstioLogicCluster names the cluster through which the filter in an Istio
+// sidecar calls its workload's logic (write-conflict retries): a STATIC
+// cluster to 127.0.0.1:<port> that the chart's EnvoyFilter adds to every
+// sidecar (envoyFilter.logicPorts). Istio's own inbound|<port>|| cannot
+// serve: in the default passthrough mode it is ORIGINAL_DST, whose load
+// balancer takes the address from the downstream connection, and a
+// callout, made from the filter's root context, has none: Envoy answers
+// "no healthy upstream" (envoyproxy/envoy#17178). The logic must accept
+// connections on the loopback address (0.0.0.0 does), as it does for
+// Istio's own health probes rewritten to the sidecar.
+func IstioLogicCluster(port uint32) string {
+	return fmt.Sprintf("angzarr-logic-loopback-%d", port)
 }
 
 // urlHostPort returns the host and port of an http(s) URL.

@@ -109,7 +109,7 @@ func istioFilter(t *Topology, o Options, domain string) (*core.TypedExtensionCon
 	host, port := splitAddress(t.EventService.Address)
 	logic := ""
 	if d, ok := t.domain(domain); ok {
-		logic = istioInbound(uint32(d.Port))
+		logic = IstioLogicCluster(uint32(d.Port))
 	}
 	wasmCluster := ""
 	if o.WasmURL != "" {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -45,6 +46,9 @@ type index struct {
 	pdbs         []*policyv1.PodDisruptionBudget
 	policies     []*networkingv1.NetworkPolicy
 	filters      []*networkingv1alpha3.EnvoyFilter
+	// logicFilters are the wasmPlugin adoption's EnvoyFilters that add a
+	// workload's loopback logic cluster, by name.
+	logicFilters map[string]*networkingv1alpha3.EnvoyFilter
 	plugins      []*extensionsv1alpha1.WasmPlugin
 	monitors     []*serviceMonitor
 }
@@ -104,7 +108,14 @@ func indexObjects(t *testing.T, objs []object) *index {
 			id = "NetworkPolicy/" + key(v.Namespace, v.Name)
 		case *networkingv1alpha3.EnvoyFilter:
 			specOf(t, o, &networkingapi.EnvoyFilter{})
-			ix.filters = append(ix.filters, v)
+			if strings.HasPrefix(v.Name, "angzarr-logic-") {
+				if ix.logicFilters == nil {
+					ix.logicFilters = map[string]*networkingv1alpha3.EnvoyFilter{}
+				}
+				ix.logicFilters[key(v.Namespace, v.Name)] = v
+			} else {
+				ix.filters = append(ix.filters, v)
+			}
 			id = "EnvoyFilter/" + key(v.Namespace, v.Name)
 		case *extensionsv1alpha1.WasmPlugin:
 			specOf(t, o, &extensionsapi.WasmPlugin{})
@@ -618,9 +629,13 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 
 	want := lookup(vals, "envoyFilter", "namespaces")
 	var got []string
+	var ports []uint32
+	for _, p := range orEmptyAny(lookup(vals, "envoyFilter", "logicPorts")) {
+		ports = append(ports, uint32(toInt(p)))
+	}
 	for _, ef := range ix.filters {
 		got = append(got, ef.Namespace)
-		checkEnvoyFilter(t, ix, ef)
+		checkEnvoyFilter(t, ix, ef, ports)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(orEmpty(want)) {
 		t.Errorf("EnvoyFilters in %v, want one per envoyFilter.namespaces %v", got, want)
@@ -632,9 +647,19 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 // no default config (fail closed), discovered from the control plane's
 // xDS port over google_grpc, or over a static cluster that the bootstrap
 // override of the same namespace defines and points at the control plane.
-func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilter) {
+func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilter, logicPorts []uint32) {
 	where := "EnvoyFilter " + key(ef.Namespace, ef.Name)
+	var clusters []uint32
+	defer func() {
+		if !slices.Equal(clusters, logicPorts) {
+			t.Errorf("%s adds loopback logic clusters for ports %v, want envoyFilter.logicPorts %v", where, clusters, logicPorts)
+		}
+	}()
 	for _, p := range ef.Spec.GetConfigPatches() {
+		if p.GetApplyTo() == networkingapi.EnvoyFilter_CLUSTER {
+			clusters = append(clusters, checkLogicClusterPatch(t, where, p))
+			continue
+		}
 		js, err := protojson.Marshal(p.GetPatch().GetValue())
 		if err != nil {
 			t.Fatal(err)
@@ -667,6 +692,40 @@ func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilte
 			t.Errorf("%s: the xDS source %q is not the control plane's xDS port: %v", where, target, err)
 		}
 	}
+}
+
+// checkLogicClusterPatch: a CLUSTER patch adds, to a sidecar's clusters,
+// the STATIC loopback cluster the control plane names for the logic's
+// port (controlplane.IstioLogicCluster), HTTP/2, decoded strictly into
+// Envoy's Cluster and ValidateAll-clean; it returns the port.
+func checkLogicClusterPatch(t *testing.T, where string, p *networkingapi.EnvoyFilter_EnvoyConfigObjectPatch) uint32 {
+	if p.GetPatch().GetOperation() != networkingapi.EnvoyFilter_Patch_ADD || p.GetMatch().GetContext() != networkingapi.EnvoyFilter_SIDECAR_OUTBOUND {
+		t.Errorf("%s: cluster patch %v %v, want ADD in SIDECAR_OUTBOUND", where, p.GetPatch().GetOperation(), p.GetMatch().GetContext())
+	}
+	js, err := protojson.Marshal(p.GetPatch().GetValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clusterv3.Cluster{}
+	if err := protojson.Unmarshal(js, c); err != nil {
+		t.Errorf("%s: value is not a Cluster: %v", where, err)
+		return 0
+	}
+	if err := c.ValidateAll(); err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
+	eps := c.GetLoadAssignment().GetEndpoints()
+	if c.GetType() != clusterv3.Cluster_STATIC || len(eps) != 1 || len(eps[0].GetLbEndpoints()) != 1 ||
+		c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] == nil {
+		t.Errorf("%s: cluster %s is not one STATIC HTTP/2 endpoint", where, c.GetName())
+		return 0
+	}
+	sa := eps[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+	if sa.GetAddress() != "127.0.0.1" || c.GetName() != controlplane.IstioLogicCluster(sa.GetPortValue()) {
+		t.Errorf("%s: cluster %s goes to %s:%d, want %s to 127.0.0.1", where, c.GetName(), sa.GetAddress(), sa.GetPortValue(),
+			controlplane.IstioLogicCluster(sa.GetPortValue()))
+	}
+	return sa.GetPortValue()
 }
 
 // bootstrapCluster returns HOST:PORT of cluster in the bootstrap override
@@ -726,6 +785,23 @@ func checkWasmPlugins(t *testing.T, ix *index, vals map[string]any) {
 			t.Errorf("WasmPlugin %s: plugin configuration: %v", wp.Name, err)
 			continue
 		}
+		// The workload's loopback logic cluster, added by its EnvoyFilter.
+		port := uint32(wp.Spec.GetMatch()[0].GetPorts()[0].GetNumber())
+		if cfg.BusinessLogicCluster != controlplane.IstioLogicCluster(port) {
+			t.Errorf("WasmPlugin %s: business_logic_cluster %q, want %q", wp.Name, cfg.BusinessLogicCluster, controlplane.IstioLogicCluster(port))
+		}
+		ef := ix.logicFilters[key(wp.Namespace, "angzarr-logic-"+strings.TrimPrefix(wp.Name, "angzarr-"))]
+		if ef == nil {
+			t.Errorf("WasmPlugin %s: no EnvoyFilter adds its logic cluster", wp.Name)
+		} else {
+			if !maps.Equal(ef.Spec.GetWorkloadSelector().GetLabels(), wp.Spec.GetSelector().GetMatchLabels()) {
+				t.Errorf("EnvoyFilter %s selects %v, its WasmPlugin %v", ef.Name, ef.Spec.GetWorkloadSelector().GetLabels(), wp.Spec.GetSelector().GetMatchLabels())
+			}
+			ps := ef.Spec.GetConfigPatches()
+			if len(ps) != 1 || checkLogicClusterPatch(t, "EnvoyFilter "+ef.Name, ps[0]) != port {
+				t.Errorf("EnvoyFilter %s does not add the loopback cluster of port %d", ef.Name, port)
+			}
+		}
 		// Istio's outbound cluster of the rendered event service.
 		parts := strings.Split(cfg.EventServiceCluster, "|")
 		if len(parts) != 4 || parts[0] != "outbound" {
@@ -784,4 +860,23 @@ func orEmpty(v any) any {
 		return []any{}
 	}
 	return v
+}
+
+// orEmptyAny is v as a list (nil: empty).
+func orEmptyAny(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// toInt reads a YAML/JSON number value.
+func toInt(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case int64:
+		return int(n)
+	case float64:
+		return int(n)
+	}
+	return -1
 }

@@ -128,6 +128,7 @@ func Start(t testing.TB, o Options) *Stack {
 		vms = 2
 	}
 	clusters := map[string]string{cfg.EventServiceCluster: s.EventSvc, cfg.BusinessLogicCluster: s.Logic}
+	// o.Clusters adds clusters or replaces these (an ORIGINAL_DST one).
 	maps.Copy(clusters, o.Clusters)
 	ptp := o.ProxyTracerProvider
 	if ptp == nil {

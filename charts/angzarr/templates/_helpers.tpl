@@ -107,3 +107,42 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The EnvoyFilter patch that adds the cluster through which the filter calls
+its workload's logic on port (the argument) when a write conflict makes it
+retry a command (the control plane's IstioLogicCluster). Istio's
+inbound|PORT|| cannot serve: it is ORIGINAL_DST, and a callout has no
+downstream connection to take the address from ("no healthy upstream").
+STATIC to the loopback address: the logic must listen there too (0.0.0.0
+does). Istio adds clusters with the sidecar's outbound ones (context
+SIDECAR_OUTBOUND); no route refers to it.
+*/}}
+{{- define "angzarr.logicClusterPatch" -}}
+# The loopback cluster of the logic on port {{ . }}, for the filter's
+# write-conflict retries (Istio's inbound|{{ . }}|| is ORIGINAL_DST: no
+# host for a callout).
+- applyTo: CLUSTER
+  match:
+    context: SIDECAR_OUTBOUND
+  patch:
+    operation: ADD
+    value:
+      name: angzarr-logic-loopback-{{ . }}
+      type: STATIC
+      connect_timeout: 5s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {}
+      load_assignment:
+        cluster_name: angzarr-logic-loopback-{{ . }}
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address:
+                      address: 127.0.0.1
+                      port_value: {{ . }}
+{{- end }}
