@@ -59,7 +59,38 @@ type Plugin struct {
 	// Default false: a headers pause stops everything until
 	// proxy_continue_stream (StopAllIterationAndWatermark).
 	AllowOnHeadersStopIteration bool
+	// FailurePolicy is Envoy's PluginConfig failure_policy: what a VM that
+	// failed (trapped, or its Go runtime died) leaves behind. Default
+	// FailClosed.
+	FailurePolicy FailurePolicy
+	// ReloadBackoff is the base interval of FailReload's back-off (Envoy's
+	// reload_config.backoff.base_interval, default 1 s): the time from a
+	// failure to the reload; it doubles while reloading fails, up to ten
+	// times the base (Envoy's BackoffStrategy default max_interval).
+	ReloadBackoff time.Duration
 }
+
+// FailurePolicy says what happens to a worker's plugin when its VM fails
+// (source/extensions/common/wasm/wasm.cc, getOrCreateThreadLocalPlugin and
+// the filter's fail-closed/open handling).
+type FailurePolicy string
+
+const (
+	// FailClosed (Envoy's FAIL_CLOSED, its default): the worker's plugin
+	// stays failed; every later stream of that worker gets 503
+	// (UNAVAILABLE) until the next configuration push (UpdatePlugin).
+	FailClosed FailurePolicy = "FAIL_CLOSED"
+	// FailOpen (FAIL_OPEN): as FailClosed, but the worker's streams pass
+	// through unfiltered.
+	FailOpen FailurePolicy = "FAIL_OPEN"
+	// FailReload (FAIL_RELOAD, Envoy >= 1.33): a new VM replaces the failed
+	// one once ReloadBackoff has passed; until then the worker's streams
+	// fail closed.
+	FailReload FailurePolicy = "FAIL_RELOAD"
+)
+
+// DefaultReloadBackoff is Envoy's default reload back-off base interval.
+const DefaultReloadBackoff = time.Second
 
 // Config configures a Host. The zero value of every optional field is a
 // sensible default, documented per field.
@@ -77,8 +108,9 @@ type Config struct {
 	// Default none.
 	Clusters map[string]string
 	// FailOpen passes traffic through unfiltered when the plugin fails
-	// (trap, no healthy VM). Default false: fail closed, the stream gets
-	// UNAVAILABLE (HTTP 503) and the VM is replaced.
+	// (trap, no healthy VM), whatever Plugin.FailurePolicy says (the
+	// `angzarr proxy --fail-open` switch). Default false: the plugin's
+	// failure policy decides.
 	FailOpen bool
 	// WASIProfile selects the Envoy WASI profile. Default WASIEnvoyCurrent.
 	WASIProfile WASIProfile
@@ -209,6 +241,11 @@ func (c *Config) Validate() error {
 	case "", WASIEnvoy133, WASIEnvoyCurrent:
 	default:
 		errs = append(errs, fmt.Errorf("wasmhost: unknown WASI profile %q (want %s or %s)", c.WASIProfile, WASIEnvoy133, WASIEnvoyCurrent))
+	}
+	switch c.Plugin.FailurePolicy {
+	case "", FailClosed, FailOpen, FailReload:
+	default:
+		errs = append(errs, fmt.Errorf("wasmhost: unknown failure policy %q (want %s, %s or %s)", c.Plugin.FailurePolicy, FailClosed, FailOpen, FailReload))
 	}
 	if c.VMs < 0 {
 		errs = append(errs, fmt.Errorf("wasmhost: VMs must not be negative, got %d", c.VMs))

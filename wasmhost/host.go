@@ -131,6 +131,11 @@ func (h *Host) UpdatePlugin(ctx context.Context, p Plugin) error {
 	if len(p.Module) == 0 {
 		return errors.New("wasmhost: UpdatePlugin needs a module")
 	}
+	switch p.FailurePolicy {
+	case "", FailClosed, FailOpen, FailReload:
+	default:
+		return fmt.Errorf("wasmhost: unknown failure policy %q", p.FailurePolicy)
+	}
 	g, err := newGeneration(ctx, h, p)
 	if err != nil {
 		return err
@@ -142,6 +147,16 @@ func (h *Host) UpdatePlugin(ctx context.Context, p Plugin) error {
 	}
 	h.log.Info("wasm plugin updated", "plugin", p.Name)
 	return nil
+}
+
+// Plugin returns the plugin new streams run (the last UpdatePlugin's, or
+// the configuration's); pushing it again with UpdatePlugin starts fresh
+// VMs, as an Envoy configuration push does.
+func (h *Host) Plugin() Plugin {
+	if g := h.gen.Load(); g != nil {
+		return g.plugin
+	}
+	return h.cfg.Plugin
 }
 
 // SetClusters replaces the callout clusters (NAME -> HOST:PORT). Callouts
@@ -273,11 +288,13 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	}
 	p := &proxyStream{h: h, w: w, r: r}
 	if err != nil {
-		h.log.Warn("no wasm VM for stream", "err", err)
+		if !errors.Is(err, errPluginFailed) {
+			h.log.Warn("no wasm VM for stream", "err", err)
+		}
 		// A placeholder VM that never runs: the stream bypasses the plugin.
 		v = &vm{gen: g}
 		p.v, p.s = v, newStream(v, r)
-		if !h.cfg.FailOpen {
+		if g.policy() != FailOpen {
 			return p.writeDirect(failReply())
 		}
 		p.s.bypass = true

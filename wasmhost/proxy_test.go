@@ -169,10 +169,43 @@ func TestProxyGRPC(t *testing.T) {
 	})
 }
 
-// A trap answers UNAVAILABLE for that stream (fail closed) and the VM is
-// replaced; later streams work.
-func TestTrapFailsClosedAndReplacesVM(t *testing.T) {
+// Under FAIL_CLOSED (Envoy's default) a trap leaves the worker's plugin
+// failed: every later stream of that worker gets UNAVAILABLE, other
+// workers serve, and the next configuration push (UpdatePlugin) heals it.
+func TestTrapFailClosedUntilUpdate(t *testing.T) {
 	e := newEnv(t)
+	c := grpcClient(t, e.proxy.Addr)
+	ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "trap-alloc")
+	if _, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("trapping stream: %v, want UNAVAILABLE", err)
+	}
+	for i := 0; i < 3; i++ { // the same connection: the same worker
+		if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("stream %d on the failed worker: %v, want UNAVAILABLE", i, err)
+		}
+	}
+	// The next connection goes to the other worker (round-robin).
+	if _, err := grpcClient(t, e.proxy.Addr).UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatalf("other worker: %v", err)
+	}
+	p := e.proxy.Host.Plugin()
+	if err := e.proxy.Host.UpdatePlugin(testCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatalf("after the configuration push: %v", err)
+	}
+	if strings.Contains(strings.Join(e.logs.all(), "\n"), "wasm VM replaced") {
+		t.Errorf("a FAIL_CLOSED VM was replaced")
+	}
+}
+
+// Under FAIL_RELOAD a trap answers UNAVAILABLE for that stream and the VM
+// is replaced after the back-off; later streams work.
+func TestTrapFailReloadReplacesVM(t *testing.T) {
+	e := newEnv(t, func(c *wasmhost.Config) {
+		c.Plugin.FailurePolicy, c.Plugin.ReloadBackoff = wasmhost.FailReload, 10*time.Millisecond
+	})
 	c := grpcClient(t, e.proxy.Addr)
 	ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "trap-alloc")
 	_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})

@@ -90,7 +90,7 @@ func (s *stream) outcome() outcome {
 	case s.reset:
 		return resetIt
 	case s.v.failed || s.v.closed:
-		if s.v.gen.h.cfg.FailOpen {
+		if s.v.gen.policy() == FailOpen {
 			s.bypass = true
 			// Unfiltered from now on: held request headers go on.
 			s.releaseHeaders()
@@ -181,6 +181,9 @@ func (s *stream) awaitHeldHeaders() (hdrs *headerMap, held []byte, o outcome) {
 	for s.reqHeld {
 		if o := s.outcome(); o != proceed {
 			return nil, nil, o
+		}
+		if !s.reqHeld {
+			break // released by the outcome (a failed plugin, FailOpen)
 		}
 		if s.reqContinued {
 			s.reqContinued = false

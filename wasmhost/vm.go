@@ -226,7 +226,9 @@ func (v *vm) callExport(name string, ctxID uint32, args ...uint64) (uint64, bool
 }
 
 // fail marks the VM failed: every stream on it is woken to fail (or pass
-// through with FailOpen), and the pool replaces the VM.
+// through under FailOpen). Under FailReload the pool replaces the VM after
+// the back-off; otherwise it stays in its slot, failed, and the worker's
+// streams fail (or pass through) until the next UpdatePlugin, as in Envoy.
 func (v *vm) fail(err error) {
 	if v.failed {
 		return
@@ -241,7 +243,11 @@ func (v *vm) fail(err error) {
 	}
 	v.cancelCallouts()
 	v.tick.stop()
-	v.gen.pool.replace(v)
+	if v.gen.policy() == FailReload {
+		v.gen.pool.replace(v)
+		return
+	}
+	v.log.Error("wasm plugin failed on this worker until the next configuration push", "policy", string(v.gen.policy()))
 }
 
 // contextStream returns the stream the current host call acts on (the
