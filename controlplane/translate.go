@@ -79,6 +79,11 @@ type Class struct {
 	// StopAllIterationAndWatermark) and the command would wait for its
 	// request timeout, so such nodes get the filter without the hold.
 	NoHeaderHold bool
+	// NoFailReload: the node's Envoy is older than 1.33, which lacks the
+	// failure policy FAIL_RELOAD: its filter fails closed (a VM that
+	// failed leaves the worker's plugin failed until the next push).
+	// Newer nodes get FAIL_RELOAD with a back-off. Implies NoHeaderHold.
+	NoFailReload bool
 }
 
 // String renders the class as flavour/domain (flavour/- without domain),
@@ -91,6 +96,9 @@ func (c Class) String() string {
 	s := string(c.Flavour) + "/" + d
 	if c.NoHeaderHold {
 		s += "/no-header-hold"
+	}
+	if c.NoFailReload {
+		s += "/no-fail-reload"
 	}
 	return s
 }
@@ -119,6 +127,10 @@ type Options struct {
 	// stopped the headers would never get the body), get the release
 	// regardless (Class.NoHeaderHold).
 	ReleaseRequestHeaders bool
+
+	// failClosed gives the filter FAIL_CLOSED instead of FAIL_RELOAD (an
+	// Envoy older than 1.33: Class.NoFailReload).
+	failClosed bool
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -194,6 +206,8 @@ func Translate(t *Topology, o Options) (*Translation, error) {
 	for _, c := range classes[:len(classes):len(classes)] {
 		c.NoHeaderHold = true
 		classes = append(classes, c)
+		c.NoFailReload = true
+		classes = append(classes, c)
 	}
 	// Classes are independent: translate them on every core. Each worker
 	// keeps its own digest memo; the result does not depend on the order.
@@ -254,6 +268,7 @@ func translateClass(t *Topology, o Options, c Class, cs *clusterSet) (classResou
 	if c.NoHeaderHold {
 		o.ReleaseRequestHeaders = true
 	}
+	o.failClosed = c.NoFailReload
 	switch {
 	case c.Flavour == FlavourIstio:
 		ecds, err := istioFilter(t, o, c.Domain)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
@@ -175,7 +176,11 @@ func gatewayFilter(t *Topology, o Options, d *Domain) (*core.TypedExtensionConfi
 	return wasmExtension(domainFilterName(d.Name), o, ClusterWasmSource, pluginConfig(t, d.Name, ClusterEventService, domainLogicCluster(d.Name), gatewayNames))
 }
 
-// wasmExtension packs the Wasm filter (module, fail-closed policy, plugin
+// ReloadBackoff is the base interval of the filter's FAIL_RELOAD back-off
+// (Envoy's default); it doubles up to ten times that while reloading fails.
+const ReloadBackoff = time.Second
+
+// wasmExtension packs the Wasm filter (module, failure policy, plugin
 // configuration as JSON, header hold) into a TypedExtensionConfig named
 // name.
 func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config) (*core.TypedExtensionConfig, error) {
@@ -203,6 +208,16 @@ func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config
 			Specifier: &core.DataSource_Filename{Filename: o.WasmFile},
 		}}
 	}
+	// A VM that fails (a trap, the Go runtime's fatal error) is reloaded
+	// after a back-off (FAIL_RELOAD, Envoy >= 1.33; until the reload the
+	// worker's requests fail, 503). FAIL_CLOSED, all older Envoys have,
+	// would leave that worker's plugin failed, failing every request it
+	// takes, until the next configuration push.
+	failurePolicy, reload := wasm.FailurePolicy_FAIL_RELOAD, &wasm.ReloadConfig{Backoff: &core.BackoffStrategy{
+		BaseInterval: durationpb.New(ReloadBackoff), MaxInterval: durationpb.New(10 * ReloadBackoff)}}
+	if o.failClosed {
+		failurePolicy, reload = wasm.FailurePolicy_FAIL_CLOSED, nil
+	}
 	w := &wasmfilter.Wasm{Config: &wasm.PluginConfig{
 		Name:   name,
 		RootId: "angzarr",
@@ -212,7 +227,8 @@ func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config
 			Code:    code,
 		}},
 		Configuration: conf,
-		FailurePolicy: wasm.FailurePolicy_FAIL_CLOSED,
+		FailurePolicy: failurePolicy,
+		ReloadConfig:  reload,
 		// The filter's body callbacks go on while it holds the request
 		// headers (Envoy >= 1.35; see Options.ReleaseRequestHeaders).
 		AllowOnHeadersStopIteration: wrapperspb.Bool(!o.ReleaseRequestHeaders),
