@@ -162,6 +162,14 @@ type Config struct {
 	// arrive in one block). Default 10 s; negative: none. Envoy leaves it
 	// off, but net/http then waits forever for a header that never ends.
 	RequestHeadersTimeout time.Duration
+	// BufferLimitBytes is the listener's per_connection_buffer_limit_bytes:
+	// the most a plugin may buffer of a body it stopped
+	// (StopIterationAndBuffer). Past it a request gets Envoy's 413 local
+	// reply (gRPC UNKNOWN), a response 500 before its headers went
+	// downstream and a reset after (FilterManager's buffer overflow
+	// handling). Default 1 MiB, Envoy's default (Istio keeps it for
+	// sidecars); negative: none.
+	BufferLimitBytes int
 	// MeterProvider receives the angzarr.command.duration and
 	// angzarr.command.total instruments. Default: a provider of the host's
 	// own, rendered at the end of /stats/prometheus.
@@ -191,8 +199,17 @@ func (c *Config) withDefaults() Config {
 	out.StreamIdleTimeout = timeoutOrDefault(out.StreamIdleTimeout, DefaultStreamIdleTimeout)
 	out.RequestTimeout = timeoutOrDefault(out.RequestTimeout, DefaultRequestTimeout)
 	out.RequestHeadersTimeout = timeoutOrDefault(out.RequestHeadersTimeout, DefaultRequestHeadersTimeout)
+	switch {
+	case out.BufferLimitBytes == 0:
+		out.BufferLimitBytes = DefaultBufferLimitBytes
+	case out.BufferLimitBytes < 0:
+		out.BufferLimitBytes = 0
+	}
 	return out
 }
+
+// DefaultBufferLimitBytes is Envoy's default per_connection_buffer_limit_bytes.
+const DefaultBufferLimitBytes = 1 << 20
 
 // Timeout defaults (see the Config fields).
 const (

@@ -489,6 +489,12 @@ func (p *proxyStream) bodyCallback(dir proxywasm.StreamType, chunk []byte, eos b
 			if res >= dataStopIterationNoBuffer {
 				*h.body = (*h.body)[:len(*h.body)-len(chunk)]
 			}
+			if res == dataStopIterationAndBuffer {
+				if limit := p.h.cfg.BufferLimitBytes; limit > 0 && len(*h.body) > limit {
+					s.local = bufferOverflowReply(dir)
+					return nil, nil, sendLocal
+				}
+			}
 			if !eos {
 				return nil, nil, proceed
 			}

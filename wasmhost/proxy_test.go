@@ -352,3 +352,14 @@ func TestSetUpstream(t *testing.T) {
 		t.Fatalf("after moving to a new upstream: %v", err)
 	}
 }
+
+// A stopped request body past the listener's buffer limit gets Envoy's 413
+// local reply (TestABI buffers bodies under the limit).
+func TestBufferLimit(t *testing.T) {
+	e := newEnv(t, func(c *wasmhost.Config) { c.BufferLimitBytes = 64 << 10 })
+	resp := e.do(t, "body-buffer", http.MethodPost, "/echo", strings.Repeat("a", 128<<10), nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || string(body) != "Payload Too Large" {
+		t.Fatalf("128 KiB body over a 64 KiB limit: %d %q, want 413", resp.StatusCode, body)
+	}
+}
