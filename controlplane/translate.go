@@ -131,6 +131,9 @@ type Options struct {
 	// failClosed gives the filter FAIL_CLOSED instead of FAIL_RELOAD (an
 	// Envoy older than 1.33: Class.NoFailReload).
 	failClosed bool
+	// bufferLimit is the listeners' per_connection_buffer_limit_bytes
+	// (BufferLimitBytes of the topology's maxBodyBytes).
+	bufferLimit uint32
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -269,6 +272,7 @@ func translateClass(t *Topology, o Options, c Class, cs *clusterSet) (classResou
 		o.ReleaseRequestHeaders = true
 	}
 	o.failClosed = c.NoFailReload
+	o.bufferLimit = BufferLimitBytes(t.Defaults.MaxBodyBytes)
 	switch {
 	case c.Flavour == FlavourIstio:
 		ecds, err := istioFilter(t, o, c.Domain)

@@ -51,6 +51,9 @@ const (
 	// Pause stops the stream (and buffers the body in body callbacks) until
 	// the filter calls ContinueStream or sends a local reply.
 	Pause = proxywasm.ActionPause
+	// StopNoBuffer stops a body callback without buffering the data
+	// (proxy-wasm's StopIterationNoBuffer): the data is dropped.
+	StopNoBuffer = proxywasm.ActionDataStopNoBuffer
 )
 
 // LogLevel is a proxy-wasm log level.

@@ -414,9 +414,10 @@ func TestControlPlaneInstall(t *testing.T) {
 // control plane's ECDS resource, before the router, discovered over ECDS
 // from the control plane's Service (google_grpc) or from a static cluster
 // that the bootstrap override defines. (The CLUSTER patches that add the
-// loopback logic clusters, and the WasmPlugin variant's EnvoyFilters
-// that do, are the chart's rendering: charts/angzarr's objects test decodes
-// and checks them.)
+// loopback logic clusters and the LISTENER patches that raise the buffer
+// limit, and the WasmPlugin variant's EnvoyFilters that do both, are the
+// chart's rendering: charts/angzarr's objects test decodes and checks
+// them.)
 func TestEnvoyFilters(t *testing.T) {
 	ix := build(t)
 	filters := map[string]*networkingv1alpha3.EnvoyFilter{}
@@ -431,7 +432,7 @@ func TestEnvoyFilters(t *testing.T) {
 	for key, ef := range filters {
 		for i, p := range ef.Spec.GetConfigPatches() {
 			where := fmt.Sprintf("%s patch %d", key, i)
-			if p.GetApplyTo() == networkingapi.EnvoyFilter_CLUSTER {
+			if p.GetApplyTo() == networkingapi.EnvoyFilter_CLUSTER || p.GetApplyTo() == networkingapi.EnvoyFilter_LISTENER {
 				continue
 			}
 			if p.GetApplyTo() != networkingapi.EnvoyFilter_HTTP_FILTER ||

@@ -9,6 +9,7 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -650,14 +651,23 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilter, logicPorts []uint32) {
 	where := "EnvoyFilter " + key(ef.Namespace, ef.Name)
 	var clusters []uint32
+	limits := 0
 	defer func() {
 		if !slices.Equal(clusters, logicPorts) {
 			t.Errorf("%s adds loopback logic clusters for ports %v, want envoyFilter.logicPorts %v", where, clusters, logicPorts)
 		}
+		if limits != 1 {
+			t.Errorf("%s has %d buffer limit patches, want 1", where, limits)
+		}
 	}()
 	for _, p := range ef.Spec.GetConfigPatches() {
-		if p.GetApplyTo() == networkingapi.EnvoyFilter_CLUSTER {
+		switch p.GetApplyTo() {
+		case networkingapi.EnvoyFilter_CLUSTER:
 			clusters = append(clusters, checkLogicClusterPatch(t, where, p))
+			continue
+		case networkingapi.EnvoyFilter_LISTENER:
+			checkBufferLimitPatch(t, where, p)
+			limits++
 			continue
 		}
 		js, err := protojson.Marshal(p.GetPatch().GetValue())
@@ -726,6 +736,28 @@ func checkLogicClusterPatch(t *testing.T, where string, p *networkingapi.EnvoyFi
 			controlplane.IstioLogicCluster(sa.GetPortValue()))
 	}
 	return sa.GetPortValue()
+}
+
+// checkBufferLimitPatch: a LISTENER patch merges into the sidecar's
+// inbound listener a per_connection_buffer_limit_bytes (decoded strictly
+// into Envoy's Listener) at least what the filter buffers by default
+// (controlplane.BufferLimitBytes).
+func checkBufferLimitPatch(t *testing.T, where string, p *networkingapi.EnvoyFilter_EnvoyConfigObjectPatch) {
+	if p.GetPatch().GetOperation() != networkingapi.EnvoyFilter_Patch_MERGE || p.GetMatch().GetContext() != networkingapi.EnvoyFilter_SIDECAR_INBOUND {
+		t.Errorf("%s: listener patch %v %v, want MERGE in SIDECAR_INBOUND", where, p.GetPatch().GetOperation(), p.GetMatch().GetContext())
+	}
+	js, err := protojson.Marshal(p.GetPatch().GetValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listenerv3.Listener{}
+	if err := protojson.Unmarshal(js, l); err != nil {
+		t.Errorf("%s: value is not a Listener: %v", where, err)
+		return
+	}
+	if got := l.GetPerConnectionBufferLimitBytes().GetValue(); got < controlplane.BufferLimitBytes(0) {
+		t.Errorf("%s: per_connection_buffer_limit_bytes %d, want at least %d (the filter's bodies)", where, got, controlplane.BufferLimitBytes(0))
+	}
 }
 
 // bootstrapCluster returns HOST:PORT of cluster in the bootstrap override
@@ -798,8 +830,10 @@ func checkWasmPlugins(t *testing.T, ix *index, vals map[string]any) {
 				t.Errorf("EnvoyFilter %s selects %v, its WasmPlugin %v", ef.Name, ef.Spec.GetWorkloadSelector().GetLabels(), wp.Spec.GetSelector().GetMatchLabels())
 			}
 			ps := ef.Spec.GetConfigPatches()
-			if len(ps) != 1 || checkLogicClusterPatch(t, "EnvoyFilter "+ef.Name, ps[0]) != port {
+			if len(ps) != 2 || checkLogicClusterPatch(t, "EnvoyFilter "+ef.Name, ps[0]) != port {
 				t.Errorf("EnvoyFilter %s does not add the loopback cluster of port %d", ef.Name, port)
+			} else {
+				checkBufferLimitPatch(t, "EnvoyFilter "+ef.Name, ps[1])
 			}
 		}
 		// Istio's outbound cluster of the rendered event service.

@@ -181,6 +181,7 @@ func (p *proxy) apply(ctx context.Context, pc xdsclient.ProxyConfig) error {
 		hc.NodeMetadata = p.cfg.Metadata
 		if t := pc.Timeouts; t != nil {
 			hc.StreamIdleTimeout, hc.RequestTimeout, hc.RequestHeadersTimeout = t.StreamIdle, t.Request, t.RequestHeaders
+			hc.BufferLimitBytes = t.BufferLimitBytes
 		}
 		h, err := wasmhost.New(ctx, hc)
 		if err != nil {

@@ -55,6 +55,9 @@ type Options struct {
 	Clusters map[string]string
 	// Logic is the counter business logic (default: a plain one).
 	Logic *counter.Service
+	// BufferLimitBytes is the proxy's listener buffer limit (default
+	// Envoy's 1 MiB; the control plane sets controlplane.BufferLimitBytes).
+	BufferLimitBytes int
 }
 
 // Stack is one running deployment: redis, event service, counter logic and
@@ -135,14 +138,15 @@ func Start(t testing.TB, o Options) *Stack {
 		ptp = noop.NewTracerProvider()
 	}
 	h, err := wasmhost.New(context.Background(), wasmhost.Config{
-		FilterPath:     o.Filter,
-		Plugin:         wasmhost.Plugin{Configuration: raw},
-		Upstream:       s.Logic,
-		Clusters:       clusters,
-		WASIProfile:    o.Profile,
-		VMs:            vms,
-		Logger:         logger,
-		TracerProvider: ptp,
+		FilterPath:       o.Filter,
+		Plugin:           wasmhost.Plugin{Configuration: raw},
+		Upstream:         s.Logic,
+		Clusters:         clusters,
+		WASIProfile:      o.Profile,
+		VMs:              vms,
+		Logger:           logger,
+		TracerProvider:   ptp,
+		BufferLimitBytes: o.BufferLimitBytes,
 	})
 	if err != nil {
 		t.Fatalf("wasmhost: %v", err)

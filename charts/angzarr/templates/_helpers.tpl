@@ -146,3 +146,23 @@ SIDECAR_OUTBOUND); no route refers to it.
                       address: 127.0.0.1
                       port_value: {{ . }}
 {{- end }}
+
+{{/*
+The EnvoyFilter patch that raises the inbound listener's buffer limit to
+the argument (envoyFilter.bufferLimitBytes): Envoy buffers a body the
+filter stopped only up to per_connection_buffer_limit_bytes (1 MiB by
+default, which Istio keeps for sidecars); past it a command gets 413 and
+a logic answer whose headers went on is reset, before the filter could
+answer RESOURCE_EXHAUSTED at its own limit (max_body_bytes, 4 MiB).
+*/}}
+{{- define "angzarr.bufferLimitPatch" -}}
+# Room for the bodies the filter buffers (max_body_bytes + 64 KiB): Envoy
+# cuts a stopped body at the listener's buffer limit (1 MiB by default).
+- applyTo: LISTENER
+  match:
+    context: SIDECAR_INBOUND
+  patch:
+    operation: MERGE
+    value:
+      per_connection_buffer_limit_bytes: {{ . }}
+{{- end }}
