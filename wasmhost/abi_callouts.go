@@ -74,6 +74,9 @@ func abiGRPCCall(v *vm, s []uint64) proxywasm.Status {
 	frame := grpcFrame(msg) // the one copy out of guest memory
 	path := grpcMethodPath(svcName, method)
 	addr, authority, st := v.resolveGRPCService(service)
+	if st == errUnknownCluster {
+		return v.unknownCluster(true)
+	}
 	if st != proxywasm.StatusOK {
 		return st
 	}
@@ -87,7 +90,7 @@ func abiGRPCCall(v *vm, s []uint64) proxywasm.Status {
 	if v.gen.h.tracing != nil {
 		v.traceCallout(c, metadata, path, "POST", true)
 	}
-	req := grpcRequest{addr: addr, authority: authority, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
+	req := grpcRequest{addr: addr, authority: authority, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond, unary: true}
 	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, frame) })
 	return proxywasm.StatusOK
 }
@@ -105,6 +108,9 @@ func abiGRPCStream(v *vm, s []uint64) proxywasm.Status {
 	}
 	path := grpcMethodPath(svcName, method)
 	addr, authority, st := v.resolveGRPCService(service)
+	if st == errUnknownCluster {
+		return v.unknownCluster(false)
+	}
 	if st != proxywasm.StatusOK {
 		return st
 	}
@@ -190,9 +196,36 @@ func (v *vm) resolveGRPCService(service []byte) (addr, authority string, st prox
 		if addr, ok := clusters[string(name)]; ok {
 			return addr, calloutAuthority(string(name), string(auth)), proxywasm.StatusOK
 		}
-		return "", "", proxywasm.StatusBadArgument
+		return "", "", errUnknownCluster
 	}
 	return "", "", proxywasm.StatusParseFailure
+}
+
+// errUnknownCluster is resolveGRPCService's answer for a GrpcService that
+// names a cluster the host does not have.
+const errUnknownCluster = proxywasm.Status(0xffff)
+
+// unknownCluster fails a gRPC call or stream whose GrpcService names an
+// unknown cluster as Envoy does: the async client's stream finds no
+// cluster and closes itself UNAVAILABLE "Cluster not available" while it
+// is being created (Grpc::AsyncStreamImpl::initialize), which the Wasm
+// handler delivers as proxy_on_grpc_close for a token the plugin never
+// received; then proxy_grpc_call (or _stream) fails with INTERNAL_FAILURE
+// (Context::grpcCall: sendRaw returned null). Envoy runs that close inside
+// the host call; here it follows right after the current callback.
+func (v *vm) unknownCluster(call bool) proxywasm.Status {
+	token := v.newGRPCToken(call)
+	v.gen.h.goBackground(func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.closed || v.failed {
+			return
+		}
+		v.statusCode, v.statusMsg = grpcUnavailable, "Cluster not available"
+		v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(token), grpcUnavailable)
+		v.statusCode, v.statusMsg = 0, ""
+	})
+	return proxywasm.StatusInternalFailure
 }
 
 // envoyGRPC extracts GrpcService.envoy_grpc's cluster_name (field 1.1) and

@@ -364,7 +364,8 @@ func TestABI(t *testing.T) {
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("a 50 ms callout timeout took %s", d)
 		}
-		wantFacts(t, e, "grpc_close status=4 get_status=4 message=upstream request timeout")
+		// Envoy's 504 local reply: UNAVAILABLE, not DEADLINE_EXCEEDED.
+		wantFacts(t, e, "grpc_close status=14 get_status=14 message=upstream request timeout")
 	})
 
 	t.Run("http_call timeout is a 504 reply", func(t *testing.T) {
@@ -375,6 +376,14 @@ func TestABI(t *testing.T) {
 	t.Run("grpc_call to an unknown cluster", func(t *testing.T) {
 		e.do(t, "grpc-call-bad-cluster", http.MethodGet, "/echo", "", nil)
 		wantFacts(t, e, "grpc_call_bad_cluster=4")
+	})
+
+	// Envoy fails the call itself (INTERNAL_FAILURE, no token) and delivers
+	// the async client's close UNAVAILABLE for a token the plugin never got.
+	t.Run("grpc_call to a GrpcService of an unknown cluster", func(t *testing.T) {
+		e.do(t, "grpc-call-unknown-service", http.MethodGet, "/echo", "", nil)
+		wantFacts(t, e, "grpc_call_unknown_service=10", "grpc_call_unknown_service_token=0",
+			"grpc_close status=14 get_status=14 message=Cluster not available")
 	})
 
 	t.Run("grpc_stream", func(t *testing.T) {

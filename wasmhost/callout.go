@@ -292,15 +292,20 @@ type grpcRequest struct {
 	authority string
 	path      string
 	metadata  *headerMap
-	timeout   time.Duration
+	// timeout of a unary call (0: none for the proxy, but still sent as
+	// grpc-timeout); unary is false for a stream, which sends none.
+	timeout time.Duration
+	unary   bool
 }
 
-// grpc status codes used by the host.
+// grpc status codes used by the host. A callout's timeout is no
+// DEADLINE_EXCEEDED: Envoy's router answers it with a 504 local reply
+// ("upstream request timeout"), which the async gRPC client maps to
+// UNAVAILABLE (Grpc::Utility::httpToGrpcStatus).
 const (
-	grpcOK               = 0
-	grpcDeadlineExceeded = 4
-	grpcInternal         = 13
-	grpcUnavailable      = 14
+	grpcOK          = 0
+	grpcInternal    = 13
+	grpcUnavailable = 14
 )
 
 func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Request, error) {
@@ -313,7 +318,10 @@ func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Req
 	// Shared value slices: net/http only reads them.
 	req.Header["Content-Type"] = grpcContentType
 	req.Header["Te"] = teTrailers
-	if r.timeout > 0 {
+	if r.unary {
+		// Envoy's Context::grpcCall always passes its timeout on, and
+		// Grpc::Common::prepareHeaders writes it, "0m" for none: a gRPC
+		// server reads that as a deadline already passed.
 		req.Header["Grpc-Timeout"] = grpcTimeoutHeader(r.timeout)
 	}
 	return req, nil
@@ -449,7 +457,7 @@ func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint3
 	resp, err := v.gen.h.callouts.RoundTrip(req)
 	if err != nil {
 		if timedOut() {
-			return grpcDeadlineExceeded, "upstream request timeout", nil
+			return grpcUnavailable, "upstream request timeout", nil
 		}
 		return grpcUnavailable, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", nil
 	}
@@ -466,7 +474,7 @@ func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint3
 	}
 	if readErr != nil {
 		if timedOut() {
-			return grpcDeadlineExceeded, "upstream request timeout", nil
+			return grpcUnavailable, "upstream request timeout", nil
 		}
 		return grpcInternal, readErr.Error(), nil
 	}

@@ -439,5 +439,14 @@ func sharedCompilationCache() wazero.CompilationCache {
 // newRuntime is a wazero runtime on the shared compilation cache: every
 // generation's, and Precompile's, so that they find each other's modules.
 func newRuntime(ctx context.Context) wazero.Runtime {
-	return wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(sharedCompilationCache()))
+	return wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(sharedCompilationCache()).
+		WithMemoryLimitPages(MaxMemoryPages))
 }
+
+// MaxMemoryPages caps a VM's linear memory at 1 GiB (64 KiB pages), as
+// Envoy does: proxy-wasm-cpp-host's limits (PROXY_WASM_HOST_MAX_WASM_
+// MEMORY_SIZE_BYTES, 1 GiB) and V8's maximum pages. A memory.grow past it
+// returns -1; the Go runtime inside the filter then dies with "out of
+// memory", which traps the VM (the failure policy decides what follows).
+const MaxMemoryPages = 1 << 30 / (64 << 10)

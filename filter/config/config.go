@@ -31,8 +31,13 @@ const (
 	DefaultSagaTimeout          = 10 * time.Second
 	DefaultCascadeTimeout       = 30 * time.Second
 	DefaultAggregateCacheBytes  = 4 << 20
-	// MaxAggregateCacheBytes bounds aggregate_cache_bytes (per VM).
-	MaxAggregateCacheBytes = 1 << 30
+	// MaxAggregateCacheBytes bounds aggregate_cache_bytes (per VM): well
+	// below a VM's 1 GiB memory ceiling (Envoy's, and wasmhost's
+	// MaxMemoryPages), which must also hold the Go heap's working set and
+	// garbage, the bodies in flight and the histories being decoded. At
+	// the ceiling the Go runtime dies ("out of memory"), which traps the
+	// VM.
+	MaxAggregateCacheBytes = 256 << 20
 	// MaxCascadeDepthLimit is the largest max_cascade_depth accepted.
 	MaxCascadeDepthLimit = 64
 	// MaxRetryBackoff bounds retry_backoff and retry_backoff_max: the

@@ -102,6 +102,7 @@ func TestDecode(t *testing.T) {
 			}
 		}},
 		{name: "aggregate cache out of range", in: `{"aggregate_cache_bytes":-2}`, wantErr: []string{"aggregate_cache_bytes: must be -1 (off)"}},
+		{name: "aggregate cache near the VM's 1 GiB ceiling", in: `{"aggregate_cache_bytes":536870912}`, wantErr: []string{"aggregate_cache_bytes: must be -1 (off) or between 1 and 268435456"}},
 		{name: "nested key in the wrong case", in: `{"sagas":[{"Name":"x","cluster":"c","targets":["a"]}],"coordinators":{"a":"b"}}`,
 			wantErr: []string{"sagas[0].Name", "case-sensitive"}},
 		{name: "nested unknown key", in: `{"sync_projectors":[{"name":"x","cluster":"c","domains":["a"]}]}`,

@@ -255,6 +255,12 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		var token uint32
 		svc := "no-such-cluster"
 		st("grpc_call_bad_cluster", proxy_grpc_call(sp(svc), uint32(len(svc)), nil, 0, nil, 0, nil, 0, nil, 0, 1000, &token))
+	case "grpc-call-unknown-service":
+		// A GrpcService naming a cluster the host lacks.
+		var token uint32
+		svc := grpcService("no-such-cluster", "")
+		st("grpc_call_unknown_service", proxy_grpc_call(bp(svc), uint32(len(svc)), nil, 0, nil, 0, nil, 0, nil, 0, 1000, &token))
+		t("grpc_call_unknown_service_token=" + strconv.Itoa(int(token)))
 	case "grpc-stream":
 		c.paused = true
 		grpcStream(c)
