@@ -190,6 +190,14 @@ func adsSource() *core.ConfigSource {
 	}
 }
 
+// Routes must never match on the coordinator's path
+// (/angzarr.BusinessCoordinator/...) or on the logic's. The filter rewrites a
+// command's :path to /angzarr.BusinessLogic/Handle in its request headers
+// callback, and Envoy then clears the route cache and matches the routes
+// again (Context::replaceHeaderMapValue calls clearRouteCache; ABI 0.2.1):
+// a route keyed on the coordinator path would stop matching after the
+// rewrite, one keyed on the logic path would start to. Match on prefix "/",
+// :authority or the x-angzarr-domain header only, as every route here does.
 func prefix(p string) *route.RouteMatch {
 	return &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: p}}
 }
