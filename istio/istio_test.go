@@ -367,13 +367,22 @@ func TestControlPlaneInstall(t *testing.T) {
 		!strings.HasSuffix(arg(c.Args, "listen"), ":18000") {
 		t.Errorf("--listen %s does not serve Service port %v", arg(c.Args, "listen"), xdsPort.TargetPort)
 	}
+	// The module is a local file of the sidecars (the chart's default,
+	// controlPlane.wasmSource local), or the control plane's own module
+	// server.
 	url := arg(c.Args, "filter-wasm")
-	hostPort := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
-	if svc, p := ix.hostService(t, hostPort); svc != cps || !strings.HasSuffix(arg(c.Args, "serve-filter-listen"), fmt.Sprintf(":%d", p.Port)) {
-		t.Errorf("--filter-wasm %s is not the control plane's own module server", url)
-	}
-	if arg(c.Args, "serve-filter") == "" {
-		t.Error("--serve-filter missing")
+	if strings.HasPrefix(url, "/") {
+		if arg(c.Args, "serve-filter") != "" {
+			t.Error("--serve-filter with a local module source")
+		}
+	} else {
+		hostPort := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
+		if svc, p := ix.hostService(t, hostPort); svc != cps || !strings.HasSuffix(arg(c.Args, "serve-filter-listen"), fmt.Sprintf(":%d", p.Port)) {
+			t.Errorf("--filter-wasm %s is not the control plane's own module server", url)
+		}
+		if arg(c.Args, "serve-filter") == "" {
+			t.Error("--serve-filter missing")
+		}
 	}
 
 	// RBAC: the service account is bound to a role that can list and

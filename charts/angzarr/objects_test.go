@@ -586,14 +586,32 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 		t.Error("the control plane must run without a sidecar (sidecars reach it in plaintext)")
 	}
 	c := container(t, d)
-	if got := arg(c.Args, "serve-filter"); got != images.FilterPath {
-		t.Errorf("--serve-filter=%s, want the module of the image", got)
-	}
 	url := arg(c.Args, "filter-wasm")
-	hostPort, ok := strings.CutSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
-	svc, port, err := ix.hostService(hostPort)
-	if !ok || err != nil || svc.Name != "angzarr-controlplane" || arg(c.Args, "serve-filter-listen") != fmt.Sprintf("0.0.0.0:%d", port.Port) {
-		t.Errorf("--filter-wasm %s is not the control plane's own module server (%v)", url, err)
+	opts := controlplane.Options{WasmURL: url, WasmSHA256: strings.Repeat("0", 64)}
+	if lookup(vals, "controlPlane", "wasmSource") == "remote" {
+		if got := arg(c.Args, "serve-filter"); got != images.FilterPath {
+			t.Errorf("--serve-filter=%s, want the module of the image", got)
+		}
+		hostPort, ok := strings.CutSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
+		svc, port, err := ix.hostService(hostPort)
+		if !ok || err != nil || svc.Name != "angzarr-controlplane" || arg(c.Args, "serve-filter-listen") != fmt.Sprintf("0.0.0.0:%d", port.Port) {
+			t.Errorf("--filter-wasm %s is not the control plane's own module server (%v)", url, err)
+		}
+	} else {
+		// Local (the default): the sidecars read the module from a file
+		// they mount; the control plane serves no module.
+		if want, _ := lookup(vals, "controlPlane", "sidecarFilterPath").(string); url != want || !strings.HasPrefix(url, "/") {
+			t.Errorf("--filter-wasm=%s, want controlPlane.sidecarFilterPath %q", url, want)
+		}
+		if arg(c.Args, "serve-filter") != "" || arg(c.Args, "serve-filter-listen") != "" {
+			t.Error("a local module source still serves the module over HTTP")
+		}
+		for _, p := range ix.services[key(d.Namespace, "angzarr-controlplane")].Spec.Ports {
+			if p.Name == "http-wasm" {
+				t.Error("a local module source still exposes http-wasm")
+			}
+		}
+		opts = controlplane.Options{WasmFile: url}
 	}
 	if ns, _ := lookup(vals, "controlPlane", "watchNamespace").(string); arg(c.Args, "namespace") != ns {
 		t.Errorf("--namespace=%s, want %q", arg(c.Args, "namespace"), ns)
@@ -624,7 +642,7 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 	if svc, _, err := ix.hostService(top.EventService.Address); err != nil || svc.Name != "angzarr-eventsvc" {
 		t.Errorf("the topology's event service %s is not the rendered one: %v", top.EventService.Address, err)
 	}
-	if _, err := controlplane.Translate(top, controlplane.Options{WasmURL: url, WasmSHA256: strings.Repeat("0", 64)}); err != nil {
+	if _, err := controlplane.Translate(top, opts); err != nil {
 		t.Errorf("the control plane cannot translate the topology: %v", err)
 	}
 
