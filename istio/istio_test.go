@@ -30,6 +30,8 @@ import (
 	istioscheme "istio.io/client-go/pkg/clientset/versioned/scheme"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/angzarr-mesh/angzarr/internal/images"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -610,4 +612,50 @@ func firstDiff(a, b string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestShopPodsMountTheFilter: the control plane pushes the module as a
+// local file (--filter-wasm is a path), and every pod of a namespace the
+// EnvoyFilter covers mounts it there from the filter's OCI image (an image
+// volume in the sidecar through sidecar.istio.io/userVolume*): a pod
+// without the file would get no filter and fail closed.
+func TestShopPodsMountTheFilter(t *testing.T) {
+	ix := build(t)
+	cp := ix.deployments["angzarr-system/angzarr-controlplane"]
+	path := arg(cp.Spec.Template.Spec.Containers[0].Args, "filter-wasm")
+	if !strings.HasPrefix(path, "/") {
+		t.Fatalf("--filter-wasm %s: istio/ is rendered with the chart's default, a local module", path)
+	}
+	covered := map[string]bool{}
+	for _, ef := range ix.filters {
+		if ef.Name == controlplane.FilterName {
+			covered[ef.Namespace] = true
+		}
+	}
+	n := 0
+	for _, d := range ix.deployments {
+		if !covered[d.Namespace] {
+			continue
+		}
+		n++
+		ann := d.Spec.Template.Annotations
+		var vols []corev1.Volume
+		var mounts []corev1.VolumeMount
+		if err := json.Unmarshal([]byte(ann["sidecar.istio.io/userVolume"]), &vols); err != nil {
+			t.Errorf("%s: userVolume: %v", d.Name, err)
+			continue
+		}
+		if err := json.Unmarshal([]byte(ann["sidecar.istio.io/userVolumeMount"]), &mounts); err != nil {
+			t.Errorf("%s: userVolumeMount: %v", d.Name, err)
+			continue
+		}
+		if len(vols) != 1 || vols[0].Image == nil || !strings.HasPrefix(vols[0].Image.Reference, "ghcr.io/angzarr-mesh/angzarr-filter") ||
+			len(mounts) != 1 || mounts[0].Name != vols[0].Name || !mounts[0].ReadOnly ||
+			mounts[0].MountPath+"/"+images.WasmPluginFile != path {
+			t.Errorf("%s does not mount the filter image's %s at %s: %v %v", d.Name, images.WasmPluginFile, path, vols, mounts)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no workload in the EnvoyFilter's namespaces")
+	}
 }
