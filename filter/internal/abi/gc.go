@@ -35,7 +35,7 @@ import (
 // because the workers have work until the cycle ends.
 
 // gcMinGarbage is the least allocation between two collections.
-const gcMinGarbage = 4 << 20
+const gcMinGarbage = 16 << 20
 
 // gcMaxSkip bounds how many stream ends pass without reading the
 // allocation counter (see collectGarbage).
