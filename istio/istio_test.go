@@ -587,8 +587,8 @@ func TestWasmPluginVariant(t *testing.T) {
 		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 			t.Errorf("WasmPlugin %s: plugin configuration\n got %+v\nwant %+v (what the control plane pushes, without the header hold)", wp.Name, got, want)
 		}
-		if wp.Spec.GetFailStrategy().String() != "FAIL_CLOSE" {
-			t.Errorf("WasmPlugin %s: fail strategy %v, want FAIL_CLOSE", wp.Name, wp.Spec.GetFailStrategy())
+		if wp.Spec.GetFailStrategy().String() != "FAIL_CLOSE" && wp.Spec.GetFailStrategy().String() != "FAIL_RELOAD" {
+			t.Errorf("WasmPlugin %s: fail strategy %v, want FAIL_CLOSE or FAIL_RELOAD", wp.Name, wp.Spec.GetFailStrategy())
 		}
 		port := dep.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort
 		if ports := wp.Spec.GetMatch()[0].GetPorts(); len(ports) != 1 || ports[0].GetNumber() != uint32(port) {

@@ -823,7 +823,8 @@ func checkWasmPlugins(t *testing.T, ix *index, vals map[string]any) {
 		if "sha256:"+wp.Spec.GetSha256() != digest && (digest != "" || wp.Spec.GetSha256() != "") {
 			t.Errorf("WasmPlugin %s: sha256 %q, want the digest %q", wp.Name, wp.Spec.GetSha256(), digest)
 		}
-		if wp.Spec.GetFailStrategy() != extensionsapi.FailStrategy_FAIL_CLOSE {
+		if want, _ := lookup(vals, "wasmPlugin", "failStrategy").(string); wp.Spec.GetFailStrategy().String() != want ||
+			wp.Spec.GetFailStrategy() == extensionsapi.FailStrategy_FAIL_OPEN {
 			t.Errorf("WasmPlugin %s: fail strategy %v", wp.Name, wp.Spec.GetFailStrategy())
 		}
 		js, err := wp.Spec.GetPluginConfig().MarshalJSON()
