@@ -543,6 +543,9 @@ func (p *proxyStream) await(dir proxywasm.StreamType) outcome {
 			if o := s.outcome(); o != proceed {
 				return o
 			}
+			if !s.reqHeld {
+				break // released by the outcome (a failed plugin, FailOpen)
+			}
 			s.cond.Wait()
 		}
 		return proceed
