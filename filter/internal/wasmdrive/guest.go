@@ -175,8 +175,37 @@ func b2u(b bool) uint64 {
 }
 
 // NewStream creates stream context id (proxy_on_context_create).
-func (g *Guest) NewStream(id uint32) error {
-	_, err := g.call("proxy_on_context_create", uint64(id), RootID)
+func (g *Guest) NewStream(id uint32) error { return g.NewStreamIn(id, RootID) }
+
+// AddRoot creates another root context, id, in the same instance, starts
+// and configures it with pluginConfig, as Envoy does for every plugin
+// that shares a VM (same vm_id, code and VM configuration: a gateway's
+// per-domain filters), each with its own root context.
+func (g *Guest) AddRoot(id uint32, pluginConfig []byte) error {
+	if _, err := g.call("proxy_on_context_create", uint64(id), 0); err != nil {
+		return err
+	}
+	if ok, err := g.call("proxy_on_vm_start", uint64(id), 0); err != nil || ok != 1 {
+		return fmt.Errorf("proxy_on_vm_start: %d %v", ok, err)
+	}
+	saved := g.cfg
+	g.cfg = pluginConfig
+	defer func() { g.cfg = saved }()
+	if ok, err := g.call("proxy_on_configure", uint64(id), uint64(len(pluginConfig))); err != nil || ok != 1 {
+		return fmt.Errorf("proxy_on_configure: %d %v", ok, err)
+	}
+	return nil
+}
+
+// NewStreamIn creates stream context id under root context root.
+func (g *Guest) NewStreamIn(id, root uint32) error {
+	_, err := g.call("proxy_on_context_create", uint64(id), uint64(root))
+	return err
+}
+
+// OnGrpcReceiveOn is OnGrpcReceive on root context root.
+func (g *Guest) OnGrpcReceiveOn(root, token uint32, size int) error {
+	_, err := g.call("proxy_on_grpc_receive", uint64(root), uint64(token), uint64(size))
 	return err
 }
 
