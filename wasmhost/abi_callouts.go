@@ -215,6 +215,7 @@ const errUnknownCluster = proxywasm.Status(0xffff)
 // the host call; here it follows right after the current callback.
 func (v *vm) unknownCluster(call bool) proxywasm.Status {
 	token := v.newGRPCToken(call)
+	root := v.currentRoot()
 	v.gen.h.goBackground(func() {
 		v.mu.Lock()
 		defer v.mu.Unlock()
@@ -222,7 +223,7 @@ func (v *vm) unknownCluster(call bool) proxywasm.Status {
 			return
 		}
 		v.statusCode, v.statusMsg = grpcUnavailable, "Cluster not available"
-		v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(token), grpcUnavailable)
+		v.callExport("proxy_on_grpc_close", root, uint64(root), uint64(token), grpcUnavailable)
 		v.statusCode, v.statusMsg = 0, ""
 	})
 	return proxywasm.StatusInternalFailure

@@ -45,6 +45,9 @@ type callout struct {
 	// span), nil on the root context.
 	span trace.Span
 	from *stream
+
+	// root is the root context that made the call: its results go there.
+	root uint32
 }
 
 // traceCallout starts the callout's client span and writes its context
@@ -129,7 +132,7 @@ func (v *vm) startCallout(token uint32, kind calloutKind, timeout time.Duration)
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel}
+	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel, root: v.currentRoot()}
 	v.callouts[calloutKey(token, kind)] = c
 	return c
 }
@@ -192,12 +195,12 @@ func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 		delete(v.callouts, calloutKey(c.token, c.kind))
 		if failed {
 			v.statusCode, v.statusMsg = uint32(proxywasm.StatusBrokenConnection), "reset"
-			v.callExport("proxy_on_http_call_response", v.rootID, uint64(v.rootID), uint64(c.token), 0, 0, 0)
+			v.callExport("proxy_on_http_call_response", c.root, uint64(c.root), uint64(c.token), 0, 0, 0)
 			v.statusCode, v.statusMsg = 0, ""
 			return
 		}
 		v.httpResp = reply
-		v.callExport("proxy_on_http_call_response", v.rootID, uint64(v.rootID), uint64(c.token),
+		v.callExport("proxy_on_http_call_response", c.root, uint64(c.root), uint64(c.token),
 			uint64(len(reply.headers.kv)), uint64(len(reply.body)), uint64(len(reply.trailers.kv)))
 		v.httpResp = nil
 	})
@@ -431,12 +434,12 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, frame []byte) {
 		delete(v.callouts, calloutKey(c.token, c.kind))
 		if code == grpcOK {
 			v.grpcRecv, v.grpcRecvSet = reply, true
-			v.callExport("proxy_on_grpc_receive", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(reply)))
+			v.callExport("proxy_on_grpc_receive", c.root, uint64(c.root), uint64(c.token), uint64(len(reply)))
 			v.grpcRecv, v.grpcRecvSet = nil, false
 			return
 		}
 		v.statusCode, v.statusMsg = code, text
-		v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
+		v.callExport("proxy_on_grpc_close", c.root, uint64(c.root), uint64(c.token), uint64(code))
 		v.statusCode, v.statusMsg = 0, ""
 	})
 }
@@ -572,7 +575,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 				delete(v.callouts, calloutKey(c.token, c.kind))
 			}
 			v.statusCode, v.statusMsg = code, text
-			v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
+			v.callExport("proxy_on_grpc_close", c.root, uint64(c.root), uint64(c.token), uint64(code))
 			v.statusCode, v.statusMsg = 0, ""
 		})
 	}
@@ -599,7 +602,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 		md := responseHeaderMap(resp.StatusCode, resp.Header)
 		v.deliver(c, func() {
 			v.grpcInitMeta = md
-			v.callExport("proxy_on_grpc_receive_initial_metadata", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(md.kv)))
+			v.callExport("proxy_on_grpc_receive_initial_metadata", c.root, uint64(c.root), uint64(c.token), uint64(len(md.kv)))
 			v.grpcInitMeta = nil
 		})
 		for {
@@ -613,7 +616,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 			}
 			v.deliver(c, func() {
 				v.grpcRecv, v.grpcRecvSet = msg, true
-				v.callExport("proxy_on_grpc_receive", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(msg)))
+				v.callExport("proxy_on_grpc_receive", c.root, uint64(c.root), uint64(c.token), uint64(len(msg)))
 				v.grpcRecv, v.grpcRecvSet = nil, false
 			})
 		}
@@ -625,7 +628,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 	tm := trailerMap(trailers)
 	v.deliver(c, func() {
 		v.grpcTrailMeta = tm
-		v.callExport("proxy_on_grpc_receive_trailing_metadata", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(tm.kv)))
+		v.callExport("proxy_on_grpc_receive_trailing_metadata", c.root, uint64(c.root), uint64(c.token), uint64(len(tm.kv)))
 		v.grpcTrailMeta = nil
 	})
 	code, text := grpcResult(resp)

@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,14 @@ type Plugin struct {
 	// Default false: a headers pause stops everything until
 	// proxy_continue_stream (StopAllIterationAndWatermark).
 	AllowOnHeadersStopIteration bool
+	// Siblings are further plugins that share this plugin's VMs, as
+	// Envoy shares a VM among the plugins of one vm_id, code and VM
+	// configuration (a gateway's per-domain filters): each gets its own
+	// root context on every VM, started and configured with its own
+	// Configuration; streams reach it through Host.PluginHandler(Name).
+	// Only a sibling's Name (required, unique), RootID, Configuration and
+	// AllowOnHeadersStopIteration are used. Default none.
+	Siblings []Plugin
 	// FailurePolicy is Envoy's PluginConfig failure_policy: what a VM that
 	// failed (trapped, or its Go runtime died) leaves behind. Default
 	// FailClosed.
@@ -259,6 +268,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("wasmhost: unknown WASI profile %q (want %s or %s)", c.WASIProfile, WASIEnvoy133, WASIEnvoyCurrent))
 	}
+	errs = append(errs, validateSiblings(c.Plugin)...)
 	switch c.Plugin.FailurePolicy {
 	case "", FailClosed, FailOpen, FailReload:
 	default:
@@ -297,4 +307,20 @@ func ParseCluster(s string) (name, addr string, err error) {
 		return "", "", fmt.Errorf("wasmhost: cluster %q: %w", s, err)
 	}
 	return name, addr, nil
+}
+
+// validateSiblings checks that every sibling plugin has a name of its own.
+func validateSiblings(p Plugin) []error {
+	var errs []error
+	seen := map[string]bool{cmp.Or(p.Name, "angzarr"): true}
+	for i, s := range p.Siblings {
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("wasmhost: sibling plugin %d has no name", i))
+		case seen[s.Name]:
+			errs = append(errs, fmt.Errorf("wasmhost: plugin name %q used twice", s.Name))
+		}
+		seen[s.Name] = true
+	}
+	return errs
 }

@@ -136,6 +136,9 @@ func (h *Host) UpdatePlugin(ctx context.Context, p Plugin) error {
 	default:
 		return fmt.Errorf("wasmhost: unknown failure policy %q", p.FailurePolicy)
 	}
+	if errs := validateSiblings(p); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	g, err := newGeneration(ctx, h, p)
 	if err != nil {
 		return err
@@ -192,9 +195,19 @@ func (h *Host) cluster(name string) (string, bool) {
 // ServeHTTP proxies one request; Host is an http.Handler so it can also be
 // mounted on a server of the caller's own. The stream runs on a worker
 // goroutine (see workerPool) while the handler's goroutine waits for it.
-func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveOn(w, r, "") }
+
+// PluginHandler serves streams on the plugin called name: the main plugin
+// or one of its Siblings (on the same VMs, through that plugin's root
+// context), as an Envoy listener whose filter chain names that plugin.
+// A name no plugin has answers 500 (no such filter configured).
+func (h *Host) PluginHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serveOn(w, r, name) })
+}
+
+func (h *Host) serveOn(w http.ResponseWriter, r *http.Request, plugin string) {
 	t := serveTasks.Get().(*serveTask)
-	t.h, t.w, t.r = h, w, r
+	t.h, t.w, t.r, t.plugin = h, w, r, plugin
 	if !h.workers.run(t.fn) {
 		t.run() // closed: serve here
 	}
@@ -216,6 +229,7 @@ type serveTask struct {
 	h        *Host
 	w        http.ResponseWriter
 	r        *http.Request
+	plugin   string // "" for the main plugin
 	abort    bool
 	panicked any
 	fn       func()
@@ -238,12 +252,12 @@ func (t *serveTask) run() {
 		}
 		t.done <- struct{}{}
 	}()
-	t.abort = t.h.serve(t.w, t.r)
+	t.abort = t.h.serve(t.w, t.r, t.plugin)
 }
 
 // serve proxies one request; it reports whether the downstream stream must
 // be reset.
-func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
+func (h *Host) serve(w http.ResponseWriter, r *http.Request, plugin string) (abort bool) {
 	h.metrics.streams.Add(1)
 	h.metrics.activeStreams.Add(1)
 	defer h.metrics.activeStreams.Add(-1)
@@ -302,6 +316,15 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 		defer g.pool.release(v)
 		p.v, p.s = v, newStream(v, r)
 	}
+	if plugin != "" && plugin != g.plugin.Name {
+		v.mu.Lock()
+		root, ok := v.rootNamed(plugin)
+		v.mu.Unlock()
+		if !ok {
+			return p.writeDirect(&localReply{code: http.StatusInternalServerError, body: "no plugin " + plugin, grpcStatus: -1})
+		}
+		p.s.root = root
+	}
 	return p.run()
 }
 
@@ -310,7 +333,18 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 // The server is net/http's (server.go); each stream is handed to a worker
 // goroutine (ServeHTTP).
 func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
-	return serve(ctx, ln, newServer(h, &h.cfg, h.log, func(ctx context.Context, c net.Conn) context.Context {
+	return h.ServePlugin(ctx, ln, "")
+}
+
+// ServePlugin is Serve for the streams of the plugin called name (Serve's
+// is the main plugin; see PluginHandler): a listener of its own, sharing
+// the VMs, as Envoy listeners whose filters share a VM.
+func (h *Host) ServePlugin(ctx context.Context, ln net.Listener, name string) error {
+	var handler http.Handler = h
+	if name != "" {
+		handler = h.PluginHandler(name)
+	}
+	return serve(ctx, ln, newServer(handler, &h.cfg, h.log, func(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, downstreamConnKey{}, &downstreamConn{conn: c, worker: int(h.connSeq.Add(1) - 1)})
 	}))
 }

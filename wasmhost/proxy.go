@@ -114,7 +114,7 @@ func (p *proxyStream) run() (abort bool) {
 	// StopAllIterationAndWatermark; envoy/source/extensions/common/wasm/
 	// context.cc, Context::onRequestHeaders): the headers are held, and the
 	// upstream stream is not opened, until the plugin continues.
-	hold := !eos && v.gen.plugin.AllowOnHeadersStopIteration
+	hold := !eos && v.pluginOf(s.root).AllowOnHeadersStopIteration
 	v.mu.Lock()
 	if !s.bypass {
 		s.create()

@@ -15,6 +15,7 @@ import (
 type stream struct {
 	v      *vm
 	id     uint32
+	root   uint32    // its root context (its plugin's)
 	cond   sync.Cond // L is &v.mu
 	req    *http.Request
 	isGRPC bool
@@ -60,7 +61,7 @@ type stream struct {
 }
 
 func newStream(v *vm, r *http.Request) *stream {
-	s := &stream{v: v, req: r}
+	s := &stream{v: v, req: r, root: v.rootID}
 	s.cond.L = &v.mu
 	s.isGRPC = strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 	return s
@@ -239,7 +240,7 @@ func (s *stream) create() {
 		return
 	}
 	s.created = true
-	v.callExport("proxy_on_context_create", s.id, uint64(s.id), uint64(v.rootID))
+	v.callExport("proxy_on_context_create", s.id, uint64(s.id), uint64(s.root))
 }
 
 // finish runs proxy_on_log, proxy_on_done and proxy_on_delete (Envoy's order

@@ -55,6 +55,10 @@ type Options struct {
 	Clusters map[string]string
 	// Logic is the counter business logic (default: a plain one).
 	Logic *counter.Service
+	// Siblings are more plugins on the proxy's VMs (wasmhost's
+	// Plugin.Siblings), each served on a listener of its own
+	// (Stack.PluginProxy). Default none.
+	Siblings []wasmhost.Plugin
 	// BufferLimitBytes is the proxy's listener buffer limit (default
 	// Envoy's 1 MiB; the control plane sets controlplane.BufferLimitBytes).
 	BufferLimitBytes int
@@ -63,18 +67,20 @@ type Options struct {
 // Stack is one running deployment: redis, event service, counter logic and
 // the proxy with the filter.
 type Stack struct {
-	t         testing.TB
-	Redis     string
-	EventSvc  string
-	Logic     string
-	Proxy     string
-	Host      *wasmhost.Host
-	esCfg     eventsvc.Config
-	esMu      sync.Mutex
-	esStop    context.CancelFunc
-	esDone    chan error
-	conn      *grpc.ClientConn
-	storeConn *grpc.ClientConn
+	t        testing.TB
+	Redis    string
+	EventSvc string
+	Logic    string
+	Proxy    string
+	// PluginProxy is the address serving each sibling plugin.
+	PluginProxy map[string]string
+	Host        *wasmhost.Host
+	esCfg       eventsvc.Config
+	esMu        sync.Mutex
+	esStop      context.CancelFunc
+	esDone      chan error
+	conn        *grpc.ClientConn
+	storeConn   *grpc.ClientConn
 }
 
 // Start brings a stack up; everything stops at t.Cleanup.
@@ -139,7 +145,7 @@ func Start(t testing.TB, o Options) *Stack {
 	}
 	h, err := wasmhost.New(context.Background(), wasmhost.Config{
 		FilterPath:       o.Filter,
-		Plugin:           wasmhost.Plugin{Configuration: raw},
+		Plugin:           wasmhost.Plugin{Configuration: raw, Siblings: o.Siblings},
 		Upstream:         s.Logic,
 		Clusters:         clusters,
 		WASIProfile:      o.Profile,
@@ -166,6 +172,21 @@ func Start(t testing.TB, o Options) *Stack {
 		h.Close()
 	})
 
+	s.PluginProxy = map[string]string{}
+	for _, sib := range o.Siblings {
+		slis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.PluginProxy[sib.Name] = slis.Addr().String()
+		sctx, scancel := context.WithCancel(context.Background())
+		sdone := make(chan error, 1)
+		go func() { sdone <- h.ServePlugin(sctx, slis, sib.Name) }()
+		t.Cleanup(func() {
+			scancel()
+			<-sdone
+		})
+	}
 	s.conn = dial(t, s.Proxy)
 	s.storeConn = dial(t, s.EventSvc)
 	return s
