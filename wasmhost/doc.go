@@ -71,7 +71,11 @@
 // that worker's plugin failed until the next UpdatePlugin, FailReload
 // replaces the VM after ReloadBackoff. A VM's memory is capped at 1 GiB
 // (MaxMemoryPages), and a body the plugin stops is buffered up to
-// Config.BufferLimitBytes (413 past it).
+// Config.BufferLimitBytes (413 past it). Plugin.Siblings put more plugins
+// on the same VMs, one root context each (Envoy's VM sharing by vm_id and
+// code); their streams come through PluginHandler / ServePlugin. Callout
+// tokens are unique per VM here, while Envoy counts them per root context,
+// so two roots may see the same token number there.
 //
 // # HTTP/2, limits and timeouts
 //
