@@ -154,9 +154,10 @@ func TestEndToEndConfigOverXDS(t *testing.T) {
 	// same proxy, without a restart, now refuses it.
 	saved := time.Now()
 	writeAtomic(t, topo, e2eTopology(es, logic, 16))
-	if got := nextApplied(t, applied); got.Filter.Config.MaxBodyBytes != 16 {
-		t.Fatalf("update carried max_body_bytes %d", got.Filter.Config.MaxBodyBytes)
-	}
+	// The change reaches the proxy as more than one xDS update (the
+	// listener's buffer limit follows maxBodyBytes too): wait for the
+	// filter's.
+	waitApplied(t, applied, func(pc xdsclient.ProxyConfig) bool { return pc.Filter.Config.MaxBodyBytes == 16 })
 	t.Logf("file save to config applied in the proxy: %v", time.Since(saved))
 	_, err = coord.Handle(ctx, createCart(t))
 	if status.Code(err) != codes.ResourceExhausted {
@@ -165,7 +166,7 @@ func TestEndToEndConfigOverXDS(t *testing.T) {
 
 	// And back.
 	writeAtomic(t, topo, e2eTopology(es, logic, 0))
-	nextApplied(t, applied)
+	waitApplied(t, applied, func(pc xdsclient.ProxyConfig) bool { return pc.Filter.Config.MaxBodyBytes != 16 })
 	if _, err := coord.Handle(ctx, createCart(t)); err != nil {
 		t.Fatalf("after restoring the topology: %v", err)
 	}
@@ -179,6 +180,13 @@ func nextApplied(t testing.TB, ch <-chan xdsclient.ProxyConfig) xdsclient.ProxyC
 	case <-testutil.Deadline(t):
 		t.Fatal("the proxy applied no configuration before the test's deadline")
 		return xdsclient.ProxyConfig{}
+	}
+}
+
+// waitApplied waits for an applied configuration for which ok holds.
+func waitApplied(t testing.TB, ch <-chan xdsclient.ProxyConfig, ok func(xdsclient.ProxyConfig) bool) {
+	t.Helper()
+	for !ok(nextApplied(t, ch)) {
 	}
 }
 

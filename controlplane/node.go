@@ -41,12 +41,19 @@ type Identity struct {
 	// NoHeaderHold: the node's Envoy is older than 1.35 (see
 	// Class.NoHeaderHold).
 	NoHeaderHold bool
+	// NoFailReload: the node's Envoy is older than 1.33 (see
+	// Class.NoFailReload).
+	NoFailReload bool
 }
 
 // Class is the configuration class the node receives.
 func (id Identity) Class() Class {
-	return Class{Flavour: id.Flavour, Domain: id.Domain, NoHeaderHold: id.NoHeaderHold}
+	return Class{Flavour: id.Flavour, Domain: id.Domain, NoHeaderHold: id.NoHeaderHold, NoFailReload: id.NoFailReload}
 }
+
+// failReloadEnvoy is the first Envoy release with the Wasm failure policy
+// FAIL_RELOAD.
+var failReloadEnvoy = [2]uint32{1, 33}
 
 // headerHoldEnvoy is the first Envoy release that honours the Wasm
 // PluginConfig's allow_on_headers_stop_iteration.
@@ -122,7 +129,8 @@ func (idx workloadIndex) lookup(namespace, name string) (string, bool) {
 // node gets no configuration until the domain exists (fail closed).
 func Identify(node *core.Node, idx workloadIndex) Identity {
 	md := node.GetMetadata().GetFields()
-	id := Identity{Flavour: FlavourEnvoy, NoHeaderHold: envoyBefore(node, headerHoldEnvoy)}
+	id := Identity{Flavour: FlavourEnvoy, NoHeaderHold: envoyBefore(node, headerHoldEnvoy),
+		NoFailReload: envoyBefore(node, failReloadEnvoy)}
 	if str(md, metaIstioVersion) != "" || strings.HasPrefix(node.GetId(), "sidecar~") {
 		id.Flavour = FlavourIstio
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	wasm "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -73,15 +74,17 @@ func TestOldEnvoyGetsNoHeaderHold(t *testing.T) {
 		return n
 	}
 	for _, tc := range []struct {
-		name string
-		node *core.Node
-		hold bool
+		name   string
+		node   *core.Node
+		hold   bool
+		policy wasm.FailurePolicy
 	}{
-		{"Istio 1.24 (Envoy 1.32)", withEnvoy(istioNode("order-1", "shop", "order", nil), 1, 32), false},
-		{"Envoy 1.34", withEnvoy(istioNode("order-2", "shop", "order", nil), 1, 34), false},
-		{"Envoy 1.35", withEnvoy(istioNode("order-3", "shop", "order", nil), 1, 35), true},
-		{"Envoy 2.0", withEnvoy(istioNode("order-4", "shop", "order", nil), 2, 0), true},
-		{"no version", istioNode("order-5", "shop", "order", nil), true},
+		{"Istio 1.24 (Envoy 1.32)", withEnvoy(istioNode("order-1", "shop", "order", nil), 1, 32), false, wasm.FailurePolicy_FAIL_CLOSED},
+		{"Envoy 1.33", withEnvoy(istioNode("order-6", "shop", "order", nil), 1, 33), false, wasm.FailurePolicy_FAIL_RELOAD},
+		{"Envoy 1.34", withEnvoy(istioNode("order-2", "shop", "order", nil), 1, 34), false, wasm.FailurePolicy_FAIL_RELOAD},
+		{"Envoy 1.35", withEnvoy(istioNode("order-3", "shop", "order", nil), 1, 35), true, wasm.FailurePolicy_FAIL_RELOAD},
+		{"Envoy 2.0", withEnvoy(istioNode("order-4", "shop", "order", nil), 2, 0), true, wasm.FailurePolicy_FAIL_RELOAD},
+		{"no version", istioNode("order-5", "shop", "order", nil), true, wasm.FailurePolicy_FAIL_RELOAD},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := ecdsStream(t, tp.conn, tc.node)
@@ -98,6 +101,10 @@ func TestOldEnvoyGetsNoHeaderHold(t *testing.T) {
 			if f.Config.HoldRequestHeaders != tc.hold || f.AllowOnHeadersStopIteration != tc.hold {
 				t.Errorf("hold_request_headers %v, allow_on_headers_stop_iteration %v; want both %v",
 					f.Config.HoldRequestHeaders, f.AllowOnHeadersStopIteration, tc.hold)
+			}
+			// FAIL_RELOAD exists from Envoy 1.33 on; older ones fail closed.
+			if f.FailurePolicy != tc.policy || (tc.policy == wasm.FailurePolicy_FAIL_RELOAD) != (f.ReloadBackoff == ReloadBackoff) {
+				t.Errorf("failure policy %v, reload back-off %v; want %v", f.FailurePolicy, f.ReloadBackoff, tc.policy)
 			}
 			if !slices.Equal(f.Config.Domains, []string{"order"}) {
 				t.Errorf("domains %v", f.Config.Domains)

@@ -71,7 +71,7 @@ func TestXDSEndToEnd(t *testing.T) {
 	ipc := pluginOf(t, ie, FilterName)
 	if !slices.Equal(ipc.Domains, []string{"cart"}) ||
 		ipc.EventServiceCluster != "outbound|1313||angzarr-eventsvc.angzarr-system.svc.cluster.local" ||
-		ipc.BusinessLogicCluster != "inbound|50051||" {
+		ipc.BusinessLogicCluster != IstioLogicCluster(50051) {
 		t.Errorf("istio plugin configuration %+v", ipc)
 	}
 	sidecar.ack(ie)

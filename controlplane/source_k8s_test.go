@@ -88,7 +88,7 @@ func TestKubernetesSource(t *testing.T) {
 	s.subscribe(resource.ExtensionConfigType, FilterName)
 	r := s.next(resource.ExtensionConfigType, wait)
 	p := pluginOf(t, r, FilterName)
-	if !slices.Equal(p.Domains, []string{"invoice"}) || p.BusinessLogicCluster != "inbound|9000||" {
+	if !slices.Equal(p.Domains, []string{"invoice"}) || p.BusinessLogicCluster != IstioLogicCluster(9000) {
 		t.Errorf("annotated workload got %+v", p)
 	}
 	s.ack(r)
@@ -175,7 +175,7 @@ func TestServicePorts(t *testing.T) {
 
 // TestServicePortReachesIstioClusters: the customer Service sends its
 // port 8080 to the logic's container port 50051. The customer sidecar
-// calls its logic on the container port (inbound|50051||), while a
+// calls its logic on the container port (IstioLogicCluster(50051)), while a
 // CASCADE from the order sidecar goes to the Service port
 // (outbound|8080||...), as Istio names those clusters.
 func TestServicePortReachesIstioClusters(t *testing.T) {
@@ -189,8 +189,8 @@ func TestServicePortReachesIstioClusters(t *testing.T) {
 	cs := ecdsStream(t, tp.conn, istioNode("customer-7c-x", "shop", "customer", nil))
 	cs.subscribe(resource.ExtensionConfigType, FilterName)
 	r := cs.next(resource.ExtensionConfigType, wait)
-	if p := pluginOf(t, r, FilterName); !slices.Equal(p.Domains, []string{"customer"}) || p.BusinessLogicCluster != "inbound|50051||" {
-		t.Errorf("customer's own sidecar got domains %v, logic %q; want inbound|50051||", p.Domains, p.BusinessLogicCluster)
+	if p := pluginOf(t, r, FilterName); !slices.Equal(p.Domains, []string{"customer"}) || p.BusinessLogicCluster != IstioLogicCluster(50051) {
+		t.Errorf("customer's own sidecar got domains %v, logic %q; want %q", p.Domains, p.BusinessLogicCluster, IstioLogicCluster(50051))
 	}
 	ord := ecdsStream(t, tp.conn, istioNode("order-7c-x", "shop", "order", nil))
 	ord.subscribe(resource.ExtensionConfigType, FilterName)

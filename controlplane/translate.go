@@ -79,6 +79,11 @@ type Class struct {
 	// StopAllIterationAndWatermark) and the command would wait for its
 	// request timeout, so such nodes get the filter without the hold.
 	NoHeaderHold bool
+	// NoFailReload: the node's Envoy is older than 1.33, which lacks the
+	// failure policy FAIL_RELOAD: its filter fails closed (a VM that
+	// failed leaves the worker's plugin failed until the next push).
+	// Newer nodes get FAIL_RELOAD with a back-off. Implies NoHeaderHold.
+	NoFailReload bool
 }
 
 // String renders the class as flavour/domain (flavour/- without domain),
@@ -91,6 +96,9 @@ func (c Class) String() string {
 	s := string(c.Flavour) + "/" + d
 	if c.NoHeaderHold {
 		s += "/no-header-hold"
+	}
+	if c.NoFailReload {
+		s += "/no-fail-reload"
 	}
 	return s
 }
@@ -119,6 +127,13 @@ type Options struct {
 	// stopped the headers would never get the body), get the release
 	// regardless (Class.NoHeaderHold).
 	ReleaseRequestHeaders bool
+
+	// failClosed gives the filter FAIL_CLOSED instead of FAIL_RELOAD (an
+	// Envoy older than 1.33: Class.NoFailReload).
+	failClosed bool
+	// bufferLimit is the listeners' per_connection_buffer_limit_bytes
+	// (BufferLimitBytes of the topology's maxBodyBytes).
+	bufferLimit uint32
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -194,6 +209,8 @@ func Translate(t *Topology, o Options) (*Translation, error) {
 	for _, c := range classes[:len(classes):len(classes)] {
 		c.NoHeaderHold = true
 		classes = append(classes, c)
+		c.NoFailReload = true
+		classes = append(classes, c)
 	}
 	// Classes are independent: translate them on every core. Each worker
 	// keeps its own digest memo; the result does not depend on the order.
@@ -254,6 +271,8 @@ func translateClass(t *Topology, o Options, c Class, cs *clusterSet) (classResou
 	if c.NoHeaderHold {
 		o.ReleaseRequestHeaders = true
 	}
+	o.failClosed = c.NoFailReload
+	o.bufferLimit = BufferLimitBytes(t.Defaults.MaxBodyBytes)
 	switch {
 	case c.Flavour == FlavourIstio:
 		ecds, err := istioFilter(t, o, c.Domain)
@@ -386,9 +405,18 @@ func istioOutbound(host string, port uint32) string {
 	return fmt.Sprintf("outbound|%d||%s", port, host)
 }
 
-// istioInbound is Istio's name for the inbound cluster of a local port.
-func istioInbound(port uint32) string {
-	return fmt.Sprintf("inbound|%d||", port)
+// IstioLogicCluster names the cluster through which the filter in an Istio
+// sidecar calls its workload's logic (write-conflict retries): a STATIC
+// cluster to 127.0.0.1:<port> that the chart's EnvoyFilter adds to every
+// sidecar (envoyFilter.logicPorts). Istio's own inbound|<port>|| cannot
+// serve: in the default passthrough mode it is ORIGINAL_DST, whose load
+// balancer takes the address from the downstream connection, and a
+// callout, made from the filter's root context, has none: Envoy answers
+// "no healthy upstream" (envoyproxy/envoy#17178). The logic must accept
+// connections on the loopback address (0.0.0.0 does), as it does for
+// Istio's own health probes rewritten to the sidecar.
+func IstioLogicCluster(port uint32) string {
+	return fmt.Sprintf("angzarr-logic-loopback-%d", port)
 }
 
 // urlHostPort returns the host and port of an http(s) URL.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
@@ -109,14 +111,58 @@ func istioFilter(t *Topology, o Options, domain string) (*core.TypedExtensionCon
 	host, port := splitAddress(t.EventService.Address)
 	logic := ""
 	if d, ok := t.domain(domain); ok {
-		logic = istioInbound(uint32(d.Port))
+		logic = IstioLogicCluster(uint32(d.Port))
 	}
 	wasmCluster := ""
 	if o.WasmURL != "" {
 		h, p, _ := urlHostPort(o.WasmURL)
 		wasmCluster = istioOutbound(h, p)
 	}
-	return wasmExtension(FilterName, o, wasmCluster, pluginConfig(t, domain, istioOutbound(host, port), logic, istioNames))
+	pc := pluginConfig(t, domain, istioOutbound(host, port), logic, istioNames)
+	self := ""
+	if d, ok := t.domain(domain); ok {
+		self = d.Service
+	}
+	istioAuthorities(pc, self)
+	return wasmExtension(FilterName, o, wasmCluster, pc)
+}
+
+// istioAuthorities gives every cluster the filter calls the :authority
+// of its calls. Envoy's async gRPC client sends the cluster name unless the
+// GrpcService's envoy_grpc.authority is set (source/common/grpc/
+// async_client_impl.cc), and the callee's sidecar refuses the `|` of
+// Istio's names (istio/istio#27918). An outbound cluster
+// ("outbound|port||host") gets its Service's host name; the inbound
+// cluster of the workload's own logic gets the workload's Service (self).
+func istioAuthorities(pc *config.Config, self string) {
+	add := func(cluster string) {
+		if cluster == "" || config.ValidAuthority(cluster) {
+			return
+		}
+		parts := strings.Split(cluster, "|")
+		host := self
+		if len(parts) == 4 && parts[0] == "outbound" && parts[3] != "" {
+			host = parts[3]
+		}
+		if host == "" {
+			return // Validate reports it
+		}
+		if pc.Authorities == nil {
+			pc.Authorities = map[string]string{}
+		}
+		pc.Authorities[cluster] = host
+	}
+	add(pc.EventServiceCluster)
+	add(pc.BusinessLogicCluster)
+	for _, p := range pc.SyncProjectors {
+		add(p.Cluster)
+	}
+	for _, s := range pc.Sagas {
+		add(s.Cluster)
+	}
+	for _, c := range pc.Coordinators {
+		add(c)
+	}
 }
 
 // sidecarFilter is the ECDS resource for a standalone Envoy or `angzarr
@@ -131,7 +177,11 @@ func gatewayFilter(t *Topology, o Options, d *Domain) (*core.TypedExtensionConfi
 	return wasmExtension(domainFilterName(d.Name), o, ClusterWasmSource, pluginConfig(t, d.Name, ClusterEventService, domainLogicCluster(d.Name), gatewayNames))
 }
 
-// wasmExtension packs the Wasm filter (module, fail-closed policy, plugin
+// ReloadBackoff is the base interval of the filter's FAIL_RELOAD back-off
+// (Envoy's default); it doubles up to ten times that while reloading fails.
+const ReloadBackoff = time.Second
+
+// wasmExtension packs the Wasm filter (module, failure policy, plugin
 // configuration as JSON, header hold) into a TypedExtensionConfig named
 // name.
 func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config) (*core.TypedExtensionConfig, error) {
@@ -159,6 +209,16 @@ func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config
 			Specifier: &core.DataSource_Filename{Filename: o.WasmFile},
 		}}
 	}
+	// A VM that fails (a trap, the Go runtime's fatal error) is reloaded
+	// after a back-off (FAIL_RELOAD, Envoy >= 1.33; until the reload the
+	// worker's requests fail, 503). FAIL_CLOSED, all older Envoys have,
+	// would leave that worker's plugin failed, failing every request it
+	// takes, until the next configuration push.
+	failurePolicy, reload := wasm.FailurePolicy_FAIL_RELOAD, &wasm.ReloadConfig{Backoff: &core.BackoffStrategy{
+		BaseInterval: durationpb.New(ReloadBackoff), MaxInterval: durationpb.New(10 * ReloadBackoff)}}
+	if o.failClosed {
+		failurePolicy, reload = wasm.FailurePolicy_FAIL_CLOSED, nil
+	}
 	w := &wasmfilter.Wasm{Config: &wasm.PluginConfig{
 		Name:   name,
 		RootId: "angzarr",
@@ -168,7 +228,8 @@ func wasmExtension(name string, o Options, wasmCluster string, pc *config.Config
 			Code:    code,
 		}},
 		Configuration: conf,
-		FailurePolicy: wasm.FailurePolicy_FAIL_CLOSED,
+		FailurePolicy: failurePolicy,
+		ReloadConfig:  reload,
 		// The filter's body callbacks go on while it holds the request
 		// headers (Envoy >= 1.35; see Options.ReleaseRequestHeaders).
 		AllowOnHeadersStopIteration: wrapperspb.Bool(!o.ReleaseRequestHeaders),

@@ -3,6 +3,8 @@ package controlplane
 import (
 	"time"
 
+	"github.com/angzarr-mesh/angzarr/filter/config"
+
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -13,6 +15,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // sidecarListener is the ingress of a standalone Envoy (or `angzarr proxy`)
@@ -23,6 +26,7 @@ func sidecarListener(o Options) (*listener.Listener, *route.RouteConfiguration, 
 	if err != nil {
 		return nil, nil, err
 	}
+	l.PerConnectionBufferLimitBytes = wrapperspb.UInt32(o.bufferLimit)
 	r := &route.RouteConfiguration{
 		Name: ListenerIngress,
 		VirtualHosts: []*route.VirtualHost{{
@@ -44,6 +48,7 @@ func gatewayListeners(t *Topology, o Options) (ls, rs []types.Resource, err erro
 	if err != nil {
 		return nil, nil, err
 	}
+	ingress.PerConnectionBufferLimitBytes = wrapperspb.UInt32(o.bufferLimit)
 	ls = append(ls, ingress)
 	byName := &route.VirtualHost{Name: "by-header", Domains: []string{"*"}}
 	rc := &route.RouteConfiguration{Name: ListenerIngress}
@@ -66,6 +71,7 @@ func gatewayListeners(t *Topology, o Options) (ls, rs []types.Resource, err erro
 		if err != nil {
 			return nil, nil, err
 		}
+		internal.PerConnectionBufferLimitBytes = wrapperspb.UInt32(o.bufferLimit)
 		ls = append(ls, internal)
 		rs = append(rs, &route.RouteConfiguration{
 			Name: domainListener(d.Name),
@@ -89,6 +95,21 @@ func gatewayListeners(t *Topology, o Options) (ls, rs []types.Resource, err erro
 	rc.VirtualHosts = append(rc.VirtualHosts, byName)
 	rs = append([]types.Resource{rc}, rs...)
 	return ls, rs, nil
+}
+
+// BufferLimitBytes is the per_connection_buffer_limit_bytes of a listener
+// whose filter buffers bodies of up to maxBodyBytes (the topology's
+// defaults.maxBodyBytes; 0: the filter's default, 4 MiB): that much plus
+// 64 KiB for gRPC framing and the data already in flight when the filter
+// refuses a body. Envoy buffers a body a filter stopped only up to the
+// listener's limit (1 MiB by default, which Istio keeps for sidecars): past
+// it a request gets 413 and a response whose headers went on is reset,
+// before the filter could answer RESOURCE_EXHAUSTED.
+func BufferLimitBytes(maxBodyBytes int) uint32 {
+	if maxBodyBytes <= 0 {
+		maxBodyBytes = config.DefaultMaxBodyBytes
+	}
+	return uint32(maxBodyBytes) + 64<<10
 }
 
 // The listeners' stream timeouts, wasmhost's defaults: Envoy's own stream
@@ -169,6 +190,14 @@ func adsSource() *core.ConfigSource {
 	}
 }
 
+// Routes must never match on the coordinator's path
+// (/angzarr.BusinessCoordinator/...) or on the logic's. The filter rewrites a
+// command's :path to /angzarr.BusinessLogic/Handle in its request headers
+// callback, and Envoy then clears the route cache and matches the routes
+// again (Context::replaceHeaderMapValue calls clearRouteCache; ABI 0.2.1):
+// a route keyed on the coordinator path would stop matching after the
+// rewrite, one keyed on the logic path would start to. Match on prefix "/",
+// :authority or the x-angzarr-domain header only, as every route here does.
 func prefix(p string) *route.RouteMatch {
 	return &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: p}}
 }

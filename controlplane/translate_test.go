@@ -144,8 +144,8 @@ func TestTranslateShopGolden(t *testing.T) {
 				t.Fatalf("the translation of the shop does not verify: %v", err)
 			}
 			// Istio and Envoy, without a domain and for each of the six,
-			// for Envoy before 1.35 and after.
-			if got, want := len(tr.Snapshots), 2*(2+2*6); got != want {
+			// for Envoy before 1.33, before 1.35 and after.
+			if got, want := len(tr.Snapshots), 3*(2+2*6); got != want {
 				t.Errorf("%d classes, want %d", got, want)
 			}
 			for _, c := range tr.Classes() {

@@ -169,3 +169,33 @@ func TestLocalTopology(t *testing.T) {
 		}
 	}
 }
+
+// TestCIRecipes: the CI jobs for users' CI are YAML and run the lane that
+// exists (controlplane's TestRealEnvoyLane with ENVOY_BIN); they cannot run
+// here.
+func TestCIRecipes(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"ci/real-envoy-lane.yml", "-run 'TestRealEnvoyLane'"},
+		{"ci/real-envoy-lane.yml", "ENVOY_BIN="},
+		{"../istio/ci/kind-istio-shop.yml", "kubectl apply -f istio/shop.yaml"},
+	} {
+		raw, err := os.ReadFile(tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
+			t.Errorf("%s: %v", tc.file, err)
+		}
+		if doc["jobs"] == nil || !strings.Contains(string(raw), tc.want) {
+			t.Errorf("%s: no jobs, or %q missing", tc.file, tc.want)
+		}
+	}
+	src, err := os.ReadFile("../controlplane/envoy_lane_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "func TestRealEnvoyLane(") || !strings.Contains(string(src), `os.Getenv("ENVOY_BIN")`) {
+		t.Error("the lane the recipe runs is gone from controlplane")
+	}
+}

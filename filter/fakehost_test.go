@@ -44,6 +44,7 @@ type fakeCall struct {
 	token                    uint32
 	stream                   uint32
 	cluster, service, method string
+	authority                string
 	msg                      []byte
 	timeout                  time.Duration
 	metadata                 [][2]string
@@ -138,12 +139,12 @@ func (h *fakeHost) ContinueStream(s StreamType) error {
 	return nil
 }
 
-func (h *fakeHost) GrpcCall(cluster, service, method string, md [][2]string, msg []byte, timeout time.Duration) (uint32, error) {
+func (h *fakeHost) GrpcCall(cluster, authority, service, method string, md [][2]string, msg []byte, timeout time.Duration) (uint32, error) {
 	if h.failCall {
 		return 0, errors.New("cluster not found")
 	}
 	h.nextToken++
-	h.calls = append(h.calls, &fakeCall{token: h.nextToken, stream: h.current, cluster: cluster, service: service,
+	h.calls = append(h.calls, &fakeCall{token: h.nextToken, stream: h.current, cluster: cluster, authority: authority, service: service,
 		method: method, msg: append([]byte(nil), msg...), timeout: timeout, metadata: md})
 	return h.nextToken, nil
 }

@@ -54,6 +54,9 @@ const (
 	// Pause stops the stream (and buffers the body in body callbacks) until
 	// the filter calls ContinueStream or sends a local reply.
 	Pause = proxywasm.ActionPause
+	// StopNoBuffer stops a body callback without buffering the data
+	// (proxy-wasm's StopIterationNoBuffer): the data is dropped.
+	StopNoBuffer = proxywasm.ActionDataStopNoBuffer
 )
 
 // LogLevel is a proxy-wasm log level.
@@ -110,8 +113,9 @@ type Host interface {
 
 	// GrpcCall starts a unary gRPC callout to cluster with initial metadata
 	// (may be nil); the result arrives on the root context with the
-	// returned token.
-	GrpcCall(cluster, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error)
+	// returned token. authority is the call's :authority ("": Envoy sends
+	// the cluster name).
+	GrpcCall(cluster, authority, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error)
 	// SetEffectiveContext selects the stream the next calls act on. It
 	// fails (ErrStreamGone) when the stream is gone.
 	SetEffectiveContext(contextID uint32) error

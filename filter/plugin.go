@@ -131,7 +131,7 @@ func (p *Plugin) call(s *Stream, cluster, service, method string, b []byte, time
 // callMD is call with initial metadata (the trace context is added).
 func (p *Plugin) callMD(s *Stream, cluster, service, method string, md [][2]string, b []byte, timeout time.Duration,
 	done func(s *Stream, msg []byte, st *Status)) *Status {
-	token, err := p.host.GrpcCall(cluster, service, method, s.withTrace(md), b, timeout)
+	token, err := p.host.GrpcCall(cluster, p.cfg.Authority(cluster), service, method, s.withTrace(md), b, timeout)
 	if err != nil {
 		return statusf(Unavailable, "cannot call %s/%s on cluster %q: %v", service, method, cluster, err)
 	}

@@ -73,6 +73,12 @@ func (s *Stream) onResponseBody(size int, endOfStream bool) Action {
 		s.finish(OutcomeError)
 		return Continue
 	}
+	if s.respBig {
+		// Refused at the trailers: buffer no more of it. Envoy resets a
+		// response whose stopped body outgrows the listener's buffer
+		// limit, which would cut the RESOURCE_EXHAUSTED answer short.
+		return StopNoBuffer
+	}
 	return Pause
 }
 

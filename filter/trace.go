@@ -2,15 +2,25 @@ package filter
 
 // Trace context the filter carries from the client's request into its
 // callouts. The filter creates no spans and links no OpenTelemetry code
-// (module size): it copies the W3C headers as strings, so every callout
-// of a command is a child of the client's span, and the services it calls
-// (the event service, business logic, projectors, sagas, the next
-// domain's filter) continue the client's trace.
+// (module size): it copies the W3C headers, and Zipkin's B3 headers (the
+// single b3 and the x-b3-* set, which Istio's Zipkin tracing uses), as
+// strings, so every callout of a command is a child of the span the
+// request arrived with, and the services it calls (the event service,
+// business logic, projectors, sagas, the next domain's filter) continue
+// that trace. Envoy itself makes no span for a Wasm callout (its gRPC
+// calls use a null span), so in a mesh the callouts' server spans hang
+// directly under the inbound request's span.
 const (
 	TraceparentHeader = "traceparent"
 	TracestateHeader  = "tracestate"
 	BaggageHeader     = "baggage"
 )
+
+// b3Headers are Zipkin's B3 propagation headers, copied when well formed.
+var b3Headers = []string{"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"}
+
+// maxB3Header bounds a B3 value (the single header is at most 68 bytes).
+const maxB3Header = 128
 
 // maxTraceHeader bounds a tracestate or baggage value the filter copies
 // (W3C baggage allows 8192 bytes; tracestate is far smaller).
@@ -31,6 +41,30 @@ func (s *Stream) readTraceHeaders() {
 	if bg, ok := h.GetHeader(RequestHeaders, BaggageHeader); ok && bg != "" && len(bg) <= maxTraceHeader {
 		s.trace = append(s.trace, [2]string{BaggageHeader, bg})
 	}
+	for _, k := range b3Headers {
+		if v, ok := h.GetHeader(RequestHeaders, k); ok && validB3(v) {
+			s.trace = append(s.trace, [2]string{k, v})
+		}
+	}
+}
+
+// validB3 accepts a B3 value of hex digits, dashes and the sampling words
+// (b3: {traceid}-{spanid}[-{sampled}[-{parent}]], "0", "1", "d"; x-b3-*:
+// hex ids, "0"/"1"/"true"/"false"), bounded; anything else is dropped.
+func validB3(v string) bool {
+	if v == "" || len(v) > maxB3Header {
+		return false
+	}
+	if v == "true" || v == "false" {
+		return true
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // withTrace returns md followed by the stream's trace context (md itself

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
@@ -138,6 +139,14 @@ func TestTraceHeaders(t *testing.T) {
 			{"malformed traceparent drops tracestate, keeps baggage",
 				[][2]string{{TraceparentHeader, "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"}, {TracestateHeader, "a=b"}, {BaggageHeader, "k=v"}},
 				map[string]string{BaggageHeader: "k=v"}},
+			{"B3 single header", [][2]string{{"b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"}},
+				map[string]string{"b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"}},
+			{"B3 multiple headers beside W3C", [][2]string{{TraceparentHeader, testTraceparent}, {"x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"},
+				{"x-b3-spanid", "e457b5a2e4d86bd1"}, {"x-b3-parentspanid", "05e3ac9a4f6e3b90"}, {"x-b3-sampled", "1"}},
+				map[string]string{TraceparentHeader: testTraceparent, "x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7",
+					"x-b3-spanid": "e457b5a2e4d86bd1", "x-b3-parentspanid": "05e3ac9a4f6e3b90", "x-b3-sampled": "1"}},
+			{"malformed B3 dropped", [][2]string{{"b3", "not b3\r\n"}, {"x-b3-traceid", strings.Repeat("a", 200)}, {"x-b3-sampled", "true"}},
+				map[string]string{"x-b3-sampled": "true"}},
 			{"empty tracestate and baggage", [][2]string{{TraceparentHeader, testTraceparent}, {TracestateHeader, ""}, {BaggageHeader, ""}},
 				map[string]string{TraceparentHeader: testTraceparent}},
 		}

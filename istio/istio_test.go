@@ -42,6 +42,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/controlplane"
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/internal/images"
 	"github.com/angzarr-mesh/angzarr/internal/testutil/yamldocs"
 )
 
@@ -398,13 +399,22 @@ func TestControlPlaneInstall(t *testing.T) {
 		!strings.HasSuffix(arg(c.Args, "listen"), ":18000") {
 		t.Errorf("--listen %s does not serve Service port %v", arg(c.Args, "listen"), xdsPort.TargetPort)
 	}
+	// The module is a local file of the sidecars (the chart's default,
+	// controlPlane.wasmSource local), or the control plane's own module
+	// server.
 	url := arg(c.Args, "filter-wasm")
-	hostPort := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
-	if svc, p := ix.hostService(t, hostPort); svc != cps || !strings.HasSuffix(arg(c.Args, "serve-filter-listen"), fmt.Sprintf(":%d", p.Port)) {
-		t.Errorf("--filter-wasm %s is not the control plane's own module server", url)
-	}
-	if arg(c.Args, "serve-filter") == "" {
-		t.Error("--serve-filter missing")
+	if strings.HasPrefix(url, "/") {
+		if arg(c.Args, "serve-filter") != "" {
+			t.Error("--serve-filter with a local module source")
+		}
+	} else {
+		hostPort := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
+		if svc, p := ix.hostService(t, hostPort); svc != cps || !strings.HasSuffix(arg(c.Args, "serve-filter-listen"), fmt.Sprintf(":%d", p.Port)) {
+			t.Errorf("--filter-wasm %s is not the control plane's own module server", url)
+		}
+		if arg(c.Args, "serve-filter") == "" {
+			t.Error("--serve-filter missing")
+		}
 	}
 
 	// RBAC: the service account is bound to a role that can list and
@@ -444,15 +454,28 @@ func TestControlPlaneInstall(t *testing.T) {
 // strictly into Envoy's HttpFilter and ValidateAll-clean) named after the
 // control plane's ECDS resource, before the router, discovered over ECDS
 // from the control plane's Service (google_grpc) or from a static cluster
-// that the bootstrap override defines.
+// that the bootstrap override defines. (The CLUSTER patches that add the
+// loopback logic clusters and the LISTENER patches that raise the buffer
+// limit, and the WasmPlugin variant's EnvoyFilters that do both, are the
+// chart's rendering: charts/angzarr's objects test decodes and checks
+// them.)
 func TestEnvoyFilters(t *testing.T) {
 	ix := build(t)
-	if len(ix.filters) != 2 {
-		t.Fatalf("%d EnvoyFilters, want 2 (main and bootstrap-override variant)", len(ix.filters))
-	}
+	filters := map[string]*networkingv1alpha3.EnvoyFilter{}
 	for key, ef := range ix.filters {
+		if ef.Name == controlplane.FilterName {
+			filters[key] = ef
+		}
+	}
+	if len(filters) != 2 {
+		t.Fatalf("%d EnvoyFilters %s, want 2 (main and bootstrap-override variant)", len(filters), controlplane.FilterName)
+	}
+	for key, ef := range filters {
 		for i, p := range ef.Spec.GetConfigPatches() {
 			where := fmt.Sprintf("%s patch %d", key, i)
+			if p.GetApplyTo() == networkingapi.EnvoyFilter_CLUSTER || p.GetApplyTo() == networkingapi.EnvoyFilter_LISTENER {
+				continue
+			}
 			if p.GetApplyTo() != networkingapi.EnvoyFilter_HTTP_FILTER ||
 				p.GetPatch().GetOperation() != networkingapi.EnvoyFilter_Patch_INSERT_BEFORE ||
 				p.GetMatch().GetListener().GetFilterChain().GetFilter().GetSubFilter().GetName() != "envoy.filters.http.router" ||
@@ -595,8 +618,8 @@ func TestWasmPluginVariant(t *testing.T) {
 		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 			t.Errorf("WasmPlugin %s: plugin configuration\n got %+v\nwant %+v (what the control plane pushes, without the header hold)", wp.Name, got, want)
 		}
-		if wp.Spec.GetFailStrategy().String() != "FAIL_CLOSE" {
-			t.Errorf("WasmPlugin %s: fail strategy %v, want FAIL_CLOSE", wp.Name, wp.Spec.GetFailStrategy())
+		if wp.Spec.GetFailStrategy().String() != "FAIL_CLOSE" && wp.Spec.GetFailStrategy().String() != "FAIL_RELOAD" {
+			t.Errorf("WasmPlugin %s: fail strategy %v, want FAIL_CLOSE or FAIL_RELOAD", wp.Name, wp.Spec.GetFailStrategy())
 		}
 		port := dep.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort
 		if ports := wp.Spec.GetMatch()[0].GetPorts(); len(ports) != 1 || ports[0].GetNumber() != uint32(port) {
@@ -619,4 +642,50 @@ func firstDiff(a, b string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestShopPodsMountTheFilter: the control plane pushes the module as a
+// local file (--filter-wasm is a path), and every pod of a namespace the
+// EnvoyFilter covers mounts it there from the filter's OCI image (an image
+// volume in the sidecar through sidecar.istio.io/userVolume*): a pod
+// without the file would get no filter and fail closed.
+func TestShopPodsMountTheFilter(t *testing.T) {
+	ix := build(t)
+	cp := ix.deployments["angzarr-system/angzarr-controlplane"]
+	path := arg(cp.Spec.Template.Spec.Containers[0].Args, "filter-wasm")
+	if !strings.HasPrefix(path, "/") {
+		t.Fatalf("--filter-wasm %s: istio/ is rendered with the chart's default, a local module", path)
+	}
+	covered := map[string]bool{}
+	for _, ef := range ix.filters {
+		if ef.Name == controlplane.FilterName {
+			covered[ef.Namespace] = true
+		}
+	}
+	n := 0
+	for _, d := range ix.deployments {
+		if !covered[d.Namespace] {
+			continue
+		}
+		n++
+		ann := d.Spec.Template.Annotations
+		var vols []corev1.Volume
+		var mounts []corev1.VolumeMount
+		if err := json.Unmarshal([]byte(ann["sidecar.istio.io/userVolume"]), &vols); err != nil {
+			t.Errorf("%s: userVolume: %v", d.Name, err)
+			continue
+		}
+		if err := json.Unmarshal([]byte(ann["sidecar.istio.io/userVolumeMount"]), &mounts); err != nil {
+			t.Errorf("%s: userVolumeMount: %v", d.Name, err)
+			continue
+		}
+		if len(vols) != 1 || vols[0].Image == nil || !strings.HasPrefix(vols[0].Image.Reference, "ghcr.io/angzarr-mesh/angzarr-filter") ||
+			len(mounts) != 1 || mounts[0].Name != vols[0].Name || !mounts[0].ReadOnly ||
+			mounts[0].MountPath+"/"+images.WasmPluginFile != path {
+			t.Errorf("%s does not mount the filter image's %s at %s: %v %v", d.Name, images.WasmPluginFile, path, vols, mounts)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no workload in the EnvoyFilter's namespaces")
+	}
 }

@@ -37,7 +37,7 @@ func (v *vm) bufferFor(t proxywasm.BufferType) ([]byte, bool, *[]byte) {
 		return v.gen.plugin.VMConfiguration, true, nil
 	case proxywasm.BufferPluginConfig:
 		if v.configuring {
-			return v.gen.plugin.Configuration, true, nil
+			return v.configPlugin.Configuration, true, nil
 		}
 	case proxywasm.BufferCallData:
 		return v.callData, true, nil

@@ -73,7 +73,10 @@ func abiGRPCCall(v *vm, s []uint64) proxywasm.Status {
 	}
 	frame := grpcFrame(msg) // the one copy out of guest memory
 	path := grpcMethodPath(svcName, method)
-	addr, st := v.resolveGRPCService(service)
+	addr, authority, st := v.resolveGRPCService(service)
+	if st == errUnknownCluster {
+		return v.unknownCluster(true)
+	}
 	if st != proxywasm.StatusOK {
 		return st
 	}
@@ -87,7 +90,7 @@ func abiGRPCCall(v *vm, s []uint64) proxywasm.Status {
 	if v.gen.h.tracing != nil {
 		v.traceCallout(c, metadata, path, "POST", true)
 	}
-	req := grpcRequest{addr: addr, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond}
+	req := grpcRequest{addr: addr, authority: authority, path: path, metadata: metadata, timeout: time.Duration(uint32(s[10])) * time.Millisecond, unary: true}
 	v.gen.h.goBackground(func() { v.runGRPCCall(c, req, frame) })
 	return proxywasm.StatusOK
 }
@@ -104,7 +107,10 @@ func abiGRPCStream(v *vm, s []uint64) proxywasm.Status {
 		return proxywasm.StatusInvalidMemoryAccess
 	}
 	path := grpcMethodPath(svcName, method)
-	addr, st := v.resolveGRPCService(service)
+	addr, authority, st := v.resolveGRPCService(service)
+	if st == errUnknownCluster {
+		return v.unknownCluster(false)
+	}
 	if st != proxywasm.StatusOK {
 		return st
 	}
@@ -116,7 +122,7 @@ func abiGRPCStream(v *vm, s []uint64) proxywasm.Status {
 	}
 	c := v.startCallout(token, calloutGRPCStream, 0)
 	c.stream = newGRPCStreamState()
-	req := grpcRequest{addr: addr, path: path, metadata: metadata}
+	req := grpcRequest{addr: addr, authority: authority, path: path, metadata: metadata}
 	v.gen.h.goBackground(func() { v.runGRPCStream(c, req) })
 	return proxywasm.StatusOK
 }
@@ -176,63 +182,101 @@ func abiGRPCClose(v *vm, s []uint64) proxywasm.Status {
 }
 
 // resolveGRPCService maps proxy_grpc_call's service argument to a cluster
-// address: a cluster name, else a GrpcService proto naming one.
-// PARSE_FAILURE when neither resolves, as in Envoy. (Looked up from the
-// bytes, without copying them.)
-func (v *vm) resolveGRPCService(service []byte) (string, proxywasm.Status) {
+// address and the call's :authority: a cluster name (authority = that
+// name), else a GrpcService proto naming one (authority = its
+// envoy_grpc.authority, or the cluster name when unset: Envoy's
+// AsyncClientImpl). PARSE_FAILURE when neither resolves, as in Envoy.
+// (Looked up from the bytes, without copying them.)
+func (v *vm) resolveGRPCService(service []byte) (addr, authority string, st proxywasm.Status) {
 	clusters := *v.gen.h.clusters.Load()
 	if addr, ok := clusters[string(service)]; ok {
-		return addr, proxywasm.StatusOK
+		return addr, string(service), proxywasm.StatusOK
 	}
-	if name, ok := envoyGRPCClusterName(service); ok {
+	if name, auth, ok := envoyGRPC(service); ok {
 		if addr, ok := clusters[string(name)]; ok {
-			return addr, proxywasm.StatusOK
+			return addr, calloutAuthority(string(name), string(auth)), proxywasm.StatusOK
 		}
-		return "", proxywasm.StatusBadArgument
+		return "", "", errUnknownCluster
 	}
-	return "", proxywasm.StatusParseFailure
+	return "", "", proxywasm.StatusParseFailure
 }
 
-// envoyGRPCClusterName extracts GrpcService.envoy_grpc.cluster_name (fields
-// 1 and 1) from a serialised GrpcService; it aliases b.
-func envoyGRPCClusterName(b []byte) ([]byte, bool) {
+// errUnknownCluster is resolveGRPCService's answer for a GrpcService that
+// names a cluster the host does not have.
+const errUnknownCluster = proxywasm.Status(0xffff)
+
+// unknownCluster fails a gRPC call or stream whose GrpcService names an
+// unknown cluster as Envoy does: the async client's stream finds no
+// cluster and closes itself UNAVAILABLE "Cluster not available" while it
+// is being created (Grpc::AsyncStreamImpl::initialize), which the Wasm
+// handler delivers as proxy_on_grpc_close for a token the plugin never
+// received; then proxy_grpc_call (or _stream) fails with INTERNAL_FAILURE
+// (Context::grpcCall: sendRaw returned null). Envoy runs that close inside
+// the host call; here it follows right after the current callback.
+func (v *vm) unknownCluster(call bool) proxywasm.Status {
+	token := v.newGRPCToken(call)
+	root := v.currentRoot()
+	v.gen.h.goBackground(func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.closed || v.failed {
+			return
+		}
+		v.statusCode, v.statusMsg = grpcUnavailable, "Cluster not available"
+		v.callExport("proxy_on_grpc_close", root, uint64(root), uint64(token), grpcUnavailable)
+		v.statusCode, v.statusMsg = 0, ""
+	})
+	return proxywasm.StatusInternalFailure
+}
+
+// envoyGRPC extracts GrpcService.envoy_grpc's cluster_name (field 1.1) and
+// authority (field 1.2) from a serialised GrpcService; both alias b. ok is
+// false when b is no GrpcService with an envoy_grpc.
+func envoyGRPC(b []byte) (cluster, authority []byte, ok bool) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
 			inner, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return nil, false
+				return nil, nil, false
 			}
+			found := false
 			for len(inner) > 0 {
 				num2, typ2, m := protowire.ConsumeTag(inner)
 				if m < 0 {
-					return nil, false
+					return nil, nil, false
 				}
 				inner = inner[m:]
-				if num2 == 1 && typ2 == protowire.BytesType {
-					name, m := protowire.ConsumeBytes(inner)
+				if (num2 == 1 || num2 == 2) && typ2 == protowire.BytesType {
+					v, m := protowire.ConsumeBytes(inner)
 					if m < 0 {
-						return nil, false
+						return nil, nil, false
 					}
-					return name, true
+					if num2 == 1 {
+						cluster, found = v, true
+					} else {
+						authority = v
+					}
+					inner = inner[m:]
+					continue
 				}
 				m = protowire.ConsumeFieldValue(num2, typ2, inner)
 				if m < 0 {
-					return nil, false
+					return nil, nil, false
 				}
 				inner = inner[m:]
 			}
-			return nil, false
+			return cluster, authority, found
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		b = b[n:]
 	}
-	return nil, false
+	return nil, nil, false
 }

@@ -76,9 +76,9 @@ func (v *vm) property(path []string) ([]byte, proxywasm.Status) {
 	st := v.contextStream()
 	switch path[0] {
 	case "plugin_name":
-		return leaf(path, []byte(g.plugin.Name))
+		return leaf(path, []byte(v.pluginOf(v.currentRoot()).Name))
 	case "plugin_root_id":
-		return leaf(path, []byte(g.plugin.RootID))
+		return leaf(path, []byte(v.pluginOf(v.currentRoot()).RootID))
 	case "plugin_vm_id":
 		return leaf(path, []byte(g.plugin.VMID))
 	case "node":

@@ -74,7 +74,7 @@ func abiSendLocalResponse(v *vm, s []uint64) proxywasm.Status {
 // the stream already finished).
 func abiSetEffectiveContext(v *vm, s []uint64) proxywasm.Status {
 	id := uint32(s[0])
-	if _, ok := v.streams[id]; !ok && id != v.rootID {
+	if _, ok := v.streams[id]; !ok && v.roots[id] == nil {
 		return proxywasm.StatusBadArgument
 	}
 	v.effective = id

@@ -310,6 +310,39 @@ func TestABI(t *testing.T) {
 		wantFacts(t, e, "grpc_close status=12 get_status=12 message=*")
 	})
 
+	// Envoy's async gRPC client sends the cluster name as :authority
+	// unless envoy_grpc.authority is set; a peer refuses a `|` in it.
+	t.Run("grpc_call to an Istio cluster name without authority", func(t *testing.T) {
+		c := grpcClient(t, e.proxy.Addr)
+		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-istio-name")
+		_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("err = %v, want UNAVAILABLE", err)
+		}
+		wantFacts(t, e, "grpc_close status=14 get_status=14 message=upstream connect error or disconnect/reset before headers. reset reason: remote reset")
+	})
+
+	t.Run("grpc_call to an Istio cluster name with authority", func(t *testing.T) {
+		c := grpcClient(t, e.proxy.Addr)
+		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-istio-authority")
+		if _, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("hi")}}); err != nil {
+			t.Fatal(err)
+		}
+		wantFacts(t, e, "grpc_receive root_ok=true size=5 len=5")
+	})
+
+	// A callout has no downstream connection: an ORIGINAL_DST cluster
+	// finds no host for it.
+	t.Run("grpc_call to an ORIGINAL_DST cluster", func(t *testing.T) {
+		c := grpcClient(t, e.proxy.Addr)
+		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-original-dst")
+		_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("err = %v, want UNAVAILABLE", err)
+		}
+		wantFacts(t, e, "grpc_close status=14 get_status=14 message=no healthy upstream")
+	})
+
 	t.Run("grpc_call to an unreachable cluster", func(t *testing.T) {
 		c := grpcClient(t, e.proxy.Addr)
 		ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "grpc-call-unreachable")
@@ -331,7 +364,8 @@ func TestABI(t *testing.T) {
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("a 50 ms callout timeout took %s", d)
 		}
-		wantFacts(t, e, "grpc_close status=4 get_status=4 message=upstream request timeout")
+		// Envoy's 504 local reply: UNAVAILABLE, not DEADLINE_EXCEEDED.
+		wantFacts(t, e, "grpc_close status=14 get_status=14 message=upstream request timeout")
 	})
 
 	t.Run("http_call timeout is a 504 reply", func(t *testing.T) {
@@ -342,6 +376,14 @@ func TestABI(t *testing.T) {
 	t.Run("grpc_call to an unknown cluster", func(t *testing.T) {
 		e.do(t, "grpc-call-bad-cluster", http.MethodGet, "/echo", "", nil)
 		wantFacts(t, e, "grpc_call_bad_cluster=4")
+	})
+
+	// Envoy fails the call itself (INTERNAL_FAILURE, no token) and delivers
+	// the async client's close UNAVAILABLE for a token the plugin never got.
+	t.Run("grpc_call to a GrpcService of an unknown cluster", func(t *testing.T) {
+		e.do(t, "grpc-call-unknown-service", http.MethodGet, "/echo", "", nil)
+		wantFacts(t, e, "grpc_call_unknown_service=10", "grpc_call_unknown_service_token=0",
+			"grpc_close status=14 get_status=14 message=Cluster not available")
 	})
 
 	t.Run("grpc_stream", func(t *testing.T) {

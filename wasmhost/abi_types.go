@@ -9,4 +9,7 @@ const (
 	actionContinue            = uint32(proxywasm.ActionContinue)
 	actionContinueDontEnd     = uint32(proxywasm.ActionContinueDontEnd)
 	dataStopIterationNoBuffer = uint32(proxywasm.ActionDataStopNoBuffer)
+	// dataStopIterationAndBuffer is proxy-wasm's Pause of a body callback
+	// (cpp-host FilterDataStatus::StopIterationAndBuffer).
+	dataStopIterationAndBuffer = uint32(proxywasm.ActionPause)
 )

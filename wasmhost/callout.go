@@ -45,6 +45,9 @@ type callout struct {
 	// span), nil on the root context.
 	span trace.Span
 	from *stream
+
+	// root is the root context that made the call: its results go there.
+	root uint32
 }
 
 // traceCallout starts the callout's client span and writes its context
@@ -129,7 +132,7 @@ func (v *vm) startCallout(token uint32, kind calloutKind, timeout time.Duration)
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel}
+	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel, root: v.currentRoot()}
 	v.callouts[calloutKey(token, kind)] = c
 	return c
 }
@@ -192,12 +195,12 @@ func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 		delete(v.callouts, calloutKey(c.token, c.kind))
 		if failed {
 			v.statusCode, v.statusMsg = uint32(proxywasm.StatusBrokenConnection), "reset"
-			v.callExport("proxy_on_http_call_response", v.rootID, uint64(v.rootID), uint64(c.token), 0, 0, 0)
+			v.callExport("proxy_on_http_call_response", c.root, uint64(c.root), uint64(c.token), 0, 0, 0)
 			v.statusCode, v.statusMsg = 0, ""
 			return
 		}
 		v.httpResp = reply
-		v.callExport("proxy_on_http_call_response", v.rootID, uint64(v.rootID), uint64(c.token),
+		v.callExport("proxy_on_http_call_response", c.root, uint64(c.root), uint64(c.token),
 			uint64(len(reply.headers.kv)), uint64(len(reply.body)), uint64(len(reply.trailers.kv)))
 		v.httpResp = nil
 	})
@@ -236,6 +239,9 @@ func localCalloutReply(code int, body string) *calloutReply {
 }
 
 func (v *vm) doHTTPCall(ctx context.Context, r httpCallRequest) (*calloutReply, bool) {
+	if r.addr == OriginalDst {
+		return localCalloutReply(http.StatusServiceUnavailable, noHealthyUpstream), false
+	}
 	path, _ := r.headers.get(":path")
 	method, _ := r.headers.get(":method")
 	authority, _ := r.headers.get(":authority")
@@ -284,18 +290,25 @@ func (v *vm) doHTTPCall(ctx context.Context, r httpCallRequest) (*calloutReply, 
 }
 
 type grpcRequest struct {
-	addr     string
-	path     string
-	metadata *headerMap
-	timeout  time.Duration
+	addr string
+	// authority is the call's :authority (calloutAuthority).
+	authority string
+	path      string
+	metadata  *headerMap
+	// timeout of a unary call (0: none for the proxy, but still sent as
+	// grpc-timeout); unary is false for a stream, which sends none.
+	timeout time.Duration
+	unary   bool
 }
 
-// grpc status codes used by the host.
+// grpc status codes used by the host. A callout's timeout is no
+// DEADLINE_EXCEEDED: Envoy's router answers it with a 504 local reply
+// ("upstream request timeout"), which the async gRPC client maps to
+// UNAVAILABLE (Grpc::Utility::httpToGrpcStatus).
 const (
-	grpcOK               = 0
-	grpcDeadlineExceeded = 4
-	grpcInternal         = 13
-	grpcUnavailable      = 14
+	grpcOK          = 0
+	grpcInternal    = 13
+	grpcUnavailable = 14
 )
 
 func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Request, error) {
@@ -303,11 +316,15 @@ func (r grpcRequest) httpRequest(ctx context.Context, body io.Reader) (*http.Req
 	if err != nil {
 		return nil, err
 	}
+	req.Host = r.authority
 	r.metadata.toHTTP(req.Header)
 	// Shared value slices: net/http only reads them.
 	req.Header["Content-Type"] = grpcContentType
 	req.Header["Te"] = teTrailers
-	if r.timeout > 0 {
+	if r.unary {
+		// Envoy's Context::grpcCall always passes its timeout on, and
+		// Grpc::Common::prepareHeaders writes it, "0m" for none: a gRPC
+		// server reads that as a deadline already passed.
 		req.Header["Grpc-Timeout"] = grpcTimeoutHeader(r.timeout)
 	}
 	return req, nil
@@ -417,18 +434,24 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, frame []byte) {
 		delete(v.callouts, calloutKey(c.token, c.kind))
 		if code == grpcOK {
 			v.grpcRecv, v.grpcRecvSet = reply, true
-			v.callExport("proxy_on_grpc_receive", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(reply)))
+			v.callExport("proxy_on_grpc_receive", c.root, uint64(c.root), uint64(c.token), uint64(len(reply)))
 			v.grpcRecv, v.grpcRecvSet = nil, false
 			return
 		}
 		v.statusCode, v.statusMsg = code, text
-		v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
+		v.callExport("proxy_on_grpc_close", c.root, uint64(c.root), uint64(c.token), uint64(code))
 		v.statusCode, v.statusMsg = 0, ""
 	})
 }
 
 func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint32, string, []byte) {
 	timedOut := func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }
+	if r.addr == OriginalDst {
+		return grpcUnavailable, noHealthyUpstream, nil
+	}
+	if !validAuthority(r.authority) {
+		return grpcUnavailable, peerRefusedAuthority, nil
+	}
 	req, err := r.httpRequest(ctx, bytes.NewReader(frame))
 	if err != nil {
 		return grpcInternal, err.Error(), nil
@@ -437,7 +460,7 @@ func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint3
 	resp, err := v.gen.h.callouts.RoundTrip(req)
 	if err != nil {
 		if timedOut() {
-			return grpcDeadlineExceeded, "upstream request timeout", nil
+			return grpcUnavailable, "upstream request timeout", nil
 		}
 		return grpcUnavailable, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", nil
 	}
@@ -454,7 +477,7 @@ func (v *vm) doGRPCCall(ctx context.Context, r grpcRequest, frame []byte) (uint3
 	}
 	if readErr != nil {
 		if timedOut() {
-			return grpcDeadlineExceeded, "upstream request timeout", nil
+			return grpcUnavailable, "upstream request timeout", nil
 		}
 		return grpcInternal, readErr.Error(), nil
 	}
@@ -552,9 +575,17 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 				delete(v.callouts, calloutKey(c.token, c.kind))
 			}
 			v.statusCode, v.statusMsg = code, text
-			v.callExport("proxy_on_grpc_close", v.rootID, uint64(v.rootID), uint64(c.token), uint64(code))
+			v.callExport("proxy_on_grpc_close", c.root, uint64(c.root), uint64(c.token), uint64(code))
 			v.statusCode, v.statusMsg = 0, ""
 		})
+	}
+	if r.addr == OriginalDst {
+		closeWith(grpcUnavailable, noHealthyUpstream)
+		return
+	}
+	if !validAuthority(r.authority) {
+		closeWith(grpcUnavailable, peerRefusedAuthority)
+		return
 	}
 	req, err := r.httpRequest(c.ctx, pr)
 	if err != nil {
@@ -571,7 +602,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 		md := responseHeaderMap(resp.StatusCode, resp.Header)
 		v.deliver(c, func() {
 			v.grpcInitMeta = md
-			v.callExport("proxy_on_grpc_receive_initial_metadata", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(md.kv)))
+			v.callExport("proxy_on_grpc_receive_initial_metadata", c.root, uint64(c.root), uint64(c.token), uint64(len(md.kv)))
 			v.grpcInitMeta = nil
 		})
 		for {
@@ -585,7 +616,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 			}
 			v.deliver(c, func() {
 				v.grpcRecv, v.grpcRecvSet = msg, true
-				v.callExport("proxy_on_grpc_receive", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(msg)))
+				v.callExport("proxy_on_grpc_receive", c.root, uint64(c.root), uint64(c.token), uint64(len(msg)))
 				v.grpcRecv, v.grpcRecvSet = nil, false
 			})
 		}
@@ -597,7 +628,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 	tm := trailerMap(trailers)
 	v.deliver(c, func() {
 		v.grpcTrailMeta = tm
-		v.callExport("proxy_on_grpc_receive_trailing_metadata", v.rootID, uint64(v.rootID), uint64(c.token), uint64(len(tm.kv)))
+		v.callExport("proxy_on_grpc_receive_trailing_metadata", c.root, uint64(c.root), uint64(c.token), uint64(len(tm.kv)))
 		v.grpcTrailMeta = nil
 	})
 	code, text := grpcResult(resp)

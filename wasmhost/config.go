@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"crypto/tls"
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +61,46 @@ type Plugin struct {
 	// Default false: a headers pause stops everything until
 	// proxy_continue_stream (StopAllIterationAndWatermark).
 	AllowOnHeadersStopIteration bool
+	// Siblings are further plugins that share this plugin's VMs, as
+	// Envoy shares a VM among the plugins of one vm_id, code and VM
+	// configuration (a gateway's per-domain filters): each gets its own
+	// root context on every VM, started and configured with its own
+	// Configuration; streams reach it through Host.PluginHandler(Name).
+	// Only a sibling's Name (required, unique), RootID, Configuration and
+	// AllowOnHeadersStopIteration are used. Default none.
+	Siblings []Plugin
+	// FailurePolicy is Envoy's PluginConfig failure_policy: what a VM that
+	// failed (trapped, or its Go runtime died) leaves behind. Default
+	// FailClosed.
+	FailurePolicy FailurePolicy
+	// ReloadBackoff is the base interval of FailReload's back-off (Envoy's
+	// reload_config.backoff.base_interval, default 1 s): the time from a
+	// failure to the reload; it doubles while reloading fails, up to ten
+	// times the base (Envoy's BackoffStrategy default max_interval).
+	ReloadBackoff time.Duration
 }
+
+// FailurePolicy says what happens to a worker's plugin when its VM fails
+// (source/extensions/common/wasm/wasm.cc, getOrCreateThreadLocalPlugin and
+// the filter's fail-closed/open handling).
+type FailurePolicy string
+
+const (
+	// FailClosed (Envoy's FAIL_CLOSED, its default): the worker's plugin
+	// stays failed; every later stream of that worker gets 503
+	// (UNAVAILABLE) until the next configuration push (UpdatePlugin).
+	FailClosed FailurePolicy = "FAIL_CLOSED"
+	// FailOpen (FAIL_OPEN): as FailClosed, but the worker's streams pass
+	// through unfiltered.
+	FailOpen FailurePolicy = "FAIL_OPEN"
+	// FailReload (FAIL_RELOAD, Envoy >= 1.33): a new VM replaces the failed
+	// one once ReloadBackoff has passed; until then the worker's streams
+	// fail closed.
+	FailReload FailurePolicy = "FAIL_RELOAD"
+)
+
+// DefaultReloadBackoff is Envoy's default reload back-off base interval.
+const DefaultReloadBackoff = time.Second
 
 // Config configures a Host. The zero value of every optional field is a
 // sensible default, documented per field.
@@ -73,11 +113,14 @@ type Config struct {
 	// with prior knowledge (h2c). Required to serve traffic.
 	Upstream string
 	// Clusters maps cluster names usable by proxy_http_call and
-	// proxy_grpc_call to HOST:PORT (HTTP/2 prior knowledge). Default none.
+	// proxy_grpc_call to HOST:PORT (HTTP/2 prior knowledge), or to
+	// OriginalDst for an ORIGINAL_DST cluster (no host for a callout).
+	// Default none.
 	Clusters map[string]string
 	// FailOpen passes traffic through unfiltered when the plugin fails
-	// (trap, no healthy VM). Default false: fail closed, the stream gets
-	// UNAVAILABLE (HTTP 503) and the VM is replaced.
+	// (trap, no healthy VM), whatever Plugin.FailurePolicy says (the
+	// `angzarr proxy --fail-open` switch). Default false: the plugin's
+	// failure policy decides.
 	FailOpen bool
 	// WASIProfile selects the Envoy WASI profile. Default WASIEnvoyCurrent.
 	WASIProfile WASIProfile
@@ -129,6 +172,14 @@ type Config struct {
 	// arrive in one block). Default 10 s; negative: none. Envoy leaves it
 	// off, but net/http then waits forever for a header that never ends.
 	RequestHeadersTimeout time.Duration
+	// BufferLimitBytes is the listener's per_connection_buffer_limit_bytes:
+	// the most a plugin may buffer of a body it stopped
+	// (StopIterationAndBuffer). Past it a request gets Envoy's 413 local
+	// reply (gRPC UNKNOWN), a response 500 before its headers went
+	// downstream and a reset after (FilterManager's buffer overflow
+	// handling). Default 1 MiB, Envoy's default (Istio keeps it for
+	// sidecars); negative: none.
+	BufferLimitBytes int
 	// MeterProvider receives the angzarr.command.duration and
 	// angzarr.command.total instruments. Default: a provider of the host's
 	// own, rendered at the end of /stats/prometheus.
@@ -176,8 +227,17 @@ func (c *Config) withDefaults() Config {
 	out.StreamIdleTimeout = timeoutOrDefault(out.StreamIdleTimeout, DefaultStreamIdleTimeout)
 	out.RequestTimeout = timeoutOrDefault(out.RequestTimeout, DefaultRequestTimeout)
 	out.RequestHeadersTimeout = timeoutOrDefault(out.RequestHeadersTimeout, DefaultRequestHeadersTimeout)
+	switch {
+	case out.BufferLimitBytes == 0:
+		out.BufferLimitBytes = DefaultBufferLimitBytes
+	case out.BufferLimitBytes < 0:
+		out.BufferLimitBytes = 0
+	}
 	return out
 }
+
+// DefaultBufferLimitBytes is Envoy's default per_connection_buffer_limit_bytes.
+const DefaultBufferLimitBytes = 1 << 20
 
 // Timeout defaults (see the Config fields).
 const (
@@ -227,6 +287,12 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("wasmhost: unknown WASI profile %q (want %s or %s)", c.WASIProfile, WASIEnvoy133, WASIEnvoyCurrent))
 	}
+	errs = append(errs, validateSiblings(c.Plugin)...)
+	switch c.Plugin.FailurePolicy {
+	case "", FailClosed, FailOpen, FailReload:
+	default:
+		errs = append(errs, fmt.Errorf("wasmhost: unknown failure policy %q (want %s, %s or %s)", c.Plugin.FailurePolicy, FailClosed, FailOpen, FailReload))
+	}
 	if c.VMs < 0 {
 		errs = append(errs, fmt.Errorf("wasmhost: VMs must not be negative, got %d", c.VMs))
 	}
@@ -239,6 +305,9 @@ func validateClusters(clusters map[string]string) []error {
 	for name, addr := range clusters {
 		if name == "" {
 			errs = append(errs, errors.New("wasmhost: cluster with empty name"))
+		}
+		if addr == OriginalDst {
+			continue
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("wasmhost: cluster %q address %q: %w", name, addr, err))
@@ -257,4 +326,20 @@ func ParseCluster(s string) (name, addr string, err error) {
 		return "", "", fmt.Errorf("wasmhost: cluster %q: %w", s, err)
 	}
 	return name, addr, nil
+}
+
+// validateSiblings checks that every sibling plugin has a name of its own.
+func validateSiblings(p Plugin) []error {
+	var errs []error
+	seen := map[string]bool{cmp.Or(p.Name, "angzarr"): true}
+	for i, s := range p.Siblings {
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("wasmhost: sibling plugin %d has no name", i))
+		case seen[s.Name]:
+			errs = append(errs, fmt.Errorf("wasmhost: plugin name %q used twice", s.Name))
+		}
+		seen[s.Name] = true
+	}
+	return errs
 }

@@ -66,8 +66,16 @@
 // onto the VM. Streams, request body pumps and callouts run on long-lived
 // worker goroutines, whose stacks have already grown deep enough for calls
 // into a VM. A trap fails the VM: its streams get UNAVAILABLE (HTTP 503),
-// or pass through unfiltered with FailOpen, and the pool starts a
-// replacement VM.
+// or pass through unfiltered under FailOpen. What follows is the plugin's
+// FailurePolicy, as in Envoy: FailClosed (the default) and FailOpen leave
+// that worker's plugin failed until the next UpdatePlugin, FailReload
+// replaces the VM after ReloadBackoff. A VM's memory is capped at 1 GiB
+// (MaxMemoryPages), and a body the plugin stops is buffered up to
+// Config.BufferLimitBytes (413 past it). Plugin.Siblings put more plugins
+// on the same VMs, one root context each (Envoy's VM sharing by vm_id and
+// code); their streams come through PluginHandler / ServePlugin. Callout
+// tokens are unique per VM here, while Envoy counts them per root context,
+// so two roots may see the same token number there.
 //
 // # HTTP/2, limits and timeouts
 //
@@ -151,6 +159,15 @@
 // delivers proxy_on_grpc_receive only, failure proxy_on_grpc_close only
 // (message via proxy_get_status) — Envoy's behaviour. grpc_stream (even
 // tokens) delivers initial metadata, each message, trailing metadata, close.
+// As Envoy's async gRPC client, a call's :authority is the GrpcService's
+// envoy_grpc.authority or else the cluster name (a name that is no valid
+// authority fails UNAVAILABLE, as the peer's reset makes it fail); a
+// unary call always carries grpc-timeout ("0m" for none); a timeout is
+// UNAVAILABLE "upstream request timeout"; a GrpcService naming an unknown
+// cluster fails the call with INTERNAL_FAILURE and then delivers a close
+// UNAVAILABLE "Cluster not available" for a token the plugin never got;
+// an OriginalDst cluster has no host for a callout ("no healthy upstream").
+// The server refuses an invalid :authority with 400 before any plugin runs.
 //
 // # Properties (documented subset of Envoy's attributes)
 //

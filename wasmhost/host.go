@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +132,14 @@ func (h *Host) UpdatePlugin(ctx context.Context, p Plugin) error {
 	if len(p.Module) == 0 {
 		return errors.New("wasmhost: UpdatePlugin needs a module")
 	}
+	switch p.FailurePolicy {
+	case "", FailClosed, FailOpen, FailReload:
+	default:
+		return fmt.Errorf("wasmhost: unknown failure policy %q", p.FailurePolicy)
+	}
+	if errs := validateSiblings(p); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	g, err := newGeneration(ctx, h, p)
 	if err != nil {
 		return err
@@ -142,6 +151,16 @@ func (h *Host) UpdatePlugin(ctx context.Context, p Plugin) error {
 	}
 	h.log.Info("wasm plugin updated", "plugin", p.Name)
 	return nil
+}
+
+// Plugin returns the plugin new streams run (the last UpdatePlugin's, or
+// the configuration's); pushing it again with UpdatePlugin starts fresh
+// VMs, as an Envoy configuration push does.
+func (h *Host) Plugin() Plugin {
+	if g := h.gen.Load(); g != nil {
+		return g.plugin
+	}
+	return h.cfg.Plugin
 }
 
 // SetClusters replaces the callout clusters (NAME -> HOST:PORT). Callouts
@@ -177,9 +196,19 @@ func (h *Host) cluster(name string) (string, bool) {
 // ServeHTTP proxies one request; Host is an http.Handler so it can also be
 // mounted on a server of the caller's own. The stream runs on a worker
 // goroutine (see workerPool) while the handler's goroutine waits for it.
-func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveOn(w, r, "") }
+
+// PluginHandler serves streams on the plugin called name: the main plugin
+// or one of its Siblings (on the same VMs, through that plugin's root
+// context), as an Envoy listener whose filter chain names that plugin.
+// A name no plugin has answers 500 (no such filter configured).
+func (h *Host) PluginHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serveOn(w, r, name) })
+}
+
+func (h *Host) serveOn(w http.ResponseWriter, r *http.Request, plugin string) {
 	t := serveTasks.Get().(*serveTask)
-	t.h, t.w, t.r = h, w, r
+	t.h, t.w, t.r, t.plugin = h, w, r, plugin
 	if !h.workers.run(t.fn) {
 		t.run() // closed: serve here
 	}
@@ -201,6 +230,7 @@ type serveTask struct {
 	h        *Host
 	w        http.ResponseWriter
 	r        *http.Request
+	plugin   string // "" for the main plugin
 	abort    bool
 	panicked any
 	fn       func()
@@ -223,15 +253,20 @@ func (t *serveTask) run() {
 		}
 		t.done <- struct{}{}
 	}()
-	t.abort = t.h.serve(t.w, t.r)
+	t.abort = t.h.serve(t.w, t.r, t.plugin)
 }
 
 // serve proxies one request; it reports whether the downstream stream must
 // be reset.
-func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
+func (h *Host) serve(w http.ResponseWriter, r *http.Request, plugin string) (abort bool) {
 	h.metrics.streams.Add(1)
 	h.metrics.activeStreams.Add(1)
 	defer h.metrics.activeStreams.Add(-1)
+	if !validAuthority(r.Host) {
+		// The connection manager refuses it before any filter runs.
+		writeLocalReply(w, invalidAuthorityReply(), strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc"))
+		return false
+	}
 	var g *generation
 	for {
 		g = h.gen.Load()
@@ -268,17 +303,28 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	}
 	p := &proxyStream{h: h, w: w, r: r}
 	if err != nil {
-		h.log.Warn("no wasm VM for stream", "err", err)
+		if !errors.Is(err, errPluginFailed) {
+			h.log.Warn("no wasm VM for stream", "err", err)
+		}
 		// A placeholder VM that never runs: the stream bypasses the plugin.
 		v = &vm{gen: g}
 		p.v, p.s = v, newStream(v, r)
-		if !h.cfg.FailOpen {
+		if g.policy() != FailOpen {
 			return p.writeDirect(failReply())
 		}
 		p.s.bypass = true
 	} else {
 		defer g.pool.release(v)
 		p.v, p.s = v, newStream(v, r)
+	}
+	if plugin != "" && plugin != g.plugin.Name {
+		v.mu.Lock()
+		root, ok := v.rootNamed(plugin)
+		v.mu.Unlock()
+		if !ok {
+			return p.writeDirect(&localReply{code: http.StatusInternalServerError, body: "no plugin " + plugin, grpcStatus: -1})
+		}
+		p.s.root = root
 	}
 	return p.run()
 }
@@ -288,7 +334,18 @@ func (h *Host) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 // The server is net/http's (server.go); each stream is handed to a worker
 // goroutine (ServeHTTP).
 func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
-	srv := newServer(xfccSanitizer{h}, &h.cfg, h.log, func(ctx context.Context, c net.Conn) context.Context {
+	return h.ServePlugin(ctx, ln, "")
+}
+
+// ServePlugin is Serve for the streams of the plugin called name (Serve's
+// is the main plugin; see PluginHandler): a listener of its own, sharing
+// the VMs, as Envoy listeners whose filters share a VM.
+func (h *Host) ServePlugin(ctx context.Context, ln net.Listener, name string) error {
+	var handler http.Handler = h
+	if name != "" {
+		handler = h.PluginHandler(name)
+	}
+	srv := newServer(xfccSanitizer{h: h, next: handler}, &h.cfg, h.log, func(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, downstreamConnKey{}, &downstreamConn{conn: c, worker: int(h.connSeq.Add(1) - 1)})
 	})
 	if h.cfg.ListenerTLS != nil {
@@ -424,5 +481,14 @@ func sharedCompilationCache() wazero.CompilationCache {
 // newRuntime is a wazero runtime on the shared compilation cache: every
 // generation's, and Precompile's, so that they find each other's modules.
 func newRuntime(ctx context.Context) wazero.Runtime {
-	return wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(sharedCompilationCache()))
+	return wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(sharedCompilationCache()).
+		WithMemoryLimitPages(MaxMemoryPages))
 }
+
+// MaxMemoryPages caps a VM's linear memory at 1 GiB (64 KiB pages), as
+// Envoy does: proxy-wasm-cpp-host's limits (PROXY_WASM_HOST_MAX_WASM_
+// MEMORY_SIZE_BYTES, 1 GiB) and V8's maximum pages. A memory.grow past it
+// returns -1; the Go runtime inside the filter then dies with "out of
+// memory", which traps the VM (the failure policy decides what follows).
+const MaxMemoryPages = 1 << 30 / (64 << 10)

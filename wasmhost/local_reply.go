@@ -2,6 +2,8 @@ package wasmhost
 
 import (
 	"net/http"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 	"strconv"
 	"strings"
 )
@@ -83,6 +85,18 @@ func percentEncode(s string) string {
 		b.WriteString(strings.ToUpper(strconv.FormatInt(int64(c)&0xf, 16)))
 	}
 	return b.String()
+}
+
+// bufferOverflowReply is the filter manager's answer when a stopped body
+// outgrows the buffer limit (source/common/http/filter_manager.cc,
+// ActiveStreamDecoderFilter/EncoderFilter buffer overflow): 413 for a
+// request; 500 for a response whose headers are still held (once they
+// went downstream the stream is reset instead, as for any local reply).
+func bufferOverflowReply(dir proxywasm.StreamType) *localReply {
+	if dir == proxywasm.StreamRequest {
+		return &localReply{code: http.StatusRequestEntityTooLarge, body: "Payload Too Large", grpcStatus: -1, details: "request_payload_too_large"}
+	}
+	return &localReply{code: http.StatusInternalServerError, body: "Internal Server Error", grpcStatus: -1, details: "response_payload_too_large"}
 }
 
 // failReply is Envoy's failStream: 503 / UNAVAILABLE with no message.

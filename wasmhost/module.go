@@ -159,6 +159,18 @@ func (g *generation) retire() {
 	}
 }
 
+// policy is the generation's effective failure policy: FailOpen when the
+// host's FailOpen forces it, else the plugin's (default FailClosed).
+func (g *generation) policy() FailurePolicy {
+	switch {
+	case g.h.cfg.FailOpen:
+		return FailOpen
+	case g.plugin.FailurePolicy == "":
+		return FailClosed
+	}
+	return g.plugin.FailurePolicy
+}
+
 // shutdown closes every VM and the runtime.
 func (g *generation) shutdown(ctx context.Context) {
 	if g.pool != nil {

@@ -1,8 +1,12 @@
 package wasmhost
 
 import (
+	"cmp"
 	"reflect"
 	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestPairsRoundTrip(t *testing.T) {
@@ -38,13 +42,43 @@ func TestPercentEncode(t *testing.T) {
 	}
 }
 
-func TestEnvoyGRPCClusterName(t *testing.T) {
-	// GrpcService{envoy_grpc: {cluster_name: "eventsvc"}}
-	b := []byte{0x0a, 0x0a, 0x0a, 0x08, 'e', 'v', 'e', 'n', 't', 's', 'v', 'c'}
-	if name, ok := envoyGRPCClusterName(b); !ok || string(name) != "eventsvc" {
-		t.Fatalf("cluster = %q %v", name, ok)
+func TestEnvoyGRPC(t *testing.T) {
+	for _, tc := range []struct{ cluster, authority string }{
+		{"eventsvc", ""},
+		{"outbound|1313||angzarr-eventsvc.angzarr.svc.cluster.local", "angzarr-eventsvc.angzarr.svc.cluster.local"},
+	} {
+		b, err := proto.Marshal(&core.GrpcService{TargetSpecifier: &core.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: tc.cluster, Authority: tc.authority},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, auth, ok := envoyGRPC(b)
+		if !ok || string(name) != tc.cluster || string(auth) != tc.authority {
+			t.Fatalf("envoyGRPC = %q %q %v, want %q %q", name, auth, ok, tc.cluster, tc.authority)
+		}
+		if got := calloutAuthority(string(name), string(auth)); got != cmp.Or(tc.authority, tc.cluster) {
+			t.Fatalf("authority = %q", got)
+		}
 	}
-	if _, ok := envoyGRPCClusterName([]byte("eventsvc")); ok {
+	if _, _, ok := envoyGRPC([]byte("eventsvc")); ok {
 		t.Fatalf("plain name parsed as proto")
+	}
+}
+
+func TestValidAuthority(t *testing.T) {
+	for s, want := range map[string]bool{
+		"angzarr-eventsvc":                            true,
+		"angzarr-eventsvc.angzarr.svc.cluster.local":  true,
+		"127.0.0.1:1313":                              true,
+		"[::1]:1313":                                  true,
+		"outbound|1313||angzarr-eventsvc.angzarr.svc": false,
+		"inbound|50051||":                             false,
+		"a b":                                         false,
+		"":                                            false,
+	} {
+		if got := validAuthority(s); got != want {
+			t.Errorf("validAuthority(%q) = %v, want %v", s, got, want)
+		}
 	}
 }

@@ -1,19 +1,26 @@
 package wasmhost
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
+
+// errPluginFailed: the stream's worker has a failed plugin (its failure
+// policy decides: fail closed or pass through).
+var errPluginFailed = errors.New("wasmhost: the worker's wasm plugin failed")
 
 // pool holds one VM per worker, like Envoy's per-worker VMs. A stream is
 // bound to one VM for its whole life. As in Envoy, where a downstream
 // connection belongs to one worker, the streams of a connection accepted by
 // Serve go to that connection's VM (its worker, chosen round-robin at
 // accept); other streams, and those whose VM is being replaced, go to the
-// healthy VM with the fewest streams. A VM that fails is replaced in the background by a
-// freshly started one, while its own streams fail (or pass through).
+// healthy VM with the fewest streams. A VM that fails leaves its worker's
+// plugin failed (its streams fail or pass through, per the failure
+// policy); under FailReload a fresh VM replaces it after the back-off.
 type pool struct {
 	g      *generation
 	mu     sync.Mutex
@@ -59,12 +66,20 @@ func (p *pool) pick(worker int) (*vm, error) {
 	n := len(p.slots)
 	var best *vm
 	if worker >= 0 {
-		if v := p.slots[worker%n]; v != nil && !v.isFailed() {
-			best = v
+		v := p.slots[worker%n]
+		if v == nil || v.isFailed() {
+			// The worker's plugin failed (and is reloading under
+			// FailReload): its streams fail, as in Envoy, where a
+			// connection's streams stay on its worker.
+			return nil, errPluginFailed
 		}
+		best = v
 	}
 	if best == nil {
 		best = p.leastBusy()
+	}
+	if best == nil && !slices.Contains(p.slots, nil) {
+		return nil, errPluginFailed // nothing is reloading
 	}
 	if best != nil {
 		p.next = (p.next + 1) % n
@@ -148,8 +163,17 @@ func (p *pool) replace(v *vm) {
 			defer p.wg.Done()
 			v.close(context.Background())
 		}()
-		backoff := 50 * time.Millisecond
+		base := cmp.Or(p.g.plugin.ReloadBackoff, DefaultReloadBackoff)
+		backoff := base
 		for {
+			select {
+			case <-p.g.h.closing:
+				return
+			case <-time.After(backoff):
+			}
+			if backoff < 10*base {
+				backoff = min(2*backoff, 10*base)
+			}
 			nv, err := newVM(context.Background(), p.g, idx)
 			p.mu.Lock()
 			if err == nil {
@@ -172,14 +196,6 @@ func (p *pool) replace(v *vm) {
 			p.g.h.log.Error("wasm VM replacement failed", "plugin", p.g.plugin.Name, "vm", idx, "err", err)
 			if closed {
 				return
-			}
-			select {
-			case <-p.g.h.closing:
-				return
-			case <-time.After(backoff):
-			}
-			if backoff < 5*time.Second {
-				backoff *= 2
 			}
 		}
 	}()

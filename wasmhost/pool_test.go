@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 )
@@ -26,14 +27,24 @@ func TestPoolWorkerAffinity(t *testing.T) {
 	if v, _ := p.acquire(ctx, -1); v == vms[1] {
 		t.Fatal("unpreferred stream went to the busiest VM")
 	}
-	// The worker's VM failed (being replaced): the least busy healthy one.
+	// The worker's VM failed: its streams fail (Envoy: the worker's plugin
+	// failed), unpreferred streams go to a healthy VM.
 	vms[1].unusable.Store(true)
-	v, err := p.acquire(ctx, 1)
-	if err != nil || v == vms[1] {
-		t.Fatalf("stream of a failed worker on %p: %v", v, err)
+	if v, err := p.acquire(ctx, 1); !errors.Is(err, errPluginFailed) {
+		t.Fatalf("stream of a failed worker on %p: %v, want errPluginFailed", v, err)
 	}
-	p.slots[2] = nil // replacement in progress
-	if v, _ := p.acquire(ctx, 2); v != vms[0] {
-		t.Fatal("stream of a worker being replaced not on the remaining healthy VM")
+	if v, err := p.acquire(ctx, -1); err != nil || v == vms[1] {
+		t.Fatalf("unpreferred stream on %p: %v", v, err)
+	}
+	p.slots[2] = nil // reload in progress (FailReload)
+	if v, err := p.acquire(ctx, 2); !errors.Is(err, errPluginFailed) {
+		t.Fatalf("stream of a reloading worker on %p: %v, want errPluginFailed", v, err)
+	}
+	// No healthy VM and none reloading: fail at once.
+	vms[0].unusable.Store(true)
+	p.slots[2] = vms[2]
+	vms[2].unusable.Store(true)
+	if _, err := p.acquire(ctx, -1); !errors.Is(err, errPluginFailed) {
+		t.Fatalf("no healthy VM: %v, want errPluginFailed", err)
 	}
 }

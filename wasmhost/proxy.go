@@ -114,7 +114,7 @@ func (p *proxyStream) run() (abort bool) {
 	// StopAllIterationAndWatermark; envoy/source/extensions/common/wasm/
 	// context.cc, Context::onRequestHeaders): the headers are held, and the
 	// upstream stream is not opened, until the plugin continues.
-	hold := !eos && v.gen.plugin.AllowOnHeadersStopIteration
+	hold := !eos && v.pluginOf(s.root).AllowOnHeadersStopIteration
 	v.mu.Lock()
 	if !s.bypass {
 		s.create()
@@ -489,6 +489,12 @@ func (p *proxyStream) bodyCallback(dir proxywasm.StreamType, chunk []byte, eos b
 			if res >= dataStopIterationNoBuffer {
 				*h.body = (*h.body)[:len(*h.body)-len(chunk)]
 			}
+			if res == dataStopIterationAndBuffer {
+				if limit := p.h.cfg.BufferLimitBytes; limit > 0 && len(*h.body) > limit {
+					s.local = bufferOverflowReply(dir)
+					return nil, nil, sendLocal
+				}
+			}
 			if !eos {
 				return nil, nil, proceed
 			}
@@ -536,6 +542,9 @@ func (p *proxyStream) await(dir proxywasm.StreamType) outcome {
 		for s.reqHeld {
 			if o := s.outcome(); o != proceed {
 				return o
+			}
+			if !s.reqHeld {
+				break // released by the outcome (a failed plugin, FailOpen)
 			}
 			s.cond.Wait()
 		}

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -40,6 +41,21 @@ func TestProxyGRPC(t *testing.T) {
 		}
 		if got := trailer.Get("x-echo-trailer"); len(got) != 1 || got[0] != "t1" {
 			t.Errorf("trailer = %v", trailer)
+		}
+	})
+
+	// Envoy's connection manager refuses an invalid :authority with a 400
+	// before any filter runs (HeaderValidation::requestHeadersValid).
+	t.Run("invalid authority", func(t *testing.T) {
+		conn, err := grpc.NewClient(e.proxy.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithAuthority("outbound|1313||angzarr-eventsvc.angzarr.svc.cluster.local"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = testgrpc.NewTestServiceClient(conn).UnaryCall(testCtx(t), &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("ping")}})
+		if status.Code(err) != codes.Internal {
+			t.Fatalf("err = %v, want INTERNAL (HTTP 400)", err)
 		}
 	})
 
@@ -153,10 +169,43 @@ func TestProxyGRPC(t *testing.T) {
 	})
 }
 
-// A trap answers UNAVAILABLE for that stream (fail closed) and the VM is
-// replaced; later streams work.
-func TestTrapFailsClosedAndReplacesVM(t *testing.T) {
+// Under FAIL_CLOSED (Envoy's default) a trap leaves the worker's plugin
+// failed: every later stream of that worker gets UNAVAILABLE, other
+// workers serve, and the next configuration push (UpdatePlugin) heals it.
+func TestTrapFailClosedUntilUpdate(t *testing.T) {
 	e := newEnv(t)
+	c := grpcClient(t, e.proxy.Addr)
+	ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "trap-alloc")
+	if _, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("trapping stream: %v, want UNAVAILABLE", err)
+	}
+	for i := 0; i < 3; i++ { // the same connection: the same worker
+		if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("stream %d on the failed worker: %v, want UNAVAILABLE", i, err)
+		}
+	}
+	// The next connection goes to the other worker (round-robin).
+	if _, err := grpcClient(t, e.proxy.Addr).UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatalf("other worker: %v", err)
+	}
+	p := e.proxy.Host.Plugin()
+	if err := e.proxy.Host.UpdatePlugin(testCtx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatalf("after the configuration push: %v", err)
+	}
+	if strings.Contains(strings.Join(e.logs.all(), "\n"), "wasm VM replaced") {
+		t.Errorf("a FAIL_CLOSED VM was replaced")
+	}
+}
+
+// Under FAIL_RELOAD a trap answers UNAVAILABLE for that stream and the VM
+// is replaced after the back-off; later streams work.
+func TestTrapFailReloadReplacesVM(t *testing.T) {
+	e := newEnv(t, func(c *wasmhost.Config) {
+		c.Plugin.FailurePolicy, c.Plugin.ReloadBackoff = wasmhost.FailReload, 10*time.Millisecond
+	})
 	c := grpcClient(t, e.proxy.Addr)
 	ctx := metadata.AppendToOutgoingContext(testCtx(t), "x-case", "trap-alloc")
 	_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})
@@ -301,5 +350,16 @@ func TestSetUpstream(t *testing.T) {
 	}
 	if _, err := c.UnaryCall(testCtx(t), &testgrpc.SimpleRequest{}); err != nil {
 		t.Fatalf("after moving to a new upstream: %v", err)
+	}
+}
+
+// A stopped request body past the listener's buffer limit gets Envoy's 413
+// local reply (TestABI buffers bodies under the limit).
+func TestBufferLimit(t *testing.T) {
+	e := newEnv(t, func(c *wasmhost.Config) { c.BufferLimitBytes = 64 << 10 })
+	resp := e.do(t, "body-buffer", http.MethodPost, "/echo", strings.Repeat("a", 128<<10), nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || string(body) != "Payload Too Large" {
+		t.Fatalf("128 KiB body over a 64 KiB limit: %d %q, want 413", resp.StatusCode, body)
 	}
 }

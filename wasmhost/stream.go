@@ -15,6 +15,7 @@ import (
 type stream struct {
 	v      *vm
 	id     uint32
+	root   uint32    // its root context (its plugin's)
 	cond   sync.Cond // L is &v.mu
 	req    *http.Request
 	isGRPC bool
@@ -60,7 +61,7 @@ type stream struct {
 }
 
 func newStream(v *vm, r *http.Request) *stream {
-	s := &stream{v: v, req: r}
+	s := &stream{v: v, req: r, root: v.rootID}
 	s.cond.L = &v.mu
 	s.isGRPC = strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 	return s
@@ -90,7 +91,7 @@ func (s *stream) outcome() outcome {
 	case s.reset:
 		return resetIt
 	case s.v.failed || s.v.closed:
-		if s.v.gen.h.cfg.FailOpen {
+		if s.v.gen.policy() == FailOpen {
 			s.bypass = true
 			// Unfiltered from now on: held request headers go on.
 			s.releaseHeaders()
@@ -182,6 +183,9 @@ func (s *stream) awaitHeldHeaders() (hdrs *headerMap, held []byte, o outcome) {
 		if o := s.outcome(); o != proceed {
 			return nil, nil, o
 		}
+		if !s.reqHeld {
+			break // released by the outcome (a failed plugin, FailOpen)
+		}
 		if s.reqContinued {
 			s.reqContinued = false
 			s.releaseHeaders()
@@ -236,7 +240,7 @@ func (s *stream) create() {
 		return
 	}
 	s.created = true
-	v.callExport("proxy_on_context_create", s.id, uint64(s.id), uint64(v.rootID))
+	v.callExport("proxy_on_context_create", s.id, uint64(s.id), uint64(s.root))
 }
 
 // finish runs proxy_on_log, proxy_on_done and proxy_on_delete (Envoy's order

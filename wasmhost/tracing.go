@@ -33,6 +33,15 @@ import (
 //     request span of the stream that made the call; its context replaces
 //     the callout's traceparent/tracestate.
 //
+// Only in wasmhost: the callout CLIENT spans and the rewriting of a
+// callout's traceparent. Envoy makes no span for a Wasm callout (Context::
+// grpcCall passes Tracing::NullSpan) and sends the metadata as the plugin
+// left it, so in a mesh the callouts' server spans are children of the
+// span the inbound request carried (the filter copies W3C and B3 headers).
+// The request and upstream spans correspond to Envoy's own tracing of the
+// inbound request (with B3 when the mesh uses Zipkin: wasmhost speaks W3C
+// only).
+//
 // Every span carries the stream's angzarr.* properties (set by the plugin
 // with proxy_set_property, read when the span ends) as domain, root,
 // correlation_id — the attribute keys of the event service's spans — and

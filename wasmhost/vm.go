@@ -55,7 +55,12 @@ type vm struct {
 	streams   map[uint32]*stream
 
 	// Root-context state visible during callbacks.
-	configuring   bool          // plugin configuration readable (buffer 7)
+	configuring bool // plugin configuration readable (buffer 7)
+	// roots maps every root context to its plugin: rootID to the
+	// generation's plugin, one more per sibling (Plugin.Siblings).
+	roots map[uint32]*Plugin
+	// configPlugin is the plugin whose root is being configured.
+	configPlugin  *Plugin
 	callData      []byte        // buffer 8 (foreign function arguments)
 	httpResp      *calloutReply // during proxy_on_http_call_response
 	grpcRecv      []byte        // during proxy_on_grpc_receive
@@ -167,18 +172,84 @@ func (v *vm) start() error {
 			return ErrVMStartFailed
 		}
 	}
-	if f := v.fn("proxy_on_configure"); f != nil {
-		v.configuring = true
-		r, ok := v.callExport("proxy_on_configure", v.rootID, uint64(v.rootID), uint64(len(v.gen.plugin.Configuration)))
-		v.configuring = false
-		if !ok {
+	v.roots = map[uint32]*Plugin{v.rootID: &v.gen.plugin}
+	if err := v.configure(v.rootID, &v.gen.plugin); err != nil {
+		return err
+	}
+	// Each sibling's own root context, started and configured as Envoy
+	// does for every plugin on a VM (ContextBase::onStart, onConfigure).
+	for i := range v.gen.plugin.Siblings {
+		sib := &v.gen.plugin.Siblings[i]
+		id := v.allocID()
+		v.roots[id] = sib
+		if _, ok := v.callExport("proxy_on_context_create", id, uint64(id), 0); !ok {
 			return v.failErr
 		}
-		if uint32(r) == 0 {
-			return ErrConfigureFailed
+		if f := v.fn("proxy_on_vm_start"); f != nil {
+			r, ok := v.callExport("proxy_on_vm_start", id, uint64(id), uint64(len(v.gen.plugin.VMConfiguration)))
+			if !ok {
+				return v.failErr
+			}
+			if uint32(r) == 0 {
+				return ErrVMStartFailed
+			}
+		}
+		if err := v.configure(id, sib); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// configure runs proxy_on_configure for root with p's configuration.
+func (v *vm) configure(root uint32, p *Plugin) error {
+	if f := v.fn("proxy_on_configure"); f == nil {
+		return nil
+	}
+	v.configuring, v.configPlugin = true, p
+	r, ok := v.callExport("proxy_on_configure", root, uint64(root), uint64(len(p.Configuration)))
+	v.configuring, v.configPlugin = false, nil
+	if !ok {
+		return v.failErr
+	}
+	if uint32(r) == 0 {
+		return ErrConfigureFailed
+	}
+	return nil
+}
+
+// currentRoot is the root context the running callback belongs to: the
+// root of the stream it acts on, or the root being called.
+func (v *vm) currentRoot() uint32 {
+	if s := v.contextStream(); s != nil {
+		return s.root
+	}
+	if v.effective != 0 && v.roots[v.effective] != nil {
+		return v.effective
+	}
+	if v.roots[v.current] != nil {
+		return v.current
+	}
+	return v.rootID
+}
+
+// pluginOf is the plugin of root context root (the generation's when
+// unknown).
+func (v *vm) pluginOf(root uint32) *Plugin {
+	if p := v.roots[root]; p != nil {
+		return p
+	}
+	return &v.gen.plugin
+}
+
+// rootNamed is the root context of the plugin called name.
+func (v *vm) rootNamed(name string) (uint32, bool) {
+	for id, p := range v.roots {
+		if p.Name == name {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 func (v *vm) allocID() uint32 {
@@ -226,7 +297,9 @@ func (v *vm) callExport(name string, ctxID uint32, args ...uint64) (uint64, bool
 }
 
 // fail marks the VM failed: every stream on it is woken to fail (or pass
-// through with FailOpen), and the pool replaces the VM.
+// through under FailOpen). Under FailReload the pool replaces the VM after
+// the back-off; otherwise it stays in its slot, failed, and the worker's
+// streams fail (or pass through) until the next UpdatePlugin, as in Envoy.
 func (v *vm) fail(err error) {
 	if v.failed {
 		return
@@ -241,7 +314,11 @@ func (v *vm) fail(err error) {
 	}
 	v.cancelCallouts()
 	v.tick.stop()
-	v.gen.pool.replace(v)
+	if v.gen.policy() == FailReload {
+		v.gen.pool.replace(v)
+		return
+	}
+	v.log.Error("wasm plugin failed on this worker until the next configuration push", "policy", string(v.gen.policy()))
 }
 
 // contextStream returns the stream the current host call acts on (the
@@ -250,7 +327,7 @@ func (v *vm) fail(err error) {
 func (v *vm) contextStream() *stream {
 	id := v.current
 	if v.effective != 0 {
-		if _, ok := v.streams[v.effective]; ok || v.effective == v.rootID {
+		if _, ok := v.streams[v.effective]; ok || v.roots[v.effective] != nil {
 			id = v.effective
 		}
 	}
@@ -307,6 +384,11 @@ func (v *vm) close(ctx context.Context) {
 		}
 		if !v.failed && !v.closed {
 			v.callExport("proxy_on_delete", v.rootID, uint64(v.rootID))
+		}
+		for id := range v.roots {
+			if id != v.rootID && !v.failed && !v.closed {
+				v.callExport("proxy_on_delete", id, uint64(id))
+			}
 		}
 	}
 	v.closeLocked()

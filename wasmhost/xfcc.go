@@ -14,7 +14,10 @@ const xfccHeader = "X-Forwarded-Client-Cert"
 // filter runs: a client's own x-forwarded-client-cert never reaches the
 // plugin or the upstream; on a connection with a verified client
 // certificate the header names the certificate's URI SANs.
-type xfccSanitizer struct{ h *Host }
+type xfccSanitizer struct {
+	h    *Host        // for the listener's identity (Config.ListenerID)
+	next http.Handler // the plugin's streams
+}
 
 func (x xfccSanitizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(xfccHeader)
@@ -30,7 +33,7 @@ func (x xfccSanitizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header.Set(xfccHeader, strings.Join(el, ";"))
 		}
 	}
-	x.h.ServeHTTP(w, r)
+	x.next.ServeHTTP(w, r)
 }
 
 // xfccValue quotes a value that holds a separator, as Envoy does.

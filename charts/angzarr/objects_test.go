@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -47,6 +49,9 @@ type index struct {
 	pdbs         []*policyv1.PodDisruptionBudget
 	policies     []*networkingv1.NetworkPolicy
 	filters      []*networkingv1alpha3.EnvoyFilter
+	// logicFilters are the wasmPlugin adoption's EnvoyFilters that add a
+	// workload's loopback logic cluster, by name.
+	logicFilters map[string]*networkingv1alpha3.EnvoyFilter
 	plugins      []*extensionsv1alpha1.WasmPlugin
 	monitors     []*serviceMonitor
 	peerAuths    []*securityv1.PeerAuthentication
@@ -108,7 +113,14 @@ func indexObjects(t *testing.T, objs []object) *index {
 			id = "NetworkPolicy/" + key(v.Namespace, v.Name)
 		case *networkingv1alpha3.EnvoyFilter:
 			specOf(t, o, &networkingapi.EnvoyFilter{})
-			ix.filters = append(ix.filters, v)
+			if strings.HasPrefix(v.Name, "angzarr-logic-") {
+				if ix.logicFilters == nil {
+					ix.logicFilters = map[string]*networkingv1alpha3.EnvoyFilter{}
+				}
+				ix.logicFilters[key(v.Namespace, v.Name)] = v
+			} else {
+				ix.filters = append(ix.filters, v)
+			}
 			id = "EnvoyFilter/" + key(v.Namespace, v.Name)
 		case *extensionsv1alpha1.WasmPlugin:
 			specOf(t, o, &extensionsapi.WasmPlugin{})
@@ -586,14 +598,32 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 		t.Error("the control plane must run without a sidecar (sidecars reach it in plaintext)")
 	}
 	c := container(t, d)
-	if got := arg(c.Args, "serve-filter"); got != images.FilterPath {
-		t.Errorf("--serve-filter=%s, want the module of the image", got)
-	}
 	url := arg(c.Args, "filter-wasm")
-	hostPort, ok := strings.CutSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
-	svc, port, err := ix.hostService(hostPort)
-	if !ok || err != nil || svc.Name != "angzarr-controlplane" || arg(c.Args, "serve-filter-listen") != fmt.Sprintf("0.0.0.0:%d", port.Port) {
-		t.Errorf("--filter-wasm %s is not the control plane's own module server (%v)", url, err)
+	opts := controlplane.Options{WasmURL: url, WasmSHA256: strings.Repeat("0", 64)}
+	if lookup(vals, "controlPlane", "wasmSource") == "remote" {
+		if got := arg(c.Args, "serve-filter"); got != images.FilterPath {
+			t.Errorf("--serve-filter=%s, want the module of the image", got)
+		}
+		hostPort, ok := strings.CutSuffix(strings.TrimPrefix(url, "http://"), controlplane.ModulePath)
+		svc, port, err := ix.hostService(hostPort)
+		if !ok || err != nil || svc.Name != "angzarr-controlplane" || arg(c.Args, "serve-filter-listen") != fmt.Sprintf("0.0.0.0:%d", port.Port) {
+			t.Errorf("--filter-wasm %s is not the control plane's own module server (%v)", url, err)
+		}
+	} else {
+		// Local (the default): the sidecars read the module from a file
+		// they mount; the control plane serves no module.
+		if want, _ := lookup(vals, "controlPlane", "sidecarFilterPath").(string); url != want || !strings.HasPrefix(url, "/") {
+			t.Errorf("--filter-wasm=%s, want controlPlane.sidecarFilterPath %q", url, want)
+		}
+		if arg(c.Args, "serve-filter") != "" || arg(c.Args, "serve-filter-listen") != "" {
+			t.Error("a local module source still serves the module over HTTP")
+		}
+		for _, p := range ix.services[key(d.Namespace, "angzarr-controlplane")].Spec.Ports {
+			if p.Name == "http-wasm" {
+				t.Error("a local module source still exposes http-wasm")
+			}
+		}
+		opts = controlplane.Options{WasmFile: url}
 	}
 	if ns, _ := lookup(vals, "controlPlane", "watchNamespace").(string); arg(c.Args, "namespace") != ns {
 		t.Errorf("--namespace=%s, want %q", arg(c.Args, "namespace"), ns)
@@ -624,15 +654,19 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 	if svc, _, err := ix.hostService(top.EventService.Address); err != nil || svc.Name != "angzarr-eventsvc" {
 		t.Errorf("the topology's event service %s is not the rendered one: %v", top.EventService.Address, err)
 	}
-	if _, err := controlplane.Translate(top, controlplane.Options{WasmURL: url, WasmSHA256: strings.Repeat("0", 64)}); err != nil {
+	if _, err := controlplane.Translate(top, opts); err != nil {
 		t.Errorf("the control plane cannot translate the topology: %v", err)
 	}
 
 	want := lookup(vals, "envoyFilter", "namespaces")
 	var got []string
+	var ports []uint32
+	for _, p := range orEmptyAny(lookup(vals, "envoyFilter", "logicPorts")) {
+		ports = append(ports, uint32(toInt(p)))
+	}
 	for _, ef := range ix.filters {
 		got = append(got, ef.Namespace)
-		checkEnvoyFilter(t, ix, ef)
+		checkEnvoyFilter(t, ix, ef, ports)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(orEmpty(want)) {
 		t.Errorf("EnvoyFilters in %v, want one per envoyFilter.namespaces %v", got, want)
@@ -644,9 +678,28 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 // no default config (fail closed), discovered from the control plane's
 // xDS port over google_grpc, or over a static cluster that the bootstrap
 // override of the same namespace defines and points at the control plane.
-func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilter) {
+func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilter, logicPorts []uint32) {
 	where := "EnvoyFilter " + key(ef.Namespace, ef.Name)
+	var clusters []uint32
+	limits := 0
+	defer func() {
+		if !slices.Equal(clusters, logicPorts) {
+			t.Errorf("%s adds loopback logic clusters for ports %v, want envoyFilter.logicPorts %v", where, clusters, logicPorts)
+		}
+		if limits != 1 {
+			t.Errorf("%s has %d buffer limit patches, want 1", where, limits)
+		}
+	}()
 	for _, p := range ef.Spec.GetConfigPatches() {
+		switch p.GetApplyTo() {
+		case networkingapi.EnvoyFilter_CLUSTER:
+			clusters = append(clusters, checkLogicClusterPatch(t, where, p))
+			continue
+		case networkingapi.EnvoyFilter_LISTENER:
+			checkBufferLimitPatch(t, where, p)
+			limits++
+			continue
+		}
 		js, err := protojson.Marshal(p.GetPatch().GetValue())
 		if err != nil {
 			t.Fatal(err)
@@ -678,6 +731,62 @@ func checkEnvoyFilter(t *testing.T, ix *index, ef *networkingv1alpha3.EnvoyFilte
 		if svc, port, err := ix.hostService(target); err != nil || svc.Name != "angzarr-controlplane" || port.Name != "grpc-xds" {
 			t.Errorf("%s: the xDS source %q is not the control plane's xDS port: %v", where, target, err)
 		}
+	}
+}
+
+// checkLogicClusterPatch: a CLUSTER patch adds, to a sidecar's clusters,
+// the STATIC loopback cluster the control plane names for the logic's
+// port (controlplane.IstioLogicCluster), HTTP/2, decoded strictly into
+// Envoy's Cluster and ValidateAll-clean; it returns the port.
+func checkLogicClusterPatch(t *testing.T, where string, p *networkingapi.EnvoyFilter_EnvoyConfigObjectPatch) uint32 {
+	if p.GetPatch().GetOperation() != networkingapi.EnvoyFilter_Patch_ADD || p.GetMatch().GetContext() != networkingapi.EnvoyFilter_SIDECAR_OUTBOUND {
+		t.Errorf("%s: cluster patch %v %v, want ADD in SIDECAR_OUTBOUND", where, p.GetPatch().GetOperation(), p.GetMatch().GetContext())
+	}
+	js, err := protojson.Marshal(p.GetPatch().GetValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clusterv3.Cluster{}
+	if err := protojson.Unmarshal(js, c); err != nil {
+		t.Errorf("%s: value is not a Cluster: %v", where, err)
+		return 0
+	}
+	if err := c.ValidateAll(); err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
+	eps := c.GetLoadAssignment().GetEndpoints()
+	if c.GetType() != clusterv3.Cluster_STATIC || len(eps) != 1 || len(eps[0].GetLbEndpoints()) != 1 ||
+		c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] == nil {
+		t.Errorf("%s: cluster %s is not one STATIC HTTP/2 endpoint", where, c.GetName())
+		return 0
+	}
+	sa := eps[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+	if sa.GetAddress() != "127.0.0.1" || c.GetName() != controlplane.IstioLogicCluster(sa.GetPortValue()) {
+		t.Errorf("%s: cluster %s goes to %s:%d, want %s to 127.0.0.1", where, c.GetName(), sa.GetAddress(), sa.GetPortValue(),
+			controlplane.IstioLogicCluster(sa.GetPortValue()))
+	}
+	return sa.GetPortValue()
+}
+
+// checkBufferLimitPatch: a LISTENER patch merges into the sidecar's
+// inbound listener a per_connection_buffer_limit_bytes (decoded strictly
+// into Envoy's Listener) at least what the filter buffers by default
+// (controlplane.BufferLimitBytes).
+func checkBufferLimitPatch(t *testing.T, where string, p *networkingapi.EnvoyFilter_EnvoyConfigObjectPatch) {
+	if p.GetPatch().GetOperation() != networkingapi.EnvoyFilter_Patch_MERGE || p.GetMatch().GetContext() != networkingapi.EnvoyFilter_SIDECAR_INBOUND {
+		t.Errorf("%s: listener patch %v %v, want MERGE in SIDECAR_INBOUND", where, p.GetPatch().GetOperation(), p.GetMatch().GetContext())
+	}
+	js, err := protojson.Marshal(p.GetPatch().GetValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listenerv3.Listener{}
+	if err := protojson.Unmarshal(js, l); err != nil {
+		t.Errorf("%s: value is not a Listener: %v", where, err)
+		return
+	}
+	if got := l.GetPerConnectionBufferLimitBytes().GetValue(); got < controlplane.BufferLimitBytes(0) {
+		t.Errorf("%s: per_connection_buffer_limit_bytes %d, want at least %d (the filter's bodies)", where, got, controlplane.BufferLimitBytes(0))
 	}
 }
 
@@ -726,7 +835,8 @@ func checkWasmPlugins(t *testing.T, ix *index, vals map[string]any) {
 		if "sha256:"+wp.Spec.GetSha256() != digest && (digest != "" || wp.Spec.GetSha256() != "") {
 			t.Errorf("WasmPlugin %s: sha256 %q, want the digest %q", wp.Name, wp.Spec.GetSha256(), digest)
 		}
-		if wp.Spec.GetFailStrategy() != extensionsapi.FailStrategy_FAIL_CLOSE {
+		if want, _ := lookup(vals, "wasmPlugin", "failStrategy").(string); wp.Spec.GetFailStrategy().String() != want ||
+			wp.Spec.GetFailStrategy() == extensionsapi.FailStrategy_FAIL_OPEN {
 			t.Errorf("WasmPlugin %s: fail strategy %v", wp.Name, wp.Spec.GetFailStrategy())
 		}
 		js, err := wp.Spec.GetPluginConfig().MarshalJSON()
@@ -737,6 +847,25 @@ func checkWasmPlugins(t *testing.T, ix *index, vals map[string]any) {
 		if err != nil {
 			t.Errorf("WasmPlugin %s: plugin configuration: %v", wp.Name, err)
 			continue
+		}
+		// The workload's loopback logic cluster, added by its EnvoyFilter.
+		port := uint32(wp.Spec.GetMatch()[0].GetPorts()[0].GetNumber())
+		if cfg.BusinessLogicCluster != controlplane.IstioLogicCluster(port) {
+			t.Errorf("WasmPlugin %s: business_logic_cluster %q, want %q", wp.Name, cfg.BusinessLogicCluster, controlplane.IstioLogicCluster(port))
+		}
+		ef := ix.logicFilters[key(wp.Namespace, "angzarr-logic-"+strings.TrimPrefix(wp.Name, "angzarr-"))]
+		if ef == nil {
+			t.Errorf("WasmPlugin %s: no EnvoyFilter adds its logic cluster", wp.Name)
+		} else {
+			if !maps.Equal(ef.Spec.GetWorkloadSelector().GetLabels(), wp.Spec.GetSelector().GetMatchLabels()) {
+				t.Errorf("EnvoyFilter %s selects %v, its WasmPlugin %v", ef.Name, ef.Spec.GetWorkloadSelector().GetLabels(), wp.Spec.GetSelector().GetMatchLabels())
+			}
+			ps := ef.Spec.GetConfigPatches()
+			if len(ps) != 2 || checkLogicClusterPatch(t, "EnvoyFilter "+ef.Name, ps[0]) != port {
+				t.Errorf("EnvoyFilter %s does not add the loopback cluster of port %d", ef.Name, port)
+			} else {
+				checkBufferLimitPatch(t, "EnvoyFilter "+ef.Name, ps[1])
+			}
 		}
 		// Istio's outbound cluster of the rendered event service.
 		parts := strings.Split(cfg.EventServiceCluster, "|")
@@ -796,4 +925,23 @@ func orEmpty(v any) any {
 		return []any{}
 	}
 	return v
+}
+
+// orEmptyAny is v as a list (nil: empty).
+func orEmptyAny(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// toInt reads a YAML/JSON number value.
+func toInt(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case int64:
+		return int(n)
+	case float64:
+		return int(n)
+	}
+	return -1
 }

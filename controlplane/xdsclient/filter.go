@@ -3,6 +3,7 @@ package xdsclient
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
@@ -25,8 +26,11 @@ type Filter struct {
 	URL, SHA256, URLCluster string
 	// RootID and VMID of the plugin.
 	RootID, VMID string
-	// FailClosed is true when the plugin's failure policy is FAIL_CLOSED.
-	FailClosed bool
+	// FailurePolicy is the plugin's failure policy (UNSPECIFIED means
+	// Envoy's default, FAIL_CLOSED), and ReloadBackoff the base interval
+	// of FAIL_RELOAD's back-off (0: Envoy's default, 1 s).
+	FailurePolicy wasm.FailurePolicy
+	ReloadBackoff time.Duration
 	// AllowOnHeadersStopIteration is the PluginConfig field: a plugin that
 	// stops the request headers still gets the body.
 	AllowOnHeadersStopIteration bool
@@ -57,7 +61,8 @@ func DecodeFilter(tec *core.TypedExtensionConfig) (*Filter, error) {
 		Name:                        tec.GetName(),
 		RootID:                      pc.GetRootId(),
 		VMID:                        pc.GetVmConfig().GetVmId(),
-		FailClosed:                  pc.GetFailurePolicy() == wasm.FailurePolicy_FAIL_CLOSED,
+		FailurePolicy:               pc.GetFailurePolicy(),
+		ReloadBackoff:               pc.GetReloadConfig().GetBackoff().GetBaseInterval().AsDuration(),
 		AllowOnHeadersStopIteration: pc.GetAllowOnHeadersStopIteration().GetValue(),
 	}
 	code := pc.GetVmConfig().GetCode()

@@ -50,6 +50,9 @@ type ProxyConfig struct {
 // timeout (reported as a negative duration, as wasmhost.Config takes it).
 type StreamTimeouts struct {
 	StreamIdle, Request, RequestHeaders time.Duration
+	// BufferLimitBytes is the listener's per_connection_buffer_limit_bytes
+	// (Envoy's default, 1 MiB, when unset).
+	BufferLimitBytes int
 }
 
 // Envoy's defaults for unset HttpConnectionManager timeouts: 5 minutes of
@@ -246,9 +249,13 @@ func decodeListenersResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig
 					return fmt.Errorf("listener %s: %w", l.GetName(), err)
 				}
 				cfg.Timeouts = &StreamTimeouts{
-					StreamIdle:     envoyTimeout(m.GetStreamIdleTimeout(), envoyDefaultStreamIdle),
-					Request:        envoyTimeout(m.GetRequestTimeout(), envoyNone),
-					RequestHeaders: envoyTimeout(m.GetRequestHeadersTimeout(), envoyNone),
+					StreamIdle:       envoyTimeout(m.GetStreamIdleTimeout(), envoyDefaultStreamIdle),
+					Request:          envoyTimeout(m.GetRequestTimeout(), envoyNone),
+					RequestHeaders:   envoyTimeout(m.GetRequestHeadersTimeout(), envoyNone),
+					BufferLimitBytes: 1 << 20,
+				}
+				if b := l.GetPerConnectionBufferLimitBytes(); b != nil {
+					cfg.Timeouts.BufferLimitBytes = int(b.GetValue())
 				}
 				cfg.ListenersVersion = resp.GetVersionInfo()
 				return nil

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	wasm "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -176,17 +177,18 @@ func (p *proxy) apply(ctx context.Context, pc xdsclient.ProxyConfig) error {
 		return fmt.Errorf("no %s cluster: node %q is not mapped to a domain (a proxy needs a business logic upstream)", controlplane.ClusterLogic, p.cfg.Node)
 	}
 	plugin := wasmhost.Plugin{Module: module, Name: pc.Filter.Name, RootID: pc.Filter.RootID, VMID: pc.Filter.VMID,
-		Configuration: pc.Filter.Configuration, AllowOnHeadersStopIteration: pc.Filter.AllowOnHeadersStopIteration}
+		Configuration: pc.Filter.Configuration, AllowOnHeadersStopIteration: pc.Filter.AllowOnHeadersStopIteration,
+		FailurePolicy: failurePolicy(pc.Filter.FailurePolicy), ReloadBackoff: pc.Filter.ReloadBackoff}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.host == nil {
 		hc := p.cfg.Host
 		hc.Plugin, hc.FilterPath, hc.Upstream, hc.Clusters = plugin, "", upstream, pc.Clusters
-		hc.FailOpen = hc.FailOpen || !pc.Filter.FailClosed
 		hc.NodeID = p.cfg.Node
 		hc.NodeMetadata = p.cfg.Metadata
 		if t := pc.Timeouts; t != nil {
 			hc.StreamIdleTimeout, hc.RequestTimeout, hc.RequestHeadersTimeout = t.StreamIdle, t.Request, t.RequestHeaders
+			hc.BufferLimitBytes = t.BufferLimitBytes
 		}
 		h, err := wasmhost.New(ctx, hc)
 		if err != nil {
@@ -280,4 +282,16 @@ func (p *proxy) module(ctx context.Context, f *xdsclient.Filter) ([]byte, error)
 	p.modules = map[string][]byte{f.SHA256 + "|" + f.URL: b}
 	p.mu.Unlock()
 	return b, nil
+}
+
+// failurePolicy maps the Wasm filter's failure policy to wasmhost's
+// (UNSPECIFIED is Envoy's default, FAIL_CLOSED).
+func failurePolicy(p wasm.FailurePolicy) wasmhost.FailurePolicy {
+	switch p {
+	case wasm.FailurePolicy_FAIL_OPEN:
+		return wasmhost.FailOpen
+	case wasm.FailurePolicy_FAIL_RELOAD:
+		return wasmhost.FailReload
+	}
+	return wasmhost.FailClosed
 }

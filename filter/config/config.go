@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 )
@@ -30,8 +31,13 @@ const (
 	DefaultSagaTimeout          = 10 * time.Second
 	DefaultCascadeTimeout       = 30 * time.Second
 	DefaultAggregateCacheBytes  = 4 << 20
-	// MaxAggregateCacheBytes bounds aggregate_cache_bytes (per VM).
-	MaxAggregateCacheBytes = 1 << 30
+	// MaxAggregateCacheBytes bounds aggregate_cache_bytes (per VM): well
+	// below a VM's 1 GiB memory ceiling (Envoy's, and wasmhost's
+	// MaxMemoryPages), which must also hold the Go heap's working set and
+	// garbage, the bodies in flight and the histories being decoded. At
+	// the ceiling the Go runtime dies ("out of memory"), which traps the
+	// VM.
+	MaxAggregateCacheBytes = 256 << 20
 	// MaxCascadeDepthLimit is the largest max_cascade_depth accepted.
 	MaxCascadeDepthLimit = 64
 	// MaxRetryBackoff bounds retry_backoff and retry_backoff_max: the
@@ -142,6 +148,83 @@ type Config struct {
 	// dispatcher takes effect once. Anyone else's saga keys are theirs
 	// alone, like any key. Default none.
 	SagaIssuers []string `json:"saga_issuers,omitempty"`
+	// Authorities maps a cluster the filter calls to the :authority of its
+	// calls (the GrpcService's envoy_grpc.authority). Envoy's async gRPC
+	// client otherwise sends the cluster name, and a name that is no valid
+	// authority (every Istio cluster name: "outbound|1313||host") is
+	// refused by the peer's sidecar (istio/istio#27918). Every cluster
+	// whose name is no valid authority needs an entry; the control plane
+	// gives each the Service's host name. Default none.
+	Authorities map[string]string `json:"authorities,omitempty"`
+}
+
+// Authority returns the :authority of calls to cluster: its entry in
+// Authorities, or "" (the proxy then sends the cluster name).
+func (c *Config) Authority(cluster string) string { return c.Authorities[cluster] }
+
+// ValidAuthority reports whether s may be an :authority value as Envoy
+// checks it (HeaderValidation::authorityIsValid): RFC 3986 authority
+// characters only, so no `|`, space or control character.
+func ValidAuthority(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~%!$&'()*+,;=:[]@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// clusters lists the clusters the configuration calls out to, with where
+// each is named.
+func (c *Config) clusters() [][2]string {
+	out := [][2]string{{"event_service_cluster", c.EventServiceCluster}, {"business_logic_cluster", c.BusinessLogicCluster}}
+	for i, p := range c.SyncProjectors {
+		out = append(out, [2]string{fmt.Sprintf("sync_projectors[%d].cluster", i), p.Cluster})
+	}
+	for i, s := range c.Sagas {
+		out = append(out, [2]string{fmt.Sprintf("sagas[%d].cluster", i), s.Cluster})
+	}
+	for _, d := range sortedKeys(c.Coordinators) {
+		out = append(out, [2]string{fmt.Sprintf("coordinators[%q]", d), c.Coordinators[d]})
+	}
+	return out
+}
+
+// validateAuthorities checks that every authority is valid and that every
+// called cluster whose name is no valid authority has one.
+func (c *Config) validateAuthorities() []error {
+	var errs []error
+	for _, cl := range sortedKeys(c.Authorities) {
+		a := c.Authorities[cl]
+		if cl == "" {
+			errs = append(errs, errors.New("authorities: empty cluster name"))
+		}
+		if !ValidAuthority(a) {
+			errs = append(errs, fmt.Errorf("authorities[%q]: %q is no valid :authority", cl, a))
+		}
+	}
+	for _, f := range c.clusters() {
+		if f[1] != "" && !ValidAuthority(f[1]) && c.Authorities[f[1]] == "" {
+			errs = append(errs, fmt.Errorf("%s: cluster %q is no valid :authority and has no entry in authorities (Envoy would send the cluster name, which the peer refuses)", f[0], f[1]))
+		}
+	}
+	return errs
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // MaxIdentityLen bounds an identity of Recorders and SagaIssuers.
@@ -359,6 +442,7 @@ func (c *Config) Validate() error {
 	if !c.CallerIdentity && (len(c.Recorders) > 0 || len(c.SagaIssuers) > 0) {
 		errs = append(errs, errors.New("recorders, saga_issuers: need caller_identity"))
 	}
+	errs = append(errs, c.validateAuthorities()...)
 	return errors.Join(errs...)
 }
 

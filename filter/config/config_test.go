@@ -30,6 +30,24 @@ func TestDecode(t *testing.T) {
 					t.Fatalf("fields: %+v", c)
 				}
 			}},
+		{name: "Istio cluster names need authorities",
+			in: `{"domains":["order"],"event_service_cluster":"outbound|1313||es.ns.svc.cluster.local","business_logic_cluster":"inbound|50051||",
+			"coordinators":{"cart":"outbound|50051||cart.ns.svc.cluster.local"},"sagas":[{"name":"s","cluster":"outbound|9||s.ns","targets":["cart"]}]}`,
+			wantErr: []string{"event_service_cluster: cluster \"outbound|1313||es.ns.svc.cluster.local\" is no valid :authority",
+				"business_logic_cluster", `coordinators["cart"]`, "sagas[0].cluster"}},
+		{name: "Istio cluster names with authorities",
+			in: `{"domains":["order"],"event_service_cluster":"outbound|1313||es.ns.svc.cluster.local","business_logic_cluster":"inbound|50051||",
+			"authorities":{"outbound|1313||es.ns.svc.cluster.local":"es.ns.svc.cluster.local","inbound|50051||":"order.ns.svc.cluster.local"}}`,
+			check: func(t *testing.T, c *Config) {
+				if a := c.Authority(c.EventServiceCluster); a != "es.ns.svc.cluster.local" {
+					t.Fatalf("authority = %q", a)
+				}
+				if a := c.Authority("angzarr-logic"); a != "" {
+					t.Fatalf("authority of an unlisted cluster = %q", a)
+				}
+			}},
+		{name: "invalid authority", in: `{"authorities":{"es":"a|b","":"x"}}`,
+			wantErr: []string{`authorities["es"]: "a|b" is no valid :authority`, "authorities: empty cluster name"}},
 		{name: "unknown key", in: `{"domain":"order"}`, wantErr: []string{"unknown field", "domain"}},
 		{name: "key in the wrong case", in: `{"Domains":["order"]}`, wantErr: []string{"unknown field", "Domains", "case-sensitive"}},
 		{name: "trailing data", in: `{} {}`, wantErr: []string{"trailing"}},
@@ -84,6 +102,7 @@ func TestDecode(t *testing.T) {
 			}
 		}},
 		{name: "aggregate cache out of range", in: `{"aggregate_cache_bytes":-2}`, wantErr: []string{"aggregate_cache_bytes: must be -1 (off)"}},
+		{name: "aggregate cache near the VM's 1 GiB ceiling", in: `{"aggregate_cache_bytes":536870912}`, wantErr: []string{"aggregate_cache_bytes: must be -1 (off) or between 1 and 268435456"}},
 		{name: "nested key in the wrong case", in: `{"sagas":[{"Name":"x","cluster":"c","targets":["a"]}],"coordinators":{"a":"b"}}`,
 			wantErr: []string{"sagas[0].Name", "case-sensitive"}},
 		{name: "nested unknown key", in: `{"sync_projectors":[{"name":"x","cluster":"c","domains":["a"]}]}`,

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,23 +55,32 @@ type Options struct {
 	Clusters map[string]string
 	// Logic is the counter business logic (default: a plain one).
 	Logic *counter.Service
+	// Siblings are more plugins on the proxy's VMs (wasmhost's
+	// Plugin.Siblings), each served on a listener of its own
+	// (Stack.PluginProxy). Default none.
+	Siblings []wasmhost.Plugin
+	// BufferLimitBytes is the proxy's listener buffer limit (default
+	// Envoy's 1 MiB; the control plane sets controlplane.BufferLimitBytes).
+	BufferLimitBytes int
 }
 
 // Stack is one running deployment: redis, event service, counter logic and
 // the proxy with the filter.
 type Stack struct {
-	t         testing.TB
-	Redis     string
-	EventSvc  string
-	Logic     string
-	Proxy     string
-	Host      *wasmhost.Host
-	esCfg     eventsvc.Config
-	esMu      sync.Mutex
-	esStop    context.CancelFunc
-	esDone    chan error
-	conn      *grpc.ClientConn
-	storeConn *grpc.ClientConn
+	t        testing.TB
+	Redis    string
+	EventSvc string
+	Logic    string
+	Proxy    string
+	// PluginProxy is the address serving each sibling plugin.
+	PluginProxy map[string]string
+	Host        *wasmhost.Host
+	esCfg       eventsvc.Config
+	esMu        sync.Mutex
+	esStop      context.CancelFunc
+	esDone      chan error
+	conn        *grpc.ClientConn
+	storeConn   *grpc.ClientConn
 }
 
 // Start brings a stack up; everything stops at t.Cleanup.
@@ -114,8 +124,10 @@ func Start(t testing.TB, o Options) *Stack {
 	if len(cfg.Domains) == 0 {
 		cfg.Domains = []string{counter.Domain}
 	}
-	cfg.EventServiceCluster = "angzarr-eventsvc"
-	cfg.BusinessLogicCluster = "angzarr-logic"
+	// The clusters keep the names the configuration gives them (Istio's
+	// names in TestIstioClusterNames), else the standalone ones.
+	cfg.EventServiceCluster = cmp.Or(cfg.EventServiceCluster, "angzarr-eventsvc")
+	cfg.BusinessLogicCluster = cmp.Or(cfg.BusinessLogicCluster, "angzarr-logic")
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,21 +136,23 @@ func Start(t testing.TB, o Options) *Stack {
 	if vms == 0 {
 		vms = 2
 	}
-	clusters := map[string]string{"angzarr-eventsvc": s.EventSvc, "angzarr-logic": s.Logic}
+	clusters := map[string]string{cfg.EventServiceCluster: s.EventSvc, cfg.BusinessLogicCluster: s.Logic}
+	// o.Clusters adds clusters or replaces these (an ORIGINAL_DST one).
 	maps.Copy(clusters, o.Clusters)
 	ptp := o.ProxyTracerProvider
 	if ptp == nil {
 		ptp = noop.NewTracerProvider()
 	}
 	h, err := wasmhost.New(context.Background(), wasmhost.Config{
-		FilterPath:     o.Filter,
-		Plugin:         wasmhost.Plugin{Configuration: raw},
-		Upstream:       s.Logic,
-		Clusters:       clusters,
-		WASIProfile:    o.Profile,
-		VMs:            vms,
-		Logger:         logger,
-		TracerProvider: ptp,
+		FilterPath:       o.Filter,
+		Plugin:           wasmhost.Plugin{Configuration: raw, Siblings: o.Siblings},
+		Upstream:         s.Logic,
+		Clusters:         clusters,
+		WASIProfile:      o.Profile,
+		VMs:              vms,
+		Logger:           logger,
+		TracerProvider:   ptp,
+		BufferLimitBytes: o.BufferLimitBytes,
 	})
 	if err != nil {
 		t.Fatalf("wasmhost: %v", err)
@@ -158,6 +172,21 @@ func Start(t testing.TB, o Options) *Stack {
 		h.Close()
 	})
 
+	s.PluginProxy = map[string]string{}
+	for _, sib := range o.Siblings {
+		slis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.PluginProxy[sib.Name] = slis.Addr().String()
+		sctx, scancel := context.WithCancel(context.Background())
+		sdone := make(chan error, 1)
+		go func() { sdone <- h.ServePlugin(sctx, slis, sib.Name) }()
+		t.Cleanup(func() {
+			scancel()
+			<-sdone
+		})
+	}
 	s.conn = dial(t, s.Proxy)
 	s.storeConn = dial(t, s.EventSvc)
 	return s

@@ -107,3 +107,62 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The EnvoyFilter patch that adds the cluster through which the filter calls
+its workload's logic on port (the argument) when a write conflict makes it
+retry a command (the control plane's IstioLogicCluster). Istio's
+inbound|PORT|| cannot serve: it is ORIGINAL_DST, and a callout has no
+downstream connection to take the address from ("no healthy upstream").
+STATIC to the loopback address: the logic must listen there too (0.0.0.0
+does). Istio adds clusters with the sidecar's outbound ones (context
+SIDECAR_OUTBOUND); no route refers to it.
+*/}}
+{{- define "angzarr.logicClusterPatch" -}}
+# The loopback cluster of the logic on port {{ . }}, for the filter's
+# write-conflict retries (Istio's inbound|{{ . }}|| is ORIGINAL_DST: no
+# host for a callout).
+- applyTo: CLUSTER
+  match:
+    context: SIDECAR_OUTBOUND
+  patch:
+    operation: ADD
+    value:
+      name: angzarr-logic-loopback-{{ . }}
+      type: STATIC
+      connect_timeout: 5s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {}
+      load_assignment:
+        cluster_name: angzarr-logic-loopback-{{ . }}
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address:
+                      address: 127.0.0.1
+                      port_value: {{ . }}
+{{- end }}
+
+{{/*
+The EnvoyFilter patch that raises the inbound listener's buffer limit to
+the argument (envoyFilter.bufferLimitBytes): Envoy buffers a body the
+filter stopped only up to per_connection_buffer_limit_bytes (1 MiB by
+default, which Istio keeps for sidecars); past it a command gets 413 and
+a logic answer whose headers went on is reset, before the filter could
+answer RESOURCE_EXHAUSTED at its own limit (max_body_bytes, 4 MiB).
+*/}}
+{{- define "angzarr.bufferLimitPatch" -}}
+# Room for the bodies the filter buffers (max_body_bytes + 64 KiB): Envoy
+# cuts a stopped body at the listener's buffer limit (1 MiB by default).
+- applyTo: LISTENER
+  match:
+    context: SIDECAR_INBOUND
+  patch:
+    operation: MERGE
+    value:
+      per_connection_buffer_limit_bytes: {{ . }}
+{{- end }}

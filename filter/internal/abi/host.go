@@ -107,9 +107,9 @@ func (host) ContinueStream(s filter.StreamType) error {
 	return check("proxy_continue_stream", proxyContinueStream(s))
 }
 
-func (host) GrpcCall(cluster, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error) {
+func (host) GrpcCall(cluster, authority, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error) {
 	var token uint32
-	target := grpcService(cluster)
+	target := grpcService(cluster, authority)
 	var md []byte
 	if len(metadata) > 0 {
 		md = encodePairs(metadata)
@@ -159,24 +159,32 @@ func callStatus() (filter.Code, string) {
 }
 
 // grpcService encodes envoy.config.core.v3.GrpcService{envoy_grpc:
-// {cluster_name}}. Envoy also accepts a bare cluster name, but only when
-// the name does not happen to parse as a GrpcService message; the encoded
-// form is unambiguous. The few configured clusters are encoded once
-// (the host only reads the bytes during the call).
-func grpcService(cluster string) []byte {
+// {cluster_name, authority}} (authority left out when ""). Envoy also
+// accepts a bare cluster name, but only when the name does not happen to
+// parse as a GrpcService message; the encoded form is unambiguous. The
+// few configured clusters are encoded once (the host only reads the bytes
+// during the call).
+func grpcService(cluster, authority string) []byte {
 	for _, t := range targets {
-		if t.cluster == cluster {
+		if t.cluster == cluster && t.authority == authority {
 			return t.encoded
 		}
 	}
 	inner := protowire.SizeTag(1) + protowire.SizeBytes(len(cluster))
+	if authority != "" {
+		inner += protowire.SizeTag(2) + protowire.SizeBytes(len(authority))
+	}
 	out := make([]byte, 0, protowire.SizeTag(1)+protowire.SizeBytes(inner))
 	out = protowire.AppendTag(out, 1, protowire.BytesType) // GrpcService.envoy_grpc
 	out = protowire.AppendVarint(out, uint64(inner))
 	out = protowire.AppendTag(out, 1, protowire.BytesType) // EnvoyGrpc.cluster_name
 	out = protowire.AppendString(out, cluster)
+	if authority != "" {
+		out = protowire.AppendTag(out, 2, protowire.BytesType) // EnvoyGrpc.authority
+		out = protowire.AppendString(out, authority)
+	}
 	if len(targets) < maxTargets {
-		targets = append(targets, target{cluster: cluster, encoded: out})
+		targets = append(targets, target{cluster: cluster, authority: authority, encoded: out})
 	}
 	return out
 }
@@ -188,8 +196,8 @@ var targets []target
 const maxTargets = 32
 
 type target struct {
-	cluster string
-	encoded []byte
+	cluster, authority string
+	encoded            []byte
 }
 
 // encodePairs serializes header pairs the proxy-wasm way: count, then (key

@@ -22,6 +22,7 @@ import (
 type Call struct {
 	Token           uint32
 	Cluster         string
+	Authority       string
 	Service, Method string
 	Message         []byte
 }
@@ -241,9 +242,9 @@ func (d *Driver) ContinueStream(s proxywasm.StreamType) error {
 }
 
 // GrpcCall implements Host: the call is queued for Calls.
-func (d *Driver) GrpcCall(cluster, service, method string, _ [][2]string, msg []byte, _ time.Duration) (uint32, error) {
+func (d *Driver) GrpcCall(cluster, authority, service, method string, _ [][2]string, msg []byte, _ time.Duration) (uint32, error) {
 	d.token++
-	d.calls = append(d.calls, Call{Token: d.token, Cluster: cluster, Service: service, Method: method, Message: msg})
+	d.calls = append(d.calls, Call{Token: d.token, Cluster: cluster, Authority: authority, Service: service, Method: method, Message: msg})
 	return d.token, nil
 }
 

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // Host is what the module's proxy-wasm imports act on: the proxy as the
@@ -34,7 +35,7 @@ type Host interface {
 	SetBuffer(b proxywasm.BufferType, data []byte) error
 	SendLocalReply(grpcStatus int32, message string, headers [][2]string) error
 	ContinueStream(s proxywasm.StreamType) error
-	GrpcCall(cluster, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error)
+	GrpcCall(cluster, authority, service, method string, metadata [][2]string, message []byte, timeout time.Duration) (uint32, error)
 	SetEffectiveContext(contextID uint32) error
 	DefineMetric(t proxywasm.MetricType, name string) (uint32, error)
 	IncrementMetric(id uint32, delta int64) error
@@ -174,8 +175,37 @@ func b2u(b bool) uint64 {
 }
 
 // NewStream creates stream context id (proxy_on_context_create).
-func (g *Guest) NewStream(id uint32) error {
-	_, err := g.call("proxy_on_context_create", uint64(id), RootID)
+func (g *Guest) NewStream(id uint32) error { return g.NewStreamIn(id, RootID) }
+
+// AddRoot creates another root context, id, in the same instance, starts
+// and configures it with pluginConfig, as Envoy does for every plugin
+// that shares a VM (same vm_id, code and VM configuration: a gateway's
+// per-domain filters), each with its own root context.
+func (g *Guest) AddRoot(id uint32, pluginConfig []byte) error {
+	if _, err := g.call("proxy_on_context_create", uint64(id), 0); err != nil {
+		return err
+	}
+	if ok, err := g.call("proxy_on_vm_start", uint64(id), 0); err != nil || ok != 1 {
+		return fmt.Errorf("proxy_on_vm_start: %d %v", ok, err)
+	}
+	saved := g.cfg
+	g.cfg = pluginConfig
+	defer func() { g.cfg = saved }()
+	if ok, err := g.call("proxy_on_configure", uint64(id), uint64(len(pluginConfig))); err != nil || ok != 1 {
+		return fmt.Errorf("proxy_on_configure: %d %v", ok, err)
+	}
+	return nil
+}
+
+// NewStreamIn creates stream context id under root context root.
+func (g *Guest) NewStreamIn(id, root uint32) error {
+	_, err := g.call("proxy_on_context_create", uint64(id), uint64(root))
+	return err
+}
+
+// OnGrpcReceiveOn is OnGrpcReceive on root context root.
+func (g *Guest) OnGrpcReceiveOn(root, token uint32, size int) error {
+	_, err := g.call("proxy_on_grpc_receive", uint64(root), uint64(token), uint64(size))
 	return err
 }
 
@@ -384,7 +414,7 @@ func instantiateEnv(ctx context.Context, rt wazero.Runtime) error {
 		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 			return proxywasm.StatusInvalidMemoryAccess
 		}
-		cluster, ok := envoyGrpcCluster(target)
+		cluster, authority, ok := envoyGrpcTarget(target)
 		if !ok {
 			return proxywasm.StatusParseFailure
 		}
@@ -392,7 +422,7 @@ func instantiateEnv(ctx context.Context, rt wazero.Runtime) error {
 		if !ok {
 			return proxywasm.StatusBadArgument
 		}
-		token, err := g.host.GrpcCall(cluster, string(service), string(method), md, msg, time.Duration(uint32(s[10]))*time.Millisecond)
+		token, err := g.host.GrpcCall(cluster, authority, string(service), string(method), md, msg, time.Duration(uint32(s[10]))*time.Millisecond)
 		if err != nil {
 			// Envoy fails a call to an unknown cluster itself.
 			return proxywasm.StatusInternalFailure
@@ -527,24 +557,18 @@ func pairs(b []byte) ([][2]string, bool) {
 	return out, len(data) == 0
 }
 
-// envoyGrpcCluster reads the cluster name of a serialized
-// envoy.config.core.v3.GrpcService{envoy_grpc: {cluster_name}}.
-func envoyGrpcCluster(b []byte) (string, bool) {
-	inner, ok := onlyBytesField(b, 1) // GrpcService.envoy_grpc
-	if !ok {
-		return "", false
+// envoyGrpcTarget decodes the GrpcService the filter passes to
+// proxy_grpc_call: its envoy_grpc cluster_name (required) and authority.
+// Anything else set in it is refused, as the filter never sends it.
+func envoyGrpcTarget(b []byte) (cluster, authority string, ok bool) {
+	var gs core.GrpcService
+	if err := proto.Unmarshal(b, &gs); err != nil {
+		return "", "", false
 	}
-	name, ok := onlyBytesField(inner, 1) // EnvoyGrpc.cluster_name
-	return string(name), ok && len(name) > 0
-}
-
-// onlyBytesField is the value of b's one field, when it is field num of
-// wire type bytes.
-func onlyBytesField(b []byte, num protowire.Number) ([]byte, bool) {
-	n, typ, l := protowire.ConsumeTag(b)
-	if l < 0 || n != num || typ != protowire.BytesType {
-		return nil, false
+	eg := gs.GetEnvoyGrpc()
+	if eg == nil || eg.GetClusterName() == "" || eg.GetRetryPolicy() != nil || eg.GetMaxReceiveMessageLength() != nil ||
+		eg.GetSkipEnvoyHeaders() || gs.GetTimeout() != nil || len(gs.GetInitialMetadata()) > 0 || gs.GetRetryPolicy() != nil {
+		return "", "", false
 	}
-	v, m := protowire.ConsumeBytes(b[l:])
-	return v, m >= 0 && l+m == len(b)
+	return eg.GetClusterName(), eg.GetAuthority(), true
 }

@@ -222,6 +222,21 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		c.paused = true
 		grpcCall(c, "echo", "grpc.testing.TestService", "UnaryCall", []byte{0x1a, 0x03, 0x12, 0x01, 0x41})
 		return 1
+	case "grpc-call-istio-name":
+		// An Istio cluster name is no valid :authority (issue #17).
+		c.paused = true
+		grpcCall(c, istioEcho, "grpc.testing.TestService", "UnaryCall", []byte{0x1a, 0x03, 0x12, 0x01, 0x41})
+		return 1
+	case "grpc-call-istio-authority":
+		// The same cluster, with envoy_grpc.authority set.
+		c.paused = true
+		grpcCall(c, string(grpcService(istioEcho, "echo.default.svc.cluster.local")), "grpc.testing.TestService", "UnaryCall", []byte{0x1a, 0x03, 0x12, 0x01, 0x41})
+		return 1
+	case "grpc-call-original-dst":
+		// Istio's inbound cluster in passthrough mode (ORIGINAL_DST).
+		c.paused = true
+		grpcCall(c, "inbound|50051||", "grpc.testing.TestService", "UnaryCall", nil)
+		return 1
 	case "grpc-call-unimplemented":
 		c.paused = true
 		grpcCall(c, "echo", "grpc.testing.TestService", "UnimplementedCall", nil)
@@ -240,6 +255,12 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		var token uint32
 		svc := "no-such-cluster"
 		st("grpc_call_bad_cluster", proxy_grpc_call(sp(svc), uint32(len(svc)), nil, 0, nil, 0, nil, 0, nil, 0, 1000, &token))
+	case "grpc-call-unknown-service":
+		// A GrpcService naming a cluster the host lacks.
+		var token uint32
+		svc := grpcService("no-such-cluster", "")
+		st("grpc_call_unknown_service", proxy_grpc_call(bp(svc), uint32(len(svc)), nil, 0, nil, 0, nil, 0, nil, 0, 1000, &token))
+		t("grpc_call_unknown_service_token=" + strconv.Itoa(int(token)))
 	case "grpc-stream":
 		c.paused = true
 		grpcStream(c)
@@ -649,4 +670,17 @@ func caseMisc() {
 	st("set_effective_root", proxy_set_effective_context(rootID))
 	_, s = getHeader(mapReqHeaders, ":path")
 	st("root_effective_req_headers", s)
+}
+
+// istioEcho is the echo cluster under an Istio-shaped name.
+const istioEcho = "outbound|9||echo.default.svc.cluster.local"
+
+// grpcService encodes envoy.config.core.v3.GrpcService{envoy_grpc:
+// {cluster_name, authority}} (both strings shorter than 128 bytes).
+func grpcService(cluster, authority string) []byte {
+	inner := []byte{0x0a, byte(len(cluster))}
+	inner = append(inner, cluster...)
+	inner = append(inner, 0x12, byte(len(authority)))
+	inner = append(inner, authority...)
+	return append([]byte{0x0a, byte(len(inner))}, inner...)
 }
