@@ -1,8 +1,8 @@
 package wasmhost
 
 import (
-	"crypto/tls"
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
