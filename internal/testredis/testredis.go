@@ -96,6 +96,16 @@ func (s *Server) Kill() {
 	s.cmd, s.exited = nil, nil
 }
 
+// Signal sends sig to the running server (e.g. SIGSTOP, SIGCONT).
+func (s *Server) Signal(sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("redis-server is not running")
+	}
+	return s.cmd.Process.Signal(sig)
+}
+
 // Restart starts the server again on the same port and data directory
 // (killing it first if it still runs) and waits until it answers PING.
 func (s *Server) Restart() {
