@@ -141,6 +141,19 @@ func (c *Replicated) KillMasterAndPromote(ctx context.Context, i int) error {
 	return nil
 }
 
+// RejoinAsReplica restarts the server killed by KillMasterAndPromote(i)
+// (same port, data and cluster config): the cluster makes it a replica of
+// the master that took its slots, which resynchronises it (what it had
+// not replicated is discarded). It waits until its link is up.
+func (c *Replicated) RejoinAsReplica(ctx context.Context, i int) error {
+	r := c.Replicas[i]
+	r.Restart()
+	return poll(ctx, func() (bool, error) {
+		info, err := Do(r.Addr(), "INFO", "replication")
+		return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up"), err
+	})
+}
+
 // poll calls cond until it reports true or ctx ends.
 func poll(ctx context.Context, cond func() (bool, error)) error {
 	for {
