@@ -71,6 +71,9 @@ func TestUnconfirmedAppendIsUnavailableAndRetrySafe(t *testing.T) {
 	if _, err := s.(store.Checkpointer).Fetch(ctx, sub, agg.Domain, 0, 10); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("fetch of unconfirmed entries: %v, want UNAVAILABLE", err)
 	}
+	if _, err := s.ReadLog(ctx, agg.Domain, 0, 0, 10); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("read of unconfirmed log entries: %v, want UNAVAILABLE", err)
+	}
 	if _, err := s.Load(ctx, agg, ""); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("load of an unconfirmed append: %v, want UNAVAILABLE", err)
 	}
@@ -94,6 +97,9 @@ func TestUnconfirmedAppendIsUnavailableAndRetrySafe(t *testing.T) {
 	entries, err := s.(store.Checkpointer).Fetch(ctx, sub, agg.Domain, 0, 10)
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("fetch after the replica confirmed: %d entries, %v; want 2", len(entries), err)
+	}
+	if books, err := s.ReadLog(ctx, agg.Domain, 0, 0, 10); err != nil || len(books) != 2 {
+		t.Fatalf("read log after the replica confirmed: %d entries, %v; want 2", len(books), err)
 	}
 }
 
