@@ -122,16 +122,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil
 	}
 	if opts.Cluster {
-		c = goredis.NewClusterClient(&goredis.ClusterOptions{
-			NewClient: func(o *goredis.Options) *goredis.Client {
-				n := goredis.NewClient(o)
-				nodes.Store(o.Addr, n)
-				return n
-			},
+		cc := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs: opts.Addrs, Username: opts.Username, Password: opts.Password,
 			PoolSize: opts.PoolSize, MaxRetries: -1, MaxRedirects: 8,
 			DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		})
+		// Node clients by address, for MOVED replies (pipeline.go); recorded
+		// once go-redis has finished setting them up.
+		cc.OnNewNode(func(n *goredis.Client) { nodes.Store(n.Options().Addr, n) })
+		c = cc
 	} else {
 		c = goredis.NewClient(&goredis.Options{
 			Addr: opts.Addrs[0], DB: opts.DB, Username: opts.Username, Password: opts.Password,
