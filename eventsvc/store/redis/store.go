@@ -147,8 +147,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MinReplicas > 0 {
 		aof, err := detectWaitAOF(ctx, c)
 		if err != nil {
-			c.Close()
-			return nil, wrap("read server version", err)
+			opts.Logger.Warn("redis: cannot read the servers' version (INFO), confirming with WAIT", "err", err)
 		}
 		s.confirm = &confirmer{replicas: opts.MinReplicas, timeout: opts.ReplicaTimeout, aof: aof}
 		if !aof {
