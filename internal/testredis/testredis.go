@@ -7,6 +7,10 @@
 //	addrs := testredis.StartCluster(t, 3)           // three masters, slots assigned
 //	srv := testredis.StartServer(t, testredis.Options{AppendOnly: true})
 //	srv.Kill(); srv.Restart()                       // crash and recover, same port and data
+//	c := testredis.StartReplicatedCluster(t, 3)     // three masters, one replica each
+//	c.HoldReplication(0, key)                       // master 0's later writes never reach its replica
+//	c.KillMasterAndPromote(ctx, 0)                  // kill -9, CLUSTER FAILOVER TAKEOVER
+//	c.RejoinAsReplica(ctx, 0)                       // the killed master comes back as a replica
 package testredis
 
 import (
