@@ -176,8 +176,9 @@ func units(batch []*call) []*unit {
 // pipeline. Calls whose script is not cached on the server (NOSCRIPT, e.g.
 // after a restart) are retried one by one with Run, which loads it. This
 // is the one place a batch's writes pass through on their way to Redis,
-// and its replies on their way back: where a per-batch replica or AOF
-// confirmation (WAIT/WAITAOF) belongs, before any reply is handed out.
+// and its replies on their way back: with replicas to wait for, it goes
+// through execConfirmed instead, one pipeline per master ending in the
+// replicas' confirmation, before any reply is handed out.
 func (p *pipeliner) exec(batch []*call) {
 	us := units(batch)
 	// Callers' deadlines differ; the pipeline is bounded by the client's
