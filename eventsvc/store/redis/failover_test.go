@@ -151,7 +151,9 @@ func runFailover(tb testing.TB, minReplicas int) failoverResult {
 						break
 					}
 					if err != nil {
-						tb.Errorf("append: %v", err)
+						if ctx.Err() == nil {
+							tb.Errorf("append: %v", err)
+						}
 						return
 					}
 					mu.Lock()
@@ -227,7 +229,14 @@ func runFailover(tb testing.TB, minReplicas int) failoverResult {
 		for !cond() {
 			select {
 			case <-ctx.Done():
-				tb.Fatalf("waiting for %s: %v", what, ctx.Err())
+				mu.Lock()
+				state := res.String()
+				mu.Unlock()
+				counts := make([]int32, len(after))
+				for i := range after {
+					counts[i] = after[i].Load()
+				}
+				tb.Fatalf("waiting for %s: %v (%s; acknowledged per writer after the failover %v)", what, ctx.Err(), state, counts)
 			case <-time.After(10 * time.Millisecond): // poll interval
 			}
 		}
