@@ -372,6 +372,15 @@ func TestParseStoreURL(t *testing.T) {
 	if err != nil || u.Username != "user" || u.Password != "p@ss" {
 		t.Errorf("credentials: %+v %v", u, err)
 	}
+	u, err = eventsvc.ParseStoreURL("redis+cluster://a:1,b:2?min-replicas=1&replica-timeout=250ms")
+	if err != nil || u.MinReplicas != 1 || u.ReplicaTimeout != 250*time.Millisecond || len(u.Addrs) != 2 {
+		t.Errorf("replica parameters: %+v %v", u, err)
+	}
+	for _, bad := range []string{"redis://a:1?min-replicas=-1", "redis://a:1?replica-timeout=x", "redis://a:1?replicas=1"} {
+		if _, err := eventsvc.ParseStoreURL(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
 }
 
 // TestGracefulStopEndsSubscriptions: a Serve with an open Synchronize

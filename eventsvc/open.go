@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/redis"
@@ -25,10 +26,17 @@ type StoreURL struct {
 	DB int
 	// Username and Password are the Redis credentials from the URL.
 	Username, Password string
+	// MinReplicas and ReplicaTimeout are the URL's min-replicas and
+	// replica-timeout parameters (redis.Options).
+	MinReplicas    int
+	ReplicaTimeout time.Duration
 }
 
 // ParseStoreURL parses sqlite:PATH, redis://[USER:PASS@]HOST:PORT[/DB] or
-// redis+cluster://[USER:PASS@]H1:P1,H2:P2,...
+// redis+cluster://[USER:PASS@]H1:P1,H2:P2,... A Redis URL takes the query
+// parameters min-replicas=N (replicas that must confirm each append before
+// it is acknowledged) and replica-timeout=DURATION (how long to wait for
+// them); see the redis package.
 func ParseStoreURL(s string) (*StoreURL, error) {
 	bad := func(format string, args ...any) (*StoreURL, error) {
 		return nil, fmt.Errorf("store %q: %s", s, fmt.Sprintf(format, args...))
@@ -43,6 +51,32 @@ func ParseStoreURL(s string) (*StoreURL, error) {
 	case strings.HasPrefix(s, "redis://"), strings.HasPrefix(s, "redis+cluster://"):
 		kind, rest, _ := strings.Cut(s, "://")
 		u := &StoreURL{Kind: kind}
+		rest, query, hasQuery := strings.Cut(rest, "?")
+		if hasQuery {
+			q, err := url.ParseQuery(query)
+			if err != nil {
+				return bad("query: %v", err)
+			}
+			for k, vs := range q {
+				v := vs[len(vs)-1]
+				switch k {
+				case "min-replicas":
+					n, err := strconv.Atoi(v)
+					if err != nil || n < 0 {
+						return bad("min-replicas %q is not a count", v)
+					}
+					u.MinReplicas = n
+				case "replica-timeout":
+					d, err := time.ParseDuration(v)
+					if err != nil || d <= 0 {
+						return bad("replica-timeout %q is not a duration", v)
+					}
+					u.ReplicaTimeout = d
+				default:
+					return bad("unknown parameter %q (want min-replicas, replica-timeout)", k)
+				}
+			}
+		}
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			cred := rest[:at]
 			rest = rest[at+1:]
@@ -97,6 +131,7 @@ func OpenStore(ctx context.Context, rawURL string, limits store.Limits, redisPar
 			Addrs: u.Addrs, Cluster: u.Kind == "redis+cluster", DB: u.DB,
 			Username: u.Username, Password: u.Password,
 			Partitions: redisPartitions, Limits: limits,
+			MinReplicas: u.MinReplicas, ReplicaTimeout: u.ReplicaTimeout,
 		})
 	}
 }

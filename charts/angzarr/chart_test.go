@@ -85,6 +85,8 @@ func TestSchemaRefuses(t *testing.T) {
 		{"bad image digest", map[string]any{"image": map[string]any{"digest": "md5:abc"}}, "/image/digest"},
 		{"upper-case repository", map[string]any{"image": map[string]any{"repository": "GHCR.io/Angzarr"}}, "/image/repository"},
 		{"unknown store", map[string]any{"store": map[string]any{"type": "etcd"}}, "/store/type"},
+		{"min replicas with the bundled Redis", map[string]any{"store": map[string]any{"minReplicas": 1}}, "/store/minReplicas"},
+		{"replica timeout over 5s", map[string]any{"store": map[string]any{"replicaTimeout": "6s"}}, "/store/replicaTimeout"},
 		{"unknown key", map[string]any{"eventService": map[string]any{"replica": 3}}, "replica"},
 		{"existing redis without address", map[string]any{"store": map[string]any{"redis": map[string]any{"bundled": false}}}, "/store/redis/address"},
 		{"redis address not host:port", map[string]any{"store": map[string]any{"redis": map[string]any{"bundled": false, "address": "redis://x:6379"}}}, "/store/redis/address"},

@@ -489,6 +489,14 @@ func checkEventService(t *testing.T, ix *index, vals map[string]any) {
 	}
 	store := arg(c.Args, "store")
 	checkStoreAuth(t, c, vals)
+	store, query, _ := strings.Cut(store, "?")
+	wantQuery := ""
+	if n := fmt.Sprint(lookup(vals, "store", "minReplicas")); n != "0" {
+		wantQuery = "min-replicas=" + n + "&replica-timeout=" + fmt.Sprint(lookup(vals, "store", "replicaTimeout"))
+	}
+	if query != wantQuery {
+		t.Errorf("--store query %q, want %q (store.minReplicas, store.replicaTimeout)", query, wantQuery)
+	}
 	if cred, rest, ok := strings.Cut(store, "@"); ok {
 		scheme, _, _ := strings.Cut(cred, "://")
 		store = scheme + "://" + rest // the address checks below

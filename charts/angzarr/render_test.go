@@ -54,7 +54,7 @@ var valueSets = []valueSet{
 	}}},
 	{name: "redis-cluster", set: []map[string]any{{
 		"store": map[string]any{"type": "redisCluster", "redisCluster": map[string]any{"addresses": []any{"redis-0.redis:6379", "redis-1.redis:6379", "redis-2.redis:6379"}},
-			"auth": map[string]any{"existingSecret": "redis-cluster-auth"}},
+			"auth": map[string]any{"existingSecret": "redis-cluster-auth"}, "minReplicas": 1, "replicaTimeout": "500ms"},
 	}}},
 	{name: "external-redis", set: []map[string]any{{
 		"store": map[string]any{"redis": map[string]any{"bundled": false, "address": "redis.data.svc.cluster.local:6379", "db": 3},

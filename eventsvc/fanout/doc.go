@@ -22,6 +22,14 @@
 //     command's index (IdempotencyKey), so a redelivered command is applied
 //     once by the target's store. Sagas get one page per call, so the
 //     origin names the exact triggering event.
+//   - Nothing that can still be lost: the dispatcher delivers only what
+//     the store's Fetch returns, and a store that replicates returns only
+//     entries its replicas confirmed (on Redis with min-replicas=N: WAIT on
+//     the partition's master, on the connection that read the entries;
+//     see the redis package, "Durability and failover"). Entries not yet
+//     confirmed make Fetch fail UNAVAILABLE; they stay pending and are
+//     fetched again after the backoff, so a failover never takes back an
+//     event a projector or saga has seen.
 //   - Order: one partition is read in order by one worker; within a batch,
 //     different aggregates are delivered in parallel (Options.Concurrency),
 //     each aggregate's entries in order. Partitions and subscribers run in

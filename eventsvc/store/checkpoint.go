@@ -28,7 +28,9 @@ type Checkpointer interface {
 	// Fetch returns up to about limit entries after the subscriber's
 	// checkpoint, in log order, each as a book with its position set (like
 	// ReadLog) and the trace context its append was stored with.
-	// ErrNoCheckpoint without a checkpoint.
+	// ErrNoCheckpoint without a checkpoint. A store that replicates
+	// returns only entries a failover cannot take back (ErrUnavailable
+	// while its replicas have not confirmed them).
 	Fetch(ctx context.Context, subscriber, domain string, partition uint32, limit int) ([]LogEntry, error)
 	// Commit records that the subscriber handled the entries at offsets,
 	// which are all of the entries of the last Fetch.

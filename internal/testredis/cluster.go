@@ -20,6 +20,14 @@ func StartCluster(t testing.TB, n int) []string {
 // kill and restart nodes.
 func StartClusterServers(t testing.TB, n int) []*Server {
 	t.Helper()
+	return StartClusterServersWith(t, n, Options{Cluster: true})
+}
+
+// StartClusterServersWith is StartClusterServers with every server started
+// with opts (Cluster is set).
+func StartClusterServersWith(t testing.TB, n int, opts Options) []*Server {
+	t.Helper()
+	opts.Cluster = true
 	if n < 3 {
 		t.Fatalf("a Redis Cluster needs at least 3 masters, got %d", n)
 	}
@@ -29,7 +37,7 @@ func StartClusterServers(t testing.TB, n int) []*Server {
 	}
 	servers := make([]*Server, n)
 	for i := range servers {
-		servers[i] = StartServer(t, Options{Cluster: true})
+		servers[i] = StartServer(t, opts)
 	}
 	addrs := ClusterAddrs(servers)
 	args := append([]string{"--cluster", "create"}, addrs...)

@@ -7,6 +7,10 @@
 //	addrs := testredis.StartCluster(t, 3)           // three masters, slots assigned
 //	srv := testredis.StartServer(t, testredis.Options{AppendOnly: true})
 //	srv.Kill(); srv.Restart()                       // crash and recover, same port and data
+//	c := testredis.StartReplicatedCluster(t, 3)     // three masters, one replica each
+//	c.HoldReplication(0, key)                       // master 0's later writes never reach its replica
+//	c.KillMasterAndPromote(ctx, 0)                  // kill -9, CLUSTER FAILOVER TAKEOVER
+//	c.RejoinAsReplica(ctx, 0)                       // the killed master comes back as a replica
 package testredis
 
 import (
@@ -94,6 +98,16 @@ func (s *Server) Kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.exited
 	s.cmd, s.exited = nil, nil
+}
+
+// Signal sends sig to the running server (e.g. SIGSTOP, SIGCONT).
+func (s *Server) Signal(sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("redis-server is not running")
+	}
+	return s.cmd.Process.Signal(sig)
 }
 
 // Restart starts the server again on the same port and data directory

@@ -22,14 +22,18 @@ flags, the topology and the EnvoyFilter.
 {{/* The event service's store URL. */}}
 {{- define "angzarr.storeURL" -}}
 {{- $s := .Values.store -}}
+{{- $q := "" -}}
+{{- if gt (int $s.minReplicas) 0 -}}
+{{- $q = printf "?min-replicas=%d&replica-timeout=%s" (int $s.minReplicas) $s.replicaTimeout -}}
+{{- end -}}
 {{- if eq $s.type "redis" -}}
 {{- if $s.redis.bundled -}}
 redis://{{ include "angzarr.host" (dict "name" "redis" "ctx" .) }}:6379/{{ $s.redis.db }}
 {{- else -}}
-redis://{{ include "angzarr.storeCredentials" . }}{{ $s.redis.address }}/{{ $s.redis.db }}
+redis://{{ include "angzarr.storeCredentials" . }}{{ $s.redis.address }}/{{ $s.redis.db }}{{ $q }}
 {{- end -}}
 {{- else if eq $s.type "redisCluster" -}}
-redis+cluster://{{ include "angzarr.storeCredentials" . }}{{ join "," $s.redisCluster.addresses }}
+redis+cluster://{{ include "angzarr.storeCredentials" . }}{{ join "," $s.redisCluster.addresses }}{{ $q }}
 {{- else -}}
 sqlite:/var/lib/angzarr/events.db
 {{- end -}}

@@ -79,7 +79,23 @@ func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition 
 			Group: subscriber, Consumer: consumer, Streams: []string{key, from}, Count: int64(limit), Block: -1,
 		})
 	}
-	pipe := s.c.Pipeline()
+	var (
+		pipe goredis.Pipeliner
+		conn *goredis.Conn
+	)
+	if s.confirm.enabled() {
+		// The reads and the confirmation on one connection to the
+		// partition's master (see confirmer).
+		n, err := masterFor(ctx, s.c, key)
+		if err != nil {
+			return nil, wrap("fetch", err)
+		}
+		conn = n.Conn()
+		defer conn.Close()
+		pipe = conn.Pipeline()
+	} else {
+		pipe = s.c.Pipeline()
+	}
 	pending, fresh := read(pipe, "0"), read(pipe, ">")
 	_, _ = pipe.Exec(ctx) // errors are looked at per command
 	var msgs []goredis.XMessage
@@ -91,10 +107,26 @@ func (s *Store) Fetch(ctx context.Context, subscriber, domain string, partition 
 		case isNoGroup(err):
 			return nil, store.ErrNoCheckpoint
 		case err != nil:
+			if isRouting(err) {
+				reloadState(s.c)
+			}
 			return nil, wrap("fetch", err)
 		}
 		for _, st := range streams {
 			msgs = append(msgs, st.Messages...)
+		}
+	}
+	if conn != nil && len(msgs) > 0 {
+		// Deliver nothing a failover can still take back: the entries
+		// stay pending until the replicas confirm them.
+		confirm := conn.Pipeline()
+		confirmed := s.confirm.queue(ctx, confirm, key)
+		_, _ = confirm.Exec(ctx)
+		if err := confirmed(); err != nil {
+			if isRouting(err) {
+				reloadState(s.c)
+			}
+			return nil, wrap("fetch", confirmFailed(err, entriesPending))
 		}
 	}
 	return s.logEntries(ctx, domain, partition, msgs)

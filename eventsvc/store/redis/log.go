@@ -28,7 +28,14 @@ func (s *Store) ReadLog(ctx context.Context, domain string, partition uint32, af
 	if after > 0 {
 		start = "(0-" + strconv.FormatUint(after, 10)
 	}
-	msgs, err := s.c.XRangeN(ctx, "az:log:"+tag(domain, partition), start, "+", int64(limit)).Result()
+	key := "az:log:" + tag(domain, partition)
+	var msgs []goredis.XMessage
+	var err error
+	if s.confirm.enabled() {
+		msgs, err = s.readLogConfirmed(ctx, key, start, limit)
+	} else {
+		msgs, err = s.c.XRangeN(ctx, key, start, "+", int64(limit)).Result()
+	}
 	if err != nil {
 		return nil, wrap("read log", err)
 	}
@@ -41,6 +48,36 @@ func (s *Store) ReadLog(ctx context.Context, domain string, partition uint32, af
 		books[i] = e.Book
 	}
 	return books, nil
+}
+
+// readLogConfirmed reads log entries on the partition's master and, on
+// the same connection, has the replicas confirm them before it returns
+// them (see confirmer): subscribers never see an entry a failover can
+// take back.
+func (s *Store) readLogConfirmed(ctx context.Context, key, start string, limit int) ([]goredis.XMessage, error) {
+	n, err := masterFor(ctx, s.c, key)
+	if err != nil {
+		return nil, err
+	}
+	conn := n.Conn()
+	defer conn.Close()
+	msgs, err := conn.XRangeN(ctx, key, start, "+", int64(limit)).Result()
+	if err != nil || len(msgs) == 0 {
+		if err != nil && isRouting(err) {
+			reloadState(s.c)
+		}
+		return msgs, err
+	}
+	pipe := conn.Pipeline()
+	confirmed := s.confirm.queue(ctx, pipe, key)
+	_, _ = pipe.Exec(ctx)
+	if err := confirmed(); err != nil {
+		if isRouting(err) {
+			reloadState(s.c)
+		}
+		return nil, confirmFailed(err, entriesPending)
+	}
+	return msgs, nil
 }
 
 // logEntries turns log stream entries into books with their pages (read in

@@ -34,10 +34,12 @@ var errClosed = errors.New("redis store closed")
 // and one AOF write (and fsync, with appendfsync always) serve many
 // appends. A single call waits no longer than it would alone.
 type pipeliner struct {
-	c     goredis.UniversalClient
-	calls chan *call
-	done  chan struct{}
-	wg    sync.WaitGroup
+	c       goredis.UniversalClient
+	confirm *confirmer                        // nil: no replica confirmation
+	nodes   func(addr string) *goredis.Client // a cluster node's client by address, or nil
+	calls   chan *call
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // call is one queued request: a script call, or an append (app set) that
@@ -64,8 +66,8 @@ type scriptReply struct {
 	err error
 }
 
-func newPipeliner(c goredis.UniversalClient) *pipeliner {
-	p := &pipeliner{c: c, calls: make(chan *call, maxPipeline), done: make(chan struct{})}
+func newPipeliner(c goredis.UniversalClient, cf *confirmer, nodes func(string) *goredis.Client) *pipeliner {
+	p := &pipeliner{c: c, confirm: cf, nodes: nodes, calls: make(chan *call, maxPipeline), done: make(chan struct{})}
 	for i := 0; i < pipelineWorkers; i++ {
 		p.wg.Add(1)
 		go p.work()
@@ -141,6 +143,7 @@ type unit struct {
 	calls  []*call
 	pages  int
 	group  bool
+	moved  string // the address a MOVED reply sent the unit to
 }
 
 // units turns a batch into script calls, grouping appends by slot in
@@ -173,13 +176,18 @@ func units(batch []*call) []*unit {
 // pipeline. Calls whose script is not cached on the server (NOSCRIPT, e.g.
 // after a restart) are retried one by one with Run, which loads it. This
 // is the one place a batch's writes pass through on their way to Redis,
-// and its replies on their way back: where a per-batch replica or AOF
-// confirmation (WAIT/WAITAOF) belongs, before any reply is handed out.
+// and its replies on their way back: with replicas to wait for, it goes
+// through execConfirmed instead, one pipeline per master ending in the
+// replicas' confirmation, before any reply is handed out.
 func (p *pipeliner) exec(batch []*call) {
 	us := units(batch)
 	// Callers' deadlines differ; the pipeline is bounded by the client's
 	// read and write timeouts instead.
 	ctx := context.WithoutCancel(batch[0].ctx)
+	if p.confirm.enabled() {
+		p.execConfirmed(ctx, us)
+		return
+	}
 	if len(us) == 1 {
 		u := us[0]
 		v, err := u.script.Run(ctx, p.c, u.keys, u.args...).Result()
@@ -199,6 +207,111 @@ func (p *pipeliner) exec(batch []*call) {
 		}
 		u.answer(v, err)
 	}
+}
+
+// maxRounds bounds how often a unit that did not run (NOSCRIPT, MOVED)
+// is sent again.
+const maxRounds = 4
+
+// execConfirmed sends the units of each master in one pipeline on one
+// connection, followed by the replicas' confirmation (confirmer.queue),
+// the masters in parallel. No reply of a pipeline is handed out before
+// the confirmation: a failed one answers every call of the pipeline with
+// an unknown outcome (loads too: what they read may be lost, e.g. the
+// prior result of an idempotency key). Units that did not run (the
+// script was not cached, or the slot moved) go again in a later round.
+func (p *pipeliner) execConfirmed(ctx context.Context, us []*unit) {
+	for round := 0; len(us) > 0; round++ {
+		byNode := map[*goredis.Client][]*unit{}
+		var order []*goredis.Client
+		for _, u := range us {
+			n, err := p.master(ctx, u)
+			if err != nil {
+				u.answer(nil, err)
+				continue
+			}
+			if byNode[n] == nil {
+				order = append(order, n)
+			}
+			byNode[n] = append(byNode[n], u)
+		}
+		var (
+			mu    sync.Mutex
+			wg    sync.WaitGroup
+			again []*unit
+		)
+		for _, n := range order {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := p.execNode(ctx, n, byNode[n], round+1 < maxRounds)
+				mu.Lock()
+				again = append(again, r...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		us = again
+	}
+}
+
+// master is the client of the master a unit goes to.
+func (p *pipeliner) master(ctx context.Context, u *unit) (*goredis.Client, error) {
+	if u.moved != "" && p.nodes != nil {
+		if n := p.nodes(u.moved); n != nil {
+			return n, nil
+		}
+	}
+	return masterFor(ctx, p.c, u.keys[0])
+}
+
+// execNode runs units on one master, then the confirmation, on one
+// connection, and answers them; it returns the units that did not run
+// and may go again.
+func (p *pipeliner) execNode(ctx context.Context, n *goredis.Client, us []*unit, mayRetry bool) []*unit {
+	pipe := n.Pipeline()
+	cmds := make([]*goredis.Cmd, len(us))
+	for i, u := range us {
+		cmds[i] = u.script.EvalSha(ctx, pipe, u.keys, u.args...)
+	}
+	confirmed := p.confirm.queue(ctx, pipe, us[0].keys[0])
+	_, _ = pipe.Exec(ctx) // errors are per command
+	cerr := confirmed()
+	if cerr != nil {
+		cerr = confirmFailed(cerr, appendUnknown)
+	}
+	var again []*unit
+	loaded := map[*goredis.Script]bool{}
+	for i, u := range us {
+		v, err := cmds[i].Result()
+		if err != nil && mayRetry {
+			msg := err.Error()
+			switch {
+			case strings.HasPrefix(msg, "NOSCRIPT"):
+				if !loaded[u.script] {
+					loaded[u.script] = true
+					_ = u.script.Load(ctx, n).Err() // a failure shows in the next round
+				}
+				again = append(again, u)
+				continue
+			case strings.HasPrefix(msg, "MOVED "):
+				if f := strings.Fields(msg); len(f) == 3 {
+					u.moved = f[2]
+				}
+				reloadState(p.c)
+				again = append(again, u)
+				continue
+			}
+		}
+		if err == nil && cerr != nil {
+			v, err = nil, cerr
+		}
+		if err != nil && isRouting(err) {
+			reloadState(p.c)
+		}
+		u.answer(v, err)
+	}
+	return again
 }
 
 // answer hands each call of the unit its reply: a group's reply is one

@@ -41,6 +41,15 @@ func TestConformanceCluster(t *testing.T) {
 	})
 }
 
+// TestConformanceReplicated runs the suite with every batch confirmed by
+// a replica (WAIT on a cluster whose masters have one replica each).
+func TestConformanceReplicated(t *testing.T) {
+	c := testredis.StartReplicatedCluster(t, 3)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, redis.Options{Addrs: c.Addrs(), Cluster: true, MinReplicas: 1})
+	})
+}
+
 func TestPartitionLayoutIsFixed(t *testing.T) {
 	addr := testredis.Start(t)
 	open(t, redis.Options{Addrs: []string{addr}, Partitions: 4})

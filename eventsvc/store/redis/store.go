@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,19 @@ type Options struct {
 	PoolSize int
 	// Limits bound appends; zero fields take their defaults.
 	Limits store.Limits
+	// MinReplicas is how many replicas of a master must confirm a batch
+	// of appends before any of them is acknowledged, and a log entry
+	// before the fan-out delivers it (WAIT, or WAITAOF on Redis 7.2 and
+	// later). 0, the default, waits for none: an acknowledged append is
+	// lost if its master fails over before its replica received it.
+	MinReplicas int
+	// ReplicaTimeout is how long a batch waits for the replicas; when it
+	// passes, the batch's appends are answered UNAVAILABLE (their outcome
+	// is unknown). Default DefaultReplicaTimeout, at most 5s.
+	ReplicaTimeout time.Duration
+	// Logger receives the warnings about unsafe server settings found at
+	// Open. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Validate reports every problem with the options.
@@ -60,6 +74,12 @@ func (o Options) Validate() error {
 	if o.Partitions > 1024 {
 		errs = append(errs, fmt.Errorf("redis: %d partitions: at most 1024", o.Partitions))
 	}
+	if o.MinReplicas < 0 || o.MinReplicas > 16 {
+		errs = append(errs, fmt.Errorf("redis: min replicas %d: want 0 to 16", o.MinReplicas))
+	}
+	if o.ReplicaTimeout < 0 || o.ReplicaTimeout > 5*time.Second {
+		errs = append(errs, fmt.Errorf("redis: replica timeout %s: want 0 to 5s", o.ReplicaTimeout))
+	}
 	if err := o.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -73,6 +93,7 @@ type Store struct {
 	limits     store.Limits
 	domains    sync.Map // domains known to be in az:domains
 	pipe       *pipeliner
+	confirm    *confirmer // nil: replicas confirm nothing
 }
 
 // Open connects and checks the partition layout.
@@ -86,13 +107,30 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.PoolSize == 0 {
 		opts.PoolSize = 64
 	}
+	if opts.ReplicaTimeout == 0 {
+		opts.ReplicaTimeout = DefaultReplicaTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	var c goredis.UniversalClient
+	var nodes sync.Map // address -> *goredis.Client of a cluster node
+	nodeByAddr := func(addr string) *goredis.Client {
+		if n, ok := nodes.Load(addr); ok {
+			return n.(*goredis.Client)
+		}
+		return nil
+	}
 	if opts.Cluster {
-		c = goredis.NewClusterClient(&goredis.ClusterOptions{
+		cc := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs: opts.Addrs, Username: opts.Username, Password: opts.Password,
 			PoolSize: opts.PoolSize, MaxRetries: -1, MaxRedirects: 8,
 			DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		})
+		// Node clients by address, for MOVED replies (pipeline.go); recorded
+		// once go-redis has finished setting them up.
+		cc.OnNewNode(func(n *goredis.Client) { nodes.Store(n.Options().Addr, n) })
+		c = cc
 	} else {
 		c = goredis.NewClient(&goredis.Options{
 			Addr: opts.Addrs[0], DB: opts.DB, Username: opts.Username, Password: opts.Password,
@@ -105,7 +143,23 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		c.Close()
 		return nil, err
 	}
-	s.pipe = newPipeliner(c)
+	checkSettings(ctx, c, opts, opts.Logger)
+	if opts.MinReplicas > 0 {
+		aof, err := detectWaitAOF(ctx, c)
+		if err != nil {
+			opts.Logger.Warn("redis: cannot read the servers' version (INFO), confirming with WAIT", "err", err)
+		}
+		s.confirm = &confirmer{replicas: opts.MinReplicas, timeout: opts.ReplicaTimeout, aof: aof}
+		if !aof {
+			opts.Logger.Info("redis: replicas confirm appends with WAIT (WAITAOF needs Redis 7.2 on every master): "+
+				"a confirmed append is in the replicas' memory, not yet necessarily in their append-only files",
+				"min_replicas", opts.MinReplicas)
+		}
+	}
+	if !opts.Cluster {
+		nodeByAddr = nil
+	}
+	s.pipe = newPipeliner(c, s.confirm, nodeByAddr)
 	return s, nil
 }
 
@@ -193,13 +247,13 @@ func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
 	var rerr goredis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
-		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY"} {
+		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "MOVED", "ASK"} {
 			if strings.HasPrefix(msg, p) {
 				return store.Unavailable(fmt.Errorf("redis %s: %w", op, err))
 			}
