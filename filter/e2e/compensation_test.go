@@ -31,14 +31,15 @@ import (
 // parts: the order, customer and inventory domains each behind a wasmhost
 // proxy running the real filter, the shop's cancellation saga, and an
 // event service on Redis whose dispatcher executes saga commands through
-// those proxies. An order of a product whose stock was never initialized,
-// with a 300-point loyalty discount, is cancelled: the saga's
-// ReleaseReservation is refused (FAILED_PRECONDITION) by inventory's
-// filter and logic, the 300-point refund runs anyway, and the refusal
-// goes back to the order through the order's own filter as a
-// SagaCompensation; the order logic has no handler for it, so the saga's
-// default fallback records a SagaFailed event in the failure domain and
-// parks the one refused command.
+// those proxies. A customer with 500 points has 300 of them taken for the
+// loyalty discount of an order of a product whose stock was never
+// initialized, and the order is cancelled: the saga's ReleaseReservation
+// is refused (FAILED_PRECONDITION) by inventory's filter and logic, the
+// refund of the 300 points taken runs anyway, and the refusal goes back to
+// the order through the order's own filter as a SagaCompensation; the
+// order has nothing to undo for a release and asks for no action, so the
+// saga's default fallback records a SagaFailed event in the failure domain
+// and parks the one refused command.
 func TestRefusedSagaCommandThroughTheMesh(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	domains := []string{"order", "customer", "inventory"}
@@ -127,8 +128,12 @@ func TestRefusedSagaCommandThroughTheMesh(t *testing.T) {
 
 	cust, order := uuid.New(), uuid.New()
 	send(customers, "customer", cust, 0, &examples.CreateCustomer{Name: "Ada", Email: "ada@example.com"})
+	send(customers, "customer", cust, 1, &examples.AddLoyaltyPoints{Points: 500, Reason: "welcome"})
 	send(orders, "order", order, 0, &examples.CreateOrder{CustomerId: cust.String(), Items: []*examples.LineItem{{ProductId: "never-stocked", Name: "Pen", Quantity: 1, UnitPriceCents: 5000}}})
 	send(orders, "order", order, 1, &examples.ApplyLoyaltyDiscount{Points: 300, DiscountCents: 300})
+	// What the shop's loyalty saga does (this mesh runs the cancellation
+	// saga alone): take the points under the order's id.
+	send(customers, "customer", cust, 2, &examples.RedeemLoyaltyPoints{Points: 300, RedemptionType: "discount", Reference: order.String()})
 	send(orders, "order", order, 2, &examples.CancelOrder{Reason: "changed my mind"})
 
 	deadLetters := func() []*pb.DeadLetter {
@@ -144,7 +149,7 @@ func TestRefusedSagaCommandThroughTheMesh(t *testing.T) {
 	var failures []*pb.EventPage
 	for {
 		failures = load(fanout.DefaultFailureDomain, order)
-		if len(failures) > 0 && len(load("customer", cust)) == 2 && len(deadLetters()) > 0 {
+		if len(failures) > 0 && len(load("customer", cust)) == 4 && len(deadLetters()) > 0 {
 			break
 		}
 		select {
@@ -153,14 +158,14 @@ func TestRefusedSagaCommandThroughTheMesh(t *testing.T) {
 		case <-time.After(10 * time.Millisecond): // poll interval
 		}
 	}
-	var refund examples.LoyaltyPointsAdded
-	if pages := load("customer", cust); pages[1].GetEvent().UnmarshalTo(&refund) != nil || refund.GetPoints() != 300 {
-		t.Fatalf("customer events %v, want the 300-point refund", pages)
+	var refund examples.LoyaltyPointsRefunded
+	if pages := load("customer", cust); pages[3].GetEvent().UnmarshalTo(&refund) != nil || refund.GetPoints() != 300 || refund.GetNewBalance() != 500 {
+		t.Fatalf("customer events %v, want the 300 points taken given back", pages)
 	}
 	var failed pb.SagaFailed
 	if len(failures) != 1 || failures[0].GetEvent().UnmarshalTo(&failed) != nil || !failed.GetFallback() ||
 		failed.GetCompensation().GetReason() != "stock not initialized" || failed.GetCompensation().GetOrigin().GetSagaName() != "cancellation" ||
-		!strings.Contains(failed.GetReason(), "no handler for command type.googleapis.com/angzarr.SagaCompensation") {
+		!strings.Contains(failed.GetReason(), "the origin asked for no action: nothing for the order to undo") {
 		t.Fatalf("failure events %v (%v), want the fallback's SagaFailed for the refused release", failures, &failed)
 	}
 	if n := len(load("order", order)); n != 3 {

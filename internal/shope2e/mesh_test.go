@@ -109,8 +109,16 @@ type mesh struct {
 // ports first, it starts again on others.
 func startMesh(t *testing.T) *mesh {
 	t.Helper()
+	return startMeshWith(t, true)
+}
+
+// startMeshWith is startMesh with the Go customer (goCustomer) or the
+// Python one (which needs /usr/bin/python3 with grpcio; the test fails
+// without it).
+func startMeshWith(t *testing.T, goCustomer bool) *mesh {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		m, err := tryStartMesh(t)
+		m, err := tryStartMesh(t, goCustomer)
 		var pe *devmesh.PortError
 		if errors.As(err, &pe) && attempt < 3 {
 			t.Logf("ports taken meanwhile, trying others: %v", err)
@@ -123,16 +131,24 @@ func startMesh(t *testing.T) *mesh {
 	}
 }
 
-func tryStartMesh(t *testing.T) (*mesh, error) {
+func tryStartMesh(t *testing.T, goCustomer bool) (*mesh, error) {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
 	logs := &logBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	cfg := devmesh.Config{
-		DataDir: data, Filter: filterModule(t), BasePort: testutil.FreePorts(t, ports), NoPython: true,
+		DataDir: data, Filter: filterModule(t), BasePort: testutil.FreePorts(t, ports), NoPython: goCustomer,
 		ReadyTimeout: time.Minute,
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	if !goCustomer {
+		script, err := filepath.Abs("../../" + devmesh.DefaultPythonCustomer)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		cfg.PythonCustomer = script
 	}
 	go func() { done <- devmesh.Run(ctx, cfg) }()
 	stopped := false

@@ -129,11 +129,14 @@ func (x *AddLoyaltyPoints) GetReason() string {
 	return ""
 }
 
-// Spends loyalty points.
+// Spends loyalty points. With a reference (e.g. the order whose discount
+// they pay for), the customer remembers what was taken under it, so that
+// RefundLoyaltyPoints can give back exactly that.
 type RedeemLoyaltyPoints struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Points         int32                  `protobuf:"varint,1,opt,name=points,proto3" json:"points,omitempty"`
 	RedemptionType string                 `protobuf:"bytes,2,opt,name=redemption_type,json=redemptionType,proto3" json:"redemption_type,omitempty"`
+	Reference      string                 `protobuf:"bytes,3,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -182,6 +185,68 @@ func (x *RedeemLoyaltyPoints) GetRedemptionType() string {
 	return ""
 }
 
+func (x *RedeemLoyaltyPoints) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+// Gives back what was redeemed under reference: exactly those points, or
+// nothing when nothing was taken under it. Either way the reference is
+// closed: a later redemption under it is refused.
+type RefundLoyaltyPoints struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundLoyaltyPoints) Reset() {
+	*x = RefundLoyaltyPoints{}
+	mi := &file_examples_customer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundLoyaltyPoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundLoyaltyPoints) ProtoMessage() {}
+
+func (x *RefundLoyaltyPoints) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_customer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundLoyaltyPoints.ProtoReflect.Descriptor instead.
+func (*RefundLoyaltyPoints) Descriptor() ([]byte, []int) {
+	return file_examples_customer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RefundLoyaltyPoints) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *RefundLoyaltyPoints) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // A customer was registered.
 type CustomerCreated struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -193,7 +258,7 @@ type CustomerCreated struct {
 
 func (x *CustomerCreated) Reset() {
 	*x = CustomerCreated{}
-	mi := &file_examples_customer_proto_msgTypes[3]
+	mi := &file_examples_customer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +270,7 @@ func (x *CustomerCreated) String() string {
 func (*CustomerCreated) ProtoMessage() {}
 
 func (x *CustomerCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_customer_proto_msgTypes[3]
+	mi := &file_examples_customer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +283,7 @@ func (x *CustomerCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomerCreated.ProtoReflect.Descriptor instead.
 func (*CustomerCreated) Descriptor() ([]byte, []int) {
-	return file_examples_customer_proto_rawDescGZIP(), []int{3}
+	return file_examples_customer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CustomerCreated) GetName() string {
@@ -248,7 +313,7 @@ type LoyaltyPointsAdded struct {
 
 func (x *LoyaltyPointsAdded) Reset() {
 	*x = LoyaltyPointsAdded{}
-	mi := &file_examples_customer_proto_msgTypes[4]
+	mi := &file_examples_customer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +325,7 @@ func (x *LoyaltyPointsAdded) String() string {
 func (*LoyaltyPointsAdded) ProtoMessage() {}
 
 func (x *LoyaltyPointsAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_customer_proto_msgTypes[4]
+	mi := &file_examples_customer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +338,7 @@ func (x *LoyaltyPointsAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoyaltyPointsAdded.ProtoReflect.Descriptor instead.
 func (*LoyaltyPointsAdded) Descriptor() ([]byte, []int) {
-	return file_examples_customer_proto_rawDescGZIP(), []int{4}
+	return file_examples_customer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoyaltyPointsAdded) GetPoints() int32 {
@@ -310,13 +375,14 @@ type LoyaltyPointsRedeemed struct {
 	Points         int32                  `protobuf:"varint,1,opt,name=points,proto3" json:"points,omitempty"`
 	NewBalance     int32                  `protobuf:"varint,2,opt,name=new_balance,json=newBalance,proto3" json:"new_balance,omitempty"`
 	RedemptionType string                 `protobuf:"bytes,3,opt,name=redemption_type,json=redemptionType,proto3" json:"redemption_type,omitempty"`
+	Reference      string                 `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *LoyaltyPointsRedeemed) Reset() {
 	*x = LoyaltyPointsRedeemed{}
-	mi := &file_examples_customer_proto_msgTypes[5]
+	mi := &file_examples_customer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +394,7 @@ func (x *LoyaltyPointsRedeemed) String() string {
 func (*LoyaltyPointsRedeemed) ProtoMessage() {}
 
 func (x *LoyaltyPointsRedeemed) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_customer_proto_msgTypes[5]
+	mi := &file_examples_customer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +407,7 @@ func (x *LoyaltyPointsRedeemed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoyaltyPointsRedeemed.ProtoReflect.Descriptor instead.
 func (*LoyaltyPointsRedeemed) Descriptor() ([]byte, []int) {
-	return file_examples_customer_proto_rawDescGZIP(), []int{5}
+	return file_examples_customer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoyaltyPointsRedeemed) GetPoints() int32 {
@@ -365,6 +431,83 @@ func (x *LoyaltyPointsRedeemed) GetRedemptionType() string {
 	return ""
 }
 
+func (x *LoyaltyPointsRedeemed) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+// What was redeemed under reference was given back (points 0 when nothing
+// was); the reference is closed. Lifetime points are unchanged.
+type LoyaltyPointsRefunded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reference     string                 `protobuf:"bytes,1,opt,name=reference,proto3" json:"reference,omitempty"`
+	Points        int32                  `protobuf:"varint,2,opt,name=points,proto3" json:"points,omitempty"`
+	NewBalance    int32                  `protobuf:"varint,3,opt,name=new_balance,json=newBalance,proto3" json:"new_balance,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoyaltyPointsRefunded) Reset() {
+	*x = LoyaltyPointsRefunded{}
+	mi := &file_examples_customer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoyaltyPointsRefunded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoyaltyPointsRefunded) ProtoMessage() {}
+
+func (x *LoyaltyPointsRefunded) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_customer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoyaltyPointsRefunded.ProtoReflect.Descriptor instead.
+func (*LoyaltyPointsRefunded) Descriptor() ([]byte, []int) {
+	return file_examples_customer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LoyaltyPointsRefunded) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *LoyaltyPointsRefunded) GetPoints() int32 {
+	if x != nil {
+		return x.Points
+	}
+	return 0
+}
+
+func (x *LoyaltyPointsRefunded) GetNewBalance() int32 {
+	if x != nil {
+		return x.NewBalance
+	}
+	return 0
+}
+
+func (x *LoyaltyPointsRefunded) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // A customer as rebuilt from its events.
 type CustomerState struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -372,13 +515,17 @@ type CustomerState struct {
 	Email          string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	LoyaltyPoints  int32                  `protobuf:"varint,3,opt,name=loyalty_points,json=loyaltyPoints,proto3" json:"loyalty_points,omitempty"`
 	LifetimePoints int32                  `protobuf:"varint,4,opt,name=lifetime_points,json=lifetimePoints,proto3" json:"lifetime_points,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Points taken under each open reference (RedeemLoyaltyPoints.reference).
+	Redeemed map[string]int32 `protobuf:"bytes,5,rep,name=redeemed,proto3" json:"redeemed,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// References whose points were given back (closed).
+	Refunded      []string `protobuf:"bytes,6,rep,name=refunded,proto3" json:"refunded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CustomerState) Reset() {
 	*x = CustomerState{}
-	mi := &file_examples_customer_proto_msgTypes[6]
+	mi := &file_examples_customer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +537,7 @@ func (x *CustomerState) String() string {
 func (*CustomerState) ProtoMessage() {}
 
 func (x *CustomerState) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_customer_proto_msgTypes[6]
+	mi := &file_examples_customer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +550,7 @@ func (x *CustomerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomerState.ProtoReflect.Descriptor instead.
 func (*CustomerState) Descriptor() ([]byte, []int) {
-	return file_examples_customer_proto_rawDescGZIP(), []int{6}
+	return file_examples_customer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CustomerState) GetName() string {
@@ -434,6 +581,20 @@ func (x *CustomerState) GetLifetimePoints() int32 {
 	return 0
 }
 
+func (x *CustomerState) GetRedeemed() map[string]int32 {
+	if x != nil {
+		return x.Redeemed
+	}
+	return nil
+}
+
+func (x *CustomerState) GetRefunded() []string {
+	if x != nil {
+		return x.Refunded
+	}
+	return nil
+}
+
 var File_examples_customer_proto protoreflect.FileDescriptor
 
 const file_examples_customer_proto_rawDesc = "" +
@@ -444,10 +605,14 @@ const file_examples_customer_proto_rawDesc = "" +
 	"\x05email\x18\x02 \x01(\tR\x05email\"B\n" +
 	"\x10AddLoyaltyPoints\x12\x16\n" +
 	"\x06points\x18\x01 \x01(\x05R\x06points\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"V\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"t\n" +
 	"\x13RedeemLoyaltyPoints\x12\x16\n" +
 	"\x06points\x18\x01 \x01(\x05R\x06points\x12'\n" +
-	"\x0fredemption_type\x18\x02 \x01(\tR\x0eredemptionType\";\n" +
+	"\x0fredemption_type\x18\x02 \x01(\tR\x0eredemptionType\x12\x1c\n" +
+	"\treference\x18\x03 \x01(\tR\treference\"K\n" +
+	"\x13RefundLoyaltyPoints\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\";\n" +
 	"\x0fCustomerCreated\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\"\x95\x01\n" +
@@ -456,17 +621,29 @@ const file_examples_customer_proto_rawDesc = "" +
 	"\vnew_balance\x18\x02 \x01(\x05R\n" +
 	"newBalance\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
-	"\x13new_lifetime_points\x18\x04 \x01(\x05R\x11newLifetimePoints\"y\n" +
+	"\x13new_lifetime_points\x18\x04 \x01(\x05R\x11newLifetimePoints\"\x97\x01\n" +
 	"\x15LoyaltyPointsRedeemed\x12\x16\n" +
 	"\x06points\x18\x01 \x01(\x05R\x06points\x12\x1f\n" +
 	"\vnew_balance\x18\x02 \x01(\x05R\n" +
 	"newBalance\x12'\n" +
-	"\x0fredemption_type\x18\x03 \x01(\tR\x0eredemptionType\"\x89\x01\n" +
+	"\x0fredemption_type\x18\x03 \x01(\tR\x0eredemptionType\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\"\x86\x01\n" +
+	"\x15LoyaltyPointsRefunded\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\tR\treference\x12\x16\n" +
+	"\x06points\x18\x02 \x01(\x05R\x06points\x12\x1f\n" +
+	"\vnew_balance\x18\x03 \x01(\x05R\n" +
+	"newBalance\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa5\x02\n" +
 	"\rCustomerState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12%\n" +
 	"\x0eloyalty_points\x18\x03 \x01(\x05R\rloyaltyPoints\x12'\n" +
-	"\x0flifetime_points\x18\x04 \x01(\x05R\x0elifetimePointsB9Z7github.com/angzarr-mesh/angzarr/proto/examples;examplesb\x06proto3"
+	"\x0flifetime_points\x18\x04 \x01(\x05R\x0elifetimePoints\x12A\n" +
+	"\bredeemed\x18\x05 \x03(\v2%.examples.CustomerState.RedeemedEntryR\bredeemed\x12\x1a\n" +
+	"\brefunded\x18\x06 \x03(\tR\brefunded\x1a;\n" +
+	"\rRedeemedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01B9Z7github.com/angzarr-mesh/angzarr/proto/examples;examplesb\x06proto3"
 
 var (
 	file_examples_customer_proto_rawDescOnce sync.Once
@@ -480,22 +657,26 @@ func file_examples_customer_proto_rawDescGZIP() []byte {
 	return file_examples_customer_proto_rawDescData
 }
 
-var file_examples_customer_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_examples_customer_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_examples_customer_proto_goTypes = []any{
 	(*CreateCustomer)(nil),        // 0: examples.CreateCustomer
 	(*AddLoyaltyPoints)(nil),      // 1: examples.AddLoyaltyPoints
 	(*RedeemLoyaltyPoints)(nil),   // 2: examples.RedeemLoyaltyPoints
-	(*CustomerCreated)(nil),       // 3: examples.CustomerCreated
-	(*LoyaltyPointsAdded)(nil),    // 4: examples.LoyaltyPointsAdded
-	(*LoyaltyPointsRedeemed)(nil), // 5: examples.LoyaltyPointsRedeemed
-	(*CustomerState)(nil),         // 6: examples.CustomerState
+	(*RefundLoyaltyPoints)(nil),   // 3: examples.RefundLoyaltyPoints
+	(*CustomerCreated)(nil),       // 4: examples.CustomerCreated
+	(*LoyaltyPointsAdded)(nil),    // 5: examples.LoyaltyPointsAdded
+	(*LoyaltyPointsRedeemed)(nil), // 6: examples.LoyaltyPointsRedeemed
+	(*LoyaltyPointsRefunded)(nil), // 7: examples.LoyaltyPointsRefunded
+	(*CustomerState)(nil),         // 8: examples.CustomerState
+	nil,                           // 9: examples.CustomerState.RedeemedEntry
 }
 var file_examples_customer_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	9, // 0: examples.CustomerState.redeemed:type_name -> examples.CustomerState.RedeemedEntry
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_examples_customer_proto_init() }
@@ -509,7 +690,7 @@ func file_examples_customer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_customer_proto_rawDesc), len(file_examples_customer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -402,11 +402,13 @@ func (x *OrderCreated) GetSubtotalCents() int64 {
 	return 0
 }
 
-// Loyalty points were used for a discount.
+// Loyalty points were used for a discount. customer_id is carried so that
+// the loyalty saga can take the points from the customer.
 type LoyaltyDiscountApplied struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PointsUsed    int32                  `protobuf:"varint,1,opt,name=points_used,json=pointsUsed,proto3" json:"points_used,omitempty"`
 	DiscountCents int64                  `protobuf:"varint,2,opt,name=discount_cents,json=discountCents,proto3" json:"discount_cents,omitempty"`
+	CustomerId    string                 `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +457,76 @@ func (x *LoyaltyDiscountApplied) GetDiscountCents() int64 {
 	return 0
 }
 
+func (x *LoyaltyDiscountApplied) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+// The discount was taken back because the customer's points could not be
+// redeemed for it (reason: the refusal). A submitted payment of the
+// discounted amount is void: the order is pending again, due in full.
+type LoyaltyDiscountRevoked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Points        int32                  `protobuf:"varint,1,opt,name=points,proto3" json:"points,omitempty"`
+	DiscountCents int64                  `protobuf:"varint,2,opt,name=discount_cents,json=discountCents,proto3" json:"discount_cents,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoyaltyDiscountRevoked) Reset() {
+	*x = LoyaltyDiscountRevoked{}
+	mi := &file_examples_order_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoyaltyDiscountRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoyaltyDiscountRevoked) ProtoMessage() {}
+
+func (x *LoyaltyDiscountRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_order_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoyaltyDiscountRevoked.ProtoReflect.Descriptor instead.
+func (*LoyaltyDiscountRevoked) Descriptor() ([]byte, []int) {
+	return file_examples_order_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LoyaltyDiscountRevoked) GetPoints() int32 {
+	if x != nil {
+		return x.Points
+	}
+	return 0
+}
+
+func (x *LoyaltyDiscountRevoked) GetDiscountCents() int64 {
+	if x != nil {
+		return x.DiscountCents
+	}
+	return 0
+}
+
+func (x *LoyaltyDiscountRevoked) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Payment was submitted.
 type PaymentSubmitted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -466,7 +538,7 @@ type PaymentSubmitted struct {
 
 func (x *PaymentSubmitted) Reset() {
 	*x = PaymentSubmitted{}
-	mi := &file_examples_order_proto_msgTypes[8]
+	mi := &file_examples_order_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +550,7 @@ func (x *PaymentSubmitted) String() string {
 func (*PaymentSubmitted) ProtoMessage() {}
 
 func (x *PaymentSubmitted) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_order_proto_msgTypes[8]
+	mi := &file_examples_order_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +563,7 @@ func (x *PaymentSubmitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentSubmitted.ProtoReflect.Descriptor instead.
 func (*PaymentSubmitted) Descriptor() ([]byte, []int) {
-	return file_examples_order_proto_rawDescGZIP(), []int{8}
+	return file_examples_order_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PaymentSubmitted) GetPaymentMethod() string {
@@ -521,7 +593,7 @@ type OrderCompleted struct {
 
 func (x *OrderCompleted) Reset() {
 	*x = OrderCompleted{}
-	mi := &file_examples_order_proto_msgTypes[9]
+	mi := &file_examples_order_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +605,7 @@ func (x *OrderCompleted) String() string {
 func (*OrderCompleted) ProtoMessage() {}
 
 func (x *OrderCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_order_proto_msgTypes[9]
+	mi := &file_examples_order_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +618,7 @@ func (x *OrderCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCompleted.ProtoReflect.Descriptor instead.
 func (*OrderCompleted) Descriptor() ([]byte, []int) {
-	return file_examples_order_proto_rawDescGZIP(), []int{9}
+	return file_examples_order_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OrderCompleted) GetFinalTotalCents() int64 {
@@ -591,7 +663,7 @@ type OrderCancelled struct {
 
 func (x *OrderCancelled) Reset() {
 	*x = OrderCancelled{}
-	mi := &file_examples_order_proto_msgTypes[10]
+	mi := &file_examples_order_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +675,7 @@ func (x *OrderCancelled) String() string {
 func (*OrderCancelled) ProtoMessage() {}
 
 func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_order_proto_msgTypes[10]
+	mi := &file_examples_order_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +688,7 @@ func (x *OrderCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderCancelled.ProtoReflect.Descriptor instead.
 func (*OrderCancelled) Descriptor() ([]byte, []int) {
-	return file_examples_order_proto_rawDescGZIP(), []int{10}
+	return file_examples_order_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OrderCancelled) GetReason() string {
@@ -664,7 +736,7 @@ type OrderState struct {
 
 func (x *OrderState) Reset() {
 	*x = OrderState{}
-	mi := &file_examples_order_proto_msgTypes[11]
+	mi := &file_examples_order_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +748,7 @@ func (x *OrderState) String() string {
 func (*OrderState) ProtoMessage() {}
 
 func (x *OrderState) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_order_proto_msgTypes[11]
+	mi := &file_examples_order_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +761,7 @@ func (x *OrderState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderState.ProtoReflect.Descriptor instead.
 func (*OrderState) Descriptor() ([]byte, []int) {
-	return file_examples_order_proto_rawDescGZIP(), []int{11}
+	return file_examples_order_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OrderState) GetCustomerId() string {
@@ -770,11 +842,17 @@ const file_examples_order_proto_rawDesc = "" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12(\n" +
 	"\x05items\x18\x02 \x03(\v2\x12.examples.LineItemR\x05items\x12%\n" +
-	"\x0esubtotal_cents\x18\x03 \x01(\x03R\rsubtotalCents\"`\n" +
+	"\x0esubtotal_cents\x18\x03 \x01(\x03R\rsubtotalCents\"\x81\x01\n" +
 	"\x16LoyaltyDiscountApplied\x12\x1f\n" +
 	"\vpoints_used\x18\x01 \x01(\x05R\n" +
 	"pointsUsed\x12%\n" +
-	"\x0ediscount_cents\x18\x02 \x01(\x03R\rdiscountCents\"\\\n" +
+	"\x0ediscount_cents\x18\x02 \x01(\x03R\rdiscountCents\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\"o\n" +
+	"\x16LoyaltyDiscountRevoked\x12\x16\n" +
+	"\x06points\x18\x01 \x01(\x05R\x06points\x12%\n" +
+	"\x0ediscount_cents\x18\x02 \x01(\x03R\rdiscountCents\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\\\n" +
 	"\x10PaymentSubmitted\x12%\n" +
 	"\x0epayment_method\x18\x01 \x01(\tR\rpaymentMethod\x12!\n" +
 	"\famount_cents\x18\x02 \x01(\x03R\vamountCents\"\xbe\x01\n" +
@@ -813,7 +891,7 @@ func file_examples_order_proto_rawDescGZIP() []byte {
 	return file_examples_order_proto_rawDescData
 }
 
-var file_examples_order_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_examples_order_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_examples_order_proto_goTypes = []any{
 	(*LineItem)(nil),               // 0: examples.LineItem
 	(*CreateOrder)(nil),            // 1: examples.CreateOrder
@@ -823,10 +901,11 @@ var file_examples_order_proto_goTypes = []any{
 	(*CancelOrder)(nil),            // 5: examples.CancelOrder
 	(*OrderCreated)(nil),           // 6: examples.OrderCreated
 	(*LoyaltyDiscountApplied)(nil), // 7: examples.LoyaltyDiscountApplied
-	(*PaymentSubmitted)(nil),       // 8: examples.PaymentSubmitted
-	(*OrderCompleted)(nil),         // 9: examples.OrderCompleted
-	(*OrderCancelled)(nil),         // 10: examples.OrderCancelled
-	(*OrderState)(nil),             // 11: examples.OrderState
+	(*LoyaltyDiscountRevoked)(nil), // 8: examples.LoyaltyDiscountRevoked
+	(*PaymentSubmitted)(nil),       // 9: examples.PaymentSubmitted
+	(*OrderCompleted)(nil),         // 10: examples.OrderCompleted
+	(*OrderCancelled)(nil),         // 11: examples.OrderCancelled
+	(*OrderState)(nil),             // 12: examples.OrderState
 }
 var file_examples_order_proto_depIdxs = []int32{
 	0, // 0: examples.CreateOrder.items:type_name -> examples.LineItem
@@ -851,7 +930,7 @@ func file_examples_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_order_proto_rawDesc), len(file_examples_order_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

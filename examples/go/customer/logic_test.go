@@ -3,53 +3,22 @@ package customer_test
 import (
 	"testing"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/angzarr-mesh/angzarr/examples/go/customer"
+	"github.com/angzarr-mesh/angzarr/examples/go/customer/customertest"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 	"github.com/angzarr-mesh/angzarr/sdk/sdktest"
 )
 
 type msgs = []proto.Message
 
-var created = &examples.CustomerCreated{Name: "Ann", Email: "ann@example.com"}
+var created = customertest.Created
 
+// TestCustomer runs the customer rules (customertest.Cases, which the
+// Python customer passes too) against the Go logic.
 func TestCustomer(t *testing.T) {
-	sdktest.Run(t, customer.Logic(), []sdktest.Case{
-		{Name: "create", When: &examples.CreateCustomer{Name: "Ann", Email: "ann@example.com"}, Then: msgs{created}},
-		{Name: "create when it exists", Given: msgs{created}, When: &examples.CreateCustomer{Name: "Bob", Email: "bob@example.com"},
-			Code: codes.FailedPrecondition, Phrase: "already exists"},
-		{Name: "create with empty name", When: &examples.CreateCustomer{Email: "ann@example.com"}, Code: codes.InvalidArgument, Phrase: "name"},
-		{Name: "create with empty email", When: &examples.CreateCustomer{Name: "Ann"}, Code: codes.InvalidArgument, Phrase: "email"},
-
-		{Name: "add points", Given: msgs{created}, When: &examples.AddLoyaltyPoints{Points: 50, Reason: "welcome"},
-			Then: msgs{&examples.LoyaltyPointsAdded{Points: 50, NewBalance: 50, Reason: "welcome", NewLifetimePoints: 50}}},
-		{Name: "add accumulates 50 then 30 to 80",
-			Given: msgs{created, &examples.LoyaltyPointsAdded{Points: 50, NewBalance: 50, NewLifetimePoints: 50}},
-			When:  &examples.AddLoyaltyPoints{Points: 30},
-			Then:  msgs{&examples.LoyaltyPointsAdded{Points: 30, NewBalance: 80, NewLifetimePoints: 80}}},
-		{Name: "add to a missing customer", When: &examples.AddLoyaltyPoints{Points: 10}, Code: codes.FailedPrecondition, Phrase: "does not exist"},
-		{Name: "add zero points", Given: msgs{created}, When: &examples.AddLoyaltyPoints{Points: 0}, Code: codes.InvalidArgument, Phrase: "positive"},
-		{Name: "add negative points", Given: msgs{created}, When: &examples.AddLoyaltyPoints{Points: -5}, Code: codes.InvalidArgument, Phrase: "positive"},
-
-		{Name: "redeem", Given: msgs{created, &examples.LoyaltyPointsAdded{Points: 100, NewBalance: 100, NewLifetimePoints: 100}},
-			When: &examples.RedeemLoyaltyPoints{Points: 30, RedemptionType: "discount"},
-			Then: msgs{&examples.LoyaltyPointsRedeemed{Points: 30, NewBalance: 70, RedemptionType: "discount"}}},
-		{Name: "redeem more than the balance", Given: msgs{created, &examples.LoyaltyPointsAdded{Points: 20, NewBalance: 20, NewLifetimePoints: 20}},
-			When: &examples.RedeemLoyaltyPoints{Points: 21}, Code: codes.FailedPrecondition, Phrase: "insufficient points"},
-		{Name: "redeem on a missing customer", When: &examples.RedeemLoyaltyPoints{Points: 1}, Code: codes.FailedPrecondition, Phrase: "does not exist"},
-		{Name: "redeem zero points", Given: msgs{created}, When: &examples.RedeemLoyaltyPoints{Points: 0}, Code: codes.InvalidArgument, Phrase: "positive"},
-		{Name: "redeem negative points", Given: msgs{created}, When: &examples.RedeemLoyaltyPoints{Points: -1}, Code: codes.InvalidArgument, Phrase: "positive"},
-		{Name: "redemptions never lower lifetime points",
-			Given: msgs{created,
-				&examples.LoyaltyPointsAdded{Points: 100, NewBalance: 100, NewLifetimePoints: 100},
-				&examples.LoyaltyPointsAdded{Points: 50, NewBalance: 150, NewLifetimePoints: 150},
-				&examples.LoyaltyPointsRedeemed{Points: 30, NewBalance: 120},
-			},
-			When: &examples.AddLoyaltyPoints{Points: 1},
-			Then: msgs{&examples.LoyaltyPointsAdded{Points: 1, NewBalance: 121, NewLifetimePoints: 151}}},
-	})
+	sdktest.Run(t, customer.Logic(), customertest.Cases())
 }
 
 // TestLifetimeSurvivesRedemption runs +100, +50, -30 as commands and checks

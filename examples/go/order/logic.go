@@ -4,8 +4,11 @@
 package order
 
 import (
+	"fmt"
+
 	"google.golang.org/protobuf/proto"
 
+	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 	"github.com/angzarr-mesh/angzarr/sdk"
 )
@@ -29,11 +32,18 @@ func Logic() *sdk.Aggregate[*examples.OrderState] {
 	sdk.On(a, submitPayment)
 	sdk.On(a, confirmPayment)
 	sdk.On(a, cancel)
+	sdk.OnCompensation(a, compensate)
 	sdk.Apply(a, func(s *examples.OrderState, e *examples.OrderCreated) {
 		s.CustomerId, s.Items, s.SubtotalCents, s.Status = e.CustomerId, e.Items, e.SubtotalCents, Pending
 	})
 	sdk.Apply(a, func(s *examples.OrderState, e *examples.LoyaltyDiscountApplied) {
 		s.LoyaltyPointsUsed, s.DiscountCents = e.PointsUsed, e.DiscountCents
+	})
+	sdk.Apply(a, func(s *examples.OrderState, e *examples.LoyaltyDiscountRevoked) {
+		s.LoyaltyPointsUsed, s.DiscountCents = 0, 0
+		if s.Status == PaymentSubmitted { // the discounted payment is void
+			s.Status, s.PaymentAmountCents = Pending, 0
+		}
 	})
 	sdk.Apply(a, func(s *examples.OrderState, e *examples.PaymentSubmitted) {
 		s.PaymentAmountCents, s.Status = e.AmountCents, PaymentSubmitted
@@ -84,10 +94,10 @@ func applyDiscount(s *examples.OrderState, c *examples.ApplyLoyaltyDiscount) ([]
 		return nil, sdk.Precondition("loyalty discount only applies while the order is pending")
 	case c.DiscountCents <= 0 || c.DiscountCents > s.SubtotalCents:
 		return nil, sdk.Invalid("discount must be positive and at most the subtotal %d, got %d", s.SubtotalCents, c.DiscountCents)
-	case c.Points < 0:
-		return nil, sdk.Invalid("points must not be negative, got %d", c.Points)
+	case c.Points <= 0: // a discount is paid with points: no points, no discount
+		return nil, sdk.Invalid("points must be positive, got %d", c.Points)
 	}
-	return []proto.Message{&examples.LoyaltyDiscountApplied{PointsUsed: c.Points, DiscountCents: c.DiscountCents}}, nil
+	return []proto.Message{&examples.LoyaltyDiscountApplied{PointsUsed: c.Points, DiscountCents: c.DiscountCents, CustomerId: s.CustomerId}}, nil
 }
 
 func submitPayment(s *examples.OrderState, c *examples.SubmitPayment) ([]proto.Message, error) {
@@ -130,5 +140,32 @@ func cancel(s *examples.OrderState, c *examples.CancelOrder) ([]proto.Message, e
 	}
 	return []proto.Message{&examples.OrderCancelled{
 		Reason: c.Reason, LoyaltyPointsUsed: s.LoyaltyPointsUsed, CustomerId: s.CustomerId, Items: s.Items,
+	}}, nil
+}
+
+// compensate answers the framework's SagaCompensation for the saga
+// commands the order's events caused. A refused RedeemLoyaltyPoints (the
+// customer lacks the points, or the order was refunded first) takes the
+// discount back while the order can still be paid in full; a cancelled
+// order, or one whose discount is already revoked, took nothing and owes
+// nothing (no events: acknowledged); a completed one was paid at the
+// discounted price, which only an operator can settle. Other refusals (a
+// release of stock never reserved, ...) are not the order's to undo: the
+// saga's fallback applies.
+func compensate(s *examples.OrderState, c *angzarr.SagaCompensation) ([]proto.Message, error) {
+	redeem, ok := sdk.RefusedCommand[*examples.RedeemLoyaltyPoints](c)
+	if !ok {
+		return nil, sdk.RequestCompensation("nothing for the order to undo: " + c.GetReason())
+	}
+	switch {
+	case s.Status == Cancelled || s.LoyaltyPointsUsed == 0:
+		return nil, nil
+	case s.Status == Completed:
+		return nil, sdk.RequestCompensation(fmt.Sprintf("order paid with a %d-point discount the customer's points did not cover: %s",
+			redeem.Points, c.GetReason()),
+			angzarr.CompensationAction_COMPENSATION_ACTION_RECORD_FAILURE, angzarr.CompensationAction_COMPENSATION_ACTION_ESCALATE)
+	}
+	return []proto.Message{&examples.LoyaltyDiscountRevoked{
+		Points: s.LoyaltyPointsUsed, DiscountCents: s.DiscountCents, Reason: c.GetReason(),
 	}}, nil
 }

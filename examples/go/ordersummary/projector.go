@@ -128,6 +128,11 @@ func apply(s *examples.OrderSummary, event proto.Message) bool {
 		s.SubtotalCents, s.TotalCents = e.SubtotalCents, e.SubtotalCents
 	case *examples.LoyaltyDiscountApplied:
 		s.DiscountCents, s.TotalCents = e.DiscountCents, s.SubtotalCents-e.DiscountCents
+	case *examples.LoyaltyDiscountRevoked:
+		s.DiscountCents, s.TotalCents = 0, s.SubtotalCents
+		if s.Status == order.PaymentSubmitted { // the discounted payment is void
+			s.Status = order.Pending
+		}
 	case *examples.PaymentSubmitted:
 		s.Status = order.PaymentSubmitted
 	case *examples.OrderCompleted:

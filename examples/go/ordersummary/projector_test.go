@@ -113,6 +113,21 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestRevokedDiscount: a discount the customer's points did not cover is
+// taken back; the order is due in full and a discounted payment is void.
+func TestRevokedDiscount(t *testing.T) {
+	p := ordersummary.New()
+	proj := project(t, p, "order", orderRoot, 0,
+		&examples.OrderCreated{CustomerId: "c-1", Items: items, SubtotalCents: 5000},
+		&examples.LoyaltyDiscountApplied{PointsUsed: 50, DiscountCents: 500},
+		&examples.PaymentSubmitted{AmountCents: 4500},
+		&examples.LoyaltyDiscountRevoked{Points: 50, DiscountCents: 500, Reason: "insufficient points"},
+	)
+	if got := summaryOf(t, proj); got.Status != "pending" || got.TotalCents != 5000 || got.DiscountCents != 0 {
+		t.Fatalf("got %v, want a pending order due in full", got)
+	}
+}
+
 func TestUnknownOrderHasNoSummary(t *testing.T) {
 	p := ordersummary.New()
 	proj := project(t, p, "inventory", roots.Of("mug"), 0, &examples.StockReserved{OrderId: "o-1", Quantity: 1})

@@ -13,7 +13,10 @@ import (
 const CancellationName = "cancellation"
 
 // Cancellation compensates a cancelled order: it releases the order's stock
-// reservation of each product, and refunds the loyalty points it used.
+// reservation of each product, and, when it had a loyalty discount, asks
+// the customer to give back what was redeemed under the order's id:
+// exactly the points taken, or none (RefundLoyaltyPoints carries no
+// amount, so a cancellation can never credit points that were not taken).
 func Cancellation() *sdk.Saga {
 	s := sdk.NewSaga(CancellationName)
 	sdk.React(s, func(order *angzarr.Cover, e *examples.OrderCancelled) ([]*angzarr.CommandBook, error) {
@@ -32,9 +35,9 @@ func Cancellation() *sdk.Saga {
 			out = append(out, cmd)
 		}
 		if e.LoyaltyPointsUsed > 0 {
-			cmd, err := sdk.Command(customer.Domain, roots.Parse(e.CustomerId), corr, &examples.AddLoyaltyPoints{
-				Points: e.LoyaltyPointsUsed,
-				Reason: "refund for cancelled order " + id,
+			cmd, err := sdk.Command(customer.Domain, roots.Parse(e.CustomerId), corr, &examples.RefundLoyaltyPoints{
+				Reference: id,
+				Reason:    "refund for cancelled order " + id,
 			})
 			if err != nil {
 				return nil, err

@@ -13,7 +13,12 @@ import (
 // LoyaltyEarnName is the loyalty-earn saga's name.
 const LoyaltyEarnName = "loyalty-earn"
 
-// LoyaltyEarn credits the points a completed order earned to its customer.
+// LoyaltyEarn is the shop's loyalty saga: it credits the points a
+// completed order earned to its customer, and takes from the customer the
+// points an order's loyalty discount uses (RedeemLoyaltyPoints under the
+// order's id as reference, so that a cancellation gives back exactly
+// those). A refused redemption comes back to the order as a
+// SagaCompensation, and the order revokes the discount.
 func LoyaltyEarn() *sdk.Saga {
 	s := sdk.NewSaga(LoyaltyEarnName)
 	sdk.React(s, func(order *angzarr.Cover, e *examples.OrderCompleted) ([]*angzarr.CommandBook, error) {
@@ -23,6 +28,16 @@ func LoyaltyEarn() *sdk.Saga {
 		cmd, err := sdk.Command(customer.Domain, roots.Parse(e.CustomerId), order.GetCorrelationId(), &examples.AddLoyaltyPoints{
 			Points: e.LoyaltyPointsEarned,
 			Reason: fmt.Sprintf("earned by order %s", orderID(order)),
+		})
+		return []*angzarr.CommandBook{cmd}, err
+	})
+	sdk.React(s, func(order *angzarr.Cover, e *examples.LoyaltyDiscountApplied) ([]*angzarr.CommandBook, error) {
+		id := orderID(order)
+		if id == "" {
+			return nil, sdk.Invalid("order event has no root")
+		}
+		cmd, err := sdk.Command(customer.Domain, roots.Parse(e.CustomerId), order.GetCorrelationId(), &examples.RedeemLoyaltyPoints{
+			Points: e.PointsUsed, RedemptionType: "discount", Reference: id,
 		})
 		return []*angzarr.CommandBook{cmd}, err
 	})

@@ -79,6 +79,11 @@ func TestLoyaltyEarn(t *testing.T) {
 	t.Run("other events issue nothing", func(t *testing.T) {
 		check(t, sagas.LoyaltyEarn(), []proto.Message{&examples.OrderCreated{CustomerId: customer.String()}, &examples.PaymentSubmitted{}}, nil)
 	})
+	t.Run("a loyalty discount takes its points under the order's id", func(t *testing.T) {
+		check(t, sagas.LoyaltyEarn(),
+			[]proto.Message{&examples.LoyaltyDiscountApplied{PointsUsed: 300, DiscountCents: 300, CustomerId: customer.String()}},
+			[]want{{"customer", customer, &examples.RedeemLoyaltyPoints{Points: 300, RedemptionType: "discount", Reference: orderRoot.String()}}})
+	})
 }
 
 func TestFulfillment(t *testing.T) {
@@ -105,7 +110,7 @@ func TestCancellation(t *testing.T) {
 			[]proto.Message{&examples.OrderCancelled{Reason: "r", LoyaltyPointsUsed: 70, CustomerId: customer.String(), Items: items[:1]}},
 			[]want{
 				{"inventory", roots.Of("mug"), release},
-				{"customer", customer, &examples.AddLoyaltyPoints{Points: 70, Reason: "refund for cancelled order " + orderRoot.String()}},
+				{"customer", customer, &examples.RefundLoyaltyPoints{Reference: orderRoot.String(), Reason: "refund for cancelled order " + orderRoot.String()}},
 			})
 	})
 	t.Run("completed orders issue nothing", func(t *testing.T) {

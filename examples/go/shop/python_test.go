@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/angzarr-mesh/angzarr/examples/go/customer/customertest"
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/proto/examples"
 	"github.com/angzarr-mesh/angzarr/sdk/sdktest"
@@ -23,8 +24,21 @@ import (
 // python is Debian's interpreter, the one with grpcio and protobuf.
 const python = "/usr/bin/python3"
 
+// remoteLogic is a business logic served elsewhere, called over gRPC.
+type remoteLogic struct {
+	angzarr.UnimplementedBusinessLogicServer
+	client angzarr.BusinessLogicClient
+}
+
+func (remoteLogic) Domain() string { return "customer" }
+
+func (r remoteLogic) Handle(ctx context.Context, in *angzarr.ContextualCommand) (*angzarr.EventBook, error) {
+	return r.client.Handle(ctx, in)
+}
+
 // TestPythonCustomerOverGRPC starts the Python customer server and drives
-// it with Go's gRPC clients: health, a ContextualCommand, a rejection.
+// it with Go's gRPC clients: health, a ContextualCommand, a rejection, and
+// the Go customer's whole rule table (customertest.Cases).
 func TestPythonCustomerOverGRPC(t *testing.T) {
 	if _, err := os.Stat(python); err != nil {
 		t.Fatalf("%s missing: run `make deps`", python)
@@ -77,6 +91,9 @@ func TestPythonCustomerOverGRPC(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "insufficient points") {
 		t.Fatalf("want FAILED_PRECONDITION insufficient points, got %v", err)
 	}
+
+	// Every customer rule the Go customer is tested with.
+	t.Run("rules", func(t *testing.T) { sdktest.Run(t, remoteLogic{client: client}, customertest.Cases()) })
 
 	_ = conn.Close()
 	stopped = true

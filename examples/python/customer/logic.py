@@ -19,6 +19,12 @@ def apply(state, event):
         state.loyalty_points, state.lifetime_points = event.new_balance, event.new_lifetime_points
     elif isinstance(event, pb.LoyaltyPointsRedeemed):
         state.loyalty_points = event.new_balance
+        if event.reference:
+            state.redeemed[event.reference] = event.points
+    elif isinstance(event, pb.LoyaltyPointsRefunded):
+        state.loyalty_points = event.new_balance
+        state.redeemed.pop(event.reference, None)
+        state.refunded.append(event.reference)
 
 
 def exists(state):
@@ -48,17 +54,49 @@ def add_points(state, cmd):
     )]
 
 
+# MAX_REFERENCE is the longest redemption reference accepted, in bytes.
+MAX_REFERENCE = 200
+
+
 def redeem_points(state, cmd):
     if not exists(state):
         raise precondition("customer does not exist")
     if cmd.points <= 0:
         raise invalid("points must be positive, got %d" % cmd.points)
+    if len(cmd.reference.encode()) > MAX_REFERENCE:
+        raise invalid("reference is longer than %d bytes" % MAX_REFERENCE)
+    if cmd.reference and cmd.reference in state.redeemed:
+        raise precondition("points already redeemed under reference %r" % cmd.reference)
+    if cmd.reference and cmd.reference in state.refunded:
+        raise precondition("reference %r was already refunded" % cmd.reference)
     if cmd.points > state.loyalty_points:
         raise precondition("insufficient points: balance %d, asked %d" % (state.loyalty_points, cmd.points))
     return [pb.LoyaltyPointsRedeemed(
         points=cmd.points,
         new_balance=state.loyalty_points - cmd.points,
         redemption_type=cmd.redemption_type,
+        reference=cmd.reference,
+    )]
+
+
+def refund_points(state, cmd):
+    """Gives back exactly what was redeemed under the reference, or nothing,
+    and closes it (a later redemption under it is refused); a second refund
+    changes nothing."""
+    if not exists(state):
+        raise precondition("customer does not exist")
+    if not cmd.reference:
+        raise invalid("a refund needs the reference of the redemption")
+    if len(cmd.reference.encode()) > MAX_REFERENCE:
+        raise invalid("reference is longer than %d bytes" % MAX_REFERENCE)
+    if cmd.reference in state.refunded:
+        return []  # already given back
+    points = state.redeemed.get(cmd.reference, 0)
+    return [pb.LoyaltyPointsRefunded(
+        reference=cmd.reference,
+        points=points,
+        new_balance=state.loyalty_points + points,
+        reason=cmd.reason,
     )]
 
 
@@ -68,7 +106,8 @@ def logic():
         DOMAIN,
         pb.CustomerState,
         apply,
-        {pb.CreateCustomer: create, pb.AddLoyaltyPoints: add_points, pb.RedeemLoyaltyPoints: redeem_points},
-        [pb.CustomerCreated, pb.LoyaltyPointsAdded, pb.LoyaltyPointsRedeemed],
+        {pb.CreateCustomer: create, pb.AddLoyaltyPoints: add_points, pb.RedeemLoyaltyPoints: redeem_points,
+         pb.RefundLoyaltyPoints: refund_points},
+        [pb.CustomerCreated, pb.LoyaltyPointsAdded, pb.LoyaltyPointsRedeemed, pb.LoyaltyPointsRefunded],
         snapshot=every_n(SNAPSHOT_EVERY),
     )

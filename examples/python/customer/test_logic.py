@@ -112,6 +112,63 @@ class RedeemTest(Case):
         self.then_rejected([CREATED], pb.RedeemLoyaltyPoints(points=-1), INVALID, "positive")
 
 
+HUNDRED = pb.LoyaltyPointsAdded(points=100, new_balance=100, new_lifetime_points=100)
+REDEEMED30 = pb.LoyaltyPointsRedeemed(points=30, new_balance=70, redemption_type="discount", reference="order-1")
+
+
+class RefundTest(Case):
+    """Redemptions by reference, and refunds of exactly what they took."""
+
+    def test_redeem_under_a_reference(self):
+        self.then_events([CREATED, HUNDRED], pb.RedeemLoyaltyPoints(points=30, redemption_type="discount", reference="order-1"),
+                         REDEEMED30)
+
+    def test_redeem_twice_under_one_reference(self):
+        self.then_rejected([CREATED, HUNDRED, REDEEMED30], pb.RedeemLoyaltyPoints(points=10, reference="order-1"),
+                           PRECONDITION, "already redeemed")
+
+    def test_redeem_under_a_refunded_reference(self):
+        closed = pb.LoyaltyPointsRefunded(reference="order-1", points=0, new_balance=100)
+        self.then_rejected([CREATED, HUNDRED, closed], pb.RedeemLoyaltyPoints(points=10, reference="order-1"),
+                           PRECONDITION, "already refunded")
+
+    def test_reference_too_long(self):
+        self.then_rejected([CREATED, HUNDRED], pb.RedeemLoyaltyPoints(points=10, reference="r" * (logic.MAX_REFERENCE + 1)),
+                           INVALID, "reference")
+
+    def test_refund_gives_back_exactly_what_was_taken(self):
+        self.then_events([CREATED, HUNDRED, REDEEMED30], pb.RefundLoyaltyPoints(reference="order-1", reason="order cancelled"),
+                         pb.LoyaltyPointsRefunded(reference="order-1", points=30, new_balance=100, reason="order cancelled"))
+
+    def test_refund_of_another_reference_gives_nothing(self):
+        self.then_events([CREATED, HUNDRED, REDEEMED30], pb.RefundLoyaltyPoints(reference="order-2"),
+                         pb.LoyaltyPointsRefunded(reference="order-2", points=0, new_balance=70))
+
+    def test_refund_to_a_customer_with_0_points_mints_none(self):
+        self.then_events([CREATED], pb.RefundLoyaltyPoints(reference="order-1"),
+                         pb.LoyaltyPointsRefunded(reference="order-1", points=0, new_balance=0))
+
+    def test_a_second_refund_changes_nothing(self):
+        back = pb.LoyaltyPointsRefunded(reference="order-1", points=30, new_balance=100)
+        self.then_events([CREATED, HUNDRED, REDEEMED30, back], pb.RefundLoyaltyPoints(reference="order-1"))
+
+    def test_a_redemption_without_reference_is_not_refundable(self):
+        self.then_events([CREATED, HUNDRED, pb.LoyaltyPointsRedeemed(points=30, new_balance=70)],
+                         pb.RefundLoyaltyPoints(reference="order-1"),
+                         pb.LoyaltyPointsRefunded(reference="order-1", points=0, new_balance=70))
+
+    def test_refund_without_reference(self):
+        self.then_rejected([CREATED, HUNDRED, REDEEMED30], pb.RefundLoyaltyPoints(), INVALID, "reference")
+
+    def test_refund_to_a_missing_customer(self):
+        self.then_rejected([], pb.RefundLoyaltyPoints(reference="order-1"), PRECONDITION, "does not exist")
+
+    def test_refunds_never_raise_lifetime_points(self):
+        back = pb.LoyaltyPointsRefunded(reference="order-1", points=30, new_balance=100)
+        self.then_events([CREATED, HUNDRED, REDEEMED30, back], pb.AddLoyaltyPoints(points=1),
+                         pb.LoyaltyPointsAdded(points=1, new_balance=101, new_lifetime_points=101))
+
+
 class LifetimeTest(Case):
     def test_redemptions_never_lower_lifetime_points(self):
         """+100, +50, -30 as commands: balance 120, lifetime 150."""

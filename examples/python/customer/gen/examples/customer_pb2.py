@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65xamples/customer.proto\x12\x08\x65xamples\"-\n\x0e\x43reateCustomer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"2\n\x10\x41\x64\x64LoyaltyPoints\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x13RedeemLoyaltyPoints\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x17\n\x0fredemption_type\x18\x02 \x01(\t\".\n\x0f\x43ustomerCreated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"f\n\x12LoyaltyPointsAdded\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x13\n\x0bnew_balance\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x1b\n\x13new_lifetime_points\x18\x04 \x01(\x05\"U\n\x15LoyaltyPointsRedeemed\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x13\n\x0bnew_balance\x18\x02 \x01(\x05\x12\x17\n\x0fredemption_type\x18\x03 \x01(\t\"]\n\rCustomerState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x16\n\x0eloyalty_points\x18\x03 \x01(\x05\x12\x17\n\x0flifetime_points\x18\x04 \x01(\x05\x42\x39Z7github.com/angzarr-mesh/angzarr/proto/examples;examplesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65xamples/customer.proto\x12\x08\x65xamples\"-\n\x0e\x43reateCustomer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"2\n\x10\x41\x64\x64LoyaltyPoints\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\"Q\n\x13RedeemLoyaltyPoints\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x17\n\x0fredemption_type\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\"8\n\x13RefundLoyaltyPoints\x12\x11\n\treference\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\".\n\x0f\x43ustomerCreated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"f\n\x12LoyaltyPointsAdded\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x13\n\x0bnew_balance\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x1b\n\x13new_lifetime_points\x18\x04 \x01(\x05\"h\n\x15LoyaltyPointsRedeemed\x12\x0e\n\x06points\x18\x01 \x01(\x05\x12\x13\n\x0bnew_balance\x18\x02 \x01(\x05\x12\x17\n\x0fredemption_type\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\"_\n\x15LoyaltyPointsRefunded\x12\x11\n\treference\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x05\x12\x13\n\x0bnew_balance\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xd9\x01\n\rCustomerState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x16\n\x0eloyalty_points\x18\x03 \x01(\x05\x12\x17\n\x0flifetime_points\x18\x04 \x01(\x05\x12\x37\n\x08redeemed\x18\x05 \x03(\x0b\x32%.examples.CustomerState.RedeemedEntry\x12\x10\n\x08refunded\x18\x06 \x03(\t\x1a/\n\rRedeemedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x39Z7github.com/angzarr-mesh/angzarr/proto/examples;examplesb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'examples.customer_pb2', globals())
@@ -21,18 +21,26 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'Z7github.com/angzarr-mesh/angzarr/proto/examples;examples'
+  _CUSTOMERSTATE_REDEEMEDENTRY._options = None
+  _CUSTOMERSTATE_REDEEMEDENTRY._serialized_options = b'8\001'
   _CREATECUSTOMER._serialized_start=37
   _CREATECUSTOMER._serialized_end=82
   _ADDLOYALTYPOINTS._serialized_start=84
   _ADDLOYALTYPOINTS._serialized_end=134
   _REDEEMLOYALTYPOINTS._serialized_start=136
-  _REDEEMLOYALTYPOINTS._serialized_end=198
-  _CUSTOMERCREATED._serialized_start=200
-  _CUSTOMERCREATED._serialized_end=246
-  _LOYALTYPOINTSADDED._serialized_start=248
-  _LOYALTYPOINTSADDED._serialized_end=350
-  _LOYALTYPOINTSREDEEMED._serialized_start=352
-  _LOYALTYPOINTSREDEEMED._serialized_end=437
-  _CUSTOMERSTATE._serialized_start=439
-  _CUSTOMERSTATE._serialized_end=532
+  _REDEEMLOYALTYPOINTS._serialized_end=217
+  _REFUNDLOYALTYPOINTS._serialized_start=219
+  _REFUNDLOYALTYPOINTS._serialized_end=275
+  _CUSTOMERCREATED._serialized_start=277
+  _CUSTOMERCREATED._serialized_end=323
+  _LOYALTYPOINTSADDED._serialized_start=325
+  _LOYALTYPOINTSADDED._serialized_end=427
+  _LOYALTYPOINTSREDEEMED._serialized_start=429
+  _LOYALTYPOINTSREDEEMED._serialized_end=533
+  _LOYALTYPOINTSREFUNDED._serialized_start=535
+  _LOYALTYPOINTSREFUNDED._serialized_end=630
+  _CUSTOMERSTATE._serialized_start=633
+  _CUSTOMERSTATE._serialized_end=850
+  _CUSTOMERSTATE_REDEEMEDENTRY._serialized_start=803
+  _CUSTOMERSTATE_REDEEMEDENTRY._serialized_end=850
 # @@protoc_insertion_point(module_scope)
