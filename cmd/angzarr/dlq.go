@@ -19,13 +19,14 @@ import (
 
 // adminFlags are the connection flags of the fan-out admin verbs.
 type adminFlags struct {
-	addr    string
-	timeout time.Duration
-	id      clientIdentityFlags
+	addr, dataDir string
+	timeout       time.Duration
+	id            clientIdentityFlags
 }
 
 func (a *adminFlags) register(cmd *cobra.Command, timeout time.Duration) {
-	cmd.Flags().StringVar(&a.addr, "addr", "", "event service HOST:PORT (default: the local mesh's, from .angzarr/endpoints.json, else "+eventsvc.DefaultListen+")")
+	cmd.Flags().StringVar(&a.addr, "addr", "", "event service HOST:PORT (default: the local mesh's, from DATA-DIR/endpoints.json, else "+eventsvc.DefaultListen+")")
+	cmd.Flags().StringVar(&a.dataDir, "data-dir", ".angzarr", "the local mesh's data directory (for endpoints.json and, when it runs mTLS, its operator certificate)")
 	cmd.Flags().DurationVar(&a.timeout, "timeout", timeout, "give up after this long")
 	a.id.add(cmd.Flags())
 }
@@ -36,7 +37,7 @@ func (a *adminFlags) eventService() string {
 	if a.addr != "" {
 		return a.addr
 	}
-	if f, err := endpoints.Read(""); err == nil && f.EventService != "" {
+	if f, err := endpoints.Read(a.dataDir); err == nil && f.EventService != "" {
 		return f.EventService
 	}
 	return eventsvc.DefaultListen
@@ -46,7 +47,7 @@ func (a *adminFlags) eventService() string {
 func (a *adminFlags) dial(ctx context.Context) (pb.FanoutAdminClient, context.Context, func(), error) {
 	dial, err := a.id.dial()
 	if err == nil && dial == nil {
-		dial, err = client.DialFor("")
+		dial, err = client.DialFor(a.dataDir)
 	}
 	if err != nil {
 		return nil, nil, nil, err

@@ -447,6 +447,14 @@ func TestDevMeshEndToEnd(t *testing.T) {
 		l := e.eventLines("customer", "alice-e2e")
 		return len(l) == 4 && strings.Contains(string(l[3].Event), `"newBalance":92`)
 	})
+	// The admin and schema verbs find the mesh (and its operator
+	// certificate) through --data-dir too, not only send and events.
+	if out := e.run("dlq", "list"); !strings.Contains(out, "no dead letters") && !strings.Contains(out, "SUBSCRIBER") {
+		t.Errorf("dlq list: %q", out)
+	}
+	testutil.Eventually(t, "schema status lists the customer's stored types", func() bool {
+		return strings.Contains(e.run("schema", "status", "customer"), "examples.CustomerCreated")
+	})
 	m.stop(t)
 }
 
