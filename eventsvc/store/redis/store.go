@@ -73,6 +73,7 @@ type Store struct {
 	limits     store.Limits
 	domains    sync.Map // domains known to be in az:domains
 	pipe       *pipeliner
+	blocking   goredis.UniversalClient // blocking tail reads (tail.go)
 }
 
 // Open connects and checks the partition layout.
@@ -106,6 +107,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.pipe = newPipeliner(c)
+	s.blocking = newBlockingClient(opts)
 	return s, nil
 }
 
@@ -132,7 +134,7 @@ func (s *Store) Partitions() uint32 { return s.partitions }
 // Close stops the pipeline workers and closes the connections.
 func (s *Store) Close() error {
 	s.pipe.close()
-	return s.c.Close()
+	return errors.Join(s.blocking.Close(), s.c.Close())
 }
 
 // partition maps a root to its partition.
