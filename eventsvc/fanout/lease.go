@@ -97,9 +97,9 @@ type leases struct {
 
 func newLeases(d *Dispatcher, st Store, owner string, ttl time.Duration) *leases {
 	l := &leases{d: d, owner: owner, ttl: ttl, domains: map[string]bool{}, held: map[part]*held{}, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
-	l.ls, _ = st.(store.Leaser)
+	l.ls = store.LeaserOf(st)
 	if l.ls != nil {
-		l.tw, _ = st.(store.TailWatcher)
+		l.tw = store.TailWatcherOf(st)
 	}
 	return l
 }

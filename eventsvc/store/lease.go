@@ -65,3 +65,28 @@ type Leaser interface {
 type TailWatcher interface {
 	WatchLog(ctx context.Context, domain string, partition uint32, ready, wake func()) error
 }
+
+// LeaserOf returns s's fenced operations: s's own Leases() when s is a
+// decorator (which passes its transformations on: upcasting, metrics),
+// s when it is a Leaser, nil when the backend keeps no leases.
+func LeaserOf(s any) Leaser {
+	if d, ok := s.(interface{ Leases() Leaser }); ok {
+		return d.Leases()
+	}
+	if l, ok := s.(Leaser); ok {
+		return l
+	}
+	return nil
+}
+
+// TailWatcherOf returns s's blocking tail read: a decorator's Tail(), s
+// when it is a TailWatcher, nil when there is none.
+func TailWatcherOf(s any) TailWatcher {
+	if d, ok := s.(interface{ Tail() TailWatcher }); ok {
+		return d.Tail()
+	}
+	if w, ok := s.(TailWatcher); ok {
+		return w
+	}
+	return nil
+}
