@@ -87,7 +87,9 @@ func TestReplicasShareThePartitions(t *testing.T) {
 	paddr := serve(t, func(g *grpc.Server) { pb.RegisterProjectorServer(g, rec) })
 	cfg := &pb.FanoutConfig{Version: "1", Subscriptions: []*pb.Subscription{projectorSub("proj", paddr, pb.StartPosition_START_POSITION_EARLIEST, domain)}}
 	opts := func(id string) fanout.Options {
-		return fanout.Options{LeaseTTL: 300 * time.Millisecond, ReplicaID: id}
+		// No poll: appends through st (not a NotifyingStore) reach the
+		// workers through the store's blocking tail watch only.
+		return fanout.Options{LeaseTTL: 300 * time.Millisecond, ReplicaID: id, PollInterval: time.Hour}
 	}
 	aggs := make([]store.Aggregate, 24)
 	next := map[uuid.UUID]uint32{}
