@@ -90,13 +90,14 @@ type leases struct {
 	mu      sync.Mutex
 	domains map[string]bool
 	held    map[part]*held
+	leaving map[part]bool // released, workers still finishing: not taken again until done
 	changed chan struct{} // closed and replaced when held changes
 	kick    chan struct{}
 	watches sync.WaitGroup
 }
 
 func newLeases(d *Dispatcher, st Store, owner string, ttl time.Duration) *leases {
-	l := &leases{d: d, owner: owner, ttl: ttl, domains: map[string]bool{}, held: map[part]*held{}, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+	l := &leases{d: d, owner: owner, ttl: ttl, domains: map[string]bool{}, held: map[part]*held{}, leaving: map[part]bool{}, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
 	l.ls = store.LeaserOf(st)
 	if l.ls != nil {
 		l.tw = store.TailWatcherOf(st)
@@ -301,7 +302,10 @@ func (l *leases) round(ctx context.Context) {
 	for dom := range domains {
 		for p := range l.d.st.Partitions() {
 			pt := part{dom, p}
-			if mine[pt] != nil || !owns(members, l.owner, pt) {
+			l.mu.Lock()
+			leaving := l.leaving[pt]
+			l.mu.Unlock()
+			if mine[pt] != nil || leaving || !owns(members, l.owner, pt) {
 				continue
 			}
 			start := time.Now()
@@ -324,14 +328,26 @@ func (l *leases) round(ctx context.Context) {
 	}
 }
 
-// forget drops a lost partition.
+// forget drops a lost partition; it is not taken again before its
+// workers (cancelled) returned.
 func (l *leases) forget(pt part, h *held) {
-	l.mu.Lock()
-	if l.held[pt] == h {
-		delete(l.held, pt)
-	}
-	l.mu.Unlock()
 	h.startDrain()
+	l.mu.Lock()
+	if l.held[pt] != h {
+		l.mu.Unlock()
+		return
+	}
+	delete(l.held, pt)
+	l.leaving[pt] = true
+	l.mu.Unlock()
+	l.watches.Add(1)
+	go func() {
+		defer l.watches.Done()
+		h.users.Wait()
+		l.mu.Lock()
+		delete(l.leaving, pt)
+		l.mu.Unlock()
+	}()
 }
 
 // release asks pt's workers to stop after their batch and, once they
@@ -344,11 +360,15 @@ func (l *leases) release(pt part, h *held) {
 	if l.held[pt] == h {
 		delete(l.held, pt)
 	}
+	l.leaving[pt] = true
 	l.mu.Unlock()
 	l.watches.Add(1)
 	go func() {
 		defer l.watches.Done()
 		l.finish(h)
+		l.mu.Lock()
+		delete(l.leaving, pt)
+		l.mu.Unlock()
 	}()
 }
 

@@ -35,7 +35,7 @@ func BenchmarkFanoutReplicas(b *testing.B) {
 			start := time.Now()
 			n := rs.write(wctx, roots, rate, 32)
 			stop()
-			want := rs.want()
+			want, _ := rs.stored(ctx, roots)
 			testutil.Eventually(b, "the projector to catch up", func() bool { return rs.proj.caughtUp(want) && rs.saga.caughtUp(want) })
 			took := time.Since(start)
 			p99 := rs.proj.lagP99()
@@ -72,7 +72,7 @@ func BenchmarkFanoutReplicas(b *testing.B) {
 		gap := time.Since(killed)
 		stop()
 		<-done
-		want := rs.want()
+		want, _ := rs.stored(ctx, roots)
 		testutil.Eventually(b, "every event after the kill", func() bool { return rs.proj.caughtUp(want) && rs.saga.caughtUp(want) })
 		b.ReportMetric(float64(gap.Milliseconds()), "handover-ms")
 		b.ReportMetric(float64(ttl.Milliseconds()), "lease-ttl-ms")

@@ -2,6 +2,7 @@ package fanout_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -244,19 +245,28 @@ func (rs *replicaSet) write(ctx context.Context, roots []uuid.UUID, rate int, wr
 	return total
 }
 
-// want is the acknowledged next sequence per root.
-func (rs *replicaSet) want() map[uuid.UUID]uint32 {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return maps(rs.next)
-}
-
-func maps(m map[uuid.UUID]uint32) map[uuid.UUID]uint32 {
-	out := make(map[uuid.UUID]uint32, len(m))
-	for k, v := range m {
-		out[k] = v
+// stored returns the next sequence of each root as the store has it
+// (an append whose acknowledgement was cut off when writing stopped is
+// there too), and their sum: the events appended.
+func (rs *replicaSet) stored(ctx context.Context, roots []uuid.UUID) (map[uuid.UUID]uint32, int) {
+	rs.t.Helper()
+	out := make(map[uuid.UUID]uint32, len(roots))
+	total := 0
+	for _, root := range roots {
+		for i := 0; ; i++ {
+			p := rs.procs[i%len(rs.procs)]
+			l, err := rs.cs.get(rs.t, p.Addr()).Load(ctx, &pb.LoadRequest{Cover: store.Aggregate{Domain: rs.domain, Root: root}.Cover("")})
+			if err == nil {
+				out[root] = l.GetNextSequence()
+				total += int(l.GetNextSequence())
+				break
+			}
+			if ctx.Err() != nil {
+				rs.t.Fatalf("load %s: %v", root, err)
+			}
+		}
 	}
-	return out
+	return out, total
 }
 
 // roots returns n roots spread over the partitions.
@@ -276,8 +286,11 @@ func (rs *replicaSet) owners(ctx context.Context, parts uint32) []string {
 	out := make([]string, parts)
 	for p := range parts {
 		v, err := c.Get(ctx, fmt.Sprintf("az:lease:{%s:%d}", rs.domain, p)).Result()
-		if err == nil {
+		switch {
+		case err == nil:
 			_, out[p], _ = strings.Cut(v, " ")
+		case !errors.Is(err, goredis.Nil):
+			out[p] = "(" + err.Error() + ")"
 		}
 	}
 	return out

@@ -27,7 +27,8 @@ func TestReplicasKilledDuringFanout(t *testing.T) {
 	wctx, stopWriting := context.WithCancel(ctx)
 	defer stopWriting()
 	written := make(chan int, 1)
-	go func() { written <- rs.write(wctx, newRoots(160), 300, 4) }()
+	roots := newRoots(160)
+	go func() { written <- rs.write(wctx, roots, 300, 4) }()
 
 	parts := uint32(16)
 	started := time.Now()
@@ -56,8 +57,11 @@ func TestReplicasKilledDuringFanout(t *testing.T) {
 		})
 	}
 	stopWriting()
-	n := <-written
-	want := rs.want()
+	acked := <-written
+	want, n := rs.stored(ctx, roots)
+	if n < acked {
+		t.Fatalf("%d events stored, %d appends acknowledged", n, acked)
+	}
 	testutil.Eventually(t, "every event at the projector and the saga", func() bool {
 		return rs.proj.caughtUp(want) && rs.saga.caughtUp(want)
 	})
