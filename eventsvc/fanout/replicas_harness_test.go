@@ -116,6 +116,19 @@ func (c *orderChecker) deliveredSince(t time.Time, parts uint32) bool {
 	return true
 }
 
+// last is the time of the latest delivery.
+func (c *orderChecker) last() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var t time.Time
+	for _, at := range c.lastAt {
+		if at.After(t) {
+			t = at
+		}
+	}
+	return t
+}
+
 // p99 is the 99th percentile lag recorded since the last reset.
 func (c *orderChecker) lagP99() time.Duration {
 	c.mu.Lock()
