@@ -87,6 +87,15 @@ type Config struct {
 	// subscriber's worker delivers in parallel
 	// (fanout.Options.Concurrency). Default 8.
 	FanoutConcurrency int
+	// FanoutLeaseTTL is how long a replica's partition leases live without
+	// renewal on Redis (fanout.Options.LeaseTTL): after a replica dies,
+	// the others take its partitions over within about this time.
+	// Default 5s.
+	FanoutLeaseTTL time.Duration
+	// FanoutReplicaID names this replica in the partition leases
+	// (fanout.Options.ReplicaID); unique per process. Default: the host
+	// name and random bytes.
+	FanoutReplicaID string
 
 	fanoutDial []grpc.DialOption // the dispatcher's credentials, set by Serve
 }
@@ -97,6 +106,7 @@ func (c Config) fanoutOptions() fanout.Options {
 		MaxAttempts: c.FanoutMaxAttempts, BackoffBase: c.FanoutBackoff, BackoffMax: c.FanoutBackoffMax,
 		PollInterval: c.PollInterval, Logger: c.Logger, TracerProvider: c.TracerProvider,
 		EscalationWebhook: c.FanoutEscalationWebhook, Concurrency: c.FanoutConcurrency, DialOptions: c.fanoutDial,
+		LeaseTTL: c.FanoutLeaseTTL, ReplicaID: c.FanoutReplicaID,
 	}
 }
 

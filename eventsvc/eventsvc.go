@@ -136,7 +136,7 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		return fmt.Errorf("eventsvc: the %T store cannot keep the schema registry", raw)
 	}
 	schemas := schemareg.New(rst, schemareg.Options{Logger: log})
-	srv, err := server.New(fanout.NotifyingStore{Store: schemareg.Recording{Store: st, R: schemas}, D: disp}, server.Options{Limits: cfg.Limits, PollInterval: cfg.PollInterval, Logger: log, MeterProvider: mp})
+	srv, err := server.New(fanout.NotifyingStore{Store: schemareg.Recording{Store: st, R: schemas}, D: disp}, server.Options{Limits: cfg.Limits, PollInterval: cfg.PollInterval, Tail: store.TailWatcherOf(raw), Logger: log, MeterProvider: mp})
 	if err != nil {
 		return err
 	}

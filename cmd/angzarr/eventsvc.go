@@ -103,6 +103,8 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 	f.DurationVar(&cfg.FanoutBackoff, "fanout-backoff", 0, "wait after a failed delivery, doubling per attempt (0: 100ms)")
 	f.DurationVar(&cfg.FanoutBackoffMax, "fanout-backoff-max", 0, "longest wait between delivery attempts (0: 10s)")
 	f.IntVar(&cfg.FanoutConcurrency, "fanout-concurrency", 0, "aggregates of a fetched batch each subscriber delivers in parallel (0: 8)")
+	f.DurationVar(&cfg.FanoutLeaseTTL, "fanout-lease-ttl", 0, "lifetime of a replica's partition leases without renewal, on Redis: a dead replica's partitions move to the others after it (0: 5s)")
+	f.StringVar(&cfg.FanoutReplicaID, "fanout-replica-id", "", "this replica's id in the partition leases, unique per process (default: host name and random bytes)")
 	f.StringVar(&cfg.FanoutEscalationWebhook, "fanout-escalation-webhook", "", "http(s) URL that receives a POST (angzarr.SagaFailed as JSON) of every escalated saga refusal")
 	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the fan-out configuration (angzarr.FanoutConfig) over xDS, live")
 	f.StringVar(&node, "node", "angzarr-eventsvc", "with --xds: this replica's node id")

@@ -31,15 +31,25 @@ func (w *worker) open(ctx context.Context) bool {
 	}
 }
 
-// commit records a handled batch, retrying with backoff until it succeeds
-// or ctx is done.
-func (w *worker) commit(ctx context.Context, offsets []uint64) bool {
+// commit records a handled batch, fenced by h's lease when it has one,
+// retrying with backoff until it succeeds, the lease is lost or ctx is
+// done.
+func (w *worker) commit(ctx context.Context, h *held, offsets []uint64) bool {
 	for attempt := 1; ; attempt++ {
-		err := w.d.st.Commit(ctx, w.sub.GetName(), w.domain, w.partition, offsets)
+		var err error
+		if h.fenced {
+			err = w.d.leases.ls.CommitFenced(ctx, h.lease, w.sub.GetName(), offsets)
+		} else {
+			err = w.d.st.Commit(ctx, w.sub.GetName(), w.domain, w.partition, offsets)
+		}
 		if err == nil {
 			return true
 		}
 		if ctx.Err() != nil {
+			return false
+		}
+		if errors.Is(err, store.ErrFenced) {
+			w.lost(h)
 			return false
 		}
 		w.d.log.Warn("fanout commit failed", "subscriber", w.sub.GetName(), "domain", w.domain, "partition", w.partition, "err", err)

@@ -32,7 +32,7 @@ type clients struct {
 	conns map[string]*grpc.ClientConn
 }
 
-func (c *clients) get(t *testing.T, addr string) pb.EventStoreClient {
+func (c *clients) get(t testing.TB, addr string) pb.EventStoreClient {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conns == nil {

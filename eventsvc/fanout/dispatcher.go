@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,14 @@ type Options struct {
 	// other processes (appends through this one wake them at once, see
 	// Notify). Default 200ms.
 	PollInterval time.Duration
+	// LeaseTTL is how long a partition lease lives without renewal, on a
+	// store that keeps leases (store.Leaser: Redis): a replica killed
+	// with -9 loses its partitions after it, and they are renewed every
+	// third of it. Default 5s.
+	LeaseTTL time.Duration
+	// ReplicaID names this replica in the store's leases; it must be
+	// unique per process. Default: the host name and random bytes.
+	ReplicaID string
 	// BatchSize is the most log entries a worker fetches at once. Default 100.
 	BatchSize int
 	// Concurrency is how many aggregates of one batch are delivered in
@@ -88,7 +97,7 @@ func (o Options) Validate() error {
 	if o.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("fanout max attempts %d: must not be negative", o.MaxAttempts))
 	}
-	for name, d := range map[string]time.Duration{"backoff": o.BackoffBase, "backoff max": o.BackoffMax, "poll interval": o.PollInterval, "call timeout": o.CallTimeout} {
+	for name, d := range map[string]time.Duration{"backoff": o.BackoffBase, "backoff max": o.BackoffMax, "poll interval": o.PollInterval, "call timeout": o.CallTimeout, "lease ttl": o.LeaseTTL} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("fanout %s %v: must not be negative", name, d))
 		}
@@ -100,6 +109,12 @@ func (o Options) Validate() error {
 		if u, err := url.Parse(o.EscalationWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("fanout escalation webhook %q: want an http(s) URL", o.EscalationWebhook))
 		}
+	}
+	if o.LeaseTTL > 0 && o.LeaseTTL < 30*time.Millisecond {
+		errs = append(errs, fmt.Errorf("fanout lease ttl %v: at least 30ms", o.LeaseTTL))
+	}
+	if strings.ContainsAny(o.ReplicaID, " \t\r\n") || len(o.ReplicaID) > 200 {
+		errs = append(errs, fmt.Errorf("fanout replica id %q: at most 200 characters without spaces", o.ReplicaID))
 	}
 	if o.BatchSize < 0 || o.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("fanout batch size %d and concurrency %d: must not be negative", o.BatchSize, o.Concurrency))
@@ -121,6 +136,10 @@ func (o Options) withDefaults() Options {
 	o.BackoffMax = max(o.BackoffMax, o.BackoffBase)
 	def(&o.PollInterval, 200*time.Millisecond)
 	def(&o.CallTimeout, 10*time.Second)
+	def(&o.LeaseTTL, 5*time.Second)
+	if o.ReplicaID == "" {
+		o.ReplicaID = defaultOwner()
+	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 100
 	}
@@ -149,6 +168,7 @@ type Dispatcher struct {
 	backoff backoff
 	conns   *conns
 	wake    *waker
+	leases  *leases
 
 	mu      sync.Mutex
 	base    context.Context    // Run's context; nil when not running
@@ -174,13 +194,15 @@ func New(st Store, opts Options) (*Dispatcher, error) {
 	}
 	dial := append(slices.Clip(opts.DialOptions), grpc.WithStatsHandler(correlationStats{otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithMeterProvider(mp), otelgrpc.WithPropagators(telemetry.Propagator()))}))
-	return &Dispatcher{
+	d := &Dispatcher{
 		st: st, opts: opts, log: opts.Logger, metrics: m,
 		tracer:  opts.TracerProvider.Tracer(tracerName),
 		backoff: backoff{base: opts.BackoffBase, max: opts.BackoffMax},
 		conns:   newConns(dial), wake: newWaker(),
 		runners: map[string]*runner{},
-	}, nil
+	}
+	d.leases = newLeases(d, st, opts.ReplicaID, opts.LeaseTTL)
+	return d, nil
 }
 
 // Run applies the configurations src delivers (none when src is nil) and
@@ -194,6 +216,13 @@ func (d *Dispatcher) Run(ctx context.Context, src Source) error {
 	}
 	d.base = ctx
 	d.mu.Unlock()
+	lctx, lcancel := context.WithCancel(ctx)
+	leasesDone := make(chan struct{})
+	go func() {
+		defer close(leasesDone)
+		d.leases.run(lctx)
+	}()
+	defer func() { lcancel(); <-leasesDone }() // after the workers stopped: releases the leases
 	defer d.stopAll()
 
 	if src == nil {
@@ -249,11 +278,16 @@ func (d *Dispatcher) Apply(cfg *pb.FanoutConfig) error {
 			delete(d.runners, name)
 		}
 	}
+	sources := map[string]bool{}
 	for name, s := range want {
 		if _, ok := d.runners[name]; !ok {
 			d.runners[name] = d.start(proto.Clone(s).(*pb.Subscription))
 		}
+		for _, dom := range s.GetSourceDomains() {
+			sources[dom] = true
+		}
 	}
+	d.leases.setDomains(sources)
 	d.log.Info("fanout configuration applied", "version", cfg.GetVersion(), "subscriptions", len(want), "domains", len(domains))
 	return nil
 }

@@ -123,7 +123,31 @@
 // still to come: it will implement Source the same way.
 //
 // Workers wake on Notify (appends made through this process, see
-// NotifyingStore) and poll every Options.PollInterval for appends made
-// elsewhere. One dispatcher per store is assumed: a partition is consumed
-// by a single consumer to keep its order.
+// NotifyingStore) and, for appends made elsewhere, on the store's blocking
+// read of the partition's tail (store.TailWatcher: Redis XREAD BLOCK on
+// connections of their own), or every Options.PollInterval on a store
+// without one (SQLite).
+//
+// # Replicas
+//
+// Every event service replica on a store that keeps leases (store.Leaser:
+// Redis, Redis Cluster) dispatches a share of the partitions. Replicas
+// heartbeat in the store; each partition of a source domain belongs to
+// one live replica by rendezvous hashing (a join or a leave moves only
+// the partitions of that replica), which holds it through a lease with a
+// fencing token (Options.LeaseTTL, renewed every third of it). A
+// partition is read in order by one replica at a time: the fetch and the
+// commit are refused by the store (store.ErrFenced) unless they come
+// with the partition's current lease, checked atomically with the read
+// or the acknowledgement; deliveries stop at the lease's local deadline
+// (a tenth before the TTL) and carry the token in the gRPC metadata
+// FencingHeader. A rebalanced partition is released after its workers
+// committed their batch; a stopped replica releases everything and
+// leaves, so the others take over at once; a replica killed with -9 loses
+// its leases after the TTL, and the next holder continues from the
+// checkpoint (what was fetched and not committed is delivered again: the
+// effects stay exactly once as above). Held reports this replica's
+// share. SQLite is single-node: its one dispatcher holds every partition.
+// Dead letters, replays, resets and progress live in the store and work
+// through any replica's Admin.
 package fanout

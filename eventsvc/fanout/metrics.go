@@ -25,6 +25,7 @@ type metrics struct {
 	busPublish        metric.Float64Histogram
 	pmDuration        metric.Float64Histogram
 	pmConflicts       metric.Int64Counter
+	leases            metric.Int64Counter
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -79,7 +80,16 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Process manager steps decided again because another step of the workflow was stored first, by process manager.")); err != nil {
 		return nil, err
 	}
+	if ms.leases, err = m.Int64Counter("angzarr.fanout.lease.acquired",
+		metric.WithDescription("Partition leases this replica acquired (a start, a rebalance or a handover), by domain.")); err != nil {
+		return nil, err
+	}
 	return &ms, nil
+}
+
+// leaseAcquired counts one partition lease taken by this replica.
+func (m *metrics) leaseAcquired(ctx context.Context, domain string) {
+	m.leases.Add(ctx, 1, metric.WithAttributes(attribute.String("domain", domain)))
 }
 
 // pmConflict counts one step decided again after a write conflict.

@@ -54,18 +54,49 @@ type worker struct {
 }
 
 func (w *worker) run(ctx context.Context) {
-	wake := w.d.wake.subscribe(w.domain)
+	wake := w.d.wake.subscribe(w.domain, w.partition)
 	defer wake.close()
 	if !w.open(ctx) {
 		return
 	}
-	idle := time.NewTimer(w.d.opts.PollInterval)
-	defer idle.Stop()
+	for {
+		h := w.d.leases.wait(ctx, part{w.domain, w.partition})
+		if h == nil {
+			return
+		}
+		w.dispatch(ctx, h, wake)
+		h.users.Done()
+	}
+}
+
+// dispatch reads the partition while this replica holds it: until the
+// lease is lost (then at once, even in the middle of a batch: its
+// deliveries are refused), drained (after the current batch) or ctx is
+// done. Idle, it waits for a wake: an append through this process, the
+// store's tail watch or, on a store without one, the poll interval.
+func (w *worker) dispatch(parent context.Context, h *held, wake *wakeup) {
+	ctx, cancel := h.fencedContext(parent)
+	defer cancel()
+	var poll <-chan time.Time
+	var idle *time.Timer
+	if w.d.leases.polls() {
+		idle = time.NewTimer(w.d.opts.PollInterval)
+		defer idle.Stop()
+	}
 	failures := 0
 	for ctx.Err() == nil {
-		entries, err := w.d.st.Fetch(ctx, w.sub.GetName(), w.domain, w.partition, w.d.opts.BatchSize)
+		select {
+		case <-h.drain:
+			return
+		default:
+		}
+		entries, err := w.fetch(ctx, h)
 		if err != nil {
 			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, store.ErrFenced) {
+				w.lost(h)
 				return
 			}
 			failures++
@@ -78,10 +109,15 @@ func (w *worker) run(ctx context.Context) {
 		}
 		failures = 0
 		if len(entries) == 0 {
-			idle.Reset(w.d.opts.PollInterval)
+			if idle != nil {
+				idle.Reset(w.d.opts.PollInterval)
+				poll = idle.C
+			}
 			select {
 			case <-wake.C:
-			case <-idle.C:
+			case <-poll:
+			case <-h.drain:
+				return
 			case <-ctx.Done():
 				return
 			}
@@ -89,12 +125,26 @@ func (w *worker) run(ctx context.Context) {
 		}
 		offsets := w.handle(ctx, entries)
 		if ctx.Err() != nil {
-			return // not committed: delivered again by the next run
+			return // not committed: delivered again by the next holder
 		}
-		if !w.commit(ctx, offsets) {
+		if !w.commit(ctx, h, offsets) {
 			return
 		}
 	}
+}
+
+// fetch reads the next batch, fenced by h's lease when it has one.
+func (w *worker) fetch(ctx context.Context, h *held) ([]store.LogEntry, error) {
+	if h.fenced {
+		return w.d.leases.ls.FetchFenced(ctx, h.lease, w.sub.GetName(), w.d.opts.BatchSize)
+	}
+	return w.d.st.Fetch(ctx, w.sub.GetName(), w.domain, w.partition, w.d.opts.BatchSize)
+}
+
+// lost stops every worker of h's partition: the store refused its lease.
+func (w *worker) lost(h *held) {
+	w.d.log.Warn("fanout partition lease lost: stopping", "subscriber", w.sub.GetName(), "domain", w.domain, "partition", w.partition, "token", h.lease.Token)
+	h.lose()
 }
 
 // handle delivers a batch: aggregates in parallel, each aggregate's

@@ -13,5 +13,9 @@
 // sequence per aggregate for a correlation id): the replay and the live tail
 // are the same loop reading after the cursor, so nothing is skipped or sent
 // twice at the switch. The loop wakes on appends made through this process
-// and, for appends made through other replicas, every PollInterval.
+// and, for appends made through other replicas, on the store's blocking
+// read of the domain's log tail (Options.Tail: Redis XREAD BLOCK, one
+// watch per partition shared by the streams of a domain, on connections
+// of their own); without one (SQLite, or a query by correlation id only)
+// every PollInterval.
 package server

@@ -23,6 +23,10 @@ type Options struct {
 	// PollInterval is how often a live Synchronize looks for appends made
 	// through other eventsvc replicas. Default 200ms.
 	PollInterval time.Duration
+	// Tail, when set, is the store's blocking read of a log's tail (Redis):
+	// a live Synchronize of a domain blocks on it instead of polling.
+	// Default none: poll every PollInterval.
+	Tail store.TailWatcher
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 	// MeterProvider provides the metric instruments. Default: no metrics.
@@ -40,6 +44,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	notify  *notifier
+	tails   *tails
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Shutdown
@@ -65,7 +70,9 @@ func New(st store.Store, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{store: st, limits: opts.Limits.WithDefaults(), poll: opts.PollInterval, log: opts.Logger, metrics: m, notify: newNotifier(), stopping: make(chan struct{})}, nil
+	s := &Server{store: st, limits: opts.Limits.WithDefaults(), poll: opts.PollInterval, log: opts.Logger, metrics: m, notify: newNotifier(), stopping: make(chan struct{})}
+	s.tails = newTails(opts.Tail, st.Partitions(), s.notify.notify, opts.Logger)
+	return s, nil
 }
 
 // Register registers both services on g.

@@ -51,8 +51,25 @@ func (s *Server) Synchronize(stream pb.EventQuery_SynchronizeServer) error {
 	}
 	sub := s.notify.subscribe(domain)
 	defer sub.close()
-	tick := time.NewTicker(s.poll)
-	defer tick.Stop()
+	// Appends through other replicas: the store's blocking tail read of
+	// the domain when it has one (in place before the first read), a poll
+	// otherwise.
+	var poll <-chan time.Time
+	ready, release := s.tails.follow(domain)
+	defer release()
+	if ready == nil {
+		tick := time.NewTicker(s.poll)
+		defer tick.Stop()
+		poll = tick.C
+	} else {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil
+		case <-s.stopping:
+			return status.Error(codes.Unavailable, "event service shutting down")
+		}
+	}
 
 	f := newFeed(s.store, q)
 	for {
@@ -79,7 +96,7 @@ func (s *Server) Synchronize(stream pb.EventQuery_SynchronizeServer) error {
 		case <-s.stopping:
 			return status.Error(codes.Unavailable, "event service shutting down")
 		case <-sub.C:
-		case <-tick.C:
+		case <-poll:
 		}
 	}
 }

@@ -46,11 +46,13 @@ func startWithReplica(t *testing.T) (master, replica *testredis.Server) {
 // get its log entry, and once the replica is back the retry with the same
 // idempotency key answers the stored append (a duplicate, stored once),
 // which the fan-out then gets.
+// The replica timeout is generous: the happy path must not depend on how
+// fast a loaded machine replicates (each unconfirmed call waits it out).
 func TestUnconfirmedAppendIsUnavailableAndRetrySafe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	master, replica := startWithReplica(t)
-	s := open(t, redis.Options{Addrs: []string{master.Addr()}, Partitions: 1, MinReplicas: 1, ReplicaTimeout: 100 * time.Millisecond})
+	s := open(t, redis.Options{Addrs: []string{master.Addr()}, Partitions: 1, MinReplicas: 1, ReplicaTimeout: 2 * time.Second})
 	agg := store.Aggregate{Domain: storetest.Domain(t), Root: uuid.New()}
 	const sub = "proj"
 	if _, err := s.(store.Checkpointer).OpenCheckpoint(ctx, sub, agg.Domain, 0, false); err != nil {

@@ -93,7 +93,8 @@ type Store struct {
 	limits     store.Limits
 	domains    sync.Map // domains known to be in az:domains
 	pipe       *pipeliner
-	confirm    *confirmer // nil: replicas confirm nothing
+	confirm    *confirmer              // nil: replicas confirm nothing
+	blocking   goredis.UniversalClient // blocking tail reads (tail.go)
 }
 
 // Open connects and checks the partition layout.
@@ -160,6 +161,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		nodeByAddr = nil
 	}
 	s.pipe = newPipeliner(c, s.confirm, nodeByAddr)
+	s.blocking = newBlockingClient(opts)
 	return s, nil
 }
 
@@ -186,7 +188,7 @@ func (s *Store) Partitions() uint32 { return s.partitions }
 // Close stops the pipeline workers and closes the connections.
 func (s *Store) Close() error {
 	s.pipe.close()
-	return s.c.Close()
+	return errors.Join(s.blocking.Close(), s.c.Close())
 }
 
 // partition maps a root to its partition.
