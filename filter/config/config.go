@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/angzarr-mesh/angzarr/internal/proxywasm"
 )
 
 // Defaults applied by Decode to fields left out of the JSON.
@@ -163,23 +165,8 @@ type Config struct {
 func (c *Config) Authority(cluster string) string { return c.Authorities[cluster] }
 
 // ValidAuthority reports whether s may be an :authority value as Envoy
-// checks it (HeaderValidation::authorityIsValid): RFC 3986 authority
-// characters only, so no `|`, space or control character.
-func ValidAuthority(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-._~%!$&'()*+,;=:[]@", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// checks it (proxywasm.ValidAuthority).
+func ValidAuthority(s string) bool { return proxywasm.ValidAuthority(s) }
 
 // clusters lists the clusters the configuration calls out to, with where
 // each is named.
