@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/schema"
 )
 
 func slicesSort[T ~uint32 | ~string](s []T) { slices.Sort(s) }
@@ -47,7 +47,7 @@ func rootString(u *pb.UUID) string {
 }
 
 // typeName is the full name of an Any's message.
-func typeName(url string) string { return url[strings.LastIndex(url, "/")+1:] }
+func typeName(url string) string { return string(schema.MessageName(url)) }
 
 // decodeBook flattens a book into events; raw adds the stored bytes.
 func decodeBook(b *pb.EventBook, raw bool) []eventJSON {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -78,8 +79,15 @@ func SetFingerprint(set *descriptorpb.FileDescriptorSet) string {
 	})
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&descriptorpb.FileDescriptorSet{File: files})
 	if err != nil {
-		panic(err)
+		panic(err) // descriptor protos always marshal
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// MessageName is the full message name a type URL names: what follows its
+// last '/' ("type.googleapis.com/examples.ProductListed" ->
+// examples.ProductListed). Stored events name their type this way.
+func MessageName(typeURL string) protoreflect.FullName {
+	return protoreflect.FullName(typeURL[strings.LastIndex(typeURL, "/")+1:])
 }

@@ -80,6 +80,10 @@ type Registry struct {
 	mu       sync.Mutex
 	known    map[string]map[string]bool // domain -> stored types recorded (monotonic)
 	refusals map[string]*pb.SchemaRefusal
+	// parsed holds the recorded descriptor sets already built, by
+	// fingerprint: a recorded set never changes, and every load of a
+	// registry aggregate would otherwise build each of them again.
+	parsed map[string]*protoregistry.Files
 }
 
 // New returns a registry over st.
@@ -90,7 +94,8 @@ func New(st Store, opts Options) *Registry {
 	if opts.CountLimit == 0 {
 		opts.CountLimit = 100_000
 	}
-	return &Registry{st: st, opts: opts, known: map[string]map[string]bool{}, refusals: map[string]*pb.SchemaRefusal{}}
+	return &Registry{st: st, opts: opts, known: map[string]map[string]bool{}, refusals: map[string]*pb.SchemaRefusal{},
+		parsed: map[string]*protoregistry.Files{}}
 }
 
 // recordedSet is one SchemaDescriptorsRecorded of a domain.
@@ -136,7 +141,7 @@ func (r *Registry) load(ctx context.Context, domain string) (*state, error) {
 		}
 		switch e := m.(type) {
 		case *pb.SchemaDescriptorsRecorded:
-			files, err := parseSet(e.GetFileDescriptorSet())
+			files, err := r.parsedSet(e.GetFingerprint(), e.GetFileDescriptorSet())
 			if err != nil {
 				return nil, fmt.Errorf("schema registry: %s#%d: %w", domain, p.GetNum(), err)
 			}
@@ -166,6 +171,24 @@ func (r *Registry) remember(domain string, s *state) {
 	for t := range s.types {
 		k[t] = true
 	}
+}
+
+// parsedSet builds a recorded descriptor set, once per fingerprint.
+func (r *Registry) parsedSet(fingerprint string, raw []byte) (*protoregistry.Files, error) {
+	r.mu.Lock()
+	files := r.parsed[fingerprint]
+	r.mu.Unlock()
+	if files != nil {
+		return files, nil
+	}
+	files, err := parseSet(raw)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.parsed[fingerprint] = files
+	r.mu.Unlock()
+	return files, nil
 }
 
 func parseSet(raw []byte) (*protoregistry.Files, error) {
@@ -225,10 +248,7 @@ func uses(req *store.AppendRequest) []use {
 	return out
 }
 
-func typeName(a *anypb.Any) string {
-	u := a.GetTypeUrl()
-	return u[strings.LastIndex(u, "/")+1:]
-}
+func typeName(a *anypb.Any) string { return string(schema.MessageName(a.GetTypeUrl())) }
 
 // unknown returns the uses whose type the cache does not know for domain.
 func (r *Registry) unknown(domain string, us []use) []use {

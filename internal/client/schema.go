@@ -108,7 +108,7 @@ func SchemaCheck(ctx context.Context, c SchemaCheckConfig) error {
 func storedTypes(old *protoregistry.Files, given []string) ([]protoreflect.FullName, error) {
 	var out []protoreflect.FullName
 	for _, g := range given {
-		n := protoreflect.FullName(g[strings.LastIndex(g, "/")+1:])
+		n := schema.MessageName(g)
 		if !n.IsValid() {
 			return nil, fmt.Errorf("--types: %q is not a message name or type URL", g)
 		}

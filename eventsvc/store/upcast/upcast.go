@@ -22,7 +22,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/schema"
 )
 
 // Backend is what Store decorates: the store and what the dispatcher needs
@@ -333,10 +333,7 @@ func (t *Table) call(ctx context.Context, domainName string, up *upcaster, pages
 }
 
 // typeName is the full message name of an Any's type URL.
-func typeName(a *anypb.Any) protoreflect.FullName {
-	u := a.GetTypeUrl()
-	return protoreflect.FullName(u[strings.LastIndex(u, "/")+1:])
-}
+func typeName(a *anypb.Any) protoreflect.FullName { return schema.MessageName(a.GetTypeUrl()) }
 
 // LoadEncoded implements store.EncodedLoader: the stored bytes pass
 // through as they are when nothing of the domain is upcast (or the read is
