@@ -2,6 +2,7 @@ package main
 
 import (
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -67,6 +68,8 @@ domain), or plaintext with --insecure.`,
 	f.Uint32Var(&cfg.Filter.IngressPort, "ingress-port", controlplane.DefaultIngressPort, "port of a standalone Envoy's ingress listener")
 	f.BoolVar(&cfg.Filter.ReleaseRequestHeaders, "release-request-headers", false, "the filter lets a command's headers go at once on every proxy (Envoy < 1.35 gets this anyway, read from its xDS node): a body that never ends then holds a stream of the logic until the request timeout")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", controlplane.DefaultPollInterval, "how often the topology file is checked")
+	f.StringVar(&cfg.SchemaRegistry, "schema-registry", "", "event service HOST:PORT whose schema registry the domains' descriptors are registered with (default: the topology's event service)")
+	f.DurationVar(&cfg.SchemaInterval, "schema-interval", 30*time.Second, "how often the domains' descriptors are registered again besides every topology change (negative: only on changes)")
 	id.add(f)
 	logs.add(f)
 	_ = cmd.MarkFlagRequired("filter-wasm")
