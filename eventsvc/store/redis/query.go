@@ -17,7 +17,7 @@ import (
 )
 
 // Range implements store.Reader with one LRANGE.
-func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventPage, error) {
+func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventBook, error) {
 	if err := store.ValidateDomain("cover.domain", agg.Domain); err != nil {
 		return nil, err
 	}
@@ -29,8 +29,15 @@ func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) (
 	if err != nil {
 		return nil, wrap("read events", err)
 	}
-	pages, err := decodePages(lo, raws)
-	return pages, wrap("decode events", err)
+	var books []*pb.EventBook
+	for i, raw := range raws {
+		p, cid, err := decodePage(lo+uint32(i), raw)
+		if err != nil {
+			return nil, wrap("decode events", err)
+		}
+		books = store.AppendPage(books, agg, cid, p)
+	}
+	return books, nil
 }
 
 // domainList returns the known domains, sorted.
@@ -152,8 +159,12 @@ func cmpInt[T int | int64 | uint32](a, b T) int {
 	return 0
 }
 
-// Roots implements store.Reader.
-func (s *Store) Roots(ctx context.Context, domain string) ([]store.Aggregate, error) {
+// Roots implements store.Reader: per domain, one ZRANGE BYLEX of at most
+// limit roots after the cursor from each partition's sorted set
+// (pipelined), merged; a domain's next partition-page is read only when
+// the page is not full yet.
+func (s *Store) Roots(ctx context.Context, domain string, after store.Aggregate, limit int) ([]store.Aggregate, error) {
+	limit = max(1, min(limit, store.RootsLimit))
 	domains := []string{domain}
 	if domain == "" {
 		var err error
@@ -161,37 +172,46 @@ func (s *Store) Roots(ctx context.Context, domain string) ([]store.Aggregate, er
 			return nil, err
 		}
 	}
-	type part struct {
-		domain string
-		cmd    *goredis.StringSliceCmd
-	}
-	var parts []part
-	pipe := s.c.Pipeline()
+	var out []store.Aggregate
 	for _, d := range domains {
-		for p := uint32(0); p < s.partitions; p++ {
-			parts = append(parts, part{d, pipe.SMembers(ctx, "az:roots:"+tag(d, p))})
+		if d < after.Domain {
+			continue
+		}
+		from := "-"
+		if d == after.Domain {
+			from = "(" + string(after.Root[:])
+		}
+		aggs, err := s.domainRoots(ctx, d, from, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, aggs...); len(out) == limit {
+			break
 		}
 	}
-	if len(parts) == 0 {
-		return nil, nil
+	return out, nil
+}
+
+// domainRoots returns the first n roots of a domain from the ZRANGE BYLEX
+// bound from, in byte order.
+func (s *Store) domainRoots(ctx context.Context, domain, from string, n int) ([]store.Aggregate, error) {
+	cmds := make([]*goredis.StringSliceCmd, s.partitions)
+	pipe := s.c.Pipeline()
+	for p := range s.partitions {
+		cmds[p] = pipe.ZRangeByLex(ctx, rootsKey(domain, p), &goredis.ZRangeBy{Min: from, Max: "+", Count: int64(n)})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, wrap("read roots", err)
 	}
 	var out []store.Aggregate
-	for _, pt := range parts {
-		for _, r := range pt.cmd.Val() {
+	for _, c := range cmds {
+		for _, r := range c.Val() {
 			if len(r) != 16 {
 				return nil, fmt.Errorf("redis: corrupt root %q", r)
 			}
-			out = append(out, store.Aggregate{Domain: pt.domain, Root: uuid.UUID([]byte(r))})
+			out = append(out, store.Aggregate{Domain: domain, Root: uuid.UUID([]byte(r))})
 		}
 	}
-	slices.SortFunc(out, func(a, b store.Aggregate) int {
-		if c := strings.Compare(a.Domain, b.Domain); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.Root[:], b.Root[:])
-	})
-	return out, nil
+	slices.SortFunc(out, func(a, b store.Aggregate) int { return bytes.Compare(a.Root[:], b.Root[:]) })
+	return out[:min(n, len(out))], nil
 }
