@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -159,10 +158,8 @@ func cmpInt[T int | int64 | uint32](a, b T) int {
 	return 0
 }
 
-// Roots implements store.Reader: per domain, one ZRANGE BYLEX of at most
-// limit roots after the cursor from each partition's sorted set
-// (pipelined), merged; a domain's next partition-page is read only when
-// the page is not full yet.
+// Roots implements store.Reader: domain by domain (the next one only
+// while the page is not full), each read with domainRoots.
 func (s *Store) Roots(ctx context.Context, domain string, after store.Aggregate, limit int) ([]store.Aggregate, error) {
 	limit = max(1, min(limit, store.RootsLimit))
 	domains := []string{domain}
@@ -177,9 +174,9 @@ func (s *Store) Roots(ctx context.Context, domain string, after store.Aggregate,
 		if d < after.Domain {
 			continue
 		}
-		from := "-"
+		var from []byte // exclusive; nil: from the first
 		if d == after.Domain {
-			from = "(" + string(after.Root[:])
+			from = after.Root[:]
 		}
 		aggs, err := s.domainRoots(ctx, d, from, limit-len(out))
 		if err != nil {
@@ -192,26 +189,57 @@ func (s *Store) Roots(ctx context.Context, domain string, after store.Aggregate,
 	return out, nil
 }
 
-// domainRoots returns the first n roots of a domain from the ZRANGE BYLEX
-// bound from, in byte order.
-func (s *Store) domainRoots(ctx context.Context, domain, from string, n int) ([]store.Aggregate, error) {
-	cmds := make([]*goredis.StringSliceCmd, s.partitions)
-	pipe := s.c.Pipeline()
-	for p := range s.partitions {
-		cmds[p] = pipe.ZRangeByLex(ctx, rootsKey(domain, p), &goredis.ZRangeBy{Min: from, Max: "+", Count: int64(n)})
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, wrap("read roots", err)
-	}
+// domainRoots returns the first n roots of a domain after from, in byte
+// order, merging the partitions' sorted sets. Each round reads about 2n/P
+// roots of every partition after the last root returned (ZRANGE BYLEX
+// LIMIT, pipelined) and keeps those up to the lowest last root of a
+// partition that may hold more: all of them belong to the answer, in
+// order. The partition with that lowest last root gives all it read, so
+// every round makes progress; one or two rounds usually fill the page.
+func (s *Store) domainRoots(ctx context.Context, domain string, from []byte, n int) ([]store.Aggregate, error) {
 	var out []store.Aggregate
-	for _, c := range cmds {
-		for _, r := range c.Val() {
-			if len(r) != 16 {
-				return nil, fmt.Errorf("redis: corrupt root %q", r)
+	for len(out) < n {
+		need := n - len(out)
+		k := min(need, (2*need+int(s.partitions)-1)/int(s.partitions)+4)
+		bound := "-"
+		if from != nil {
+			bound = "(" + string(from)
+		}
+		cmds := make([]*goredis.StringSliceCmd, s.partitions)
+		pipe := s.c.Pipeline()
+		for p := range s.partitions {
+			cmds[p] = pipe.ZRangeByLex(ctx, rootsKey(domain, p), &goredis.ZRangeBy{Min: bound, Max: "+", Count: int64(k)})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, wrap("read roots", err)
+		}
+		var got []string
+		var safe string // the lowest last root of a partition with more
+		more := false
+		for _, c := range cmds {
+			rs := c.Val()
+			for _, r := range rs {
+				if len(r) != 16 {
+					return nil, fmt.Errorf("redis: corrupt root %q", r)
+				}
+			}
+			got = append(got, rs...)
+			if len(rs) == k && (!more || rs[k-1] < safe) {
+				safe, more = rs[k-1], true
+			}
+		}
+		slices.Sort(got)
+		for _, r := range got {
+			if more && r > safe || len(out) == n {
+				break
 			}
 			out = append(out, store.Aggregate{Domain: domain, Root: uuid.UUID([]byte(r))})
 		}
+		if !more {
+			break // every partition was read to its end
+		}
+		last := out[len(out)-1].Root
+		from = last[:]
 	}
-	slices.SortFunc(out, func(a, b store.Aggregate) int { return bytes.Compare(a.Root[:], b.Root[:]) })
-	return out[:min(n, len(out))], nil
+	return out, nil
 }

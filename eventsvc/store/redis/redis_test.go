@@ -132,3 +132,47 @@ func TestRootsOfAnEarlierLayoutAreMigrated(t *testing.T) {
 		t.Fatalf("old root sets left: %v %v", keys, err)
 	}
 }
+
+// TestRootsMergeASkewedPartition: a page of roots merges the partitions'
+// sorted sets in rounds; when one partition holds every low root, a
+// round must not return roots of the other partitions past what it has
+// read of that one.
+func TestRootsMergeASkewedPartition(t *testing.T) {
+	addr := testredis.Start(t)
+	s := open(t, redis.Options{Addrs: []string{addr}}).(*redis.Store)
+	domain := storetest.Domain(t)
+	var want []store.Aggregate
+	low, high := 0, 0
+	for low < 50 || high < 50 {
+		agg := store.Aggregate{Domain: domain, Root: uuid.New()}
+		p := s.PartitionOf(agg)
+		switch {
+		case p == 0 && agg.Root[0] < 0x10 && low < 50:
+			low++
+		case p != 0 && agg.Root[0] >= 0x80 && high < 50:
+			high++
+		default:
+			continue
+		}
+		if _, err := s.Append(t.Context(), &store.AppendRequest{Aggregate: agg, Pages: storetest.Pages(0, 1, "r")}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, agg)
+	}
+	slices.SortFunc(want, store.Aggregate.Compare)
+	var got []store.Aggregate
+	for after := (store.Aggregate{}); ; {
+		roots, err := s.Roots(t.Context(), domain, after, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, roots...)
+		if len(roots) < 20 {
+			break
+		}
+		after = roots[len(roots)-1]
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("paged by 20: %d roots, out of order or missing", len(got))
+	}
+}
