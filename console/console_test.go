@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,8 +16,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/console"
+	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
+	"github.com/angzarr-mesh/angzarr/eventsvc/schemareg"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -681,5 +688,46 @@ func TestAggregatesPageThroughADomain(t *testing.T) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("paged %v, want %v", got, want)
+	}
+}
+
+// TestDomainsWithoutATopologyComeFromTheStore: with no topology the
+// domain list is read from the event service's roots, one root per domain
+// (a cursor past each domain), so every domain is listed once however many
+// aggregates it holds.
+func TestDomainsWithoutATopologyComeFromTheStore(t *testing.T) {
+	evs := eventsvctest.StartConfig(t, eventsvc.Config{Store: "sqlite:" + filepath.Join(t.TempDir(), "e.db")})
+	st := pb.NewEventStoreClient(eventsvctest.Dial(t, evs))
+	for d, n := range map[string]int{"cart": 7, "order": 1, "inventory": 12} {
+		for range n {
+			root := uuid.New()
+			a, _ := anypb.New(&ex.ShipmentCreated{OrderId: "o"})
+			if _, err := st.Append(t.Context(), &pb.AppendRequest{Cover: &pb.Cover{Domain: d, Root: &pb.UUID{Value: root[:]}, CorrelationId: "c"},
+				Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 0}, Event: a}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := console.New(console.Config{EventService: evs, Topology: staticTopology{&pb.FanoutConfig{}}, Tokens: map[string]string{readerToken: "rita"},
+		Readers: []string{"rita"}, SampleInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	srv := httptest.NewServer(c.Handler())
+	defer func() {
+		srv.Close()
+		cancel()
+		<-done
+		c.Close()
+	}()
+	r := &rig{t: t, srv: srv}
+	var ds struct{ Domains []string }
+	r.mustGet(readerToken, "/api/domains", &ds)
+	// The schema registry's own domain is in the store too.
+	if got, want := strings.Join(ds.Domains, ","), schemareg.Domain+",cart,inventory,order"; got != want {
+		t.Fatalf("domains %q, want %q", got, want)
 	}
 }
