@@ -181,9 +181,6 @@ func (l *Loaded) AllPages() ([]*pb.EventPage, error) {
 // RootsLimit is the most aggregates one Roots call returns.
 const RootsLimit = 1000
 
-// Less reports whether a sorts before b: by domain, then by root's bytes.
-func (a Aggregate) Less(b Aggregate) bool { return a.Compare(b) < 0 }
-
 // Compare orders aggregates by domain, then by root's bytes.
 func (a Aggregate) Compare(b Aggregate) int {
 	if c := strings.Compare(a.Domain, b.Domain); c != 0 {
