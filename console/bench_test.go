@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,4 +196,74 @@ func BenchmarkDomainLog100k(b *testing.B) {
 	b.ReportMetric(float64(deep.Microseconds())/1000, "ms/deep-page")
 	b.ReportMetric(float64(all.Microseconds())/1000, "ms/whole-domain")
 	b.Logf("a page of 50 of 100,000 events: first %v, at 80,000 %v; reading the whole domain: %v (%.0fx a page)", first, deep, all, float64(all)/float64(deep))
+}
+
+// BenchmarkDomainAggregates100k: a page of 50 of a domain's 100,000
+// aggregates (the first page and one deep in, after a root 80% of the way
+// through), against listing every root of the domain (ListRoots without a
+// limit, the baseline): a page is read from the store by cursor, so its
+// cost does not grow with the domain.
+func BenchmarkDomainAggregates100k(b *testing.B) {
+	evs := eventsvctest.StartConfig(b, eventsvc.Config{Store: "sqlite:" + filepath.Join(b.TempDir(), "e.db")})
+	conn := eventsvctest.Dial(b, evs)
+	st := pb.NewEventStoreClient(conn)
+	const n = 100_000
+	roots := make([]uuid.UUID, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 { // concurrent appends share the store's group commits
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				roots[i] = uuid.New()
+				a, _ := anypb.New(&ex.LoyaltyPointsAdded{Points: 1, NewBalance: 1, Reason: "bench"})
+				_, err := st.Append(context.Background(), &pb.AppendRequest{Cover: &pb.Cover{Domain: "wide", Root: &pb.UUID{Value: roots[i][:]}, CorrelationId: "c"},
+					Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 0}, Event: a}}})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	slices.SortFunc(roots, func(x, y uuid.UUID) int { return bytes.Compare(x[:], y[:]) })
+	srv := benchConsole(b, evs, &pb.FanoutConfig{})
+	for b.Loop() {
+		timeGET(b, srv, "/api/domains/wide/aggregates?limit=50", 1)
+	}
+	first := timeGET(b, srv, "/api/domains/wide/aggregates?limit=50", 21)
+	deep := timeGET(b, srv, "/api/domains/wide/aggregates?limit=50&after="+roots[n*8/10].String(), 21)
+	var all time.Duration
+	var alls []time.Duration
+	for range 3 {
+		start := time.Now()
+		s, err := st.ListRoots(context.Background(), &pb.ListRootsRequest{Domain: "wide"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := 0
+		for {
+			if _, err := s.Recv(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+			got++
+		}
+		if got != n {
+			b.Fatalf("the domain has %d aggregates, want %d", got, n)
+		}
+		alls = append(alls, time.Since(start))
+	}
+	slices.Sort(alls)
+	all = alls[1]
+	b.ReportMetric(float64(first.Microseconds())/1000, "ms/first-page")
+	b.ReportMetric(float64(deep.Microseconds())/1000, "ms/deep-page")
+	b.ReportMetric(float64(all.Microseconds())/1000, "ms/all-roots")
+	b.ReportMetric(float64(all)/float64(deep), "x-deep-page")
+	b.Logf("a page of 50 of 100,000 aggregates: first %v, at 80,000 %v; listing every root: %v (%.0fx a page)", first, deep, all, float64(all)/float64(deep))
 }

@@ -247,9 +247,21 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}
 
-	// Workflow of the order: the commands, then the loyalty and
-	// fulfillment saga steps.
-	do("workflow", chromedp.Navigate(base+"/#/workflow/"+corr), ready("workflow"), shot("workflow"))
+	// Every event links to its workflow; the order's first event leads to
+	// the order's workflow.
+	if rows, links := count("[data-testid=events] tr[data-testid=event]"), count("[data-testid=events] tr[data-testid=event] a[data-testid=workflow-link]"); rows == 0 || links != rows {
+		t.Errorf("%d of the order's %d events link to their workflow", links, rows)
+	}
+	if link := text("[data-testid=events] tr[data-testid=event] a[data-testid=workflow-link]"); link != corr {
+		t.Errorf("the order's first event links to workflow %q, want %q", link, corr)
+	}
+
+	// Workflow of the order, reached from its first event: the commands,
+	// then the loyalty and fulfillment saga steps.
+	do("workflow", chromedp.Click(chromedp.CSS("[data-testid=events] tr[data-testid=event] a[data-testid=workflow-link]")), ready("workflow"), shot("workflow"))
+	if loc, err := chromedp.Run(bctx, chromedp.Location()); err != nil || !strings.HasSuffix(loc, "#/workflow/"+corr) {
+		t.Errorf("the workflow link led to %q (%v), want the workflow %s", loc, err, corr)
+	}
 	noError("workflow")
 	steps := text("[data-testid=steps]")
 	sagaSteps, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](

@@ -5,15 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/console"
+	"github.com/angzarr-mesh/angzarr/eventsvc"
+	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
+	"github.com/angzarr-mesh/angzarr/eventsvc/schemareg"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	ex "github.com/angzarr-mesh/angzarr/proto/examples"
 )
@@ -583,5 +591,143 @@ func TestWorkflowShowsRefusalsCompensationsAndWhatIsParked(t *testing.T) {
 	r.mustGet(readerToken, "/api/workflow?id="+dl.Events[0].Correlation, &parked)
 	if len(parked.Steps) != 1 || len(parked.DeadLetters) != 1 || parked.DeadLetters[0].ID != dl.ID || !strings.Contains(parked.DeadLetters[0].Error, "audit store is down") {
 		t.Errorf("workflow of the parked event: %+v", parked)
+	}
+}
+
+// TestEveryEventOfAnAggregateLinksToItsWorkflow: an aggregate's events
+// carry the correlation id each was stored with (the event service returns
+// it on aggregate reads), for a reader, across pages and time travel, and
+// it leads to the workflow holding that event; strangers and anonymous
+// callers read nothing, and a reader cannot act.
+func TestEveryEventOfAnAggregateLinksToItsWorkflow(t *testing.T) {
+	r := startRig(t)
+	cust := uuid.New()
+	r.appendEvents("customer", cust, "wf-signup", 0, &ex.CustomerCreated{Name: "Ada", Email: "ada@example.com"})
+	r.appendEvents("customer", cust, "wf-order-1", 1, &ex.LoyaltyPointsAdded{Points: 10, NewBalance: 10, Reason: "order 1"},
+		&ex.LoyaltyPointsAdded{Points: 5, NewBalance: 15, Reason: "bonus"})
+	r.appendEvents("customer", cust, "wf-order-2", 3, &ex.LoyaltyPointsAdded{Points: 20, NewBalance: 35, Reason: "order 2"})
+	path := "/api/domains/customer/aggregates/" + cust.String() + "/events"
+
+	var ev page
+	r.mustGet(readerToken, path, &ev)
+	var got []string
+	for _, e := range ev.Events {
+		got = append(got, fmt.Sprintf("%d:%s", e.Sequence, e.Correlation))
+	}
+	if want := "0:wf-signup 1:wf-order-1 2:wf-order-1 3:wf-order-2"; strings.Join(got, " ") != want {
+		t.Fatalf("events link to %v, want %s", got, want)
+	}
+	// A page from the middle and a time travel keep their links.
+	ev = page{}
+	r.mustGet(readerToken, path+"?from=2&limit=1", &ev)
+	if len(ev.Events) != 1 || ev.Events[0].Correlation != "wf-order-1" || ev.Next != "3" {
+		t.Errorf("page from 2: %+v next %q", ev.Events, ev.Next)
+	}
+	ev = page{}
+	r.mustGet(readerToken, path+"?asOfSeq=0&raw=1", &ev)
+	if len(ev.Events) != 1 || ev.Events[0].Correlation != "wf-signup" {
+		t.Errorf("as of 0: %+v", ev.Events)
+	}
+	// The link leads to the workflow holding the event.
+	var wf workflow
+	r.mustGet(readerToken, "/api/workflow?id=wf-order-1", &wf)
+	if len(wf.Steps) != 1 || len(wf.Steps[0].Events) != 2 || wf.Steps[0].Root != cust.String() || wf.Steps[0].Events[1].Sequence != 2 {
+		t.Errorf("workflow wf-order-1: %+v", wf)
+	}
+	// Authorization: strangers and anonymous callers read nothing; a
+	// reader's replay is forbidden.
+	if code := r.getJSON(strangerToken, path, nil); code != http.StatusForbidden {
+		t.Errorf("a stranger's read: %d, want 403", code)
+	}
+	if code := r.getJSON("", path, nil); code != http.StatusUnauthorized {
+		t.Errorf("an anonymous read: %d, want 401", code)
+	}
+	if resp, body := r.post(readerToken, "/api/deadletters/replay", `{"subscriber":"audit","id":"1"}`); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a reader's replay: %d %s, want 403", resp.StatusCode, body)
+	}
+}
+
+// TestAggregatesPageThroughADomain: the aggregate list pages a domain by
+// cursor in root order, each page from the event service's paged listing;
+// every aggregate once, none left out.
+func TestAggregatesPageThroughADomain(t *testing.T) {
+	r := startRig(t)
+	var want []string
+	for range 23 {
+		root := uuid.New()
+		r.appendEvents("fulfillment", root, "wf", 0, &ex.ShipmentCreated{OrderId: "o"})
+		want = append(want, root.String())
+	}
+	slices.Sort(want)
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatalf("more than 5 pages of 5 for 23 aggregates")
+		}
+		var p struct {
+			Aggregates []string
+			Next       string
+		}
+		q := "/api/domains/fulfillment/aggregates?limit=5"
+		if after != "" {
+			q += "&after=" + after
+		}
+		r.mustGet(readerToken, q, &p)
+		if len(p.Aggregates) > 5 {
+			t.Fatalf("%d aggregates on a page of 5", len(p.Aggregates))
+		}
+		got = append(got, p.Aggregates...)
+		if p.Next == "" {
+			break
+		}
+		if p.Next != p.Aggregates[len(p.Aggregates)-1] {
+			t.Fatalf("next %q is not the page's last aggregate %v", p.Next, p.Aggregates)
+		}
+		after = p.Next
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("paged %v, want %v", got, want)
+	}
+}
+
+// TestDomainsWithoutATopologyComeFromTheStore: with no topology the
+// domain list is read from the event service's roots, one root per domain
+// (a cursor past each domain), so every domain is listed once however many
+// aggregates it holds.
+func TestDomainsWithoutATopologyComeFromTheStore(t *testing.T) {
+	evs := eventsvctest.StartConfig(t, eventsvc.Config{Store: "sqlite:" + filepath.Join(t.TempDir(), "e.db")})
+	st := pb.NewEventStoreClient(eventsvctest.Dial(t, evs))
+	for d, n := range map[string]int{"cart": 7, "order": 1, "inventory": 12} {
+		for range n {
+			root := uuid.New()
+			a, _ := anypb.New(&ex.ShipmentCreated{OrderId: "o"})
+			if _, err := st.Append(t.Context(), &pb.AppendRequest{Cover: &pb.Cover{Domain: d, Root: &pb.UUID{Value: root[:]}, CorrelationId: "c"},
+				Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 0}, Event: a}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := console.New(console.Config{EventService: evs, Topology: staticTopology{&pb.FanoutConfig{}}, Tokens: map[string]string{readerToken: "rita"},
+		Readers: []string{"rita"}, SampleInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	srv := httptest.NewServer(c.Handler())
+	defer func() {
+		srv.Close()
+		cancel()
+		<-done
+		c.Close()
+	}()
+	r := &rig{t: t, srv: srv}
+	var ds struct{ Domains []string }
+	r.mustGet(readerToken, "/api/domains", &ds)
+	// The schema registry's own domain is in the store too.
+	if got, want := strings.Join(ds.Domains, ","), schemareg.Domain+",cart,inventory,order"; got != want {
+		t.Fatalf("domains %q, want %q", got, want)
 	}
 }

@@ -19,34 +19,54 @@ type domainsJSON struct {
 }
 
 // getDomains lists the topology's domains, or those the event service has
-// aggregates of when no topology is known.
+// aggregates of when no topology is known: one ListRoots call of one root
+// per domain (the first root after the previous domain's last possible
+// one), never every root.
 func (c *Console) getDomains(w http.ResponseWriter, r *http.Request) {
 	if cfg := c.topo.current(); cfg != nil && len(cfg.GetDomains()) > 0 {
 		writeJSON(w, domainsJSON{Domains: topologyDomains(cfg)})
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	s, err := c.store.ListRoots(ctx, &pb.ListRootsRequest{})
-	if err != nil {
-		upstream(w, err)
-		return
-	}
 	out := []string{}
-	for {
-		a, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	var after *pb.AggregateRoot
+	for len(out) < maxDomains {
+		roots, err := c.listRoots(r.Context(), &pb.ListRootsRequest{After: after, Limit: 1})
 		if err != nil {
 			upstream(w, err)
 			return
 		}
-		if len(out) == 0 || out[len(out)-1] != a.GetDomain() {
-			out = append(out, a.GetDomain())
+		if len(roots) == 0 {
+			break
 		}
+		d := roots[0].GetDomain()
+		out = append(out, d)
+		after = &pb.AggregateRoot{Domain: d, Root: &pb.UUID{Value: uuid.Max[:]}}
 	}
 	writeJSON(w, domainsJSON{Domains: out})
+}
+
+// maxDomains bounds the domains getDomains lists.
+const maxDomains = 1000
+
+// listRoots reads one ListRoots stream to its end.
+func (c *Console) listRoots(ctx context.Context, req *pb.ListRootsRequest) ([]*pb.AggregateRoot, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := c.store.ListRoots(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var out []*pb.AggregateRoot
+	for {
+		a, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
 }
 
 // aggregatesJSON is a page of a domain's aggregates.
@@ -58,7 +78,9 @@ type aggregatesJSON struct {
 }
 
 // getAggregates pages a domain's aggregate roots in root order: after=ROOT
-// (exclusive), limit=N. The stream is cut once the page is full.
+// (exclusive), limit=N. The event service reads the page from the store
+// (ListRoots with a cursor and a limit of one more than the page, to know
+// whether there is a next one), never the domain's every root.
 func (c *Console) getAggregates(w http.ResponseWriter, r *http.Request) {
 	domain, err := domainParam(r)
 	if err != nil {
@@ -70,39 +92,27 @@ func (c *Console) getAggregates(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	var after uuid.UUID
+	req := &pb.ListRootsRequest{Domain: domain, Limit: uint32(limit) + 1}
 	if s := r.URL.Query().Get("after"); s != "" {
-		if after, err = uuid.Parse(s); err != nil {
+		after, err := uuid.Parse(s)
+		if err != nil {
 			badRequest(w, errors.New("after: not a UUID"))
 			return
 		}
+		req.After = &pb.AggregateRoot{Domain: domain, Root: &pb.UUID{Value: after[:]}}
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	s, err := c.store.ListRoots(ctx, &pb.ListRootsRequest{Domain: domain})
+	roots, err := c.listRoots(r.Context(), req)
 	if err != nil {
 		upstream(w, err)
 		return
 	}
 	out := aggregatesJSON{Domain: domain, Aggregates: []string{}}
-	for {
-		a, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			upstream(w, err)
-			return
-		}
-		root := uuid.UUID(a.GetRoot().GetValue())
-		if len(a.GetRoot().GetValue()) != 16 || slices.Compare(root[:], after[:]) <= 0 {
-			continue
-		}
+	for _, a := range roots {
 		if len(out.Aggregates) == limit {
 			out.Next = out.Aggregates[limit-1]
 			break
 		}
-		out.Aggregates = append(out.Aggregates, root.String())
+		out.Aggregates = append(out.Aggregates, rootString(a.GetRoot()))
 	}
 	writeJSON(w, out)
 }

@@ -24,8 +24,12 @@ func newDevCmd() *cobra.Command {
 running the Wasm filter with its configuration over xDS, the example shop's
 business logic, sagas and projector, and the Python customer when
 /usr/bin/python3 has grpc (else the Go customer). Once ready it prints the
-endpoints and writes them to DATA-DIR/endpoints.json for angzarr send and
-angzarr events. Ctrl-C stops it.
+endpoints and writes them to DATA-DIR/endpoints.json for angzarr send,
+events, dlq and replay. The Python customer, the one subprocess, is
+restarted when it exits (back-off from 250ms doubling up to 15s, from
+250ms again once it stayed up a minute; logged as "crashed; restarting"),
+and every other domain keeps serving meanwhile. Ctrl-C (or SIGTERM) stops
+everything, the subprocess included.
 
 Ports: --base-port B puts the event service at B, the control plane at B+1,
 their Prometheus /metrics at B+2 and B+3, the proxies at B+10.., their admin

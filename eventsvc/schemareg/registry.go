@@ -509,7 +509,7 @@ func (r *Registry) Status(ctx context.Context, domain string) (*pb.SchemaStatusR
 		}
 		domains = []string{domain}
 	} else {
-		roots, err := r.st.Roots(ctx, Domain)
+		roots, err := store.AllRoots(ctx, r.st, Domain)
 		if err != nil {
 			return nil, err
 		}
@@ -549,7 +549,8 @@ func (r *Registry) Status(ctx context.Context, domain string) (*pb.SchemaStatusR
 // domainOf reads the domain name of a registry aggregate from its first
 // event.
 func (r *Registry) domainOf(ctx context.Context, root uuid.UUID) (string, error) {
-	pages, err := r.st.Range(ctx, store.Aggregate{Domain: Domain, Root: root}, 0, 0)
+	books, err := r.st.Range(ctx, store.Aggregate{Domain: Domain, Root: root}, 0, 0)
+	pages := store.Pages(books)
 	if err != nil || len(pages) == 0 {
 		return "", err
 	}

@@ -63,17 +63,18 @@ func (f *aggregateFeed) next(ctx context.Context) ([]*pb.EventBook, bool, error)
 	if uint64(f.cursor)+batch-1 < uint64(hi) {
 		hi = f.cursor + batch - 1
 	}
-	pages, err := f.st.Range(ctx, f.agg, f.cursor, hi)
-	if err != nil || len(pages) == 0 {
+	books, err := f.st.Range(ctx, f.agg, f.cursor, hi)
+	if err != nil || len(books) == 0 {
 		return nil, false, err
 	}
-	last := pages[len(pages)-1].GetNum()
+	lastBook := books[len(books)-1].GetPages()
+	last := lastBook[len(lastBook)-1].GetNum()
 	if last == math.MaxUint32 || last >= f.hi {
 		f.done = true
 	} else {
 		f.cursor = last + 1
 	}
-	return []*pb.EventBook{{Cover: f.agg.Cover(""), Pages: pages}}, f.done, nil
+	return books, f.done, nil
 }
 
 // domainFeed follows every partition of a domain's log by offset.

@@ -17,7 +17,8 @@
 //     num must equal Expected + its index. If every page is a force page the
 //     pages are appended at the current end without the check.
 //   - The store sets created_at of every page; the request's correlation id
-//     is stored with every page.
+//     is stored with every page, and every read returns it (Range as the
+//     cover of books of consecutive pages with one correlation id).
 //   - A snapshot given with an append is stored as covering every event up
 //     to the append's last page (Snapshot.sequence = next sequence after the
 //     append). Only the latest snapshot is kept.

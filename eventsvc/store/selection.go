@@ -22,8 +22,10 @@ type Selection struct {
 // All selects an aggregate's whole history.
 func All() Selection { return Selection{Lo: 0, Hi: math.MaxUint32} }
 
-// Select reads the selected pages of one aggregate, in sequence order.
-func Select(ctx context.Context, r Reader, agg Aggregate, sel Selection) ([]*pb.EventPage, error) {
+// Select reads the selected pages of one aggregate, in sequence order, as
+// books of consecutive pages with the same correlation id (see
+// Reader.Range).
+func Select(ctx context.Context, r Reader, agg Aggregate, sel Selection) ([]*pb.EventBook, error) {
 	lo, hi := sel.Lo, sel.Hi
 	if sel.Set != nil {
 		if len(sel.Set) == 0 {
@@ -34,9 +36,9 @@ func Select(ctx context.Context, r Reader, agg Aggregate, sel Selection) ([]*pb.
 	if lo > hi {
 		return nil, nil
 	}
-	pages, err := r.Range(ctx, agg, lo, hi)
+	books, err := r.Range(ctx, agg, lo, hi)
 	if err != nil || (sel.Set == nil && sel.AsOf.IsZero()) {
-		return pages, err
+		return books, err
 	}
 	var want map[uint32]bool
 	if sel.Set != nil {
@@ -45,15 +47,17 @@ func Select(ctx context.Context, r Reader, agg Aggregate, sel Selection) ([]*pb.
 			want[s] = true
 		}
 	}
-	out := pages[:0]
-	for _, p := range pages {
-		if want != nil && !want[p.GetNum()] {
-			continue
+	var out []*pb.EventBook
+	for _, b := range books {
+		for _, p := range b.GetPages() {
+			if want != nil && !want[p.GetNum()] {
+				continue
+			}
+			if !sel.AsOf.IsZero() && p.GetCreatedAt().AsTime().After(sel.AsOf) {
+				continue
+			}
+			out = AppendPage(out, agg, b.GetCover().GetCorrelationId(), p)
 		}
-		if !sel.AsOf.IsZero() && p.GetCreatedAt().AsTime().After(sel.AsOf) {
-			continue
-		}
-		out = append(out, p)
 	}
 	return out, nil
 }

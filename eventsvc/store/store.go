@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,15 +52,21 @@ type EncodedLoader interface {
 // Reader answers event queries.
 type Reader interface {
 	// Range returns the aggregate's pages with lo <= sequence <= hi, in
-	// sequence order (hi may be math.MaxUint32 for "to the end").
-	Range(ctx context.Context, agg Aggregate, lo, hi uint32) ([]*pb.EventPage, error)
+	// sequence order (hi may be math.MaxUint32 for "to the end"), as books
+	// of consecutive pages stored with the same correlation id: each book's
+	// cover is the aggregate's with that correlation id (AppendPage builds
+	// them; Pages flattens them again).
+	Range(ctx context.Context, agg Aggregate, lo, hi uint32) ([]*pb.EventBook, error)
 	// ByCorrelation returns every page stored with the correlation id, across
 	// aggregates and domains, in append order, as books of consecutive pages
 	// of one aggregate (cover.correlation_id set).
 	ByCorrelation(ctx context.Context, correlationID string) ([]*pb.EventBook, error)
 	// Roots lists the aggregates of a domain, or of every domain when domain
-	// is empty, sorted by domain and root.
-	Roots(ctx context.Context, domain string) ([]Aggregate, error)
+	// is empty, sorted by domain and root: only those sorting after the
+	// aggregate after (the zero Aggregate: from the first), and at most
+	// limit of them (at least 1; RootsLimit at most). A backend reads about
+	// what it returns, never every root of a domain.
+	Roots(ctx context.Context, domain string, after Aggregate, limit int) ([]Aggregate, error)
 }
 
 // LogReader reads the durable per-domain log.
@@ -168,6 +176,58 @@ func (l *Loaded) AllPages() ([]*pb.EventPage, error) {
 		return l.Pages, nil
 	}
 	return DecodeEncodedPages(l.Encoded)
+}
+
+// RootsLimit is the most aggregates one Roots call returns.
+const RootsLimit = 1000
+
+// Compare orders aggregates by domain, then by root's bytes.
+func (a Aggregate) Compare(b Aggregate) int {
+	if c := strings.Compare(a.Domain, b.Domain); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Root[:], b.Root[:])
+}
+
+// AllRoots lists every aggregate of a domain (or of every domain) page by
+// page: for the few places that want them all (the schema registry's
+// handful of aggregates), never for a user's domain.
+func AllRoots(ctx context.Context, r Reader, domain string) ([]Aggregate, error) {
+	var out []Aggregate
+	after := Aggregate{}
+	for {
+		page, err := r.Roots(ctx, domain, after, RootsLimit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < RootsLimit {
+			return out, nil
+		}
+		after = page[len(page)-1]
+	}
+}
+
+// AppendPage adds page, stored with correlationID, to books of agg: to the
+// last book when it has the same correlation id, else in a new book.
+func AppendPage(books []*pb.EventBook, agg Aggregate, correlationID string, page *pb.EventPage) []*pb.EventBook {
+	if n := len(books); n > 0 && books[n-1].GetCover().GetCorrelationId() == correlationID {
+		books[n-1].Pages = append(books[n-1].Pages, page)
+		return books
+	}
+	return append(books, &pb.EventBook{Cover: agg.Cover(correlationID), Pages: []*pb.EventPage{page}})
+}
+
+// Pages returns the pages of books, in order.
+func Pages(books []*pb.EventBook) []*pb.EventPage {
+	if len(books) == 1 {
+		return books[0].GetPages()
+	}
+	var out []*pb.EventPage
+	for _, b := range books {
+		out = append(out, b.GetPages()...)
+	}
+	return out
 }
 
 // Micros converts a store timestamp in microseconds since the Unix epoch.

@@ -72,6 +72,12 @@ type Config struct {
 	// Logger receives every component's logs, each with attribute
 	// component=<name>. Default slog.Default().
 	Logger *slog.Logger
+	// RestartMin, RestartMax and RestartReset tune how a subprocess that
+	// exits (the Python customer) is restarted: after a back-off doubling
+	// from RestartMin to at most RestartMax, from RestartMin again once it
+	// stayed up RestartReset. Defaults DefaultRestartMin, DefaultRestartMax,
+	// DefaultRestartReset.
+	RestartMin, RestartMax, RestartReset time.Duration
 	// Insecure runs every component in plaintext without identities or
 	// authorization (a warning is logged). Default false: a local CA under
 	// DataDir/identity issues a certificate per component, every server

@@ -1,7 +1,6 @@
 package devmesh
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -198,24 +197,19 @@ func (m *mesh) run(ctx context.Context) error {
 	defer fconn.Close()
 	var waits []wait
 	if m.python {
+		// The Python customer is the mesh's one subprocess: restarted with
+		// back-off when it exits (kill -9, a crash), while every other
+		// domain keeps serving.
 		plog := m.log.With("component", "logic/customer")
-		p, err := cfg.startPython(gctx, addr("logic/customer"), plog)
-		if err != nil {
-			m.closeListeners()
-			return fmt.Errorf("angzarr dev: logic/customer: %w", err)
+		sv := &supervisor{
+			log: plog.With("kind", shop.Logic, "language", "python"), ready: make(chan struct{}),
+			min: cfg.RestartMin, max: cfg.RestartMax, reset: cfg.RestartReset,
+			start: func(ctx context.Context) (process, error) {
+				return cfg.startPython(ctx, addr("logic/customer"), plog)
+			},
 		}
-		ready := make(chan struct{})
-		g.Go(func() error {
-			select {
-			case a := <-p.ready:
-				plog.Info("serving", "addr", a, "kind", shop.Logic, "language", "python")
-				close(ready)
-			case err := <-p.done:
-				return named("logic/customer", cmp.Or(err, errors.New("exited before it listened")))
-			}
-			return named("logic/customer", <-p.done)
-		})
-		waits = append(waits, wait{"logic/customer", ready})
+		g.Go(func() error { return named("logic/customer", sv.run(gctx)) })
+		waits = append(waits, wait{"logic/customer", sv.ready})
 	}
 
 	// The business logic, sagas and projector of the example shop.

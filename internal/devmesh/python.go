@@ -101,6 +101,12 @@ func (c Config) startPython(ctx context.Context, addr string, log *slog.Logger) 
 	return p, nil
 }
 
+// Ready implements process.
+func (p *pythonCustomer) Ready() <-chan string { return p.ready }
+
+// Done implements process.
+func (p *pythonCustomer) Done() <-chan error { return p.done }
+
 // lines calls f with every line of r, keeping the last ones for errors.
 func (p *pythonCustomer) lines(r io.Reader, f func(string)) {
 	s := bufio.NewScanner(r)

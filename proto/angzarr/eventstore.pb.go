@@ -514,7 +514,14 @@ func (x *ReadLogResponse) GetPartitions() uint32 {
 type ListRootsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The domain; every domain when empty.
-	Domain        string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	// Only roots sorting after this one (exclusive): the last root of the
+	// previous page. Unset: from the first. Its domain must be set (and, with
+	// a domain above, be that domain) and its root be 16 bytes.
+	After *AggregateRoot `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	// The most roots returned, at most 1000 (more is INVALID_ARGUMENT); 0:
+	// every root, read from the store 1000 at a time.
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -556,6 +563,20 @@ func (x *ListRootsRequest) GetDomain() string {
 	return ""
 }
 
+func (x *ListRootsRequest) GetAfter() *AggregateRoot {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *ListRootsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 var File_angzarr_eventstore_proto protoreflect.FileDescriptor
 
 const file_angzarr_eventstore_proto_rawDesc = "" +
@@ -593,9 +614,11 @@ const file_angzarr_eventstore_proto_rawDesc = "" +
 	"\x05books\x18\x01 \x03(\v2\x12.angzarr.EventBookR\x05books\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x01(\rR\n" +
-	"partitions\"*\n" +
+	"partitions\"n\n" +
 	"\x10ListRootsRequest\x12\x16\n" +
-	"\x06domain\x18\x01 \x01(\tR\x06domain2\xfc\x01\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12,\n" +
+	"\x05after\x18\x02 \x01(\v2\x16.angzarr.AggregateRootR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit2\xfc\x01\n" +
 	"\n" +
 	"EventStore\x123\n" +
 	"\x04Load\x12\x14.angzarr.LoadRequest\x1a\x15.angzarr.LoadResponse\x129\n" +
@@ -643,19 +666,20 @@ var file_angzarr_eventstore_proto_depIdxs = []int32{
 	12, // 7: angzarr.AppendResponse.position:type_name -> angzarr.LogPosition
 	8,  // 8: angzarr.SequenceConflict.cover:type_name -> angzarr.Cover
 	9,  // 9: angzarr.ReadLogResponse.books:type_name -> angzarr.EventBook
-	0,  // 10: angzarr.EventStore.Load:input_type -> angzarr.LoadRequest
-	2,  // 11: angzarr.EventStore.Append:input_type -> angzarr.AppendRequest
-	5,  // 12: angzarr.EventStore.ReadLog:input_type -> angzarr.ReadLogRequest
-	7,  // 13: angzarr.EventStore.ListRoots:input_type -> angzarr.ListRootsRequest
-	1,  // 14: angzarr.EventStore.Load:output_type -> angzarr.LoadResponse
-	3,  // 15: angzarr.EventStore.Append:output_type -> angzarr.AppendResponse
-	6,  // 16: angzarr.EventStore.ReadLog:output_type -> angzarr.ReadLogResponse
-	13, // 17: angzarr.EventStore.ListRoots:output_type -> angzarr.AggregateRoot
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	13, // 10: angzarr.ListRootsRequest.after:type_name -> angzarr.AggregateRoot
+	0,  // 11: angzarr.EventStore.Load:input_type -> angzarr.LoadRequest
+	2,  // 12: angzarr.EventStore.Append:input_type -> angzarr.AppendRequest
+	5,  // 13: angzarr.EventStore.ReadLog:input_type -> angzarr.ReadLogRequest
+	7,  // 14: angzarr.EventStore.ListRoots:input_type -> angzarr.ListRootsRequest
+	1,  // 15: angzarr.EventStore.Load:output_type -> angzarr.LoadResponse
+	3,  // 16: angzarr.EventStore.Append:output_type -> angzarr.AppendResponse
+	6,  // 17: angzarr.EventStore.ReadLog:output_type -> angzarr.ReadLogResponse
+	13, // 18: angzarr.EventStore.ListRoots:output_type -> angzarr.AggregateRoot
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_eventstore_proto_init() }

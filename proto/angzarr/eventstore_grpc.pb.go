@@ -45,7 +45,8 @@ type EventStoreClient interface {
 	// order: what asynchronous fan-out delivers from.
 	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error)
 	// List the aggregate roots of one domain, or of every domain, sorted by
-	// domain and root.
+	// domain and root (a root's 16 bytes compared as bytes); a page of them
+	// with ListRootsRequest.limit, the next page after the last one received.
 	ListRoots(ctx context.Context, in *ListRootsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AggregateRoot], error)
 }
 
@@ -122,7 +123,8 @@ type EventStoreServer interface {
 	// order: what asynchronous fan-out delivers from.
 	ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error)
 	// List the aggregate roots of one domain, or of every domain, sorted by
-	// domain and root.
+	// domain and root (a root's 16 bytes compared as bytes); a page of them
+	// with ListRootsRequest.limit, the next page after the last one received.
 	ListRoots(*ListRootsRequest, grpc.ServerStreamingServer[AggregateRoot]) error
 	mustEmbedUnimplementedEventStoreServer()
 }

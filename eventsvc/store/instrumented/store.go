@@ -131,11 +131,11 @@ func (s *Store) load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 }
 
 // Range implements store.Reader.
-func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventPage, error) {
+func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventBook, error) {
 	start := time.Now()
-	pages, err := s.inner.Range(ctx, agg, lo, hi)
+	books, err := s.inner.Range(ctx, agg, lo, hi)
 	s.metrics.observe(ctx, opRange, start, Outcome(err))
-	return pages, err
+	return books, err
 }
 
 // ByCorrelation implements store.Reader.
@@ -147,9 +147,9 @@ func (s *Store) ByCorrelation(ctx context.Context, correlationID string) ([]*pb.
 }
 
 // Roots implements store.Reader.
-func (s *Store) Roots(ctx context.Context, domain string) ([]store.Aggregate, error) {
+func (s *Store) Roots(ctx context.Context, domain string, after store.Aggregate, limit int) ([]store.Aggregate, error) {
 	start := time.Now()
-	aggs, err := s.inner.Roots(ctx, domain)
+	aggs, err := s.inner.Roots(ctx, domain, after, limit)
 	s.metrics.observe(ctx, opRoots, start, Outcome(err))
 	return aggs, err
 }

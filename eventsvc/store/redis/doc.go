@@ -19,7 +19,9 @@
 //	                      r root, s first sequence, n events, c correlation id,
 //	                      t server time, tp traceparent and tst tracestate of
 //	                      the append (each only when it had one)
-//	az:roots:{d:P}        set    roots of the partition
+//	az:rootidx:{d:P}      zset   roots of the partition, score 0: ordered by
+//	                      their bytes, paged with ZRANGE BYLEX (earlier
+//	                      versions kept a set az:roots:{d:P}; Open moves it)
 //	az:corr:{d:P}:CID     list   appends of the partition with correlation id CID
 //	az:domains            set    every domain (written before a domain's first append)
 //	az:meta               hash   the partition count the keys were laid out with

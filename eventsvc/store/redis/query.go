@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -17,7 +16,7 @@ import (
 )
 
 // Range implements store.Reader with one LRANGE.
-func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventPage, error) {
+func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventBook, error) {
 	if err := store.ValidateDomain("cover.domain", agg.Domain); err != nil {
 		return nil, err
 	}
@@ -29,8 +28,15 @@ func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) (
 	if err != nil {
 		return nil, wrap("read events", err)
 	}
-	pages, err := decodePages(lo, raws)
-	return pages, wrap("decode events", err)
+	var books []*pb.EventBook
+	for i, raw := range raws {
+		p, cid, err := decodePage(lo+uint32(i), raw)
+		if err != nil {
+			return nil, wrap("decode events", err)
+		}
+		books = store.AppendPage(books, agg, cid, p)
+	}
+	return books, nil
 }
 
 // domainList returns the known domains, sorted.
@@ -152,8 +158,10 @@ func cmpInt[T int | int64 | uint32](a, b T) int {
 	return 0
 }
 
-// Roots implements store.Reader.
-func (s *Store) Roots(ctx context.Context, domain string) ([]store.Aggregate, error) {
+// Roots implements store.Reader: domain by domain (the next one only
+// while the page is not full), each read with domainRoots.
+func (s *Store) Roots(ctx context.Context, domain string, after store.Aggregate, limit int) ([]store.Aggregate, error) {
+	limit = max(1, min(limit, store.RootsLimit))
 	domains := []string{domain}
 	if domain == "" {
 		var err error
@@ -161,37 +169,77 @@ func (s *Store) Roots(ctx context.Context, domain string) ([]store.Aggregate, er
 			return nil, err
 		}
 	}
-	type part struct {
-		domain string
-		cmd    *goredis.StringSliceCmd
-	}
-	var parts []part
-	pipe := s.c.Pipeline()
-	for _, d := range domains {
-		for p := uint32(0); p < s.partitions; p++ {
-			parts = append(parts, part{d, pipe.SMembers(ctx, "az:roots:"+tag(d, p))})
-		}
-	}
-	if len(parts) == 0 {
-		return nil, nil
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, wrap("read roots", err)
-	}
 	var out []store.Aggregate
-	for _, pt := range parts {
-		for _, r := range pt.cmd.Val() {
-			if len(r) != 16 {
-				return nil, fmt.Errorf("redis: corrupt root %q", r)
-			}
-			out = append(out, store.Aggregate{Domain: pt.domain, Root: uuid.UUID([]byte(r))})
+	for _, d := range domains {
+		if d < after.Domain {
+			continue
+		}
+		var from []byte // exclusive; nil: from the first
+		if d == after.Domain {
+			from = after.Root[:]
+		}
+		aggs, err := s.domainRoots(ctx, d, from, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, aggs...); len(out) == limit {
+			break
 		}
 	}
-	slices.SortFunc(out, func(a, b store.Aggregate) int {
-		if c := strings.Compare(a.Domain, b.Domain); c != 0 {
-			return c
+	return out, nil
+}
+
+// domainRoots returns the first n roots of a domain after from, in byte
+// order, merging the partitions' sorted sets. Each round reads about 2n/P
+// roots of every partition after the last root returned (ZRANGE BYLEX
+// LIMIT, pipelined) and keeps those up to the lowest last root of a
+// partition that may hold more: all of them belong to the answer, in
+// order. The partition with that lowest last root gives all it read, so
+// every round makes progress; one or two rounds usually fill the page.
+func (s *Store) domainRoots(ctx context.Context, domain string, from []byte, n int) ([]store.Aggregate, error) {
+	var out []store.Aggregate
+	for len(out) < n {
+		need := n - len(out)
+		k := min(need, (2*need+int(s.partitions)-1)/int(s.partitions)+4)
+		bound := "-"
+		if from != nil {
+			bound = "(" + string(from)
 		}
-		return bytes.Compare(a.Root[:], b.Root[:])
-	})
+		cmds := make([]*goredis.StringSliceCmd, s.partitions)
+		pipe := s.c.Pipeline()
+		for p := range s.partitions {
+			cmds[p] = pipe.ZRangeByLex(ctx, rootsKey(domain, p), &goredis.ZRangeBy{Min: bound, Max: "+", Count: int64(k)})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, wrap("read roots", err)
+		}
+		var got []string
+		var safe string // the lowest last root of a partition with more
+		more := false
+		for _, c := range cmds {
+			rs := c.Val()
+			for _, r := range rs {
+				if len(r) != 16 {
+					return nil, fmt.Errorf("redis: corrupt root %q", r)
+				}
+			}
+			got = append(got, rs...)
+			if len(rs) == k && (!more || rs[k-1] < safe) {
+				safe, more = rs[k-1], true
+			}
+		}
+		slices.Sort(got)
+		for _, r := range got {
+			if more && r > safe || len(out) == n {
+				break
+			}
+			out = append(out, store.Aggregate{Domain: domain, Root: uuid.UUID([]byte(r))})
+		}
+		if !more {
+			break // every partition was read to its end
+		}
+		last := out[len(out)-1].Root
+		from = last[:]
+	}
 	return out, nil
 }

@@ -3,10 +3,14 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
@@ -81,5 +85,94 @@ func TestOptionsValidate(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not mention %q", err, want)
 		}
+	}
+}
+
+// TestRootsOfAnEarlierLayoutAreMigrated: a store written before roots were
+// kept in sorted sets (one unordered set az:roots:{d:P} per partition) is
+// listed in full after Open moved them, and the old sets are gone.
+func TestRootsOfAnEarlierLayoutAreMigrated(t *testing.T) {
+	addr := testredis.Start(t)
+	s := open(t, redis.Options{Addrs: []string{addr}}).(*redis.Store)
+	domain := storetest.Domain(t)
+	var want []store.Aggregate
+	for range 40 {
+		agg := store.Aggregate{Domain: domain, Root: uuid.New()}
+		if _, err := s.Append(t.Context(), &store.AppendRequest{Aggregate: agg, Pages: storetest.Pages(0, 1, "r")}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, agg)
+	}
+	// Put the roots back as an earlier version kept them.
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer c.Close()
+	for _, a := range want {
+		p := s.PartitionOf(a)
+		tag := "{" + domain + ":" + strconv.Itoa(int(p)) + "}"
+		if err := c.ZRem(t.Context(), "az:rootidx:"+tag, string(a.Root[:])).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SAdd(t.Context(), "az:roots:"+tag, string(a.Root[:])).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if roots, err := s.Roots(t.Context(), domain, store.Aggregate{}, 100); err != nil || len(roots) != 0 {
+		t.Fatalf("before the migration: %d roots, %v (the test put them back wrong)", len(roots), err)
+	}
+	s2 := open(t, redis.Options{Addrs: []string{addr}})
+	roots, err := store.AllRoots(t.Context(), s2, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(want, store.Aggregate.Compare)
+	if fmt.Sprint(roots) != fmt.Sprint(want) {
+		t.Fatalf("after Open: %d roots %v, want %d", len(roots), roots, len(want))
+	}
+	if keys, err := c.Keys(t.Context(), "az:roots:*").Result(); err != nil || len(keys) != 0 {
+		t.Fatalf("old root sets left: %v %v", keys, err)
+	}
+}
+
+// TestRootsMergeASkewedPartition: a page of roots merges the partitions'
+// sorted sets in rounds; when one partition holds every low root, a
+// round must not return roots of the other partitions past what it has
+// read of that one.
+func TestRootsMergeASkewedPartition(t *testing.T) {
+	addr := testredis.Start(t)
+	s := open(t, redis.Options{Addrs: []string{addr}}).(*redis.Store)
+	domain := storetest.Domain(t)
+	var want []store.Aggregate
+	low, high := 0, 0
+	for low < 50 || high < 50 {
+		agg := store.Aggregate{Domain: domain, Root: uuid.New()}
+		p := s.PartitionOf(agg)
+		switch {
+		case p == 0 && agg.Root[0] < 0x10 && low < 50:
+			low++
+		case p != 0 && agg.Root[0] >= 0x80 && high < 50:
+			high++
+		default:
+			continue
+		}
+		if _, err := s.Append(t.Context(), &store.AppendRequest{Aggregate: agg, Pages: storetest.Pages(0, 1, "r")}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, agg)
+	}
+	slices.SortFunc(want, store.Aggregate.Compare)
+	var got []store.Aggregate
+	for after := (store.Aggregate{}); ; {
+		roots, err := s.Roots(t.Context(), domain, after, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, roots...)
+		if len(roots) < 20 {
+			break
+		}
+		after = roots[len(roots)-1]
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("paged by 20: %d roots, out of order or missing", len(got))
 	}
 }

@@ -71,7 +71,7 @@ for j = 1, tonumber(ARGV[1]) do
       local items = {}
       for i = 1, n do items[i] = ts .. ARGV[p0 + i - 1] end
       redis.call('RPUSH', kev, unpack(items))
-      if nxt == 0 then redis.call('SADD', KEYS[2], root) end
+      if nxt == 0 then redis.call('ZADD', KEYS[2], 0, root) end
       local entry = {'r', root, 's', nxt, 'n', n, 'c', cid, 't', ts}
       if tp ~= '' then
         entry[#entry + 1] = 'tp'

@@ -144,6 +144,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		c.Close()
 		return nil, err
 	}
+	if err := s.migrateRoots(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
 	checkSettings(ctx, c, opts, opts.Logger)
 	if opts.MinReplicas > 0 {
 		aof, err := detectWaitAOF(ctx, c)
@@ -178,6 +182,62 @@ func (s *Store) checkLayout(ctx context.Context) error {
 	}
 	if got != want {
 		return fmt.Errorf("redis: the store was laid out with %s partitions, not %s", got, want)
+	}
+	return nil
+}
+
+// migrateRoots moves the roots of the unordered sets (az:roots:, written
+// by earlier versions) into the sorted sets Roots pages, then deletes the
+// old sets. It runs at every Open, so roots a replica of an earlier version
+// registered during a rolling upgrade are moved by the next Open; it reads
+// one EXISTS per domain partition when there is nothing to move.
+func (s *Store) migrateRoots(ctx context.Context) error {
+	domains, err := s.domainList(ctx)
+	if err != nil || len(domains) == 0 {
+		return err
+	}
+	type part struct {
+		domain string
+		p      uint32
+		cmd    *goredis.IntCmd
+	}
+	var parts []part
+	pipe := s.c.Pipeline()
+	for _, d := range domains {
+		for p := range s.partitions {
+			parts = append(parts, part{d, p, pipe.Exists(ctx, oldRootsKey(d, p))})
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return wrap("look for unordered root sets", err)
+	}
+	for _, pt := range parts {
+		if pt.cmd.Val() == 0 {
+			continue
+		}
+		old, idx := oldRootsKey(pt.domain, pt.p), rootsKey(pt.domain, pt.p)
+		var cursor uint64
+		for {
+			members, next, err := s.c.SScan(ctx, old, cursor, "", 1000).Result()
+			if err != nil {
+				return wrap("migrate roots", err)
+			}
+			if len(members) > 0 {
+				zs := make([]goredis.Z, len(members))
+				for i, m := range members {
+					zs[i] = goredis.Z{Member: m}
+				}
+				if err := s.c.ZAdd(ctx, idx, zs...).Err(); err != nil {
+					return wrap("migrate roots", err)
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+		if err := s.c.Del(ctx, old).Err(); err != nil {
+			return wrap("migrate roots", err)
+		}
 	}
 	return nil
 }
@@ -219,10 +279,18 @@ func (s *Store) keys(agg store.Aggregate) aggKeys {
 		snap:   "az:snap:" + t + ":" + root,
 		idem:   "az:idem:" + t + ":" + root,
 		log:    "az:log:" + t,
-		roots:  "az:roots:" + t,
+		roots:  rootsKey(agg.Domain, p),
 		corrs:  "az:corr:" + t + ":",
 	}
 }
+
+// rootsKey is the sorted set of a domain partition's roots (score 0, so
+// ordered by their bytes: ZRANGE BYLEX pages them).
+func rootsKey(domain string, p uint32) string { return "az:rootidx:" + tag(domain, p) }
+
+// oldRootsKey is the unordered set of a partition's roots that stores
+// written before rootsKey kept (see migrateRoots).
+func oldRootsKey(domain string, p uint32) string { return "az:roots:" + tag(domain, p) }
 
 func eventsKey(domain string, p uint32, root []byte) string {
 	return "az:ev:" + tag(domain, p) + ":" + hex.EncodeToString(root)

@@ -14,8 +14,31 @@ import (
 )
 
 // Range implements store.Reader.
-func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventPage, error) {
-	return rangeQuery(ctx, s.r, agg, lo, hi)
+func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventBook, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, created_at, correlation_id, event FROM events
+		WHERE domain = ? AND root = ? AND seq >= ? AND seq <= ? ORDER BY seq`, agg.Domain, agg.Root[:], lo, hi)
+	if err != nil {
+		return nil, wrap("read events", err)
+	}
+	defer rows.Close()
+	var books []*pb.EventBook
+	for rows.Next() {
+		var (
+			seq uint32
+			at  int64
+			cid string
+			ev  []byte
+		)
+		if err := rows.Scan(&seq, &at, &cid, &ev); err != nil {
+			return nil, wrap("read events", err)
+		}
+		p, err := page(seq, at, ev)
+		if err != nil {
+			return nil, err
+		}
+		books = store.AppendPage(books, agg, cid, p)
+	}
+	return books, wrap("read events", rows.Err())
 }
 
 func rangeQuery(ctx context.Context, q querier, agg store.Aggregate, lo, hi uint32) ([]*pb.EventPage, error) {
@@ -96,16 +119,26 @@ func (s *Store) ByCorrelation(ctx context.Context, correlationID string) ([]*pb.
 	return books, wrap("read correlation", rows.Err())
 }
 
-// Roots implements store.Reader.
-func (s *Store) Roots(ctx context.Context, domain string) ([]store.Aggregate, error) {
+// Roots implements store.Reader: one range of the aggregates table's
+// primary key (domain, root).
+func (s *Store) Roots(ctx context.Context, domain string, after store.Aggregate, limit int) ([]store.Aggregate, error) {
+	limit = max(1, min(limit, store.RootsLimit))
 	var (
 		rows *sql.Rows
 		err  error
 	)
-	if domain == "" {
-		rows, err = s.r.QueryContext(ctx, `SELECT domain, root FROM aggregates ORDER BY domain, root`)
-	} else {
-		rows, err = s.r.QueryContext(ctx, `SELECT domain, root FROM aggregates WHERE domain = ? ORDER BY root`, domain)
+	switch {
+	case domain == "":
+		rows, err = s.r.QueryContext(ctx, `SELECT domain, root FROM aggregates
+			WHERE (domain, root) > (?, ?) ORDER BY domain, root LIMIT ?`, after.Domain, after.Root[:], limit)
+	case after.Domain < domain:
+		rows, err = s.r.QueryContext(ctx, `SELECT domain, root FROM aggregates
+			WHERE domain = ? ORDER BY root LIMIT ?`, domain, limit)
+	case after.Domain == domain:
+		rows, err = s.r.QueryContext(ctx, `SELECT domain, root FROM aggregates
+			WHERE domain = ? AND root > ? ORDER BY root LIMIT ?`, domain, after.Root[:], limit)
+	default:
+		return nil, nil // after the whole domain
 	}
 	if err != nil {
 		return nil, wrap("read roots", err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Idempotency", testIdempotency},
 		{"Select", testSelect},
 		{"Correlation", testCorrelation},
+		{"RangeCorrelation", testRangeCorrelation},
 		{"Roots", testRoots},
+		{"RootsPaged", testRootsPaged},
 		{"Log", testLog},
 		{"Limits", testLimits},
 		{"ConcurrentSameExpected", testConcurrentSameExpected},
@@ -275,7 +278,7 @@ func testSnapshot(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSeqs(t, all, 0, 5, "a")
+	checkSeqs(t, store.Pages(all), 0, 5, "a")
 }
 
 func testIdempotency(t *testing.T, s store.Store) {
@@ -361,10 +364,11 @@ func testSelect(t *testing.T, s store.Store) {
 		{"before everything", store.Selection{Lo: 0, Hi: math.MaxUint32, AsOf: time.Unix(1, 0)}, nil},
 	}
 	for _, tc := range cases {
-		pages, err := store.Select(ctx(t), s, agg, tc.sel)
+		books, err := store.Select(ctx(t), s, agg, tc.sel)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
+		pages := store.Pages(books)
 		var got []uint32
 		for _, p := range pages {
 			got = append(got, p.GetNum())
@@ -413,6 +417,158 @@ func testCorrelation(t *testing.T, s store.Store) {
 	}
 }
 
+// testRangeCorrelation: an aggregate's history read by sequence carries
+// the correlation id every page was stored with, as books of consecutive
+// pages of one correlation id.
+func testRangeCorrelation(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	c1, c2 := "corr-"+uuid.NewString(), "corr-"+uuid.NewString()
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, CorrelationID: c1, Pages: Pages(0, 2, "a")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 2, CorrelationID: c2, Pages: Pages(2, 1, "a")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 3, CorrelationID: c1, Pages: Pages(3, 1, "a")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, CorrelationID: c1, Pages: Pages(4, 1, "a")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Pages: Pages(5, 1, "a")})
+	runs := func(books []*pb.EventBook) string {
+		var out []string
+		for _, b := range books {
+			c := b.GetCover()
+			if c.GetDomain() != agg.Domain || string(c.GetRoot().GetValue()) != string(agg.Root[:]) {
+				t.Fatalf("book cover %v, want %s", c, agg)
+			}
+			var seqs []uint32
+			for _, p := range b.GetPages() {
+				seqs = append(seqs, p.GetNum())
+			}
+			name := map[string]string{c1: "c1", c2: "c2", "": "none"}[c.GetCorrelationId()]
+			if name == "" {
+				t.Fatalf("book with correlation id %q", c.GetCorrelationId())
+			}
+			out = append(out, fmt.Sprintf("%s%v", name, seqs))
+		}
+		return strings.Join(out, " ")
+	}
+	cases := []struct {
+		name string
+		sel  store.Selection
+		want string
+	}{
+		{"all", store.All(), "c1[0 1] c2[2] c1[3 4] none[5]"},
+		{"range", store.Selection{Lo: 1, Hi: 3}, "c1[1] c2[2] c1[3]"},
+		{"set", store.Selection{Set: []uint32{0, 3, 5}}, "c1[0 3] none[5]"},
+	}
+	for _, tc := range cases {
+		books, err := store.Select(ctx(t), s, agg, tc.sel)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := runs(books); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	books, err := s.Range(ctx(t), agg, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := runs(books); got != "c2[2]" {
+		t.Errorf("range 2..2: %s", got)
+	}
+}
+
+// testRootsPaged: Roots pages by a cursor and a limit, within a domain and
+// across domains, in the same order as one listing.
+func testRootsPaged(t *testing.T, s store.Store) {
+	d1, d2 := Domain(t), Domain(t)
+	if d2 < d1 {
+		d1, d2 = d2, d1
+	}
+	var want []store.Aggregate
+	for _, d := range []string{d1, d2} {
+		for i := 0; i < 7; i++ {
+			agg := store.Aggregate{Domain: d, Root: uuid.New()}
+			mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 1, "r")})
+			want = append(want, agg)
+		}
+	}
+	slices.SortFunc(want, store.Aggregate.Compare)
+	mine := map[store.Aggregate]bool{}
+	for _, a := range want {
+		mine[a] = true
+	}
+	// page lists domain (or every domain) 3 at a time from after, keeping
+	// this test's aggregates (other tests may share the store).
+	page := func(domain string, after store.Aggregate) []store.Aggregate {
+		var got []store.Aggregate
+		for {
+			roots, err := s.Roots(ctx(t), domain, after, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(roots) > 3 {
+				t.Fatalf("%d roots for a limit of 3", len(roots))
+			}
+			for _, r := range roots {
+				if r.Compare(after) <= 0 {
+					t.Fatalf("root %v listed after %v", r, after)
+				}
+				after = r
+				if mine[r] {
+					got = append(got, r)
+				}
+			}
+			if len(roots) < 3 {
+				return got
+			}
+		}
+	}
+	if got := page(d1, store.Aggregate{}); fmt.Sprint(got) != fmt.Sprint(want[:7]) {
+		t.Fatalf("%s paged: %v, want %v", d1, got, want[:7])
+	}
+	// From the middle of a domain: the rest of it only.
+	if got := page(d2, want[9]); fmt.Sprint(got) != fmt.Sprint(want[10:]) {
+		t.Fatalf("%s after %v: %v, want %v", d2, want[9], got, want[10:])
+	}
+	// Every domain, from within d1: the rest of d1, then d2.
+	if got := page("", want[4]); fmt.Sprint(got) != fmt.Sprint(want[5:]) {
+		t.Fatalf("every domain after %v: %v, want %v", want[4], got, want[5:])
+	}
+	// A cursor past the domain lists nothing; one before it lists it all.
+	last := store.Aggregate{Domain: d1, Root: uuid.Max}
+	if roots, err := s.Roots(ctx(t), d1, last, 3); err != nil || len(roots) != 0 {
+		t.Fatalf("after the last possible root: %v %v", roots, err)
+	}
+	if roots, err := s.Roots(ctx(t), d2, store.Aggregate{Domain: d1, Root: uuid.Max}, 1); err != nil || len(roots) != 1 || roots[0] != want[7] {
+		t.Fatalf("d2 after a cursor in d1: %v %v, want %v", roots, err, want[7])
+	}
+	// Pages larger than a partition's share of them (a backend that
+	// merges partitions reads in rounds), in order, none left out.
+	big := Domain(t)
+	var many []store.Aggregate
+	for range 300 {
+		agg := store.Aggregate{Domain: big, Root: uuid.New()}
+		mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: Pages(0, 1, "r")})
+		many = append(many, agg)
+	}
+	slices.SortFunc(many, store.Aggregate.Compare)
+	var got []store.Aggregate
+	for after := (store.Aggregate{}); ; {
+		roots, err := s.Roots(ctx(t), big, after, 70)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, roots...)
+		if len(roots) < 70 {
+			break
+		}
+		after = roots[len(roots)-1]
+	}
+	if fmt.Sprint(got) != fmt.Sprint(many) {
+		t.Fatalf("300 roots paged by 70: %d, out of order or missing", len(got))
+	}
+	if all, err := s.Roots(ctx(t), big, store.Aggregate{}, store.RootsLimit); err != nil || fmt.Sprint(all) != fmt.Sprint(many) {
+		t.Fatalf("300 roots in one page: %d, %v", len(all), err)
+	}
+}
+
 func testRoots(t *testing.T, s store.Store) {
 	d1, d2 := Domain(t), Domain(t)
 	want := map[store.Aggregate]bool{}
@@ -424,7 +580,7 @@ func testRoots(t *testing.T, s store.Store) {
 			want[agg] = true
 		}
 	}
-	roots, err := s.Roots(ctx(t), d1)
+	roots, err := s.Roots(ctx(t), d1, store.Aggregate{}, store.RootsLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +595,7 @@ func testRoots(t *testing.T, s store.Store) {
 			t.Fatalf("roots not sorted: %v", roots)
 		}
 	}
-	all, err := s.Roots(ctx(t), "")
+	all, err := store.AllRoots(ctx(t), s, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,12 +70,12 @@ func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey st
 }
 
 // Range implements store.Reader.
-func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventPage, error) {
-	pages, err := s.Backend.Range(ctx, agg, lo, hi)
+func (s *Store) Range(ctx context.Context, agg store.Aggregate, lo, hi uint32) ([]*pb.EventBook, error) {
+	books, err := s.Backend.Range(ctx, agg, lo, hi)
 	if err != nil {
 		return nil, err
 	}
-	return pages, s.t.pages(ctx, agg.Domain, pages)
+	return books, s.t.books(ctx, books)
 }
 
 // ByCorrelation implements store.Reader.

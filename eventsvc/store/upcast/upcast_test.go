@@ -173,14 +173,14 @@ func TestChainRunsInOneCallPerUpcaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := types(raw); got[0] != v1 || got[1] != v2 {
+	if got := types(store.Pages(raw)); got[0] != v1 || got[1] != v2 {
 		t.Errorf("raw Range = %v, want the stored versions", got)
 	}
 	again, err := f.st.Range(t.Context(), f.agg, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := types(again); got[0] != v3 {
+	if got := types(store.Pages(again)); got[0] != v3 {
 		t.Errorf("Range = %v, want upcast", got)
 	}
 }
