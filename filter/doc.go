@@ -28,6 +28,12 @@
 // has no pages, which the logic answers with an empty EventBook — and
 // replace the probe's answer.
 //
+// A decision whose only event is an angzarr.CompensationRequest (the
+// logic's answer to a SagaCompensation asking the framework to act, see
+// compensation.proto) is not stored: the filter answers it as
+// FAILED_PRECONDITION with the request among the status details
+// (compensationRequested says why it travels in the message).
+//
 // # Aggregate cache
 //
 // Each VM keeps the histories of the aggregates it wrote last (aggCache,

@@ -42,8 +42,8 @@ type ProcessManagerClient interface {
 	// and commands out. It must not have side effects of its own: the
 	// framework may call it again for the same step (after a write conflict,
 	// or a crash before the step was stored). A refusal of a compensation
-	// may carry a CompensationRequest in its status details, as an
-	// aggregate's does.
+	// may carry a CompensationRequest in its status details (the dispatcher
+	// calls the PM directly, so they arrive).
 	Handle(ctx context.Context, in *ProcessManagerRequest, opts ...grpc.CallOption) (*ProcessManagerResponse, error)
 }
 
@@ -76,8 +76,8 @@ type ProcessManagerServer interface {
 	// and commands out. It must not have side effects of its own: the
 	// framework may call it again for the same step (after a write conflict,
 	// or a crash before the step was stored). A refusal of a compensation
-	// may carry a CompensationRequest in its status details, as an
-	// aggregate's does.
+	// may carry a CompensationRequest in its status details (the dispatcher
+	// calls the PM directly, so they arrive).
 	Handle(context.Context, *ProcessManagerRequest) (*ProcessManagerResponse, error)
 	mustEmbedUnimplementedProcessManagerServer()
 }
