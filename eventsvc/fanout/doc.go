@@ -98,6 +98,13 @@
 //     effect once across crashes. A refused command comes back to the PM
 //     itself (Handle with the SagaCompensation, stored as a step under
 //     CompensationKey); a PM that refuses it gets the fallback as above.
+//     SYNC_MODE_CASCADE runs the same step earlier: the domain's filter
+//     calls angzarr.ProcessManagerCoordinator/HandleSync
+//     (ProcessManagerCoordinator, on the event service, for the writers of
+//     the trigger's domain), which decides and stores the step under the
+//     same StepKey and answers its prepared commands for the filter to
+//     execute with CASCADE; the dispatcher's delivery then finds the step
+//     stored, as a redelivery does.
 //
 // # Telemetry
 //
