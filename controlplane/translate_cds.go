@@ -68,7 +68,8 @@ func newClusterSet(t *Topology, o Options) *clusterSet {
 
 // sidecar returns the clusters of a proxy beside d's business logic: the
 // common ones, the local logic and the coordinators of the domains that
-// the sagas fed by d target (where its CASCADE commands go).
+// the sagas and process managers fed by d target (where its CASCADE
+// commands go).
 func (cs *clusterSet) sidecar(t *Topology, d *Domain) []types.Resource {
 	out := make([]types.Resource, 0, len(cs.common)+1)
 	out = append(out, cs.common...)
@@ -80,18 +81,24 @@ func (cs *clusterSet) sidecar(t *Topology, d *Domain) []types.Resource {
 	return append(out, cs.logic[d.Name])
 }
 
-// cascadeTargets lists, sorted, the target domains of the sagas whose
-// sources include domain.
+// cascadeTargets lists, sorted, the target domains of the sagas and
+// process managers whose sources include domain.
 func cascadeTargets(t *Topology, domain string) []string {
 	var out []string
-	for _, s := range t.Sagas {
-		if slices.Contains(s.Sources, domain) {
-			for _, target := range s.Targets {
+	add := func(sources, targets []string) {
+		if slices.Contains(sources, domain) {
+			for _, target := range targets {
 				if !slices.Contains(out, target) {
 					out = append(out, target)
 				}
 			}
 		}
+	}
+	for _, s := range t.Sagas {
+		add(s.Sources, s.Targets)
+	}
+	for _, pm := range t.ProcessManagers {
+		add(pm.Sources, pm.Targets)
 	}
 	slices.Sort(out)
 	return out

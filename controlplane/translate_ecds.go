@@ -28,8 +28,8 @@ type clusterNames struct {
 // pluginConfig is the filter's plugin configuration for a workload serving
 // domain ("" for pass-through), naming the clusters it calls out to: the
 // event service, the logic, and for the sync modes the domain's
-// synchronous projectors, the sagas fed by it and the coordinators of
-// their target domains (the domains its CASCADE commands reach directly;
+// synchronous projectors, the sagas and process managers fed by it and
+// the coordinators of their target domains (the domains its CASCADE commands reach directly;
 // each of those domains' filters has the coordinators of the next hop).
 func pluginConfig(t *Topology, domain, eventCluster, logicCluster string, names clusterNames) *config.Config {
 	c := &config.Config{
@@ -68,6 +68,23 @@ func pluginConfig(t *Topology, domain, eventCluster, logicCluster string, names 
 		}
 		c.Sagas = append(c.Sagas, config.Saga{Name: s.Name, Cluster: names.saga(s), Targets: sorted(s.Targets)})
 		for _, target := range s.Targets {
+			if td, ok := t.domain(target); ok {
+				if c.Coordinators == nil {
+					c.Coordinators = map[string]string{}
+				}
+				c.Coordinators[target] = names.coordinator(td)
+			}
+		}
+	}
+	for i := range t.ProcessManagers {
+		pm := &t.ProcessManagers[i]
+		if !slices.Contains(pm.Sources, d.Name) {
+			continue
+		}
+		// The event service runs the step (on EventServiceCluster); the
+		// filter executes its commands through the targets' coordinators.
+		c.ProcessManagers = append(c.ProcessManagers, config.ProcessManager{Name: pm.Name, Targets: sorted(pm.Targets)})
+		for _, target := range pm.Targets {
 			if td, ok := t.domain(target); ok {
 				if c.Coordinators == nil {
 					c.Coordinators = map[string]string{}

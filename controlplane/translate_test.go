@@ -255,7 +255,11 @@ func TestCoordinatorAddress(t *testing.T) {
 	if sa.GetAddress() != "customer-proxy.shop" || sa.GetPortValue() != 10000 {
 		t.Fatalf("coordinator cluster %v", sa)
 	}
-	if pc := plugin(Class{Flavour: FlavourIstio, Domain: "cart"}); len(pc.Sagas) != 0 || len(pc.Coordinators) != 0 || len(pc.SyncProjectors) != 0 {
+	// No saga or projector is fed by the cart, the checkout process
+	// manager is: its CASCADE commands reach the order and inventory.
+	if pc := plugin(Class{Flavour: FlavourIstio, Domain: "cart"}); len(pc.Sagas) != 0 || len(pc.SyncProjectors) != 0 ||
+		len(pc.ProcessManagers) != 1 || pc.ProcessManagers[0].Name != "checkout" || len(pc.Coordinators) != 2 ||
+		pc.Coordinators["order"] == "" || pc.Coordinators["inventory"] == "" {
 		t.Fatalf("cart: %+v", pc)
 	}
 }

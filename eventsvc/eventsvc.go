@@ -152,11 +152,12 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 			otelgrpc.WithPropagators(telemetry.Propagator()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))...)
 	srv.Register(g)
 	disp.Admin().Register(g)
+	disp.ProcessManagerCoordinator().Register(g)
 	srv.NewGateway(disp).Register(g)
 	schemas.Serve(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
-	for _, name := range []string{"", pb.EventQuery_ServiceDesc.ServiceName, pb.EventStore_ServiceDesc.ServiceName, pb.FanoutAdmin_ServiceDesc.ServiceName, pb.CommandGateway_ServiceDesc.ServiceName, pb.SchemaRegistry_ServiceDesc.ServiceName} {
+	for _, name := range []string{"", pb.EventQuery_ServiceDesc.ServiceName, pb.EventStore_ServiceDesc.ServiceName, pb.FanoutAdmin_ServiceDesc.ServiceName, pb.CommandGateway_ServiceDesc.ServiceName, pb.SchemaRegistry_ServiceDesc.ServiceName, pb.ProcessManagerCoordinator_ServiceDesc.ServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(g)

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/base64"
 	"strconv"
 	"time"
 
@@ -95,6 +96,20 @@ func (s *Stream) reportConflict(why string) {
 // appendDecision numbers the logic's events from s.expected and appends
 // them; on a conflict an auto_resequence command is retried.
 func (s *Stream) appendDecision(book *wire.EventBook) {
+	if st := compensationRequested(book); st != nil {
+		// Stores nothing, like a rejection: on the cached history it is
+		// checked against a fresh load first.
+		o := OutcomeRejected
+		if st.Code != FailedPrecondition {
+			o = OutcomeError
+		}
+		if s.fromCache {
+			s.verifyCached(func(s *Stream) { s.fail(st, o) })
+			return
+		}
+		s.fail(st, o)
+		return
+	}
 	if len(book.Pages) == 0 && book.SnapshotState == nil {
 		// The command decided nothing: nothing to store.
 		if s.fromCache {
@@ -192,4 +207,39 @@ func (s *Stream) respondFramed(framed []byte, o Outcome) {
 	_ = h.RemoveHeader(ResponseTrailers, "grpc-status-details-bin")
 	s.finish(o)
 	s.resume(StreamResponse)
+}
+
+// compensationRequested is the answer to a decision that asks the
+// framework to act about a refused saga command instead of storing events
+// (see angzarr.CompensationRequest): FAILED_PRECONDITION with the request,
+// as the logic sent it, among the status details, which the dispatcher
+// reads. A request mixed with events is the logic's error (INTERNAL).
+// nil when the decision holds no request.
+//
+// Why a decision and not only a refusal with the request in
+// grpc-status-details-bin: after a write conflict the filter runs the
+// logic again by unary gRPC callout, and a unary callout reaches a
+// proxy-wasm plugin without its trailers. Envoy's wasm Context answers
+// proxy_grpc_call with a GrpcCallClientHandler (context.h), a
+// RawAsyncRequestCallbacks whose onSuccessRaw and onFailure(status,
+// message) are all the plugin gets (onGrpcReceiveWrapper,
+// onGrpcCloseWrapper in context.cc); AsyncRequestImpl's
+// onReceiveTrailingMetadata is empty (source/common/grpc/
+// async_client_impl.cc). Only a stream callout (proxy_grpc_stream)
+// delivers trailing metadata, and Envoy gives a stream no timeout. The
+// message of an OK answer survives every path.
+func compensationRequested(book *wire.EventBook) *Status {
+	for _, p := range book.Pages {
+		reason, ok := wire.CompensationRequest(p.Event)
+		if !ok {
+			continue
+		}
+		if len(book.Pages) > 1 || book.SnapshotState != nil {
+			return statusf(Internal, "business logic answered an angzarr.CompensationRequest together with events or a snapshot; nothing stored")
+		}
+		msg := "compensation requested: " + reason
+		return &Status{Code: FailedPrecondition, Message: msg,
+			Details: base64.RawStdEncoding.EncodeToString(wire.RPCStatus(int32(FailedPrecondition), msg, p.Event))}
+	}
+	return nil
 }

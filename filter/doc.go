@@ -28,6 +28,12 @@
 // has no pages, which the logic answers with an empty EventBook — and
 // replace the probe's answer.
 //
+// A decision whose only event is an angzarr.CompensationRequest (the
+// logic's answer to a SagaCompensation asking the framework to act, see
+// compensation.proto) is not stored: the filter answers it as
+// FAILED_PRECONDITION with the request among the status details
+// (compensationRequested says why it travels in the message).
+//
 // # Aggregate cache
 //
 // Each VM keeps the histories of the aggregates it wrote last (aggCache,
@@ -58,7 +64,15 @@
 // the trigger's correlation id and the idempotency key
 // internal/sagakey.Key(saga, trigger domain, root, sequence, index) — so
 // the dispatcher's later delivery of the same event to the same saga is a
-// no-op. The response carries the command's events, the events every
+// no-op. Then, for each process manager fed by the domain (config
+// process_managers), the filter has the event service run the PM's step
+// for the page (angzarr.ProcessManagerCoordinator/HandleSync on the event
+// service cluster: the dispatcher's own step, stored under its step key,
+// allowed to the domain's writers only) and executes the commands it
+// answers, already prepared, the same way; the dispatcher's later
+// delivery finds the step stored and repeats those commands under the
+// same keys, so they take effect once.
+// The response carries the command's events, the events every
 // cascaded command stored (CommandResponse.cascade, in execution order) and
 // the projections of all of them (this domain's first, then the cascade's in
 // execution order). The cascade travels in request metadata:

@@ -21,8 +21,6 @@ type fakeHost struct {
 	metricVal map[string]int64
 	hist      map[string][]uint64
 	failCall  bool // GrpcCall fails (cluster unknown)
-	// grpcTrailers are a callout's trailers while the guest reads them.
-	grpcTrailers map[string]string
 }
 
 type fakeStream struct {
@@ -81,10 +79,6 @@ func (h *fakeHost) Now() time.Time {
 }
 
 func (h *fakeHost) GetHeader(m MapType, key string) (string, bool) {
-	if m == GrpcTrailingMetadata {
-		v, ok := h.grpcTrailers[key]
-		return v, ok
-	}
 	v, ok := h.cur().maps[m][key]
 	return v, ok
 }

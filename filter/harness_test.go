@@ -128,7 +128,6 @@ type guest interface {
 	// DeleteStream ends it (proxy_on_done, proxy_on_delete).
 	DeleteStream(id uint32)
 	OnGrpcReceive(token uint32, size int)
-	OnGrpcTrailingMetadata(token uint32)
 	OnGrpcClose(token uint32, code Code, message string)
 }
 
@@ -251,11 +250,9 @@ func (hs *harness) pump() {
 		}
 		hs.h.current = 0 // callout results arrive on the root context
 		if st != nil {
-			if st.Details != "" {
-				hs.h.grpcTrailers = map[string]string{"grpc-status-details-bin": st.Details}
-				hs.g.OnGrpcTrailingMetadata(c.token)
-				hs.h.grpcTrailers = nil
-			}
+			// Code and message only: Envoy delivers a unary callout's
+			// failure without its trailers (grpc-status-details-bin
+			// included; see compensationRequested).
 			hs.g.OnGrpcClose(c.token, st.Code, st.Message)
 			continue
 		}

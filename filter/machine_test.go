@@ -9,10 +9,10 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
-	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -35,6 +35,36 @@ func conflictDetail(t *testing.T, v string) *pb.SequenceConflict {
 		t.Fatal(err)
 	}
 	return sc
+}
+
+// compensationRequestBook is a decision asking the framework to record the
+// failure and stop, as sdk.RequestCompensation answers.
+func compensationRequestBook(t *testing.T) *pb.EventBook {
+	t.Helper()
+	req, err := anypb.New(&pb.CompensationRequest{Reason: "why",
+		Actions: []pb.CompensationAction{pb.CompensationAction_COMPENSATION_ACTION_RECORD_FAILURE, pb.CompensationAction_COMPENSATION_ACTION_STOP}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pb.EventBook{Pages: []*pb.EventPage{{Event: req}}}
+}
+
+// wantCompensationRequest checks the answer to compensationRequestBook:
+// FAILED_PRECONDITION with the request among the status details.
+func wantCompensationRequest(t *testing.T, r result) {
+	t.Helper()
+	wantCode(t, r, FailedPrecondition, "compensation requested: why")
+	b, err := base64.RawStdEncoding.DecodeString(r.details)
+	if err != nil {
+		t.Fatalf("details %q: %v", r.details, err)
+	}
+	st := &spb.Status{}
+	mustUnmarshal(t, b, st)
+	req := &pb.CompensationRequest{}
+	if len(st.Details) != 1 || st.Details[0].UnmarshalTo(req) != nil || req.GetReason() != "why" || len(req.GetActions()) != 2 ||
+		req.GetActions()[1] != pb.CompensationAction_COMPENSATION_ACTION_STOP {
+		t.Fatalf("details %v, want the logic's CompensationRequest", st)
+	}
 }
 
 func wantCode(t *testing.T, r result, c Code, frag string) {
@@ -174,12 +204,11 @@ func TestCommandPath(t *testing.T) {
 				t.Fatalf("stored %d", len(hs.stored(1)))
 			}
 		}},
-		{"a rejection on the re-run after a conflict keeps its details", counterConfig, func(t *testing.T, hs *harness) {
-			// The logic's second answer (by callout, after the write
-			// conflict) refuses with details, as a compensation handler's
-			// CompensationRequest does: they reach the caller unchanged.
-			details := base64.RawStdEncoding.EncodeToString(wire.RPCStatus(int32(FailedPrecondition), "compensation requested",
-				wire.Any("type.googleapis.com/angzarr.CompensationRequest", []byte{0x12, 0x03, 'w', 'h', 'y'})))
+		{"a compensation request on the re-run after a conflict reaches the caller", counterConfig, func(t *testing.T, hs *harness) {
+			// The logic's second answer, by unary callout after the write
+			// conflict, asks the framework to act (sdk.RequestCompensation):
+			// the request travels in the answer's message, since Envoy
+			// delivers a unary callout's failure without its trailers.
 			hs.beforeCall = func(c *fakeCall) bool {
 				if c.method == "Append" {
 					hs.beforeCall = nil
@@ -190,16 +219,34 @@ func TestCommandPath(t *testing.T) {
 			logic := hs.logic
 			hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
 				if hs.logicCalls > 1 {
-					return nil, &Status{Code: FailedPrecondition, Message: "compensation requested", Details: details}
+					return compensationRequestBook(t), nil
 				}
 				return logic(cc)
 			}
 			c := cmd(1, 0, 1)
 			c.AutoResequence = true
 			r := hs.handle(c)
-			wantCode(t, r, FailedPrecondition, "compensation requested")
-			if r.details != details {
-				t.Fatalf("details %q, want the logic's %q", r.details, details)
+			wantCompensationRequest(t, r)
+			if hs.logicCalls != 2 || len(hs.stored(1)) != 1 {
+				t.Fatalf("logic ran %d times, %d events stored, want 2 and only the conflicting one", hs.logicCalls, len(hs.stored(1)))
+			}
+		}},
+		{"a compensation request on the first answer reaches the caller", counterConfig, func(t *testing.T, hs *harness) {
+			hs.logic = func(*pb.ContextualCommand) (*pb.EventBook, *Status) { return compensationRequestBook(t), nil }
+			wantCompensationRequest(t, hs.handle(cmd(1, 0, 1)))
+			if len(hs.stored(1)) != 0 {
+				t.Fatalf("stored %d", len(hs.stored(1)))
+			}
+		}},
+		{"a compensation request with events stores nothing", counterConfig, func(t *testing.T, hs *harness) {
+			hs.logic = func(*pb.ContextualCommand) (*pb.EventBook, *Status) {
+				b := compensationRequestBook(t)
+				b.Pages = append(b.Pages, counter.Event(1))
+				return b, nil
+			}
+			wantCode(t, hs.handle(cmd(1, 0, 1)), Internal, "CompensationRequest together with events")
+			if len(hs.stored(1)) != 0 {
+				t.Fatalf("stored %d", len(hs.stored(1)))
 			}
 		}},
 		{"auto_resequence gives up after max_retries", counterConfig, func(t *testing.T, hs *harness) {

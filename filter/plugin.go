@@ -25,9 +25,6 @@ type pendingCall struct {
 	stream          uint32
 	service, method string
 	done            func(s *Stream, msg []byte, st *Status)
-	// details is the callout's grpc-status-details-bin trailer, kept by
-	// OnGrpcTrailingMetadata for the failure it ends with.
-	details string
 }
 
 // what names the call for messages: "angzarr.EventStore/Load" (built only
@@ -167,23 +164,15 @@ func (p *Plugin) OnGrpcClose(token uint32, code Code, message string) {
 		p.deliver(c, nil, statusf(Unavailable, "%s: the call ended without a response", c.what()))
 		return
 	}
-	p.deliver(c, nil, &Status{Code: code, Message: message, Details: c.details})
+	p.deliver(c, nil, &Status{Code: code, Message: message})
 }
 
-// OnGrpcTrailingMetadata keeps a callout's grpc-status-details-bin: a
-// failure the callout then ends with is answered with its details (the
-// business logic's refusal re-run by callout after a write conflict keeps
-// the details of its first answer, e.g. a CompensationRequest).
-func (p *Plugin) OnGrpcTrailingMetadata(token uint32) {
-	c, ok := p.callouts[token]
-	if !ok {
-		return
-	}
-	if d, ok := p.host.GetHeader(GrpcTrailingMetadata, "grpc-status-details-bin"); ok && d != "" {
-		c.details = d
-		p.callouts[token] = c
-	}
-}
+// OnGrpcTrailingMetadata does nothing: the filter makes only unary
+// callouts, and Envoy delivers no trailing metadata for those (its wasm
+// Context's GrpcCallClientHandler has only onSuccessRaw and onFailure; see
+// compensationRequested), nor does wasmhost. A callout's failure is its
+// code and message.
+func (p *Plugin) OnGrpcTrailingMetadata(token uint32) {}
 
 // deliver switches to the callout's stream and runs its continuation; a
 // result for a stream that is gone is dropped.

@@ -49,8 +49,9 @@ type Status struct {
 	// grpc-status-details-bin: what a sync-mode command stored before its
 	// synchronous part failed.
 	Partial []byte
-	// Details is an upstream's grpc-status-details-bin (a callout's
-	// failure), passed on as it is when the filter adds none of its own.
+	// Details is a grpc-status-details-bin value (the business logic's
+	// CompensationRequest), sent as it is when the filter adds none of
+	// its own.
 	Details string
 }
 

@@ -29,9 +29,11 @@ const (
 
 // Services the sync modes call.
 const (
-	projectorService   = "angzarr.Projector"
-	sagaService        = "angzarr.Saga"
-	coordinatorService = "angzarr.BusinessCoordinator"
+	projectorService = "angzarr.Projector"
+	sagaService      = "angzarr.Saga"
+	// pmCoordinatorService is served by the event service.
+	pmCoordinatorService = "angzarr.ProcessManagerCoordinator"
+	coordinatorService   = "angzarr.BusinessCoordinator"
 )
 
 // syncRun is the synchronous part of a SIMPLE or CASCADE command after its
@@ -132,7 +134,7 @@ func (s *Stream) complete(bookRaw []byte, o Outcome) {
 		r.pending++
 		s.callProjector(r, i)
 	}
-	if s.syncMode == syncCascade && len(cfg.Sagas) > 0 {
+	if s.syncMode == syncCascade && len(cfg.Sagas)+len(cfg.ProcessManagers) > 0 {
 		r.pending++
 		s.runSaga(r, 0, 0)
 	}
@@ -183,15 +185,20 @@ func nonNilBytes(b []byte) []byte {
 
 // runSaga calls saga j for stored page i (one page per call, as the event
 // service's dispatcher does, so each command's origin names its exact
-// triggering event), executes its commands, and moves on; after the last
-// saga of the last page the chain is done.
+// triggering event), executes its commands, and moves on; the steps j
+// past the sagas are the process managers' (runProcessManager). After the
+// last step of the last page the chain is done.
 func (s *Stream) runSaga(r *syncRun, i, j int) {
 	sagas := s.p.cfg.Sagas
-	if j == len(sagas) {
+	if j == len(sagas)+len(s.p.cfg.ProcessManagers) {
 		i, j = i+1, 0
 	}
 	if i >= len(r.book.Pages) || r.failed != nil {
 		s.syncDone(r)
+		return
+	}
+	if j >= len(sagas) {
+		s.runProcessManager(r, i, j)
 		return
 	}
 	sg := &sagas[j]
@@ -217,7 +224,7 @@ func (s *Stream) runSaga(r *syncRun, i, j int) {
 				s.syncDone(r)
 				return
 			}
-			s.runCommand(r, sg, cmds, 0, func() { s.runSaga(r, i, j+1) })
+			s.runCommand(r, "saga "+sg.Name, cmds, 0, func() { s.runSaga(r, i, j+1) })
 		})
 	if st != nil {
 		r.fail(&Status{Code: st.Code, Message: "saga " + sg.Name + ": " + st.Message})
@@ -253,9 +260,63 @@ func (s *Stream) prepareSagaCommands(sg *config.Saga, trigger *wire.Cover, seq u
 	return nil
 }
 
-// runCommand executes the k-th saga command through its domain's
-// coordinator with CASCADE, then the next; then runs next.
-func (s *Stream) runCommand(r *syncRun, sg *config.Saga, cmds []*wire.CommandBook, k int, next func()) {
+// runProcessManager has the event service run the step of process manager
+// j-len(sagas) for stored page i (angzarr.ProcessManagerCoordinator/
+// HandleSync: the dispatcher's own step, stored under its step key, see
+// fanout.ProcessManagerCoordinator), executes the commands it answers,
+// already prepared (origin, idempotency key, auto_resequence), and moves
+// on. The dispatcher's later delivery of the event finds the step stored
+// and sends the same commands under the same keys: they take effect once.
+func (s *Stream) runProcessManager(r *syncRun, i, j int) {
+	pm := &s.p.cfg.ProcessManagers[j-len(s.p.cfg.Sagas)]
+	page := r.book.Pages[i]
+	trigger := (&wire.EventBook{Cover: r.book.Cover, Pages: []*wire.EventPage{page}}).Marshal()
+	req := wire.ProcessManagerSyncRequest(pm.Name, trigger)
+	st := s.p.call(s, s.p.cfg.EventServiceCluster, pmCoordinatorService, "HandleSync", req, time.Duration(s.p.cfg.SagaTimeout),
+		func(s *Stream, msg []byte, st *Status) {
+			var cmds []*wire.CommandBook
+			if st == nil {
+				var err error
+				if cmds, err = wire.DecodeSagaResponse(msg); err != nil {
+					st = statusf(Internal, "answered an undecodable SagaResponse: %v", err)
+				}
+			}
+			if st != nil {
+				r.fail(&Status{Code: st.Code, Message: fmt.Sprintf("process manager %s failed on event %d (%s): %s", pm.Name, page.Num, codeName(st.Code), st.Message)})
+				s.syncDone(r)
+				return
+			}
+			for k, c := range cmds {
+				st := (*Status)(nil)
+				switch {
+				case c.Cover == nil || c.Cover.Domain == "":
+					st = statusf(Internal, "process manager %s: command %d for event %d has no target domain (cover.domain)", pm.Name, k, page.Num)
+				case !pm.MayTarget(c.Cover.Domain):
+					st = statusf(Internal, "process manager %s: command %d for domain %q, which is not one of its target domains %v", pm.Name, k, c.Cover.Domain, pm.Targets)
+				case c.SagaOrigin == nil || c.IdempotencyKey == "":
+					st = statusf(Internal, "process manager %s: the event service answered command %d without its origin and idempotency key", pm.Name, k)
+				}
+				if _, ok := s.p.cfg.Coordinator(c.Cover.Domain); st == nil && !ok {
+					st = statusf(FailedPrecondition, "process manager %s: no coordinator cluster is configured for domain %q", pm.Name, c.Cover.Domain)
+				}
+				if st != nil {
+					r.fail(st)
+					s.syncDone(r)
+					return
+				}
+			}
+			s.runCommand(r, "process manager "+pm.Name, cmds, 0, func() { s.runSaga(r, i, j+1) })
+		})
+	if st != nil {
+		r.fail(&Status{Code: st.Code, Message: "process manager " + pm.Name + ": " + st.Message})
+		s.syncDone(r)
+	}
+}
+
+// runCommand executes the k-th command of a saga or process manager
+// (issuer, for messages) through its domain's coordinator with CASCADE,
+// then the next; then runs next.
+func (s *Stream) runCommand(r *syncRun, issuer string, cmds []*wire.CommandBook, k int, next func()) {
 	if k == len(cmds) {
 		next()
 		return
@@ -270,7 +331,7 @@ func (s *Stream) runCommand(r *syncRun, sg *config.Saga, cmds []*wire.CommandBoo
 	}
 	req := (&wire.SyncCommandBook{Command: c, SyncMode: syncCascade}).Marshal()
 	start := s.host().Now()
-	what := fmt.Sprintf("saga %s: command %d for %s/%s", sg.Name, k, target, rootString(c.Cover.Root))
+	what := fmt.Sprintf("%s: command %d for %s/%s", issuer, k, target, rootString(c.Cover.Root))
 	st := s.p.callMD(s, cluster, coordinatorService, "HandleSync", md, req, time.Duration(s.p.cfg.CascadeTimeout),
 		func(s *Stream, msg []byte, st *Status) {
 			s.p.metrics.cascadeHop(target, s.host().Now().Sub(start))
@@ -291,7 +352,7 @@ func (s *Stream) runCommand(r *syncRun, sg *config.Saga, cmds []*wire.CommandBoo
 			}
 			r.cascade = append(r.cascade, resp.Cascade...)
 			r.projections = append(r.projections, resp.Projections...)
-			s.runCommand(r, sg, cmds, k+1, next)
+			s.runCommand(r, issuer, cmds, k+1, next)
 		})
 	if st != nil {
 		r.fail(&Status{Code: st.Code, Message: what + ": " + st.Message})

@@ -88,10 +88,6 @@ func (w *wasmGuest) DeleteStream(id uint32) { w.must(w.g.DeleteStream(id)) }
 
 func (w *wasmGuest) OnGrpcReceive(token uint32, size int) { w.must(w.g.OnGrpcReceive(token, size)) }
 
-func (w *wasmGuest) OnGrpcTrailingMetadata(token uint32) {
-	w.must(w.g.OnGrpcTrailingMetadata(token, len(w.h.grpcTrailers)))
-}
-
 func (w *wasmGuest) OnGrpcClose(token uint32, code Code, message string) {
 	w.must(w.g.OnGrpcClose(token, uint32(code), message))
 }

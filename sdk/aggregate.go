@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -78,6 +79,9 @@ func (a *Aggregate[S]) Handle(_ context.Context, in *angzarr.ContextualCommand) 
 	}
 	for _, page := range in.GetCommand().GetPages() {
 		events, err := a.decide(state, page.GetCommand())
+		if req := (*CompensationRequest)(nil); errors.As(err, &req) {
+			return req.decision(out.Cover)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -47,8 +48,15 @@ func RefusedCommand[C proto.Message](c *angzarr.SagaCompensation) (C, bool) {
 
 // CompensationRequest is what a compensation handler returns, as its
 // error, to ask the framework to act instead of storing compensating
-// events. It reaches the framework as a FAILED_PRECONDITION status with an
-// angzarr.CompensationRequest among its details; nothing is stored.
+// events. An Aggregate answers it with a decision whose only event is the
+// angzarr.CompensationRequest (see that message): the filter stores
+// nothing and answers FAILED_PRECONDITION with the request among the
+// status details, which the dispatcher reads. The request travels in the
+// answer's message rather than in grpc-status-details-bin because the
+// filter runs the logic again by unary gRPC callout after a write
+// conflict, and Envoy gives a plugin no trailers of a unary callout. A
+// process manager's handler returns it as an error too; the dispatcher
+// calls the PM directly and reads it from the status (GRPCStatus).
 type CompensationRequest struct {
 	// Actions are done in order; empty means the saga's fallback.
 	Actions []angzarr.CompensationAction
@@ -79,4 +87,34 @@ func (r *CompensationRequest) GRPCStatus() *status.Status {
 		return with
 	}
 	return st
+}
+
+// decision is the logic's answer carrying r: one page whose event is the
+// angzarr.CompensationRequest.
+func (r *CompensationRequest) decision(cover *angzarr.Cover) (*angzarr.EventBook, error) {
+	ev, err := anypb.New(&angzarr.CompensationRequest{Actions: r.Actions, Reason: r.Reason})
+	if err != nil {
+		return nil, err
+	}
+	return &angzarr.EventBook{Cover: cover, Pages: []*angzarr.EventPage{{Event: ev}}}, nil
+}
+
+// CompensationRequested is what the framework answers for a decision that
+// carries a CompensationRequest (as an Aggregate answers RequestCompensation):
+// a FAILED_PRECONDITION error with the request among its status details.
+// nil when book carries none. Tests that call a logic directly use it to
+// see the answer as the dispatcher does.
+func CompensationRequested(book *angzarr.EventBook) error {
+	for _, p := range book.GetPages() {
+		req := &angzarr.CompensationRequest{}
+		if messageName(p.GetEvent().GetTypeUrl()) != nameOf[*angzarr.CompensationRequest]() || p.GetEvent().UnmarshalTo(req) != nil {
+			continue
+		}
+		st := status.New(codes.FailedPrecondition, "compensation requested: "+req.GetReason())
+		if with, err := st.WithDetails(req); err == nil {
+			st = with
+		}
+		return st.Err()
+	}
+	return nil
 }

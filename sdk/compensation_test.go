@@ -16,8 +16,9 @@ import (
 
 // TestCompensation: OnCompensation routes the framework's SagaCompensation
 // to its handler, RefusedCommand unpacks the refused command by type, and
-// RequestCompensation reaches gRPC as FAILED_PRECONDITION with an
-// angzarr.CompensationRequest among the details.
+// RequestCompensation is answered as a decision that CompensationRequested
+// turns into FAILED_PRECONDITION with an angzarr.CompensationRequest among
+// the details.
 func TestCompensation(t *testing.T) {
 	a := points()
 	sdk.OnCompensation(a, func(s *examples.CustomerState, c *angzarr.SagaCompensation) ([]proto.Message, error) {
@@ -43,8 +44,15 @@ func TestCompensation(t *testing.T) {
 		t.Fatalf("compensating events %v, %v", book, err)
 	}
 
-	_, err = a.Handle(context.Background(), compensation(&examples.CreateCustomer{Name: "x"}))
-	st := status.Convert(err)
+	// A request is answered as a decision whose only event is the
+	// angzarr.CompensationRequest (it survives the filter's unary callout,
+	// whose trailers Envoy drops); the framework answers it as
+	// FAILED_PRECONDITION with the request among the details.
+	book, err = a.Handle(context.Background(), compensation(&examples.CreateCustomer{Name: "x"}))
+	if err != nil || len(book.GetPages()) != 1 {
+		t.Fatalf("request answered %v, %v; want one page", book, err)
+	}
+	st := status.Convert(sdk.CompensationRequested(book))
 	if st.Code() != codes.FailedPrecondition || len(st.Details()) != 1 {
 		t.Fatalf("request: %v (%v)", st, st.Details())
 	}

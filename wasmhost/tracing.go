@@ -65,7 +65,8 @@ type SpanNames struct {
 // aggregate.handle; the call to the business logic (the upstream request
 // the filter rewrote, or a re-run by callout) aggregate.execute; a
 // synchronous projector call aggregate.sync_projectors; a synchronous saga
-// call saga.orchestrate. The event store calls keep their gRPC names
+// call saga.orchestrate, a synchronous process-manager step
+// pm.orchestrate. The event store calls keep their gRPC names
 // (angzarr.EventStore/Load, /Append); the event service's
 // aggregate.load_events and aggregate.persist are their children.
 func AngzarrSpanNames() *SpanNames {
@@ -79,6 +80,8 @@ func AngzarrSpanNames() *SpanNames {
 			"angzarr.BusinessLogic/Handle": "aggregate.execute",
 			"angzarr.Projector/HandleSync": "aggregate.sync_projectors",
 			"angzarr.Saga/HandleSync":      "saga.orchestrate",
+			// The event service running a process-manager step (CASCADE).
+			"angzarr.ProcessManagerCoordinator/HandleSync": "pm.orchestrate",
 		},
 	}
 }

@@ -21,6 +21,7 @@ const (
 	mGetRoots         = "/angzarr.EventQuery/GetAggregateRoots"
 	mFanoutAdminPfx   = "/angzarr.FanoutAdmin/"
 	mGatewayPfx       = "/angzarr.CommandGateway/"
+	mPMSync           = "/angzarr.ProcessManagerCoordinator/HandleSync"
 	mSchemaRegister   = "/angzarr.SchemaRegistry/Register"
 	mSchemaStatus     = "/angzarr.SchemaRegistry/Status"
 	mSchemaDescs      = "/angzarr.SchemaRegistry/Descriptors"
@@ -61,6 +62,12 @@ func (p *Policy) decide(id, method string, msg any) *denial {
 			return &denial{id, "call " + method, "request type"}
 		}
 		return p.read(id, "", "list the roots")
+	case method == mPMSync:
+		// A domain's filter runs process-manager steps for its own
+		// events (CASCADE); the dispatcher checks the PM is fed by it.
+		req, _ := msg.(*pb.ProcessManagerSyncRequest)
+		_, d := p.write(id, req.GetTrigger().GetCover().GetDomain(), "run process-manager steps for events of")
+		return d
 	case hasPrefix(method, mFanoutAdminPfx):
 		return p.admin(id, "use "+method)
 	case hasPrefix(method, mGatewayPfx):

@@ -104,3 +104,27 @@ func TestSchemaRegistryRules(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessManagerStepRule: only a writer of the trigger's domain (its
+// own filter, serving a CASCADE command) may run a process-manager step
+// for an event of that domain; a reader of it, or another domain's writer,
+// may not.
+func TestProcessManagerStepRule(t *testing.T) {
+	const cart, order, console = "spiffe://td/ns/shop/sa/cart", "spiffe://td/ns/shop/sa/order", "spiffe://td/ns/shop/sa/console"
+	p, err := Compile(&pb.AccessPolicy{Domains: []*pb.DomainAccess{
+		{Domain: "cart", Writers: []string{cart}, Readers: []string{console}},
+		{Domain: "order", Writers: []string{order}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := &pb.ProcessManagerSyncRequest{ProcessManager: "checkout", Trigger: &pb.EventBook{Cover: &pb.Cover{Domain: "cart"}}}
+	if d := p.decide(cart, mPMSync, step); d != nil {
+		t.Fatalf("the cart's filter: %v", d)
+	}
+	for _, id := range []string{order, console} {
+		if d := p.decide(id, mPMSync, step); d == nil || d.rule != "domains[cart].writers" {
+			t.Errorf("%s: %v, want refused by domains[cart].writers", id, d)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/examples/go/inventory"
 	"github.com/angzarr-mesh/angzarr/examples/go/order"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/sdk"
 )
 
 // coordinator is a real angzarr.BusinessCoordinator gRPC service that
@@ -87,6 +88,11 @@ func (c *coordinator) Handle(ctx context.Context, cmd *pb.CommandBook) (*pb.Comm
 			return &pb.CommandResponse{Events: ld.GetPrior().GetBook()}, nil
 		}
 		events, err := logic.Handle(ctx, &pb.ContextualCommand{Events: ld.GetBook(), Command: cmd})
+		if err == nil {
+			// The filter answers a decision asking for compensation
+			// actions as a refusal and stores nothing.
+			err = sdk.CompensationRequested(events)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -62,17 +62,24 @@
 //     angzarr.SagaCompensation (saga, triggering event, refused command,
 //     code and reason), sent through that aggregate's own coordinator
 //     under its own idempotency key (CompensationKey). Its logic stores
-//     compensating events, or refuses with an angzarr.CompensationRequest
-//     in the status details (sdk.RequestCompensation): record the failure
+//     compensating events, or asks the framework to act with an
+//     angzarr.CompensationRequest (sdk.RequestCompensation: a decision
+//     whose only event is the request, which the filter does not store
+//     but answers as FAILED_PRECONDITION with the request among the status
+//     details; a refusal carrying it in its details works too, except
+//     after a write conflict, see below): record the failure
 //     (an angzarr.SagaFailed event in FanoutConfig.failure_domain, default
 //     DefaultFailureDomain, on the origin's root, once: FailureKey),
 //     dead-letter the command (cause REFUSED), escalate (an error log and,
 //     with Options.EscalationWebhook, a POST of the SagaFailed as JSON), or
 //     stop. A logic that does not know the command, fails or cannot be
 //     reached gets Subscription.compensation_fallback (default
-//     DefaultCompensationFallback: record, then dead-letter). The request
-//     survives a write conflict: the filter re-runs the logic by callout
-//     and answers with that callout's status details. Dead letters are
+//     DefaultCompensationFallback: record, then dead-letter). A request
+//     in a decision survives a write conflict, when the filter re-runs the
+//     logic by unary gRPC callout: Envoy gives the plugin a unary
+//     callout's message, or its code and message, never its trailers, so
+//     a request in grpc-status-details-bin would be lost there (and the
+//     fallback applied). Dead letters are
 //     at least once (a crash before the batch's commit may park a command
 //     twice; its idempotency key makes replaying both harmless).
 //   - Process managers (SUBSCRIBER_KIND_PROCESS_MANAGER): each event of a
@@ -91,6 +98,13 @@
 //     effect once across crashes. A refused command comes back to the PM
 //     itself (Handle with the SagaCompensation, stored as a step under
 //     CompensationKey); a PM that refuses it gets the fallback as above.
+//     SYNC_MODE_CASCADE runs the same step earlier: the domain's filter
+//     calls angzarr.ProcessManagerCoordinator/HandleSync
+//     (ProcessManagerCoordinator, on the event service, for the writers of
+//     the trigger's domain), which decides and stores the step under the
+//     same StepKey and answers its prepared commands for the filter to
+//     execute with CASCADE; the dispatcher's delivery then finds the step
+//     stored, as a redelivery does.
 //
 // # Telemetry
 //

@@ -120,39 +120,53 @@ func (p *pmDelivery) compensation(ctx context.Context, comp *pb.SagaCompensation
 // store with the commands. It returns the number of PM events stored
 // (zero for a step found already stored).
 func (p *pmDelivery) step(ctx context.Context, corr, key string, req *pb.ProcessManagerRequest, step *pb.ProcessManagerStep) (int, error) {
+	cmds, at, n, err := p.decide(ctx, corr, key, req, step)
+	if err != nil {
+		return 0, err
+	}
+	cover := store.Aggregate{Domain: p.domain, Root: ProcessManagerRoot(corr)}.Cover(corr)
+	return n, p.execute(ctx, cover, at, cmds)
+}
+
+// decide decides and stores one step of the workflow corr (step's
+// arguments), or finds it stored under key. It returns the step's
+// prepared commands, the sequence of its ProcessManagerStep and the
+// number of PM events it stored (zero for a step found stored); no
+// commands when the PM decided nothing (nothing is stored then).
+func (p *pmDelivery) decide(ctx context.Context, corr, key string, req *pb.ProcessManagerRequest, step *pb.ProcessManagerStep) ([]*pb.CommandBook, uint32, int, error) {
 	agg := store.Aggregate{Domain: p.domain, Root: ProcessManagerRoot(corr)}
 	cover := agg.Cover(corr)
 	conn, err := p.d.conns.get(p.sub.GetAddress())
 	if err != nil {
-		return 0, err
+		return nil, 0, 0, err
 	}
 	pm := pb.NewProcessManagerClient(conn)
 	for try := 1; ; try++ {
 		loaded, err := p.fetch(ctx, agg, key)
 		if err != nil {
-			return 0, err
+			return nil, 0, 0, err
 		}
 		if loaded.Prior != nil { // stored before: send its commands again
 			stored, at, err := storedStep(loaded.Prior.Pages)
 			if err != nil {
-				return 0, fmt.Errorf("process manager %s: workflow %s: %w", p.sub.GetName(), agg, err)
+				return nil, 0, 0, fmt.Errorf("process manager %s: workflow %s: %w", p.sub.GetName(), agg, err)
 			}
-			return 0, p.execute(ctx, cover, at, stored)
+			return stored, at, 0, nil
 		}
 		req.State = &pb.EventBook{Cover: cover, Snapshot: loaded.Snapshot, Pages: loaded.Pages}
 		cctx, cancel := context.WithTimeout(ctx, p.d.opts.CallTimeout)
 		resp, err := pm.Handle(cctx, req)
 		cancel()
 		if err != nil {
-			return 0, fmt.Errorf("process manager %s at %s: %w", p.sub.GetName(), p.sub.GetAddress(), err)
+			return nil, 0, 0, fmt.Errorf("process manager %s at %s: %w", p.sub.GetName(), p.sub.GetAddress(), err)
 		}
 		if len(resp.GetEvents()) == 0 && len(resp.GetCommands()) == 0 {
-			return 0, nil // nothing decided, nothing to store
+			return nil, 0, 0, nil // nothing decided, nothing to store
 		}
 		pages := make([]*pb.EventPage, 0, len(resp.GetEvents())+1)
 		for i, ev := range resp.GetEvents() {
 			if ev.GetTypeUrl() == "" {
-				return 0, &RefusedError{Saga: p.sub.GetName(), Index: i, Reason: "an event without a type"}
+				return nil, 0, 0, &RefusedError{Saga: p.sub.GetName(), Index: i, Reason: "an event without a type"}
 			}
 			pages = append(pages, &pb.EventPage{Sequence: &pb.EventPage_Num{Num: loaded.Next + uint32(i)}, Event: ev})
 		}
@@ -160,13 +174,13 @@ func (p *pmDelivery) step(ctx context.Context, corr, key string, req *pb.Process
 		origin := &pb.SagaCommandOrigin{SagaName: p.sub.GetName(), TriggeringAggregate: cover, TriggeringEventSequence: at}
 		cmds, err := SagaCommands(p.sub, origin, resp.GetCommands())
 		if err != nil {
-			return 0, err
+			return nil, 0, 0, err
 		}
 		st := proto.Clone(step).(*pb.ProcessManagerStep)
 		st.Commands = cmds
 		ev, err := anypb.New(st)
 		if err != nil {
-			return 0, err
+			return nil, 0, 0, err
 		}
 		pages = append(pages, &pb.EventPage{Sequence: &pb.EventPage_Num{Num: at}, Event: ev})
 		res, err := p.d.st.Append(ctx, &store.AppendRequest{
@@ -178,16 +192,16 @@ func (p *pmDelivery) step(ctx context.Context, corr, key string, req *pb.Process
 			continue // another step of the workflow came first: decide again
 		}
 		if err != nil {
-			return 0, fmt.Errorf("process manager %s: storing workflow %s: %w", p.sub.GetName(), agg, err)
+			return nil, 0, 0, fmt.Errorf("process manager %s: storing workflow %s: %w", p.sub.GetName(), agg, err)
 		}
 		if res.Duplicate { // stored concurrently under the same key: send what was stored
 			if cmds, at, err = storedStep(res.Pages); err != nil {
-				return 0, fmt.Errorf("process manager %s: workflow %s: %w", p.sub.GetName(), agg, err)
+				return nil, 0, 0, fmt.Errorf("process manager %s: workflow %s: %w", p.sub.GetName(), agg, err)
 			}
 		} else {
 			p.d.Notify(p.domain)
 		}
-		return len(pages) - 1, p.execute(ctx, cover, at, cmds)
+		return cmds, at, len(pages) - 1, nil
 	}
 }
 

@@ -94,6 +94,13 @@ type Config struct {
 	// the target domains' coordinators; other modes leave sagas to the
 	// event service's asynchronous dispatcher. Default none.
 	Sagas []Saga `json:"sagas,omitempty"`
+	// ProcessManagers are the process managers fed by the workload's
+	// domains. CASCADE asks the event service to run each one's step for
+	// each stored event (angzarr.ProcessManagerCoordinator/HandleSync, on
+	// EventServiceCluster, within SagaTimeout) and executes the commands
+	// it answers through the target domains' coordinators, as for sagas.
+	// Default none.
+	ProcessManagers []ProcessManager `json:"process_managers,omitempty"`
 	// Coordinators maps every domain a cascade may reach to the cluster of
 	// its angzarr.BusinessCoordinator (which runs that domain's own filter).
 	// Every saga target must have one. Default none.
@@ -239,6 +246,27 @@ type Saga struct {
 	Targets []string `json:"targets"`
 }
 
+// ProcessManager is a process manager whose steps the filter has the event
+// service run synchronously in CASCADE.
+type ProcessManager struct {
+	// Name of the process manager, as in the topology. Required, unique.
+	Name string `json:"name"`
+	// Targets are the domains its commands may go to; a command for any
+	// other domain fails the cascade. At least one.
+	Targets []string `json:"targets"`
+}
+
+// MayTarget reports whether the process manager may send commands to
+// domain.
+func (p *ProcessManager) MayTarget(domain string) bool {
+	for _, t := range p.Targets {
+		if t == domain {
+			return true
+		}
+	}
+	return false
+}
+
 // Coordinator returns the cluster of domain's BusinessCoordinator.
 func (c *Config) Coordinator(domain string) (string, bool) {
 	cl, ok := c.Coordinators[domain]
@@ -312,7 +340,8 @@ func checkKeys(raw []byte) error {
 		return nil // not an object: the strict decoder reports it
 	}
 	errs := unknownKeys("", keys, reflect.TypeOf(Config{}))
-	for field, t := range map[string]reflect.Type{"sync_projectors": reflect.TypeOf(Projector{}), "sagas": reflect.TypeOf(Saga{})} {
+	for field, t := range map[string]reflect.Type{"sync_projectors": reflect.TypeOf(Projector{}), "sagas": reflect.TypeOf(Saga{}),
+		"process_managers": reflect.TypeOf(ProcessManager{})} {
 		var list []map[string]json.RawMessage
 		if json.Unmarshal(keys[field], &list) != nil {
 			continue // absent or mistyped: the strict decoder reports it
@@ -482,6 +511,23 @@ func (c *Config) validateSync() []error {
 		for _, t := range s.Targets {
 			if _, ok := c.Coordinator(t); !ok {
 				errs = append(errs, fmt.Errorf("sagas[%d] (%s): target domain %q has no entry in coordinators", i, s.Name, t))
+			}
+		}
+	}
+	for i, pm := range c.ProcessManagers {
+		switch {
+		case pm.Name == "":
+			errs = append(errs, fmt.Errorf("process_managers[%d]: empty name", i))
+		case names["m/"+pm.Name]:
+			errs = append(errs, fmt.Errorf("process_managers[%d]: duplicate process manager %q", i, pm.Name))
+		}
+		names["m/"+pm.Name] = true
+		if len(pm.Targets) == 0 {
+			errs = append(errs, fmt.Errorf("process_managers[%d] (%s): no target domains", i, pm.Name))
+		}
+		for _, t := range pm.Targets {
+			if _, ok := c.Coordinator(t); !ok {
+				errs = append(errs, fmt.Errorf("process_managers[%d] (%s): target domain %q has no entry in coordinators", i, pm.Name, t))
 			}
 		}
 	}

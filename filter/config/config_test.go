@@ -113,6 +113,17 @@ func TestDecode(t *testing.T) {
 			wantErr: []string{"sync_projectors[0]: empty name", "sync_projectors[0] (): empty cluster", "sync_projectors[2]: duplicate",
 				"sagas[0] (s): empty cluster", "sagas[0] (s): no target", "sagas[1] (t): target domain \"nowhere\" has no entry",
 				"coordinators: domain \"x\"", "max_cascade_depth", "saga_timeout", "snapshot_every"}},
+		{name: "process managers", in: `{"process_managers":[{"name":"checkout","targets":["order"]}],"coordinators":{"order":"c"}}`,
+			check: func(t *testing.T, c *Config) {
+				if len(c.ProcessManagers) != 1 || !c.ProcessManagers[0].MayTarget("order") || c.ProcessManagers[0].MayTarget("cart") {
+					t.Fatalf("process managers: %+v", c.ProcessManagers)
+				}
+			}},
+		{name: "process manager problems", in: `{"process_managers":[{"name":"","targets":[]},{"name":"p","targets":["nowhere"]},{"name":"p","targets":["a"]}],"coordinators":{"a":"b"}}`,
+			wantErr: []string{"process_managers[0]: empty name", "process_managers[0] (): no target", "process_managers[1] (p): target domain \"nowhere\" has no entry",
+				"process_managers[2]: duplicate"}},
+		{name: "process manager key in the wrong case", in: `{"process_managers":[{"Name":"p","targets":["a"]}],"coordinators":{"a":"b"}}`,
+			wantErr: []string{"process_managers[0].Name", "case-sensitive"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,10 +97,9 @@ func (CompensationAction) EnumDescriptor() ([]byte, []int) {
 // (FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
 // OUT_OF_RANGE, PERMISSION_DENIED). The aggregate's logic answers with
 // compensating events (stored like any decision; none is an
-// acknowledgement), or refuses it with a CompensationRequest among the
-// error status's details to ask the framework to act. Any other answer (the
-// logic does not know the command, or fails) gets the saga's fallback
-// (Subscription.compensation_fallback).
+// acknowledgement), or with a CompensationRequest to ask the framework to
+// act (see there). Any other answer (the logic does not know the command,
+// or fails) gets the saga's fallback (Subscription.compensation_fallback).
 type SagaCompensation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The saga and the triggering event: the command's saga_origin.
@@ -183,8 +182,19 @@ func (x *SagaCompensation) GetReason() string {
 }
 
 // What an aggregate asks of the framework instead of (or besides having
-// nothing to) compensate: carried in the details of the error status with
-// which its logic answers a SagaCompensation.
+// nothing to) compensate. The logic answers the SagaCompensation with an
+// EventBook whose only page's event is this message: the filter stores
+// nothing and answers the coordinator's caller FAILED_PRECONDITION with
+// the request among the status details (google.rpc.Status), where the
+// dispatcher reads it; a request together with events or a snapshot is
+// refused (INTERNAL), nothing stored. Why in the answer's message: after a
+// write conflict the filter runs the logic again by unary gRPC callout,
+// and Envoy hands a plugin only a unary callout's message, or its code and
+// message, never its trailers (grpc-status-details-bin). A refusal
+// carrying the request among its own status details is honoured too, but
+// is lost (the saga's fallback applies) when it happens on such a re-run.
+// A process manager, which the dispatcher calls directly, refuses with the
+// request among its status details.
 type CompensationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What the framework does, in this order. Empty means the saga's fallback.

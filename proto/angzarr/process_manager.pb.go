@@ -236,6 +236,63 @@ func (x *ProcessManagerStep) GetCommands() []*CommandBook {
 	return nil
 }
 
+// The step a filter asks the event service to run.
+type ProcessManagerSyncRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The process manager's name, as in the topology.
+	ProcessManager string `protobuf:"bytes,1,opt,name=process_manager,json=processManager,proto3" json:"process_manager,omitempty"`
+	// The triggering event as stored: its aggregate's cover, with the
+	// correlation id that names the workflow, and exactly one page with its
+	// sequence.
+	Trigger       *EventBook `protobuf:"bytes,2,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessManagerSyncRequest) Reset() {
+	*x = ProcessManagerSyncRequest{}
+	mi := &file_angzarr_process_manager_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessManagerSyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessManagerSyncRequest) ProtoMessage() {}
+
+func (x *ProcessManagerSyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_angzarr_process_manager_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessManagerSyncRequest.ProtoReflect.Descriptor instead.
+func (*ProcessManagerSyncRequest) Descriptor() ([]byte, []int) {
+	return file_angzarr_process_manager_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ProcessManagerSyncRequest) GetProcessManager() string {
+	if x != nil {
+		return x.ProcessManager
+	}
+	return ""
+}
+
+func (x *ProcessManagerSyncRequest) GetTrigger() *EventBook {
+	if x != nil {
+		return x.Trigger
+	}
+	return nil
+}
+
 var File_angzarr_process_manager_proto protoreflect.FileDescriptor
 
 const file_angzarr_process_manager_proto_rawDesc = "" +
@@ -252,9 +309,15 @@ const file_angzarr_process_manager_proto_rawDesc = "" +
 	"\atrigger\x18\x01 \x01(\v2\x0e.angzarr.CoverR\atrigger\x12)\n" +
 	"\x10trigger_sequence\x18\x02 \x01(\rR\x0ftriggerSequence\x12=\n" +
 	"\fcompensation\x18\x03 \x01(\v2\x19.angzarr.SagaCompensationR\fcompensation\x120\n" +
-	"\bcommands\x18\x04 \x03(\v2\x14.angzarr.CommandBookR\bcommands2[\n" +
+	"\bcommands\x18\x04 \x03(\v2\x14.angzarr.CommandBookR\bcommands\"r\n" +
+	"\x19ProcessManagerSyncRequest\x12'\n" +
+	"\x0fprocess_manager\x18\x01 \x01(\tR\x0eprocessManager\x12,\n" +
+	"\atrigger\x18\x02 \x01(\v2\x12.angzarr.EventBookR\atrigger2[\n" +
 	"\x0eProcessManager\x12I\n" +
-	"\x06Handle\x12\x1e.angzarr.ProcessManagerRequest\x1a\x1f.angzarr.ProcessManagerResponseB7Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarrb\x06proto3"
+	"\x06Handle\x12\x1e.angzarr.ProcessManagerRequest\x1a\x1f.angzarr.ProcessManagerResponse2d\n" +
+	"\x19ProcessManagerCoordinator\x12G\n" +
+	"\n" +
+	"HandleSync\x12\".angzarr.ProcessManagerSyncRequest\x1a\x15.angzarr.SagaResponseB7Z5github.com/angzarr-mesh/angzarr/proto/angzarr;angzarrb\x06proto3"
 
 var (
 	file_angzarr_process_manager_proto_rawDescOnce sync.Once
@@ -268,33 +331,38 @@ func file_angzarr_process_manager_proto_rawDescGZIP() []byte {
 	return file_angzarr_process_manager_proto_rawDescData
 }
 
-var file_angzarr_process_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_angzarr_process_manager_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_angzarr_process_manager_proto_goTypes = []any{
-	(*ProcessManagerRequest)(nil),  // 0: angzarr.ProcessManagerRequest
-	(*ProcessManagerResponse)(nil), // 1: angzarr.ProcessManagerResponse
-	(*ProcessManagerStep)(nil),     // 2: angzarr.ProcessManagerStep
-	(*EventBook)(nil),              // 3: angzarr.EventBook
-	(*SagaCompensation)(nil),       // 4: angzarr.SagaCompensation
-	(*anypb.Any)(nil),              // 5: google.protobuf.Any
-	(*CommandBook)(nil),            // 6: angzarr.CommandBook
-	(*Cover)(nil),                  // 7: angzarr.Cover
+	(*ProcessManagerRequest)(nil),     // 0: angzarr.ProcessManagerRequest
+	(*ProcessManagerResponse)(nil),    // 1: angzarr.ProcessManagerResponse
+	(*ProcessManagerStep)(nil),        // 2: angzarr.ProcessManagerStep
+	(*ProcessManagerSyncRequest)(nil), // 3: angzarr.ProcessManagerSyncRequest
+	(*EventBook)(nil),                 // 4: angzarr.EventBook
+	(*SagaCompensation)(nil),          // 5: angzarr.SagaCompensation
+	(*anypb.Any)(nil),                 // 6: google.protobuf.Any
+	(*CommandBook)(nil),               // 7: angzarr.CommandBook
+	(*Cover)(nil),                     // 8: angzarr.Cover
+	(*SagaResponse)(nil),              // 9: angzarr.SagaResponse
 }
 var file_angzarr_process_manager_proto_depIdxs = []int32{
-	3, // 0: angzarr.ProcessManagerRequest.state:type_name -> angzarr.EventBook
-	3, // 1: angzarr.ProcessManagerRequest.trigger:type_name -> angzarr.EventBook
-	4, // 2: angzarr.ProcessManagerRequest.compensation:type_name -> angzarr.SagaCompensation
-	5, // 3: angzarr.ProcessManagerResponse.events:type_name -> google.protobuf.Any
-	6, // 4: angzarr.ProcessManagerResponse.commands:type_name -> angzarr.CommandBook
-	7, // 5: angzarr.ProcessManagerStep.trigger:type_name -> angzarr.Cover
-	4, // 6: angzarr.ProcessManagerStep.compensation:type_name -> angzarr.SagaCompensation
-	6, // 7: angzarr.ProcessManagerStep.commands:type_name -> angzarr.CommandBook
-	0, // 8: angzarr.ProcessManager.Handle:input_type -> angzarr.ProcessManagerRequest
-	1, // 9: angzarr.ProcessManager.Handle:output_type -> angzarr.ProcessManagerResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	4,  // 0: angzarr.ProcessManagerRequest.state:type_name -> angzarr.EventBook
+	4,  // 1: angzarr.ProcessManagerRequest.trigger:type_name -> angzarr.EventBook
+	5,  // 2: angzarr.ProcessManagerRequest.compensation:type_name -> angzarr.SagaCompensation
+	6,  // 3: angzarr.ProcessManagerResponse.events:type_name -> google.protobuf.Any
+	7,  // 4: angzarr.ProcessManagerResponse.commands:type_name -> angzarr.CommandBook
+	8,  // 5: angzarr.ProcessManagerStep.trigger:type_name -> angzarr.Cover
+	5,  // 6: angzarr.ProcessManagerStep.compensation:type_name -> angzarr.SagaCompensation
+	7,  // 7: angzarr.ProcessManagerStep.commands:type_name -> angzarr.CommandBook
+	4,  // 8: angzarr.ProcessManagerSyncRequest.trigger:type_name -> angzarr.EventBook
+	0,  // 9: angzarr.ProcessManager.Handle:input_type -> angzarr.ProcessManagerRequest
+	3,  // 10: angzarr.ProcessManagerCoordinator.HandleSync:input_type -> angzarr.ProcessManagerSyncRequest
+	1,  // 11: angzarr.ProcessManager.Handle:output_type -> angzarr.ProcessManagerResponse
+	9,  // 12: angzarr.ProcessManagerCoordinator.HandleSync:output_type -> angzarr.SagaResponse
+	11, // [11:13] is the sub-list for method output_type
+	9,  // [9:11] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_angzarr_process_manager_proto_init() }
@@ -310,9 +378,9 @@ func file_angzarr_process_manager_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_angzarr_process_manager_proto_rawDesc), len(file_angzarr_process_manager_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_angzarr_process_manager_proto_goTypes,
 		DependencyIndexes: file_angzarr_process_manager_proto_depIdxs,

@@ -42,8 +42,8 @@ type ProcessManagerClient interface {
 	// and commands out. It must not have side effects of its own: the
 	// framework may call it again for the same step (after a write conflict,
 	// or a crash before the step was stored). A refusal of a compensation
-	// may carry a CompensationRequest in its status details, as an
-	// aggregate's does.
+	// may carry a CompensationRequest in its status details (the dispatcher
+	// calls the PM directly, so they arrive).
 	Handle(ctx context.Context, in *ProcessManagerRequest, opts ...grpc.CallOption) (*ProcessManagerResponse, error)
 }
 
@@ -76,8 +76,8 @@ type ProcessManagerServer interface {
 	// and commands out. It must not have side effects of its own: the
 	// framework may call it again for the same step (after a write conflict,
 	// or a crash before the step was stored). A refusal of a compensation
-	// may carry a CompensationRequest in its status details, as an
-	// aggregate's does.
+	// may carry a CompensationRequest in its status details (the dispatcher
+	// calls the PM directly, so they arrive).
 	Handle(context.Context, *ProcessManagerRequest) (*ProcessManagerResponse, error)
 	mustEmbedUnimplementedProcessManagerServer()
 }
@@ -141,6 +141,137 @@ var ProcessManager_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Handle",
 			Handler:    _ProcessManager_Handle_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "angzarr/process_manager.proto",
+}
+
+const (
+	ProcessManagerCoordinator_HandleSync_FullMethodName = "/angzarr.ProcessManagerCoordinator/HandleSync"
+)
+
+// ProcessManagerCoordinatorClient is the client API for ProcessManagerCoordinator service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Implemented by the event service: one process-manager step run at once,
+// for a domain's filter serving a SYNC_MODE_CASCADE command. It decides
+// and stores the step exactly as the dispatcher does (the same step key,
+// so the dispatcher's later delivery of the event finds the step stored
+// and sends the same commands under the same idempotency keys: each takes
+// effect once) and answers the step's commands for the caller to execute
+// with CASCADE. Allowed to the writers of the trigger's domain only (its
+// own filter, which may append that domain's events anyway).
+type ProcessManagerCoordinatorClient interface {
+	// Run one step: the named process manager, fed by the trigger's domain,
+	// for the trigger's one event. The answer's commands are prepared as
+	// the dispatcher sends them (origin, idempotency key, auto_resequence,
+	// correlation id); a step stored before answers its stored commands; an
+	// event the process manager decides nothing for answers none.
+	HandleSync(ctx context.Context, in *ProcessManagerSyncRequest, opts ...grpc.CallOption) (*SagaResponse, error)
+}
+
+type processManagerCoordinatorClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewProcessManagerCoordinatorClient(cc grpc.ClientConnInterface) ProcessManagerCoordinatorClient {
+	return &processManagerCoordinatorClient{cc}
+}
+
+func (c *processManagerCoordinatorClient) HandleSync(ctx context.Context, in *ProcessManagerSyncRequest, opts ...grpc.CallOption) (*SagaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SagaResponse)
+	err := c.cc.Invoke(ctx, ProcessManagerCoordinator_HandleSync_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProcessManagerCoordinatorServer is the server API for ProcessManagerCoordinator service.
+// All implementations must embed UnimplementedProcessManagerCoordinatorServer
+// for forward compatibility.
+//
+// Implemented by the event service: one process-manager step run at once,
+// for a domain's filter serving a SYNC_MODE_CASCADE command. It decides
+// and stores the step exactly as the dispatcher does (the same step key,
+// so the dispatcher's later delivery of the event finds the step stored
+// and sends the same commands under the same idempotency keys: each takes
+// effect once) and answers the step's commands for the caller to execute
+// with CASCADE. Allowed to the writers of the trigger's domain only (its
+// own filter, which may append that domain's events anyway).
+type ProcessManagerCoordinatorServer interface {
+	// Run one step: the named process manager, fed by the trigger's domain,
+	// for the trigger's one event. The answer's commands are prepared as
+	// the dispatcher sends them (origin, idempotency key, auto_resequence,
+	// correlation id); a step stored before answers its stored commands; an
+	// event the process manager decides nothing for answers none.
+	HandleSync(context.Context, *ProcessManagerSyncRequest) (*SagaResponse, error)
+	mustEmbedUnimplementedProcessManagerCoordinatorServer()
+}
+
+// UnimplementedProcessManagerCoordinatorServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedProcessManagerCoordinatorServer struct{}
+
+func (UnimplementedProcessManagerCoordinatorServer) HandleSync(context.Context, *ProcessManagerSyncRequest) (*SagaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HandleSync not implemented")
+}
+func (UnimplementedProcessManagerCoordinatorServer) mustEmbedUnimplementedProcessManagerCoordinatorServer() {
+}
+func (UnimplementedProcessManagerCoordinatorServer) testEmbeddedByValue() {}
+
+// UnsafeProcessManagerCoordinatorServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ProcessManagerCoordinatorServer will
+// result in compilation errors.
+type UnsafeProcessManagerCoordinatorServer interface {
+	mustEmbedUnimplementedProcessManagerCoordinatorServer()
+}
+
+func RegisterProcessManagerCoordinatorServer(s grpc.ServiceRegistrar, srv ProcessManagerCoordinatorServer) {
+	// If the following call panics, it indicates UnimplementedProcessManagerCoordinatorServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ProcessManagerCoordinator_ServiceDesc, srv)
+}
+
+func _ProcessManagerCoordinator_HandleSync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProcessManagerSyncRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProcessManagerCoordinatorServer).HandleSync(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProcessManagerCoordinator_HandleSync_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProcessManagerCoordinatorServer).HandleSync(ctx, req.(*ProcessManagerSyncRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ProcessManagerCoordinator_ServiceDesc is the grpc.ServiceDesc for ProcessManagerCoordinator service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ProcessManagerCoordinator_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "angzarr.ProcessManagerCoordinator",
+	HandlerType: (*ProcessManagerCoordinatorServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "HandleSync",
+			Handler:    _ProcessManagerCoordinator_HandleSync_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

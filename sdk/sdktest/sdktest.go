@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/proto/angzarr"
+	"github.com/angzarr-mesh/angzarr/sdk"
 )
 
 // Root is the aggregate root the kit uses when a Case names none.
@@ -89,6 +90,13 @@ func (c Case) Check(t testing.TB, logic angzarr.BusinessLogicServer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	got, err := logic.Handle(ctx, &angzarr.ContextualCommand{Events: history, Command: cmd})
+	if err == nil {
+		// A decision asking for compensation actions stores nothing; the
+		// framework answers it as a refusal.
+		if req := sdk.CompensationRequested(got); req != nil {
+			got, err = nil, req
+		}
+	}
 
 	if c.Code != codes.OK {
 		if err == nil {

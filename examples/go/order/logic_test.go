@@ -127,10 +127,13 @@ func TestRefusedRedemption(t *testing.T) {
 		{"another command: the saga's fallback", other, msgs{created5000, cancelled}, nil},
 	} {
 		t.Run("request "+tc.name, func(t *testing.T) {
-			_, err := order.Logic().Handle(context.Background(), &angzarr.ContextualCommand{
+			book, err := order.Logic().Handle(context.Background(), &angzarr.ContextualCommand{
 				Events:  sdktest.Book(t, order.Domain, sdktest.Root, 0, tc.given...),
 				Command: mustCommand(t, tc.c),
 			})
+			if err == nil {
+				err = sdk.CompensationRequested(book)
+			}
 			st := status.Convert(err)
 			if len(st.Details()) != 1 {
 				t.Fatalf("answer %v, want a CompensationRequest", err)

@@ -1,6 +1,9 @@
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strings"
+)
 
 // The messages the filter builds for the business logic and the client.
 
@@ -96,4 +99,37 @@ func RPCStatus(code int32, message string, details ...[]byte) []byte {
 		b = appendBytes(b, 3, d)
 	}
 	return b
+}
+
+// compensationRequestName is the full name of angzarr.CompensationRequest,
+// the last segment of its type URL.
+const compensationRequestName = "angzarr.CompensationRequest"
+
+// CompensationRequest reports whether ev, an event page's raw
+// google.protobuf.Any, holds an angzarr.CompensationRequest (a type URL
+// whose last segment names it, whatever its prefix, as protobuf resolves
+// it), and its reason.
+func CompensationRequest(ev []byte) (reason string, ok bool) {
+	var typeURL string
+	var value []byte
+	err := walk("Any", ev, nil, func(f field) error {
+		var err error
+		switch f.num {
+		case 1:
+			typeURL, err = str("Any.type_url", f)
+		case 2:
+			value, err = bytesOf("Any.value", f)
+		}
+		return err
+	})
+	if err != nil || typeURL != compensationRequestName && !strings.HasSuffix(typeURL, "/"+compensationRequestName) {
+		return "", false
+	}
+	_ = walk("CompensationRequest", value, nil, func(f field) error {
+		if f.num == 2 {
+			reason, _ = str("CompensationRequest.reason", f)
+		}
+		return nil
+	})
+	return reason, true
 }

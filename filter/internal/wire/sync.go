@@ -187,3 +187,11 @@ func (s *SyncCommandBook) Marshal() []byte {
 
 // Marshal encodes the book.
 func (eb *EventBook) Marshal() []byte { return eb.Append(make([]byte, 0, eb.size())) }
+
+// ProcessManagerSyncRequest encodes angzarr.ProcessManagerSyncRequest: the
+// process manager's name and the raw triggering EventBook.
+func ProcessManagerSyncRequest(name string, trigger []byte) []byte {
+	b := make([]byte, 0, sizeString(1, name)+sizeBytes(2, trigger))
+	b = appendString(b, 1, name)
+	return appendBytes(b, 2, trigger)
+}
