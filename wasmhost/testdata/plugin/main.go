@@ -38,8 +38,8 @@ var (
 	// VM, each its own root) and HTTP apart from gRPC, so the key is all
 	// three.
 	calls   = map[callKey]uint32{}
-	queueID  uint32
-	ticks    int
+	queueID uint32
+	ticks   int
 
 	// With peak_streams=1 the gauge peak_streams is the most stream
 	// contexts alive at once (created, not yet deleted): the handlers
