@@ -51,7 +51,8 @@ domains:
 `, eventsvc, counter.Domain, host, port, envoyNode)
 }
 
-// envoyOnly are the Options the Envoy lane honours: the rest configure
+// checkEnvoyOptions fails the test when o sets what the Envoy lane cannot
+// honour: it honours Filter, Logic, Logs and TracerProvider; the rest configure
 // wasmhost, or the plugin configuration that the control plane writes in
 // that lane.
 func checkEnvoyOptions(t testing.TB, o Options) {
