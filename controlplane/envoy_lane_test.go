@@ -2,15 +2,10 @@ package controlplane_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
-	"github.com/angzarr-mesh/angzarr/envoy"
+	"github.com/angzarr-mesh/angzarr/envoy/envoytest"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
 	"github.com/angzarr-mesh/angzarr/examples/go/shop"
 	"github.com/angzarr-mesh/angzarr/internal/wasmbuild"
@@ -43,10 +38,7 @@ const laneNode = "cart-proxy"
 // that run the lane).
 func TestRealEnvoyLane(t *testing.T) {
 	t.Run("bootstrap", func(t *testing.T) {
-		js, err := envoy.BootstrapFor(laneNode, "127.0.0.1:18123", 0, validateBootstrap)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := envoytest.Bootstrap(t, laneNode, "127.0.0.1:18123")
 		b := &bootstrapv3.Bootstrap{}
 		if err := protojson.Unmarshal(js, b); err != nil {
 			t.Fatal(err)
@@ -58,15 +50,13 @@ func TestRealEnvoyLane(t *testing.T) {
 		}
 	})
 	t.Run("envoy", func(t *testing.T) {
-		bin := os.Getenv("ENVOY_BIN")
+		bin := envoytest.Binary()
 		if bin == "" {
-			t.Skip("real-Envoy lane skipped: ENVOY_BIN is not set (the bootstrap it would use was generated and validated)")
+			t.Skip(envoytest.SkipMessage)
 		}
 		runEnvoyLane(t, bin)
 	})
 }
-
-func validateBootstrap(b *bootstrapv3.Bootstrap) error { return controlplane.ValidateDeep(b) }
 
 func runEnvoyLane(t *testing.T, bin string) {
 	wasm := wasmbuild.Filter(t)
@@ -97,79 +87,20 @@ func runEnvoyLane(t *testing.T, bin string) {
 	}
 	clis := listen(t)
 	serve(t, func(ctx context.Context) error { return cp.Serve(ctx, clis) })
-
-	dir := t.TempDir()
-	js, err := envoy.BootstrapFor(laneNode, clis.Addr().String(), 0, validateBootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bootstrap, adminPath, logPath := filepath.Join(dir, "bootstrap.json"), filepath.Join(dir, "admin"), filepath.Join(dir, "envoy.log")
-	if err := os.WriteFile(bootstrap, js, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, bin, "-c", bootstrap, "--admin-address-path", adminPath,
-		"--use-dynamic-base-id", "--concurrency", "2", "-l", "warning")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logFile.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				t.Logf("envoy log:\n%s", b)
-			}
-		}
-	})
-	if err := waitEnvoyReady(ctx, adminPath); err != nil {
-		t.Fatal(err)
-	}
+	envoytest.Start(t, bin, envoytest.Bootstrap(t, laneNode, clis.Addr().String()))
 
 	pconn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", ingress), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pconn.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	resp, err := angzarr.NewBusinessCoordinatorClient(pconn).Handle(ctx, createCart(t))
 	if err != nil {
 		t.Fatalf("a command through Envoy: %v", err)
 	}
 	if n := len(resp.GetEvents().GetPages()); n != 1 {
 		t.Fatalf("CreateCart stored %d events through Envoy, want 1: %v", n, resp)
-	}
-}
-
-// waitEnvoyReady waits (bounded by ctx) for Envoy to write its admin
-// address and for the admin's /ready to answer 200: the listeners, with
-// their ECDS filter, are warm.
-func waitEnvoyReady(ctx context.Context, adminPath string) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if addr, err := os.ReadFile(adminPath); err == nil && len(strings.TrimSpace(string(addr))) > 0 {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+strings.TrimSpace(string(addr))+"/ready", nil)
-			if err != nil {
-				return err
-			}
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("envoy did not become ready (admin /ready) before the lane's deadline")
-		case <-tick.C:
-		}
 	}
 }

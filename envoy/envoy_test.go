@@ -170,12 +170,13 @@ func TestLocalTopology(t *testing.T) {
 	}
 }
 
-// TestCIRecipes: the CI jobs for users' CI are YAML and run the lane that
-// exists (controlplane's TestRealEnvoyLane with ENVOY_BIN); they cannot run
-// here.
+// TestCIRecipes: the CI jobs for users' CI are YAML and run the lanes that
+// exist (controlplane's TestRealEnvoyLane and filter/e2e's TestCommandPath,
+// which read ENVOY_BIN through envoytest); they cannot run here.
 func TestCIRecipes(t *testing.T) {
 	for _, tc := range []struct{ file, want string }{
 		{"ci/real-envoy-lane.yml", "-run 'TestRealEnvoyLane'"},
+		{"ci/real-envoy-lane.yml", "-run 'TestCommandPath$' -v ./filter/e2e"},
 		{"ci/real-envoy-lane.yml", "ENVOY_BIN="},
 		{"../istio/ci/kind-istio-shop.yml", "kubectl apply -f istio/shop.yaml"},
 	} {
@@ -191,11 +192,20 @@ func TestCIRecipes(t *testing.T) {
 			t.Errorf("%s: no jobs, or %q missing", tc.file, tc.want)
 		}
 	}
-	src, err := os.ReadFile("../controlplane/envoy_lane_test.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(src), "func TestRealEnvoyLane(") || !strings.Contains(string(src), `os.Getenv("ENVOY_BIN")`) {
-		t.Error("the lane the recipe runs is gone from controlplane")
+	for file, want := range map[string][]string{
+		"../controlplane/envoy_lane_test.go": {"func TestRealEnvoyLane(", "envoytest.Binary()"},
+		"../filter/e2e/e2e_test.go":          {"func TestCommandPath(", "EachLane("},
+		"../filter/e2e/lane.go":              {"envoytest.Binary()"},
+		"envoytest/envoytest.go":             {`os.Getenv(EnvBin)`, `EnvBin = "ENVOY_BIN"`},
+	} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(src), w) {
+				t.Errorf("%s lacks %q: a lane the recipe runs is gone", file, w)
+			}
+		}
 	}
 }

@@ -18,6 +18,9 @@ type Plugin struct {
 	random   func() uint64
 	// cache holds recently written histories (nil when switched off).
 	cache *aggCache
+	// forwardBuf is the storage forwardCommand builds each command's
+	// ContextualCommand in (empty; reused).
+	forwardBuf []byte
 }
 
 // pendingCall is a callout waiting for its result.

@@ -228,7 +228,7 @@ func (s *Stream) startFromCache() bool {
 	}
 	s.fromCache = true
 	s.expected = e.next
-	s.forward(wire.FramedContextualCommand(e.book, s.cover, s.cmd))
+	s.forwardCommand(e.book)
 	return true
 }
 
@@ -320,8 +320,26 @@ func (s *Stream) onCommandLoaded(resp *wire.LoadResponse) {
 		return
 	}
 	s.expected = next
-	s.forward(wire.FramedContextualCommand(resp.Book, s.cover, s.cmd))
+	s.forwardCommand(resp.Book)
 }
+
+// forwardCommand forwards the command with its history (raw EventBook) as
+// the logic's ContextualCommand. It is built in the plugin's reusable
+// buffer: the host copies the body out in SetBuffer (proxy_set_buffer_bytes
+// copies in Envoy and wasmhost), so the buffer is free again at once, and
+// the bytes of every command's history are no garbage for the collector
+// (whose pause grows with the garbage; see filter/internal/abi/gc.go). A
+// buffer grown past maxForwardBuf is not kept.
+func (s *Stream) forwardCommand(bookRaw []byte) {
+	b := wire.AppendFramedContextualCommand(s.p.forwardBuf, bookRaw, s.cover, s.cmd)
+	s.forward(b)
+	if cap(b) <= maxForwardBuf {
+		s.p.forwardBuf = b[:0]
+	}
+}
+
+// maxForwardBuf bounds the buffer forwardCommand keeps between commands.
+const maxForwardBuf = 256 << 10
 
 // forward replaces the request body with framed (a gRPC message frame) and
 // lets the request go to the business logic.

@@ -8,10 +8,12 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Callout host functions. Callouts belong to the root context: their
-// results are delivered as proxy_on_http_call_response / proxy_on_grpc_*
-// on the root context id, on the VM that made them, even after the stream
-// that triggered them finished. Clusters are Config.Clusters.
+// Callout host functions. Callouts belong to the root context (the
+// calling stream's root): their results are delivered as
+// proxy_on_http_call_response / proxy_on_grpc_* on that root context id,
+// on the VM that made them, even after the stream that triggered them
+// finished. Tokens are numbered per root context and looked up among the
+// calling root's callouts only (calloutID). Clusters are Config.Clusters.
 
 // proxy_http_call(upstream_ptr, upstream_size, headers_ptr, headers_size,
 // body_ptr, body_size, trailers_ptr, trailers_size, timeout_ms, return_token_ptr)
@@ -40,8 +42,9 @@ func abiHTTPCall(v *vm, s []uint64) proxywasm.Status {
 	}
 	trailers := &headerMap{}
 	trailers.setPairs(decodePairs(trl))
-	token := v.newHTTPToken()
-	c := v.startCallout(token, calloutHTTP, time.Duration(timeout)*time.Millisecond)
+	root := v.currentRoot()
+	token := v.newHTTPToken(root)
+	c := v.startCallout(root, token, calloutHTTP, time.Duration(timeout)*time.Millisecond)
 	if v.gen.h.tracing != nil {
 		path, _ := headers.get(":path")
 		method, _ := headers.get(":method")
@@ -82,11 +85,12 @@ func abiGRPCCall(v *vm, s []uint64) proxywasm.Status {
 	}
 	metadata := &headerMap{}
 	metadata.setPairs(decodePairs(md))
-	token := v.newGRPCToken(true)
+	root := v.currentRoot()
+	token := v.newGRPCToken(root, true)
 	if !v.writeU32(uint32(s[11]), token) {
 		return proxywasm.StatusInvalidMemoryAccess
 	}
-	c := v.startCallout(token, calloutGRPCCall, time.Duration(uint32(s[10]))*time.Millisecond)
+	c := v.startCallout(root, token, calloutGRPCCall, time.Duration(uint32(s[10]))*time.Millisecond)
 	if v.gen.h.tracing != nil {
 		v.traceCallout(c, metadata, path, "POST", true)
 	}
@@ -116,11 +120,12 @@ func abiGRPCStream(v *vm, s []uint64) proxywasm.Status {
 	}
 	metadata := &headerMap{}
 	metadata.setPairs(decodePairs(md))
-	token := v.newGRPCToken(false)
+	root := v.currentRoot()
+	token := v.newGRPCToken(root, false)
 	if !v.writeU32(uint32(s[8]), token) {
 		return proxywasm.StatusInvalidMemoryAccess
 	}
-	c := v.startCallout(token, calloutGRPCStream, 0)
+	c := v.startCallout(root, token, calloutGRPCStream, 0)
 	c.stream = newGRPCStreamState()
 	req := grpcRequest{addr: addr, authority: authority, path: path, metadata: metadata}
 	v.gen.h.goBackground(func() { v.runGRPCStream(c, req) })
@@ -137,7 +142,7 @@ func abiGRPCSend(v *vm, s []uint64) proxywasm.Status {
 	if token%2 == 1 {
 		return proxywasm.StatusBadArgument
 	}
-	c, found := v.callouts[token]
+	c, found := v.callouts[calloutID{root: v.currentRoot(), token: token}]
 	if !found || c.kind != calloutGRPCStream {
 		return proxywasm.StatusNotFound
 	}
@@ -150,32 +155,30 @@ func abiGRPCSend(v *vm, s []uint64) proxywasm.Status {
 
 // proxy_grpc_cancel(token): abort; no further callbacks for it.
 func abiGRPCCancel(v *vm, s []uint64) proxywasm.Status {
-	token := uint32(s[0])
-	c, found := v.callouts[token]
-	if !found || c.kind == calloutHTTP {
+	c, found := v.callouts[calloutID{root: v.currentRoot(), token: uint32(s[0])}]
+	if !found {
 		return proxywasm.StatusNotFound
 	}
 	c.cancel()
-	delete(v.callouts, token)
+	delete(v.callouts, c.id())
 	return proxywasm.StatusOK
 }
 
 // proxy_grpc_close(token): a call is cancelled; a stream is half-closed
 // (no more messages) and keeps delivering until the server closes it.
 func abiGRPCClose(v *vm, s []uint64) proxywasm.Status {
-	token := uint32(s[0])
-	c, found := v.callouts[token]
-	if !found || c.kind == calloutHTTP {
+	c, found := v.callouts[calloutID{root: v.currentRoot(), token: uint32(s[0])}]
+	if !found {
 		return proxywasm.StatusNotFound
 	}
 	if c.kind == calloutGRPCCall {
 		c.cancel()
-		delete(v.callouts, token)
+		delete(v.callouts, c.id())
 	} else {
 		c.stream.send(nil, true)
 		c.localClosed = true
 		if c.remoteClosed {
-			delete(v.callouts, token)
+			delete(v.callouts, c.id())
 		}
 	}
 	return proxywasm.StatusOK
@@ -214,8 +217,8 @@ const errUnknownCluster = proxywasm.Status(0xffff)
 // (Context::grpcCall: sendRaw returned null). Envoy runs that close inside
 // the host call; here it follows right after the current callback.
 func (v *vm) unknownCluster(call bool) proxywasm.Status {
-	token := v.newGRPCToken(call)
 	root := v.currentRoot()
+	token := v.newGRPCToken(root, call)
 	v.gen.h.goBackground(func() {
 		v.mu.Lock()
 		defer v.mu.Unlock()

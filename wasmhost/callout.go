@@ -91,40 +91,77 @@ type calloutReply struct {
 // whole response too).
 const maxCalloutBody = 64 << 20
 
-func (v *vm) newHTTPToken() uint32 {
+// calloutID names a callout in flight the way Envoy does: by the root
+// context that made it and its token, HTTP calls apart from gRPC ones.
+// proxy-wasm-cpp-host runs every callout host function on
+// contextOrEffectiveContext()->root_context() (exports.cc: http_call,
+// grpc_call, grpc_stream, grpc_send, grpc_close, grpc_cancel), and Envoy's
+// Context keeps its own counters and maps of calls in flight
+// (context.cc: nextHttpCallToken, nextGrpcCallToken, nextGrpcStreamToken;
+// http_request_, grpc_call_request_, grpc_stream_). So two plugins sharing
+// a VM see the same token numbers, and a token is looked up among the
+// calling root's callouts only.
+type calloutID struct {
+	root, token uint32
+	http        bool
+}
+
+func (c *callout) id() calloutID {
+	return calloutID{root: c.root, token: c.token, http: c.kind == calloutHTTP}
+}
+
+// tokenCounters are one root context's next HTTP and gRPC tokens (Envoy's
+// next_http_call_token_ and next_grpc_token_, both starting at 1).
+type tokenCounters struct{ http, grpc uint32 }
+
+// counters returns root's token counters (mu held).
+func (v *vm) counters(root uint32) *tokenCounters {
+	tc := v.tokens[root]
+	if tc == nil {
+		tc = &tokenCounters{http: 1, grpc: 1}
+		v.tokens[root] = tc
+	}
+	return tc
+}
+
+// newHTTPToken returns root's next free HTTP call token (never 0), as
+// Context::nextHttpCallToken does.
+func (v *vm) newHTTPToken(root uint32) uint32 {
+	tc := v.counters(root)
 	for {
-		t := v.nextHTTPToken
-		v.nextHTTPToken++
+		t := tc.http
+		tc.http++
 		if t == 0 {
 			continue
 		}
-		if _, used := v.callouts[calloutKey(t, calloutHTTP)]; !used {
+		if _, used := v.callouts[calloutID{root: root, token: t, http: true}]; !used {
 			return t
 		}
 	}
 }
 
-// newGRPCToken returns an odd token for calls and an even one for streams,
-// as Envoy does.
-func (v *vm) newGRPCToken(call bool) uint32 {
+// newGRPCToken returns root's next free gRPC token: odd for calls, even
+// (never 0) for streams, from one counter, as Context::nextGrpcCallToken /
+// nextGrpcStreamToken do.
+func (v *vm) newGRPCToken(root uint32, call bool) uint32 {
+	tc := v.counters(root)
 	for {
-		t := v.nextGRPCToken
-		v.nextGRPCToken++
+		t := tc.grpc
+		tc.grpc++
 		if t == 0 || (t%2 == 1) != call {
 			continue
 		}
-		if _, used := v.callouts[t]; !used {
+		if _, used := v.callouts[calloutID{root: root, token: t}]; !used {
 			return t
 		}
 	}
 }
 
-// startCallout registers a callout (mu held). HTTP call tokens and gRPC
-// tokens come from separate counters, so they are keyed apart. The
-// callout's context carries its timeout (0: none) from now on: its error
-// is context.Canceled when the host cancelled it, DeadlineExceeded when it
+// startCallout registers a callout of root (mu held). The callout's
+// context carries its timeout (0: none) from now on: its error is
+// context.Canceled when the host cancelled it, DeadlineExceeded when it
 // timed out.
-func (v *vm) startCallout(token uint32, kind calloutKind, timeout time.Duration) *callout {
+func (v *vm) startCallout(root, token uint32, kind calloutKind, timeout time.Duration) *callout {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if timeout > 0 {
@@ -132,17 +169,9 @@ func (v *vm) startCallout(token uint32, kind calloutKind, timeout time.Duration)
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel, root: v.currentRoot()}
-	v.callouts[calloutKey(token, kind)] = c
+	c := &callout{token: token, kind: kind, ctx: ctx, cancel: cancel, root: root}
+	v.callouts[c.id()] = c
 	return c
-}
-
-// calloutKey keeps HTTP tokens apart from gRPC tokens in one map.
-func calloutKey(token uint32, kind calloutKind) uint32 {
-	if kind == calloutHTTP {
-		return token | 1<<31
-	}
-	return token
 }
 
 // cancelCallouts aborts every callout (mu held); no callbacks follow.
@@ -164,7 +193,7 @@ func (v *vm) deliver(c *callout, f func()) {
 	if v.closed || v.failed {
 		return
 	}
-	if cur, ok := v.callouts[calloutKey(c.token, c.kind)]; !ok || cur != c {
+	if cur, ok := v.callouts[c.id()]; !ok || cur != c {
 		return
 	}
 	f()
@@ -192,7 +221,7 @@ func (v *vm) runHTTPCall(c *callout, r httpCallRequest) {
 	defer func() { c.endSpan(httpCallResult(r.headers, reply, failed), facts) }()
 	v.deliver(c, func() {
 		facts = c.spanFacts()
-		delete(v.callouts, calloutKey(c.token, c.kind))
+		delete(v.callouts, c.id())
 		if failed {
 			v.statusCode, v.statusMsg = uint32(proxywasm.StatusBrokenConnection), "reset"
 			v.callExport("proxy_on_http_call_response", c.root, uint64(c.root), uint64(c.token), 0, 0, 0)
@@ -431,7 +460,7 @@ func (v *vm) runGRPCCall(c *callout, r grpcRequest, frame []byte) {
 	defer func() { c.endSpan(result{isGRPC: true, grpcCode: int(code), message: text}, facts) }()
 	v.deliver(c, func() {
 		facts = c.spanFacts()
-		delete(v.callouts, calloutKey(c.token, c.kind))
+		delete(v.callouts, c.id())
 		if code == grpcOK {
 			v.grpcRecv, v.grpcRecvSet = reply, true
 			v.callExport("proxy_on_grpc_receive", c.root, uint64(c.root), uint64(c.token), uint64(len(reply)))
@@ -572,7 +601,7 @@ func (v *vm) runGRPCStream(c *callout, r grpcRequest) {
 		v.deliver(c, func() {
 			c.remoteClosed = true
 			if c.localClosed {
-				delete(v.callouts, calloutKey(c.token, c.kind))
+				delete(v.callouts, c.id())
 			}
 			v.statusCode, v.statusMsg = code, text
 			v.callExport("proxy_on_grpc_close", c.root, uint64(c.root), uint64(c.token), uint64(code))

@@ -74,8 +74,9 @@
 // Config.BufferLimitBytes (413 past it). Plugin.Siblings put more plugins
 // on the same VMs, one root context each (Envoy's VM sharing by vm_id and
 // code); their streams come through PluginHandler / ServePlugin. Callout
-// tokens are unique per VM here, while Envoy counts them per root context,
-// so two roots may see the same token number there.
+// tokens are counted per root context, as in Envoy: two plugins on one VM
+// see the same token numbers, and proxy_grpc_cancel/close/send find only
+// the calling root's callouts.
 //
 // # HTTP/2, limits and timeouts
 //

@@ -72,10 +72,10 @@ type vm struct {
 	rootDone      bool // proxy_on_done(root) returned false; proxy_done pending
 	rootDoneCh    chan struct{}
 
-	// Callouts, keyed by token.
-	nextHTTPToken uint32
-	nextGRPCToken uint32
-	callouts      map[uint32]*callout
+	// Callouts in flight and each root context's token counters
+	// (callout.go: calloutID).
+	tokens   map[uint32]*tokenCounters
+	callouts map[calloutID]*callout
 
 	// Metrics defined by this VM: id -> shared metric.
 	metrics    map[uint32]*metric
@@ -96,13 +96,12 @@ func newVM(ctx context.Context, g *generation, id int) (*vm, error) {
 		done:     make(chan struct{}),
 		nextID:   1,
 		streams:  make(map[uint32]*stream),
-		callouts: make(map[uint32]*callout),
+		tokens:   make(map[uint32]*tokenCounters),
+		callouts: make(map[calloutID]*callout),
 		metrics:  make(map[uint32]*metric),
 		fns:      make(map[string]api.Function),
 	}
 	v.ctx = context.WithValue(context.Background(), vmKey{}, v)
-	v.nextHTTPToken = 1
-	v.nextGRPCToken = 1
 	mod, err := g.rt.InstantiateModule(v.ctx, g.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return nil, &LoadError{Reason: "failed to instantiate module", Err: err}

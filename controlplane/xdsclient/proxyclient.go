@@ -34,7 +34,9 @@ type ProxyConfig struct {
 	Filter *Filter
 	// Clusters maps cluster names to HOST:PORT, for every cluster with one
 	// socket-address endpoint (the logic is ClusterLogic, the event
-	// service ClusterEventService).
+	// service ClusterEventService), and to OriginalDst for every
+	// ORIGINAL_DST cluster a callout can reach no host of (see
+	// OriginalDst).
 	Clusters map[string]string
 	// Timeouts are the ingress listener's HttpConnectionManager stream
 	// timeouts; nil until the listener arrived (it is optional: the
@@ -204,12 +206,35 @@ func decodeFilterResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig) e
 	return fmt.Errorf("no extension config %q in the response", FilterName)
 }
 
+// OriginalDst is ProxyConfig.Clusters' address of an ORIGINAL_DST
+// cluster (wasmhost.OriginalDst): Istio's inbound|<port>|| in its default
+// passthrough mode, or any the control plane sends. Its load balancer
+// takes the upstream host from the downstream connection's original
+// destination, a filter state object, dynamic metadata or a request header
+// (Envoy's OriginalDstCluster::LoadBalancer::chooseHost); a Wasm callout
+// has none of the first three (it runs on the root context). A cluster
+// that takes its host from a header (original_dst_lb_config.use_http_header)
+// could be reached by a callout carrying that header; the proxy does not
+// model that and leaves such a cluster out, as it does clusters without
+// one socket-address endpoint.
+const OriginalDst = "ORIGINAL_DST"
+
 func decodeClustersResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig) error {
 	out := map[string]string{}
 	for _, a := range resp.GetResources() {
 		c := &cluster.Cluster{}
 		if err := a.UnmarshalTo(c); err != nil {
 			return fmt.Errorf("cluster: %w", err)
+		}
+		if c.GetType() == cluster.Cluster_ORIGINAL_DST {
+			ok, err := originalDst(c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out[c.GetName()] = OriginalDst
+			}
+			continue
 		}
 		eps := c.GetLoadAssignment().GetEndpoints()
 		if len(eps) != 1 || len(eps[0].GetLbEndpoints()) != 1 {
@@ -226,6 +251,25 @@ func decodeClustersResponse(resp *discovery.DiscoveryResponse, cfg *ProxyConfig)
 	}
 	cfg.Clusters, cfg.ClustersVersion = maps.Clone(out), resp.GetVersionInfo()
 	return nil
+}
+
+// originalDst checks an ORIGINAL_DST cluster as Envoy's
+// OriginalDstClusterFactory::createClusterImpl does (an error NACKs the
+// response, where Envoy refuses that cluster) and reports whether the
+// proxy models it (no host for a callout: not use_http_header).
+func originalDst(c *cluster.Cluster) (bool, error) {
+	if c.GetLbPolicy() != cluster.Cluster_CLUSTER_PROVIDED {
+		return false, fmt.Errorf("cluster %q: LB policy %s is not valid for Cluster type ORIGINAL_DST. Only 'CLUSTER_PROVIDED' is allowed with cluster type 'ORIGINAL_DST'",
+			c.GetName(), c.GetLbPolicy())
+	}
+	if c.GetLoadAssignment() != nil {
+		return false, fmt.Errorf("cluster %q: ORIGINAL_DST clusters must have no load assignment configured", c.GetName())
+	}
+	lb := c.GetOriginalDstLbConfig()
+	if !lb.GetUseHttpHeader() && lb.GetHttpHeaderName() != "" {
+		return false, fmt.Errorf("cluster %q: ORIGINAL_DST cluster: invalid config http_header_name=%s and use_http_header is false", c.GetName(), lb.GetHttpHeaderName())
+	}
+	return !lb.GetUseHttpHeader(), nil
 }
 
 // decodeListenersResponse reads the stream timeouts of the ingress

@@ -10,7 +10,10 @@
 // (Host.SetClusters) and the upstream when the business logic moved
 // (Host.SetUpstream) and the ingress listener's stream timeouts
 // (Host.SetStreamTimeouts). A configuration that cannot be applied is NACKed and
-// the previous one keeps running.
+// the previous one keeps running. An ORIGINAL_DST cluster (Istio's
+// inbound|<port>||) becomes a wasmhost.OriginalDst cluster, which no
+// callout can reach, as in Envoy; a business logic cluster that is
+// ORIGINAL_DST is NACKed (nothing redirects connections to this proxy).
 package xdsproxy
 
 import (
@@ -176,6 +179,14 @@ func (p *proxy) apply(ctx context.Context, pc xdsclient.ProxyConfig) error {
 	if upstream == "" {
 		return fmt.Errorf("no %s cluster: node %q is not mapped to a domain (a proxy needs a business logic upstream)", controlplane.ClusterLogic, p.cfg.Node)
 	}
+	if upstream == xdsclient.OriginalDst {
+		// Envoy forwards to an ORIGINAL_DST cluster where the downstream
+		// connection was headed before iptables redirected it; nothing
+		// redirects connections to this proxy, so their original
+		// destination is the proxy itself.
+		return fmt.Errorf("cluster %s is ORIGINAL_DST: this proxy receives no redirected connections, so it has no original destination to forward commands to", controlplane.ClusterLogic)
+	}
+	clusters := hostClusters(pc.Clusters)
 	plugin := wasmhost.Plugin{Module: module, Name: pc.Filter.Name, RootID: pc.Filter.RootID, VMID: pc.Filter.VMID,
 		Configuration: pc.Filter.Configuration, AllowOnHeadersStopIteration: pc.Filter.AllowOnHeadersStopIteration,
 		FailurePolicy: failurePolicy(pc.Filter.FailurePolicy), ReloadBackoff: pc.Filter.ReloadBackoff}
@@ -183,7 +194,7 @@ func (p *proxy) apply(ctx context.Context, pc xdsclient.ProxyConfig) error {
 	defer p.mu.Unlock()
 	if p.host == nil {
 		hc := p.cfg.Host
-		hc.Plugin, hc.FilterPath, hc.Upstream, hc.Clusters = plugin, "", upstream, pc.Clusters
+		hc.Plugin, hc.FilterPath, hc.Upstream, hc.Clusters = plugin, "", upstream, clusters
 		hc.NodeID = p.cfg.Node
 		hc.NodeMetadata = p.cfg.Metadata
 		if t := pc.Timeouts; t != nil {
@@ -197,7 +208,7 @@ func (p *proxy) apply(ctx context.Context, pc xdsclient.ProxyConfig) error {
 		p.host, p.upstream = h, upstream
 		p.serve(h)
 	} else {
-		if err := p.host.SetClusters(pc.Clusters); err != nil {
+		if err := p.host.SetClusters(clusters); err != nil {
 			return err
 		}
 		if upstream != p.upstream {
@@ -221,6 +232,20 @@ func (p *proxy) apply(ctx context.Context, pc xdsclient.ProxyConfig) error {
 		p.cfg.Applied(pc)
 	}
 	return nil
+}
+
+// hostClusters is the xDS clusters as wasmhost takes them: HOST:PORT, and
+// wasmhost.OriginalDst for an ORIGINAL_DST cluster (callouts to it find no
+// host, as in Envoy).
+func hostClusters(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for name, addr := range in {
+		if addr == xdsclient.OriginalDst {
+			addr = wasmhost.OriginalDst
+		}
+		out[name] = addr
+	}
+	return out
 }
 
 // serve starts serving traffic (and admin) on the Host.

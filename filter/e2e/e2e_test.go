@@ -87,228 +87,243 @@ func wantCode(t testing.TB, err error, c codes.Code) *status.Status {
 	return st
 }
 
-// TestCommandPath runs the whole command path under both WASI profiles.
+// TestCommandPath runs the whole command path on each proxy: wasmhost
+// under both WASI profiles, and a real Envoy fed by the control plane
+// (EachLane: without ENVOY_BIN that lane says it was skipped).
 func TestCommandPath(t *testing.T) {
-	for _, prof := range profiles {
-		t.Run(string(prof), func(t *testing.T) {
-			s := Start(t, Options{Profile: prof, Filter: wasmPath, Config: config.Config{MaxRetries: 64}})
-			cl := s.Coordinator()
+	EachLane(t, wasmPath, func(t *testing.T, lane Lane) {
+		if lane == LaneEnvoy {
+			commandPath(t, Start(t, Options{Lane: LaneEnvoy, Filter: wasmPath}), lane)
+			return
+		}
+		for _, prof := range profiles {
+			t.Run(string(prof), func(t *testing.T) {
+				commandPath(t, Start(t, Options{Profile: prof, Filter: wasmPath, Config: config.Config{MaxRetries: 64}}), lane)
+			})
+		}
+	})
+}
 
-			t.Run("create, update, read back", func(t *testing.T) {
-				root := newRoot(t)
-				var hdr metadata.MD
-				resp, err := cl.Handle(ctxT(t), command(root, 0, 5), grpc.Header(&hdr))
+// commandPath is TestCommandPath on one running stack.
+func commandPath(t *testing.T, s *Stack, lane Lane) {
+	cl := s.Coordinator()
+
+	t.Run("create, update, read back", func(t *testing.T) {
+		root := newRoot(t)
+		var hdr metadata.MD
+		resp, err := cl.Handle(ctxT(t), command(root, 0, 5), grpc.Header(&hdr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cid := hdr.Get("x-angzarr-correlation-id")
+		if len(cid) != 1 || len(cid[0]) != 36 {
+			t.Fatalf("correlation header %v", hdr)
+		}
+		if p := resp.GetEvents().GetPages(); len(p) != 1 || p[0].GetNum() != 0 || p[0].GetCreatedAt() == nil {
+			t.Fatalf("response %v", resp)
+		}
+		withCorr := command(root, 1, 2, 3)
+		withCorr.Cover.CorrelationId = "flow-1"
+		resp, err = cl.Handle(ctxT(t), withCorr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := resp.GetEvents().GetPages(); len(p) != 2 || p[1].GetNum() != 2 {
+			t.Fatalf("response %v", resp)
+		}
+		pages := stored(t, s, root)
+		if len(pages) != 3 || sum(t, pages) != 10 {
+			t.Fatalf("stored %v", pages)
+		}
+		for i, p := range pages {
+			if p.GetNum() != uint32(i) {
+				t.Fatalf("page %d has sequence %d", i, p.GetNum())
+			}
+		}
+		// Every stored event carries its command's correlation id.
+		for id, want := range map[string]int{cid[0]: 1, "flow-1": 2} {
+			books, err := s.ByCorrelation(ctxT(t), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, b := range books {
+				n += len(b.GetPages())
+			}
+			if n != want {
+				t.Fatalf("correlation %s: %d events stored, want %d", id, n, want)
+			}
+		}
+	})
+
+	t.Run("HandleSync NONE and Record", func(t *testing.T) {
+		root := newRoot(t)
+		if _, err := cl.HandleSync(ctxT(t), &pb.SyncCommandBook{Command: command(root, 0, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		// SIMPLE without synchronous projectors configured: the events.
+		sr, err := cl.HandleSync(ctxT(t), &pb.SyncCommandBook{Command: command(root, 1, 1), SyncMode: pb.SyncMode_SYNC_MODE_SIMPLE})
+		if err != nil || len(sr.GetEvents().GetPages()) != 1 || len(sr.GetProjections()) != 0 {
+			t.Fatalf("SIMPLE: %v %v", sr, err)
+		}
+		resp, err := cl.Record(ctxT(t), &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: root}},
+			Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 2}, Event: counter.Event(40).Event}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := resp.GetEvents().GetPages(); len(p) != 1 || p[0].GetNum() != 2 {
+			t.Fatalf("record answered %v", resp)
+		}
+		if pages := stored(t, s, root); len(pages) != 3 || sum(t, pages) != 42 {
+			t.Fatalf("stored %v", pages)
+		}
+	})
+
+	t.Run("32 concurrent auto_resequence commands", func(t *testing.T) {
+		root := newRoot(t)
+		const n = 32
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		seqs := make(chan uint32, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := command(root, 0, 1)
+				c.AutoResequence = true
+				resp, err := cl.Handle(ctxT(t), c)
 				if err != nil {
-					t.Fatal(err)
+					errs <- err
+					return
 				}
-				cid := hdr.Get("x-angzarr-correlation-id")
-				if len(cid) != 1 || len(cid[0]) != 36 {
-					t.Fatalf("correlation header %v", hdr)
-				}
-				if p := resp.GetEvents().GetPages(); len(p) != 1 || p[0].GetNum() != 0 || p[0].GetCreatedAt() == nil {
-					t.Fatalf("response %v", resp)
-				}
-				withCorr := command(root, 1, 2, 3)
-				withCorr.Cover.CorrelationId = "flow-1"
-				resp, err = cl.Handle(ctxT(t), withCorr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if p := resp.GetEvents().GetPages(); len(p) != 2 || p[1].GetNum() != 2 {
-					t.Fatalf("response %v", resp)
-				}
-				pages := stored(t, s, root)
-				if len(pages) != 3 || sum(t, pages) != 10 {
-					t.Fatalf("stored %v", pages)
-				}
-				for i, p := range pages {
-					if p.GetNum() != uint32(i) {
-						t.Fatalf("page %d has sequence %d", i, p.GetNum())
-					}
-				}
-				// Every stored event carries its command's correlation id.
-				for id, want := range map[string]int{cid[0]: 1, "flow-1": 2} {
-					books, err := s.ByCorrelation(ctxT(t), id)
-					if err != nil {
-						t.Fatal(err)
-					}
-					n := 0
-					for _, b := range books {
-						n += len(b.GetPages())
-					}
-					if n != want {
-						t.Fatalf("correlation %s: %d events stored, want %d", id, n, want)
-					}
-				}
-			})
+				seqs <- resp.GetEvents().GetPages()[0].GetNum()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		close(seqs)
+		for err := range errs {
+			t.Errorf("command failed: %v", err)
+		}
+		var got []int
+		for q := range seqs {
+			got = append(got, int(q))
+		}
+		sort.Ints(got)
+		for i, q := range got {
+			if q != i {
+				t.Fatalf("answered sequences %v, want 0..%d", got, n-1)
+			}
+		}
+		pages := stored(t, s, root)
+		if len(pages) != n || sum(t, pages) != n {
+			t.Fatalf("stored %d pages, state %d", len(pages), sum(t, pages))
+		}
+		for i, p := range pages {
+			if p.GetNum() != uint32(i) {
+				t.Fatalf("stored page %d has sequence %d", i, p.GetNum())
+			}
+		}
+	})
 
-			t.Run("HandleSync NONE and Record", func(t *testing.T) {
-				root := newRoot(t)
-				if _, err := cl.HandleSync(ctxT(t), &pb.SyncCommandBook{Command: command(root, 0, 1)}); err != nil {
-					t.Fatal(err)
-				}
-				// SIMPLE without synchronous projectors configured: the events.
-				sr, err := cl.HandleSync(ctxT(t), &pb.SyncCommandBook{Command: command(root, 1, 1), SyncMode: pb.SyncMode_SYNC_MODE_SIMPLE})
-				if err != nil || len(sr.GetEvents().GetPages()) != 1 || len(sr.GetProjections()) != 0 {
-					t.Fatalf("SIMPLE: %v %v", sr, err)
-				}
-				resp, err := cl.Record(ctxT(t), &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: root}},
-					Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 2}, Event: counter.Event(40).Event}}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if p := resp.GetEvents().GetPages(); len(p) != 1 || p[0].GetNum() != 2 {
-					t.Fatalf("record answered %v", resp)
-				}
-				if pages := stored(t, s, root); len(pages) != 3 || sum(t, pages) != 42 {
-					t.Fatalf("stored %v", pages)
-				}
-			})
+	t.Run("stale expected sequence is ABORTED", func(t *testing.T) {
+		root := newRoot(t)
+		if _, err := cl.Handle(ctxT(t), command(root, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := cl.Handle(ctxT(t), command(root, 0, 1))
+		st := wantCode(t, err, codes.Aborted)
+		var conflict *pb.SequenceConflict
+		for _, d := range st.Details() {
+			if c, ok := d.(*pb.SequenceConflict); ok {
+				conflict = c
+			}
+		}
+		if conflict == nil || conflict.GetNextSequence() != 1 || conflict.GetExpectedSequence() != 0 {
+			t.Fatalf("detail %v (%v)", st.Details(), st.Message())
+		}
+		if pages := stored(t, s, root); len(pages) != 1 {
+			t.Fatalf("stored %d pages", len(pages))
+		}
+	})
 
-			t.Run("32 concurrent auto_resequence commands", func(t *testing.T) {
-				root := newRoot(t)
-				const n = 32
-				var wg sync.WaitGroup
-				errs := make(chan error, n)
-				seqs := make(chan uint32, n)
-				for i := 0; i < n; i++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						c := command(root, 0, 1)
-						c.AutoResequence = true
-						resp, err := cl.Handle(ctxT(t), c)
-						if err != nil {
-							errs <- err
-							return
-						}
-						seqs <- resp.GetEvents().GetPages()[0].GetNum()
-					}()
-				}
-				wg.Wait()
-				close(errs)
-				close(seqs)
-				for err := range errs {
-					t.Errorf("command failed: %v", err)
-				}
-				var got []int
-				for q := range seqs {
-					got = append(got, int(q))
-				}
-				sort.Ints(got)
-				for i, q := range got {
-					if q != i {
-						t.Fatalf("answered sequences %v, want 0..%d", got, n-1)
-					}
-				}
-				pages := stored(t, s, root)
-				if len(pages) != n || sum(t, pages) != n {
-					t.Fatalf("stored %d pages, state %d", len(pages), sum(t, pages))
-				}
-				for i, p := range pages {
-					if p.GetNum() != uint32(i) {
-						t.Fatalf("stored page %d has sequence %d", i, p.GetNum())
-					}
-				}
-			})
+	t.Run("idempotency key", func(t *testing.T) {
+		root := newRoot(t)
+		c := command(root, 0, 7)
+		c.IdempotencyKey = "once"
+		first, err := cl.Handle(ctxT(t), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := cl.Handle(ctxT(t), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again.GetEvents().GetPages()) != 1 || again.GetEvents().GetPages()[0].GetNum() != first.GetEvents().GetPages()[0].GetNum() {
+			t.Fatalf("repeat answered %v, first %v", again, first)
+		}
+		if pages := stored(t, s, root); len(pages) != 1 {
+			t.Fatalf("stored %d pages", len(pages))
+		}
+	})
 
-			t.Run("stale expected sequence is ABORTED", func(t *testing.T) {
-				root := newRoot(t)
-				if _, err := cl.Handle(ctxT(t), command(root, 0, 1)); err != nil {
-					t.Fatal(err)
-				}
-				_, err := cl.Handle(ctxT(t), command(root, 0, 1))
-				st := wantCode(t, err, codes.Aborted)
-				var conflict *pb.SequenceConflict
-				for _, d := range st.Details() {
-					if c, ok := d.(*pb.SequenceConflict); ok {
-						conflict = c
-					}
-				}
-				if conflict == nil || conflict.GetNextSequence() != 1 || conflict.GetExpectedSequence() != 0 {
-					t.Fatalf("detail %v (%v)", st.Details(), st.Message())
-				}
-				if pages := stored(t, s, root); len(pages) != 1 {
-					t.Fatalf("stored %d pages", len(pages))
-				}
-			})
+	t.Run("business rejection", func(t *testing.T) {
+		root := newRoot(t)
+		_, err := cl.Handle(ctxT(t), command(root, 0, -1))
+		if st, _ := status.FromError(err); st.Code() == codes.Internal && strings.Contains(st.Message(), "without sending trailers") {
+			t.Fatalf("%v: the proxy did not relay the logic's trailers-only error response "+
+				"(wasmhost/proxy.go treats only http.NoBody as end of stream, but Go's HTTP/2 transport never returns it)", err)
+		}
+		st := wantCode(t, err, codes.FailedPrecondition)
+		if st.Message() != "counter: 0-1 would go below zero" {
+			t.Fatalf("message changed: %q", st.Message())
+		}
+		if pages := stored(t, s, root); len(pages) != 0 {
+			t.Fatalf("stored %d pages", len(pages))
+		}
+	})
 
-			t.Run("idempotency key", func(t *testing.T) {
-				root := newRoot(t)
-				c := command(root, 0, 7)
-				c.IdempotencyKey = "once"
-				first, err := cl.Handle(ctxT(t), c)
-				if err != nil {
-					t.Fatal(err)
-				}
-				again, err := cl.Handle(ctxT(t), c)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(again.GetEvents().GetPages()) != 1 || again.GetEvents().GetPages()[0].GetNum() != first.GetEvents().GetPages()[0].GetNum() {
-					t.Fatalf("repeat answered %v, first %v", again, first)
-				}
-				if pages := stored(t, s, root); len(pages) != 1 {
-					t.Fatalf("stored %d pages", len(pages))
-				}
-			})
+	t.Run("invalid and denied", func(t *testing.T) {
+		c := command(newRoot(t), 0, 1)
+		c.Cover.Domain = "order"
+		_, err := cl.Handle(ctxT(t), c)
+		wantCode(t, err, codes.InvalidArgument)
+		_, err = cl.Handle(ctxT(t), command([]byte{1, 2}, 0, 1))
+		wantCode(t, err, codes.InvalidArgument)
+		_, err = s.LogicThroughProxy().Handle(ctxT(t), &pb.ContextualCommand{Command: command(newRoot(t), 0, 1)})
+		wantCode(t, err, codes.PermissionDenied)
+	})
 
-			t.Run("business rejection", func(t *testing.T) {
-				root := newRoot(t)
-				_, err := cl.Handle(ctxT(t), command(root, 0, -1))
-				if st, _ := status.FromError(err); st.Code() == codes.Internal && strings.Contains(st.Message(), "without sending trailers") {
-					t.Fatalf("%v: the proxy did not relay the logic's trailers-only error response "+
-						"(wasmhost/proxy.go treats only http.NoBody as end of stream, but Go's HTTP/2 transport never returns it)", err)
-				}
-				st := wantCode(t, err, codes.FailedPrecondition)
-				if st.Message() != "counter: 0-1 would go below zero" {
-					t.Fatalf("message changed: %q", st.Message())
-				}
-				if pages := stored(t, s, root); len(pages) != 0 {
-					t.Fatalf("stored %d pages", len(pages))
-				}
-			})
+	t.Run("metrics", func(t *testing.T) {
+		if lane == LaneEnvoy {
+			t.Skip("wasmhost's admin endpoint; Envoy's /stats carry the filter's metrics under Envoy's stat naming, not checked here")
+		}
+		m := s.Metrics(t)
+		for _, name := range []string{"angzarr_commands_counter_ok", "angzarr_commands_counter_aborted",
+			"angzarr_commands_counter_invalid", "angzarr_commands_unknown_denied", "angzarr_commands_counter_duplicate",
+			"angzarr_conflicts_counter", "angzarr_retries_counter", "angzarr_command_latency_us_counter_count"} {
+			if m[name] <= 0 {
+				t.Errorf("metric %s = %v", name, m[name])
+			}
+		}
+	})
 
-			t.Run("invalid and denied", func(t *testing.T) {
-				c := command(newRoot(t), 0, 1)
-				c.Cover.Domain = "order"
-				_, err := cl.Handle(ctxT(t), c)
-				wantCode(t, err, codes.InvalidArgument)
-				_, err = cl.Handle(ctxT(t), command([]byte{1, 2}, 0, 1))
-				wantCode(t, err, codes.InvalidArgument)
-				_, err = s.LogicThroughProxy().Handle(ctxT(t), &pb.ContextualCommand{Command: command(newRoot(t), 0, 1)})
-				wantCode(t, err, codes.PermissionDenied)
-			})
-
-			t.Run("metrics", func(t *testing.T) {
-				m := s.Metrics(t)
-				for _, name := range []string{"angzarr_commands_counter_ok", "angzarr_commands_counter_aborted",
-					"angzarr_commands_counter_invalid", "angzarr_commands_unknown_denied", "angzarr_commands_counter_duplicate",
-					"angzarr_conflicts_counter", "angzarr_retries_counter", "angzarr_command_latency_us_counter_count"} {
-					if m[name] <= 0 {
-						t.Errorf("metric %s = %v", name, m[name])
-					}
-				}
-			})
-
-			t.Run("event service down", func(t *testing.T) {
-				root := newRoot(t)
-				if _, err := cl.Handle(ctxT(t), command(root, 0, 1)); err != nil {
-					t.Fatal(err)
-				}
-				s.StopEventService()
-				_, err := cl.Handle(ctxT(t), command(root, 1, 1))
-				wantCode(t, err, codes.Unavailable)
-				s.RestartEventService()
-				if pages := stored(t, s, root); len(pages) != 1 {
-					t.Fatalf("stored %d pages after the outage", len(pages))
-				}
-				if _, err := cl.Handle(ctxT(t), command(root, 1, 1)); err != nil {
-					t.Fatalf("after restart: %v", err)
-				}
-			})
-		})
-	}
+	t.Run("event service down", func(t *testing.T) {
+		root := newRoot(t)
+		if _, err := cl.Handle(ctxT(t), command(root, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		s.StopEventService()
+		_, err := cl.Handle(ctxT(t), command(root, 1, 1))
+		wantCode(t, err, codes.Unavailable)
+		s.RestartEventService()
+		if pages := stored(t, s, root); len(pages) != 1 {
+			t.Fatalf("stored %d pages after the outage", len(pages))
+		}
+		if _, err := cl.Handle(ctxT(t), command(root, 1, 1)); err != nil {
+			t.Fatalf("after restart: %v", err)
+		}
+	})
 }
 
 // TestManyCommands drives many commands through one VM under Envoy 1.33's

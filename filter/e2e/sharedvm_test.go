@@ -21,8 +21,10 @@ import (
 // 16-byte body limit). Commands through the main plugin and angzarr-b run
 // at once and succeed (each callout's answer reaches the root that made
 // it: one delivered to the other root would be dropped and the command
-// would never finish); angzarr-tiny refuses its command, the others keep
-// their limit.
+// would never finish). wasmhost numbers callout tokens per root context as
+// Envoy does, so the two roots' calls in flight carry the same token
+// numbers: the filter keeps each root's callouts apart. angzarr-tiny
+// refuses its command, the others keep their limit.
 func TestPluginsShareAVM(t *testing.T) {
 	sibling := func(name string, c config.Config) wasmhost.Plugin {
 		c.Domains = []string{counter.Domain}

@@ -33,6 +33,11 @@ import (
 
 // Options shape a Stack.
 type Options struct {
+	// Lane is the proxy: wasmhost (the default) or a real Envoy
+	// (LaneEnvoy, with ENVOY_BIN; see EachLane). The Envoy lane takes the
+	// plugin configuration and clusters from the control plane, so it
+	// honours only Filter, Logic, Logs and TracerProvider.
+	Lane Lane
 	// Profile is the wasmhost WASI profile.
 	Profile wasmhost.WASIProfile
 	// Filter is the path of the built .wasm.
@@ -74,13 +79,14 @@ type Stack struct {
 	Proxy    string
 	// PluginProxy is the address serving each sibling plugin.
 	PluginProxy map[string]string
-	Host        *wasmhost.Host
-	esCfg       eventsvc.Config
-	esMu        sync.Mutex
-	esStop      context.CancelFunc
-	esDone      chan error
-	conn        *grpc.ClientConn
-	storeConn   *grpc.ClientConn
+	// Host is the wasmhost proxy (nil in the Envoy lane).
+	Host      *wasmhost.Host
+	esCfg     eventsvc.Config
+	esMu      sync.Mutex
+	esStop    context.CancelFunc
+	esDone    chan error
+	conn      *grpc.ClientConn
+	storeConn *grpc.ClientConn
 }
 
 // Start brings a stack up; everything stops at t.Cleanup.
@@ -120,6 +126,23 @@ func Start(t testing.TB, o Options) *Stack {
 		<-ldone
 	})
 
+	if o.Lane == LaneEnvoy {
+		s.Proxy = s.startEnvoy(t, o, envoyBinary(t), logger)
+		s.PluginProxy = map[string]string{}
+		s.conn = dial(t, s.Proxy)
+		s.storeConn = dial(t, s.EventSvc)
+		return s
+	}
+	s.startWasmhost(t, o, logger)
+	s.conn = dial(t, s.Proxy)
+	s.storeConn = dial(t, s.EventSvc)
+	return s
+}
+
+// startWasmhost runs the wasmhost lane's proxy: wasmhost with the filter
+// in this process, configured directly.
+func (s *Stack) startWasmhost(t testing.TB, o Options, logger *slog.Logger) {
+	t.Helper()
 	cfg := o.Config
 	if len(cfg.Domains) == 0 {
 		cfg.Domains = []string{counter.Domain}
@@ -187,9 +210,6 @@ func Start(t testing.TB, o Options) *Stack {
 			<-sdone
 		})
 	}
-	s.conn = dial(t, s.Proxy)
-	s.storeConn = dial(t, s.EventSvc)
-	return s
 }
 
 func dial(t testing.TB, addr string) *grpc.ClientConn {

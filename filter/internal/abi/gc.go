@@ -35,17 +35,32 @@ import (
 // because the workers have work until the cycle ends.
 
 // gcMinGarbage is the least allocation between two collections. Each
-// collection blocks the worker (Envoy's event loop) for its pause, and the
-// pause grows with the garbage: BenchmarkFilterModule, 100,000 commands,
-// cache off, wazero compiler on a shared 2-core machine (2026-12-07):
+// collection blocks the worker (Envoy's event loop) for its pause.
+// BenchmarkFilterModule measures the pause also as the CPU time of the
+// callback that collected (the OS thread's CPU clock: on the shared,
+// loaded 2-core machine the wall clock mostly counts other processes).
+// With the aggregate cache off (live heap 76 KiB), wazero compiler, load
+// average 10-18 (2026-12-07):
 //
-//	1 MiB:  one collection per 142 commands, pause p50 1.0 ms, p99 17 ms
-//	4 MiB:  one per 505, p50 1.6 ms, p99 11.7 ms (3.2 µs per command)
-//	16 MiB: one per 1960, p50 9.4 ms, p99 60 ms (4.8 µs per command)
+//	a second FreeOSMemory right after one (no garbage): ~0.43 ms
+//	4 MiB of garbage: p50 1.86 ms (four runs, ±2%), one per 500 commands
+//	runtime.GC() instead of FreeOSMemory, 4 MiB: p50 1.88 ms (the
+//	  release of free pages costs nothing measurable)
+//	the cache on (live heap 4 MiB): p50 2.14 ms
 //
-// So collecting less often than every 4 MiB costs more per command and
-// stalls the event loop longer; 4 MiB stays.
-const gcMinGarbage = 4 << 20
+// So a collection costs about 0.4 ms however little there is to collect,
+// plus about 0.35 ms per MiB of garbage; the live heap (the cache's
+// histories are pointer-free []byte) adds little. No pacing reaches tens
+// of microseconds; what shortens the pauses is less garbage per command.
+// Since each command's ContextualCommand is built in a reused buffer
+// (Stream.forwardCommand), a command leaves about 5 KiB of garbage instead
+// of 8, and at 2 MiB: p50 1.44 ms, p99 2.7 ms (4 MiB before: 1.86 / 3.4),
+// one collection per 414 commands (500 before), the same GC CPU per
+// command (3.5 µs, 3.7 before). With the cache on, the live heap (4 MiB)
+// sets the threshold: one collection per 1219 commands instead of 769, GC
+// CPU per command 1.9 µs instead of 2.8, the pause unchanged (p50 2.4 ms,
+// 2.1 ms before: within the runs' spread).
+const gcMinGarbage = 2 << 20
 
 // gcMaxSkip bounds how many stream ends pass without reading the
 // allocation counter (see collectGarbage).

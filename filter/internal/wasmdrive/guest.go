@@ -111,6 +111,13 @@ type Guest struct {
 	message string
 	// WasmTime accumulates the time spent inside exported calls.
 	WasmTime time.Duration
+	// LastCallCPU is the CPU time of the last exported call on its OS
+	// thread (Linux; 0 elsewhere), meaningful when the caller locked its
+	// goroutine to the thread (runtime.LockOSThread): on a loaded machine
+	// it leaves out the time other processes ran.
+	LastCallCPU time.Duration
+	// WasmCPU accumulates LastCallCPU.
+	WasmCPU time.Duration
 }
 
 type guestKey struct{}
@@ -155,8 +162,10 @@ func (g *Guest) call(name string, args ...uint64) (uint32, error) {
 	if f == nil {
 		return 0, fmt.Errorf("no export %s", name)
 	}
-	start := time.Now()
+	start, cpu := time.Now(), threadCPU()
 	r, err := f.Call(g.ctx, args...)
+	g.LastCallCPU = threadCPU() - cpu
+	g.WasmCPU += g.LastCallCPU
 	g.WasmTime += time.Since(start)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", name, err)

@@ -21,8 +21,24 @@ func ContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
 // single allocation and a single copy of the history, which is most of the
 // bytes: this runs for every command.
 func FramedContextualCommand(bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
+	return AppendFramedContextualCommand(nil, bookRaw, cover, cmd)
+}
+
+// AppendFramedContextualCommand is FramedContextualCommand built in dst's
+// storage when it has room (dst's contents are discarded), else in a new
+// allocation: a caller whose host copies the body out at once can reuse
+// one buffer for every command.
+func AppendFramedContextualCommand(dst, bookRaw []byte, cover *Cover, cmd *CommandBook) []byte {
 	events, cmdSize, size := contextualCommandSize(bookRaw, cover, cmd)
-	return appendContextualCommand(frame(size), bookRaw, cover, cmd, events, cmdSize)
+	var b []byte
+	if cap(dst) >= 5+size {
+		b = dst[:5]
+		binary.BigEndian.PutUint32(b[1:5], uint32(size))
+		b[0] = 0
+	} else {
+		b = frame(size)
+	}
+	return appendContextualCommand(b, bookRaw, cover, cmd, events, cmdSize)
 }
 
 // contextualCommandSize returns the sizes of the ContextualCommand's

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -207,6 +208,17 @@ func TestFramedContextualCommand(t *testing.T) {
 				}
 				if cap(got) != len(got) {
 					t.Fatalf("capacity %d for %d bytes: the size was not computed exactly", cap(got), len(got))
+				}
+				// Built in a reused buffer holding an earlier, longer
+				// message: the same bytes, in dst's storage when it fits.
+				dst := make([]byte, 0, 1<<16)
+				dst = append(dst, bytes.Repeat([]byte{0xff}, 1<<15)...)
+				again := AppendFramedContextualCommand(dst, book, cv, cmd)
+				if string(again) != string(want) {
+					t.Fatalf("book %d bytes, cover %v, cmd %v: in a reused buffer %x, want %x", len(book), cv != nil, cmd != nil, again, want)
+				}
+				if fits := len(want) <= cap(dst); fits != (&again[0] == &dst[:1][0]) {
+					t.Fatalf("%d bytes in a buffer of %d: reused %v", len(want), cap(dst), !fits)
 				}
 			}
 		}

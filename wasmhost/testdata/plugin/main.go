@@ -30,12 +30,16 @@ const (
 )
 
 var (
-	rootID   uint32
+	rootID   uint32 // the first root context (the main plugin's)
 	config   = map[string]string{}
 	contexts = map[uint32]*httpCtx{}
-	calls    = map[uint32]uint32{} // callout token -> stream context
-	queueID  uint32
-	ticks    int
+	// calls maps a callout to the stream context that made it. Envoy
+	// numbers callouts per root context (several plugins may share the
+	// VM, each its own root) and HTTP apart from gRPC, so the key is all
+	// three.
+	calls   = map[callKey]uint32{}
+	queueID uint32
+	ticks   int
 
 	// With peak_streams=1 the gauge peak_streams is the most stream
 	// contexts alive at once (created, not yet deleted): the handlers
@@ -46,8 +50,16 @@ var (
 	peakStreams uint64
 )
 
+// callKey names a callout: the root context that made it, its token, and
+// whether it is an HTTP call.
+type callKey struct {
+	root, token uint32
+	http        bool
+}
+
 type httpCtx struct {
 	id              uint32
+	root            uint32
 	kase            string
 	paused          bool
 	bodyWhilePaused bool
@@ -70,10 +82,12 @@ func proxyABIVersion() {}
 //go:wasmexport proxy_on_context_create
 func onContextCreate(id, parent uint32) {
 	if parent == 0 {
-		rootID = id
+		if rootID == 0 {
+			rootID = id
+		}
 		return
 	}
-	contexts[id] = &httpCtx{id: id}
+	contexts[id] = &httpCtx{id: id, root: parent}
 	if countPeak {
 		liveStreams++
 		if liveStreams > peakStreams {
@@ -237,6 +251,16 @@ func onRequestHeaders(id, n, eos uint32) uint32 {
 		c.paused = true
 		grpcCall(c, "inbound|50051||", "grpc.testing.TestService", "UnaryCall", nil)
 		return 1
+	case "grpc-call-wait":
+		// A call that stays in flight for a second.
+		c.paused = true
+		grpcCallTimeout(c, "echo", "slow.Service", "Wait", nil, nil, 1000)
+		return 1
+	case "grpc-cancel":
+		// Cancels the token in x-token from this stream's root context.
+		v, _ := getHeader(mapReqHeaders, "x-token")
+		n, _ := strconv.Atoi(v)
+		st("grpc_cancel", proxy_grpc_cancel(uint32(n)))
 	case "grpc-call-unimplemented":
 		c.paused = true
 		grpcCall(c, "echo", "grpc.testing.TestService", "UnimplementedCall", nil)
@@ -350,7 +374,8 @@ func calloutTimeout(c *httpCtx, path string, timeoutMS uint32) {
 	cluster := "echo"
 	s := proxy_http_call(sp(cluster), uint32(len(cluster)), bp(h), uint32(len(h)), nil, 0, nil, 0, timeoutMS, &token)
 	st("http_call", s)
-	calls[token] = c.id
+	t("http_token=" + strconv.Itoa(int(token)) + " plugin=" + pluginName())
+	calls[callKey{c.root, token, true}] = c.id
 }
 
 func grpcCall(c *httpCtx, cluster, svc, method string, msg []byte) {
@@ -367,7 +392,8 @@ func grpcCallTimeout(c *httpCtx, cluster, svc, method string, msg []byte, pairs 
 	s := proxy_grpc_call(sp(cluster), uint32(len(cluster)), sp(svc), uint32(len(svc)), sp(method), uint32(len(method)), bp(md), uint32(len(md)), bp(msg), uint32(len(msg)), timeoutMS, &token)
 	st("grpc_call", s)
 	t("grpc_token_odd=" + strconv.FormatBool(token%2 == 1))
-	calls[token] = c.id
+	t("grpc_token=" + strconv.Itoa(int(token)) + " plugin=" + pluginName())
+	calls[callKey{c.root, token, false}] = c.id
 	if s != 0 {
 		proxy_continue_stream(0)
 	}
@@ -380,7 +406,7 @@ func grpcStream(c *httpCtx) {
 	s := proxy_grpc_stream(sp(cluster), uint32(len(cluster)), sp(svc), uint32(len(svc)), sp(method), uint32(len(method)), nil, 0, &streamToken)
 	st("grpc_stream", s)
 	t("stream_token_even=" + strconv.FormatBool(streamToken%2 == 0))
-	calls[streamToken] = c.id
+	calls[callKey{c.root, streamToken, false}] = c.id
 	msg := []byte{0x12, 0x02, 0x08, 0x03} // response_parameters { size: 3 }
 	st("grpc_send", proxy_grpc_send(streamToken, bp(msg), uint32(len(msg)), 0))
 	st("grpc_close", proxy_grpc_close(streamToken))
@@ -502,11 +528,11 @@ func onResponseTrailers(id, n uint32) uint32 {
 
 //go:wasmexport proxy_on_http_call_response
 func onHTTPCallResponse(root, token, nh, bodySize, nt uint32) {
-	id := calls[token]
-	delete(calls, token)
+	id, known := calls[callKey{root, token, true}]
+	delete(calls, callKey{root, token, true})
 	status, _ := getHeader(mapCallHeaders, ":status")
 	body, _ := getBuffer(bufCallResp, 0, bodySize)
-	t("http_call_response root_ok=" + strconv.FormatBool(root == rootID) + " status=" + status + " body=" + string(body) + " headers=" + strconv.Itoa(int(nh)))
+	t("http_call_response root_ok=" + strconv.FormatBool(known) + " status=" + status + " body=" + string(body) + " headers=" + strconv.Itoa(int(nh)))
 	s := proxy_set_effective_context(id)
 	c := contexts[id]
 	if c == nil {
@@ -534,10 +560,11 @@ func onGRPCInitialMetadata(root, token, n uint32) {
 //go:wasmexport proxy_on_grpc_receive
 func onGRPCReceive(root, token, size uint32) {
 	b, _ := getBuffer(bufGRPCRecv, 0, size)
-	t("grpc_receive root_ok=" + strconv.FormatBool(root == rootID) + " size=" + strconv.Itoa(int(size)) + " len=" + strconv.Itoa(len(b)))
-	id := calls[token]
+	key := callKey{root, token, false}
+	id, known := calls[key]
+	t("grpc_receive root_ok=" + strconv.FormatBool(known) + " size=" + strconv.Itoa(int(size)) + " len=" + strconv.Itoa(len(b)))
 	if token%2 == 1 {
-		delete(calls, token)
+		delete(calls, key)
 		resume(id, "ok")
 	}
 }
@@ -553,8 +580,8 @@ func onGRPCClose(root, token, status uint32) {
 	proxy_get_status(&code, &p, &n)
 	msg := string(take(p, n))
 	t("grpc_close status=" + strconv.Itoa(int(status)) + " get_status=" + strconv.Itoa(int(code)) + " message=" + msg)
-	id := calls[token]
-	delete(calls, token)
+	id := calls[callKey{root, token, false}]
+	delete(calls, callKey{root, token, false})
 	if token%2 == 0 {
 		resume(id, "stream-closed")
 		return
@@ -562,6 +589,12 @@ func onGRPCClose(root, token, status uint32) {
 	if proxy_set_effective_context(id) == 0 {
 		sendLocal(503, "callout failed: "+msg, nil, 14)
 	}
+}
+
+// pluginName is the plugin_name property of the running context.
+func pluginName() string {
+	n, _ := getProperty("plugin_name")
+	return n
 }
 
 func resume(id uint32, result string) {
