@@ -76,3 +76,25 @@ func TestCallerIdentityInFilterConfig(t *testing.T) {
 		t.Fatalf("without identity.proxies: %+v", c)
 	}
 }
+
+// TestEventTypesInFilterConfig: a domain's eventTypes reach its filters
+// (sorted, under the domain's name); a domain without them sends none, so
+// its filters refuse every Record.
+func TestEventTypesInFilterConfig(t *testing.T) {
+	top := loadShop(t)
+	d := &top.Domains[0]
+	if d.Name != "customer" || len(d.EventTypes) == 0 {
+		t.Fatalf("the example shop's first domain %q declares no event types", d.Name)
+	}
+	d.EventTypes = []string{"examples.LoyaltyPointsAdded", "examples.CustomerCreated"}
+	c := pluginConfig(top, d.Name, "e", "l", istioNames)
+	if got := c.EventTypesOf("customer"); !slices.Equal(got, []string{"examples.CustomerCreated", "examples.LoyaltyPointsAdded"}) || len(c.EventTypes) != 1 {
+		t.Fatalf("event types %v", c.EventTypes)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := pluginConfig(top, "order", "e", "l", istioNames); c.EventTypes != nil {
+		t.Fatalf("order declares no event types, its filter got %v", c.EventTypes)
+	}
+}

@@ -91,7 +91,8 @@ func wantCode(t testing.TB, err error, c codes.Code) *status.Status {
 func TestCommandPath(t *testing.T) {
 	for _, prof := range profiles {
 		t.Run(string(prof), func(t *testing.T) {
-			s := Start(t, Options{Profile: prof, Filter: wasmPath, Config: config.Config{MaxRetries: 64}})
+			s := Start(t, Options{Profile: prof, Filter: wasmPath, Config: config.Config{MaxRetries: 64,
+				EventTypes: map[string][]string{counter.Domain: {counter.EventType}}}})
 			cl := s.Coordinator()
 
 			t.Run("create, update, read back", func(t *testing.T) {
