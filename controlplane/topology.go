@@ -443,5 +443,6 @@ func (t *Topology) clone() *Topology {
 	}
 	c.Identity.Admins = slices.Clone(t.Identity.Admins)
 	c.Identity.Readers = slices.Clone(t.Identity.Readers)
+	c.Identity.Gateways = slices.Clone(t.Identity.Gateways)
 	return &c
 }
