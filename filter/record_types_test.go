@@ -57,6 +57,10 @@ func TestRecordEventTypes(t *testing.T) {
 				if got := len(hs.stored(2)); got != want {
 					t.Fatalf("stored %d events, want %d", got, want)
 				}
+				logged := strings.Contains(strings.Join(hs.h.logs, "\n"), "no event types declared (event_types), every Record refused, for domains counter")
+				if logged != (tc.cfg == counterConfig) {
+					t.Fatalf("the configuration without event types logged: %v (logs %q)", logged, hs.h.logs)
+				}
 			})
 		}
 		t.Run("a long foreign type name is cut in the message", func(t *testing.T) {
