@@ -17,6 +17,8 @@ func TestAccessIdentitiesValidated(t *testing.T) {
 		"admin not a workload ID":       {"admins: [spiffe://cluster.local/ns/angzarr-system/sa/angzarr-operator]", "admins: [operator]", "identity.admins[0]"},
 		"projector identity bad":        {"identity: spiffe://cluster.local/ns/shop/sa/order-summary", "identity: spiffe://cluster.local/order-summary", "projectors[order-summary].identity"},
 		"bad trust domain":              {"trustDomain: cluster.local", "trustDomain: Not A Domain", "identity.trustDomain"},
+		"gateway of another trust domain": {"  proxies: true\n", "  proxies: true\n  gateways: [spiffe://evil.example/ns/edge/sa/gw]\n",
+			`identity.gateways[0]: "spiffe://evil.example/ns/edge/sa/gw" is not in trust domain "cluster.local"`},
 	} {
 		if !strings.Contains(raw, c.old) {
 			t.Fatalf("%s: the example topology has no %q", name, c.old)

@@ -53,7 +53,11 @@ func TestNodeBoundToCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	customer := creds("shop", "customer")
-	tp := startPlaneWith(t, shopYAML(t), nil, cpCfg, identity.DialOption(customer, identity.ID{}))
+	topo := strings.Replace(string(shopYAML(t)), "  proxies: true\n", "  proxies: true\n  gateways: [spiffe://cluster.local/ns/edge/sa/gateway]\n", 1)
+	if !strings.Contains(topo, "gateways:") {
+		t.Fatal("the example topology has no identity.proxies line to add gateways after")
+	}
+	tp := startPlaneWith(t, []byte(topo), nil, cpCfg, identity.DialOption(customer, identity.ID{}))
 	conn := func(f *identity.Files) *grpc.ClientConn {
 		cc, err := grpc.NewClient(tp.addr, identity.DialOption(f, identity.ID{}))
 		if err != nil {
@@ -125,6 +129,10 @@ func TestNodeBoundToCertificate(t *testing.T) {
 	t.Run("a gateway's configuration needs identity.gateways", func(t *testing.T) {
 		_, err := ask(customerConn, cds(node("edge", nil)))
 		wantDenied(t, err, `may not receive the configuration of gateway node "edge" (rule: identity.gateways)`)
+		resp, err := ask(conn(creds("edge", "gateway")), cds(node("edge", nil)))
+		if err != nil || len(resp.GetResources()) == 0 {
+			t.Fatalf("CDS for the gateway: %v, %v", resp, err)
+		}
 	})
 	t.Run("a stream may not change its node", func(t *testing.T) {
 		_, err := ask(customerConn, cds(node("customer", nil)), &discovery.DiscoveryRequest{Node: node("order", nil), TypeUrl: resource.ListenerType})
