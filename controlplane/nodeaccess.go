@@ -100,7 +100,7 @@ func denied(reason string, code codes.Code, format string, args ...any) error {
 
 // allowFanout decides a request for the fan-out configuration.
 func (a *nodeAccess) allowFanout(c caller) error {
-	if a == nil || !a.fanout[c.id] {
+	if !a.fanout[c.id] {
 		return denied(deniedFanout, codes.PermissionDenied, "%s may not receive the fan-out configuration (rule: identity.eventService, admins, readers)", c.id)
 	}
 	return nil
@@ -110,8 +110,6 @@ func (a *nodeAccess) allowFanout(c caller) error {
 // identified as id (node is its id, for the message).
 func (a *nodeAccess) allowNode(c caller, node string, id Identity) error {
 	switch {
-	case a == nil:
-		return denied(deniedDomain, codes.PermissionDenied, "node %q: no topology applied yet", node)
 	case id.Domain != "":
 		ids, ok := a.domains[id.Domain]
 		if !ok {
@@ -134,6 +132,11 @@ func (a *nodeAccess) allowNode(c caller, node string, id Identity) error {
 func (p *Publisher) authorizeLocked(ctx context.Context, streamID int64, c caller, typeURL string, node *core.Node) error {
 	if !c.tls {
 		return nil
+	}
+	if p.access == nil {
+		// Nothing to serve yet, nor rules to decide by: the client
+		// reconnects (Envoy and FanoutClient back off).
+		return status.Error(codes.Unavailable, "no topology applied yet")
 	}
 	err := p.decideLocked(streamID, c, typeURL, node)
 	if err != nil {

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -176,5 +178,20 @@ func TestNodeBoundToCertificate(t *testing.T) {
 	}
 	if got := tp.metricSum(t, "angzarr.controlplane.xds.denied", "reason=node_id"); got != 2 {
 		t.Errorf("angzarr.controlplane.xds.denied{reason=node_id} = %d, want 2", got)
+	}
+}
+
+// TestNodeAccessBeforeTopology: over mTLS, before a first topology there
+// is nothing to serve and no rule to decide by: UNAVAILABLE, so the client
+// reconnects later; plaintext streams wait as they always did.
+func TestNodeAccessBeforeTopology(t *testing.T) {
+	p := newPublisher(slog.New(slog.DiscardHandler), Options{WasmFile: testWasmFile}, mustMetrics(t), tracenoop.NewTracerProvider().Tracer(""))
+	c := caller{tls: true, id: "spiffe://cluster.local/ns/shop/sa/customer"}
+	err := p.streamRequest(context.Background(), 1, c, resource.ClusterType, &core.Node{Id: "customer"})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("before a topology: %v", err)
+	}
+	if err := p.streamRequest(context.Background(), 2, caller{}, resource.ClusterType, &core.Node{Id: "customer"}); err != nil {
+		t.Fatalf("plaintext before a topology: %v", err)
 	}
 }
