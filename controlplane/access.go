@@ -29,6 +29,12 @@ type WorkloadIdentities struct {
 	// domains' descriptors with the event service's schema registry.
 	// Default spiffe://<trust domain>/ns/angzarr-system/sa/angzarr-controlplane.
 	ControlPlane string `json:"controlPlane,omitempty"`
+	// Gateways are the identities of standalone proxies that serve no
+	// single domain (a gateway runs every domain's filter): when the
+	// control plane serves xDS over mTLS, only they (and no domain's
+	// proxy) receive that configuration. Istio sidecars that serve no
+	// domain get a pass-through configuration and need no entry.
+	Gateways []string `json:"gateways,omitempty"`
 	// Proxies says every proxy runs with mTLS (Istio under STRICT
 	// PeerAuthentication, `angzarr proxy` with certificates): the filters
 	// then trust the caller identity the proxy sets, Record is allowed only
@@ -110,6 +116,7 @@ func (t *Topology) validateIdentity() []error {
 	}
 	check("identity.admins", t.Identity.Admins...)
 	check("identity.readers", t.Identity.Readers...)
+	check("identity.gateways", t.Identity.Gateways...)
 	for _, d := range t.Domains {
 		p := "domains[" + d.Name + "]"
 		check(p+".identities", d.Identities...)

@@ -17,6 +17,8 @@ func TestAccessIdentitiesValidated(t *testing.T) {
 		"admin not a workload ID":       {"admins: [spiffe://cluster.local/ns/angzarr-system/sa/angzarr-operator]", "admins: [operator]", "identity.admins[0]"},
 		"projector identity bad":        {"identity: spiffe://cluster.local/ns/shop/sa/order-summary", "identity: spiffe://cluster.local/order-summary", "projectors[order-summary].identity"},
 		"bad trust domain":              {"trustDomain: cluster.local", "trustDomain: Not A Domain", "identity.trustDomain"},
+		"gateway of another trust domain": {"  proxies: true\n", "  proxies: true\n  gateways: [spiffe://evil.example/ns/edge/sa/gw]\n",
+			`identity.gateways[0]: "spiffe://evil.example/ns/edge/sa/gw" is not in trust domain "cluster.local"`},
 	} {
 		if !strings.Contains(raw, c.old) {
 			t.Fatalf("%s: the example topology has no %q", name, c.old)
@@ -74,5 +76,27 @@ func TestCallerIdentityInFilterConfig(t *testing.T) {
 	top.Identity.Proxies = false
 	if c := pluginConfig(top, top.Domains[0].Name, "e", "l", istioNames); c.CallerIdentity || c.Recorders != nil {
 		t.Fatalf("without identity.proxies: %+v", c)
+	}
+}
+
+// TestEventTypesInFilterConfig: a domain's eventTypes reach its filters
+// (sorted, under the domain's name); a domain without them sends none, so
+// its filters refuse every Record.
+func TestEventTypesInFilterConfig(t *testing.T) {
+	top := loadShop(t)
+	d := &top.Domains[0]
+	if d.Name != "customer" || len(d.EventTypes) == 0 {
+		t.Fatalf("the example shop's first domain %q declares no event types", d.Name)
+	}
+	d.EventTypes = []string{"examples.LoyaltyPointsAdded", "examples.CustomerCreated"}
+	c := pluginConfig(top, d.Name, "e", "l", istioNames)
+	if got := c.EventTypesOf("customer"); !slices.Equal(got, []string{"examples.CustomerCreated", "examples.LoyaltyPointsAdded"}) || len(c.EventTypes) != 1 {
+		t.Fatalf("event types %v", c.EventTypes)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := pluginConfig(top, "order", "e", "l", istioNames); c.EventTypes != nil {
+		t.Fatalf("order declares no event types, its filter got %v", c.EventTypes)
 	}
 }

@@ -26,29 +26,51 @@ import (
 type callbacks struct {
 	p *Publisher
 
-	mu   sync.Mutex
-	sent map[int64]map[string]sentResponse // stream -> type URL -> last response
+	mu      sync.Mutex
+	sent    map[int64]map[string]sentResponse // stream -> type URL -> last response
+	callers map[int64]caller                  // stream -> who opened it
 }
 
 type sentResponse struct{ nonce, version string }
 
 func newCallbacks(p *Publisher) *callbacks {
-	return &callbacks{p: p, sent: map[int64]map[string]sentResponse{}}
+	return &callbacks{p: p, sent: map[int64]map[string]sentResponse{}, callers: map[int64]caller{}}
 }
 
 var _ serverv3.Callbacks = (*callbacks)(nil)
 
-func (c *callbacks) OnStreamOpen(context.Context, int64, string) error { return nil }
+// OnStreamOpen remembers who opened the stream: the requests
+// (OnStreamRequest) carry no context, the stream's does.
+func (c *callbacks) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	c.mu.Lock()
+	c.callers[id] = callerOf(ctx)
+	c.mu.Unlock()
+	return nil
+}
+
+// caller is who opened stream id.
+func (c *callbacks) caller(id int64) caller {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.callers[id]
+	if !ok {
+		return caller{tls: true, err: errors.New("unknown stream")}
+	}
+	return cl
+}
 
 func (c *callbacks) OnStreamClosed(id int64, _ *core.Node) {
 	c.mu.Lock()
 	delete(c.sent, id)
+	delete(c.callers, id)
 	c.mu.Unlock()
 	c.p.streamClosed(id)
 }
 
 func (c *callbacks) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
-	c.p.streamRequest(context.Background(), id, req.GetNode())
+	if err := c.p.streamRequest(context.Background(), id, c.caller(id), req.GetTypeUrl(), req.GetNode()); err != nil {
+		return err
+	}
 	if req.GetResponseNonce() == "" && req.GetErrorDetail() == nil {
 		return nil // a subscription, not the answer to a response
 	}
@@ -81,12 +103,21 @@ func (c *callbacks) OnStreamResponse(ctx context.Context, id int64, _ *discovery
 	c.p.metrics.pushes.Add(ctx, 1, typeAttr(resp.GetTypeUrl()))
 }
 
-func (c *callbacks) OnDeltaStreamOpen(context.Context, int64, string) error { return nil }
+func (c *callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	return c.OnStreamOpen(ctx, id, typeURL)
+}
 
-func (c *callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) { c.p.streamClosed(id) }
+func (c *callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) {
+	c.mu.Lock()
+	delete(c.callers, id)
+	c.mu.Unlock()
+	c.p.streamClosed(id)
+}
 
 func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
-	c.p.streamRequest(context.Background(), id, req.GetNode())
+	if err := c.p.streamRequest(context.Background(), id, c.caller(id), req.GetTypeUrl(), req.GetNode()); err != nil {
+		return err
+	}
 	if req.GetResponseNonce() == "" && req.GetErrorDetail() == nil {
 		return nil
 	}
@@ -103,8 +134,9 @@ func (c *callbacks) OnStreamDeltaResponse(_ int64, _ *discovery.DeltaDiscoveryRe
 	c.p.metrics.pushes.Add(context.Background(), 1, typeAttr(resp.GetTypeUrl()))
 }
 
-func (c *callbacks) OnFetchRequest(_ context.Context, req *discovery.DiscoveryRequest) error {
-	return nil
+// OnFetchRequest decides a unary Fetch like a stream's request.
+func (c *callbacks) OnFetchRequest(ctx context.Context, req *discovery.DiscoveryRequest) error {
+	return c.p.fetchRequest(ctx, callerOf(ctx), req.GetTypeUrl(), req.GetNode())
 }
 
 func (c *callbacks) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}

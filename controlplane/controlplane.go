@@ -387,6 +387,17 @@ func (cp *ControlPlane) reconcileLocked(ctx context.Context, span trace.Span) {
 	cp.lastErr, cp.applied = nil, merged
 	cp.log.Info("topology applied", "version", version, "domains", len(merged.Domains),
 		"sagas", len(merged.Sagas), "projectors", len(merged.Projectors), "workloads", len(cp.workloads))
+	if !unchanged {
+		var untyped []string
+		for _, d := range merged.Domains {
+			if len(d.EventTypes) == 0 {
+				untyped = append(untyped, d.Name)
+			}
+		}
+		if len(untyped) > 0 {
+			cp.log.Info("domains declaring no eventTypes: their filters refuse every Record", "domains", untyped)
+		}
+	}
 }
 
 // recheckSchemas registers the applied topology's descriptors again every

@@ -27,6 +27,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	"github.com/angzarr-mesh/angzarr/filter/config"
+	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/internal/testutil"
 )
 
@@ -64,6 +65,13 @@ type testPlane struct {
 // service) until it serves a first topology.
 func startPlane(t *testing.T, topology []byte, kube kubernetes.Interface) *testPlane {
 	t.Helper()
+	return startPlaneWith(t, topology, kube, identity.Config{}, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// startPlaneWith is startPlane with the control plane's identity (mTLS
+// when it names certificate files) and how tp.conn dials it.
+func startPlaneWith(t *testing.T, topology []byte, kube kubernetes.Interface, id identity.Config, dial grpc.DialOption) *testPlane {
+	t.Helper()
 	dir := t.TempDir()
 	tp := &testPlane{topology: filepath.Join(dir, "topology.yaml"), logs: &syncBuffer{}, reader: sdkmetric.NewManualReader(),
 		spans: tracetest.NewInMemoryExporter()}
@@ -78,6 +86,7 @@ func startPlane(t *testing.T, topology []byte, kube kubernetes.Interface) *testP
 		Logger:           slog.New(slog.NewTextHandler(tp.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		MeterProvider:    sdkmetric.NewMeterProvider(sdkmetric.WithReader(tp.reader)),
 		TracerProvider:   tracer,
+		Identity:         id,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +106,7 @@ func startPlane(t *testing.T, topology []byte, kube kubernetes.Interface) *testP
 			t.Errorf("serve: %v", err)
 		}
 	})
-	tp.conn, err = grpc.NewClient(tp.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	tp.conn, err = grpc.NewClient(tp.addr, dial)
 	if err != nil {
 		t.Fatal(err)
 	}

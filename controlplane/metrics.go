@@ -24,6 +24,7 @@ type metrics struct {
 	nacks     metric.Int64Counter
 	snapshots metric.Int64Counter
 	translate metric.Float64Histogram
+	denied    metric.Int64Counter
 }
 
 // Attribute values of angzarr.controlplane.snapshots.
@@ -57,6 +58,11 @@ func newMetrics(mp metric.MeterProvider, connected func() int64) (*metrics, erro
 		metric.WithUnit("{snapshot}")); err != nil {
 		return nil, err
 	}
+	if out.denied, err = m.Int64Counter("angzarr.controlplane.xds.denied",
+		metric.WithDescription("xDS requests refused because the client's certificate may not have the configuration asked for, by reason"),
+		metric.WithUnit("{request}")); err != nil {
+		return nil, err
+	}
 	if out.translate, err = m.Float64Histogram("angzarr.controlplane.translate.duration",
 		metric.WithDescription("time to translate, verify and publish a topology"),
 		metric.WithUnit("s")); err != nil {
@@ -72,6 +78,10 @@ func newMetrics(mp metric.MeterProvider, connected func() int64) (*metrics, erro
 		return nil, err
 	}
 	return out, nil
+}
+
+func reasonAttr(reason string) metric.MeasurementOption {
+	return metric.WithAttributes(attribute.String("reason", reason))
 }
 
 func typeAttr(typeURL string) metric.MeasurementOption {

@@ -13,6 +13,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -35,6 +36,7 @@ type Publisher struct {
 	mu      sync.Mutex
 	current *Translation
 	index   workloadIndex
+	access  *nodeAccess             // nil before the first topology
 	nodes   map[string]*trackedNode // by node id
 	streams map[int64]string        // stream id -> node id
 	applied chan struct{}           // closed on the first applied topology
@@ -45,6 +47,12 @@ type trackedNode struct {
 	node    *core.Node
 	id      Identity
 	streams int
+	// caller is the identity that connected the node id ("" over
+	// plaintext); every stream of the node id must be its.
+	caller string
+	// envoy: the node asked for Envoy resources (not only the fan-out
+	// configuration), so a topology change re-checks its identity.
+	envoy bool
 }
 
 // nodeIDHash keys snapshots by node id: each node gets its own entry,
@@ -141,10 +149,20 @@ func (p *Publisher) apply(ctx context.Context, t *Topology) (string, bool, error
 	// Workloads may move between domains without changing any resource
 	// (an annotation added in Kubernetes): re-identify every node.
 	p.index = indexWorkloads(t)
+	p.access = newNodeAccess(t)
 	var errs []error
 	for nodeID, n := range p.nodes {
 		before := n.id.Class()
 		n.id = Identify(n.node, p.index)
+		if n.caller != "" && n.envoy {
+			if err := p.access.allowNode(caller{tls: true, id: n.caller}, nodeID, n.id); err != nil {
+				// The node moved to a configuration its identity may not
+				// have: it keeps what it had, and gets nothing new.
+				p.metrics.denied.Add(ctx, 1, reasonAttr(deniedDomain))
+				p.log.Warn("node withheld its new configuration", "node", nodeID, "identity", n.caller, "err", err)
+				continue
+			}
+		}
 		if unchanged && n.id.Class() == before {
 			continue
 		}
@@ -235,30 +253,53 @@ func (p *Publisher) publishFanout(ctx context.Context, tr *Translation) (err err
 
 // streamRequest records the node of a stream on its first request and
 // gives the node its snapshot before the watch is created.
-func (p *Publisher) streamRequest(ctx context.Context, streamID int64, node *core.Node) {
+func (p *Publisher) streamRequest(ctx context.Context, streamID int64, c caller, typeURL string, node *core.Node) error {
 	if node == nil {
-		return
+		if c.tls {
+			return denied(deniedNodeID, codes.InvalidArgument, "the stream's first request names no node")
+		}
+		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, known := p.streams[streamID]; known {
-		return
+	if err := p.authorizeLocked(ctx, streamID, c, typeURL, node); err != nil {
+		return err
 	}
+	envoy := typeURL != SubscriptionTypeURL && typeURL != FanoutTypeURL
 	nodeID := node.GetId()
+	if _, known := p.streams[streamID]; known {
+		if n := p.nodes[nodeID]; n != nil && envoy {
+			n.envoy = true
+		}
+		return nil
+	}
 	p.streams[streamID] = nodeID
 	n, ok := p.nodes[nodeID]
 	if ok {
 		n.streams++
-		return
+		n.envoy = n.envoy || envoy
+		return nil
 	}
-	n = &trackedNode{node: node, id: Identify(node, p.index), streams: 1}
+	n = &trackedNode{node: node, id: Identify(node, p.index), streams: 1, caller: c.id, envoy: envoy}
 	p.nodes[nodeID] = n
 	p.log.Info("node connected", "node", nodeID, "flavour", n.id.Flavour, "namespace", n.id.Namespace,
 		"workload", n.id.Workload, "domain", n.id.Domain, "domain_source", n.id.Source)
 	if err := p.setNodeSnapshotLocked(ctx, nodeID, n, triggerNodeConnected); err != nil {
 		p.log.Error("set snapshot", "node", nodeID, "err", err)
 	}
+	return nil
 }
+
+// fetchRequest decides a unary Fetch (no stream, nothing tracked).
+func (p *Publisher) fetchRequest(ctx context.Context, c caller, typeURL string, node *core.Node) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.authorizeLocked(ctx, noStream, c, typeURL, node)
+}
+
+// noStream is the stream id of a Fetch: go-control-plane numbers streams
+// from 1.
+const noStream = -1
 
 // streamClosed forgets the node when its last stream closes.
 func (p *Publisher) streamClosed(streamID int64) {

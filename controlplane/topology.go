@@ -145,6 +145,14 @@ type Domain struct {
 	Readers []string `json:"readers,omitempty"`
 	// Recorders may Record events of the domain (importers, operators).
 	Recorders []string `json:"recorders,omitempty"`
+	// EventTypes are the full message names of the domain's events (e.g.
+	// examples.CustomerCreated; for old versions an importer stores,
+	// those too): the domain's filters Record only events of these types
+	// and refuse any other with INVALID_ARGUMENT naming it. Default none:
+	// every Record of the domain is refused (FAILED_PRECONDITION), and the
+	// control plane logs so when it applies the topology. Commands are not
+	// affected: their events come from the domain's own logic.
+	EventTypes []string `json:"eventTypes,omitempty"`
 	// AllowSnapshotOnly lets the domain's filters append a snapshot
 	// without events. Default false.
 	AllowSnapshotOnly bool `json:"allowSnapshotOnly,omitempty"`
@@ -416,6 +424,7 @@ func (t *Topology) clone() *Topology {
 		c.Domains[i].Identities = slices.Clone(c.Domains[i].Identities)
 		c.Domains[i].Readers = slices.Clone(c.Domains[i].Readers)
 		c.Domains[i].Recorders = slices.Clone(c.Domains[i].Recorders)
+		c.Domains[i].EventTypes = slices.Clone(c.Domains[i].EventTypes)
 	}
 	c.Projectors = slices.Clone(t.Projectors)
 	for i := range c.Projectors {
@@ -434,5 +443,6 @@ func (t *Topology) clone() *Topology {
 	}
 	c.Identity.Admins = slices.Clone(t.Identity.Admins)
 	c.Identity.Readers = slices.Clone(t.Identity.Readers)
+	c.Identity.Gateways = slices.Clone(t.Identity.Gateways)
 	return &c
 }

@@ -142,6 +142,24 @@ domains:
 			},
 		},
 		{
+			name: "event types",
+			yaml: `
+apiVersion: angzarr.io/v1alpha1
+kind: Topology
+eventService: {address: "es:9090"}
+domains:
+  - name: customer
+    service: customer
+    port: 1
+    eventTypes: [examples.CustomerCreated, "type.googleapis.com/examples.X", examples.CustomerCreated, "1.x"]
+`,
+			want: []string{
+				`domains[0].eventTypes[1]: "type.googleapis.com/examples.X" is not a full message name (package.Message)`,
+				"domains[0].eventTypes[2]: duplicate type examples.CustomerCreated",
+				`domains[0].eventTypes[3]: "1.x" is not a full message name`,
+			},
+		},
+		{
 			name: "duplicate key",
 			yaml: "apiVersion: angzarr.io/v1alpha1\napiVersion: angzarr.io/v1alpha1\nkind: Topology\n",
 			want: []string{`"apiVersion" already set in map`},

@@ -93,6 +93,9 @@ func pluginConfig(t *Topology, domain, eventCluster, logicCluster string, names 
 			}
 		}
 	}
+	if len(d.EventTypes) > 0 {
+		c.EventTypes = map[string][]string{d.Name: sorted(d.EventTypes)}
+	}
 	callerIdentity(t, d, c)
 	return c
 }

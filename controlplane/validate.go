@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/angzarr-mesh/angzarr/filter/config"
 )
 
 // nameRE is what domain, saga and projector names look like: they become
@@ -93,6 +95,19 @@ func (t *Topology) Validate() error {
 		}
 		if dom.Name == schemaRegistryDomain {
 			add(p+".name", "%q is the event service's schema registry", dom.Name)
+		}
+		if len(dom.EventTypes) > config.MaxEventTypes {
+			add(p+".eventTypes", "%d types, at most %d", len(dom.EventTypes), config.MaxEventTypes)
+		}
+		eventTypes := map[string]bool{}
+		for j, ty := range dom.EventTypes {
+			switch {
+			case !config.ValidFullName(ty):
+				add(fmt.Sprintf("%s.eventTypes[%d]", p, j), "%q is not a full message name (package.Message)", ty)
+			case eventTypes[ty]:
+				add(fmt.Sprintf("%s.eventTypes[%d]", p, j), "duplicate type %s", ty)
+			}
+			eventTypes[ty] = true
 		}
 		upcast := map[string]bool{}
 		for j, u := range dom.Upcasters {

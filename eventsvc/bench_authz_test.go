@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
-	"text/tabwriter"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,6 +14,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/identity"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 )
 
 // authzBenchClients is the client count the target is set at.
@@ -24,7 +23,7 @@ const authzBenchClients = 16
 // BenchmarkAuthorization measures Append throughput at 16 clients through
 // an event service with mTLS and authorization against a plaintext one,
 // both on the same redis-server in the same run, and prints the ratio
-// (target >= 0.85): the median of 5 pairs of windows.
+// (target >= 0.85): the median of 12 pairs of windows (testutil.Pairs).
 func BenchmarkAuthorization(b *testing.B) {
 	if b.N > 1 {
 		b.Skip("runs a fixed load once: use -benchtime 1x")
@@ -72,37 +71,21 @@ func BenchmarkAuthorization(b *testing.B) {
 		secure[i] = c
 	}
 
-	// Pairs of windows, the order alternating; the median of the pairs'
-	// ratios is the figure (this machine is shared: one window can stall).
-	var ps, ss, ratios []float64
-	for i := range authzBenchRounds {
-		var p, s float64
-		if i%2 == 0 {
-			p = appendThroughputIn(b, plain, authzBenchClients, domain)
-			s = appendThroughputIn(b, secure, authzBenchClients, domain)
-		} else {
-			s = appendThroughputIn(b, secure, authzBenchClients, domain)
-			p = appendThroughputIn(b, plain, authzBenchClients, domain)
-		}
-		ps, ss, ratios = append(ps, p), append(ss, s), append(ratios, s/p)
-	}
-	fmt.Printf("\nAppend through gRPC, %d clients, 4 connections, redis, %d pairs of %v windows (order alternating):\n", authzBenchClients, authzBenchRounds, benchWindow)
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "pair\tplaintext appends/s\tmTLS + authorization appends/s\tratio\t")
-	for i := range ratios {
-		fmt.Fprintf(w, "%d\t%.0f\t%.0f\t%.2f\t\n", i+1, ps[i], ss[i], ratios[i])
-	}
-	fmt.Fprintf(w, "median\t%.0f\t%.0f\t%.2f (target >= 0.85)\t\n", median(ps), median(ss), median(ratios))
-	w.Flush()
-	b.ReportMetric(median(ratios), "secure/plain")
+	p := testutil.Pairs(authzBenchRounds,
+		func() float64 { return appendThroughputFor(b, plain, authzBenchClients, domain, authzBenchWindow) },
+		func() float64 { return appendThroughputFor(b, secure, authzBenchClients, domain, authzBenchWindow) })
+	fmt.Printf("\nAppend through gRPC, %d clients, 4 connections, redis, %d pairs of %v windows after a warm-up pair (ABBA order):\n",
+		authzBenchClients, authzBenchRounds, authzBenchWindow)
+	p.Print(os.Stdout, "plaintext appends/s", "mTLS + authorization appends/s", "target >= 0.85")
+	b.ReportMetric(p.Median(), "secure/plain")
+	b.ReportMetric(p.CPURatio(), "secure/plain-per-cpu")
 }
 
-// authzBenchRounds is how many pairs of windows BenchmarkAuthorization
-// measures.
-const authzBenchRounds = 5
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
+// BenchmarkAuthorization measures authzBenchRounds pairs of
+// authzBenchWindow windows: many short windows rather than a few long
+// ones, so that a stall of this shared machine spoils one pair, not the
+// figure.
+const (
+	authzBenchRounds = 12
+	authzBenchWindow = time.Second
+)

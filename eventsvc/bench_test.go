@@ -274,6 +274,11 @@ func dialN(b *testing.B, addr string, n int) []*grpc.ClientConn {
 
 // run has c clients call op for benchWindow and returns calls per second.
 func run(b *testing.B, c int, op func(ctx context.Context, client int, i int) error) float64 {
+	return runFor(b, c, benchWindow, op)
+}
+
+// runFor is run for a window of its own.
+func runFor(b *testing.B, c int, window time.Duration, op func(ctx context.Context, client int, i int) error) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var (
@@ -296,7 +301,7 @@ func run(b *testing.B, c int, op func(ctx context.Context, client int, i int) er
 			}
 		}()
 	}
-	time.Sleep(benchWindow) // the measurement window, not a readiness wait
+	time.Sleep(window) // the measurement window, not a readiness wait
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -315,13 +320,18 @@ func appendThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
 
 // appendThroughputIn is appendThroughput in a given domain.
 func appendThroughputIn(b *testing.B, conns []*grpc.ClientConn, c int, domain string) float64 {
+	return appendThroughputFor(b, conns, c, domain, benchWindow)
+}
+
+// appendThroughputFor is appendThroughputIn for a window of its own.
+func appendThroughputFor(b *testing.B, conns []*grpc.ClientConn, c int, domain string, window time.Duration) float64 {
 	roots := make([]uuid.UUID, c)
 	next := make([]uint32, c)
 	for i := range roots {
 		roots[i] = uuid.New()
 	}
 	ev := storetest.Event(strings.Repeat("e", 100))
-	return run(b, c, func(ctx context.Context, k, _ int) error {
+	return runFor(b, c, window, func(ctx context.Context, k, _ int) error {
 		es := pb.NewEventStoreClient(conns[k%len(conns)])
 		resp, err := es.Append(ctx, &pb.AppendRequest{Cover: cover(domain, roots[k], "bench"), ExpectedSequence: next[k], Pages: []*pb.EventPage{{Event: ev}}})
 		if err != nil {

@@ -189,7 +189,7 @@ func TestCacheBypassedOrDropped(t *testing.T) {
 			}
 		})
 		t.Run("record drops the entry", func(t *testing.T) {
-			hs := newHarnessIn(t, mode, counterConfig)
+			hs := newHarnessIn(t, mode, typedConfig)
 			wantCode(t, hs.handle(cmd(1, 0, 1)), OK, "")
 			book := &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: root(1)}, Pages: []*pb.EventPage{counter.Event(4)}}
 			book.Pages[0].Sequence = &pb.EventPage_Num{Num: 1}

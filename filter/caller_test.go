@@ -19,7 +19,8 @@ const (
 
 // identityConfig trusts the proxy's x-forwarded-client-cert.
 const identityConfig = `{"domains":["counter"],"max_retries":3,"caller_identity":true,` +
-	`"recorders":["` + importer + `"],"saga_issuers":["` + dispatcher + `"]}`
+	`"recorders":["` + importer + `"],"saga_issuers":["` + dispatcher + `"],` +
+	`"event_types":{"counter":["` + counterEventType + `"]}}`
 
 // as is the header an mTLS proxy sets for a client certificate of id.
 func as(id string) [][2]string {

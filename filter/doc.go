@@ -22,6 +22,11 @@
 // service waits for it: the retry's reload asks for the wait
 // (LoadRequest.delay_ms).
 //
+// Record stores an EventBook the client wrote, without the business logic,
+// so it stores only events of the domain's declared types (event_types;
+// none declared refuses every Record) and, with caller_identity, only for
+// the recorders.
+//
 // A gRPC local reply carries no message, so answers that need a
 // CommandResponse but no fresh decision (Record, an idempotent repeat) send
 // the business logic a no-op probe — a ContextualCommand whose CommandBook

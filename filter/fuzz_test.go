@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/angzarr-mesh/angzarr/filter/grpcframe"
@@ -24,7 +25,7 @@ func FuzzRequestBody(f *testing.F) {
 	f.Add(uint8(0), []byte{1, 0, 0, 0, 0})
 	paths := []string{PathHandle, PathHandleSync, PathRecord}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		hs := newHarness(t, counterConfig)
+		hs := newHarness(t, typedConfig)
 		path := paths[int(which)%len(paths)]
 		r := hs.send(path, body)
 		if r.code == OK && r.resp == nil {
@@ -48,6 +49,13 @@ func FuzzRequestBody(f *testing.F) {
 			}
 			if err := proto.Unmarshal(msg, m); err != nil {
 				t.Fatalf("stored events for a body protobuf refuses: %v", err)
+			}
+			if book, ok := m.(*pb.EventBook); ok {
+				for i, p := range book.GetPages() {
+					if u := p.GetEvent().GetTypeUrl(); u[strings.LastIndex(u, "/")+1:] != counterEventType {
+						t.Fatalf("Record stored page %d of type %q", i, u)
+					}
+				}
 			}
 		}
 		if hs.p.Callouts() != 0 || hs.p.Streams() != 0 {

@@ -522,7 +522,7 @@ func TestCommandPath(t *testing.T) {
 				t.Fatal("stored")
 			}
 		}},
-		{"Record appends the events and answers them", counterConfig, func(t *testing.T, hs *harness) {
+		{"Record appends the events and answers them", typedConfig, func(t *testing.T, hs *harness) {
 			book := &pb.EventBook{Cover: &pb.Cover{Domain: "counter", Root: root(2)}, Pages: []*pb.EventPage{counter.Event(3), counter.Event(4)}}
 			r := hs.send(PathRecord, frame(t, book))
 			wantCode(t, r, OK, "")
@@ -544,7 +544,7 @@ func TestCommandPath(t *testing.T) {
 			}
 			wantCode(t, hs.send(PathRecord, frame(t, &pb.EventBook{Cover: book.Cover})), InvalidArgument, "no pages")
 		}},
-		{"probe refused by the logic is an INTERNAL error", counterConfig, func(t *testing.T, hs *harness) {
+		{"probe refused by the logic is an INTERNAL error", typedConfig, func(t *testing.T, hs *harness) {
 			hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
 				return nil, statusf(InvalidArgument, "no commands")
 			}

@@ -76,6 +76,15 @@ func (p *Plugin) Configure(raw []byte) error {
 		p.host.Log(LogInfo, "angzarr filter: configured as pass-through (no domains)")
 	} else {
 		p.host.Log(LogInfo, "angzarr filter: serving domains "+joinDomains(cfg.Domains))
+		var untyped []string
+		for _, d := range cfg.Domains {
+			if len(cfg.EventTypesOf(d)) == 0 {
+				untyped = append(untyped, d)
+			}
+		}
+		if len(untyped) > 0 {
+			p.host.Log(LogInfo, "angzarr filter: no event types declared (event_types), every Record refused, for domains "+joinDomains(untyped))
+		}
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"slices"
+
 	"github.com/angzarr-mesh/angzarr/filter/config"
 	"github.com/angzarr-mesh/angzarr/filter/internal/wire"
 )
@@ -49,6 +51,34 @@ func validateRecord(cfg *config.Config, book *wire.EventBook) *Status {
 	for i, p := range book.Pages {
 		if p.Event == nil {
 			return statusf(InvalidArgument, "event page %d has no event", i)
+		}
+	}
+	return validateRecordTypes(cfg, book)
+}
+
+// maxNameInMessage bounds a client's type name quoted in an error (it
+// travels in the grpc-message header).
+const maxNameInMessage = 200
+
+// validateRecordTypes allows a Record only events of the domain's declared
+// types (config.Config.EventTypes); a domain that declares none refuses
+// every Record. Nothing is stored when one page is refused.
+func validateRecordTypes(cfg *config.Config, book *wire.EventBook) *Status {
+	domain := book.Cover.Domain
+	types := cfg.EventTypesOf(domain)
+	if len(types) == 0 {
+		return statusf(FailedPrecondition, "domain %q declares no event types (topology domains[].eventTypes): Record is refused", domain)
+	}
+	for i, p := range book.Pages {
+		name := wire.AnyTypeName(p.Event)
+		if name == "" {
+			return statusf(InvalidArgument, "event page %d has no type (an empty type_url): Record stores only event types of domain %q", i, domain)
+		}
+		if !slices.Contains(types, name) {
+			if len(name) > maxNameInMessage {
+				name = name[:maxNameInMessage] + "..."
+			}
+			return statusf(InvalidArgument, "event page %d has type %q, which is not an event type of domain %q", i, name, domain)
 		}
 	}
 	return nil

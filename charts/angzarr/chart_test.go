@@ -40,6 +40,7 @@ func TestRender(t *testing.T) {
 			checkRBAC(t, ix)
 			checkEventService(t, ix, vals)
 			checkControlPlane(t, ix, vals)
+			checkAuthorizationPolicies(t, ix, vals)
 			checkWasmPlugins(t, ix, vals)
 
 			if want := lookup(vals, "serviceMonitor", "enabled") == true; (len(ix.monitors) > 0) != want {

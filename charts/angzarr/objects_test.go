@@ -602,9 +602,6 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 	if d == nil {
 		t.Fatal("no control plane Deployment")
 	}
-	if d.Spec.Template.Annotations["sidecar.istio.io/inject"] != "false" {
-		t.Error("the control plane must run without a sidecar (sidecars reach it in plaintext)")
-	}
 	c := container(t, d)
 	url := arg(c.Args, "filter-wasm")
 	opts := controlplane.Options{WasmURL: url, WasmSHA256: strings.Repeat("0", 64)}
@@ -662,9 +659,11 @@ func checkControlPlane(t *testing.T, ix *index, vals map[string]any) {
 	if svc, _, err := ix.hostService(top.EventService.Address); err != nil || svc.Name != "angzarr-eventsvc" {
 		t.Errorf("the topology's event service %s is not the rendered one: %v", top.EventService.Address, err)
 	}
-	if _, err := controlplane.Translate(top, opts); err != nil {
-		t.Errorf("the control plane cannot translate the topology: %v", err)
+	tr, err := controlplane.Translate(top, opts)
+	if err != nil {
+		t.Fatalf("the control plane cannot translate the topology: %v", err)
 	}
+	checkControlPlaneIdentity(t, ix, vals, d, tr)
 
 	want := lookup(vals, "envoyFilter", "namespaces")
 	var got []string

@@ -72,6 +72,8 @@ var valueSets = []valueSet{
 		"networkPolicy":    map[string]any{"enabled": false},
 		"eventService":     map[string]any{"podDisruptionBudget": map[string]any{"enabled": false}},
 	}}},
+	{name: "istio-without-identity", files: []string{"ci/istio-values.yaml"}, topology: true,
+		set: []map[string]any{{"identity": map[string]any{"enabled": false}}}},
 	{name: "wasmplugin-digest", files: []string{"ci/shop-wasmplugins-values.yaml"}, set: []map[string]any{{
 		"wasmPlugin":     map[string]any{"image": map[string]any{"digest": "sha256:" + strings.Repeat("cd", 32)}},
 		"serviceMonitor": map[string]any{"enabled": true},

@@ -157,6 +157,16 @@ type Config struct {
 	// dispatcher takes effect once. Anyone else's saga keys are theirs
 	// alone, like any key. Default none.
 	SagaIssuers []string `json:"saga_issuers,omitempty"`
+	// EventTypes are, per served domain, the full message names of the
+	// domain's events (e.g. "examples.CustomerCreated"): Record stores an
+	// event only when its type_url names one of them, and refuses the
+	// whole book with INVALID_ARGUMENT naming the type otherwise. A served
+	// domain without an entry declares no event types, and every Record
+	// of it is refused with FAILED_PRECONDITION: Record is a way around
+	// the business logic, so what it may store is declared, never
+	// assumed. Commands are not affected (their events come from the
+	// domain's own logic). Default none.
+	EventTypes map[string][]string `json:"event_types,omitempty"`
 	// Authorities maps a cluster the filter calls to the :authority of its
 	// calls (the GrpcService's envoy_grpc.authority). Envoy's async gRPC
 	// client otherwise sends the cluster name, and a name that is no valid
@@ -458,8 +468,79 @@ func (c *Config) Validate() error {
 	if !c.CallerIdentity && (len(c.Recorders) > 0 || len(c.SagaIssuers) > 0) {
 		errs = append(errs, errors.New("recorders, saga_issuers: need caller_identity"))
 	}
+	errs = append(errs, c.validateEventTypes()...)
 	errs = append(errs, c.validateAuthorities()...)
 	return errors.Join(errs...)
+}
+
+// MaxEventTypes bounds the event types of one domain.
+const MaxEventTypes = 4096
+
+// validateEventTypes checks event_types: served domains only, each type a
+// protobuf full name, listed once.
+func (c *Config) validateEventTypes() []error {
+	var errs []error
+	for _, d := range sortedListKeys(c.EventTypes) {
+		types := c.EventTypes[d]
+		if !c.Serves(d) {
+			errs = append(errs, fmt.Errorf("event_types[%q]: not a served domain (domains %v)", d, c.Domains))
+		}
+		if len(types) > MaxEventTypes {
+			errs = append(errs, fmt.Errorf("event_types[%q]: %d types, at most %d", d, len(types), MaxEventTypes))
+			continue
+		}
+		seen := map[string]bool{}
+		for i, t := range types {
+			switch {
+			case !ValidFullName(t):
+				errs = append(errs, fmt.Errorf("event_types[%q][%d]: %q is not a protobuf full message name (like \"examples.CustomerCreated\")", d, i, t))
+			case seen[t]:
+				errs = append(errs, fmt.Errorf("event_types[%q][%d]: duplicate type %q", d, i, t))
+			}
+			seen[t] = true
+		}
+	}
+	return errs
+}
+
+// EventTypesOf returns the event types declared for domain (nil: none).
+func (c *Config) EventTypesOf(domain string) []string { return c.EventTypes[domain] }
+
+// ValidFullName reports whether s is a protobuf full name: identifiers
+// ([A-Za-z_][A-Za-z0-9_]*) joined by dots, at most 512 bytes.
+func ValidFullName(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	start := true
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == '.':
+			if start {
+				return false
+			}
+			start = true
+		case ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z':
+			start = false
+		case ch >= '0' && ch <= '9':
+			if start {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return !start
+}
+
+func sortedListKeys(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // validIdentities checks a list of caller identities: non-empty printable

@@ -107,6 +107,16 @@ func TestDecode(t *testing.T) {
 			wantErr: []string{"sagas[0].Name", "case-sensitive"}},
 		{name: "nested unknown key", in: `{"sync_projectors":[{"name":"x","cluster":"c","domains":["a"]}]}`,
 			wantErr: []string{"sync_projectors[0].domains"}},
+		{name: "event types", in: `{"domains":["order"],"event_types":{"order":["examples.OrderCreated","examples.v2.OrderCompleted"]}}`,
+			check: func(t *testing.T, c *Config) {
+				if got := c.EventTypesOf("order"); len(got) != 2 || got[1] != "examples.v2.OrderCompleted" || c.EventTypesOf("cart") != nil {
+					t.Fatalf("event types %v", c.EventTypes)
+				}
+			}},
+		{name: "event types problems at once", in: `{"domains":["order"],"event_types":{"cart":["a.B"],"order":["a.B","a.B","1a.B","a..B","a.B.","type.googleapis.com/a.B",""]}}`,
+			wantErr: []string{`event_types["cart"]: not a served domain`, `event_types["order"][1]: duplicate type "a.B"`,
+				`event_types["order"][2]: "1a.B" is not a protobuf full message name`, `[3]: "a..B"`, `[4]: "a.B."`,
+				`[5]: "type.googleapis.com/a.B"`, `[6]: ""`}},
 		{name: "sync problems at once", in: `{"sync_projectors":[{"name":"","cluster":""},{"name":"a","cluster":"c"},{"name":"a","cluster":"c"}],
 			"sagas":[{"name":"s","cluster":"","targets":[]},{"name":"t","cluster":"c","targets":["nowhere"]}],"coordinators":{"x":""},
 			"max_cascade_depth":65,"saga_timeout":"-1s","snapshot_every":-1}`,

@@ -98,7 +98,8 @@ func TestCommandPath(t *testing.T) {
 		}
 		for _, prof := range profiles {
 			t.Run(string(prof), func(t *testing.T) {
-				commandPath(t, Start(t, Options{Profile: prof, Filter: wasmPath, Config: config.Config{MaxRetries: 64}}), lane)
+				commandPath(t, Start(t, Options{Profile: prof, Filter: wasmPath, Config: config.Config{MaxRetries: 64,
+					EventTypes: map[string][]string{counter.Domain: {counter.EventType}}}}), lane)
 			})
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
@@ -100,7 +102,8 @@ func (s *secureStack) proxy(f *identity.Files, vms int) string {
 	t := s.t
 	t.Helper()
 	raw, err := json.Marshal(config.Config{Domains: []string{counter.Domain}, EventServiceCluster: "angzarr-eventsvc", BusinessLogicCluster: "angzarr-logic",
-		CallerIdentity: true, Recorders: []string{"spiffe://angzarr.test/ns/ops/sa/importer"}})
+		CallerIdentity: true, Recorders: []string{"spiffe://angzarr.test/ns/ops/sa/importer"},
+		EventTypes: map[string][]string{counter.Domain: {counter.EventType}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +185,20 @@ func TestCommandPathWithIdentity(t *testing.T) {
 		}
 		if n := events(root); n != 1 {
 			t.Fatalf("next sequence %d after the importer's Record", n)
+		}
+	})
+	t.Run("Record only of the domain's event types", func(t *testing.T) {
+		// The attack of issue 18: an order event recorded in another
+		// domain. The importer may Record, but not that type.
+		root := newRoot(t)
+		forged := &pb.EventPage{Event: &anypb.Any{TypeUrl: "type.googleapis.com/examples.OrderCompleted", Value: []byte{8, 1}}}
+		book := &pb.EventBook{Cover: &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: root}}, Pages: []*pb.EventPage{counter.Event(1), forged}}
+		_, err := coordinator(good, identity.DialOption(issue("ops", "importer"), identity.ID{})).Record(ctxT(t), book)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), `"examples.OrderCompleted"`) {
+			t.Fatalf("Record of an order event: %v", err)
+		}
+		if n := events(root); n != 0 {
+			t.Fatalf("next sequence %d after a refused Record", n)
 		}
 	})
 	t.Run("an idempotency key belongs to its caller", func(t *testing.T) {

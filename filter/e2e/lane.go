@@ -36,7 +36,8 @@ const envoyNode = "counter-proxy"
 
 // laneTopology is the control plane's topology for the Envoy lane: the
 // counter domain served by the logic at logic, its events in the event
-// service at eventsvc, with the wasmhost lane's 64 retries.
+// service at eventsvc, with the wasmhost lane's 64 retries and the
+// counter's event type (Record stores only declared types).
 func laneTopology(eventsvc, logic string) []byte {
 	host, port, _ := net.SplitHostPort(logic)
 	return fmt.Appendf(nil, `apiVersion: angzarr.io/v1alpha1
@@ -47,8 +48,9 @@ domains:
     service: %s
     port: %s
     maxRetries: 64
+    eventTypes: [%s]
     workloads: [{name: %s}]
-`, eventsvc, counter.Domain, host, port, envoyNode)
+`, eventsvc, counter.Domain, host, port, counter.EventType, envoyNode)
 }
 
 // checkEnvoyOptions fails the test when o sets what the Envoy lane cannot

@@ -372,6 +372,22 @@ func TestDevMeshEndToEnd(t *testing.T) {
 	if _, err := pb.NewBusinessCoordinatorClient(sagaToProxy).Record(ctx, &pb.EventBook{Cover: forged.GetCover(), Pages: forged.GetPages()}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("Record with a saga's certificate: %v", err)
 	}
+	// Even an operator, who may Record, stores only the domain's event
+	// types: an order's event recorded as a customer's is refused.
+	opCert := filepath.Join(m.ep.DataDir, "identity", "operator")
+	opFiles, err := identity.LoadFiles(opCert+".crt", opCert+".key", filepath.Join(m.ep.DataDir, "identity", "ca.crt"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opToProxy, err := grpc.NewClient(m.ep.Domains["customer"].Coordinator, identity.DialOption(opFiles, identity.ID{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opToProxy.Close()
+	_, err = pb.NewBusinessCoordinatorClient(opToProxy).Record(ctx, &pb.EventBook{Cover: forged.GetCover(), Pages: forged.GetPages()})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), `"examples.OrderCompleted"`) {
+		t.Errorf("Record of an order event by the operator: %v", err)
+	}
 	if books := getEvents(ctx, t, eq, &pb.Query{Cover: forged.GetCover()}); len(books) != 0 {
 		t.Errorf("forged events stored: %v", books)
 	}

@@ -64,6 +64,7 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 			if d.Name == "order" {
 				d.MaxRetries = 12 // as in examples/topology.yaml: sagas write back
 			}
+			d.EventTypes = recordableTypes[d.Name]
 			t.Domains = append(t.Domains, d)
 		case s.shop.Kind == shop.Saga:
 			t.Sagas = append(t.Sagas, controlplane.Saga{Name: s.shop.Name, Address: s.addr(c.Host),
@@ -100,6 +101,21 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 			ControlPlane: id(controlPlaneAccount), Admins: []string{id(operatorAccount), id(consoleAccount)}, Proxies: true}
 	}
 	return t
+}
+
+// recordableTypes are the event types a domain's Record stores, as in
+// examples/topology.yaml (the other domains declare none: Record refused).
+var recordableTypes = map[string][]string{
+	"customer": fullNames(&examples.CustomerCreated{}, &examples.LoyaltyPointsAdded{},
+		&examples.LoyaltyPointsRedeemed{}, &examples.LoyaltyPointsRefunded{}),
+}
+
+func fullNames(ms ...proto.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = string(m.ProtoReflect().Descriptor().FullName())
+	}
+	return out
 }
 
 // DescriptorsFile is the descriptor set of the Python customer's messages

@@ -48,7 +48,13 @@ func FromPeer(ctx context.Context) (ID, error) {
 	if !ok {
 		return ID{}, fmt.Errorf("%w: not a TLS connection", ErrUnauthenticated)
 	}
-	id, err := leafID(info.State.PeerCertificates)
+	certs := info.State.PeerCertificates
+	if len(certs) == 0 {
+		return ID{}, fmt.Errorf("%w: %v", ErrUnauthenticated, errNoIdentity)
+	}
+	// The connection's certificate, verified at the handshake, is the same
+	// for each of its calls.
+	id, err := certIDs.get(certs[0], func() (ID, error) { return leafID(certs) })
 	if err != nil {
 		return ID{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
@@ -65,7 +71,16 @@ func fromXFCC(vals []string) (ID, error) {
 	default:
 		return ID{}, fmt.Errorf("%w: %d %s headers", ErrUnauthenticated, len(vals), XFCCHeader)
 	}
-	els, err := ParseXFCC(vals[0])
+	if len(vals[0]) > maxCachedHeaderLen {
+		return xfccID(vals[0])
+	}
+	return headerIDs.get(vals[0], func() (ID, error) { return xfccID(vals[0]) })
+}
+
+// xfccID is the identity of the last element of an x-forwarded-client-cert
+// value.
+func xfccID(h string) (ID, error) {
+	els, err := ParseXFCC(h)
 	if err != nil {
 		return ID{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}

@@ -20,6 +20,9 @@ import (
 // Domain is the counter's domain name.
 const Domain = "counter"
 
+// EventType is the full name of the counter's events (Event).
+const EventType = "google.protobuf.Int64Value"
+
 // Command returns a command page adding delta, expecting sequence seq.
 func Command(delta int64, seq uint32) *pb.CommandPage {
 	a, _ := anypb.New(wrapperspb.Int64(delta))

@@ -216,3 +216,23 @@ func PageFields(bookRaw []byte) ([]byte, error) {
 	}
 	return bookRaw[lo:hi:hi], nil
 }
+
+// AnyTypeName returns the full message name of a google.protobuf.Any's
+// type_url (what follows its last '/', as schema.MessageName reads it; the
+// last type_url field wins, as in a decode), or "" when it has none. b was
+// checked by the decoder (checkAny).
+func AnyTypeName(b []byte) string {
+	var url []byte
+	_ = walk("Any", b, nil, func(f field) error {
+		if f.num == 1 && f.typ == protowire.BytesType {
+			url = f.b
+		}
+		return nil
+	})
+	for i := len(url) - 1; i >= 0; i-- {
+		if url[i] == '/' {
+			return string(url[i+1:])
+		}
+	}
+	return string(url)
+}
