@@ -217,7 +217,7 @@ func storeLoadTime(b *testing.B, st store.Store) (time.Duration, float64) {
 		loadFn = el.LoadEncoded // what the gRPC server calls
 	}
 	load := func() {
-		l, err := loadFn(ctx, agg, "")
+		l, err := loadFn(ctx, agg, store.LoadQuery{MaxBytes: store.DefaultLoadPageBytes}) // as the server asks
 		if err != nil || l.PageCount() != 1000 {
 			b.Fatalf("load: %v", err)
 		}

@@ -9,7 +9,8 @@ import (
 
 // GetEvents implements angzarr.EventQuery: one aggregate's (selected)
 // history, a correlation id's events across aggregates, or a whole domain's
-// log, streamed in books of at most 1000 pages.
+// log, streamed in books of at most 1000 pages and (but for a single large
+// page) maxBookBytes.
 func (s *Server) GetEvents(req *pb.Query, stream pb.EventQuery_GetEventsServer) error {
 	ctx := stream.Context()
 	q, err := parseQuery(req)
@@ -29,8 +30,10 @@ func (s *Server) GetEvents(req *pb.Query, stream pb.EventQuery_GetEventsServer) 
 		}
 		for len(pages) > 0 {
 			n := min(len(pages), batch)
-			if err := stream.Send(&pb.EventBook{Cover: q.agg.Cover(""), Pages: pages[:n]}); err != nil {
-				return err
+			for _, b := range splitBooks([]*pb.EventBook{{Cover: q.agg.Cover(""), Pages: pages[:n]}}, maxBookBytes) {
+				if err := stream.Send(b); err != nil {
+					return err
+				}
 			}
 			pages = pages[n:]
 		}

@@ -14,16 +14,27 @@ type Limits struct {
 	// MaxEventBytes is the largest encoded event (and snapshot state) in
 	// bytes. Default 1 MiB.
 	MaxEventBytes int
+	// LoadPageBytes bounds one page of a loaded history
+	// (LoadQuery.MaxBytes of EventStore.Load): a longer history comes in
+	// several pages (LoadResponse.more_from). Default 1 MiB, at most
+	// HardMaxLoadPageBytes, so that a page (plus a snapshot, an event and
+	// an idempotent repeat's answer) stays well below gRPC's usual 4 MiB
+	// message limit.
+	LoadPageBytes int
 }
 
 // HardMaxPages is the most pages any append may carry, whatever the limits
 // say (a Lua script's argument count is bounded).
 const HardMaxPages = 4000
 
+// HardMaxLoadPageBytes is the largest load page Limits may ask for.
+const HardMaxLoadPageBytes = 2 << 20
+
 // Limit defaults.
 const (
 	DefaultMaxPages      = 1000
 	DefaultMaxEventBytes = 1 << 20
+	DefaultLoadPageBytes = 1 << 20
 	// MaxDomainLen, MaxCorrelationLen and MaxIdempotencyKeyLen bound the
 	// identifiers stored with events.
 	MaxDomainLen         = 128
@@ -39,6 +50,9 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxEventBytes == 0 {
 		l.MaxEventBytes = DefaultMaxEventBytes
 	}
+	if l.LoadPageBytes == 0 {
+		l.LoadPageBytes = DefaultLoadPageBytes
+	}
 	return l
 }
 
@@ -50,6 +64,9 @@ func (l Limits) Validate() error {
 	}
 	if l.MaxEventBytes < 0 {
 		errs = append(errs, fmt.Errorf("max event bytes %d: must be positive", l.MaxEventBytes))
+	}
+	if l.LoadPageBytes < 0 || l.LoadPageBytes > HardMaxLoadPageBytes {
+		errs = append(errs, fmt.Errorf("load page bytes %d: must be between 1 and %d", l.LoadPageBytes, HardMaxLoadPageBytes))
 	}
 	return errors.Join(errs...)
 }

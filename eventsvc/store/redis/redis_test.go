@@ -67,7 +67,7 @@ func TestServerDownIsUnavailable(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("append to a dead server: %v", err)
 	}
-	if _, err := s.Load(context.Background(), agg, ""); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.Load(context.Background(), agg, store.LoadQuery{}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("load from a dead server: %v", err)
 	}
 }

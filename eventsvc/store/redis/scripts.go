@@ -97,41 +97,76 @@ end
 return out
 `)
 
-// loadScript reads a consistent view of one aggregate.
+// loadScript reads a consistent view of one aggregate, or one page of it.
 //
 // KEYS: 1 events, 2 snapshot, 3 idempotency. ARGV: 1 idempotency key,
-// 2 the most pages to return inline.
-// Reply: {next, snapshot or "", first page sequence, pages, prior or "",
-// prior pages}. When more than ARGV[2] pages follow the snapshot, pages is
-// false: the caller reads them with LRANGE first next-1, which returns
-// the same pages later since the list is append-only, and which Redis
-// serves without turning a long reply into a Lua table and back.
+// 2 the most pages to return inline, 3 the most bytes of a page (0: no
+// bound; a page has at least one event; each event counts its stored
+// length plus 48, store.EventBytes, the snapshot its length), 4 0 for the
+// first page, else the sequence a continuation starts from, 5 the
+// continuation's end (exclusive).
+// Reply: {next, snapshot or "", first page sequence, pages, page count,
+// prior or "", prior pages}. When more than ARGV[2] pages are in the page,
+// pages is false: the caller reads them with LRANGE first
+// first+count-1, which returns the same pages later since the list is
+// append-only, and which Redis serves without turning a long reply into a
+// Lua table and back. A page bounded by ARGV[3] is measured here, in
+// chunks of 64 events; count < next - first says where the rest begins.
 var loadScript = goredis.NewScript(`
-local nxt = redis.call('LLEN', KEYS[1])
-local snap = redis.call('GET', KEYS[2])
-local from = 0
-if snap then
-  from = tonumber(string.match(snap, '^(%d+) '))
+local inline, maxb, cont = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nxt, snap, from
+if cont > 0 then
+  -- Not past the end: a continuation's pages exist (More never points to none).
+  nxt, snap, from = math.min(tonumber(ARGV[5]), redis.call('LLEN', KEYS[1])), '', cont
 else
-  snap = ''
+  nxt = redis.call('LLEN', KEYS[1])
+  snap = redis.call('GET', KEYS[2])
+  from = 0
+  if snap then
+    from = tonumber(string.match(snap, '^(%d+) '))
+    if maxb > 0 then maxb = math.max(1, maxb - #snap) end
+  else
+    snap = ''
+  end
 end
+local count = math.max(0, nxt - from)
 local pages = {}
-if nxt - from > tonumber(ARGV[2]) then
+if maxb > 0 and count > 0 then
+  local used, n, i = 0, 0, from
+  local cut = false
+  while i < nxt and not cut do
+    local chunk = redis.call('LRANGE', KEYS[1], i, math.min(i + 63, nxt - 1))
+    if #chunk == 0 then break end
+    for _, p in ipairs(chunk) do
+      local sz = #p + 48
+      if n > 0 and used + sz > maxb then
+        cut = true
+        break
+      end
+      used = used + sz
+      n = n + 1
+      if n <= inline then pages[n] = p end
+    end
+    i = i + #chunk
+  end
+  count = n
+  if count > inline then pages = false end
+elseif count > inline then
   pages = false
-elseif from < nxt then
+elseif count > 0 then
   pages = redis.call('LRANGE', KEYS[1], from, nxt - 1)
 end
 local prior = ''
 local priorPages = {}
-if ARGV[1] ~= '' then
+if cont == 0 and ARGV[1] ~= '' then
   local p = redis.call('HGET', KEYS[3], ARGV[1])
   if p then
     prior = p
-    local first, count = string.match(p, '^(%d+) (%d+) ')
+    local first, cnt = string.match(p, '^(%d+) (%d+) ')
     first = tonumber(first)
-    count = tonumber(count)
-    if count > 0 then priorPages = redis.call('LRANGE', KEYS[1], first, first + count - 1) end
+    cnt = tonumber(cnt)
+    if cnt > 0 then priorPages = redis.call('LRANGE', KEYS[1], first, first + cnt - 1) end
   end
 end
-return {nxt, snap, from, pages, prior, priorPages}
+return {nxt, snap, from, pages, count, prior, priorPages}
 `)

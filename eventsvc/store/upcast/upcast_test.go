@@ -146,7 +146,7 @@ func TestChainRunsInOneCallPerUpcaster(t *testing.T) {
 	)); err != nil {
 		t.Fatal(err)
 	}
-	l, err := f.st.Load(t.Context(), f.agg, "")
+	l, err := f.st.Load(t.Context(), f.agg, store.LoadQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestBadAnswersFailTheRead(t *testing.T) {
 			if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: serve(t, &fakeUpcaster{conv: tc.conv}), Types: []string{v1}})); err != nil {
 				t.Fatal(err)
 			}
-			_, err := f.st.Load(t.Context(), f.agg, "")
+			_, err := f.st.Load(t.Context(), f.agg, store.LoadQuery{})
 			if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Load: %v, want UNAVAILABLE saying %q", err, tc.want)
 			}
@@ -217,7 +217,7 @@ func TestLoopBetweenUpcastersFailsTheRead(t *testing.T) {
 	)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.Load(t.Context(), f.agg, ""); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "loop") {
+	if _, err := f.st.Load(t.Context(), f.agg, store.LoadQuery{}); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "loop") {
 		t.Fatalf("Load: %v, want UNAVAILABLE naming a loop", err)
 	}
 }
@@ -233,7 +233,7 @@ func TestUnreachableUpcasterFailsTheRead(t *testing.T) {
 	if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: addr, Types: []string{v1}})); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.st.Load(t.Context(), f.agg, "")
+	_, err = f.st.Load(t.Context(), f.agg, store.LoadQuery{})
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Load: %v, want UNAVAILABLE naming %s", err, addr)
 	}
@@ -285,18 +285,18 @@ func TestEventPageFieldsAreCarried(t *testing.T) {
 // domain is upcast (or the read is raw); otherwise it is Load, upcast.
 func TestLoadEncodedUpcastsWhenItMust(t *testing.T) {
 	f := newFixture(t, mustAny(t, "abc"))
-	l, err := f.st.LoadEncoded(t.Context(), f.agg, "")
+	l, err := f.st.LoadEncoded(t.Context(), f.agg, store.LoadQuery{})
 	if err != nil || l.Encoded == nil || l.PageCount() != 1 {
 		t.Fatalf("no upcasters: %v %+v, want the encoded pages", err, l)
 	}
 	if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: serve(t, &fakeUpcaster{conv: toV2}), Types: []string{v1}})); err != nil {
 		t.Fatal(err)
 	}
-	l, err = f.st.LoadEncoded(t.Context(), f.agg, "")
+	l, err = f.st.LoadEncoded(t.Context(), f.agg, store.LoadQuery{})
 	if err != nil || l.Encoded != nil || len(l.Pages) != 1 || types(l.Pages)[0] != v2 {
 		t.Fatalf("with an upcaster: %v %+v, want the decoded, upcast page", err, l)
 	}
-	l, err = f.st.LoadEncoded(store.WithRaw(t.Context()), f.agg, "")
+	l, err = f.st.LoadEncoded(store.WithRaw(t.Context()), f.agg, store.LoadQuery{})
 	if err != nil || l.Encoded == nil {
 		t.Fatalf("raw: %v %+v, want the stored bytes", err, l)
 	}
