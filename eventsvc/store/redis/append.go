@@ -65,7 +65,7 @@ func (s *Store) appendCall(req *store.AppendRequest) (*appendCall, error) {
 	}
 	return &appendCall{
 		log: k.log, roots: k.roots,
-		keys: [4]string{k.events, k.snap, k.idem, k.corrs + req.CorrelationID},
+		keys: [5]string{k.events, k.snap, k.idem, k.corrs + req.CorrelationID, k.size},
 		args: args, pages: len(req.Pages),
 	}, nil
 }

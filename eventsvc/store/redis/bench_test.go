@@ -79,3 +79,34 @@ func BenchmarkFailoverLoss(b *testing.B) {
 		b.ReportMetric(float64(r.phantoms), fmt.Sprintf("phantoms@min%d", m))
 	}
 }
+
+// BenchmarkLoad1kBounded: LoadEncoded of a 1,000-event history (100-byte
+// events, no snapshot) as the event service asks for it, bounded to a
+// 1 MiB page (the load script measures the page), against the same load
+// unbounded (one LRANGE, the path before paging), same run:
+// go test ./eventsvc/store/redis -run '^$' -bench Load1kBounded
+func BenchmarkLoad1kBounded(b *testing.B) {
+	ctx := context.Background()
+	st, err := redis.Open(ctx, redis.Options{Addrs: []string{testredis.Start(b)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	agg := store.Aggregate{Domain: storetest.Domain(b), Root: uuid.New()}
+	if _, err := st.Append(ctx, &store.AppendRequest{Aggregate: agg, Pages: storetest.Pages(0, 1000, "s")}); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		max  int
+	}{{"unbounded", 0}, {"bounded", store.DefaultLoadPageBytes}, {"unbounded", 0}, {"bounded", store.DefaultLoadPageBytes}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				l, err := st.LoadEncoded(ctx, agg, store.LoadQuery{MaxBytes: c.max})
+				if err != nil || l.PageCount() != 1000 || l.More != 0 {
+					b.Fatalf("load: %v", err)
+				}
+			}
+		})
+	}
+}

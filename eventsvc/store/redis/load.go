@@ -40,7 +40,7 @@ func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, q store.Lo
 	if q.From > 0 {
 		key = ""
 	}
-	v, err := s.pipe.run(ctx, loadScript, []string{k.events, k.snap, k.idem}, key, inlinePages, max(q.MaxBytes, 0), q.From, q.To)
+	v, err := s.pipe.run(ctx, loadScript, []string{k.events, k.snap, k.idem, k.size}, key, inlinePages, max(q.MaxBytes, 0), q.From, q.To)
 	if err != nil {
 		return nil, wrap("load", err)
 	}

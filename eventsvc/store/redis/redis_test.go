@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/redis"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,5 +83,75 @@ func TestOptionsValidate(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not mention %q", err, want)
 		}
+	}
+}
+
+// TestPagedLoadWithoutSizeKey: an aggregate stored before az:size was
+// kept (the key deleted here) still loads in bounded pages, measured by
+// the load script; appends do not start a size that would miss its
+// earlier pages, and its next snapshot starts an exact one.
+func TestPagedLoadWithoutSizeKey(t *testing.T) {
+	addr := testredis.Start(t)
+	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	ctx := t.Context()
+	agg := store.Aggregate{Domain: storetest.Domain(t), Root: uuid.New()}
+	big := func(first uint32, n int) []*pb.EventPage {
+		pages := storetest.Pages(first, n, "p")
+		for _, p := range pages {
+			p.Event = storetest.Event(strings.Repeat("x", 1000))
+		}
+		return pages
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Pages: big(0, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	key := s.SizeKeyOf(agg)
+	if n, err := c.Get(ctx, key).Int(); err != nil || n < 10000 {
+		t.Fatalf("size of 10 events of 1 KB: %d, %v", n, err)
+	}
+	if err := c.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 10, Pages: big(10, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Fatalf("an append to an aggregate without a size started one: %d, %v", n, err)
+	}
+	total := 0
+	for from, pages := uint32(0), 0; ; pages++ {
+		q := store.LoadQuery{MaxBytes: 3500}
+		if from > 0 {
+			q = store.LoadQuery{From: from, To: 12, MaxBytes: 3500}
+		}
+		l, err := s.LoadEncoded(ctx, agg, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.PageCount() > 3 {
+			t.Fatalf("a page of %d events of 1 KB within 3.5 KB", l.PageCount())
+		}
+		total += l.PageCount()
+		if from = l.More; from == 0 {
+			if pages < 3 || total != 12 {
+				t.Fatalf("%d pages, %d events", pages+1, total)
+			}
+			break
+		}
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 12, Pages: big(12, 1), Snapshot: storetest.Event("state")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 13, Pages: big(13, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Get(ctx, key).Int(); err != nil || n < 1000 || n > 1100 {
+		t.Fatalf("size of one event of 1 KB after a snapshot: %d, %v", n, err)
 	}
 }

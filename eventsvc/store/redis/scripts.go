@@ -9,8 +9,10 @@ import goredis "github.com/redis/go-redis/v9"
 // transaction (kill -9 leaves all of it or none; appendfsync always makes
 // it durable before any reply).
 //
-// KEYS: 1 log, 2 roots, then 4 per append: events, snapshot, idempotency,
-// correlation.
+// KEYS: 1 log, 2 roots, then 5 per append: events, snapshot, idempotency,
+// correlation, size (the bytes of the pages after the snapshot, kept
+// exact: set to 0 with a snapshot, added to when it exists or the
+// aggregate is new).
 // ARGV: 1 number of appends, then per append 10 head fields and its pages:
 // expected, checked ("1"/"0"), idempotency key, snapshot state, has
 // snapshot ("1"/"0"), raw root, correlation id, traceparent, tracestate
@@ -30,8 +32,8 @@ end
 local out = {}
 local a = 2
 for j = 1, tonumber(ARGV[1]) do
-  local kb = 2 + (j - 1) * 4
-  local kev, ksnap, kidem, kcorr = KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4]
+  local kb = 2 + (j - 1) * 5
+  local kev, ksnap, kidem, kcorr, ksize = KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4], KEYS[kb + 5]
   local expected, checked, key, snap, hassnap = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local root, cid, tp, tst = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local n = tonumber(ARGV[a + 9])
@@ -69,8 +71,15 @@ for j = 1, tonumber(ARGV[1]) do
     local off = '0'
     if n > 0 then
       local items = {}
-      for i = 1, n do items[i] = ts .. ARGV[p0 + i - 1] end
+      local size = 0
+      for i = 1, n do
+        items[i] = ts .. ARGV[p0 + i - 1]
+        size = size + #items[i]
+      end
       redis.call('RPUSH', kev, unpack(items))
+      if hassnap ~= '1' and (nxt == 0 or redis.call('EXISTS', ksize) == 1) then
+        redis.call('INCRBY', ksize, size)
+      end
       if nxt == 0 then redis.call('SADD', KEYS[2], root) end
       local entry = {'r', root, 's', nxt, 'n', n, 'c', cid, 't', ts}
       if tp ~= '' then
@@ -86,6 +95,7 @@ for j = 1, tonumber(ARGV[1]) do
     end
     if hassnap == '1' then
       redis.call('SET', ksnap, after .. ' ' .. snap)
+      redis.call('SET', ksize, 0)
     end
     if key ~= '' then
       redis.call('HSET', kidem, key, nxt .. ' ' .. n .. ' ' .. after .. ' ' .. off)
@@ -99,7 +109,7 @@ return out
 
 // loadScript reads a consistent view of one aggregate, or one page of it.
 //
-// KEYS: 1 events, 2 snapshot, 3 idempotency. ARGV: 1 idempotency key,
+// KEYS: 1 events, 2 snapshot, 3 idempotency, 4 size. ARGV: 1 idempotency key,
 // 2 the most pages to return inline, 3 the most bytes of a page (0: no
 // bound; a page has at least one event; each event counts its stored
 // length plus 48, store.EventBytes, the snapshot its length), 4 0 for the
@@ -111,7 +121,8 @@ return out
 // first+count-1, which returns the same pages later since the list is
 // append-only, and which Redis serves without turning a long reply into a
 // Lua table and back. A page bounded by ARGV[3] is measured here, in
-// chunks of 64 events; count < next - first says where the rest begins.
+// chunks of 64 events, unless the size key shows the whole rest fits;
+// count < next - first says where the rest begins.
 var loadScript = goredis.NewScript(`
 local inline, maxb, cont = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local nxt, snap, from
@@ -131,6 +142,10 @@ else
 end
 local count = math.max(0, nxt - from)
 local pages = {}
+if maxb > 0 and cont == 0 and count > 0 then
+  local size = redis.call('GET', KEYS[4])
+  if size and tonumber(size) + 48 * count <= maxb then maxb = 0 end
+end
 if maxb > 0 and count > 0 then
   local used, n, i = 0, 0, from
   local cut = false

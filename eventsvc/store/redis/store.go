@@ -207,6 +207,7 @@ func tag(domain string, p uint32) string {
 type aggKeys struct {
 	p                                     uint32
 	events, snap, idem, log, roots, corrs string // corrs is the correlation key prefix
+	size                                  string
 }
 
 func (s *Store) keys(agg store.Aggregate) aggKeys {
@@ -221,6 +222,7 @@ func (s *Store) keys(agg store.Aggregate) aggKeys {
 		log:    "az:log:" + t,
 		roots:  "az:roots:" + t,
 		corrs:  "az:corr:" + t + ":",
+		size:   "az:size:" + t + ":" + root,
 	}
 }
 
