@@ -21,6 +21,16 @@ type Limits struct {
 	// an idempotent repeat's answer) stays well below gRPC's usual 4 MiB
 	// message limit.
 	LoadPageBytes int
+	// MaxHistoryBytes bounds an aggregate's events after its latest
+	// snapshot, in bytes as the backend stores them: an append without a
+	// snapshot that would take them beyond it is refused with a
+	// *HistoryError and stores nothing. Default 4 MiB, what a command
+	// can carry to business logic behind gRPC's usual 4 MiB receive limit
+	// (the filter refuses such appends first, a little earlier, keeping
+	// room for the command); -1: no bound. Redis knows the size of
+	// aggregates written since it keeps it (az:size): older ones are
+	// bounded from their next snapshot on.
+	MaxHistoryBytes int
 }
 
 // HardMaxPages is the most pages any append may carry, whatever the limits
@@ -32,15 +42,24 @@ const HardMaxLoadPageBytes = 2 << 20
 
 // Limit defaults.
 const (
-	DefaultMaxPages      = 1000
-	DefaultMaxEventBytes = 1 << 20
-	DefaultLoadPageBytes = 1 << 20
+	DefaultMaxPages        = 1000
+	DefaultMaxEventBytes   = 1 << 20
+	DefaultLoadPageBytes   = 1 << 20
+	DefaultMaxHistoryBytes = 4 << 20
 	// MaxDomainLen, MaxCorrelationLen and MaxIdempotencyKeyLen bound the
 	// identifiers stored with events.
 	MaxDomainLen         = 128
 	MaxCorrelationLen    = 256
 	MaxIdempotencyKeyLen = 256
 )
+
+// HistoryBound is MaxHistoryBytes with its default, 0 for no bound.
+func (l Limits) HistoryBound() int {
+	if l = l.WithDefaults(); l.MaxHistoryBytes < 0 {
+		return 0
+	}
+	return l.MaxHistoryBytes
+}
 
 // WithDefaults returns l with every zero field set to its default.
 func (l Limits) WithDefaults() Limits {
@@ -52,6 +71,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.LoadPageBytes == 0 {
 		l.LoadPageBytes = DefaultLoadPageBytes
+	}
+	if l.MaxHistoryBytes == 0 {
+		l.MaxHistoryBytes = DefaultMaxHistoryBytes
 	}
 	return l
 }
@@ -67,6 +89,9 @@ func (l Limits) Validate() error {
 	}
 	if l.LoadPageBytes < 0 || l.LoadPageBytes > HardMaxLoadPageBytes {
 		errs = append(errs, fmt.Errorf("load page bytes %d: must be between 1 and %d", l.LoadPageBytes, HardMaxLoadPageBytes))
+	}
+	if l.MaxHistoryBytes < -1 {
+		errs = append(errs, fmt.Errorf("max history bytes %d: must be positive, or -1 for no bound", l.MaxHistoryBytes))
 	}
 	return errors.Join(errs...)
 }

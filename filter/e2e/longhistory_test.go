@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -34,10 +35,12 @@ func megabyteEvent(seq uint32) *pb.EventPage {
 // its default 4 MiB receive limit. Four Records of 1 MB are stored; the
 // fifth would leave a history no command could carry and is refused with
 // FAILED_PRECONDITION, nothing stored; the aggregate keeps taking
-// commands (its 4 MB history loads in pages). A fifth event written past
-// the filter, straight to the event service, makes the next command
-// FAILED_PRECONDITION with the history's size and the advice to snapshot,
-// not a generic RESOURCE_EXHAUSTED; the history stays readable.
+// commands (its 4 MB history loads in pages). Appended straight to the
+// event service, past the filter, the fifth is refused as well. On an
+// aggregate stored before the event service kept its size, which takes
+// it, the next command gets FAILED_PRECONDITION with the history's size
+// and the advice to snapshot, not a generic RESOURCE_EXHAUSTED; the
+// history stays readable.
 func TestFiveMegabyteRecords(t *testing.T) {
 	s := Start(t, Options{Profile: wasmhost.WASIEnvoyCurrent, Filter: wasmPath, BufferLimitBytes: int(controlplane.BufferLimitBytes(0))})
 	cl := s.Coordinator()
@@ -67,9 +70,24 @@ func TestFiveMegabyteRecords(t *testing.T) {
 		t.Fatalf("answer %v", resp)
 	}
 
-	// Past the filter (an Append straight to the event service): the
-	// history is now beyond what a command can carry.
+	// Past the filter, straight to the event service: refused there too.
 	es := pb.NewEventStoreClient(dial(t, s.EventSvc))
+	_, err = es.Append(ctxT(t), &pb.AppendRequest{Cover: cover, ExpectedSequence: 5, Pages: []*pb.EventPage{megabyteEvent(5)}})
+	if st := wantCode(t, err, codes.FailedPrecondition); !strings.Contains(st.Message(), "snapshot_state") {
+		t.Fatalf("append past the filter: %v", st.Message())
+	}
+	// An aggregate stored before the event service kept its size (the
+	// size key removed) takes it: now its history is beyond what a
+	// command can carry.
+	rc := goredis.NewClient(&goredis.Options{Addr: s.Redis})
+	t.Cleanup(func() { rc.Close() })
+	keys, err := rc.Keys(ctxT(t), "az:size:{counter:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("size keys %v, %v", keys, err)
+	}
+	if err := rc.Del(ctxT(t), keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := es.Append(ctxT(t), &pb.AppendRequest{Cover: cover, ExpectedSequence: 5, Pages: []*pb.EventPage{megabyteEvent(5)}}); err != nil {
 		t.Fatal(err)
 	}

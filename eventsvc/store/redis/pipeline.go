@@ -57,7 +57,7 @@ type call struct {
 type appendCall struct {
 	log, roots string    // the slot's keys: appends with the same log key group
 	keys       [5]string // events, snapshot, idempotency, correlation, size
-	args       []any     // the 10 head fields, then the pages
+	args       []any     // the 11 head fields, then the pages
 	pages      int
 }
 

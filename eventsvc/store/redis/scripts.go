@@ -13,16 +13,19 @@ import goredis "github.com/redis/go-redis/v9"
 // correlation, size (the bytes of the pages after the snapshot, kept
 // exact: set to 0 with a snapshot, added to when it exists or the
 // aggregate is new).
-// ARGV: 1 number of appends, then per append 10 head fields and its pages:
+// ARGV: 1 number of appends, then per append 11 head fields and its pages:
 // expected, checked ("1"/"0"), idempotency key, snapshot state, has
 // snapshot ("1"/"0"), raw root, correlation id, traceparent, tracestate
-// ("" for none: the field is left out of the log entry), page count,
-// pages...
+// ("" for none: the field is left out of the log entry), page count, the
+// most bytes of pages after the snapshot (0: no bound; only checked where
+// the size key is kept), pages...
 //
 // Reply: one reply per append: {0, first, next, offset, ts} stored;
 // {1, first, next, offset, pages} duplicate; {2, next} conflict; {3,
 // message} failed before writing anything (a key of the aggregate holds the
-// wrong type), its neighbours unaffected.
+// wrong type), its neighbours unaffected; {4, size, adding} refused before
+// writing anything: the pages would take the history after the snapshot
+// beyond the bound.
 var appendScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local ts = string.format('%010d%06d', tonumber(t[1]), tonumber(t[2]))
@@ -37,7 +40,8 @@ for j = 1, tonumber(ARGV[1]) do
   local expected, checked, key, snap, hassnap = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local root, cid, tp, tst = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local n = tonumber(ARGV[a + 9])
-  local p0 = a + 10
+  local maxh = tonumber(ARGV[a + 10])
+  local p0 = a + 11
   a = p0 + n
   local reply
   local nxt = redis.pcall('LLEN', kev)
@@ -59,6 +63,16 @@ for j = 1, tonumber(ARGV[1]) do
   end
   if not reply and checked == '1' and tonumber(expected) ~= nxt then
     reply = {2, nxt}
+  end
+  if not reply and n > 0 and hassnap ~= '1' and maxh > 0 then
+    local cur = redis.pcall('GET', ksize)
+    if failed(cur) then
+      reply = {3, cur.err}
+    elseif cur then
+      local add = 0
+      for i = 1, n do add = add + 16 + #ARGV[p0 + i - 1] end
+      if tonumber(cur) + add > maxh then reply = {4, tonumber(cur), add} end
+    end
   end
   if not reply and n > 0 and cid ~= '' then
     -- The first write: the one that can still fail on its own key's type

@@ -66,6 +66,9 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, no
 	if uint64(next)+uint64(len(req.Pages)) > 1<<32-1 {
 		return nil, store.Invalid("pages", "the aggregate's sequence space is exhausted")
 	}
+	if err := s.checkHistory(ctx, tx, st, p, next); err != nil {
+		return nil, err
+	}
 
 	res := &store.AppendResult{First: next, Next: next + uint32(len(req.Pages)), Position: &pb.LogPosition{}}
 	if len(p.events) > 0 {
@@ -101,6 +104,33 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, no
 		}
 	}
 	return res, nil
+}
+
+// checkHistory refuses an append without a snapshot that would take the
+// aggregate's events after its snapshot beyond Limits.MaxHistoryBytes. The
+// sum is read only when the events there could reach the bound (each is
+// at most MaxEventBytes).
+func (s *Store) checkHistory(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, next uint32) error {
+	bound := s.limits.HistoryBound()
+	if bound == 0 || p.snap != nil || len(p.events) == 0 {
+		return nil
+	}
+	add := 0
+	for _, ev := range p.events {
+		add += len(ev)
+	}
+	if uint64(next)*uint64(s.limits.MaxEventBytes)+uint64(add) <= uint64(bound) {
+		return nil
+	}
+	agg := p.req.Aggregate
+	var cur int
+	if err := tx.StmtContext(ctx, st.tail).QueryRowContext(ctx, agg.Domain, agg.Root[:], agg.Domain, agg.Root[:]).Scan(&cur); err != nil {
+		return wrap("read history size", err)
+	}
+	if cur+add > bound {
+		return &store.HistoryError{Aggregate: agg, Bytes: cur, Adding: add, Limit: bound}
+	}
+	return nil
 }
 
 // querier is what prior needs of a *sql.Tx.

@@ -51,6 +51,7 @@ type outcome struct {
 // connection and bound to each batch transaction.
 type stmts struct {
 	next, insertEvent, setNext, setSnapshot, insertIdem *sql.Stmt
+	tail                                                *sql.Stmt
 	savepoint, release, rollbackTo                      *sql.Stmt
 }
 
@@ -66,6 +67,8 @@ func prepare(ctx context.Context, w *sql.DB) (*stmts, error) {
 			ON CONFLICT (domain, root) DO UPDATE SET next_seq = excluded.next_seq`},
 		{&st.setSnapshot, `INSERT INTO snapshots (domain, root, seq, state) VALUES (?, ?, ?, ?)
 			ON CONFLICT (domain, root) DO UPDATE SET seq = excluded.seq, state = excluded.state`},
+		{&st.tail, `SELECT COALESCE(SUM(length(event)), 0) FROM events WHERE domain = ? AND root = ?
+			AND seq >= COALESCE((SELECT seq FROM snapshots WHERE domain = ? AND root = ?), 0)`},
 		{&st.insertIdem, `INSERT INTO idempotency (domain, root, key, first_seq, count, next_seq, pos) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		{&st.savepoint, `SAVEPOINT append`},
 		{&st.release, `RELEASE append`},
@@ -82,7 +85,7 @@ func prepare(ctx context.Context, w *sql.DB) (*stmts, error) {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.next, st.insertEvent, st.setNext, st.setSnapshot, st.insertIdem, st.savepoint, st.release, st.rollbackTo} {
+	for _, s := range []*sql.Stmt{st.next, st.insertEvent, st.setNext, st.setSnapshot, st.insertIdem, st.tail, st.savepoint, st.release, st.rollbackTo} {
 		if s != nil {
 			s.Close()
 		}

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PagedLoad", testPagedLoad},
 		{"PagedLoadSnapshotAndPrior", testPagedLoadSnapshotAndPrior},
 		{"PagedLoadBounds", testPagedLoadBounds},
+		{"HistoryBound", testHistoryBound},
 		{"Checkpoints", testCheckpoints},
 		{"TraceContext", testTraceContext},
 		{"DeadLetters", testDeadLetters},
@@ -979,5 +980,34 @@ func testPagedLoadBounds(t *testing.T, s store.Store) {
 	l, err = loadQ(t, s, agg, store.LoadQuery{From: 20, To: 50, MaxBytes: 100})
 	if err != nil || len(l.Pages) != 0 || l.More != 0 {
 		t.Fatalf("continuation beyond the end: %+v, %v", l, err)
+	}
+}
+
+// testHistoryBound (issue #18, five ~1 MB events): with the default
+// limits an append without a snapshot that would take the events after
+// the snapshot beyond 4 MiB is refused with a *HistoryError and stores
+// nothing; an append with a snapshot starts the history afresh.
+func testHistoryBound(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mb := func(seq uint32) []*pb.EventPage {
+		return []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: seq}, Event: Event(fmt.Sprintf("mb-%d~%s", seq, strings.Repeat("m", 1000000)))}}
+	}
+	for seq := uint32(0); seq < 4; seq++ {
+		mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: seq, Pages: mb(seq)})
+	}
+	_, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: mb(4), IdempotencyKey: "fifth"})
+	var he *store.HistoryError
+	if !errors.As(err, &he) || he.Bytes < 4000000 || he.Adding < 1000000 || he.Limit != store.DefaultMaxHistoryBytes || !strings.Contains(err.Error(), "snapshot") {
+		t.Fatalf("fifth 1 MB event: %v", err)
+	}
+	if l, err := load(t, s, agg, "fifth"); err != nil || l.Next != 4 || l.Prior != nil {
+		t.Fatalf("after the refused append: %+v, %v", l, err)
+	}
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: mb(4), Snapshot: Event("state@5")})
+	for seq := uint32(5); seq < 9; seq++ {
+		mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: seq, Pages: mb(seq)})
+	}
+	if _, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: 9, Pages: mb(9)}); !errors.As(err, &he) {
+		t.Fatalf("fifth 1 MB event after the snapshot: %v", err)
 	}
 }
