@@ -27,9 +27,10 @@ type Limits struct {
 	// *HistoryError and stores nothing. Default 4 MiB, what a command
 	// can carry to business logic behind gRPC's usual 4 MiB receive limit
 	// (the filter refuses such appends first, a little earlier, keeping
-	// room for the command); -1: no bound. Redis knows the size of
-	// aggregates written since it keeps it (az:size): older ones are
-	// bounded from their next snapshot on.
+	// room for the command); -1: no bound. Both backends keep the size
+	// per aggregate; SQLite sums the events of an aggregate stored before
+	// once, Redis bounds such an aggregate (no az:size key) from its next
+	// snapshot on.
 	MaxHistoryBytes int
 }
 
