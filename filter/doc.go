@@ -41,7 +41,8 @@
 // snapshot) without calling the logic, and a decision or a Record that
 // would take a history without a snapshot beyond max_body_bytes less
 // commandRoom is refused the same way before anything is stored (a Record
-// loads its aggregate first for this).
+// without a snapshot loads its aggregate first for this; one with a
+// snapshot is the way out for a history no command can carry).
 //
 // # Aggregate cache
 //

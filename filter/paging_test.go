@@ -164,6 +164,18 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("stored %d", len(hs.stored(1)))
 			}
 		}},
+		{"a Record with a snapshot rescues a history no command can carry", `{"domains":["counter"],"max_body_bytes":2000}`, func(t *testing.T, hs *harness) {
+			hs.store.pageBytes = 500
+			hs.seed(1, 30, 100)
+			wantTooLarge(t, hs.handle(cmd(1, 30, 1)), "is more than")
+			wantTooLarge(t, hs.record(1, 30, nil, paddedEvent(1, 10)), "is more than")
+			st, _ := anypb.New(wrapperspb.Int64(31))
+			wantCode(t, hs.record(1, 30, st, paddedEvent(1, 10)), OK, "")
+			wantCode(t, hs.handle(cmd(1, 31, 1)), OK, "")
+			if len(hs.stored(1)) != 32 {
+				t.Fatalf("stored %d", len(hs.stored(1)))
+			}
+		}},
 		// Issue #18: five ~1 MB Records made one customer fail forever.
 		{"five 1 MB Records: the fifth is refused and the aggregate keeps working", counterConfig, func(t *testing.T, hs *harness) {
 			hs.store.pageBytes = 1 << 20

@@ -466,6 +466,12 @@ func (s *Stream) startRecord(book *wire.EventBook) {
 			p.HasNum, p.Num = true, s.expected+uint32(i)
 		}
 	}
+	if book.SnapshotState != nil {
+		// A snapshot starts the history afresh, whatever its size: the
+		// way out for an aggregate whose history no command can carry.
+		s.appendPages(book.Pages, book.SnapshotState, (*Stream).onRecordStored, func(s *Stream) { s.reportConflict("") })
+		return
+	}
 	s.record = book
 	// Loaded first: an append that would take the history beyond what a
 	// command can carry is refused before anything is stored.
