@@ -22,6 +22,9 @@ type memStore struct {
 	// (LoadResponse.more_from): the snapshot and events while they fit,
 	// at least one event per page.
 	pageBytes int
+	// refuseHistory refuses every append as the event service refuses one
+	// beyond its history bound.
+	refuseHistory bool
 }
 
 type memAgg struct {
@@ -89,6 +92,9 @@ func (m *memStore) page(book *pb.EventBook, pages []*pb.EventPage, used int) uin
 func (m *memStore) append(req *pb.AppendRequest) (*pb.AppendResponse, *Status) {
 	if m.down {
 		return nil, statusf(Unavailable, "connection refused")
+	}
+	if m.refuseHistory {
+		return nil, statusf(FailedPrecondition, "aggregate counter/…: these events (10 bytes) would take its history since the last snapshot from … Nothing was stored")
 	}
 	a := m.agg(req.GetCover())
 	if k := req.GetIdempotencyKey(); k != "" {

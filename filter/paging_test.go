@@ -176,6 +176,15 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("stored %d", len(hs.stored(1)))
 			}
 		}},
+		{"the event service's refusal of a history beyond its bound passes as FAILED_PRECONDITION", counterConfig, func(t *testing.T, hs *harness) {
+			// What the event service answers an append beyond --max-history-bytes.
+			hs.store.refuseHistory = true
+			r := hs.handle(cmd(1, 0, 1))
+			wantCode(t, r, FailedPrecondition, "event service refused the append: aggregate counter/")
+			if len(hs.stored(1)) != 0 {
+				t.Fatalf("stored %d", len(hs.stored(1)))
+			}
+		}},
 		// Issue #18: five ~1 MB Records made one customer fail forever.
 		{"five 1 MB Records: the fifth is refused and the aggregate keeps working", counterConfig, func(t *testing.T, hs *harness) {
 			hs.store.pageBytes = 1 << 20

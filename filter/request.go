@@ -396,6 +396,10 @@ func eventServiceStatus(op string, st *Status) *Status {
 	switch st.Code {
 	case InvalidArgument:
 		return statusf(InvalidArgument, "event service refused the %s: %s", op, st.Message)
+	case FailedPrecondition:
+		// A history beyond the event service's bound (nothing stored):
+		// its message says what to do.
+		return statusf(FailedPrecondition, "event service refused the %s: %s", op, st.Message)
 	default:
 		return statusf(Unavailable, "event service %s failed (%d): %s", op, st.Code, st.Message)
 	}
