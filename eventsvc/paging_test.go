@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -52,7 +53,8 @@ func TestLongHistoryInPages(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// Unbounded histories (as of aggregates stored before the
 			// bound): paging must carry them anyway.
-			conn := eventsvctest.Dial(t, eventsvctest.StartConfig(t, eventsvc.Config{Store: newURL(t), Limits: store.Limits{MaxHistoryBytes: -1}}))
+			addr := eventsvctest.StartConfig(t, eventsvc.Config{Store: newURL(t), Limits: store.Limits{MaxHistoryBytes: -1}})
+			conn := eventsvctest.Dial(t, addr)
 			es, eq := pb.NewEventStoreClient(conn), pb.NewEventQueryClient(conn)
 			ctx := tctx(t)
 			domain, root := storetest.Domain(t), uuid.New()
@@ -125,6 +127,14 @@ func TestLongHistoryInPages(t *testing.T) {
 				if strings.Join(got, ",") != "e-0,e-1,e-2,e-3,e-4" {
 					t.Fatalf("GetEvents %v: %v", q, got)
 				}
+			}
+			// The CLI reads it too.
+			out, err := exec.CommandContext(ctx, angzarrBin, "events", domain, root.String(), "--addr", addr, "-o", "json").Output()
+			if err != nil {
+				t.Fatalf("angzarr events: %v", err)
+			}
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 5 || !strings.Contains(lines[4], "e-4~") {
+				t.Fatalf("angzarr events printed %d lines", len(lines))
 			}
 		})
 	}
