@@ -305,3 +305,32 @@ func TestLoadEncodedUpcastsWhenItMust(t *testing.T) {
 		t.Fatalf("raw pages %v %v, want the stored v1", pages, err)
 	}
 }
+
+// A paged load is upcast page by page: the first page and every
+// continuation; without upcasters the pages stay encoded.
+func TestPagedLoadUpcastsEveryPage(t *testing.T) {
+	f := newFixture(t, mustAny(t, "abc"), mustAny(t, "defgh"), mustAny(t, "ij"), mustAny(t, "klmno"))
+	q := store.LoadQuery{MaxBytes: 60}
+	l, err := f.st.LoadEncoded(t.Context(), f.agg, q)
+	if err != nil || l.Encoded == nil || l.More == 0 {
+		t.Fatalf("no upcasters: %v %+v, want a first encoded page", err, l)
+	}
+	if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: serve(t, &fakeUpcaster{conv: toV2}), Types: []string{v1}})); err != nil {
+		t.Fatal(err)
+	}
+	var all []*pb.EventPage
+	for {
+		l, err := f.st.LoadEncoded(t.Context(), f.agg, q)
+		if err != nil || l.Encoded != nil {
+			t.Fatalf("page from %d: %v %+v, want decoded, upcast pages", q.From, err, l)
+		}
+		all = append(all, l.Pages...)
+		if l.More == 0 {
+			break
+		}
+		q = store.LoadQuery{From: l.More, To: 4, MaxBytes: 60}
+	}
+	if got := strings.Join(types(all), ","); got != strings.Join([]string{v2, v2, v2, v2}, ",") || q.From == 0 {
+		t.Fatalf("types of the paged history: %s (continued: %v)", got, q.From != 0)
+	}
+}
