@@ -217,7 +217,7 @@ func storeLoadTime(b *testing.B, st store.Store) (time.Duration, float64) {
 		loadFn = el.LoadEncoded // what the gRPC server calls
 	}
 	load := func() {
-		l, err := loadFn(ctx, agg, "")
+		l, err := loadFn(ctx, agg, store.LoadQuery{MaxBytes: store.DefaultLoadPageBytes}) // as the server asks
 		if err != nil || l.PageCount() != 1000 {
 			b.Fatalf("load: %v", err)
 		}
@@ -366,7 +366,7 @@ func loadThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
 // loadTimes returns the mean gRPC load time of a 1,000-event aggregate
 // without snapshot (and the allocations per load of the whole process,
 // client and server) and of a 100,000-event aggregate whose snapshot covers
-// all but its last 100 events.
+// all but its last 100 events (with earlier snapshots every 20,000 events).
 func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duration, float64) {
 	ctx := context.Background()
 	es := pb.NewEventStoreClient(conn)
@@ -387,6 +387,11 @@ func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duratio
 				b.Fatal(err)
 			}
 			continue
+		}
+		if seq%20000 == 19000 {
+			// A snapshot now and then: no history grows beyond what a
+			// command can carry (--max-history-bytes).
+			req.SnapshotState = storetest.Event(fmt.Sprint("state at ", seq+1000))
 		}
 		if _, err := es.Append(ctx, req); err != nil {
 			b.Fatal(err)

@@ -30,8 +30,9 @@ type Config struct {
 	// ports before anything starts (angzarr dev). Not with MetricsListen.
 	// Default: none.
 	MetricsListener net.Listener
-	// Limits bound appends; zero fields take their defaults (1000 pages per
-	// append, 1 MiB per event).
+	// Limits bound appends, histories and load pages; zero fields take
+	// their defaults (1000 pages per append, 1 MiB per event, 4 MiB of
+	// events after a snapshot, 1 MiB per load page).
 	Limits store.Limits
 	// RedisPartitions is the number of log partitions per domain on Redis,
 	// fixed once the store holds data. Default 16.

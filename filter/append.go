@@ -88,7 +88,7 @@ func (s *Stream) cacheAppended(pages []*wire.EventPage, snapshot []byte, resp *w
 // answers ABORTED with it.
 func (s *Stream) reportConflict(why string) {
 	want := s.expected
-	s.load(func(s *Stream, resp *wire.LoadResponse) {
+	s.loadHead(func(s *Stream, resp *wire.LoadResponse) {
 		s.fail(conflictStatus(s.cover, want, resp.NextSequence, why), OutcomeAborted)
 	})
 }
@@ -117,6 +117,10 @@ func (s *Stream) appendDecision(book *wire.EventBook) {
 			return
 		}
 		s.complete(nil, OutcomeOK)
+		return
+	}
+	if st := s.historyFits(s.history, book.Pages, book.SnapshotState); st != nil {
+		s.fail(st, OutcomeTooLarge)
 		return
 	}
 	for i, p := range book.Pages {
@@ -166,7 +170,13 @@ func (s *Stream) onDecisionConflict() {
 		for _, p := range s.cmd.Pages {
 			p.Sequence = s.expected
 		}
-		s.callLogic(wire.ContextualCommand(resp.Book, s.cover, s.cmd))
+		s.history = len(resp.Book)
+		cc := wire.ContextualCommand(resp.Book, s.cover, s.cmd)
+		if st := s.checkForward(len(resp.Book), cc); st != nil {
+			s.fail(st, OutcomeTooLarge)
+			return
+		}
+		s.callLogic(cc)
 	})
 }
 

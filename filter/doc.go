@@ -39,6 +39,22 @@
 // FAILED_PRECONDITION with the request among the status details
 // (compensationRequested says why it travels in the message).
 //
+// # Long histories
+//
+// The event service answers a long history in pages (LoadResponse.more_from);
+// the filter loads the rest by one callout per page
+// (LoadRequest.from_sequence, to_sequence) and adds each page's pages to
+// the first page's book, so the logic gets the history whole. Loads that
+// need only the next sequence (conflict reports, the check of a decision
+// made on the cached history) and idempotent repeats stop at the first
+// page. A history and command beyond max_body_bytes are answered
+// FAILED_PRECONDITION (historyTooLarge: the aggregate, the size, how to
+// snapshot) without calling the logic, and a decision or a Record that
+// would take a history without a snapshot beyond max_body_bytes less
+// commandRoom is refused the same way before anything is stored (a Record
+// without a snapshot loads its aggregate first for this; one with a
+// snapshot is the way out for a history no command can carry).
+//
 // # Aggregate cache
 //
 // Each VM keeps the histories of the aggregates it wrote last (aggCache,

@@ -18,6 +18,13 @@ type memStore struct {
 	aggs  map[string]*memAgg
 	down  bool
 	loads int
+	// pageBytes, when set, pages loads as the event service does
+	// (LoadResponse.more_from): the snapshot and events while they fit,
+	// at least one event per page.
+	pageBytes int
+	// refuseHistory refuses every append as the event service refuses one
+	// beyond its history bound.
+	refuseHistory bool
 }
 
 type memAgg struct {
@@ -46,22 +53,48 @@ func (m *memStore) load(req *pb.LoadRequest) (*pb.LoadResponse, *Status) {
 	m.loads++
 	a := m.agg(req.GetCover())
 	book := &pb.EventBook{Cover: req.GetCover()}
+	if f := req.GetFromSequence(); f > 0 {
+		// A continuation: events only, up to to_sequence.
+		resp := &pb.LoadResponse{Book: book, NextSequence: req.GetToSequence()}
+		resp.MoreFrom = m.page(book, a.pages[f:min(int(req.GetToSequence()), len(a.pages))], 0)
+		return resp, nil
+	}
 	from := uint32(0)
+	used := 0
 	if a.snapshot != nil {
 		book.Snapshot = a.snapshot
 		from = a.snapshot.GetSequence()
+		used = proto.Size(a.snapshot)
 	}
-	book.Pages = append(book.Pages, a.pages[from:]...)
 	resp := &pb.LoadResponse{Book: book, NextSequence: uint32(len(a.pages))}
+	resp.MoreFrom = m.page(book, a.pages[from:], used)
 	if k := req.GetIdempotencyKey(); k != "" {
 		resp.Prior = a.keys[k]
 	}
 	return resp, nil
 }
 
+// page adds pages to book while they fit in pageBytes (after used bytes),
+// at least one; it returns the sequence of the first one left out, 0 when
+// none is.
+func (m *memStore) page(book *pb.EventBook, pages []*pb.EventPage, used int) uint32 {
+	for i, p := range pages {
+		n := proto.Size(p)
+		if m.pageBytes > 0 && i > 0 && used+n > m.pageBytes {
+			return p.GetNum()
+		}
+		used += n
+		book.Pages = append(book.Pages, p)
+	}
+	return 0
+}
+
 func (m *memStore) append(req *pb.AppendRequest) (*pb.AppendResponse, *Status) {
 	if m.down {
 		return nil, statusf(Unavailable, "connection refused")
+	}
+	if m.refuseHistory {
+		return nil, statusf(FailedPrecondition, "aggregate counter/…: these events (10 bytes) would take its history since the last snapshot from … Nothing was stored")
 	}
 	a := m.agg(req.GetCover())
 	if k := req.GetIdempotencyKey(); k != "" {

@@ -568,7 +568,7 @@ func TestCommandPath(t *testing.T) {
 				t.Fatalf("logic saw %v", cc.GetEvents())
 			}
 		}},
-		{"logic answer over the limit: RESOURCE_EXHAUSTED, nothing stored", `{"domains":["counter"],"max_body_bytes":200}`, func(t *testing.T, hs *harness) {
+		{"logic answer over the limit: RESOURCE_EXHAUSTED, nothing stored", `{"domains":["counter"],"max_body_bytes":300}`, func(t *testing.T, hs *harness) {
 			hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
 				b := &pb.EventBook{}
 				for i := 0; i < 30; i++ {

@@ -2,6 +2,8 @@ package filter
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -239,7 +241,7 @@ func (s *Stream) startFromCache() bool {
 func (s *Stream) verifyCached(current func(s *Stream)) {
 	s.fromCache = false
 	s.verified = current
-	s.load((*Stream).onVerifyLoaded)
+	s.loadHead((*Stream).onVerifyLoaded)
 }
 
 func (s *Stream) onVerifyLoaded(resp *wire.LoadResponse) {
@@ -259,19 +261,30 @@ func (s *Stream) verifyRejection() {
 	})
 }
 
-// load asks the event service for the aggregate's history; then runs with
-// the answer. The continuations of the stream's callouts (one at a time)
-// are kept in the stream and are functions of it, not closures, so that
-// starting a callout allocates nothing for them.
+// load asks the event service for the aggregate's history (every page of
+// a paged one); then runs with the answer. The continuations of the
+// stream's callouts (one at a time) are kept in the stream and are
+// functions of it, not closures, so that starting a callout allocates
+// nothing for them.
 func (s *Stream) load(then func(s *Stream, resp *wire.LoadResponse)) { s.loadAfter(0, then) }
+
+// loadHead is load for an answer that needs only the first page: the
+// next sequence and the idempotency lookup, not the whole history.
+func (s *Stream) loadHead(then func(s *Stream, resp *wire.LoadResponse)) {
+	s.loadAfter(0, then)
+	s.headOnly = true
+}
 
 // loadAfter is load with the event service waiting delay first (whole
 // milliseconds): the filter has no timer of its own.
 func (s *Stream) loadAfter(delay time.Duration, then func(s *Stream, resp *wire.LoadResponse)) {
 	// The cover keeps the correlation id: the event service's spans and
 	// logs of the load carry it.
-	req := &wire.LoadRequest{Cover: s.cover, IdempotencyKey: s.idemKey, DelayMs: uint32(delay.Milliseconds())}
-	s.loaded = then
+	s.loaded, s.paged, s.headOnly = then, nil, false
+	s.callLoad(&wire.LoadRequest{Cover: s.cover, IdempotencyKey: s.idemKey, DelayMs: uint32(delay.Milliseconds())})
+}
+
+func (s *Stream) callLoad(req *wire.LoadRequest) {
 	st := s.p.call(s, s.p.cfg.EventServiceCluster, eventStoreService, "Load", req.Marshal(), time.Duration(s.p.cfg.EventServiceTimeout),
 		(*Stream).onLoadAnswer)
 	if st != nil {
@@ -279,7 +292,10 @@ func (s *Stream) loadAfter(delay time.Duration, then func(s *Stream, resp *wire.
 	}
 }
 
-// onLoadAnswer is the answer to load.
+// onLoadAnswer is the answer to load. A long history comes in pages
+// (LoadResponse.more_from): each continuation's pages are added to the
+// first page's book, which is handed on once complete. A history that
+// outgrows what a command can carry to the logic ends the command there.
 func (s *Stream) onLoadAnswer(msg []byte, st *Status) {
 	if st != nil {
 		s.fail(eventServiceStatus("load", st), OutcomeUnavailable)
@@ -290,10 +306,89 @@ func (s *Stream) onLoadAnswer(msg []byte, st *Status) {
 		s.fail(statusf(Unavailable, "event service: undecodable LoadResponse: %v", err), OutcomeUnavailable)
 		return
 	}
-	if resp.Prior == nil {
+	if first := s.paged; first != nil {
+		pages, err := wire.PageFields(resp.Book)
+		if err != nil || len(pages) == 0 {
+			s.fail(statusf(Unavailable, "event service: undecodable or empty page of a paged history from sequence %d: %v", first.MoreFrom, err), OutcomeUnavailable)
+			return
+		}
+		first.Book = append(first.Book, pages...)
+		first.MoreFrom = resp.MoreFrom
+		resp = first
+	}
+	if resp.MoreFrom != 0 && resp.Prior == nil && !s.headOnly {
+		if len(resp.Book) > s.p.cfg.MaxBodyBytes {
+			s.fail(s.historyTooLarge(fmt.Sprintf("its history since the last snapshot is more than %d bytes (events before sequence %d; %d bytes loaded up to sequence %d)",
+				len(resp.Book), resp.NextSequence, len(resp.Book), resp.MoreFrom)), OutcomeTooLarge)
+			return
+		}
+		if s.paged == nil {
+			// Clipped: the pages to come are appended to a copy, not
+			// over the rest of the host's buffer.
+			resp.Book = slices.Clip(resp.Book)
+			s.paged = resp
+		}
+		s.callLoad(&wire.LoadRequest{Cover: s.cover, FromSequence: resp.MoreFrom, ToSequence: resp.NextSequence})
+		return
+	}
+	s.paged = nil
+	if resp.Prior == nil && resp.MoreFrom == 0 {
 		s.p.cache.put(cacheKey(s.cover), resp.Book, resp.NextSequence)
 	}
 	s.loaded(s, resp)
+}
+
+// commandRoom is the room a history without a snapshot keeps for the
+// command that comes with it: an append that would leave less is refused
+// (historyFits).
+const commandRoom = 64 << 10
+
+// historyLimit is the most bytes of history (an EventBook: the snapshot
+// and the events after it) an append may leave: max_body_bytes, which
+// bounds what the filter hands the logic, less commandRoom.
+func (s *Stream) historyLimit() int {
+	return max(s.p.cfg.MaxBodyBytes-commandRoom, s.p.cfg.MaxBodyBytes/2)
+}
+
+// historyFits refuses an append of pages without a snapshot that would
+// take the history (of history bytes) beyond historyLimit: the next command
+// could not carry it to the logic. Nothing is stored then.
+func (s *Stream) historyFits(history int, pages []*wire.EventPage, snapshot []byte) *Status {
+	if snapshot != nil || len(pages) == 0 {
+		return nil // a snapshot starts the history afresh
+	}
+	add := wire.PagesSize(pages)
+	if history+add <= s.historyLimit() {
+		return nil
+	}
+	return s.historyTooLarge(fmt.Sprintf("these events (%d bytes) would take its history since the last snapshot from %d to %d bytes, beyond the %d bytes kept for it (max_body_bytes less %d for a command)",
+		add, history, history+add, s.historyLimit(), commandRoom))
+}
+
+// checkForward refuses a ContextualCommand (framed) beyond max_body_bytes:
+// the history (of history bytes) and the command do not fit in what the
+// filter may hand the logic.
+func (s *Stream) checkForward(history int, framed []byte) *Status {
+	if len(framed) <= s.p.cfg.MaxBodyBytes {
+		return nil
+	}
+	return s.historyTooLarge(fmt.Sprintf("its history since the last snapshot (%d bytes) and the command make a request of %d bytes",
+		history, len(framed)))
+}
+
+// historyTooLarge is the FAILED_PRECONDITION answer for an aggregate whose
+// history cannot go to the logic, or would not after an append: not
+// RESOURCE_EXHAUSTED, which says the caller's own message was too large
+// (or a quota ran out) and invites a retry, while here no retry or smaller
+// command helps until the aggregate has a snapshot. The message says what
+// to do and that nothing is lost.
+func (s *Stream) historyTooLarge(what string) *Status {
+	root := rootString(s.cover.Root)
+	return statusf(FailedPrecondition, "aggregate %s/%s: %s; a command can carry at most %d bytes of history and command to the business logic "+
+		"(max_body_bytes; the logic's gRPC receive limit, 4 MiB by default, bounds it too). Nothing was stored; the history stays readable "+
+		"(angzarr events %s %s). Store snapshots: the logic returns snapshot_state with its events, e.g. every snapshotEvery events "+
+		"(the domain's setting in the topology), or an operator records one (BusinessCoordinator.Record with snapshot_state)",
+		s.cover.Domain, root, what, s.p.cfg.MaxBodyBytes, s.cover.Domain, root)
 }
 
 // eventServiceStatus maps an event-service failure to the command's answer.
@@ -301,6 +396,10 @@ func eventServiceStatus(op string, st *Status) *Status {
 	switch st.Code {
 	case InvalidArgument:
 		return statusf(InvalidArgument, "event service refused the %s: %s", op, st.Message)
+	case FailedPrecondition:
+		// A history beyond the event service's bound (nothing stored):
+		// its message says what to do.
+		return statusf(FailedPrecondition, "event service refused the %s: %s", op, st.Message)
 	default:
 		return statusf(Unavailable, "event service %s failed (%d): %s", op, st.Code, st.Message)
 	}
@@ -329,10 +428,16 @@ func (s *Stream) onCommandLoaded(resp *wire.LoadResponse) {
 // copies in Envoy and wasmhost), so the buffer is free again at once, and
 // the bytes of every command's history are no garbage for the collector
 // (whose pause grows with the garbage; see filter/internal/abi/gc.go). A
-// buffer grown past maxForwardBuf is not kept.
+// buffer grown past maxForwardBuf is not kept. The two are not forwarded
+// when they are beyond what the filter may hand the logic (checkForward).
 func (s *Stream) forwardCommand(bookRaw []byte) {
+	s.history = len(bookRaw)
 	b := wire.AppendFramedContextualCommand(s.p.forwardBuf, bookRaw, s.cover, s.cmd)
-	s.forward(b)
+	if st := s.checkForward(len(bookRaw), b); st != nil {
+		s.fail(st, OutcomeTooLarge)
+	} else {
+		s.forward(b)
+	}
 	if cap(b) <= maxForwardBuf {
 		s.p.forwardBuf = b[:0]
 	}
@@ -375,6 +480,30 @@ func (s *Stream) startRecord(book *wire.EventBook) {
 	for i, p := range book.Pages {
 		if !p.HasNum && !p.Force {
 			p.HasNum, p.Num = true, s.expected+uint32(i)
+		}
+	}
+	if book.SnapshotState != nil {
+		// A snapshot starts the history afresh, whatever its size: the
+		// way out for an aggregate whose history no command can carry.
+		s.appendPages(book.Pages, book.SnapshotState, (*Stream).onRecordStored, func(s *Stream) { s.reportConflict("") })
+		return
+	}
+	s.record = book
+	// Loaded first: an append that would take the history beyond what a
+	// command can carry is refused before anything is stored.
+	s.load((*Stream).onRecordLoaded)
+}
+
+// onRecordLoaded appends a Record's events once the history's size says
+// they fit (an idempotent repeat appends as it is: the event service
+// answers with the first append).
+func (s *Stream) onRecordLoaded(resp *wire.LoadResponse) {
+	book := s.record
+	s.record = nil
+	if resp.Prior == nil {
+		if st := s.historyFits(len(resp.Book), book.Pages, book.SnapshotState); st != nil {
+			s.fail(st, OutcomeTooLarge)
+			return
 		}
 	}
 	s.appendPages(book.Pages, book.SnapshotState, (*Stream).onRecordStored, func(s *Stream) { s.reportConflict("") })

@@ -107,6 +107,16 @@ type Stream struct {
 	loaded    func(s *Stream, resp *wire.LoadResponse)
 	verified  func(s *Stream)
 	appending appending
+	// paged is the first page of a paged load in flight, its book growing
+	// with each continuation; headOnly: the load in flight needs only its
+	// first page.
+	paged    *wire.LoadResponse
+	headOnly bool
+	// history is the size of the history the logic decides on (its raw
+	// EventBook), for the append's size check (historyFits).
+	history int
+	// record is a Record's book while its aggregate loads.
+	record *wire.EventBook
 	// sync is the synchronous part in progress.
 	sync *syncRun
 	// trace is the client's W3C trace context (traceparent, tracestate,

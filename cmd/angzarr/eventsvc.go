@@ -95,6 +95,8 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (off when empty)")
 	f.IntVar(&cfg.Limits.MaxPages, "max-pages", 0, "most pages per append (0: 1000)")
 	f.IntVar(&cfg.Limits.MaxEventBytes, "max-event-bytes", 0, "largest event or snapshot in bytes (0: 1 MiB)")
+	f.IntVar(&cfg.Limits.LoadPageBytes, "load-page-bytes", 0, "most bytes of one page of a loaded history; longer histories load in pages (0: 1 MiB, at most 2 MiB)")
+	f.IntVar(&cfg.Limits.MaxHistoryBytes, "max-history-bytes", 0, "most bytes of an aggregate's events after its snapshot; an append without a snapshot beyond it is refused (0: 4 MiB, -1: no bound)")
 	f.Uint32Var(&cfg.RedisPartitions, "redis-partitions", 0, "log partitions per domain on Redis, fixed once data exists (0: 16)")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", 0, "how often subscriptions look for appends through other replicas (0: 200ms)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "graceful stop bound (0: 10s)")

@@ -144,7 +144,7 @@ func TestFailoverDeliversOnlyConfirmedEvents(t *testing.T) {
 	defer rec.mu.Unlock()
 	stored := map[string]bool{}
 	for _, agg := range all {
-		l, err := st.Load(ctx, agg, "")
+		l, err := st.Load(ctx, agg, store.LoadQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

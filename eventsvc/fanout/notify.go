@@ -29,9 +29,9 @@ func (s NotifyingStore) Append(ctx context.Context, req *store.AppendRequest) (*
 // LoadEncoded implements store.EncodedLoader when the wrapped store does,
 // and is its Load otherwise (so that a store that transforms pages and
 // has no LoadEncoded is never passed by).
-func (s NotifyingStore) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+func (s NotifyingStore) LoadEncoded(ctx context.Context, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
 	if el, ok := s.Store.(store.EncodedLoader); ok {
-		return el.LoadEncoded(ctx, agg, idempotencyKey)
+		return el.LoadEncoded(ctx, agg, q)
 	}
-	return s.Store.Load(ctx, agg, idempotencyKey)
+	return s.Store.Load(ctx, agg, q)
 }

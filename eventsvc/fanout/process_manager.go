@@ -213,7 +213,7 @@ func (p *pmDelivery) fetch(ctx context.Context, agg store.Aggregate, key string)
 		attribute.String(telemetry.CorrelationKey, telemetry.CorrelationID(ctx)),
 		attribute.String("process_manager", p.sub.GetName())))
 	defer func() { endSpan(span, err) }()
-	loaded, err := p.d.st.Load(ctx, agg, key)
+	loaded, err := p.d.st.Load(ctx, agg, store.LoadQuery{IdempotencyKey: key}) // the whole history: MaxBytes 0
 	if err != nil {
 		return nil, fmt.Errorf("process manager %s: loading workflow %s: %w", p.sub.GetName(), agg, err)
 	}

@@ -128,7 +128,7 @@ type state struct {
 
 // load folds the domain's registry aggregate.
 func (r *Registry) load(ctx context.Context, domain string) (*state, error) {
-	l, err := r.st.Load(ctx, store.Aggregate{Domain: Domain, Root: Root(domain)}, "")
+	l, err := r.st.Load(ctx, store.Aggregate{Domain: Domain, Root: Root(domain)}, store.LoadQuery{})
 	if err != nil {
 		return nil, fmt.Errorf("schema registry: load %s: %w", domain, err)
 	}

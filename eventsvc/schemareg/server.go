@@ -40,11 +40,11 @@ func (s Recording) Append(ctx context.Context, req *store.AppendRequest) (*store
 
 // LoadEncoded implements store.EncodedLoader when the wrapped store does
 // (the recording is about appends; loads pass through as they are).
-func (s Recording) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+func (s Recording) LoadEncoded(ctx context.Context, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
 	if el, ok := s.Store.(store.EncodedLoader); ok {
-		return el.LoadEncoded(ctx, agg, idempotencyKey)
+		return el.LoadEncoded(ctx, agg, q)
 	}
-	return s.Store.Load(ctx, agg, idempotencyKey)
+	return s.Store.Load(ctx, agg, q)
 }
 
 // Serve registers the registry's gRPC service (angzarr.SchemaRegistry) on g.

@@ -5,8 +5,14 @@
 // Requests are validated here (an INVALID_ARGUMENT names the field) and the
 // store's typed errors are mapped to status codes: *store.ConflictError →
 // ABORTED with the next sequence in the message and a SequenceConflict
-// detail, *store.InvalidError → INVALID_ARGUMENT, store.ErrUnavailable →
-// UNAVAILABLE.
+// detail, *store.InvalidError → INVALID_ARGUMENT, *store.HistoryError →
+// FAILED_PRECONDITION, store.ErrUnavailable → UNAVAILABLE.
+//
+// No answer outgrows a gRPC message: Load answers a long history in pages
+// of at most Limits.LoadPageBytes (the first with the snapshot and the
+// idempotency lookup, LoadResponse.more_from saying where the rest
+// begins, continuations by from_sequence / to_sequence), and the queries
+// cut long runs of one aggregate into books of at most maxBookBytes.
 //
 // Synchronize is a catch-up subscription driven by cursors (a sequence for
 // one aggregate, a log offset per partition for a domain, the highest sent

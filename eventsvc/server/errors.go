@@ -31,6 +31,10 @@ func toStatus(err error) error {
 		return st.Err()
 	case errors.Is(err, store.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, store.ErrHistoryTooLarge):
+		// Not RESOURCE_EXHAUSTED (a quota, or the caller's own message):
+		// nothing but a snapshot of the aggregate makes it pass.
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -67,10 +67,16 @@ func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadRespons
 		start = time.Now() // the wait is not the load's latency
 	}
 	var l *store.Loaded
-	if el, ok := s.store.(store.EncodedLoader); ok {
-		l, err = el.LoadEncoded(ctx, agg, req.GetIdempotencyKey())
+	q := store.LoadQuery{MaxBytes: s.limits.LoadPageBytes}
+	if q.From = req.GetFromSequence(); q.From > 0 {
+		q.To = req.GetToSequence()
 	} else {
-		l, err = s.store.Load(ctx, agg, req.GetIdempotencyKey())
+		q.IdempotencyKey = req.GetIdempotencyKey()
+	}
+	if el, ok := s.store.(store.EncodedLoader); ok {
+		l, err = el.LoadEncoded(ctx, agg, q)
+	} else {
+		l, err = s.store.Load(ctx, agg, q)
 	}
 	s.metrics.observe(ctx, s.metrics.loads, s.metrics.loadSeconds, start, outcome(err))
 	if err != nil {
@@ -79,6 +85,7 @@ func (s *Server) Load(ctx context.Context, req *pb.LoadRequest) (*pb.LoadRespons
 	resp := &pb.LoadResponse{
 		Book:         &pb.EventBook{Cover: agg.Cover(req.GetCover().GetCorrelationId()), Snapshot: l.Snapshot, Pages: l.Pages},
 		NextSequence: l.Next,
+		MoreFrom:     l.More,
 	}
 	if l.Encoded != nil {
 		// The pages in their wire form go out as the book's unknown fields,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
@@ -22,6 +24,10 @@ type feed interface {
 
 // newFeed returns the feed for a validated query.
 func newFeed(st store.Store, q *query) feed {
+	return splitFeed{newFeedOf(st, q)}
+}
+
+func newFeedOf(st store.Store, q *query) feed {
 	switch q.kind {
 	case byAggregate:
 		return &aggregateFeed{st: st, agg: q.agg, cursor: q.sel.Lo, hi: q.sel.Hi}
@@ -44,6 +50,57 @@ func checkAfter(st store.Store, q *query) error {
 		}
 	}
 	return nil
+}
+
+// maxBookBytes bounds the books a feed returns (but one page is never
+// split): a long run of one aggregate's large events is sent as several
+// books, each well below gRPC's usual 4 MiB message limit.
+const maxBookBytes = store.DefaultLoadPageBytes
+
+// splitFeed cuts the books of its feed that have no log position (an
+// aggregate's or a correlation id's runs of pages) into books of at most
+// maxBookBytes. A book of the domain log stays whole: its position says
+// where a reader resumes, after the whole append, and an append is
+// bounded by the request that stored it.
+type splitFeed struct{ feed }
+
+func (f splitFeed) next(ctx context.Context) ([]*pb.EventBook, bool, error) {
+	books, done, err := f.feed.next(ctx)
+	return splitBooks(books, maxBookBytes), done, err
+}
+
+// splitBooks returns books with every book without a position that holds
+// more than maxBytes of pages cut into books of consecutive pages (each
+// with the cover) of at most maxBytes, or of one page.
+func splitBooks(books []*pb.EventBook, maxBytes int) []*pb.EventBook {
+	var out []*pb.EventBook
+	for i, b := range books {
+		if b.GetPosition() != nil || proto.Size(b) <= maxBytes {
+			if out != nil {
+				out = append(out, b)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*pb.EventBook, 0, len(books)+1), books[:i]...)
+		}
+		var cur []*pb.EventPage
+		size := 0
+		for _, p := range b.GetPages() {
+			n := proto.Size(p) + 8
+			if len(cur) > 0 && size+n > maxBytes {
+				out = append(out, &pb.EventBook{Cover: b.GetCover(), Pages: cur})
+				cur, size = nil, 0
+			}
+			cur = append(cur, p)
+			size += n
+		}
+		out = append(out, &pb.EventBook{Cover: b.GetCover(), Pages: cur})
+	}
+	if out == nil {
+		return books
+	}
+	return out
 }
 
 // aggregateFeed follows one aggregate by sequence.

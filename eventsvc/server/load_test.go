@@ -19,8 +19,8 @@ import (
 // and has no LoadEncoded.
 type renaming struct{ store.Store }
 
-func (r renaming) Load(ctx context.Context, agg store.Aggregate, key string) (*store.Loaded, error) {
-	l, err := r.Store.Load(ctx, agg, key)
+func (r renaming) Load(ctx context.Context, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
+	l, err := r.Store.Load(ctx, agg, q)
 	if err == nil {
 		for _, p := range l.Pages {
 			p.Event = storetest.Event("renamed")

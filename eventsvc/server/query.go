@@ -9,8 +9,9 @@ import (
 
 // GetEvents implements angzarr.EventQuery: one aggregate's (selected)
 // history, a correlation id's events across aggregates, or a whole domain's
-// log, streamed in books of at most 1000 pages; every book's cover carries
-// the correlation id its pages were stored with.
+// log, streamed in books of at most 1000 pages and (but for a single large
+// page) maxBookBytes; every book's cover carries the correlation id its
+// pages were stored with.
 func (s *Server) GetEvents(req *pb.Query, stream pb.EventQuery_GetEventsServer) error {
 	ctx := stream.Context()
 	q, err := parseQuery(req)
@@ -34,8 +35,10 @@ func (s *Server) GetEvents(req *pb.Query, stream pb.EventQuery_GetEventsServer) 
 			pages := b.GetPages()
 			for len(pages) > 0 {
 				n := min(len(pages), batch)
-				if err := stream.Send(&pb.EventBook{Cover: b.GetCover(), Pages: pages[:n]}); err != nil {
-					return err
+				for _, part := range splitBooks([]*pb.EventBook{{Cover: b.GetCover(), Pages: pages[:n]}}, maxBookBytes) {
+					if err := stream.Send(part); err != nil {
+						return err
+					}
 				}
 				pages = pages[n:]
 			}

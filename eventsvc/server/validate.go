@@ -73,6 +73,9 @@ func loadRequest(req *pb.LoadRequest) (store.Aggregate, error) {
 	if d := req.GetDelayMs(); d > MaxLoadDelayMs {
 		return agg, store.Invalid("delay_ms", "at most %d, got %d", MaxLoadDelayMs, d)
 	}
+	if f, t := req.GetFromSequence(), req.GetToSequence(); f > 0 && t <= f {
+		return agg, store.Invalid("to_sequence", "a continuation (from_sequence %d) needs to_sequence greater than it, the first page's next_sequence; got %d", f, t)
+	}
 	return agg, store.ValidateText("idempotency_key", req.GetIdempotencyKey(), store.MaxIdempotencyKeyLen)
 }
 

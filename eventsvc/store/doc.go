@@ -30,6 +30,12 @@
 //     partitions; an aggregate always maps to the same partition, so a
 //     partition's order is a total order that contains every aggregate's
 //     own order.
+//   - A load bounded by LoadQuery.MaxBytes returns the snapshot and as many
+//     events after it as fit (at least one), and Loaded.More says where the
+//     rest begins; a continuation (LoadQuery.From, To) returns the next
+//     events up to To, bounded the same way. Events never change once
+//     stored, so the pages of one paged load form the history the first
+//     page began, whatever was appended or snapshotted in between.
 //   - The append's trace context (AppendRequest.Trace) is stored with its
 //     log entry, in the same atomic write, and Checkpointer.Fetch returns
 //     it with the entry (LogEntry.Trace): an entry never carries the trace

@@ -32,9 +32,29 @@ type Appender interface {
 // Loader loads an aggregate's current history.
 type Loader interface {
 	// Load returns the latest snapshot, the events after it and the next
-	// sequence; with a non-empty idempotencyKey also the earlier append made
-	// with that key (Loaded.Prior), if any.
-	Load(ctx context.Context, agg Aggregate, idempotencyKey string) (*Loaded, error)
+	// sequence; with a non-empty q.IdempotencyKey also the earlier append
+	// made with that key (Loaded.Prior), if any. q.MaxBytes bounds the
+	// page and q.From continues a paged history (see LoadQuery).
+	Load(ctx context.Context, agg Aggregate, q LoadQuery) (*Loaded, error)
+}
+
+// LoadQuery says which part of an aggregate's history a load returns.
+type LoadQuery struct {
+	// IdempotencyKey, when set (and From is 0), also looks up the earlier
+	// append made with it.
+	IdempotencyKey string
+	// From 0 loads the first page: the latest snapshot and the events
+	// after it. Otherwise the load is a continuation: the events with
+	// From <= sequence < To only, with no snapshot and no idempotency
+	// lookup; Loaded.Next is then To.
+	From, To uint32
+	// MaxBytes bounds a page: events are added while the page's bytes (the
+	// snapshot's state and the stored events; store.EventBytes) stay within
+	// it, but a page carries at least one event whenever one remains, so
+	// that paging always progresses (one event is at most
+	// Limits.MaxEventBytes). Loaded.More says where the rest begins. 0:
+	// no bound, the whole history in one page.
+	MaxBytes int
 }
 
 // EncodedLoader is a Loader that can also hand a history on in its wire
@@ -46,7 +66,7 @@ type Loader interface {
 type EncodedLoader interface {
 	// LoadEncoded is Load with the pages in Loaded.Encoded (and
 	// EncodedCount) instead of Loaded.Pages; Prior keeps decoded pages.
-	LoadEncoded(ctx context.Context, agg Aggregate, idempotencyKey string) (*Loaded, error)
+	LoadEncoded(ctx context.Context, agg Aggregate, q LoadQuery) (*Loaded, error)
 }
 
 // Reader answers event queries.
@@ -156,8 +176,13 @@ type Loaded struct {
 	// them. EncodedCount is their number. AllPages decodes them.
 	Encoded      []byte
 	EncodedCount int
-	// Next is the sequence the next appended event will get.
+	// Next is the sequence the next appended event will get (in a
+	// continuation: LoadQuery.To).
 	Next uint32
+	// More is 0 when the pages reach Next. Otherwise LoadQuery.MaxBytes cut
+	// the page: the history goes on with the event of sequence More (load
+	// it with LoadQuery{From: More, To: Next}).
+	More uint32
 	// Prior is the earlier append with the requested idempotency key.
 	Prior *AppendResult
 }
@@ -229,6 +254,11 @@ func Pages(books []*pb.EventBook) []*pb.EventPage {
 	}
 	return out
 }
+
+// EventBytes is what one stored event counts against LoadQuery.MaxBytes:
+// the size of its encoded google.protobuf.Any plus 48 bytes for the page
+// around it (sequence, creation time, framing; EncodedPageSize).
+func EventBytes(n int) int { return EncodedPageSize(n) }
 
 // Micros converts a store timestamp in microseconds since the Unix epoch.
 func Micros(us int64) time.Time { return time.UnixMicro(us).UTC() }

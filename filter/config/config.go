@@ -82,6 +82,10 @@ type Config struct {
 	BusinessLogicTimeout Duration `json:"business_logic_timeout,omitempty"`
 	// MaxBodyBytes is the largest request or response body the filter
 	// buffers; larger ones are refused with RESOURCE_EXHAUSTED. Default 4 MiB.
+	// It also bounds what the filter hands the logic (history and command:
+	// beyond it FAILED_PRECONDITION, with the advice to snapshot), and an
+	// append may leave a history without a snapshot of at most
+	// MaxBodyBytes less 64 KiB.
 	MaxBodyBytes int `json:"max_body_bytes,omitempty"`
 
 	// SyncProjectors are the synchronous projectors of the workload's

@@ -38,7 +38,19 @@ type LoadRequest struct {
 	// filter, backing off a write conflict before it retries) spaces its
 	// retries this way. The call's deadline ends the wait early. 0: load at
 	// once.
-	DelayMs       uint32 `protobuf:"varint,3,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	DelayMs uint32 `protobuf:"varint,3,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	// 0: the first page of the history (the snapshot, the first events after
+	// it, the idempotency lookup). Otherwise a continuation: the events with
+	// from_sequence <= sequence < to_sequence only, as many as fit in a page
+	// (no snapshot, no idempotency lookup); from_sequence is the previous
+	// page's LoadResponse.more_from. A continuation is never needed for
+	// sequence 0, since every page carries at least one event.
+	FromSequence uint32 `protobuf:"varint,4,opt,name=from_sequence,json=fromSequence,proto3" json:"from_sequence,omitempty"`
+	// The end (exclusive) of a continuation: the first page's next_sequence,
+	// so that every page belongs to the history the first page began (events
+	// appended since are not included). Must be greater than from_sequence
+	// when from_sequence is set; ignored otherwise.
+	ToSequence    uint32 `protobuf:"varint,5,opt,name=to_sequence,json=toSequence,proto3" json:"to_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,15 +106,39 @@ func (x *LoadRequest) GetDelayMs() uint32 {
 	return 0
 }
 
-// An aggregate's current history.
+func (x *LoadRequest) GetFromSequence() uint32 {
+	if x != nil {
+		return x.FromSequence
+	}
+	return 0
+}
+
+func (x *LoadRequest) GetToSequence() uint32 {
+	if x != nil {
+		return x.ToSequence
+	}
+	return 0
+}
+
+// An aggregate's current history, or one page of it.
 type LoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Latest snapshot (if any) and the events after it.
+	// Latest snapshot (if any) and the events after it; in a continuation
+	// (LoadRequest.from_sequence set) only events: the book's pages follow
+	// those of the previous page.
 	Book *EventBook `protobuf:"bytes,1,opt,name=book,proto3" json:"book,omitempty"`
-	// The sequence the next appended event will get (0 for a new aggregate).
+	// The sequence the next appended event will get (0 for a new aggregate);
+	// in a continuation, the request's to_sequence.
 	NextSequence uint32 `protobuf:"varint,2,opt,name=next_sequence,json=nextSequence,proto3" json:"next_sequence,omitempty"`
 	// The earlier append with the requested idempotency key, if there was one.
-	Prior         *AppendResponse `protobuf:"bytes,3,opt,name=prior,proto3" json:"prior,omitempty"`
+	Prior *AppendResponse `protobuf:"bytes,3,opt,name=prior,proto3" json:"prior,omitempty"`
+	// 0 when the book holds the rest of the history. Otherwise the history goes
+	// on: the book's pages are the first ones of it, bounded in bytes (the
+	// event service's load page size, 1 MiB by default, well below the 4 MiB a
+	// gRPC message may usually carry), and the events from more_from on are
+	// loaded with LoadRequest{from_sequence: more_from, to_sequence:
+	// next_sequence}. A small history is always one page.
+	MoreFrom      uint32 `protobuf:"varint,4,opt,name=more_from,json=moreFrom,proto3" json:"more_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -156,6 +192,13 @@ func (x *LoadResponse) GetPrior() *AppendResponse {
 		return x.Prior
 	}
 	return nil
+}
+
+func (x *LoadResponse) GetMoreFrom() uint32 {
+	if x != nil {
+		return x.MoreFrom
+	}
+	return 0
 }
 
 // Events to append to one aggregate.
@@ -581,15 +624,19 @@ var File_angzarr_eventstore_proto protoreflect.FileDescriptor
 
 const file_angzarr_eventstore_proto_rawDesc = "" +
 	"\n" +
-	"\x18angzarr/eventstore.proto\x12\aangzarr\x1a\x13angzarr/query.proto\x1a\x13angzarr/types.proto\x1a\x19google/protobuf/any.proto\"w\n" +
+	"\x18angzarr/eventstore.proto\x12\aangzarr\x1a\x13angzarr/query.proto\x1a\x13angzarr/types.proto\x1a\x19google/protobuf/any.proto\"\xbd\x01\n" +
 	"\vLoadRequest\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x19\n" +
-	"\bdelay_ms\x18\x03 \x01(\rR\adelayMs\"\x8a\x01\n" +
+	"\bdelay_ms\x18\x03 \x01(\rR\adelayMs\x12#\n" +
+	"\rfrom_sequence\x18\x04 \x01(\rR\ffromSequence\x12\x1f\n" +
+	"\vto_sequence\x18\x05 \x01(\rR\n" +
+	"toSequence\"\xa7\x01\n" +
 	"\fLoadResponse\x12&\n" +
 	"\x04book\x18\x01 \x01(\v2\x12.angzarr.EventBookR\x04book\x12#\n" +
 	"\rnext_sequence\x18\x02 \x01(\rR\fnextSequence\x12-\n" +
-	"\x05prior\x18\x03 \x01(\v2\x17.angzarr.AppendResponseR\x05prior\"\xf2\x01\n" +
+	"\x05prior\x18\x03 \x01(\v2\x17.angzarr.AppendResponseR\x05prior\x12\x1b\n" +
+	"\tmore_from\x18\x04 \x01(\rR\bmoreFrom\"\xf2\x01\n" +
 	"\rAppendRequest\x12$\n" +
 	"\x05cover\x18\x01 \x01(\v2\x0e.angzarr.CoverR\x05cover\x12+\n" +
 	"\x11expected_sequence\x18\x02 \x01(\rR\x10expectedSequence\x12(\n" +

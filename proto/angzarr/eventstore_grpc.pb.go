@@ -36,7 +36,9 @@ const (
 // Compare-and-append storage of aggregate histories.
 type EventStoreClient interface {
 	// Load an aggregate's latest snapshot and the events after it, and report
-	// whether an idempotency key was already applied.
+	// whether an idempotency key was already applied. A long history comes in
+	// pages of bounded size (LoadResponse.more_from): a client loads the rest
+	// with LoadRequest.from_sequence / to_sequence.
 	Load(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (*LoadResponse, error)
 	// Append events if the aggregate's next sequence is the expected one
 	// (ABORTED with a SequenceConflict detail otherwise). All pages or none.
@@ -114,7 +116,9 @@ type EventStore_ListRootsClient = grpc.ServerStreamingClient[AggregateRoot]
 // Compare-and-append storage of aggregate histories.
 type EventStoreServer interface {
 	// Load an aggregate's latest snapshot and the events after it, and report
-	// whether an idempotency key was already applied.
+	// whether an idempotency key was already applied. A long history comes in
+	// pages of bounded size (LoadResponse.more_from): a client loads the rest
+	// with LoadRequest.from_sequence / to_sequence.
 	Load(context.Context, *LoadRequest) (*LoadResponse, error)
 	// Append events if the aggregate's next sequence is the expected one
 	// (ABORTED with a SequenceConflict detail otherwise). All pages or none.

@@ -63,7 +63,7 @@ func TestSpansAndMetrics(t *testing.T) {
 	if _, err := st.Append(ctx, &store.AppendRequest{Aggregate: agg, CorrelationID: "corr-1", Pages: storetest.Pages(0, 1, "e")}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale append: %v", err)
 	}
-	if _, err := st.Load(telemetry.WithCorrelationID(ctx, "corr-2"), agg, ""); err != nil {
+	if _, err := st.Load(telemetry.WithCorrelationID(ctx, "corr-2"), agg, store.LoadQuery{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.OpenCheckpoint(ctx, "proj", agg.Domain, 0, false); err != nil {

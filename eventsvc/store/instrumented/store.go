@@ -103,23 +103,23 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 }
 
 // Load implements store.Loader in the span aggregate.load_events.
-func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
-	return s.load(ctx, agg, idempotencyKey, s.inner.Load)
+func (s *Store) Load(ctx context.Context, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
+	return s.load(ctx, agg, q, s.inner.Load)
 }
 
 // LoadEncoded implements store.EncodedLoader (the backend's, or its Load
 // when it has none) in the span aggregate.load_events.
-func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
 	if el, ok := s.inner.(store.EncodedLoader); ok {
-		return s.load(ctx, agg, idempotencyKey, el.LoadEncoded)
+		return s.load(ctx, agg, q, el.LoadEncoded)
 	}
-	return s.load(ctx, agg, idempotencyKey, s.inner.Load)
+	return s.load(ctx, agg, q, s.inner.Load)
 }
 
-func (s *Store) load(ctx context.Context, agg store.Aggregate, idempotencyKey string, load func(context.Context, store.Aggregate, string) (*store.Loaded, error)) (*store.Loaded, error) {
+func (s *Store) load(ctx context.Context, agg store.Aggregate, q store.LoadQuery, load func(context.Context, store.Aggregate, store.LoadQuery) (*store.Loaded, error)) (*store.Loaded, error) {
 	start := time.Now()
 	ctx, span := s.span(ctx, "aggregate.load_events", agg, telemetry.CorrelationID(ctx))
-	l, err := load(ctx, agg, idempotencyKey)
+	l, err := load(ctx, agg, q)
 	outcome := Outcome(err)
 	s.metrics.observe(ctx, opLoad, start, outcome)
 	if err == nil {

@@ -37,7 +37,7 @@ func (s *Store) Append(ctx context.Context, req *store.AppendRequest) (*store.Ap
 func (s *Store) appendCall(req *store.AppendRequest) (*appendCall, error) {
 	agg := req.Aggregate
 	k := s.keys(agg)
-	args := make([]any, 10, 10+len(req.Pages))
+	args := make([]any, 11, 11+len(req.Pages))
 	args[0] = req.Expected
 	args[1] = "0"
 	if req.Checked() {
@@ -56,6 +56,7 @@ func (s *Store) appendCall(req *store.AppendRequest) (*appendCall, error) {
 	args[6] = req.CorrelationID
 	args[7], args[8] = req.Trace.Traceparent, req.Trace.Tracestate
 	args[9] = len(req.Pages)
+	args[10] = s.limits.HistoryBound()
 	for i, p := range req.Pages {
 		b, err := encodePage(req.CorrelationID, p.GetEvent())
 		if err != nil {
@@ -65,7 +66,7 @@ func (s *Store) appendCall(req *store.AppendRequest) (*appendCall, error) {
 	}
 	return &appendCall{
 		log: k.log, roots: k.roots,
-		keys: [4]string{k.events, k.snap, k.idem, k.corrs + req.CorrelationID},
+		keys: [5]string{k.events, k.snap, k.idem, k.corrs + req.CorrelationID, k.size},
 		args: args, pages: len(req.Pages),
 	}, nil
 }
@@ -79,6 +80,13 @@ func (s *Store) appendResult(req *store.AppendRequest, v any) (*store.AppendResu
 		return nil, bad()
 	}
 	switch code, _ := reply[0].(int64); code {
+	case 4:
+		if len(reply) != 3 {
+			return nil, bad()
+		}
+		cur, _ := reply[1].(int64)
+		add, _ := reply[2].(int64)
+		return nil, &store.HistoryError{Aggregate: agg, Bytes: int(cur), Adding: int(add), Limit: s.limits.HistoryBound()}
 	case 3:
 		msg, _ := reply[1].(string)
 		return nil, fmt.Errorf("redis append to %s: %s", agg, msg)

@@ -3,11 +3,13 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/redis"
@@ -77,5 +79,63 @@ func BenchmarkFailoverLoss(b *testing.B) {
 		fmt.Printf("failover with min-replicas %d: %s\n", m, r)
 		b.ReportMetric(float64(r.lost), fmt.Sprintf("lost-acked@min%d", m))
 		b.ReportMetric(float64(r.phantoms), fmt.Sprintf("phantoms@min%d", m))
+	}
+}
+
+// BenchmarkLoad1kBounded (make bench): LoadEncoded of a 1,000-event
+// history (100-byte events, no snapshot) as the event service asks for
+// it, bounded to a 1 MiB page (the size key shows it fits: no
+// measuring), against the same load unbounded (one LRANGE, the path
+// before paging), and against a bounded load of an aggregate without a
+// size key (stored before it was kept: the load script measures the
+// page), in rounds alternating the three, same run. Prints the means and
+// ratios; runs a fixed load once, whatever b.N is.
+func BenchmarkLoad1kBounded(b *testing.B) {
+	if b.N > 1 {
+		b.Skip("runs a fixed load once: use -benchtime 1x")
+	}
+	ctx := context.Background()
+	addr := testredis.Start(b)
+	st, err := redis.Open(ctx, redis.Options{Addrs: []string{addr}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	domain := storetest.Domain(b)
+	agg, old := store.Aggregate{Domain: domain, Root: uuid.New()}, store.Aggregate{Domain: domain, Root: uuid.New()}
+	for _, a := range []store.Aggregate{agg, old} {
+		if _, err := st.Append(ctx, &store.AppendRequest{Aggregate: a, Pages: storetest.Pages(0, 1000, "s")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer c.Close()
+	if err := c.Del(ctx, st.SizeKeyOf(old)).Err(); err != nil {
+		b.Fatal(err)
+	}
+	kinds := []struct {
+		name string
+		agg  store.Aggregate
+		max  int
+	}{{"unbounded (before paging)", agg, 0}, {"bounded, size key", agg, store.DefaultLoadPageBytes}, {"bounded, measured", old, store.DefaultLoadPageBytes}}
+	took := make([]time.Duration, len(kinds))
+	const rounds, per = 10, 30
+	for r := 0; r < rounds; r++ {
+		for k, kind := range kinds {
+			start := time.Now()
+			for i := 0; i < per; i++ {
+				l, err := st.LoadEncoded(ctx, kind.agg, store.LoadQuery{MaxBytes: kind.max})
+				if err != nil || l.PageCount() != 1000 || l.More != 0 {
+					b.Fatalf("%s: %v", kind.name, err)
+				}
+			}
+			took[k] += time.Since(start)
+		}
+	}
+	fmt.Println("\nRedis LoadEncoded of 1,000 events of 100 bytes, mean of", rounds*per, "each, alternating:")
+	for k, kind := range kinds {
+		mean := took[k] / (rounds * per)
+		fmt.Printf("  %-26s %9v  %.2f× unbounded\n", kind.name, mean, float64(took[k])/float64(took[0]))
+		b.ReportMetric(float64(mean.Microseconds()), "us/"+strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "").Replace(kind.name))
 	}
 }

@@ -76,7 +76,7 @@ func TestUnconfirmedAppendIsUnavailableAndRetrySafe(t *testing.T) {
 	if _, err := s.ReadLog(ctx, agg.Domain, 0, 0, 10); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("read of unconfirmed log entries: %v, want UNAVAILABLE", err)
 	}
-	if _, err := s.Load(ctx, agg, ""); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.Load(ctx, agg, store.LoadQuery{}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("load of an unconfirmed append: %v, want UNAVAILABLE", err)
 	}
 	if err := replica.Signal(syscall.SIGCONT); err != nil {
@@ -92,7 +92,7 @@ func TestUnconfirmedAppendIsUnavailableAndRetrySafe(t *testing.T) {
 	if !res.Duplicate || res.First != 1 || res.Next != 2 || storetest.Text(t, res.Pages[0]) != "b-1" {
 		t.Fatalf("retry with the same key: %+v, want the stored append", res)
 	}
-	l, err := s.Load(ctx, agg, "")
+	l, err := s.Load(ctx, agg, store.LoadQuery{})
 	if err != nil || l.Next != 2 {
 		t.Fatalf("after the retry: next %v, %v; want 2 (stored once)", l, err)
 	}

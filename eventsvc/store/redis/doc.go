@@ -15,6 +15,10 @@
 //	az:ev:{d:P}:ROOT      list   the pages; list index == sequence
 //	az:snap:{d:P}:ROOT    string "SEQ STATE" (latest snapshot only)
 //	az:idem:{d:P}:ROOT    hash   idempotency key -> "FIRST COUNT NEXT OFFSET"
+//	az:size:{d:P}:ROOT    string bytes of the stored pages after the snapshot (absent
+//	                      for an aggregate written before it was kept, until its
+//	                      next snapshot): a load whose page bound it meets reads
+//	                      the pages at once instead of measuring them
 //	az:log:{d:P}          stream the durable log partition, one entry per append:
 //	                      r root, s first sequence, n events, c correlation id,
 //	                      t server time, tp traceparent and tst tracestate of

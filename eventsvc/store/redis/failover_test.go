@@ -287,7 +287,7 @@ func runFailover(tb testing.TB, minReplicas int) failoverResult {
 		pages, ok := byRoot[rootStr]
 		if !ok {
 			root := uuid.MustParse(rootStr)
-			l, err := st.Load(ctx, store.Aggregate{Domain: domain, Root: root}, "")
+			l, err := st.Load(ctx, store.Aggregate{Domain: domain, Root: root}, store.LoadQuery{})
 			if err != nil {
 				tb.Fatalf("load %s: %v", rootStr, err)
 			}

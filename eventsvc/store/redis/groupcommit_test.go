@@ -97,7 +97,7 @@ func TestGroupFailureStaysLocal(t *testing.T) {
 		{c, []string{"c-0"}},
 		{e, nil},
 	} {
-		l, err := s.Load(ctx, w.agg, "")
+		l, err := s.Load(ctx, w.agg, store.LoadQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

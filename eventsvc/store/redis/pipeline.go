@@ -56,8 +56,8 @@ type call struct {
 // appendCall is one append's share of an appendScript call.
 type appendCall struct {
 	log, roots string    // the slot's keys: appends with the same log key group
-	keys       [4]string // events, snapshot, idempotency, correlation
-	args       []any     // the 10 head fields, then the pages
+	keys       [5]string // events, snapshot, idempotency, correlation, size
+	args       []any     // the 11 head fields, then the pages
 	pages      int
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/redis"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
 	"github.com/angzarr-mesh/angzarr/internal/testredis"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -71,7 +72,7 @@ func TestServerDownIsUnavailable(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("append to a dead server: %v", err)
 	}
-	if _, err := s.Load(context.Background(), agg, ""); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.Load(context.Background(), agg, store.LoadQuery{}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("load from a dead server: %v", err)
 	}
 }
@@ -174,5 +175,75 @@ func TestRootsMergeASkewedPartition(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("paged by 20: %d roots, out of order or missing", len(got))
+	}
+}
+
+// TestPagedLoadWithoutSizeKey: an aggregate stored before az:size was
+// kept (the key deleted here) still loads in bounded pages, measured by
+// the load script; appends do not start a size that would miss its
+// earlier pages, and its next snapshot starts an exact one.
+func TestPagedLoadWithoutSizeKey(t *testing.T) {
+	addr := testredis.Start(t)
+	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	ctx := t.Context()
+	agg := store.Aggregate{Domain: storetest.Domain(t), Root: uuid.New()}
+	big := func(first uint32, n int) []*pb.EventPage {
+		pages := storetest.Pages(first, n, "p")
+		for _, p := range pages {
+			p.Event = storetest.Event(strings.Repeat("x", 1000))
+		}
+		return pages
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Pages: big(0, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	key := s.SizeKeyOf(agg)
+	if n, err := c.Get(ctx, key).Int(); err != nil || n < 10000 {
+		t.Fatalf("size of 10 events of 1 KB: %d, %v", n, err)
+	}
+	if err := c.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 10, Pages: big(10, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Fatalf("an append to an aggregate without a size started one: %d, %v", n, err)
+	}
+	total := 0
+	for from, pages := uint32(0), 0; ; pages++ {
+		q := store.LoadQuery{MaxBytes: 3500}
+		if from > 0 {
+			q = store.LoadQuery{From: from, To: 12, MaxBytes: 3500}
+		}
+		l, err := s.LoadEncoded(ctx, agg, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.PageCount() > 3 {
+			t.Fatalf("a page of %d events of 1 KB within 3.5 KB", l.PageCount())
+		}
+		total += l.PageCount()
+		if from = l.More; from == 0 {
+			if pages < 3 || total != 12 {
+				t.Fatalf("%d pages, %d events", pages+1, total)
+			}
+			break
+		}
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 12, Pages: big(12, 1), Snapshot: storetest.Event("state")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 13, Pages: big(13, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Get(ctx, key).Int(); err != nil || n < 1000 || n > 1100 {
+		t.Fatalf("size of one event of 1 KB after a snapshot: %d, %v", n, err)
 	}
 }

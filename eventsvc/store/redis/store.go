@@ -267,6 +267,7 @@ func tag(domain string, p uint32) string {
 type aggKeys struct {
 	p                                     uint32
 	events, snap, idem, log, roots, corrs string // corrs is the correlation key prefix
+	size                                  string
 }
 
 func (s *Store) keys(agg store.Aggregate) aggKeys {
@@ -281,6 +282,7 @@ func (s *Store) keys(agg store.Aggregate) aggKeys {
 		log:    "az:log:" + t,
 		roots:  rootsKey(agg.Domain, p),
 		corrs:  "az:corr:" + t + ":",
+		size:   "az:size:" + t + ":" + root,
 	}
 }
 

@@ -55,16 +55,28 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, no
 		}
 	}
 
-	var next uint32
-	err := tx.StmtContext(ctx, st.next).QueryRowContext(ctx, agg.Domain, root).Scan(&next)
+	var (
+		next               uint32
+		tailBytes, tailEnd sql.NullInt64
+	)
+	err := tx.StmtContext(ctx, st.next).QueryRowContext(ctx, agg.Domain, root).Scan(&next, &tailBytes, &tailEnd)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, wrap("read next sequence", err)
+	}
+	// A new aggregate's history is empty; an old one's size is known while
+	// no writer of an earlier version appended since it was kept.
+	tail := sql.NullInt64{Valid: next == 0}
+	if tailBytes.Valid && tailEnd.Valid && tailEnd.Int64 == int64(next) {
+		tail = tailBytes
 	}
 	if req.Checked() && req.Expected != next {
 		return nil, &store.ConflictError{Aggregate: agg, Expected: req.Expected, Next: next}
 	}
 	if uint64(next)+uint64(len(req.Pages)) > 1<<32-1 {
 		return nil, store.Invalid("pages", "the aggregate's sequence space is exhausted")
+	}
+	if tail, err = s.history(ctx, tx, st, p, tail); err != nil {
+		return nil, err
 	}
 
 	res := &store.AppendResult{First: next, Next: next + uint32(len(req.Pages)), Position: &pb.LogPosition{}}
@@ -85,13 +97,19 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, no
 			res.Position.Offset = uint64(pos)
 			res.Pages[i] = &pb.EventPage{Sequence: &pb.EventPage_Num{Num: seq}, CreatedAt: at, Event: req.Pages[i].GetEvent()}
 		}
-		if _, err := tx.StmtContext(ctx, st.setNext).ExecContext(ctx, agg.Domain, root, res.Next); err != nil {
+		tailNext := sql.NullInt64{Int64: int64(res.Next), Valid: tail.Valid}
+		if _, err := tx.StmtContext(ctx, st.setNext).ExecContext(ctx, agg.Domain, root, res.Next, tail, tailNext); err != nil {
 			return nil, wrap("update aggregate", err)
 		}
 	}
 	if p.snap != nil {
 		if _, err := tx.StmtContext(ctx, st.setSnapshot).ExecContext(ctx, agg.Domain, root, res.Next, p.snap); err != nil {
 			return nil, wrap("store snapshot", err)
+		}
+		if len(p.events) == 0 {
+			if _, err := tx.StmtContext(ctx, st.resetTail).ExecContext(ctx, agg.Domain, root); err != nil {
+				return nil, wrap("update aggregate", err)
+			}
 		}
 	}
 	if req.IdempotencyKey != "" {
@@ -101,6 +119,39 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, no
 		}
 	}
 	return res, nil
+}
+
+// history returns the bytes of the aggregate's events after its snapshot
+// once p is appended (invalid when unknown and not needed), refusing with
+// a *HistoryError an append without a snapshot that would take them
+// beyond Limits.MaxHistoryBytes. tail is the size before the append; when
+// it is unknown (an aggregate stored before the size was kept, or
+// appended to by an earlier version since) and a bound applies, the
+// events are summed once.
+func (s *Store) history(ctx context.Context, tx *sql.Tx, st *stmts, p *pending, tail sql.NullInt64) (sql.NullInt64, error) {
+	if p.snap != nil {
+		return sql.NullInt64{Valid: true}, nil // the snapshot covers every event
+	}
+	bound := s.limits.HistoryBound()
+	if !tail.Valid {
+		if bound == 0 {
+			return tail, nil
+		}
+		agg := p.req.Aggregate
+		if err := tx.StmtContext(ctx, st.tail).QueryRowContext(ctx, agg.Domain, agg.Root[:], agg.Domain, agg.Root[:]).Scan(&tail.Int64); err != nil {
+			return tail, wrap("read history size", err)
+		}
+		tail.Valid = true
+	}
+	add := 0
+	for _, ev := range p.events {
+		add += len(ev)
+	}
+	if bound > 0 && int(tail.Int64)+add > bound {
+		return tail, &store.HistoryError{Aggregate: p.req.Aggregate, Bytes: int(tail.Int64), Adding: add, Limit: bound}
+	}
+	tail.Int64 += int64(add)
+	return tail, nil
 }
 
 // querier is what prior needs of a *sql.Tx.

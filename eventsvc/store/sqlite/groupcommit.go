@@ -51,6 +51,7 @@ type outcome struct {
 // connection and bound to each batch transaction.
 type stmts struct {
 	next, insertEvent, setNext, setSnapshot, insertIdem *sql.Stmt
+	tail, resetTail                                     *sql.Stmt
 	savepoint, release, rollbackTo                      *sql.Stmt
 }
 
@@ -60,12 +61,15 @@ func prepare(ctx context.Context, w *sql.DB) (*stmts, error) {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&st.next, `SELECT next_seq FROM aggregates WHERE domain = ? AND root = ?`},
+		{&st.next, `SELECT next_seq, tail_bytes, tail_next FROM aggregates WHERE domain = ? AND root = ?`},
 		{&st.insertEvent, `INSERT INTO events (domain, root, seq, created_at, correlation_id, event, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.setNext, `INSERT INTO aggregates (domain, root, next_seq) VALUES (?, ?, ?)
-			ON CONFLICT (domain, root) DO UPDATE SET next_seq = excluded.next_seq`},
+		{&st.setNext, `INSERT INTO aggregates (domain, root, next_seq, tail_bytes, tail_next) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (domain, root) DO UPDATE SET next_seq = excluded.next_seq, tail_bytes = excluded.tail_bytes, tail_next = excluded.tail_next`},
+		{&st.resetTail, `UPDATE aggregates SET tail_bytes = 0, tail_next = next_seq WHERE domain = ? AND root = ?`},
 		{&st.setSnapshot, `INSERT INTO snapshots (domain, root, seq, state) VALUES (?, ?, ?, ?)
 			ON CONFLICT (domain, root) DO UPDATE SET seq = excluded.seq, state = excluded.state`},
+		{&st.tail, `SELECT COALESCE(SUM(length(event)), 0) FROM events WHERE domain = ? AND root = ?
+			AND seq >= COALESCE((SELECT seq FROM snapshots WHERE domain = ? AND root = ?), 0)`},
 		{&st.insertIdem, `INSERT INTO idempotency (domain, root, key, first_seq, count, next_seq, pos) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		{&st.savepoint, `SAVEPOINT append`},
 		{&st.release, `RELEASE append`},
@@ -82,7 +86,7 @@ func prepare(ctx context.Context, w *sql.DB) (*stmts, error) {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.next, st.insertEvent, st.setNext, st.setSnapshot, st.insertIdem, st.savepoint, st.release, st.rollbackTo} {
+	for _, s := range []*sql.Stmt{st.next, st.insertEvent, st.setNext, st.setSnapshot, st.insertIdem, st.tail, st.resetTail, st.savepoint, st.release, st.rollbackTo} {
 		if s != nil {
 			s.Close()
 		}

@@ -85,7 +85,7 @@ func TestBatchFailureStaysLocal(t *testing.T) {
 		{b, nil, true},
 		{c, []string{"c-0"}, false},
 	} {
-		l, err := s.Load(ctx, w.agg, "")
+		l, err := s.Load(ctx, w.agg, store.LoadQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

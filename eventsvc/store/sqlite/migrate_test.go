@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	"github.com/angzarr-mesh/angzarr/eventsvc/store/storetest"
+	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
 // schemaBeforeVersions is the schema files were created with before the
@@ -91,5 +94,67 @@ func TestMigrateUnversionedFile(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestHistoryBoundOfOlderAggregates: an aggregate stored before its size
+// was kept (the unversioned schema), or appended to since by a writer of
+// an earlier version, has its events summed when an append needs the
+// bound: a fifth 1 MB event is refused, a small one stored, and the size
+// is kept from then on.
+func TestHistoryBoundOfOlderAggregates(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := store.Aggregate{Domain: "order", Root: uuid.New()}
+	mb, err := proto.Marshal(storetest.Event(strings.Repeat("m", 1000000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, schemaBeforeVersions); err != nil {
+		t.Fatal(err)
+	}
+	for seq := 0; seq < 4; seq++ {
+		if _, err := old.ExecContext(ctx, `INSERT INTO events (domain, root, seq, created_at, correlation_id, event) VALUES (?, ?, ?, 1700000000000000, 'c', ?)`,
+			agg.Domain, agg.Root[:], seq, mb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.ExecContext(ctx, `INSERT INTO aggregates (domain, root, next_seq) VALUES (?, ?, 4)`, agg.Domain, agg.Root[:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	big := []*pb.EventPage{{Event: storetest.Event(strings.Repeat("m", 1000000))}}
+	var he *store.HistoryError
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: big}); !errors.As(err, &he) || he.Bytes != 4*len(mb) {
+		t.Fatalf("fifth 1 MB event on an older aggregate: %v", err)
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: storetest.Pages(4, 1, "small")}); err != nil {
+		t.Fatal(err)
+	}
+	var tail, tailNext sql.NullInt64
+	if err := s.w.QueryRowContext(ctx, `SELECT tail_bytes, tail_next FROM aggregates WHERE domain = ? AND root = ?`, agg.Domain, agg.Root[:]).Scan(&tail, &tailNext); err != nil ||
+		tail.Int64 <= int64(4*len(mb)) || tailNext.Int64 != 5 {
+		t.Fatalf("kept size %v at %v, %v", tail, tailNext, err)
+	}
+	// An earlier version appends a 1 MB event (its size left behind): summed again.
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO events (domain, root, seq, created_at, correlation_id, event) VALUES (?, ?, 5, 1700000000000000, 'c', ?)`, agg.Domain, agg.Root[:], mb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE aggregates SET next_seq = 6 WHERE domain = ? AND root = ?`, agg.Domain, agg.Root[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, &store.AppendRequest{Aggregate: agg, Expected: 6, Pages: storetest.Pages(6, 1, "small")}); !errors.As(err, &he) || he.Bytes < 5*len(mb) {
+		t.Fatalf("append after an earlier version's: %v", err)
 	}
 }

@@ -95,6 +95,12 @@ var migrations = []string{
 	// of SQLite is a run of rows), "" for events stored before.
 	`ALTER TABLE events ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
 	ALTER TABLE events ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';`,
+	// 1 → 2: the bytes of an aggregate's events after its snapshot
+	// (tail_bytes), valid while its next sequence is tail_next (a writer
+	// of an earlier version leaves them behind: they are summed again);
+	// NULL for aggregates stored before.
+	`ALTER TABLE aggregates ADD COLUMN tail_bytes INTEGER;
+	ALTER TABLE aggregates ADD COLUMN tail_next INTEGER;`,
 }
 
 // migrate creates the schema or brings it up to date, in one writer

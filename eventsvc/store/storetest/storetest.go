@@ -50,6 +50,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentSameExpected", testConcurrentSameExpected},
 		{"GroupCommit", testGroupCommit},
 		{"LongHistory", testLongHistory},
+		{"PagedLoad", testPagedLoad},
+		{"PagedLoadSnapshotAndPrior", testPagedLoadSnapshotAndPrior},
+		{"PagedLoadBounds", testPagedLoadBounds},
+		{"HistoryBound", testHistoryBound},
 		{"Checkpoints", testCheckpoints},
 		{"TraceContext", testTraceContext},
 		{"DeadLetters", testDeadLetters},
@@ -889,11 +893,18 @@ func testGroupCommit(t *testing.T, s store.Store) {
 	}
 }
 
-// load is s.Load; when s is a store.EncodedLoader, LoadEncoded must give
-// the same answer with the pages encoded (checked here, every time).
+// load is s.Load of the whole history; when s is a store.EncodedLoader,
+// LoadEncoded must give the same answer with the pages encoded (checked
+// here, every time).
 func load(t *testing.T, s store.Store, agg store.Aggregate, key string) (*store.Loaded, error) {
 	t.Helper()
-	l, err := s.Load(ctx(t), agg, key)
+	return loadQ(t, s, agg, store.LoadQuery{IdempotencyKey: key})
+}
+
+// loadQ is load with a query (a bounded page, a continuation).
+func loadQ(t *testing.T, s store.Store, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
+	t.Helper()
+	l, err := s.Load(ctx(t), agg, q)
 	if err != nil {
 		return l, err
 	}
@@ -904,7 +915,7 @@ func load(t *testing.T, s store.Store, agg store.Aggregate, key string) (*store.
 	if !ok {
 		return l, nil
 	}
-	e, err := el.LoadEncoded(ctx(t), agg, key)
+	e, err := el.LoadEncoded(ctx(t), agg, q)
 	if err != nil {
 		t.Fatalf("load %s encoded: %v", agg, err)
 	}
@@ -916,7 +927,7 @@ func load(t *testing.T, s store.Store, agg store.Aggregate, key string) (*store.
 		t.Fatalf("load %s encoded: %d pages decoded, %d counted, %d decoded pages set", agg, len(pages), e.PageCount(), len(e.Pages))
 	}
 	e.Pages, e.Encoded, e.EncodedCount = pages, nil, 0
-	if e.Next != l.Next || !proto.Equal(e.Snapshot, l.Snapshot) || !proto.Equal(&pb.EventBook{Pages: e.Pages}, &pb.EventBook{Pages: l.Pages}) ||
+	if e.Next != l.Next || e.More != l.More || !proto.Equal(e.Snapshot, l.Snapshot) || !proto.Equal(&pb.EventBook{Pages: e.Pages}, &pb.EventBook{Pages: l.Pages}) ||
 		(e.Prior == nil) != (l.Prior == nil) {
 		t.Fatalf("load %s: LoadEncoded %+v differs from Load %+v", agg, e, l)
 	}
@@ -954,4 +965,200 @@ func testLongHistory(t *testing.T, s store.Store) {
 		t.Fatalf("snapshot %v, next %d", l.Snapshot, l.Next)
 	}
 	checkSeqs(t, l.Pages, 375, 5, "h")
+}
+
+// bigPages returns n pages numbered from first whose events are about size
+// bytes each (payload prefix-<seq> padded), for paged loads.
+func bigPages(first uint32, n, size int, prefix string) []*pb.EventPage {
+	out := Pages(first, n, prefix)
+	for i, p := range out {
+		p.Event = Event(fmt.Sprintf("%s-%d~%s", prefix, first+uint32(i), strings.Repeat("x", size)))
+	}
+	return out
+}
+
+// pagedText is Text of a page made by bigPages, without its padding.
+func pagedText(t testing.TB, p *pb.EventPage) string {
+	s, _, _ := strings.Cut(Text(t, p), "~")
+	return s
+}
+
+// loadPaged loads agg's history page by page with at most maxBytes per
+// page, as an EventStore.Load client does, checking each page against the
+// bound; it returns the first page (its pages replaced by all of them)
+// and the number of pages.
+func loadPaged(t *testing.T, s store.Store, agg store.Aggregate, key string, maxBytes int) (*store.Loaded, int) {
+	t.Helper()
+	first, err := loadQ(t, s, agg, store.LoadQuery{IdempotencyKey: key, MaxBytes: maxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := slices.Clone(first.Pages)
+	checkPageBytes(t, first, maxBytes)
+	n := 1
+	for more := first.More; more != 0; n++ {
+		if n > 10000 {
+			t.Fatalf("%s: paging does not end", agg)
+		}
+		if want := first.Pages[0].GetNum() + uint32(len(all)); more != want {
+			t.Fatalf("%s: page %d continues from %d, want %d", agg, n, more, want)
+		}
+		l, err := loadQ(t, s, agg, store.LoadQuery{From: more, To: first.Next, MaxBytes: maxBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Snapshot != nil || l.Prior != nil || l.Next != first.Next || len(l.Pages) == 0 {
+			t.Fatalf("%s: continuation from %d: snapshot %v, prior %v, next %d (want %d), %d pages", agg, more, l.Snapshot, l.Prior, l.Next, first.Next, len(l.Pages))
+		}
+		checkPageBytes(t, l, maxBytes)
+		all = append(all, l.Pages...)
+		more = l.More
+	}
+	first.Pages, first.More = all, 0
+	return first, n
+}
+
+// checkPageBytes fails when a page with more than one event holds more
+// bytes than maxBytes (store.EventBytes of each event, the snapshot's
+// state): within a few bytes per event, as backends count what they store.
+func checkPageBytes(t *testing.T, l *store.Loaded, maxBytes int) {
+	t.Helper()
+	size := proto.Size(l.Snapshot.GetState())
+	for _, p := range l.Pages {
+		size += store.EventBytes(proto.Size(p.GetEvent()))
+	}
+	if maxBytes > 0 && len(l.Pages) > 1 && size > maxBytes+32*len(l.Pages) {
+		t.Fatalf("a page of %d events holds %d bytes, more than its bound of %d", len(l.Pages), size, maxBytes)
+	}
+}
+
+// testPagedLoad: a history longer than a page comes in pages bounded in
+// bytes, each continuing where the last one stopped, together exactly
+// the history (also past the 64 pages Redis returns inline); a history
+// within the bound is one page.
+func testPagedLoad(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: bigPages(0, 10, 1000, "p")})
+	l, n := loadPaged(t, s, agg, "", 3500)
+	if n < 3 || l.Next != 10 {
+		t.Fatalf("10 events of 1 KB in pages of 3.5 KB: %d pages, next %d", n, l.Next)
+	}
+	for i, p := range l.Pages {
+		if p.GetNum() != uint32(i) || pagedText(t, p) != fmt.Sprint("p-", i) {
+			t.Fatalf("page %d: %d %q", i, p.GetNum(), pagedText(t, p))
+		}
+	}
+	// Within the bound: one page, as without one.
+	if l, n = loadPaged(t, s, agg, "", 1<<20); n != 1 || len(l.Pages) != 10 {
+		t.Fatalf("within the bound: %d pages of %d events", n, len(l.Pages))
+	}
+	// Many small events, past what a backend returns in one piece.
+	long := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: long, Pages: bigPages(0, 300, 100, "q")})
+	if l, n = loadPaged(t, s, long, "", 10000); n < 3 || len(l.Pages) != 300 {
+		t.Fatalf("300 events of 100 bytes in pages of 10 KB: %d pages, %d events", n, len(l.Pages))
+	}
+	for i, p := range l.Pages {
+		if p.GetNum() != uint32(i) || pagedText(t, p) != fmt.Sprint("q-", i) {
+			t.Fatalf("page %d: %d %q", i, p.GetNum(), pagedText(t, p))
+		}
+	}
+	if l, n = loadPaged(t, s, long, "", 0); n != 1 || len(l.Pages) != 300 {
+		t.Fatalf("unbounded: %d pages of %d events", n, len(l.Pages))
+	}
+	// An event larger than the bound is a page of its own.
+	huge := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: huge, Pages: bigPages(0, 3, 5000, "h")})
+	l, err := loadQ(t, s, huge, store.LoadQuery{MaxBytes: 1000})
+	if err != nil || len(l.Pages) != 1 || l.More != 1 || l.Next != 3 {
+		t.Fatalf("events beyond the bound: %+v, %v", l, err)
+	}
+	if l, n = loadPaged(t, s, huge, "", 1000); n != 3 || len(l.Pages) != 3 {
+		t.Fatalf("3 events beyond the bound: %d pages, %d events", n, len(l.Pages))
+	}
+}
+
+// testPagedLoadSnapshotAndPrior: the first page carries the snapshot
+// (counted against the bound) and the idempotency lookup; continuations
+// carry neither.
+func testPagedLoadSnapshotAndPrior(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: bigPages(0, 4, 1000, "s")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: bigPages(4, 2, 1000, "s"),
+		Snapshot: Event("state@6~" + strings.Repeat("y", 2500)), IdempotencyKey: "k"})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 6, Pages: bigPages(6, 6, 1000, "s")})
+	first, err := loadQ(t, s, agg, store.LoadQuery{IdempotencyKey: "k", MaxBytes: 3500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2.5 KB of snapshot leave room for one event of 1 KB.
+	if first.Snapshot.GetSequence() != 6 || len(first.Pages) != 1 || first.Pages[0].GetNum() != 6 || first.More != 7 || first.Next != 12 {
+		t.Fatalf("first page: snapshot %v, %d events, more %d, next %d", first.Snapshot, len(first.Pages), first.More, first.Next)
+	}
+	if first.Prior == nil || first.Prior.First != 4 || len(first.Prior.Pages) != 2 {
+		t.Fatalf("first page: prior %+v", first.Prior)
+	}
+	l, n := loadPaged(t, s, agg, "k", 3500)
+	if n < 3 || len(l.Pages) != 6 || l.Pages[0].GetNum() != 6 || l.Pages[5].GetNum() != 11 || l.Prior == nil {
+		t.Fatalf("after the snapshot: %d pages, %d events, prior %v", n, len(l.Pages), l.Prior)
+	}
+}
+
+// testPagedLoadBounds: a continuation stops at To (events appended after
+// the first page are not in it), and one asked past the end returns what
+// there is and no further page.
+func testPagedLoadBounds(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Pages: bigPages(0, 6, 1000, "b")})
+	first, err := loadQ(t, s, agg, store.LoadQuery{MaxBytes: 2100})
+	if err != nil || first.More == 0 {
+		t.Fatalf("first page: %+v, %v", first, err)
+	}
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 6, Pages: bigPages(6, 4, 1000, "b")})
+	var got []*pb.EventPage
+	for more := first.More; more != 0; {
+		l, err := loadQ(t, s, agg, store.LoadQuery{From: more, To: first.Next, MaxBytes: 2100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l.Pages...)
+		more = l.More
+	}
+	if len(first.Pages)+len(got) != 6 || got[len(got)-1].GetNum() != 5 {
+		t.Fatalf("continuations to 6 after 4 more were appended: %d + %d events", len(first.Pages), len(got))
+	}
+	// Past the end (a client's mistake): the events there are, and no more.
+	l, err := loadQ(t, s, agg, store.LoadQuery{From: 8, To: 50, MaxBytes: 1 << 20})
+	if err != nil || len(l.Pages) != 2 || l.More != 0 || l.Next != 50 {
+		t.Fatalf("continuation past the end: %+v, %v", l, err)
+	}
+	l, err = loadQ(t, s, agg, store.LoadQuery{From: 20, To: 50, MaxBytes: 100})
+	if err != nil || len(l.Pages) != 0 || l.More != 0 {
+		t.Fatalf("continuation beyond the end: %+v, %v", l, err)
+	}
+}
+
+// testHistoryBound (issue #18, five ~1 MB events): with the default
+// limits an append without a snapshot that would take the events after
+// the snapshot beyond 4 MiB is refused with a *HistoryError and stores
+// nothing; an append with a snapshot starts the history afresh.
+func testHistoryBound(t *testing.T, s store.Store) {
+	agg := newAgg(t)
+	mb := func(seq uint32) []*pb.EventPage {
+		return []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: seq}, Event: Event(fmt.Sprintf("mb-%d~%s", seq, strings.Repeat("m", 1000000)))}}
+	}
+	for seq := uint32(0); seq < 4; seq++ {
+		mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: seq, Pages: mb(seq)})
+	}
+	_, err := s.Append(ctx(t), &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: mb(4), IdempotencyKey: "fifth"})
+	var he *store.HistoryError
+	if !errors.As(err, &he) || he.Bytes < 4000000 || he.Adding < 1000000 || he.Limit != store.DefaultMaxHistoryBytes || !strings.Contains(err.Error(), "snapshot") {
+		t.Fatalf("fifth 1 MB event: %v", err)
+	}
+	if l, err := load(t, s, agg, "fifth"); err != nil || l.Next != 4 || l.Prior != nil {
+		t.Fatalf("after the refused append: %+v, %v", l, err)
+	}
+	// A snapshot (with a small event) starts afresh: 1 MB fits again.
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 4, Pages: Pages(4, 1, "s"), Snapshot: Event("state@5")})
+	mustAppend(t, s, &store.AppendRequest{Aggregate: agg, Expected: 5, Pages: mb(5)})
 }

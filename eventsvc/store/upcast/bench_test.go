@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
@@ -29,13 +30,13 @@ func BenchmarkLoadUpcast(b *testing.B) {
 			}
 		}
 		ctx := b.Context()
-		if _, err := f.st.Load(ctx, f.agg, ""); err != nil { // warm up
+		if _, err := f.st.Load(ctx, f.agg, store.LoadQuery{}); err != nil { // warm up
 			b.Fatal(err)
 		}
 		const window = 2 * time.Second
 		n, start := 0, time.Now()
 		for time.Since(start) < window {
-			l, err := f.st.Load(ctx, f.agg, "")
+			l, err := f.st.Load(ctx, f.agg, store.LoadQuery{})
 			if err != nil || len(l.Pages) != events {
 				b.Fatalf("Load: %v (%d pages)", err, len(l.Pages))
 			}

@@ -53,8 +53,8 @@ type Store struct {
 func New(b Backend, t *Table) *Store { return &Store{Backend: b, t: t} }
 
 // Load implements store.Loader.
-func (s *Store) Load(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
-	l, err := s.Backend.Load(ctx, agg, idempotencyKey)
+func (s *Store) Load(ctx context.Context, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
+	l, err := s.Backend.Load(ctx, agg, q)
 	if err != nil || l == nil {
 		return l, err
 	}
@@ -339,9 +339,9 @@ func typeName(a *anypb.Any) protoreflect.FullName { return schema.MessageName(a.
 // through as they are when nothing of the domain is upcast (or the read is
 // raw) and the backend can hand them out; otherwise it is Load, decoded
 // and upcast.
-func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, idempotencyKey string) (*store.Loaded, error) {
+func (s *Store) LoadEncoded(ctx context.Context, agg store.Aggregate, q store.LoadQuery) (*store.Loaded, error) {
 	if el, ok := s.Backend.(store.EncodedLoader); ok && (store.IsRaw(ctx) || s.t.domain(agg.Domain) == nil) {
-		return el.LoadEncoded(ctx, agg, idempotencyKey)
+		return el.LoadEncoded(ctx, agg, q)
 	}
-	return s.Load(ctx, agg, idempotencyKey)
+	return s.Load(ctx, agg, q)
 }

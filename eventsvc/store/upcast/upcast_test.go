@@ -146,7 +146,7 @@ func TestChainRunsInOneCallPerUpcaster(t *testing.T) {
 	)); err != nil {
 		t.Fatal(err)
 	}
-	l, err := f.st.Load(t.Context(), f.agg, "")
+	l, err := f.st.Load(t.Context(), f.agg, store.LoadQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestBadAnswersFailTheRead(t *testing.T) {
 			if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: serve(t, &fakeUpcaster{conv: tc.conv}), Types: []string{v1}})); err != nil {
 				t.Fatal(err)
 			}
-			_, err := f.st.Load(t.Context(), f.agg, "")
+			_, err := f.st.Load(t.Context(), f.agg, store.LoadQuery{})
 			if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Load: %v, want UNAVAILABLE saying %q", err, tc.want)
 			}
@@ -217,7 +217,7 @@ func TestLoopBetweenUpcastersFailsTheRead(t *testing.T) {
 	)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.Load(t.Context(), f.agg, ""); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "loop") {
+	if _, err := f.st.Load(t.Context(), f.agg, store.LoadQuery{}); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "loop") {
 		t.Fatalf("Load: %v, want UNAVAILABLE naming a loop", err)
 	}
 }
@@ -233,7 +233,7 @@ func TestUnreachableUpcasterFailsTheRead(t *testing.T) {
 	if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: addr, Types: []string{v1}})); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.st.Load(t.Context(), f.agg, "")
+	_, err = f.st.Load(t.Context(), f.agg, store.LoadQuery{})
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Load: %v, want UNAVAILABLE naming %s", err, addr)
 	}
@@ -285,23 +285,52 @@ func TestEventPageFieldsAreCarried(t *testing.T) {
 // domain is upcast (or the read is raw); otherwise it is Load, upcast.
 func TestLoadEncodedUpcastsWhenItMust(t *testing.T) {
 	f := newFixture(t, mustAny(t, "abc"))
-	l, err := f.st.LoadEncoded(t.Context(), f.agg, "")
+	l, err := f.st.LoadEncoded(t.Context(), f.agg, store.LoadQuery{})
 	if err != nil || l.Encoded == nil || l.PageCount() != 1 {
 		t.Fatalf("no upcasters: %v %+v, want the encoded pages", err, l)
 	}
 	if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: serve(t, &fakeUpcaster{conv: toV2}), Types: []string{v1}})); err != nil {
 		t.Fatal(err)
 	}
-	l, err = f.st.LoadEncoded(t.Context(), f.agg, "")
+	l, err = f.st.LoadEncoded(t.Context(), f.agg, store.LoadQuery{})
 	if err != nil || l.Encoded != nil || len(l.Pages) != 1 || types(l.Pages)[0] != v2 {
 		t.Fatalf("with an upcaster: %v %+v, want the decoded, upcast page", err, l)
 	}
-	l, err = f.st.LoadEncoded(store.WithRaw(t.Context()), f.agg, "")
+	l, err = f.st.LoadEncoded(store.WithRaw(t.Context()), f.agg, store.LoadQuery{})
 	if err != nil || l.Encoded == nil {
 		t.Fatalf("raw: %v %+v, want the stored bytes", err, l)
 	}
 	pages, err := l.AllPages()
 	if err != nil || types(pages)[0] != v1 {
 		t.Fatalf("raw pages %v %v, want the stored v1", pages, err)
+	}
+}
+
+// A paged load is upcast page by page: the first page and every
+// continuation; without upcasters the pages stay encoded.
+func TestPagedLoadUpcastsEveryPage(t *testing.T) {
+	f := newFixture(t, mustAny(t, "abc"), mustAny(t, "defgh"), mustAny(t, "ij"), mustAny(t, "klmno"))
+	q := store.LoadQuery{MaxBytes: 60}
+	l, err := f.st.LoadEncoded(t.Context(), f.agg, q)
+	if err != nil || l.Encoded == nil || l.More == 0 {
+		t.Fatalf("no upcasters: %v %+v, want a first encoded page", err, l)
+	}
+	if err := f.tab.Apply(config(&pb.UpcasterEndpoint{Address: serve(t, &fakeUpcaster{conv: toV2}), Types: []string{v1}})); err != nil {
+		t.Fatal(err)
+	}
+	var all []*pb.EventPage
+	for {
+		l, err := f.st.LoadEncoded(t.Context(), f.agg, q)
+		if err != nil || l.Encoded != nil {
+			t.Fatalf("page from %d: %v %+v, want decoded, upcast pages", q.From, err, l)
+		}
+		all = append(all, l.Pages...)
+		if l.More == 0 {
+			break
+		}
+		q = store.LoadQuery{From: l.More, To: 4, MaxBytes: 60}
+	}
+	if got := strings.Join(types(all), ","); got != strings.Join([]string{v2, v2, v2, v2}, ",") || q.From == 0 {
+		t.Fatalf("types of the paged history: %s (continued: %v)", got, q.From != 0)
 	}
 }

@@ -177,6 +177,15 @@ func (p *EventPage) size() int {
 	return n + sizeBytes(3, p.CreatedAt) + sizeBytes(4, p.Event) + len(p.unknown)
 }
 
+// PagesSize is the number of bytes pages add to an EventBook's encoding.
+func PagesSize(pages []*EventPage) int {
+	n := 0
+	for _, p := range pages {
+		n += fieldSize(3, p.size())
+	}
+	return n
+}
+
 // PageFields returns the encoded pages fields of a raw EventBook, tags
 // included, in order: appended to another raw EventBook they add its pages
 // after that book's own (repeated fields concatenate). When the pages are

@@ -78,7 +78,7 @@ func FuzzDecodeLoadResponse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("protobuf accepts %x, wire refuses it: %v", b, err)
 		}
-		if r.NextSequence != want.GetNextSequence() || (r.Prior != nil) != (want.Prior != nil) {
+		if r.NextSequence != want.GetNextSequence() || r.MoreFrom != want.GetMoreFrom() || (r.Prior != nil) != (want.Prior != nil) {
 			t.Fatalf("decoded %+v, want %v", r, want)
 		}
 	})

@@ -90,6 +90,8 @@ func TestEncodersMatchProtobuf(t *testing.T) {
 			&pb.LoadRequest{Cover: pbCover, IdempotencyKey: "k"})
 		exact(t, name+": delayed LoadRequest", (&LoadRequest{Cover: cover, IdempotencyKey: "k", DelayMs: 300}).Marshal(),
 			&pb.LoadRequest{Cover: pbCover, IdempotencyKey: "k", DelayMs: 300})
+		exact(t, name+": continuation LoadRequest", (&LoadRequest{Cover: cover, FromSequence: 70, ToSequence: 300}).Marshal(),
+			&pb.LoadRequest{Cover: pbCover, FromSequence: 70, ToSequence: 300})
 		equivalent(t, name+": AppendRequest", (&AppendRequest{Cover: cover, ExpectedSequence: 300, Pages: toEventPages(t, pages),
 			SnapshotState: marshal(t, anyOf(t, wrapperspb.Int64(9))), IdempotencyKey: "key"}).Marshal(),
 			&pb.AppendRequest{Cover: pbCover, ExpectedSequence: 300, Pages: pages, SnapshotState: anyOf(t, wrapperspb.Int64(9)), IdempotencyKey: "key"})

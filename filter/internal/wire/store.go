@@ -9,16 +9,23 @@ type LoadRequest struct {
 	// DelayMs asks the event service to wait before loading (a write
 	// conflict's back-off).
 	DelayMs uint32
+	// FromSequence and ToSequence ask for a continuation of a paged
+	// history (LoadResponse.MoreFrom): the events from FromSequence up to
+	// ToSequence (exclusive), the first page's NextSequence.
+	FromSequence, ToSequence uint32
 }
 
 // Marshal encodes the request.
 func (r *LoadRequest) Marshal() []byte {
-	b := make([]byte, 0, coverSize(1, r.Cover)+sizeString(2, r.IdempotencyKey)+sizeUint(3, uint64(r.DelayMs)))
+	b := make([]byte, 0, coverSize(1, r.Cover)+sizeString(2, r.IdempotencyKey)+sizeUint(3, uint64(r.DelayMs))+
+		sizeUint(4, uint64(r.FromSequence))+sizeUint(5, uint64(r.ToSequence)))
 	if r.Cover != nil {
 		b = appendCover(b, 1, r.Cover)
 	}
 	b = appendString(b, 2, r.IdempotencyKey)
-	return appendUint(b, 3, uint64(r.DelayMs))
+	b = appendUint(b, 3, uint64(r.DelayMs))
+	b = appendUint(b, 4, uint64(r.FromSequence))
+	return appendUint(b, 5, uint64(r.ToSequence))
 }
 
 // LoadResponse is angzarr.LoadResponse; the loaded book stays raw.
@@ -28,6 +35,9 @@ type LoadResponse struct {
 	NextSequence uint32
 	// Prior is the earlier append with the requested key (nil when none).
 	Prior *AppendResponse
+	// MoreFrom, when not 0, says the history goes on from this sequence
+	// (load it with LoadRequest.FromSequence).
+	MoreFrom uint32
 }
 
 // DecodeLoadResponse decodes an angzarr.LoadResponse.
@@ -48,6 +58,8 @@ func DecodeLoadResponse(b []byte) (*LoadResponse, error) {
 			if raw, err = bytesOf("LoadResponse.prior", f); err == nil {
 				priorRaw = merged(priorRaw, raw)
 			}
+		case 4:
+			err = setU32(&r.MoreFrom, "LoadResponse.more_from", f)
 		}
 		return err
 	})

@@ -112,9 +112,9 @@ func TestStoreMessages(t *testing.T) {
 		t.Fatalf("load request %v %v", err, lr)
 	}
 	book := &pb.EventBook{Cover: &pb.Cover{Domain: "order"}, Pages: []*pb.EventPage{{Sequence: &pb.EventPage_Num{Num: 3}}}}
-	resp := &pb.LoadResponse{Book: book, NextSequence: 4, Prior: &pb.AppendResponse{Book: book, NextSequence: 4, Duplicate: true}}
+	resp := &pb.LoadResponse{Book: book, NextSequence: 4, Prior: &pb.AppendResponse{Book: book, NextSequence: 4, Duplicate: true}, MoreFrom: 2}
 	got, err := DecodeLoadResponse(marshal(t, resp))
-	if err != nil || got.NextSequence != 4 || got.Prior == nil || !got.Prior.Duplicate || got.Prior.NextSequence != 4 {
+	if err != nil || got.NextSequence != 4 || got.Prior == nil || !got.Prior.Duplicate || got.Prior.NextSequence != 4 || got.MoreFrom != 2 {
 		t.Fatalf("load response %v %+v", err, got)
 	}
 	gb := &pb.EventBook{}
