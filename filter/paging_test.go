@@ -13,6 +13,9 @@ import (
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 )
 
+// limitedConfig is typedConfig with a 2000-byte max_body_bytes.
+const limitedConfig = `{"domains":["counter"],"max_body_bytes":2000,"event_types":{"counter":["` + counterEventType + `"]}}`
+
 // paddedEvent is a counter event adding delta, padded to about size bytes
 // (an unknown field the counter ignores).
 func paddedEvent(delta int64, size int) *pb.EventPage {
@@ -65,7 +68,7 @@ func TestLongHistory(t *testing.T) {
 		cfg  string
 		run  func(t *testing.T, hs *harness)
 	}{
-		{"a paged history reaches the logic whole", counterConfig, func(t *testing.T, hs *harness) {
+		{"a paged history reaches the logic whole", typedConfig, func(t *testing.T, hs *harness) {
 			hs.store.pageBytes = 300
 			hs.seed(1, 10, 100)
 			r := hs.handle(cmd(1, 10, 5))
@@ -89,7 +92,7 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("stored %d", len(hs.stored(1)))
 			}
 		}},
-		{"an idempotent repeat on a paged history loads one page", counterConfig, func(t *testing.T, hs *harness) {
+		{"an idempotent repeat on a paged history loads one page", typedConfig, func(t *testing.T, hs *harness) {
 			hs.store.pageBytes = 300
 			hs.seed(1, 10, 100)
 			c := cmd(1, 10, 5)
@@ -102,7 +105,7 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("repeat: %d loads, %d stored, answer %v", hs.store.loads-loads, len(hs.stored(1)), r.resp)
 			}
 		}},
-		{"a history beyond max_body_bytes: FAILED_PRECONDITION, logic not called", `{"domains":["counter"],"max_body_bytes":2000}`, func(t *testing.T, hs *harness) {
+		{"a history beyond max_body_bytes: FAILED_PRECONDITION, logic not called", limitedConfig, func(t *testing.T, hs *harness) {
 			hs.store.pageBytes = 500
 			hs.seed(1, 30, 100)
 			r := hs.handle(cmd(1, 30, 5))
@@ -118,7 +121,7 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("logic called %d times, %d stored", hs.logicCalls, len(hs.stored(1)))
 			}
 		}},
-		{"a decision that would take the history beyond the limit is refused, nothing stored", `{"domains":["counter"],"max_body_bytes":2000}`, func(t *testing.T, hs *harness) {
+		{"a decision that would take the history beyond the limit is refused, nothing stored", limitedConfig, func(t *testing.T, hs *harness) {
 			// max_body_bytes 2000 keeps 1000 bytes for the history.
 			hs.seed(1, 8, 100)
 			hs.logic = func(cc *pb.ContextualCommand) (*pb.EventBook, *Status) {
@@ -151,7 +154,7 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("logic saw %v", ev)
 			}
 		}},
-		{"a Record that would take the history beyond the limit is refused, nothing stored", `{"domains":["counter"],"max_body_bytes":2000}`, func(t *testing.T, hs *harness) {
+		{"a Record that would take the history beyond the limit is refused, nothing stored", limitedConfig, func(t *testing.T, hs *harness) {
 			hs.seed(1, 8, 100)
 			r := hs.record(1, 8, nil, paddedEvent(1, 150))
 			wantTooLarge(t, r, "would take its history since the last snapshot from")
@@ -164,7 +167,7 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("stored %d", len(hs.stored(1)))
 			}
 		}},
-		{"a Record with a snapshot rescues a history no command can carry", `{"domains":["counter"],"max_body_bytes":2000}`, func(t *testing.T, hs *harness) {
+		{"a Record with a snapshot rescues a history no command can carry", limitedConfig, func(t *testing.T, hs *harness) {
 			hs.store.pageBytes = 500
 			hs.seed(1, 30, 100)
 			wantTooLarge(t, hs.handle(cmd(1, 30, 1)), "is more than")
@@ -176,7 +179,7 @@ func TestLongHistory(t *testing.T) {
 				t.Fatalf("stored %d", len(hs.stored(1)))
 			}
 		}},
-		{"the event service's refusal of a history beyond its bound passes as FAILED_PRECONDITION", counterConfig, func(t *testing.T, hs *harness) {
+		{"the event service's refusal of a history beyond its bound passes as FAILED_PRECONDITION", typedConfig, func(t *testing.T, hs *harness) {
 			// What the event service answers an append beyond --max-history-bytes.
 			hs.store.refuseHistory = true
 			r := hs.handle(cmd(1, 0, 1))
@@ -186,7 +189,7 @@ func TestLongHistory(t *testing.T) {
 			}
 		}},
 		// Issue #18: five ~1 MB Records made one customer fail forever.
-		{"five 1 MB Records: the fifth is refused and the aggregate keeps working", counterConfig, func(t *testing.T, hs *harness) {
+		{"five 1 MB Records: the fifth is refused and the aggregate keeps working", typedConfig, func(t *testing.T, hs *harness) {
 			hs.store.pageBytes = 1 << 20
 			for i := uint32(0); i < 4; i++ {
 				wantCode(t, hs.record(1, i, nil, paddedEvent(1, 1000000)), OK, "")

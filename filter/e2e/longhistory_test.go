@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/angzarr-mesh/angzarr/controlplane"
+	"github.com/angzarr-mesh/angzarr/filter/config"
 	"github.com/angzarr-mesh/angzarr/filter/internal/counter"
 	pb "github.com/angzarr-mesh/angzarr/proto/angzarr"
 	"github.com/angzarr-mesh/angzarr/wasmhost"
@@ -42,7 +43,8 @@ func megabyteEvent(seq uint32) *pb.EventPage {
 // and the advice to snapshot, not a generic RESOURCE_EXHAUSTED; the
 // history stays readable.
 func TestFiveMegabyteRecords(t *testing.T) {
-	s := Start(t, Options{Profile: wasmhost.WASIEnvoyCurrent, Filter: wasmPath, BufferLimitBytes: int(controlplane.BufferLimitBytes(0))})
+	s := Start(t, Options{Profile: wasmhost.WASIEnvoyCurrent, Filter: wasmPath, BufferLimitBytes: int(controlplane.BufferLimitBytes(0)),
+		Config: config.Config{EventTypes: map[string][]string{counter.Domain: {counter.EventType}}}})
 	cl := s.Coordinator()
 	root := newRoot(t)
 	cover := &pb.Cover{Domain: counter.Domain, Root: &pb.UUID{Value: root}}
