@@ -18,7 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	promclient "github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	promexp "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
@@ -141,20 +141,23 @@ func BenchmarkEventService(b *testing.B) {
 // startNoopServer serves the event service's gRPC API, composed as Serve
 // composes it (stats handler with metrics, server metrics), over a store
 // whose Append stores nothing, and returns its address.
-func startNoopServer(b *testing.B) string {
+func startNoopServer(b testing.TB) string {
 	reg := promclient.NewRegistry()
 	exp, err := promexp.New(promexp.WithRegisterer(reg))
 	if err != nil {
 		b.Fatal(err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithMeterProvider(mp))))
+	g, serve, err := eventsvc.NewGRPCServer(mp, otel.GetTracerProvider())
+	if err != nil {
+		b.Fatal(err)
+	}
 	srv, err := server.New(noopStore{}, server.Options{MeterProvider: mp})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv.Register(g)
+	serve()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -175,7 +178,7 @@ func (noopStore) Partitions() uint32 { return 1 }
 
 // openStore opens the store of a URL in the process (beside the event
 // service on the same storage).
-func openStore(b *testing.B, url string) store.Store {
+func openStore(b testing.TB, url string) store.Store {
 	st, err := eventsvc.OpenStore(context.Background(), url, store.Limits{}, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -185,7 +188,7 @@ func openStore(b *testing.B, url string) store.Store {
 }
 
 // storeAppendThroughput: appendThroughput on the store itself.
-func storeAppendThroughput(b *testing.B, st store.Store, c int) float64 {
+func storeAppendThroughput(b testing.TB, st store.Store, c int) float64 {
 	domain := storetest.Domain(b)
 	aggs := make([]store.Aggregate, c)
 	next := make([]uint32, c)
@@ -206,7 +209,7 @@ func storeAppendThroughput(b *testing.B, st store.Store, c int) float64 {
 // storeLoadTime returns the mean time and allocations of a store load (as
 // the gRPC server makes it: LoadEncoded) of a 1,000-event aggregate
 // without snapshot.
-func storeLoadTime(b *testing.B, st store.Store) (time.Duration, float64) {
+func storeLoadTime(b testing.TB, st store.Store) (time.Duration, float64) {
 	ctx := context.Background()
 	agg := store.Aggregate{Domain: storetest.Domain(b), Root: uuid.New()}
 	if _, err := st.Append(ctx, &store.AppendRequest{Aggregate: agg, Pages: storetest.Pages(0, 1000, "s")}); err != nil {
@@ -234,7 +237,7 @@ func storeLoadTime(b *testing.B, st store.Store) (time.Duration, float64) {
 
 // redisBenchmarkSet runs redis-benchmark -t set with c clients and returns
 // requests per second.
-func redisBenchmarkSet(b *testing.B, addr string, c int) float64 {
+func redisBenchmarkSet(b testing.TB, addr string, c int) float64 {
 	b.Helper()
 	host, port, _ := strings.Cut(addr, ":")
 	n := 20000
@@ -259,7 +262,7 @@ func redisBenchmarkSet(b *testing.B, addr string, c int) float64 {
 	return 0
 }
 
-func dialN(b *testing.B, addr string, n int) []*grpc.ClientConn {
+func dialN(b testing.TB, addr string, n int) []*grpc.ClientConn {
 	conns := make([]*grpc.ClientConn, n)
 	for i := range conns {
 		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -273,7 +276,7 @@ func dialN(b *testing.B, addr string, n int) []*grpc.ClientConn {
 }
 
 // run has c clients call op for benchWindow and returns calls per second.
-func run(b *testing.B, c int, op func(ctx context.Context, client int, i int) error) float64 {
+func run(b testing.TB, c int, op func(ctx context.Context, client int, i int) error) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var (
@@ -309,12 +312,12 @@ func run(b *testing.B, c int, op func(ctx context.Context, client int, i int) er
 
 // appendThroughput: each client appends one event at a time to its own
 // aggregate with the expected sequence.
-func appendThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
+func appendThroughput(b testing.TB, conns []*grpc.ClientConn, c int) float64 {
 	return appendThroughputIn(b, conns, c, storetest.Domain(b))
 }
 
 // appendThroughputIn is appendThroughput in a given domain.
-func appendThroughputIn(b *testing.B, conns []*grpc.ClientConn, c int, domain string) float64 {
+func appendThroughputIn(b testing.TB, conns []*grpc.ClientConn, c int, domain string) float64 {
 	roots := make([]uuid.UUID, c)
 	next := make([]uint32, c)
 	for i := range roots {
@@ -333,7 +336,7 @@ func appendThroughputIn(b *testing.B, conns []*grpc.ClientConn, c int, domain st
 }
 
 // loadThroughput: each client loads 10-event aggregates.
-func loadThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
+func loadThroughput(b testing.TB, conns []*grpc.ClientConn, c int) float64 {
 	domain := storetest.Domain(b)
 	es := pb.NewEventStoreClient(conns[0])
 	roots := make([]uuid.UUID, 64)
@@ -357,7 +360,7 @@ func loadThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
 // without snapshot (and the allocations per load of the whole process,
 // client and server) and of a 100,000-event aggregate whose snapshot covers
 // all but its last 100 events.
-func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duration, float64) {
+func loadTimes(b testing.TB, conn *grpc.ClientConn) (time.Duration, time.Duration, float64) {
 	ctx := context.Background()
 	es := pb.NewEventStoreClient(conn)
 	domain := storetest.Domain(b)
