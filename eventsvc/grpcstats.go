@@ -39,10 +39,11 @@ const otherMethod = "_OTHER"
 // maxCode is the largest gRPC status code (Unauthenticated).
 const maxCode = codes.Unauthenticated
 
-// codeSets are a method's record options by status code.
+// codeSets are a method's record options by status code (in slices, so
+// that passing them allocates nothing).
 type codeSets struct {
 	method string
-	byCode [maxCode + 1]metric.RecordOption
+	byCode [maxCode + 1][]metric.RecordOption
 }
 
 // serverStats is the event service's gRPC stats handler.
@@ -118,7 +119,7 @@ func (h *serverStats) serve(g *grpc.Server) {
 func methodSets(method string) *codeSets {
 	s := codeSets{method: method}
 	for c := codes.OK; c <= maxCode; c++ {
-		s.byCode[c] = metric.WithAttributeSet(attribute.NewSet(callAttributes(method, c)...))
+		s.byCode[c] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(callAttributes(method, c)...))}
 	}
 	return &s
 }
@@ -188,13 +189,13 @@ func (h *serverStats) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 			return
 		}
 		c := status.Code(rs.Error)
-		var opt metric.RecordOption
+		var opts []metric.RecordOption
 		if c <= maxCode {
-			opt = sets.byCode[c]
+			opts = sets.byCode[c]
 		} else { // not a gRPC code: never sent by this server's handlers
-			opt = metric.WithAttributes(callAttributes(sets.method, c)...)
+			opts = []metric.RecordOption{metric.WithAttributes(callAttributes(sets.method, c)...)}
 		}
-		h.duration.Record(ctx, rs.EndTime.Sub(rs.BeginTime).Seconds(), opt)
+		h.duration.Record(ctx, rs.EndTime.Sub(rs.BeginTime).Seconds(), opts...)
 	}
 }
 
