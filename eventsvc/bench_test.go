@@ -8,21 +8,25 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
 	promclient "github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	promexp "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/angzarr-mesh/angzarr/eventsvc"
 	"github.com/angzarr-mesh/angzarr/eventsvc/eventsvctest"
@@ -42,14 +46,25 @@ var benchClients = []int{1, 16, 64}
 // Redis and SQLite at 1, 16 and 64 clients, beside `redis-benchmark -t set`
 // on the same redis-server and beside the same gRPC server over a store
 // that does nothing (the floor the gRPC stack itself sets on this
-// machine); the same appends on the stores alone, without gRPC (where
-// group commit shows); and the load time and allocations of a 1,000-event
-// aggregate (no snapshot) and the load time of a 100,000-event aggregate
-// with a snapshot. It runs a fixed, bounded load once, whatever b.N is,
-// and prints tables.
+// machine), with the process's CPU time per append; the same appends on
+// the stores alone, without gRPC (where group commit shows); and the load
+// time of a 1,000-event aggregate (no snapshot) taken as bytes (as the
+// filter takes it) and decoded, its allocations, and the load time of a
+// 100,000-event aggregate with a snapshot. The process runs with the GC
+// target of `angzarr eventsvc` (DefaultGCPercent) unless GOGC is set. It
+// runs a fixed, bounded load once, whatever b.N is, and prints tables.
 func BenchmarkEventService(b *testing.B) {
 	if b.N > 1 {
 		b.Skip("runs a fixed load once: use -benchtime 1x")
+	}
+	// The GC target `angzarr eventsvc` sets (unless GOGC is set: then
+	// that, to compare).
+	gc := eventsvc.DefaultGCPercent
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		gc = -2
+		fmt.Printf("GOGC=%s from the environment\n", v)
+	} else {
+		defer debug.SetGCPercent(debug.SetGCPercent(gc))
 	}
 	redisSrv := testredis.StartServer(b, testredis.Options{})
 	raw := map[int]float64{}
@@ -59,15 +74,17 @@ func BenchmarkEventService(b *testing.B) {
 	type row struct {
 		backend                string
 		appends, loads, direct map[int]float64
+		cpu                    map[int]time.Duration
 		load1k, load100kSnap   time.Duration
+		load1kRaw              time.Duration
 		allocs1k               float64
 		storeLoad1k            time.Duration
 		storeAllocs1k          float64
 	}
-	noop := map[int]float64{}
-	conns := dialN(b, startNoopServer(b), 4)
+	noop, noopCPU := map[int]float64{}, map[int]time.Duration{}
+	conns := dialN(b, startNoopServer(b), benchConns)
 	for _, c := range benchClients {
-		noop[c] = appendThroughput(b, conns, c)
+		noop[c], noopCPU[c] = appendCPU(b, conns, c, storetest.Domain(b), benchWindow)
 	}
 	var rows []row
 	for _, be := range []struct{ name, url string }{
@@ -75,13 +92,13 @@ func BenchmarkEventService(b *testing.B) {
 		{"sqlite", "sqlite:" + filepath.Join(b.TempDir(), "bench.db")},
 	} {
 		addr := eventsvctest.Start(b, be.url)
-		conns := dialN(b, addr, 4)
-		r := row{backend: be.name, appends: map[int]float64{}, loads: map[int]float64{}, direct: map[int]float64{}}
+		conns := dialN(b, addr, benchConns)
+		r := row{backend: be.name, appends: map[int]float64{}, loads: map[int]float64{}, direct: map[int]float64{}, cpu: map[int]time.Duration{}}
 		for _, c := range benchClients {
-			r.appends[c] = appendThroughput(b, conns, c)
+			r.appends[c], r.cpu[c] = appendCPU(b, conns, c, storetest.Domain(b), benchWindow)
 			r.loads[c] = loadThroughput(b, conns, c)
 		}
-		r.load1k, r.load100kSnap, r.allocs1k = loadTimes(b, conns[0])
+		r.load1k, r.load1kRaw, r.load100kSnap, r.allocs1k = loadTimes(b, conns[0])
 		st := openStore(b, be.url)
 		for _, c := range benchClients {
 			r.direct[c] = storeAppendThroughput(b, st, c)
@@ -90,14 +107,16 @@ func BenchmarkEventService(b *testing.B) {
 		rows = append(rows, r)
 	}
 
-	fmt.Printf("\nEvent service through gRPC: one in-process eventsvc, 4 client connections, %v per figure;\n", benchWindow)
+	fmt.Printf("\nEvent service through gRPC: one in-process eventsvc, the clients on %d connections (the sidecars\n", benchConns)
+	fmt.Printf("of %d pods: a sidecar multiplexes its commands on one connection), %v per figure, GC target %s;\n", benchConns, benchWindow, gcName(gc))
 	fmt.Println("appends of one 100-byte event with the expected sequence; loads of 10-event aggregates;")
 	fmt.Println("redis SET/s: redis-benchmark -t set with the same number of clients on the same redis-server;")
-	fmt.Println("no-op store: the same gRPC server (stats handler, metrics) over a store that stores nothing.")
+	fmt.Println("no-op store: the same gRPC server (stats handler, metrics) over a store that stores nothing;")
+	fmt.Println("CPU/append: the process's CPU time per append, the Go clients' and the event service's (not redis-server's).")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "backend\tclients\tappends/s\tloads/s\tredis SET/s\tappends/SET\tappends/no-op\t")
+	fmt.Fprintln(w, "backend\tclients\tappends/s\tloads/s\tredis SET/s\tappends/SET\tappends/no-op\tCPU/append\t")
 	for _, c := range benchClients {
-		fmt.Fprintf(w, "no-op store\t%d\t%.0f\t-\t%.0f\t%.2f\t1.00\t\n", c, noop[c], raw[c], noop[c]/raw[c])
+		fmt.Fprintf(w, "no-op store\t%d\t%.0f\t-\t%.0f\t%.2f\t1.00\t%.1fµs\t\n", c, noop[c], raw[c], noop[c]/raw[c], micros(noopCPU[c]))
 	}
 	for _, r := range rows {
 		for _, c := range benchClients {
@@ -106,7 +125,7 @@ func BenchmarkEventService(b *testing.B) {
 				set = fmt.Sprintf("%.0f", raw[c])
 				ratio = fmt.Sprintf("%.2f", r.appends[c]/raw[c])
 			}
-			fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%s\t%s\t%.2f\t\n", r.backend, c, r.appends[c], r.loads[c], set, ratio, r.appends[c]/noop[c])
+			fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%s\t%s\t%.2f\t%.1fµs\t\n", r.backend, c, r.appends[c], r.loads[c], set, ratio, r.appends[c]/noop[c], micros(r.cpu[c]))
 		}
 	}
 	w.Flush()
@@ -123,12 +142,13 @@ func BenchmarkEventService(b *testing.B) {
 		}
 	}
 	w.Flush()
-	fmt.Println("\nLoad times: mean of 50 gRPC Loads (the client's decoding included, allocations of client and")
-	fmt.Println("server together), and of 50 store Loads in the process:")
+	fmt.Println("\nLoad times: mean of 50 gRPC Loads taken as the filter takes them (the response's bytes, the book")
+	fmt.Println("passed on undecoded) and decoded into Go messages (allocations of client and server together),")
+	fmt.Println("and of 50 store Loads in the process:")
 	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "backend\t1,000 events, gRPC\tallocs/load\t1,000 events, store\tallocs/load\t100,000 events, snapshot + 100 after it, gRPC\t")
+	fmt.Fprintln(w, "backend\t1,000 events, gRPC, bytes\t1,000 events, gRPC, decoded\tallocs/load\t1,000 events, store\tallocs/load\t100,000 events, snapshot + 100 after it, gRPC\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%v\t%.0f\t%v\t%.0f\t%v\t\n", r.backend, r.load1k.Round(time.Microsecond), r.allocs1k,
+		fmt.Fprintf(w, "%s\t%v\t%v\t%.0f\t%v\t%.0f\t%v\t\n", r.backend, r.load1kRaw.Round(time.Microsecond), r.load1k.Round(time.Microsecond), r.allocs1k,
 			r.storeLoad1k.Round(time.Microsecond), r.storeAllocs1k, r.load100kSnap.Round(time.Microsecond))
 	}
 	w.Flush()
@@ -138,23 +158,57 @@ func BenchmarkEventService(b *testing.B) {
 	b.ReportMetric(raw[64], "redis-set/s@64")
 }
 
+// benchConns is the number of client connections: the mesh's callers of
+// the event service are sidecars, each multiplexing its pod's commands on
+// one HTTP/2 connection. More connections for the same clients cost the
+// server more CPU per call (fewer calls share a read and a write).
+const benchConns = 4
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func gcName(gc int) string {
+	if gc == -2 {
+		return "from GOGC"
+	}
+	return fmt.Sprintf("%d (angzarr eventsvc's default)", gc)
+}
+
+// rawCodec sends proto messages and takes an answer as the bytes that came
+// (*[]byte), as the filter takes a LoadResponse and hands the book on.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	b, err := proto.Marshal(v.(proto.Message))
+	return mem.BufferSlice{mem.SliceBuffer(b)}, err
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
 // startNoopServer serves the event service's gRPC API, composed as Serve
 // composes it (stats handler with metrics, server metrics), over a store
 // whose Append stores nothing, and returns its address.
-func startNoopServer(b *testing.B) string {
+func startNoopServer(b testing.TB) string {
 	reg := promclient.NewRegistry()
 	exp, err := promexp.New(promexp.WithRegisterer(reg))
 	if err != nil {
 		b.Fatal(err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	g := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithMeterProvider(mp))))
+	g, serve, err := eventsvc.NewGRPCServer(mp, otel.GetTracerProvider())
+	if err != nil {
+		b.Fatal(err)
+	}
 	srv, err := server.New(noopStore{}, server.Options{MeterProvider: mp})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv.Register(g)
+	serve()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -175,7 +229,7 @@ func (noopStore) Partitions() uint32 { return 1 }
 
 // openStore opens the store of a URL in the process (beside the event
 // service on the same storage).
-func openStore(b *testing.B, url string) store.Store {
+func openStore(b testing.TB, url string) store.Store {
 	st, err := eventsvc.OpenStore(context.Background(), url, store.Limits{}, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -184,8 +238,8 @@ func openStore(b *testing.B, url string) store.Store {
 	return st
 }
 
-// storeAppendThroughput: appendThroughput on the store itself.
-func storeAppendThroughput(b *testing.B, st store.Store, c int) float64 {
+// storeAppendThroughput: appendThroughputIn on the store itself.
+func storeAppendThroughput(b testing.TB, st store.Store, c int) float64 {
 	domain := storetest.Domain(b)
 	aggs := make([]store.Aggregate, c)
 	next := make([]uint32, c)
@@ -206,7 +260,7 @@ func storeAppendThroughput(b *testing.B, st store.Store, c int) float64 {
 // storeLoadTime returns the mean time and allocations of a store load (as
 // the gRPC server makes it: LoadEncoded) of a 1,000-event aggregate
 // without snapshot.
-func storeLoadTime(b *testing.B, st store.Store) (time.Duration, float64) {
+func storeLoadTime(b testing.TB, st store.Store) (time.Duration, float64) {
 	ctx := context.Background()
 	agg := store.Aggregate{Domain: storetest.Domain(b), Root: uuid.New()}
 	if _, err := st.Append(ctx, &store.AppendRequest{Aggregate: agg, Pages: storetest.Pages(0, 1000, "s")}); err != nil {
@@ -234,7 +288,7 @@ func storeLoadTime(b *testing.B, st store.Store) (time.Duration, float64) {
 
 // redisBenchmarkSet runs redis-benchmark -t set with c clients and returns
 // requests per second.
-func redisBenchmarkSet(b *testing.B, addr string, c int) float64 {
+func redisBenchmarkSet(b testing.TB, addr string, c int) float64 {
 	b.Helper()
 	host, port, _ := strings.Cut(addr, ":")
 	n := 20000
@@ -259,7 +313,7 @@ func redisBenchmarkSet(b *testing.B, addr string, c int) float64 {
 	return 0
 }
 
-func dialN(b *testing.B, addr string, n int) []*grpc.ClientConn {
+func dialN(b testing.TB, addr string, n int) []*grpc.ClientConn {
 	conns := make([]*grpc.ClientConn, n)
 	for i := range conns {
 		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -273,12 +327,28 @@ func dialN(b *testing.B, addr string, n int) []*grpc.ClientConn {
 }
 
 // run has c clients call op for benchWindow and returns calls per second.
-func run(b *testing.B, c int, op func(ctx context.Context, client int, i int) error) float64 {
+func run(b testing.TB, c int, op func(ctx context.Context, client int, i int) error) float64 {
 	return runFor(b, c, benchWindow, op)
 }
 
 // runFor is run for a window of its own.
-func runFor(b *testing.B, c int, window time.Duration, op func(ctx context.Context, client int, i int) error) float64 {
+func runFor(b testing.TB, c int, window time.Duration, op func(ctx context.Context, client int, i int) error) float64 {
+	rate, _ := runCPU(b, c, window, op)
+	return rate
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runCPU is runFor that also returns the process's CPU time per call (the
+// clients' and, in the process, the server's; not redis-server's).
+func runCPU(b testing.TB, c int, window time.Duration, op func(ctx context.Context, client int, i int) error) (float64, time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var (
@@ -287,7 +357,7 @@ func runFor(b *testing.B, c int, window time.Duration, op func(ctx context.Conte
 		stop atomic.Bool
 		errs = make(chan error, c)
 	)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for k := 0; k < c; k++ {
 		wg.Add(1)
 		go func() {
@@ -304,34 +374,40 @@ func runFor(b *testing.B, c int, window time.Duration, op func(ctx context.Conte
 	time.Sleep(window) // the measurement window, not a readiness wait
 	stop.Store(true)
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
 	close(errs)
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
-	return float64(ops.Load()) / elapsed.Seconds()
+	n := ops.Load()
+	if n == 0 {
+		return 0, 0
+	}
+	return float64(n) / elapsed.Seconds(), cpu / time.Duration(n)
 }
 
-// appendThroughput: each client appends one event at a time to its own
-// aggregate with the expected sequence.
-func appendThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
-	return appendThroughputIn(b, conns, c, storetest.Domain(b))
-}
-
-// appendThroughputIn is appendThroughput in a given domain.
-func appendThroughputIn(b *testing.B, conns []*grpc.ClientConn, c int, domain string) float64 {
+// appendThroughputIn: each client appends one event at a time to its own
+// aggregate of domain with the expected sequence.
+func appendThroughputIn(b testing.TB, conns []*grpc.ClientConn, c int, domain string) float64 {
 	return appendThroughputFor(b, conns, c, domain, benchWindow)
 }
 
 // appendThroughputFor is appendThroughputIn for a window of its own.
-func appendThroughputFor(b *testing.B, conns []*grpc.ClientConn, c int, domain string, window time.Duration) float64 {
+func appendThroughputFor(b testing.TB, conns []*grpc.ClientConn, c int, domain string, window time.Duration) float64 {
+	rate, _ := appendCPU(b, conns, c, domain, window)
+	return rate
+}
+
+// appendCPU is appendThroughputFor that also returns the process's CPU
+// time per append (runCPU).
+func appendCPU(b testing.TB, conns []*grpc.ClientConn, c int, domain string, window time.Duration) (float64, time.Duration) {
 	roots := make([]uuid.UUID, c)
 	next := make([]uint32, c)
 	for i := range roots {
 		roots[i] = uuid.New()
 	}
 	ev := storetest.Event(strings.Repeat("e", 100))
-	return runFor(b, c, window, func(ctx context.Context, k, _ int) error {
+	return runCPU(b, c, window, func(ctx context.Context, k, _ int) error {
 		es := pb.NewEventStoreClient(conns[k%len(conns)])
 		resp, err := es.Append(ctx, &pb.AppendRequest{Cover: cover(domain, roots[k], "bench"), ExpectedSequence: next[k], Pages: []*pb.EventPage{{Event: ev}}})
 		if err != nil {
@@ -343,7 +419,7 @@ func appendThroughputFor(b *testing.B, conns []*grpc.ClientConn, c int, domain s
 }
 
 // loadThroughput: each client loads 10-event aggregates.
-func loadThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
+func loadThroughput(b testing.TB, conns []*grpc.ClientConn, c int) float64 {
 	domain := storetest.Domain(b)
 	es := pb.NewEventStoreClient(conns[0])
 	roots := make([]uuid.UUID, 64)
@@ -367,7 +443,7 @@ func loadThroughput(b *testing.B, conns []*grpc.ClientConn, c int) float64 {
 // without snapshot (and the allocations per load of the whole process,
 // client and server) and of a 100,000-event aggregate whose snapshot covers
 // all but its last 100 events (with earlier snapshots every 20,000 events).
-func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duration, float64) {
+func loadTimes(b testing.TB, conn *grpc.ClientConn) (decoded, raw, snap time.Duration, allocs float64) {
 	ctx := context.Background()
 	es := pb.NewEventStoreClient(conn)
 	domain := storetest.Domain(b)
@@ -418,6 +494,21 @@ func loadTimes(b *testing.B, conn *grpc.ClientConn) (time.Duration, time.Duratio
 		return took
 	}
 	small1k := mean(small, 1000)
-	allocs := float64(mallocs) / n
-	return small1k, mean(big, 100), allocs
+	allocs = float64(mallocs) / n
+	var body []byte
+	loadRaw := func() {
+		if err := conn.Invoke(ctx, pb.EventStore_Load_FullMethodName, &pb.LoadRequest{Cover: cover(domain, small, "")}, &body, grpc.ForceCodecV2(rawCodec{})); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		loadRaw()
+	}
+	raw = time.Since(start) / n
+	resp := &pb.LoadResponse{} // what the bytes were: checked once, untimed
+	if err := proto.Unmarshal(body, resp); err != nil || len(resp.GetBook().GetPages()) != 1000 {
+		b.Fatalf("raw load: %d pages, %v", len(resp.GetBook().GetPages()), err)
+	}
+	return small1k, raw, mean(big, 100), allocs
 }

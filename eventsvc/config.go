@@ -111,6 +111,17 @@ func (c Config) fanoutOptions() fanout.Options {
 	}
 }
 
+// DefaultGCPercent is the Go garbage collector's target percentage (GOGC)
+// that `angzarr eventsvc` sets unless told otherwise (--gc-percent, or the
+// GOGC environment variable). A call through the event service allocates
+// about 16 KB (gRPC's transport most of it) over a live heap of a few MB,
+// so at Go's default of 100 the collector runs every few hundred calls;
+// at 400 it runs a fifth as often and the heap peaks at about five times
+// the live data instead of twice. Measured on the development machine
+// (BenchmarkEventService's no-op store, 64 clients): about 25 % less CPU
+// per call. GOMEMLIMIT, when set, still bounds the heap.
+const DefaultGCPercent = 400
+
 // DefaultListen is the default gRPC listen address.
 const DefaultListen = "127.0.0.1:1313"
 

@@ -140,16 +140,14 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	// Reused stream workers spare a goroutine (and its stack growth) per call.
 	sopts := []grpc.ServerOption{identity.ServerOption(files)}
 	if authorizer != nil {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(authorizer.Unary()), grpc.ChainStreamInterceptor(authorizer.Stream()))
 	}
-	g := grpc.NewServer(append(sopts, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		// Server spans continue the caller's W3C trace context; health checks
-		// are left out.
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tracerProvider(cfg)), otelgrpc.WithMeterProvider(mp),
-			otelgrpc.WithPropagators(telemetry.Propagator()), otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))))...)
+	g, gstats, err := newGRPCServer(mp, tracerProvider(cfg), sopts...)
+	if err != nil {
+		return err
+	}
 	srv.Register(g)
 	disp.Admin().Register(g)
 	disp.ProcessManagerCoordinator().Register(g)
@@ -161,6 +159,7 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(g)
+	gstats.serve(g)
 
 	errc := make(chan error, 2)
 	var metricsSrv *http.Server
@@ -218,6 +217,20 @@ func Serve(ctx context.Context, lis net.Listener, cfg Config) error {
 		cancel()
 	}
 	return runErr
+}
+
+// newGRPCServer returns the event service's gRPC server with opts and its
+// stats handler (gstats.serve(g) once every service is registered).
+// Reused stream workers spare a goroutine (and its stack growth) per call.
+// Server spans continue the caller's W3C trace context; health checks are
+// left out of spans and metrics.
+func newGRPCServer(mp metric.MeterProvider, tp trace.TracerProvider, opts ...grpc.ServerOption) (*grpc.Server, *serverStats, error) {
+	h, err := newServerStats(mp, filters.Not(filters.HealthCheck()), otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(telemetry.Propagator()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("eventsvc: metrics: %w", err)
+	}
+	g := grpc.NewServer(append(opts, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.StatsHandler(h))...)
+	return g, h, nil
 }
 
 // security loads the identity and builds the authorizer: files and an

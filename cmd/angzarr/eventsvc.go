@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/spf13/cobra"
@@ -21,6 +23,7 @@ func newEventsvcCmd() *cobra.Command {
 		xds  string
 		node string
 		id   identityFlags
+		gogc int
 	)
 	cmd := &cobra.Command{
 		Use:   "eventsvc",
@@ -50,6 +53,9 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 			var err error
 			if cfg.Logger, err = logs.logger(); err != nil {
 				return err
+			}
+			if gogc != 0 && (cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "") {
+				debug.SetGCPercent(gogc)
 			}
 			cfg.Identity = id.cfg
 			if cfg.IdentityFromSidecar {
@@ -110,6 +116,7 @@ coordinators named by the fan-out configuration, streaming what they cause.`,
 	f.StringVar(&cfg.FanoutEscalationWebhook, "fanout-escalation-webhook", "", "http(s) URL that receives a POST (angzarr.SagaFailed as JSON) of every escalated saga refusal")
 	f.StringVar(&xds, "xds", "", "control plane HOST:PORT: take the fan-out configuration (angzarr.FanoutConfig) over xDS, live")
 	f.StringVar(&node, "node", "angzarr-eventsvc", "with --xds: this replica's node id")
+	f.IntVar(&gogc, "gc-percent", eventsvc.DefaultGCPercent, "the Go garbage collector's target percentage (GOGC; the GOGC environment variable wins over the default, -1 turns the collector off, 0 leaves the runtime's setting)")
 	f.BoolVar(&cfg.IdentityFromSidecar, "identity-from-sidecar", false, "behind an Istio sidecar that terminates mTLS: serve plaintext and take each caller's identity from its x-forwarded-client-cert header (the port must be reachable only through the sidecar)")
 	id.add(f)
 	logs.add(f)

@@ -18,7 +18,18 @@ type metrics struct {
 	loadSeconds   metric.Float64Histogram
 	subscriptions metric.Int64UpDownCounter
 
-	outcomes map[string]metric.MeasurementOption // cached attribute sets by outcome
+	outcomes map[string]outcomeOpts // cached attribute sets by outcome
+}
+
+// outcomeOpts are an outcome's attribute set as the options of Add and
+// Record, held in slices so that passing them allocates nothing.
+type outcomeOpts struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+func newOutcomeOpts(o metric.MeasurementOption) outcomeOpts {
+	return outcomeOpts{add: []metric.AddOption{o}, record: []metric.RecordOption{o}}
 }
 
 var outcomeNames = []string{"ok", "duplicate", "conflict", "invalid", "unavailable", "error"}
@@ -51,18 +62,18 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if ms.subscriptions, err = m.Int64UpDownCounter("angzarr.eventsvc.subscriptions", metric.WithDescription("Open Synchronize streams.")); err != nil {
 		return nil, err
 	}
-	ms.outcomes = map[string]metric.MeasurementOption{}
+	ms.outcomes = map[string]outcomeOpts{}
 	for _, o := range outcomeNames {
-		ms.outcomes[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+		ms.outcomes[o] = newOutcomeOpts(metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o))))
 	}
 	return &ms, nil
 }
 
 func (m *metrics) observe(ctx context.Context, c metric.Int64Counter, h metric.Float64Histogram, start time.Time, outcome string) {
-	attrs, ok := m.outcomes[outcome]
+	opts, ok := m.outcomes[outcome]
 	if !ok {
-		attrs = metric.WithAttributes(attribute.String("outcome", outcome))
+		opts = newOutcomeOpts(metric.WithAttributes(attribute.String("outcome", outcome)))
 	}
-	c.Add(ctx, 1, attrs)
-	h.Record(ctx, time.Since(start).Seconds(), attrs)
+	c.Add(ctx, 1, opts.add...)
+	h.Record(ctx, time.Since(start).Seconds(), opts.record...)
 }
