@@ -563,6 +563,29 @@ func validIdentities(field string, ids []string) []error {
 	return errs
 }
 
+// checkOrchestrator checks entry i of field (a saga or a process manager,
+// kind, named name with prefix in names): a name that is not empty or
+// repeated, and target domains that each have a coordinator.
+func (c *Config) checkOrchestrator(names map[string]bool, field, kind, prefix string, i int, name string, targets []string) []error {
+	var errs []error
+	switch {
+	case name == "":
+		errs = append(errs, fmt.Errorf("%s[%d]: empty name", field, i))
+	case names[prefix+name]:
+		errs = append(errs, fmt.Errorf("%s[%d]: duplicate %s %q", field, i, kind, name))
+	}
+	names[prefix+name] = true
+	if len(targets) == 0 {
+		errs = append(errs, fmt.Errorf("%s[%d] (%s): no target domains", field, i, name))
+	}
+	for _, t := range targets {
+		if _, ok := c.Coordinator(t); !ok {
+			errs = append(errs, fmt.Errorf("%s[%d] (%s): target domain %q has no entry in coordinators", field, i, name, t))
+		}
+	}
+	return errs
+}
+
 // validateSync checks the fields of the sync modes.
 func (c *Config) validateSync() []error {
 	var errs []error
@@ -580,41 +603,13 @@ func (c *Config) validateSync() []error {
 		}
 	}
 	for i, s := range c.Sagas {
-		switch {
-		case s.Name == "":
-			errs = append(errs, fmt.Errorf("sagas[%d]: empty name", i))
-		case names["s/"+s.Name]:
-			errs = append(errs, fmt.Errorf("sagas[%d]: duplicate saga %q", i, s.Name))
-		}
-		names["s/"+s.Name] = true
+		errs = append(errs, c.checkOrchestrator(names, "sagas", "saga", "s/", i, s.Name, s.Targets)...)
 		if s.Cluster == "" {
 			errs = append(errs, fmt.Errorf("sagas[%d] (%s): empty cluster", i, s.Name))
 		}
-		if len(s.Targets) == 0 {
-			errs = append(errs, fmt.Errorf("sagas[%d] (%s): no target domains", i, s.Name))
-		}
-		for _, t := range s.Targets {
-			if _, ok := c.Coordinator(t); !ok {
-				errs = append(errs, fmt.Errorf("sagas[%d] (%s): target domain %q has no entry in coordinators", i, s.Name, t))
-			}
-		}
 	}
 	for i, pm := range c.ProcessManagers {
-		switch {
-		case pm.Name == "":
-			errs = append(errs, fmt.Errorf("process_managers[%d]: empty name", i))
-		case names["m/"+pm.Name]:
-			errs = append(errs, fmt.Errorf("process_managers[%d]: duplicate process manager %q", i, pm.Name))
-		}
-		names["m/"+pm.Name] = true
-		if len(pm.Targets) == 0 {
-			errs = append(errs, fmt.Errorf("process_managers[%d] (%s): no target domains", i, pm.Name))
-		}
-		for _, t := range pm.Targets {
-			if _, ok := c.Coordinator(t); !ok {
-				errs = append(errs, fmt.Errorf("process_managers[%d] (%s): target domain %q has no entry in coordinators", i, pm.Name, t))
-			}
-		}
+		errs = append(errs, c.checkOrchestrator(names, "process_managers", "process manager", "m/", i, pm.Name, pm.Targets)...)
 	}
 	// Sorted by domain, so the message is stable (an insertion sort: a
 	// handful of entries, and no sort package in the Wasm module).
