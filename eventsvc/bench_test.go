@@ -238,7 +238,7 @@ func openStore(b testing.TB, url string) store.Store {
 	return st
 }
 
-// storeAppendThroughput: appendThroughputIn on the store itself.
+// storeAppendThroughput: appendThroughputFor on the store itself.
 func storeAppendThroughput(b testing.TB, st store.Store, c int) float64 {
 	domain := storetest.Domain(b)
 	aggs := make([]store.Aggregate, c)
@@ -386,13 +386,8 @@ func runCPU(b testing.TB, c int, window time.Duration, op func(ctx context.Conte
 	return float64(n) / elapsed.Seconds(), cpu / time.Duration(n)
 }
 
-// appendThroughputIn: each client appends one event at a time to its own
-// aggregate of domain with the expected sequence.
-func appendThroughputIn(b testing.TB, conns []*grpc.ClientConn, c int, domain string) float64 {
-	return appendThroughputFor(b, conns, c, domain, benchWindow)
-}
-
-// appendThroughputFor is appendThroughputIn for a window of its own.
+// appendThroughputFor: each client appends one event at a time to its own
+// aggregate of domain with the expected sequence, for window.
 func appendThroughputFor(b testing.TB, conns []*grpc.ClientConn, c int, domain string, window time.Duration) float64 {
 	rate, _ := appendCPU(b, conns, c, domain, window)
 	return rate
