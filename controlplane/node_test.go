@@ -2,10 +2,12 @@ package controlplane
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	wasm "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -110,5 +112,60 @@ func TestOldEnvoyGetsNoHeaderHold(t *testing.T) {
 				t.Errorf("domains %v", f.Config.Domains)
 			}
 		})
+	}
+}
+
+// TestWorkloadIngressPort: several standalone sidecars on one host (the
+// local mesh's Envoy lane) each need their own ingress port; a workload
+// entry's ingressPort gives its node that port, other nodes of the domain
+// and the gateway keep the control plane's --ingress-port, and a port out
+// of range is refused.
+func TestWorkloadIngressPort(t *testing.T) {
+	topo := loadShop(t)
+	order, _ := topo.domain("order")
+	order.Workloads = []WorkloadRef{{Name: "order"}, {Name: "order-proxy", IngressPort: 10101}}
+	cart, _ := topo.domain("cart")
+	cart.Workloads = []WorkloadRef{{Name: "cart-proxy", IngressPort: 10102}}
+	tr, err := Translate(topo, Options{WasmFile: testWasmFile, IngressPort: 9000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyTranslation(tr); err != nil {
+		t.Fatal(err)
+	}
+	idx := indexWorkloads(topo)
+	for _, tc := range []struct {
+		node   string
+		domain string
+		port   uint32
+	}{
+		{"order-proxy", "order", 10101},
+		{"order", "order", 9000},
+		{"cart-proxy", "cart", 10102},
+		{"inventory", "inventory", 9000},
+		{"gateway", "", 9000},
+	} {
+		id := Identify(&core.Node{Id: tc.node}, idx)
+		if id.Domain != tc.domain {
+			t.Errorf("%s: domain %q, want %q", tc.node, id.Domain, tc.domain)
+		}
+		s, ok := tr.Snapshots[id.Class()]
+		if !ok {
+			t.Fatalf("%s: no snapshot for class %s", tc.node, id.Class())
+		}
+		l := s.GetResources(resource.ListenerType)[ListenerIngress].(*listener.Listener)
+		if got := l.GetAddress().GetSocketAddress().GetPortValue(); got != tc.port {
+			t.Errorf("%s (class %s): ingress port %d, want %d", tc.node, id.Class(), got, tc.port)
+		}
+	}
+	// An Istio sidecar of the same workload ignores the port: istiod owns
+	// its listeners.
+	if id := Identify(istioNode("order-proxy-1", "shop", "order-proxy", nil), idx); id.IngressPort != 0 || id.Domain != "order" {
+		t.Errorf("istio sidecar: %+v", id)
+	}
+
+	order.Workloads[1].IngressPort = 70000
+	if err := topo.Validate(); err == nil || !strings.Contains(err.Error(), "ingressPort") {
+		t.Errorf("an ingress port of 70000 validated: %v", err)
 	}
 }
