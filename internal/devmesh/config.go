@@ -167,7 +167,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ready timeout %v: must not be negative", c.ReadyTimeout))
 	}
 	if c.EnvoyProxies && !c.Insecure {
-		errs = append(errs, errors.New("Envoy proxies need an insecure mesh: the control plane gives a standalone Envoy no TLS on its listener and clusters"))
+		errs = append(errs, errors.New("proxies run by Envoy need an insecure mesh: the control plane gives a standalone Envoy no TLS on its listener and clusters"))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package devmesh
 
 import (
+	"errors"
 	"fmt"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -26,7 +27,7 @@ import (
 func (c Config) EnvoyBootstraps() (map[string][]byte, error) {
 	c = c.withDefaults()
 	if !c.EnvoyProxies {
-		return nil, fmt.Errorf("Envoy bootstraps: the mesh runs its own proxies (EnvoyProxies is not set)")
+		return nil, errors.New("bootstraps of Envoy proxies: the mesh runs its own proxies (EnvoyProxies is not set)")
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
