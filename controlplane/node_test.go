@@ -12,6 +12,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // TestIdentify maps nodes of every kind to their workload and domain.
@@ -167,5 +168,41 @@ func TestWorkloadIngressPort(t *testing.T) {
 	order.Workloads[1].IngressPort = 70000
 	if err := topo.Validate(); err == nil || !strings.Contains(err.Error(), "ingressPort") {
 		t.Errorf("an ingress port of 70000 validated: %v", err)
+	}
+}
+
+// TestWorkloadIngressPortOverADS: over a real ADS stream, a standalone
+// sidecar whose workload entry sets ingressPort gets its ingress listener
+// there, and the other sidecars of the domain the default port.
+func TestWorkloadIngressPortOverADS(t *testing.T) {
+	checkLeaks(t)
+	topo := loadShop(t)
+	order, _ := topo.domain("order")
+	order.Workloads = []WorkloadRef{{Name: "order"}, {Name: "order-proxy", IngressPort: 10101}}
+	raw, err := sigsyaml.Marshal(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := startPlane(t, raw, nil)
+	for node, want := range map[string]uint32{"order-proxy": 10101, "order": DefaultIngressPort} {
+		s := adsStream(t, tp.conn, &core.Node{Id: node})
+		s.subscribe(resource.ListenerType)
+		lds := s.next(resource.ListenerType, wait)
+		found := false
+		for _, a := range lds.GetResources() {
+			l := &listener.Listener{}
+			if err := a.UnmarshalTo(l); err != nil {
+				t.Fatal(err)
+			}
+			if l.GetName() == ListenerIngress {
+				found = true
+				if got := l.GetAddress().GetSocketAddress().GetPortValue(); got != want {
+					t.Errorf("node %s: ingress port %d, want %d", node, got, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("node %s: no ingress listener", node)
+		}
 	}
 }
