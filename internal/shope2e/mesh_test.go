@@ -7,7 +7,9 @@
 // letters.
 //
 // Most tests run `angzarr dev` in this process (devmesh.Run); the crash
-// test runs it as a subprocess so it can be killed.
+// test runs it as a subprocess so it can be killed. The order path also
+// runs through one real Envoy per domain when ENVOY_BIN names one
+// (eachLane in lane_test.go; envoy/README.md).
 package shope2e_test
 
 import (
