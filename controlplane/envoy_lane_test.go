@@ -38,7 +38,7 @@ const laneNode = "cart-proxy"
 // that run the lane).
 func TestRealEnvoyLane(t *testing.T) {
 	t.Run("bootstrap", func(t *testing.T) {
-		js := envoytest.Bootstrap(t, laneNode, "127.0.0.1:18123")
+		js := envoytest.Bootstrap(t, laneNode, "127.0.0.1:18123", nil)
 		b := &bootstrapv3.Bootstrap{}
 		if err := protojson.Unmarshal(js, b); err != nil {
 			t.Fatal(err)
@@ -87,7 +87,7 @@ func runEnvoyLane(t *testing.T, bin string) {
 	}
 	clis := listen(t)
 	serve(t, func(ctx context.Context) error { return cp.Serve(ctx, clis) })
-	envoytest.Start(t, bin, envoytest.Bootstrap(t, laneNode, clis.Addr().String()))
+	envoytest.Start(t, bin, envoytest.Bootstrap(t, laneNode, clis.Addr().String(), nil))
 
 	pconn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", ingress), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -44,11 +44,14 @@ type Identity struct {
 	// NoFailReload: the node's Envoy is older than 1.33 (see
 	// Class.NoFailReload).
 	NoFailReload bool
+	// IngressPort is the ingress port of a standalone proxy whose workload
+	// entry sets one (WorkloadRef.IngressPort), else 0.
+	IngressPort uint32
 }
 
 // Class is the configuration class the node receives.
 func (id Identity) Class() Class {
-	return Class{Flavour: id.Flavour, Domain: id.Domain, NoHeaderHold: id.NoHeaderHold, NoFailReload: id.NoFailReload}
+	return Class{Flavour: id.Flavour, Domain: id.Domain, NoHeaderHold: id.NoHeaderHold, NoFailReload: id.NoFailReload, IngressPort: id.IngressPort}
 }
 
 // failReloadEnvoy is the first Envoy release with the Wasm failure policy
@@ -72,49 +75,72 @@ func envoyBefore(node *core.Node, v [2]uint32) bool {
 	return bv.GetMajorNumber() < v[0] || bv.GetMajorNumber() == v[0] && bv.GetMinorNumber() < v[1]
 }
 
-// workloadIndex maps workloads to the domain they serve.
+// workloadIndex maps workloads to the domain they serve and the ingress
+// port of their standalone proxy.
 type workloadIndex struct {
-	exact  map[WorkloadRef]string
-	byName map[string]map[string]bool // workload name -> domains
+	exact  map[workloadKey]workloadEntry
+	byName map[string]map[workloadEntry]bool // workload name -> its entries
+}
+
+// workloadKey is a workload's namespace ("" for any) and name.
+type workloadKey struct{ namespace, name string }
+
+// workloadEntry is what the topology says of a workload: its domain and
+// its standalone proxy's ingress port (0: the control plane's default).
+type workloadEntry struct {
+	domain string
+	port   uint32
 }
 
 // indexWorkloads builds the workload index of a topology.
 func indexWorkloads(t *Topology) workloadIndex {
-	idx := workloadIndex{exact: map[WorkloadRef]string{}, byName: map[string]map[string]bool{}}
+	idx := workloadIndex{exact: map[workloadKey]workloadEntry{}, byName: map[string]map[workloadEntry]bool{}}
 	for i := range t.Domains {
 		for _, w := range t.Domains[i].workloads() {
-			idx.exact[w] = t.Domains[i].Name
+			e := workloadEntry{domain: t.Domains[i].Name, port: uint32(w.IngressPort)}
+			idx.exact[workloadKey{w.Namespace, w.Name}] = e
 			if idx.byName[w.Name] == nil {
-				idx.byName[w.Name] = map[string]bool{}
+				idx.byName[w.Name] = map[workloadEntry]bool{}
 			}
-			idx.byName[w.Name][t.Domains[i].Name] = true
+			idx.byName[w.Name][e] = true
 		}
 	}
 	return idx
 }
 
-// lookup finds the domain of a workload: an exact namespace/name entry
-// first, then a name-only one (any namespace); a node that reports no
-// namespace (a standalone proxy) matches a workload of that name in any
-// namespace when the name is unambiguous.
-func (idx workloadIndex) lookup(namespace, name string) (string, bool) {
+// lookup finds the domain of a workload and its ingress port: an exact
+// namespace/name entry first, then a name-only one (any namespace); a node
+// that reports no namespace (a standalone proxy) matches a workload of that
+// name in any namespace when the domain is unambiguous (and gets its port
+// when that is unambiguous too, else the default).
+func (idx workloadIndex) lookup(namespace, name string) (workloadEntry, bool) {
 	if name == "" {
-		return "", false
+		return workloadEntry{}, false
 	}
 	if namespace != "" {
-		if d, ok := idx.exact[WorkloadRef{Name: name, Namespace: namespace}]; ok {
-			return d, true
+		if e, ok := idx.exact[workloadKey{namespace, name}]; ok {
+			return e, true
 		}
 	}
-	if d, ok := idx.exact[WorkloadRef{Name: name}]; ok {
-		return d, true
+	if e, ok := idx.exact[workloadKey{"", name}]; ok {
+		return e, true
 	}
-	if namespace == "" && len(idx.byName[name]) == 1 {
-		for d := range idx.byName[name] {
-			return d, true
+	if namespace != "" || len(idx.byName[name]) == 0 {
+		return workloadEntry{}, false
+	}
+	var found workloadEntry
+	first := true
+	for e := range idx.byName[name] {
+		switch {
+		case first:
+			found, first = e, false
+		case e.domain != found.domain:
+			return workloadEntry{}, false
+		case e.port != found.port:
+			found.port = 0
 		}
 	}
-	return "", false
+	return found, true
 }
 
 // Identify maps an Envoy node to its workload and domain.
@@ -153,8 +179,15 @@ func Identify(node *core.Node, idx workloadIndex) Identity {
 	case label(md, DomainAnnotation) != "":
 		id.Domain, id.Source = label(md, DomainAnnotation), "label"
 	default:
-		if d, ok := idx.lookup(id.Namespace, id.Workload); ok {
-			id.Domain, id.Source = d, "workload"
+		if e, ok := idx.lookup(id.Namespace, id.Workload); ok {
+			id.Domain, id.Source = e.domain, "workload"
+		}
+	}
+	// A standalone proxy listens where its workload entry says, when that
+	// entry is of the domain it serves.
+	if id.Flavour == FlavourEnvoy && id.Domain != "" {
+		if e, ok := idx.lookup(id.Namespace, id.Workload); ok && e.domain == id.Domain {
+			id.IngressPort = e.port
 		}
 	}
 	return id

@@ -2,14 +2,17 @@ package controlplane
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/angzarr-mesh/angzarr/controlplane/xdsclient"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	wasm "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // TestIdentify maps nodes of every kind to their workload and domain.
@@ -110,5 +113,96 @@ func TestOldEnvoyGetsNoHeaderHold(t *testing.T) {
 				t.Errorf("domains %v", f.Config.Domains)
 			}
 		})
+	}
+}
+
+// TestWorkloadIngressPort: several standalone sidecars on one host (the
+// local mesh's Envoy lane) each need their own ingress port; a workload
+// entry's ingressPort gives its node that port, other nodes of the domain
+// and the gateway keep the control plane's --ingress-port, and a port out
+// of range is refused.
+func TestWorkloadIngressPort(t *testing.T) {
+	topo := loadShop(t)
+	order, _ := topo.domain("order")
+	order.Workloads = []WorkloadRef{{Name: "order"}, {Name: "order-proxy", IngressPort: 10101}}
+	cart, _ := topo.domain("cart")
+	cart.Workloads = []WorkloadRef{{Name: "cart-proxy", IngressPort: 10102}}
+	tr, err := Translate(topo, Options{WasmFile: testWasmFile, IngressPort: 9000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyTranslation(tr); err != nil {
+		t.Fatal(err)
+	}
+	idx := indexWorkloads(topo)
+	for _, tc := range []struct {
+		node   string
+		domain string
+		port   uint32
+	}{
+		{"order-proxy", "order", 10101},
+		{"order", "order", 9000},
+		{"cart-proxy", "cart", 10102},
+		{"inventory", "inventory", 9000},
+		{"gateway", "", 9000},
+	} {
+		id := Identify(&core.Node{Id: tc.node}, idx)
+		if id.Domain != tc.domain {
+			t.Errorf("%s: domain %q, want %q", tc.node, id.Domain, tc.domain)
+		}
+		s, ok := tr.Snapshots[id.Class()]
+		if !ok {
+			t.Fatalf("%s: no snapshot for class %s", tc.node, id.Class())
+		}
+		l := s.GetResources(resource.ListenerType)[ListenerIngress].(*listener.Listener)
+		if got := l.GetAddress().GetSocketAddress().GetPortValue(); got != tc.port {
+			t.Errorf("%s (class %s): ingress port %d, want %d", tc.node, id.Class(), got, tc.port)
+		}
+	}
+	// An Istio sidecar of the same workload ignores the port: istiod owns
+	// its listeners.
+	if id := Identify(istioNode("order-proxy-1", "shop", "order-proxy", nil), idx); id.IngressPort != 0 || id.Domain != "order" {
+		t.Errorf("istio sidecar: %+v", id)
+	}
+
+	order.Workloads[1].IngressPort = 70000
+	if err := topo.Validate(); err == nil || !strings.Contains(err.Error(), "ingressPort") {
+		t.Errorf("an ingress port of 70000 validated: %v", err)
+	}
+}
+
+// TestWorkloadIngressPortOverADS: over a real ADS stream, a standalone
+// sidecar whose workload entry sets ingressPort gets its ingress listener
+// there, and the other sidecars of the domain the default port.
+func TestWorkloadIngressPortOverADS(t *testing.T) {
+	checkLeaks(t)
+	topo := loadShop(t)
+	order, _ := topo.domain("order")
+	order.Workloads = []WorkloadRef{{Name: "order"}, {Name: "order-proxy", IngressPort: 10101}}
+	raw, err := sigsyaml.Marshal(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := startPlane(t, raw, nil)
+	for node, want := range map[string]uint32{"order-proxy": 10101, "order": DefaultIngressPort} {
+		s := adsStream(t, tp.conn, &core.Node{Id: node})
+		s.subscribe(resource.ListenerType)
+		lds := s.next(resource.ListenerType, wait)
+		found := false
+		for _, a := range lds.GetResources() {
+			l := &listener.Listener{}
+			if err := a.UnmarshalTo(l); err != nil {
+				t.Fatal(err)
+			}
+			if l.GetName() == ListenerIngress {
+				found = true
+				if got := l.GetAddress().GetSocketAddress().GetPortValue(); got != want {
+					t.Errorf("node %s: ingress port %d, want %d", node, got, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("node %s: no ingress listener", node)
+		}
 	}
 }

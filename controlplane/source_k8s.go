@@ -381,7 +381,7 @@ func mergeWorkloads(t *Topology, ws []Workload) *Topology {
 		if len(d.Workloads) == 0 {
 			d.Workloads = d.workloads()
 		}
-		if !slices.Contains(d.Workloads, ref) {
+		if !slices.ContainsFunc(d.Workloads, func(w WorkloadRef) bool { return w.Name == ref.Name && w.Namespace == ref.Namespace }) {
 			d.Workloads = append(d.Workloads, ref)
 		}
 		// The declared Service, found in front of the workload on another

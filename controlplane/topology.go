@@ -212,6 +212,12 @@ type WorkloadRef struct {
 	Name string `json:"name"`
 	// Namespace of the workload; empty matches any namespace.
 	Namespace string `json:"namespace,omitempty"`
+	// IngressPort is the port of the ingress listener of this workload's
+	// standalone Envoy (or `angzarr proxy`), 1-65535: several sidecars on
+	// one host need one each. 0 (the default): the control plane's
+	// --ingress-port. Istio sidecars ignore it (istiod owns their
+	// listeners).
+	IngressPort int `json:"ingressPort,omitempty"`
 }
 
 // Projector is a read model fed by the events of some domains.

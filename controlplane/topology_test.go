@@ -209,8 +209,8 @@ func TestMergeWorkloads(t *testing.T) {
 		{"billing", "invoice", "invoice"},
 		{"other", "order", ""},
 	} {
-		if got, _ := idx.lookup(tc.ns, tc.name); got != tc.want {
-			t.Errorf("%s/%s: domain %q, want %q", tc.ns, tc.name, got, tc.want)
+		if e, _ := idx.lookup(tc.ns, tc.name); e.domain != tc.want {
+			t.Errorf("%s/%s: domain %q, want %q", tc.ns, tc.name, e.domain, tc.want)
 		}
 	}
 	if d, _ := shop.domain("order"); len(d.Workloads) != 1 {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -84,10 +85,14 @@ type Class struct {
 	// failed leaves the worker's plugin failed until the next push).
 	// Newer nodes get FAIL_RELOAD with a back-off. Implies NoHeaderHold.
 	NoFailReload bool
+	// IngressPort is the ingress port of a standalone sidecar whose
+	// workload entry sets one (WorkloadRef.IngressPort); 0: Options'.
+	IngressPort uint32
 }
 
 // String renders the class as flavour/domain (flavour/- without domain),
-// with "/no-header-hold" for Envoy older than 1.35.
+// with "/no-header-hold" for Envoy older than 1.35, "/no-fail-reload" for
+// one older than 1.33 and "/ingress-PORT" for a workload's own ingress port.
 func (c Class) String() string {
 	d := c.Domain
 	if d == "" {
@@ -99,6 +104,9 @@ func (c Class) String() string {
 	}
 	if c.NoFailReload {
 		s += "/no-fail-reload"
+	}
+	if c.IngressPort != 0 {
+		s += fmt.Sprintf("/ingress-%d", c.IngressPort)
 	}
 	return s
 }
@@ -205,6 +213,13 @@ func Translate(t *Topology, o Options) (*Translation, error) {
 	classes := []Class{{Flavour: FlavourIstio}, {Flavour: FlavourEnvoy}}
 	for _, d := range t.Domains {
 		classes = append(classes, Class{Flavour: FlavourIstio, Domain: d.Name}, Class{Flavour: FlavourEnvoy, Domain: d.Name})
+		// Standalone sidecars whose workload entry sets an ingress port.
+		for _, w := range d.workloads() {
+			c := Class{Flavour: FlavourEnvoy, Domain: d.Name, IngressPort: uint32(w.IngressPort)}
+			if c.IngressPort != 0 && !slices.Contains(classes, c) {
+				classes = append(classes, c)
+			}
+		}
 	}
 	for _, c := range classes[:len(classes):len(classes)] {
 		c.NoHeaderHold = true
@@ -272,6 +287,9 @@ func translateClass(t *Topology, o Options, c Class, cs *clusterSet) (classResou
 		o.ReleaseRequestHeaders = true
 	}
 	o.failClosed = c.NoFailReload
+	if c.IngressPort != 0 {
+		o.IngressPort = c.IngressPort
+	}
 	o.bufferLimit = BufferLimitBytes(t.Defaults.MaxBodyBytes)
 	switch {
 	case c.Flavour == FlavourIstio:

@@ -134,6 +134,9 @@ func (t *Topology) Validate() error {
 				add(wp+".name", "required")
 				continue
 			}
+			if w.IngressPort < 0 || w.IngressPort > 65535 {
+				add(wp+".ingressPort", "%d must be 1-65535 (or unset: the control plane's --ingress-port)", w.IngressPort)
+			}
 			k := wkey{w.Namespace, w.Name}
 			if other, ok := workloads[k]; ok && other != dom.Name {
 				add(wp, "workload %s already serves domain %q (a workload serves one domain)", w, other)

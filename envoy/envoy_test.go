@@ -178,6 +178,7 @@ func TestCIRecipes(t *testing.T) {
 		{"ci/real-envoy-lane.yml", "-run 'TestRealEnvoyLane'"},
 		{"ci/real-envoy-lane.yml", "-run 'TestCommandPath$' -v ./filter/e2e"},
 		{"ci/real-envoy-lane.yml", "ENVOY_BIN="},
+		{"ci/real-envoy-lane.yml", "-run 'TestCompletedOrderEarnsLoyaltyPointsAndShipsExactlyOnce$' -v ./internal/shope2e"},
 		{"../istio/ci/kind-istio-shop.yml", "kubectl apply -f istio/shop.yaml"},
 	} {
 		raw, err := os.ReadFile(tc.file)
@@ -197,6 +198,8 @@ func TestCIRecipes(t *testing.T) {
 		"../filter/e2e/e2e_test.go":          {"func TestCommandPath(", "EachLane("},
 		"../filter/e2e/lane.go":              {"envoytest.Binary()"},
 		"envoytest/envoytest.go":             {`os.Getenv(EnvBin)`, `EnvBin = "ENVOY_BIN"`},
+		"../internal/shope2e/saga_test.go":   {"func TestCompletedOrderEarnsLoyaltyPointsAndShipsExactlyOnce(", "eachLane("},
+		"../internal/shope2e/lane_test.go":   {"envoytest.Binary()", "envoytest.Start("},
 	} {
 		src, err := os.ReadFile(file)
 		if err != nil {

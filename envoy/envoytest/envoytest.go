@@ -37,13 +37,14 @@ func Binary() string { return os.Getenv(EnvBin) }
 const SkipMessage = "real-Envoy lane skipped: ENVOY_BIN is not set (the bootstrap it would use was generated and validated against Envoy's API)"
 
 // Bootstrap is the bootstrap of node's Envoy fed by the control plane at
-// xds (HOST:PORT), admin on a port Envoy picks: generated from
+// xds (HOST:PORT) over mTLS with tlsFiles (nil: plaintext), admin on a
+// port Envoy picks: generated from
 // envoy/bootstrap.yaml, decoded back strictly and validated against
 // Envoy's API (controlplane.ValidateDeep, every Any included). It fails
 // the test when any of that fails.
-func Bootstrap(t testing.TB, node, xds string) []byte {
+func Bootstrap(t testing.TB, node, xds string, tlsFiles *envoy.XDSTLS) []byte {
 	t.Helper()
-	js, err := envoy.BootstrapFor(node, xds, 0, func(b *bootstrapv3.Bootstrap) error { return controlplane.ValidateDeep(b) })
+	js, err := envoy.BootstrapFor(node, xds, 0, tlsFiles, func(b *bootstrapv3.Bootstrap) error { return controlplane.ValidateDeep(b) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func CheckEnvoyLane(t testing.TB, wasm string) {
 	if err := controlplane.VerifyTranslation(tr); err != nil {
 		t.Fatal(err)
 	}
-	envoytest.Bootstrap(t, envoyNode, "127.0.0.1:18000")
+	envoytest.Bootstrap(t, envoyNode, "127.0.0.1:18000", nil)
 }
 
 // startEnvoy runs the Envoy lane's proxy in front of s's logic: the
@@ -123,7 +123,7 @@ func (s *Stack) startEnvoy(t testing.TB, o Options, bin string, logger *slog.Log
 			t.Logf("control plane: %v", err)
 		}
 	})
-	envoytest.Start(t, bin, envoytest.Bootstrap(t, envoyNode, clis.Addr().String()))
+	envoytest.Start(t, bin, envoytest.Bootstrap(t, envoyNode, clis.Addr().String(), nil))
 	return fmt.Sprintf("127.0.0.1:%d", ingress)
 }
 

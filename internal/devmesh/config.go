@@ -84,6 +84,16 @@ type Config struct {
 	// requires mTLS, the event service authorizes each call, and the client
 	// verbs use the operator certificate there.
 	Insecure bool
+	// EnvoyProxies leaves each domain's proxy to a real Envoy that the
+	// caller runs with its bootstrap from EnvoyBootstraps (the Envoy lane
+	// of the shop's end-to-end tests, with ENVOY_BIN): the mesh neither
+	// listens on the proxies' ports and admin ports nor waits for them,
+	// and the topology gives each proxy's node (its domain) its proxy port
+	// as ingress port. It requires Insecure: the control plane gives a
+	// standalone Envoy no TLS on its listener and clusters (wasmhost
+	// proxies take theirs from the mesh), so a real Envoy can only join a
+	// plaintext mesh.
+	EnvoyProxies bool
 }
 
 // withDefaults returns c with its defaults applied.
@@ -155,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReadyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ready timeout %v: must not be negative", c.ReadyTimeout))
+	}
+	if c.EnvoyProxies && !c.Insecure {
+		errs = append(errs, errors.New("proxies run by Envoy need an insecure mesh: the control plane gives a standalone Envoy no TLS on its listener and clusters"))
 	}
 	return errors.Join(errs...)
 }

@@ -145,6 +145,11 @@ func (m *mesh) prepare(ctx context.Context) error {
 	if m.python {
 		skip["logic/customer"] = true
 	}
+	for _, s := range m.plan {
+		if cfg.EnvoyProxies && (s.kind == kindProxy || s.kind == kindProxyAdmin) {
+			skip[s.name] = true // the caller's Envoys listen there
+		}
+	}
 	if m.listeners, err = listenAll(cfg.Host, m.plan, skip); err != nil {
 		return err
 	}
@@ -263,9 +268,9 @@ func (m *mesh) run(ctx context.Context) error {
 	conLis := m.listeners[kindConsole]
 	g.Go(func() error { return named(kindConsole, console.Serve(gctx, conLis, ccfg)) })
 
-	// One xDS-fed proxy per domain.
+	// One xDS-fed proxy per domain (unless the caller runs Envoys).
 	for _, s := range m.plan {
-		if s.kind != kindProxy {
+		if s.kind != kindProxy || cfg.EnvoyProxies {
 			continue
 		}
 		name := s.name
@@ -402,7 +407,7 @@ func (m *mesh) endpoints() *endpoints.File {
 			d := f.Domains[s.domain]
 			d.Coordinator = a
 			f.Domains[s.domain] = d
-		case s.kind == kindProxyAdmin:
+		case s.kind == kindProxyAdmin && !m.cfg.EnvoyProxies:
 			d := f.Domains[s.domain]
 			d.Admin = a
 			f.Domains[s.domain] = d

@@ -35,7 +35,9 @@ func (m *mesh) writeTable(w io.Writer) {
 		case kindConsole:
 			row(s.name, a, "web console: open "+console.LoginURL(a, m.consoleToken))
 		case kindProxyAdmin:
-			row(s.name, a, "/ready, /stats/prometheus")
+			if !m.cfg.EnvoyProxies { // an Envoy's admin is its own
+				row(s.name, a, "/ready, /stats/prometheus")
+			}
 		case string(shop.Logic):
 			row(s.name, a, "angzarr.BusinessLogic ("+m.language(s.domain)+")")
 		case string(shop.Saga):

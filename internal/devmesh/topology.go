@@ -30,10 +30,10 @@ const TopologyFile = "topology.yaml"
 // the logic's own port, so saga commands (fan-out and CASCADE) must be sent
 // to the proxy that runs the domain's filter.
 func (c Config) topology(plan []slot) *controlplane.Topology {
-	proxies := map[string]string{}
+	proxies, proxyPorts := map[string]string{}, map[string]int{}
 	for _, s := range plan {
 		if s.kind == kindProxy {
-			proxies[s.domain] = s.addr(c.Host)
+			proxies[s.domain], proxyPorts[s.domain] = s.addr(c.Host), s.port
 		}
 	}
 	t := &controlplane.Topology{
@@ -60,6 +60,10 @@ func (c Config) topology(plan []slot) *controlplane.Topology {
 				Descriptors: &controlplane.DescriptorSource{Reflection: true}}
 			if !c.Insecure {
 				d.Identities = []string{id(proxyAccount(s.domain))}
+			}
+			if c.EnvoyProxies {
+				// Six Envoys on one host: each listens on its proxy's port.
+				d.Workloads = []controlplane.WorkloadRef{{Name: s.domain, IngressPort: proxyPorts[s.domain]}}
 			}
 			if d.Name == "order" {
 				d.MaxRetries = 12 // as in examples/topology.yaml: sagas write back

@@ -7,7 +7,9 @@
 // letters.
 //
 // Most tests run `angzarr dev` in this process (devmesh.Run); the crash
-// test runs it as a subprocess so it can be killed.
+// test runs it as a subprocess so it can be killed. The order path also
+// runs through one real Envoy per domain when ENVOY_BIN names one
+// (eachLane in lane_test.go; envoy/README.md).
 package shope2e_test
 
 import (
@@ -96,6 +98,7 @@ type mesh struct {
 	t       testing.TB
 	dataDir string
 	ep      *endpoints.File
+	cfg     devmesh.Config // as started
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -117,8 +120,16 @@ func startMesh(t *testing.T) *mesh {
 // without it).
 func startMeshWith(t *testing.T, goCustomer bool) *mesh {
 	t.Helper()
+	return startMeshLane(t, goCustomer, false)
+}
+
+// startMeshLane is startMeshWith whose proxies are real Envoys the test
+// starts (envoyLane: devmesh.Config.EnvoyProxies, Insecure; see
+// eachLane), or the mesh's wasmhost proxies.
+func startMeshLane(t *testing.T, goCustomer, envoyLane bool) *mesh {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		m, err := tryStartMesh(t, goCustomer)
+		m, err := tryStartMesh(t, goCustomer, envoyLane)
 		var pe *devmesh.PortError
 		if errors.As(err, &pe) && attempt < 3 {
 			t.Logf("ports taken meanwhile, trying others: %v", err)
@@ -131,7 +142,7 @@ func startMeshWith(t *testing.T, goCustomer bool) *mesh {
 	}
 }
 
-func tryStartMesh(t *testing.T, goCustomer bool) (*mesh, error) {
+func tryStartMesh(t *testing.T, goCustomer, envoyLane bool) (*mesh, error) {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
 	logs := &logBuffer{}
@@ -141,6 +152,7 @@ func tryStartMesh(t *testing.T, goCustomer bool) (*mesh, error) {
 		DataDir: data, Filter: filterModule(t), BasePort: testutil.FreePorts(t, ports), NoPython: goCustomer,
 		ReadyTimeout: time.Minute,
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Insecure:     envoyLane, EnvoyProxies: envoyLane,
 	}
 	if !goCustomer {
 		script, err := filepath.Abs("../../" + devmesh.DefaultPythonCustomer)
@@ -170,6 +182,7 @@ func tryStartMesh(t *testing.T, goCustomer bool) (*mesh, error) {
 		}
 	})
 	m := newMesh(t, data)
+	m.cfg = cfg
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if f, err := endpoints.Read(data); err == nil && f.PID == os.Getpid() {

@@ -18,8 +18,14 @@ import (
 // stored on two busy cores under -race.
 const effectTimeout = 30 * time.Second
 
+// TestCompletedOrderEarnsLoyaltyPointsAndShipsExactlyOnce runs the order
+// path (customer, order, payment, confirmation; the sagas' loyalty credit
+// and shipment) through each proxy (eachLane).
 func TestCompletedOrderEarnsLoyaltyPointsAndShipsExactlyOnce(t *testing.T) {
-	m := startMesh(t)
+	eachLane(t, completedOrderEarnsLoyaltyPointsAndShipsExactlyOnce)
+}
+
+func completedOrderEarnsLoyaltyPointsAndShipsExactlyOnce(t *testing.T, m *mesh) {
 	ctx := ctxT(t, 2*time.Minute)
 	customer, order := uuid.New(), uuid.New()
 	corr := "completed-" + order.String()
