@@ -19,6 +19,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/angzarr-mesh/angzarr/internal/testutil"
 )
 
 // codeService answers test.Codes/Call with the status code its request
@@ -86,6 +88,27 @@ func durationPoints(t *testing.T, r *sdkmetric.ManualReader) (string, map[attrib
 	return "", nil, metricdata.Metrics{}
 }
 
+// recordedCalls is the number of calls rpc.server.call.duration holds (0
+// before the first).
+func recordedCalls(t *testing.T, r *sdkmetric.ManualReader) uint64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == "rpc.server.call.duration" {
+				for _, p := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+					n += p.Count
+				}
+			}
+		}
+	}
+	return n
+}
+
 // TestServerStatsAsOtelgrpc: the event service's stats handler records
 // rpc.server.call.duration as otelgrpc does (instrument, scope, attributes
 // by status code, buckets), leaves out health checks, makes no label from
@@ -116,6 +139,11 @@ func TestServerStatsAsOtelgrpc(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A server records a call's end after its answer is on the wire, so
+	// the client can have it first: wait until both recorded every call.
+	for _, r := range []*sdkmetric.ManualReader{refReader, ourReader} {
+		testutil.Eventually(t, "every call's end recorded", func() bool { return recordedCalls(t, r) == uint64(len(calls)) })
+	}
 	refScope, refPts, refM := durationPoints(t, refReader)
 	ourScope, ourPts, ourM := durationPoints(t, ourReader)
 	if refScope != ourScope || refM.Description != ourM.Description || refM.Unit != ourM.Unit {
@@ -140,6 +168,7 @@ func TestServerStatsAsOtelgrpc(t *testing.T) {
 			}
 		}
 	}
+	testutil.Eventually(t, "every call's span ended", func() bool { return len(spans.Ended()) >= len(calls) })
 	if n := len(spans.Ended()); n != len(calls) {
 		t.Errorf("%d spans, want one per call but the health check (%d)", n, len(calls))
 	}
