@@ -250,6 +250,24 @@ func uses(req *store.AppendRequest) []use {
 
 func typeName(a *anypb.Any) string { return string(schema.MessageName(a.GetTypeUrl())) }
 
+// allKnown reports whether the cache knows every type req uses: the
+// check on every append, which builds nothing (unknown, which does, runs
+// only when it fails).
+func (r *Registry) allKnown(req *store.AppendRequest) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := r.known[req.Aggregate.Domain]
+	if k == nil {
+		return false
+	}
+	for _, p := range req.Pages {
+		if !k[typeName(p.GetEvent())] {
+			return false
+		}
+	}
+	return req.Snapshot == nil || k[typeName(req.Snapshot)]
+}
+
 // unknown returns the uses whose type the cache does not know for domain.
 func (r *Registry) unknown(domain string, us []use) []use {
 	r.mu.Lock()

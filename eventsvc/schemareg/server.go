@@ -14,8 +14,8 @@ import (
 
 // Recording decorates the store the gRPC server appends through: after an
 // append is stored, the types it used that the registry does not hold yet
-// are recorded (first use). It costs a map lookup per page once a type is
-// known; a first use costs a registry load and append. A failure to record
+// are recorded (first use). It costs a map lookup per page, and no
+// allocation, once a type is known; a first use costs a registry load and append. A failure to record
 // does not fail the append (which is stored): it is logged, and the next
 // append of the type tries again.
 type Recording struct {
@@ -28,6 +28,9 @@ func (s Recording) Append(ctx context.Context, req *store.AppendRequest) (*store
 	res, err := s.Store.Append(ctx, req)
 	if err != nil || res.Duplicate || req.Aggregate.Domain == Domain {
 		return res, err
+	}
+	if s.R.allKnown(req) {
+		return res, nil
 	}
 	if us := s.R.unknown(req.Aggregate.Domain, uses(req)); len(us) > 0 {
 		if rerr := s.R.recordFirstUse(ctx, req.Aggregate.Domain, us); rerr != nil {

@@ -21,14 +21,12 @@ const tsLen = 16
 
 // encodePage encodes what Go knows of a page (everything but TS).
 func encodePage(cid string, event *anypb.Any) ([]byte, error) {
-	ev, err := proto.Marshal(event)
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, 0, binary.MaxVarintLen64+len(cid)+len(ev))
+	// The event is marshalled in place, after the correlation id: one
+	// buffer per page, sized once.
+	b := make([]byte, 0, binary.MaxVarintLen64+len(cid)+proto.Size(event))
 	b = binary.AppendUvarint(b, uint64(len(cid)))
 	b = append(b, cid...)
-	return append(b, ev...), nil
+	return proto.MarshalOptions{}.MarshalAppend(b, event)
 }
 
 var errCorrupt = errors.New("corrupt stored page")

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -253,9 +252,19 @@ func (s *Store) Close() error {
 
 // partition maps a root to its partition.
 func (s *Store) partition(agg store.Aggregate) uint32 {
-	h := fnv.New32a()
-	h.Write(agg.Root[:])
-	return h.Sum32() % s.partitions
+	return fnv32a(agg.Root[:]) % s.partitions
+}
+
+// fnv32a is FNV-1a of b, as hash/fnv's New32a computes it, without its
+// allocation (partition runs on every append and load).
+func fnv32a(b []byte) uint32 {
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= prime32
+	}
+	return h
 }
 
 // tag is the hash tag shared by every key of a domain partition.
@@ -272,17 +281,53 @@ type aggKeys struct {
 
 func (s *Store) keys(agg store.Aggregate) aggKeys {
 	p := s.partition(agg)
-	t := tag(agg.Domain, p)
-	root := hex.EncodeToString(agg.Root[:])
+	// Every key is built in one buffer and sliced from one string (one
+	// allocation per append instead of one per key): they are made on
+	// every append and load.
+	var root [2 * len(agg.Root)]byte
+	hex.Encode(root[:], agg.Root[:])
+	var ps [10]byte
+	pn := strconv.AppendUint(ps[:0], uint64(p), 10)
+	tagLen := len(agg.Domain) + len(pn) + 3 // {domain:p}
+	b := make([]byte, 0, 7*tagLen+6*len(root)+64)
+	var ends [7]int
+	put := func(i int, prefix string, withRoot bool, suffix string) {
+		b = append(b, prefix...)
+		b = append(b, '{')
+		b = append(b, agg.Domain...)
+		b = append(b, ':')
+		b = append(b, pn...)
+		b = append(b, '}')
+		b = append(b, suffix...)
+		if withRoot {
+			b = append(b, root[:]...)
+		}
+		ends[i] = len(b)
+	}
+	put(0, "az:ev:", true, ":")
+	put(1, "az:snap:", true, ":")
+	put(2, "az:idem:", true, ":")
+	put(3, "az:log:", false, "")
+	put(4, "az:rootidx:", false, "")
+	put(5, "az:corr:", false, ":")
+	put(6, "az:size:", true, ":")
+	all := string(b)
+	key := func(i int) string {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		return all[start:ends[i]]
+	}
 	return aggKeys{
 		p:      p,
-		events: "az:ev:" + t + ":" + root,
-		snap:   "az:snap:" + t + ":" + root,
-		idem:   "az:idem:" + t + ":" + root,
-		log:    "az:log:" + t,
-		roots:  rootsKey(agg.Domain, p),
-		corrs:  "az:corr:" + t + ":",
-		size:   "az:size:" + t + ":" + root,
+		events: key(0),
+		snap:   key(1),
+		idem:   key(2),
+		log:    key(3),
+		roots:  key(4),
+		corrs:  key(5),
+		size:   key(6),
 	}
 }
 
