@@ -1,8 +1,14 @@
 package redis
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/angzarr-mesh/angzarr/eventsvc/store"
+	"github.com/angzarr-mesh/angzarr/internal/testredis"
 )
 
 func TestSettingWarnings(t *testing.T) {
@@ -32,5 +38,26 @@ func TestVersionAtLeast(t *testing.T) {
 	}
 	if got := confirmKey("az:log:{d:3}"); got != "az:confirm:{d:3}" {
 		t.Errorf("confirm key: %q", got)
+	}
+}
+
+// TestNotRunRepliesAreUnavailable: a server reply that means the command
+// did not run, NOSCRIPT among them (a master promoted by a failover has no
+// script cached, and loading it there can fail too while the cluster
+// settles), is store.ErrUnavailable, so a writer retries it; another
+// error reply is not.
+func TestNotRunRepliesAreUnavailable(t *testing.T) {
+	c := goredis.NewClient(&goredis.Options{Addr: testredis.Start(t)})
+	defer c.Close()
+	noscript := c.EvalSha(t.Context(), strings.Repeat("0", 40), []string{"k"}).Err()
+	if noscript == nil || !strings.HasPrefix(noscript.Error(), "NOSCRIPT") {
+		t.Fatalf("EVALSHA of an unknown script: %v", noscript)
+	}
+	if err := wrap("append", noscript); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("NOSCRIPT: %v, want unavailable", err)
+	}
+	other := c.Do(t.Context(), "NOSUCHCOMMAND").Err()
+	if err := wrap("append", other); other == nil || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("an unknown command: %v, want an internal error", err)
 	}
 }

@@ -370,7 +370,11 @@ func wrap(op string, err error) error {
 	var rerr goredis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
-		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "MOVED", "ASK"} {
+		// None of these ran the command. NOSCRIPT is one of them: a
+		// master promoted by a failover has no script cached, and when
+		// loading it there fails too (the pipeline's rounds run out while
+		// the cluster settles), the append did not run and a retry is safe.
+		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "MOVED", "ASK", "NOSCRIPT"} {
 			if strings.HasPrefix(msg, p) {
 				return store.Unavailable(fmt.Errorf("redis %s: %w", op, err))
 			}
