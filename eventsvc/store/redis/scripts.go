@@ -64,14 +64,20 @@ for j = 1, tonumber(ARGV[1]) do
   if not reply and checked == '1' and tonumber(expected) ~= nxt then
     reply = {2, nxt}
   end
-  if not reply and n > 0 and hassnap ~= '1' and maxh > 0 then
+  -- az:size as read here (false: absent) serves both the bound check and
+  -- the count below, one GET per append.
+  local cursize = false
+  if not reply and n > 0 and hassnap ~= '1' then
     local cur = redis.pcall('GET', ksize)
     if failed(cur) then
       reply = {3, cur.err}
     elseif cur then
-      local add = 0
-      for i = 1, n do add = add + 16 + #ARGV[p0 + i - 1] end
-      if tonumber(cur) + add > maxh then reply = {4, tonumber(cur), add} end
+      cursize = cur
+      if maxh > 0 then
+        local add = 0
+        for i = 1, n do add = add + 16 + #ARGV[p0 + i - 1] end
+        if tonumber(cur) + add > maxh then reply = {4, tonumber(cur), add} end
+      end
     end
   end
   if not reply and n > 0 and cid ~= '' then
@@ -91,7 +97,7 @@ for j = 1, tonumber(ARGV[1]) do
         size = size + #items[i]
       end
       redis.call('RPUSH', kev, unpack(items))
-      if hassnap ~= '1' and (nxt == 0 or redis.call('EXISTS', ksize) == 1) then
+      if hassnap ~= '1' and (nxt == 0 or cursize) then
         redis.call('INCRBY', ksize, size)
       end
       if nxt == 0 then redis.call('ZADD', KEYS[2], 0, root) end
